@@ -24,6 +24,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// needFFmpeg skips without ffmpeg, unless CI demands its peers
+// (MESHGW_REQUIRE_PEERS=1): then a missing ffmpeg is a failure.
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("MESHGW_REQUIRE_PEERS") == "1" {
+			t.Fatalf("ffmpeg required (MESHGW_REQUIRE_PEERS=1): %v", err)
+		}
+		t.Skip("ffmpeg not installed")
+	}
+}
+
 func mustLoad(t testing.TB) *Clip {
 	t.Helper()
 	c, err := Load()
@@ -331,9 +343,7 @@ func TestRealClockStartsAtOnce(t *testing.T) {
 // TestLoadTSFromFFmpeg checks LoadTS on a clip with other parameters
 // (44.1 kHz stereo audio, Baseline, 30 fps) made on the fly.
 func TestLoadTSFromFFmpeg(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
-	}
+	needFFmpeg(t)
 	out := filepath.Join(t.TempDir(), "c.ts")
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2",

@@ -66,9 +66,7 @@ func TestFFmpegDecodesDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time e2e test")
 	}
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
-	}
+	needFFmpeg(t)
 	c := mustLoad(t)
 	var ss sdp.SessionDescription
 	if err := ss.Unmarshal(c.SDP()); err != nil {
