@@ -1,0 +1,90 @@
+package peertest
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	ffmpegFrameRE = regexp.MustCompile(`frame=\s*(\d+)`)
+	ffmpegErrorRE = regexp.MustCompile(`(?i)concealing|error`)
+	recordFinalRE = regexp.MustCompile(`(?m)^RECORD (\S+) stream(\d+) buffers=(\d+) \(final\)`)
+)
+
+// GstEOSLine is what gst-launch-1.0 prints when the pipeline reached EOS
+// (the success signal when every branch ends in `identity eos-after=N`).
+const GstEOSLine = `Got EOS from element "pipeline0".`
+
+// FFmpegFrames returns the last `frame=  N` count in ffmpeg's output (with
+// -nostats ffmpeg prints one final stats line), and false if there is none.
+func FFmpegFrames(out string) (int, bool) {
+	m := ffmpegFrameRE.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[len(m)-1][1])
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// FFmpegErrorLines returns the lines of ffmpeg's output that match
+// `concealing|error` (case-insensitive), i.e. decode errors.  Progress
+// lines split by carriage returns count separately.
+func FFmpegErrorLines(out string) []string {
+	var bad []string
+	for _, l := range splitLines(out) {
+		if ffmpegErrorRE.MatchString(l) {
+			bad = append(bad, l)
+		}
+	}
+	return bad
+}
+
+// FFprobeStreams parses the `stream|key=value|...` lines that
+// `ffprobe -show_entries stream=... -of compact` prints, one map per stream.
+// Other lines are ignored.
+func FFprobeStreams(out string) []map[string]string {
+	var streams []map[string]string
+	for _, l := range splitLines(out) {
+		rest, ok := strings.CutPrefix(l, "stream|")
+		if !ok {
+			continue
+		}
+		m := map[string]string{}
+		for _, kv := range strings.Split(rest, "|") {
+			k, v, _ := strings.Cut(kv, "=")
+			if k != "" {
+				m[k] = v
+			}
+		}
+		streams = append(streams, m)
+	}
+	return streams
+}
+
+// GstGotEOS reports whether gst-launch-1.0's output contains GstEOSLine.
+func GstGotEOS(out string) bool { return strings.Contains(out, GstEOSLine) }
+
+// RecordCounts parses the camera's `RECORD /path streamN buffers=M (final)`
+// lines (printed when a publisher's session ends, see StartCamera) into
+// path -> stream index -> decoded buffers.  Later lines override earlier
+// ones for the same path and stream.
+func RecordCounts(out string) map[string]map[int]int {
+	res := map[string]map[int]int{}
+	for _, m := range recordFinalRE.FindAllStringSubmatch(out, -1) {
+		idx, _ := strconv.Atoi(m[2])
+		n, _ := strconv.Atoi(m[3])
+		if res[m[1]] == nil {
+			res[m[1]] = map[int]int{}
+		}
+		res[m[1]][idx] = n
+	}
+	return res
+}
+
+func splitLines(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+}

@@ -1,0 +1,80 @@
+package peertest
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestFFmpegFrames(t *testing.T) {
+	cases := []struct {
+		name string
+		out  string
+		want int
+		ok   bool
+	}{
+		{"nostats", "Stream #0:0: Video: h264\nframe=  125 fps= 25 q=-0.0 Lsize=N/A time=00:00:05.00 bitrate=N/A speed=1.01x    \n", 125, true},
+		{"progress with CR", "frame=    1 fps=0.0 q=-0.0 size=N/A time=00:00:00.04 bitrate=N/A speed=N/A    \rframe=   50 fps=0.0 q=-0.0 Lsize=N/A time=00:00:02.00 bitrate=N/A speed= 197x    \n", 50, true},
+		{"no frames", "rtsp://127.0.0.1:1/cam: Connection refused\n", 0, false},
+	}
+	for _, c := range cases {
+		n, ok := FFmpegFrames(c.out)
+		if n != c.want || ok != c.ok {
+			t.Errorf("%s: FFmpegFrames = %d, %v; want %d, %v", c.name, n, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestFFmpegErrorLines(t *testing.T) {
+	out := "Input #0, rtsp, from 'rtsp://127.0.0.1:8554/cam':\n" +
+		"[h264 @ 0x55d] concealing 1760 DC, 1760 AC, 1760 MV errors in I frame\n" +
+		"[h264 @ 0x55d] Error splitting the input into NAL units.\n" +
+		"frame=  125 fps= 25 q=-0.0 Lsize=N/A time=00:00:05.00\n"
+	got := FFmpegErrorLines(out)
+	if len(got) != 2 {
+		t.Fatalf("FFmpegErrorLines = %q, want 2 lines", got)
+	}
+	if n := len(FFmpegErrorLines("frame=  125 fps= 25\n")); n != 0 {
+		t.Errorf("clean output: %d error lines", n)
+	}
+}
+
+func TestFFprobeStreams(t *testing.T) {
+	out := "stream|codec_name=h264|profile=Constrained Baseline|width=1280|height=720|r_frame_rate=25/1\n" +
+		"[rtsp @ 0x1] some warning\n" +
+		"stream|codec_name=aac|profile=LC|sample_rate=48000|channels=2\n"
+	want := []map[string]string{
+		{"codec_name": "h264", "profile": "Constrained Baseline", "width": "1280", "height": "720", "r_frame_rate": "25/1"},
+		{"codec_name": "aac", "profile": "LC", "sample_rate": "48000", "channels": "2"},
+	}
+	if got := FFprobeStreams(out); !reflect.DeepEqual(got, want) {
+		t.Errorf("FFprobeStreams = %v, want %v", got, want)
+	}
+	if got := FFprobeStreams("nothing\n"); got != nil {
+		t.Errorf("FFprobeStreams(no streams) = %v, want nil", got)
+	}
+}
+
+func TestGstGotEOS(t *testing.T) {
+	ok := "Setting pipeline to PLAYING ...\nNew clock: GstSystemClock\nGot EOS from element \"pipeline0\".\nExecution ended after 0:00:04.004087274\n"
+	if !GstGotEOS(ok) {
+		t.Error("GstGotEOS(ok) = false")
+	}
+	bad := "ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:s: Could not open resource for reading and writing.\n"
+	if GstGotEOS(bad) {
+		t.Error("GstGotEOS(error) = true")
+	}
+}
+
+func TestRecordCounts(t *testing.T) {
+	out := "RECORD /pub accepts 1 stream(s)\n" +
+		"RECORD /pub stream0 first-buffer caps=video/x-raw, format=(string)I420\n" +
+		"RECORD /pub stream0 buffers=100\n" +
+		"RECORD /pub stream0 buffers=150 (final)\n" +
+		"RECORD /pubav stream0 buffers=149 (final)\n" +
+		"RECORD /pubav stream1 buffers=281 (final)\n" +
+		"RECORD /pub stream0 buffers=75 (final)\n"
+	want := map[string]map[int]int{"/pub": {0: 75}, "/pubav": {0: 149, 1: 281}}
+	if got := RecordCounts(out); !reflect.DeepEqual(got, want) {
+		t.Errorf("RecordCounts = %v, want %v", got, want)
+	}
+}
