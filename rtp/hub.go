@@ -1,8 +1,16 @@
 package rtp
 
 import (
-	"errors"
+	"encoding/binary"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // Track describes one RTP media of a stream.
@@ -15,18 +23,39 @@ type Track struct {
 // HubConfig configures a Hub.
 type HubConfig struct {
 	Track  Track
-	Pool   *Pool
-	Logger *slog.Logger
+	Pool   *Pool        // packet buffers; nil gives the hub a pool of its own
+	Logger *slog.Logger // nil means slog.Default()
+	// CNAME goes into the SDES of the hub's sender reports. Players group
+	// tracks by CNAME for lip sync, so the tracks of one stream should share
+	// one; empty means "meshgw-<ssrc>".
+	CNAME string
+	// SRInterval is the mean interval between sender reports (default 5s).
+	SRInterval time.Duration
 }
 
 // HubStats are a hub's counters since it was created.
-type HubStats struct{ PacketsIn, BytesIn, PacketsOut, Invalid, Epochs uint64 }
+type HubStats struct {
+	PacketsIn  uint64 // valid RTP packets accepted from the source
+	BytesIn    uint64 // their bytes
+	PacketsOut uint64 // RTP deliveries to sinks (one per packet per sink)
+	Invalid    uint64 // packets rejected by validation
+	Epochs     uint64 // source epochs begun after the first (restarts, SSRC changes, seq jumps)
+}
 
 // SinkStats are a sink's counters since it was created.
-type SinkStats struct{ Packets, Bytes, Dropped, Errors uint64 }
+type SinkStats struct {
+	Packets uint64 // packets sent
+	Bytes   uint64 // bytes sent
+	Dropped uint64 // packets dropped because the queue was full or the sink closed
+	Errors  uint64 // packets lost to send errors
+}
 
 // Sink receives packets from hubs. Deliver must never block: a full sink
 // drops and counts.
+//
+// A delivery that raced with RemoveSink or Hub.Close may still arrive after
+// they return (the hub's fan-out reads its sink list without a lock), so a
+// sink must accept, and release, packets after it has been closed.
 type Sink interface {
 	// DeliverRTP hands over one reference to p; the sink must eventually
 	// Release it exactly once (also when it drops it).
@@ -36,40 +65,431 @@ type Sink interface {
 	DeliverRTCP(p *Packet)
 }
 
-// Hub fans one track's packets from its one active source out to its sinks.
-type Hub struct {
-	cfg HubConfig
+// RFC 3550 appendix A.1: how far a sequence number may move before we treat
+// the stream as restarted rather than lossy or reordered.
+const (
+	maxDropout  = 3000
+	maxMisorder = 100
+)
+
+// hubSink is one entry of the copy-on-write sink list. It is a pointer so
+// that its needSR flag survives list copies.
+type hubSink struct {
+	s      Sink
+	needSR atomic.Bool // no sender report sent to it yet
 }
 
-// NewHub returns a hub for one track.
-func NewHub(cfg HubConfig) *Hub { return &Hub{cfg: cfg} }
+// srcState is the rewrite state. It is owned by the goroutine inside
+// WriteRTP (one source at a time), so the per-packet path needs no lock.
+type srcState struct {
+	started bool
+	inSSRC  uint32
+	maxSeq  uint16 // highest input sequence number of this epoch
+	seqOff  uint16 // out = in + off (mod 2^16)
+	tsOff   uint32 // out = in + off (mod 2^32)
 
-// WriteRTP takes one RTP packet from the source.
-func (h *Hub) WriteRTP(b []byte) error { return errors.ErrUnsupported }
+	lastSeq uint16 // highest output sequence number so far
+	lastTS  uint32 // output timestamp of that packet
+	lastAt  int64  // its arrival (monotonic, see Now)
 
-// WriteRTCP takes RTCP from the source.
-func (h *Hub) WriteRTCP(b []byte) error { return errors.ErrUnsupported }
+	packets uint32 // sender report counters of the output line
+	octets  uint32
+	nextSR  int64 // monotonic time the next periodic report is due
+}
 
-// SourceRestarted marks the start of a new source epoch.
-func (h *Hub) SourceRestarted() {}
+// srcSR is the latest sender report of the source: its NTP<->RTP pair.
+type srcSR struct {
+	ok   bool
+	ssrc uint32
+	ntp  uint64
+	rtp  uint32
+}
 
-// AddSink adds s.
-func (h *Hub) AddSink(s Sink) {}
+// Hub fans one track's packets from its one active source out to its sinks.
+//
+// The source calls WriteRTP/WriteRTCP (one source at a time); everything
+// else may be called from any goroutine. The hub rewrites each packet into
+// its own continuous RTP line (one random SSRC; sequence and timestamp
+// offsets re-derived at every source epoch) before sharing it, so readers
+// never see an upstream reconnect as a new stream.
+//
+// Sender reports are generated on the write path, not by a timer: a report
+// is due when a packet arrives more than SRInterval after the last one. This
+// needs no goroutine and no lock around the rewrite state, and it follows
+// RFC 3550 §6.4, which sends SRs only while data flows.
+type Hub struct {
+	track      Track
+	pool       *Pool
+	log        *slog.Logger
+	ssrc       uint32
+	srInterval int64
+	srTmpl     []byte // SR + SDES CNAME as marshalled by pion; per report we patch the SR fields
 
-// RemoveSink removes s.
-func (h *Hub) RemoveSink(s Sink) {}
+	sinks  atomic.Pointer[[]*hubSink] // copy-on-write; replaced under mu
+	mu     sync.Mutex                 // serialises sink list changes and Close
+	closed atomic.Bool
 
-// SSRC returns the output SSRC.
-func (h *Hub) SSRC() uint32 { return 0 }
+	restart atomic.Bool // SourceRestarted: the next packet begins an epoch
+	src     srcState    // owned by WriteRTP
 
-// NextSeqTS reports what the next packet out will carry.
-func (h *Hub) NextSeqTS() (seq uint16, ts uint32, ok bool) { return 0, 0, false }
+	srMu sync.Mutex // guards sr: written by WriteRTCP, read when a report is due
+	sr   srcSR
+
+	// Published by WriteRTP for NextSeqTS: 1<<48 | seq<<32 | ts of the
+	// highest packet out, and its arrival time.
+	last   atomic.Uint64
+	lastAt atomic.Int64
+
+	packetsIn, bytesIn, packetsOut, invalid, epochs atomic.Uint64
+}
+
+// NewHub returns a hub for one track. It starts no goroutine.
+func NewHub(cfg HubConfig) *Hub {
+	h := &Hub{
+		track:      cfg.Track,
+		pool:       cfg.Pool,
+		log:        cfg.Logger,
+		ssrc:       rand.Uint32(),
+		srInterval: int64(cfg.SRInterval),
+	}
+	if h.pool == nil {
+		h.pool = NewPool()
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.srInterval <= 0 {
+		h.srInterval = int64(5 * time.Second)
+	}
+	cname := cfg.CNAME
+	if cname == "" {
+		cname = fmt.Sprintf("meshgw-%08x", h.ssrc)
+	}
+	h.log = h.log.With("media", cfg.Track.Media, "pt", cfg.Track.PayloadType, "ssrc", h.ssrc)
+	h.srTmpl = h.marshalSRTemplate(cname)
+	empty := []*hubSink{}
+	h.sinks.Store(&empty)
+	return h
+}
+
+// marshalSRTemplate lets pion lay out the compound SR+SDES once; reports are
+// then a copy plus four field writes, without allocation.
+func (h *Hub) marshalSRTemplate(cname string) []byte {
+	if len(cname) > 255 {
+		cname = cname[:255]
+	}
+	b, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.SenderReport{SSRC: h.ssrc},
+		rtcp.NewCNAMESourceDescription(h.ssrc, cname),
+	})
+	if err != nil { // only reachable with a CNAME pion rejects; fall back to a bare SR
+		h.log.Warn("rtp: cannot marshal SDES, sending SR without CNAME", "err", err)
+		b, _ = (&rtcp.SenderReport{SSRC: h.ssrc}).Marshal()
+	}
+	return b
+}
+
+// Offsets of the fields we patch in the SR template (RFC 3550 §6.4.1).
+const (
+	srNTPOff     = 8
+	srRTPOff     = 16
+	srPacketsOff = 20
+	srOctetsOff  = 24
+)
+
+// WriteRTP takes one RTP packet from the source. b is copied; the caller
+// keeps it. It returns an error wrapping ErrInvalidRTP for malformed input
+// and ErrClosed after Close.
+func (h *Hub) WriteRTP(b []byte) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	if err := checkRTP(b); err != nil {
+		h.invalid.Add(1)
+		return fmt.Errorf("hub %s/%d: %w", h.track.Media, h.track.PayloadType, err)
+	}
+	if len(b) > LargePacketSize {
+		h.invalid.Add(1)
+		return fmt.Errorf("hub %s/%d: %w: %d bytes", h.track.Media, h.track.PayloadType, ErrInvalidRTP, len(b))
+	}
+	now := time.Now()
+	mono := int64(now.Sub(monoBase))
+	h.packetsIn.Add(1)
+	h.bytesIn.Add(uint64(len(b)))
+
+	inSeq := binary.BigEndian.Uint16(b[2:])
+	inTS := binary.BigEndian.Uint32(b[4:])
+	inSSRC := binary.BigEndian.Uint32(b[8:])
+	outSeq, outTS := h.rewrite(inSeq, inTS, inSSRC, mono)
+
+	p := h.pool.Get(len(b))
+	copy(p.buf, b)
+	p.recv = mono
+	binary.BigEndian.PutUint16(p.buf[2:], outSeq)
+	binary.BigEndian.PutUint32(p.buf[4:], outTS)
+	binary.BigEndian.PutUint32(p.buf[8:], h.ssrc)
+
+	s := &h.src
+	s.packets++
+	s.octets += uint32(rtpPayloadLen(b))
+
+	// Fan out: one reference per sink. The hub's own reference becomes the
+	// first sink's, so p must not be touched after the loop.
+	sinks := *h.sinks.Load()
+	if len(sinks) == 0 {
+		p.Release()
+		return nil
+	}
+	p.refs.Add(int32(len(sinks) - 1))
+	for _, e := range sinks {
+		e.s.DeliverRTP(p)
+	}
+	h.packetsOut.Add(uint64(len(sinks)))
+
+	// Sender reports: periodically to everyone, and right after its first
+	// packet to each new sink so players can sync without waiting 5 s.
+	if mono >= s.nextSR {
+		s.nextSR = mono + h.srInterval/2 + rand.Int64N(h.srInterval) // RFC 3550 §6.3.1: randomise 0.5..1.5
+		h.sendSR(sinks, true, now, inTS, outTS)
+	} else {
+		for _, e := range sinks {
+			if e.needSR.Load() {
+				h.sendSR(sinks, false, now, inTS, outTS)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// rewrite maps an input (seq, ts, ssrc) onto the hub's output line, starting
+// a new epoch when the source restarted, changed SSRC or jumped.
+func (h *Hub) rewrite(seq uint16, ts, ssrc uint32, mono int64) (uint16, uint32) {
+	s := &h.src
+	newEpoch := !s.started || (h.restart.Load() && h.restart.Swap(false)) || ssrc != s.inSSRC
+	if !newEpoch {
+		switch d := seq - s.maxSeq; {
+		case d == 0: // duplicate: forward it, the reader's jitter buffer drops it
+		case d < 0x8000: // forward
+			if d > maxDropout {
+				newEpoch = true
+			} else {
+				s.maxSeq = seq
+			}
+		default: // backward
+			if -d > maxMisorder {
+				newEpoch = true
+			}
+		}
+	}
+	if newEpoch {
+		if !s.started {
+			// RFC 3550 §5.1: random initial sequence number and timestamp.
+			s.seqOff = uint16(rand.Uint32()) - seq
+			s.tsOff = rand.Uint32() - ts
+			s.started = true
+			h.restart.Store(false)
+		} else {
+			adv := ticks(mono-s.lastAt, h.track.ClockRate)
+			if adv == 0 {
+				adv = 1 // never give two frames of different epochs one timestamp
+			}
+			s.seqOff = s.lastSeq + 1 - seq
+			s.tsOff = s.lastTS + adv - ts
+			h.epochs.Add(1)
+			h.log.Debug("rtp: new source epoch", "in_ssrc", ssrc, "in_seq", seq, "out_seq", s.lastSeq+1)
+		}
+		s.inSSRC = ssrc
+		s.maxSeq = seq
+		s.lastSeq = seq + s.seqOff - 1 // so the check below advances
+	}
+	outSeq, outTS := seq+s.seqOff, ts+s.tsOff
+	if d := outSeq - s.lastSeq; d != 0 && d < 0x8000 {
+		s.lastSeq, s.lastTS, s.lastAt = outSeq, outTS, mono
+		h.lastAt.Store(mono)
+		h.last.Store(1<<48 | uint64(outSeq)<<32 | uint64(outTS))
+	}
+	return outSeq, outTS
+}
+
+// ticks converts a monotonic duration to RTP clock ticks without overflow.
+func ticks(ns int64, clockRate uint32) uint32 {
+	if ns <= 0 {
+		return 0
+	}
+	const sec = int64(time.Second)
+	return uint32((ns/sec)*int64(clockRate) + (ns%sec)*int64(clockRate)/sec)
+}
+
+// sendSR delivers one sender report to all sinks (all) or to those that
+// have not had one yet. inTS/outTS are the timestamps of the packet that
+// arrived at now: the report maps that instant (or, when the source sent its
+// own SR for this epoch, the source's NTP time of that timestamp) to outTS.
+func (h *Hub) sendSR(sinks []*hubSink, all bool, now time.Time, inTS, outTS uint32) {
+	ntp := ntpTime(now)
+	if srcNTP, ok := h.sourceNTP(inTS); ok {
+		ntp = srcNTP
+	}
+	n := 0
+	for _, e := range sinks {
+		if all || e.needSR.Load() {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	p := h.pool.Get(len(h.srTmpl))
+	copy(p.buf, h.srTmpl)
+	binary.BigEndian.PutUint64(p.buf[srNTPOff:], ntp)
+	binary.BigEndian.PutUint32(p.buf[srRTPOff:], outTS)
+	binary.BigEndian.PutUint32(p.buf[srPacketsOff:], h.src.packets)
+	binary.BigEndian.PutUint32(p.buf[srOctetsOff:], h.src.octets)
+	p.recv = int64(now.Sub(monoBase))
+	p.refs.Add(int32(n - 1))
+	for _, e := range sinks {
+		if all || e.needSR.Load() {
+			e.needSR.Store(false)
+			e.s.DeliverRTCP(p)
+		}
+	}
+}
+
+// sourceNTP maps an input timestamp through the source's latest SR of the
+// current epoch, keeping the source's audio/video alignment intact.
+func (h *Hub) sourceNTP(inTS uint32) (uint64, bool) {
+	h.srMu.Lock()
+	sr := h.sr
+	h.srMu.Unlock()
+	if !sr.ok || sr.ssrc != h.src.inSSRC || h.track.ClockRate == 0 {
+		return 0, false
+	}
+	d := int64(int32(inTS - sr.rtp)) // ticks after (or before) the SR instant
+	ns := d * int64(time.Second) / int64(h.track.ClockRate)
+	const sec = int64(time.Second)
+	return sr.ntp + uint64((ns/sec)<<32+((ns%sec)<<32)/sec), true
+}
+
+// ntpUnixOffset is the seconds from 1900 (NTP era 0) to 1970 (Unix).
+const ntpUnixOffset = 2208988800
+
+// ntpTime converts wall-clock time to the 64-bit NTP format of RTCP.
+func ntpTime(t time.Time) uint64 {
+	secs := uint64(t.Unix()) + ntpUnixOffset
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return secs<<32 | frac
+}
+
+// WriteRTCP takes RTCP from the source. The hub terminates RTCP (DESIGN §4):
+// nothing is forwarded; a sender report's NTP<->RTP pair is kept to map the
+// hub's own reports through the source clock.
+func (h *Hub) WriteRTCP(b []byte) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	for off := 0; off < len(b); {
+		var hd rtcp.Header
+		if err := hd.Unmarshal(b[off:]); err != nil {
+			h.invalid.Add(1)
+			return fmt.Errorf("hub %s/%d: RTCP at offset %d: %w", h.track.Media, h.track.PayloadType, off, err)
+		}
+		end := off + 4 + int(hd.Length)*4
+		if end > len(b) {
+			h.invalid.Add(1)
+			return fmt.Errorf("hub %s/%d: RTCP at offset %d: length %d exceeds %d bytes", h.track.Media, h.track.PayloadType, off, end-off, len(b)-off)
+		}
+		if hd.Type == rtcp.TypeSenderReport {
+			var sr rtcp.SenderReport
+			if err := sr.Unmarshal(b[off:end]); err != nil {
+				h.invalid.Add(1)
+				return fmt.Errorf("hub %s/%d: sender report: %w", h.track.Media, h.track.PayloadType, err)
+			}
+			h.srMu.Lock()
+			h.sr = srcSR{ok: true, ssrc: sr.SSRC, ntp: sr.NTPTime, rtp: sr.RTPTime}
+			h.srMu.Unlock()
+		}
+		off = end
+	}
+	return nil
+}
+
+// SourceRestarted tells the hub that the next packet begins a new source
+// epoch (upstream reconnect): output seq continues at last+1 and output ts
+// at last ts plus the wall-clock time elapsed, whatever the source sends.
+func (h *Hub) SourceRestarted() {
+	h.restart.Store(true)
+	h.srMu.Lock()
+	h.sr = srcSR{}
+	h.srMu.Unlock()
+}
+
+// AddSink adds s; it gets every packet written after AddSink returns, and a
+// sender report right after its first packet. Adding a sink twice, or to a
+// closed hub, does nothing.
+func (h *Hub) AddSink(s Sink) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed.Load() {
+		return
+	}
+	old := *h.sinks.Load()
+	if slices.ContainsFunc(old, func(e *hubSink) bool { return e.s == s }) {
+		return
+	}
+	e := &hubSink{s: s}
+	e.needSR.Store(true)
+	next := append(slices.Clip(old), e)
+	h.sinks.Store(&next)
+}
+
+// RemoveSink removes s; the hub never releases packets on its behalf.
+func (h *Hub) RemoveSink(s Sink) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := *h.sinks.Load()
+	next := slices.DeleteFunc(slices.Clone(old), func(e *hubSink) bool { return e.s == s })
+	if len(next) != len(old) {
+		h.sinks.Store(&next)
+	}
+}
+
+// SSRC returns the output SSRC (random, fixed for the hub's life).
+func (h *Hub) SSRC() uint32 { return h.ssrc }
+
+// NextSeqTS reports what the next packet out will carry, for RTSP RTP-Info:
+// the sequence number after the last one out and the last timestamp advanced
+// by the wall-clock time since. ok is false before the first packet.
+func (h *Hub) NextSeqTS() (seq uint16, ts uint32, ok bool) {
+	v := h.last.Load()
+	if v>>48 == 0 {
+		return 0, 0, false
+	}
+	at := h.lastAt.Load()
+	return uint16(v>>32) + 1, uint32(v) + ticks(Now()-at, h.track.ClockRate), true
+}
 
 // Track returns the hub's track.
-func (h *Hub) Track() Track { return h.cfg.Track }
+func (h *Hub) Track() Track { return h.track }
 
 // Stats returns the hub's counters.
-func (h *Hub) Stats() HubStats { return HubStats{} }
+func (h *Hub) Stats() HubStats {
+	return HubStats{
+		PacketsIn:  h.packetsIn.Load(),
+		BytesIn:    h.bytesIn.Load(),
+		PacketsOut: h.packetsOut.Load(),
+		Invalid:    h.invalid.Load(),
+		Epochs:     h.epochs.Load(),
+	}
+}
 
-// Close stops the hub.
-func (h *Hub) Close() {}
+// Close stops accepting packets and removes all sinks without calling them
+// (their owners close them). It is idempotent.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed.Swap(true) {
+		return
+	}
+	empty := []*hubSink{}
+	h.sinks.Store(&empty)
+}

@@ -2,8 +2,11 @@ package rtp
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,30 +17,279 @@ type InterleavedConfig struct {
 	Logger       *slog.Logger
 }
 
-// InterleavedWriter owns the write side of one RTSP connection.
-type InterleavedWriter struct{ done chan struct{} }
+const (
+	defaultInterleavedQueueLen = 1024
+	defaultWriteTimeout        = 10 * time.Second
+	interleavedBatch           = 64 // frames per writev
+	maxInterleavedFrame        = 0xffff
+)
 
-// NewInterleavedWriter starts the writer goroutine.
-func NewInterleavedWriter(w net.Conn, cfg InterleavedConfig) *InterleavedWriter {
-	d := make(chan struct{})
-	close(d)
-	return &InterleavedWriter{done: d}
+// ilSlot is one queued frame. The 4-byte "$ channel length" header lives in
+// the slot so that a batch can point writev at it without allocating.
+type ilSlot struct {
+	hdr [4]byte
+	p   *Packet
 }
 
-// WriteMessage queues an RTSP message.
-func (w *InterleavedWriter) WriteMessage(b []byte) error { return errors.ErrUnsupported }
+// InterleavedWriter owns the write side of one RTSP connection and
+// multiplexes RTSP messages and $-framed RTP/RTCP (RFC 2326 §10.12) onto it.
+// Only its goroutine writes to the conn, and it writes whole frames, so a
+// response can never land inside a frame. Frames are written in batches
+// with net.Buffers (writev on a TCP conn). A stuck reader fails only its own
+// writer, after WriteTimeout.
+type InterleavedWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	log     *slog.Logger
 
-// Sink returns the sink for one track.
-func (w *InterleavedWriter) Sink(rtpChannel uint8) Sink { return &UDPSink{} }
+	mu      sync.Mutex
+	slots   []ilSlot // ring of frames
+	head, n int
+	msgs    [][]byte // RTSP messages, written before any queued frame
+	stopped bool     // closed or failed: nothing more is queued
+	err     error
 
-// Stats returns the writer's counters.
-func (w *InterleavedWriter) Stats() SinkStats { return SinkStats{} }
+	wake      chan struct{} // capacity 1
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 
-// Err reports why the writer stopped.
-func (w *InterleavedWriter) Err() error { return nil }
+	// owned by the writer goroutine; fields so that net.Buffers.WriteTo's
+	// receiver does not escape to the heap on every batch
+	bufs    net.Buffers
+	backing [][]byte
 
-// Done is closed when the writer goroutine ends.
+	packets, bytes, dropped, errs atomic.Uint64
+}
+
+// NewInterleavedWriter starts the writer goroutine for w. The caller keeps
+// owning w: it reads from it and closes it (typically when Done is closed).
+func NewInterleavedWriter(w net.Conn, cfg InterleavedConfig) *InterleavedWriter {
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = defaultInterleavedQueueLen
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	iw := &InterleavedWriter{
+		conn:    w,
+		timeout: cfg.WriteTimeout,
+		log:     cfg.Logger.With("remote", w.RemoteAddr().String()),
+		slots:   make([]ilSlot, cfg.QueueLen),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		backing: make([][]byte, 0, 2*interleavedBatch+16),
+	}
+	go iw.run()
+	return iw
+}
+
+func (w *InterleavedWriter) notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// WriteMessage queues an RTSP response or request ahead of all queued media.
+// Messages are never dropped; b is copied. It fails after Close or after the
+// writer failed.
+func (w *InterleavedWriter) WriteMessage(b []byte) error {
+	m := append([]byte(nil), b...)
+	w.mu.Lock()
+	if w.stopped {
+		err := w.err
+		w.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("rtp: interleaved writer failed: %w", err)
+		}
+		return ErrClosed
+	}
+	w.msgs = append(w.msgs, m)
+	w.mu.Unlock()
+	w.notify()
+	return nil
+}
+
+// enqueue frames p on channel ch, or drops it when the queue is full.
+func (w *InterleavedWriter) enqueue(p *Packet, ch uint8) {
+	if len(p.buf) > maxInterleavedFrame {
+		w.errs.Add(1)
+		p.Release()
+		return
+	}
+	w.mu.Lock()
+	if w.stopped || w.n == len(w.slots) {
+		w.mu.Unlock()
+		w.dropped.Add(1)
+		p.Release()
+		return
+	}
+	i := w.head + w.n
+	if i >= len(w.slots) {
+		i -= len(w.slots)
+	}
+	s := &w.slots[i]
+	s.hdr = [4]byte{'$', ch, byte(len(p.buf) >> 8), byte(len(p.buf))}
+	s.p = p
+	w.n++
+	wasIdle := w.n == 1 && len(w.msgs) == 0
+	w.mu.Unlock()
+	if wasIdle {
+		w.notify()
+	}
+}
+
+// run is the writer goroutine.
+func (w *InterleavedWriter) run() {
+	defer close(w.done)
+	for {
+		w.mu.Lock()
+		msgs := w.msgs
+		w.msgs = nil
+		start, k := w.head, min(w.n, interleavedBatch)
+		w.mu.Unlock()
+
+		if len(msgs) == 0 && k == 0 {
+			select {
+			case <-w.wake:
+				continue
+			case <-w.quit:
+				w.stop(nil)
+				return
+			}
+		}
+
+		// The slots [start, start+k) stay put while we write: producers only
+		// fill slots past head+n, and head moves after the write.
+		w.bufs = w.backing[:0]
+		for _, m := range msgs {
+			w.bufs = append(w.bufs, m)
+		}
+		var size uint64
+		for i := 0; i < k; i++ {
+			s := &w.slots[(start+i)%len(w.slots)]
+			w.bufs = append(w.bufs, s.hdr[:], s.p.buf)
+			size += uint64(len(s.p.buf))
+		}
+		err := w.write()
+
+		w.mu.Lock()
+		for i := 0; i < k; i++ {
+			s := &w.slots[w.head]
+			s.p.Release()
+			s.p = nil
+			if w.head++; w.head == len(w.slots) {
+				w.head = 0
+			}
+		}
+		w.n -= k
+		w.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				w.dropped.Add(uint64(k))
+			} else {
+				w.errs.Add(uint64(k))
+			}
+			w.stop(err)
+			return
+		}
+		w.packets.Add(uint64(k))
+		w.bytes.Add(size)
+	}
+}
+
+// write sends w.bufs under a fresh write deadline. The deadline is set under
+// mu so that Close, which sets a past deadline to abort a blocked write,
+// cannot be overtaken by it.
+func (w *InterleavedWriter) write() error {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	err := w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	if _, err := w.bufs.WriteTo(w.conn); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// stop ends the writer: records why, refuses new work and releases what is
+// still queued. Called only by the writer goroutine, on its way out.
+func (w *InterleavedWriter) stop(err error) {
+	w.mu.Lock()
+	if err != nil && w.err == nil && !errors.Is(err, ErrClosed) {
+		w.err = err
+	}
+	w.stopped = true
+	for ; w.n > 0; w.n-- {
+		w.slots[w.head].p.Release()
+		w.slots[w.head].p = nil
+		if w.head++; w.head == len(w.slots) {
+			w.head = 0
+		}
+		w.dropped.Add(1)
+	}
+	w.msgs = nil
+	failed := w.err
+	w.mu.Unlock()
+	clear(w.backing[:cap(w.backing)])
+	if failed != nil {
+		w.log.Warn("rtp: interleaved writer failed", "err", failed)
+	}
+}
+
+// Sink returns the sink for one track: RTP goes out on rtpChannel, RTCP on
+// rtpChannel+1.
+func (w *InterleavedWriter) Sink(rtpChannel uint8) Sink {
+	return &interleavedSink{w: w, ch: rtpChannel}
+}
+
+type interleavedSink struct {
+	w  *InterleavedWriter
+	ch uint8
+}
+
+func (s *interleavedSink) DeliverRTP(p *Packet)  { s.w.enqueue(p, s.ch) }
+func (s *interleavedSink) DeliverRTCP(p *Packet) { s.w.enqueue(p, s.ch+1) }
+
+// Stats returns the writer's counters over all its sinks (frames only, not
+// RTSP messages).
+func (w *InterleavedWriter) Stats() SinkStats {
+	return SinkStats{Packets: w.packets.Load(), Bytes: w.bytes.Load(), Dropped: w.dropped.Load(), Errors: w.errs.Load()}
+}
+
+// Err reports why the writer stopped, if it failed (nil after a plain Close).
+func (w *InterleavedWriter) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Done is closed when the writer goroutine ends, by Close or by failure.
 func (w *InterleavedWriter) Done() <-chan struct{} { return w.done }
 
-// Close ends the writer.
-func (w *InterleavedWriter) Close() {}
+// Close ends the goroutine and releases queued packets, without closing the
+// conn. A write in progress is aborted through a past write deadline (the
+// frame it was writing may be cut, so the conn should be closed afterwards);
+// the deadline is cleared again before Close returns. Idempotent.
+func (w *InterleavedWriter) Close() {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.stopped = true
+		_ = w.conn.SetWriteDeadline(time.Unix(1, 0))
+		w.mu.Unlock()
+		close(w.quit)
+		<-w.done
+		_ = w.conn.SetWriteDeadline(time.Time{})
+	})
+}

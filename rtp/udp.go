@@ -2,57 +2,593 @@ package rtp
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // UDPConfig configures a UDPPair.
 type UDPConfig struct {
-	RTPAddr            string // "host:port"; port 0 = pick a free even/odd pair automatically
+	// RTPAddr is "host:port" for the RTP socket; RTCP is bound to port+1.
+	// Port 0 picks a free even/odd pair. An empty or IPv4 host gives IPv4
+	// sockets, an IPv6 host ("[::]:0") IPv6 ones.
+	RTPAddr            string
 	QueueLen           int    // per-sink bounded queue (default 512 packets)
 	MulticastTTL       int    // for multicast destinations (default 1)
 	MulticastInterface string // optional interface name for multicast egress
 	Logger             *slog.Logger
+	// Pool provides the ingress read buffers; nil gives the pair its own.
+	Pool *Pool
 }
 
-// UDPPair is a node's shared RTP/RTCP socket pair.
-type UDPPair struct{}
+const (
+	defaultUDPQueueLen = 512
+	udpSocketBuffer    = 4 << 20 // asked for; the kernel caps it at [rw]mem_max
+	udpBatch           = 64      // messages per sendmmsg/recvmmsg
+	udpBurst           = 32      // packets taken from one sink per round-robin turn
+)
 
-// ListenUDP opens the socket pair.
-func ListenUDP(cfg UDPConfig) (*UDPPair, error) { return nil, errors.ErrUnsupported }
+// batchWriter is the part of ipv4.PacketConn / ipv6.PacketConn we use:
+// both take []ipv4.Message (an alias of the same x/net type) and call
+// sendmmsg on Linux, one message per call elsewhere.
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// UDPPair is a node's shared RTP/RTCP socket pair (RTP port even, RTCP port
+// odd). All UDP readers of the node are sent to from it and all UDP
+// publishers (and readers' RTCP) arrive on it, demultiplexed by remote
+// address.
+//
+// Goroutines: one egress goroutine that drains every sink's queue
+// round-robin in sendmmsg batches (rather than one goroutine per reader),
+// and one reader per socket that reads recvmmsg batches. Close ends them.
+type UDPPair struct {
+	cfg      UDPConfig
+	log      *slog.Logger
+	pool     *Pool
+	rtpConn  *net.UDPConn
+	rtcpConn *net.UDPConn
+	rtpW     batchWriter
+	rtcpW    batchWriter
+	laddr    netip.Addr
+	rtpPort  int
+	rtcpPort int
+
+	readyMu sync.Mutex
+	ready   []*UDPSink    // sinks that got packets since the egress last looked
+	wake    chan struct{} // capacity 1: "ready is not empty"; never blocks a producer
+
+	sinksMu sync.Mutex
+	sinks   map[*UDPSink]struct{} // open sinks, closed by Close
+	closed  bool
+
+	rtpDemux, rtcpDemux demux
+
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	// ingress counters (unexported: tests and future metrics)
+	unknown, truncated atomic.Uint64
+}
+
+// ListenUDP opens the socket pair and starts its goroutines.
+func ListenUDP(cfg UDPConfig) (*UDPPair, error) {
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = defaultUDPQueueLen
+	}
+	if cfg.MulticastTTL <= 0 {
+		cfg.MulticastTTL = 1
+	}
+	u := &UDPPair{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		pool:  cfg.Pool,
+		wake:  make(chan struct{}, 1),
+		sinks: make(map[*UDPSink]struct{}),
+		done:  make(chan struct{}),
+	}
+	if u.log == nil {
+		u.log = slog.Default()
+	}
+	if u.pool == nil {
+		u.pool = NewPool()
+	}
+	ap, err := parseListenAddr(cfg.RTPAddr)
+	if err != nil {
+		return nil, err
+	}
+	network := "udp4"
+	if ap.Addr().Is6() {
+		network = "udp6"
+	}
+	u.rtpConn, u.rtcpConn, err = listenPair(network, ap)
+	if err != nil {
+		return nil, err
+	}
+	u.laddr = ap.Addr()
+	u.rtpPort = u.rtpConn.LocalAddr().(*net.UDPAddr).Port
+	u.rtcpPort = u.rtcpConn.LocalAddr().(*net.UDPAddr).Port
+	u.log = u.log.With("rtp_port", u.rtpPort)
+	if err := u.setupSockets(network); err != nil {
+		u.rtpConn.Close()
+		u.rtcpConn.Close()
+		return nil, err
+	}
+	u.rtpDemux.init()
+	u.rtcpDemux.init()
+	u.wg.Add(3)
+	go u.egressLoop()
+	go u.readLoop(u.rtpConn, &u.rtpDemux)
+	go u.readLoop(u.rtcpConn, &u.rtcpDemux)
+	return u, nil
+}
+
+func parseListenAddr(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("rtp: UDP address %q: %w", s, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("rtp: UDP address %q: %w", s, err)
+	}
+	if ap.Port()%2 != 0 {
+		return netip.AddrPort{}, fmt.Errorf("rtp: UDP address %q: RTP port must be even", s)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// listenPair binds port p (even) and p+1. For port 0 it lets the kernel pick
+// one port and tries its even/odd partner, a few times over.
+func listenPair(network string, ap netip.AddrPort) (rtp, rtcp *net.UDPConn, err error) {
+	listen := func(port int) (*net.UDPConn, error) {
+		return net.ListenUDP(network, &net.UDPAddr{IP: ap.Addr().AsSlice(), Port: port, Zone: ap.Addr().Zone()})
+	}
+	if ap.Port() != 0 {
+		if rtp, err = listen(int(ap.Port())); err != nil {
+			return nil, nil, fmt.Errorf("rtp: listen RTP: %w", err)
+		}
+		if rtcp, err = listen(int(ap.Port()) + 1); err != nil {
+			rtp.Close()
+			return nil, nil, fmt.Errorf("rtp: listen RTCP: %w", err)
+		}
+		return rtp, rtcp, nil
+	}
+	for range 64 {
+		c, err := listen(0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rtp: listen: %w", err)
+		}
+		p := c.LocalAddr().(*net.UDPAddr).Port
+		if p%2 == 0 {
+			if p == 65534 {
+				c.Close()
+				continue
+			}
+			if other, err := listen(p + 1); err == nil {
+				return c, other, nil
+			}
+		} else if other, err := listen(p - 1); err == nil {
+			return other, c, nil
+		}
+		c.Close()
+	}
+	return nil, nil, errors.New("rtp: listen: no free even/odd UDP port pair found")
+}
+
+// setupSockets sizes the socket buffers (bursts of a fan-out to many readers
+// leave the host at once) and sets the multicast options, which apply to
+// every multicast destination of the pair.
+func (u *UDPPair) setupSockets(network string) error {
+	var ifi *net.Interface
+	if u.cfg.MulticastInterface != "" {
+		var err error
+		if ifi, err = net.InterfaceByName(u.cfg.MulticastInterface); err != nil {
+			return fmt.Errorf("rtp: multicast interface: %w", err)
+		}
+	}
+	for i, c := range []*net.UDPConn{u.rtpConn, u.rtcpConn} {
+		if err := c.SetWriteBuffer(udpSocketBuffer); err != nil {
+			u.log.Debug("rtp: SO_SNDBUF not set", "err", err)
+		}
+		if err := c.SetReadBuffer(udpSocketBuffer); err != nil {
+			u.log.Debug("rtp: SO_RCVBUF not set", "err", err)
+		}
+		var w batchWriter
+		if network == "udp4" {
+			pc := ipv4.NewPacketConn(c)
+			if err := pc.SetMulticastTTL(u.cfg.MulticastTTL); err != nil {
+				return fmt.Errorf("rtp: multicast TTL: %w", err)
+			}
+			if ifi != nil {
+				if err := pc.SetMulticastInterface(ifi); err != nil {
+					return fmt.Errorf("rtp: multicast interface %s: %w", ifi.Name, err)
+				}
+			}
+			w = pc
+		} else {
+			pc := ipv6.NewPacketConn(c)
+			if err := pc.SetMulticastHopLimit(u.cfg.MulticastTTL); err != nil {
+				return fmt.Errorf("rtp: multicast hop limit: %w", err)
+			}
+			if ifi != nil {
+				if err := pc.SetMulticastInterface(ifi); err != nil {
+					return fmt.Errorf("rtp: multicast interface %s: %w", ifi.Name, err)
+				}
+			}
+			w = pc
+		}
+		if i == 0 {
+			u.rtpW = w
+		} else {
+			u.rtcpW = w
+		}
+	}
+	return nil
+}
 
 // RTPPort returns the RTP (even) port.
-func (u *UDPPair) RTPPort() int { return 0 }
+func (u *UDPPair) RTPPort() int { return u.rtpPort }
 
 // RTCPPort returns the RTCP (odd) port.
-func (u *UDPPair) RTCPPort() int { return 0 }
+func (u *UDPPair) RTCPPort() int { return u.rtcpPort }
 
-// LocalAddr returns the bound address.
-func (u *UDPPair) LocalAddr() netip.Addr { return netip.Addr{} }
+// LocalAddr returns the address the pair is bound to (possibly unspecified).
+func (u *UDPPair) LocalAddr() netip.Addr { return u.laddr }
 
-// NewSink returns a sink sending to rtpDst/rtcpDst.
-func (u *UDPPair) NewSink(rtpDst, rtcpDst netip.AddrPort) *UDPSink { return &UDPSink{} }
+// NewSink returns a sink that sends RTP to rtpDst and RTCP to rtcpDst from
+// the pair's RTP and RTCP ports. Destinations may be unicast or multicast
+// groups. A sink made after Close is closed from the start.
+func (u *UDPPair) NewSink(rtpDst, rtcpDst netip.AddrPort) *UDPSink {
+	s := &UDPSink{
+		pair:    u,
+		rtpDst:  udpAddr(rtpDst),
+		rtcpDst: udpAddr(rtcpDst),
+		q:       make([]udpItem, u.cfg.QueueLen),
+	}
+	u.sinksMu.Lock()
+	defer u.sinksMu.Unlock()
+	if u.closed {
+		s.closed = true
+		return s
+	}
+	u.sinks[s] = struct{}{}
+	return s
+}
 
-// HandleRTP registers an RTP ingress handler for remote.
-func (u *UDPPair) HandleRTP(remote netip.AddrPort, fn func(b []byte)) {}
+// udpAddr converts once per sink, so the batch can reference a ready
+// net.Addr with no conversion (and no allocation) per packet.
+func udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	a := ap.Addr().Unmap()
+	return &net.UDPAddr{IP: a.AsSlice(), Port: int(ap.Port()), Zone: a.Zone()}
+}
 
-// HandleRTCP registers an RTCP ingress handler for remote.
-func (u *UDPPair) HandleRTCP(remote netip.AddrPort, fn func(b []byte)) {}
+// schedule puts a sink that just got its first queued packet on the ready
+// list and wakes the egress goroutine without blocking.
+func (u *UDPPair) schedule(s *UDPSink) {
+	u.readyMu.Lock()
+	u.ready = append(u.ready, s)
+	u.readyMu.Unlock()
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
 
-// Close ends the pair's goroutines and closes its sockets.
-func (u *UDPPair) Close() error { return nil }
+// Close ends the pair's goroutines, closes its sockets and closes every sink
+// made by NewSink (releasing their queued packets). It is idempotent.
+func (u *UDPPair) Close() error {
+	var err error
+	u.closeOnce.Do(func() {
+		close(u.done)
+		err = errors.Join(u.rtpConn.Close(), u.rtcpConn.Close())
+		u.wg.Wait()
+		u.sinksMu.Lock()
+		u.closed = true
+		sinks := u.sinks
+		u.sinks = nil
+		u.sinksMu.Unlock()
+		for s := range sinks {
+			s.close()
+		}
+		u.readyMu.Lock()
+		clear(u.ready)
+		u.ready = nil
+		u.readyMu.Unlock()
+	})
+	if err != nil {
+		return fmt.Errorf("rtp: close UDP pair: %w", err)
+	}
+	return nil
+}
 
-// UDPSink sends one reader's track over the pair.
-type UDPSink struct{}
+// udpItem is one queued packet of a sink and the socket it leaves from.
+type udpItem struct {
+	p    *Packet
+	rtcp bool
+}
+
+// UDPSink sends one reader's track over the pair. It implements Sink:
+// delivery appends to a bounded ring (drop and count when full) and, when
+// the ring was idle, schedules the sink with the pair's egress goroutine.
+type UDPSink struct {
+	pair            *UDPPair
+	rtpDst, rtcpDst *net.UDPAddr
+
+	mu        sync.Mutex
+	q         []udpItem // ring
+	head, n   int
+	scheduled bool // on the pair's ready list or in the egress round-robin
+	closed    bool
+
+	packets, bytes, dropped, errors atomic.Uint64
+}
 
 // DeliverRTP implements Sink.
-func (s *UDPSink) DeliverRTP(p *Packet) { p.Release() }
+func (s *UDPSink) DeliverRTP(p *Packet) { s.enqueue(p, false) }
 
 // DeliverRTCP implements Sink.
-func (s *UDPSink) DeliverRTCP(p *Packet) { p.Release() }
+func (s *UDPSink) DeliverRTCP(p *Packet) { s.enqueue(p, true) }
+
+func (s *UDPSink) enqueue(p *Packet, rtcp bool) {
+	s.mu.Lock()
+	if s.closed || s.n == len(s.q) {
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		p.Release()
+		return
+	}
+	i := s.head + s.n
+	if i >= len(s.q) {
+		i -= len(s.q)
+	}
+	s.q[i] = udpItem{p: p, rtcp: rtcp}
+	s.n++
+	wake := !s.scheduled
+	s.scheduled = true
+	s.mu.Unlock()
+	if wake {
+		s.pair.schedule(s)
+	}
+}
 
 // Stats returns the sink's counters.
-func (s *UDPSink) Stats() SinkStats { return SinkStats{} }
+func (s *UDPSink) Stats() SinkStats {
+	return SinkStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), Dropped: s.dropped.Load(), Errors: s.errors.Load()}
+}
 
-// Close stops sending.
-func (s *UDPSink) Close() {}
+// Close stops sending and releases the queued packets. Packets the egress
+// goroutine has already taken into a batch are still sent. Idempotent.
+func (s *UDPSink) Close() {
+	s.pair.sinksMu.Lock()
+	delete(s.pair.sinks, s)
+	s.pair.sinksMu.Unlock()
+	s.close()
+}
+
+func (s *UDPSink) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for ; s.n > 0; s.n-- {
+		s.q[s.head].p.Release()
+		s.q[s.head] = udpItem{}
+		if s.head++; s.head == len(s.q) {
+			s.head = 0
+		}
+	}
+}
+
+// udpBatch is one preallocated sendmmsg batch and who its packets belong to.
+type udpBatchBuf struct {
+	msgs  []ipv4.Message // Buffers preallocated with one slot each
+	pkts  []*Packet
+	sinks []*UDPSink
+	n     int
+}
+
+func newUDPBatch() *udpBatchBuf {
+	b := &udpBatchBuf{
+		msgs:  make([]ipv4.Message, udpBatch),
+		pkts:  make([]*Packet, udpBatch),
+		sinks: make([]*UDPSink, udpBatch),
+	}
+	for i := range b.msgs {
+		b.msgs[i].Buffers = make([][]byte, 1)
+	}
+	return b
+}
+
+func (b *udpBatchBuf) add(s *UDPSink, p *Packet, dst *net.UDPAddr) {
+	b.msgs[b.n].Buffers[0] = p.buf
+	b.msgs[b.n].Addr = dst
+	b.pkts[b.n] = p
+	b.sinks[b.n] = s
+	b.n++
+}
+
+// egress is the state of the egress goroutine.
+type egress struct {
+	u         *UDPPair
+	rtp, rtcp *udpBatchBuf
+	active    []*UDPSink // sinks with queued packets, served round-robin
+}
+
+func (u *UDPPair) egressLoop() {
+	defer u.wg.Done()
+	e := &egress{u: u, rtp: newUDPBatch(), rtcp: newUDPBatch()}
+	for {
+		u.readyMu.Lock()
+		e.active = append(e.active, u.ready...)
+		clear(u.ready)
+		u.ready = u.ready[:0]
+		u.readyMu.Unlock()
+		if len(e.active) == 0 {
+			select {
+			case <-u.wake:
+				continue
+			case <-u.done:
+				return
+			}
+		}
+		// One round: up to udpBurst packets from each sink, batches sent as
+		// they fill and at the end of the round.
+		keep := e.active[:0]
+		for _, s := range e.active {
+			if e.take(s) {
+				keep = append(keep, s)
+			}
+		}
+		clear(e.active[len(keep):])
+		e.active = keep
+		e.flush()
+	}
+}
+
+// take moves up to udpBurst packets from s into the batches. It reports
+// whether s still has packets queued; if not, s leaves the round-robin and
+// its next delivery schedules it again.
+func (e *egress) take(s *UDPSink) bool {
+	for taken := 0; taken < udpBurst; {
+		if e.rtp.n == udpBatch || e.rtcp.n == udpBatch {
+			e.flush() // never under s.mu: the hub must not wait for a syscall
+		}
+		room := min(udpBurst-taken, udpBatch-e.rtp.n, udpBatch-e.rtcp.n)
+		s.mu.Lock()
+		k := 0
+		for ; k < room && s.n > 0; k++ {
+			it := s.q[s.head]
+			s.q[s.head] = udpItem{}
+			if s.head++; s.head == len(s.q) {
+				s.head = 0
+			}
+			s.n--
+			if it.rtcp {
+				e.rtcp.add(s, it.p, s.rtcpDst)
+			} else {
+				e.rtp.add(s, it.p, s.rtpDst)
+			}
+		}
+		more := s.n > 0
+		if !more {
+			s.scheduled = false
+		}
+		s.mu.Unlock()
+		if !more {
+			return false
+		}
+		taken += k
+	}
+	return true
+}
+
+func (e *egress) flush() {
+	e.send(e.u.rtpW, e.rtp)
+	e.send(e.u.rtcpW, e.rtcp)
+}
+
+// send writes a batch with as few sendmmsg calls as the kernel allows. A
+// failing message (sendmmsg reports an error only for the first message of a
+// call) is counted against its sink and skipped, so one bad destination does
+// not stall the others.
+func (e *egress) send(w batchWriter, b *udpBatchBuf) {
+	for i := 0; i < b.n; {
+		n, err := w.WriteBatch(b.msgs[i:b.n], 0)
+		for j := i; j < i+n; j++ {
+			b.sinks[j].packets.Add(1)
+			b.sinks[j].bytes.Add(uint64(len(b.pkts[j].buf)))
+		}
+		i += n
+		if err != nil || n == 0 {
+			select {
+			case <-e.u.done: // sockets closed: the rest cannot be sent
+				for ; i < b.n; i++ {
+					b.sinks[i].errors.Add(1)
+				}
+			default:
+				s := b.sinks[i]
+				if s.errors.Add(1) == 1 {
+					e.u.log.Warn("rtp: UDP send failed", "dst", b.msgs[i].Addr, "err", err)
+				}
+				i++
+			}
+		}
+	}
+	for j := 0; j < b.n; j++ {
+		b.pkts[j].Release()
+		b.pkts[j] = nil
+		b.sinks[j] = nil
+		b.msgs[j].Buffers[0] = nil
+		b.msgs[j].Addr = nil
+	}
+	b.n = 0
+}
+
+// demux maps remote addresses to ingress handlers. The map is copied on
+// every (rare) change and read through an atomic pointer, so the read loop
+// takes no lock and allocates nothing per packet.
+type demux struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[netip.AddrPort]func([]byte)]
+}
+
+func (d *demux) init() {
+	m := map[netip.AddrPort]func([]byte){}
+	d.m.Store(&m)
+}
+
+func (d *demux) set(remote netip.AddrPort, fn func([]byte)) {
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := *d.m.Load()
+	next := make(map[netip.AddrPort]func([]byte), len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	if fn == nil {
+		delete(next, remote)
+	} else {
+		next[remote] = fn
+	}
+	d.m.Store(&next)
+}
+
+func (d *demux) lookup(remote netip.AddrPort) func([]byte) {
+	return (*d.m.Load())[remote]
+}
+
+// HandleRTP registers fn for RTP datagrams from remote (fn=nil
+// unregisters). fn runs on the read goroutine, must not block and must copy
+// what it keeps: the buffer is reused for the next read.
+func (u *UDPPair) HandleRTP(remote netip.AddrPort, fn func(b []byte)) { u.rtpDemux.set(remote, fn) }
+
+// HandleRTCP registers fn for RTCP datagrams from remote, like HandleRTP.
+func (u *UDPPair) HandleRTCP(remote netip.AddrPort, fn func(b []byte)) {
+	u.rtcpDemux.set(remote, fn)
+}
+
+// dispatch hands one received datagram to its handler.
+func (u *UDPPair) dispatch(d *demux, from netip.AddrPort, b []byte, truncated bool) {
+	if truncated {
+		u.truncated.Add(1)
+		return
+	}
+	fn := d.lookup(from)
+	if fn == nil {
+		u.unknown.Add(1)
+		return
+	}
+	fn(b)
+}
