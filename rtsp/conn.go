@@ -1,0 +1,489 @@
+package rtsp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+
+	"github.com/meshgw/meshgw/rtp"
+)
+
+const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
+
+// conn is one RTSP connection. Its goroutine reads requests and interleaved frames in order; its
+// InterleavedWriter owns the write side so responses never split a media frame.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	br     *bufio.Reader
+	w      *rtp.InterleavedWriter
+	log    *slog.Logger
+	remote netip.AddrPort
+	local  netip.AddrPort
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+
+	// frame is the scratch buffer interleaved payloads are read into; hubs copy what they keep.
+	frame [65536]byte
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		s: s, nc: nc,
+		br:       bufio.NewReaderSize(nc, 8192),
+		remote:   addrPortOf(nc.RemoteAddr()),
+		local:    addrPortOf(nc.LocalAddr()),
+		sessions: map[*session]struct{}{},
+	}
+	c.log = s.log.With("remote", c.remote.String())
+	c.w = rtp.NewInterleavedWriter(nc, rtp.InterleavedConfig{QueueLen: s.cfg.TCPQueue, WriteTimeout: s.cfg.WriteTimeout, Logger: c.log})
+	return c
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+func (c *conn) run() {
+	c.log.Debug("rtsp connection opened")
+	err := c.readLoop()
+	c.mu.Lock()
+	owned := make([]*session, 0, len(c.sessions))
+	for ss := range c.sessions {
+		owned = append(owned, ss)
+	}
+	c.mu.Unlock()
+	// Players keep their RTSP connection for the session's life; when it goes, so does the session.
+	for _, ss := range owned {
+		ss.close("connection closed")
+	}
+	c.w.Close()
+	c.nc.Close()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		c.log.Debug("rtsp connection closed", "err", err)
+	} else {
+		c.log.Debug("rtsp connection closed")
+	}
+}
+
+func (c *conn) hasSessions() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sessions) > 0
+}
+
+// idleDeadline is how long the connection may wait for its next message: short without a session
+// (a client that opened a socket and went quiet holds resources for nothing), the session timeout
+// with one (players send keepalives at about half of it).
+func (c *conn) idleDeadline() time.Duration {
+	if c.hasSessions() {
+		return c.s.cfg.SessionTimeout
+	}
+	return c.s.cfg.ReadTimeout
+}
+
+func (c *conn) readLoop() error {
+	for {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.idleDeadline())); err != nil {
+			return err
+		}
+		first, err := c.br.Peek(1)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.sessionsAlive() {
+				continue
+			}
+			return err
+		}
+		// The rest of a message must arrive promptly: this is what stops slow-loris clients.
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ReadTimeout)); err != nil {
+			return err
+		}
+		if first[0] == base.InterleavedFrameMagicByte {
+			if err := c.readFrame(); err != nil {
+				return err
+			}
+			continue
+		}
+		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			// The byte stream cannot be resynchronised after a bad message: answer and hang up.
+			status := base.StatusBadRequest
+			if errors.Is(err, errTooLarge) && strings.Contains(err.Error(), "body") {
+				status = base.StatusRequestEntityTooLarge
+			}
+			c.log.Info("rtsp bad request", "err", err, "status", int(status))
+			c.writeResponse(&base.Response{StatusCode: status, Header: base.Header{}}, "", "")
+			c.w.Close()
+			<-c.w.Done()
+			return err
+		}
+		if !c.handle(req) {
+			return nil
+		}
+	}
+}
+
+// sessionsAlive reports whether a quiet connection's sessions still show life elsewhere (RTCP on
+// UDP), in which case the connection is kept.
+func (c *conn) sessionsAlive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ss := range c.sessions {
+		if time.Since(ss.lastLife()) < c.s.cfg.SessionTimeout {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) readFrame() error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		return err
+	}
+	n := int(hdr[2])<<8 | int(hdr[3])
+	buf := c.frame[:n]
+	if _, err := io.ReadFull(c.br, buf); err != nil {
+		return err
+	}
+	ch := hdr[1]
+	c.mu.Lock()
+	var target *session
+	for ss := range c.sessions {
+		if ss.ownsChannel(ch) {
+			target = ss
+			break
+		}
+	}
+	c.mu.Unlock()
+	if target != nil {
+		target.onFrame(ch, buf)
+	}
+	return nil
+}
+
+// handle answers one request; it returns false when the connection must end.
+func (c *conn) handle(req *base.Request) bool {
+	cseq, ok := req.Header["CSeq"]
+	if !ok || len(cseq) != 1 {
+		c.log.Info("rtsp request without CSeq", "method", req.Method)
+		c.writeResponse(&base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request: CSeq missing", Header: base.Header{}}, "", "")
+		return true
+	}
+	res := c.dispatch(req)
+	if res.Header == nil {
+		res.Header = base.Header{}
+	}
+	res.Header["CSeq"] = cseq
+	c.writeResponse(res, string(req.Method), req.URL.String())
+	return true
+}
+
+func (c *conn) writeResponse(res *base.Response, method, url string) {
+	if res.Header == nil {
+		res.Header = base.Header{}
+	}
+	res.Header["Server"] = base.HeaderValue{"meshgw"}
+	if res.StatusMessage == "" {
+		if m, ok := statusText[res.StatusCode]; ok {
+			res.StatusMessage = m
+		}
+	}
+	b, err := res.Marshal()
+	if err != nil {
+		c.log.Error("rtsp marshal response", "err", err)
+		return
+	}
+	if err := c.w.WriteMessage(b); err != nil {
+		c.log.Debug("rtsp write response", "err", err)
+	}
+	if res.StatusCode >= 400 {
+		c.log.Info("rtsp request refused", "method", method, "url", url, "status", int(res.StatusCode), "reason", res.StatusMessage)
+	}
+}
+
+// statusText covers the codes gortsplib's table lacks.
+var statusText = map[base.StatusCode]string{
+	409: "Conflict",
+}
+
+func (c *conn) info(req *base.Request) ConnInfo {
+	ci := ConnInfo{Remote: c.remote, Local: c.local}
+	if req.URL != nil {
+		ci.Query = req.URL.RawQuery
+	}
+	return ci
+}
+
+func (c *conn) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.s.ctx, c.s.cfg.HandlerTimeout)
+}
+
+func errResponse(err error) *base.Response {
+	st := StatusOf(err)
+	msg := ""
+	if m, ok := base.StatusMessages[st]; ok {
+		msg = m
+	} else if m, ok := statusText[st]; ok {
+		msg = m
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Msg != "" {
+		msg += ": " + sanitizeLine(e.Msg)
+	}
+	return &base.Response{StatusCode: st, StatusMessage: msg, Header: base.Header{}}
+}
+
+func statusf(status base.StatusCode, format string, args ...any) *base.Response {
+	return errResponse(Errorf(status, format, args...))
+}
+
+func (c *conn) dispatch(req *base.Request) *base.Response {
+	if req.URL == nil && req.Method != base.Options {
+		return statusf(base.StatusBadRequest, "request URL is missing")
+	}
+	switch req.Method {
+	case base.Options:
+		return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Public": base.HeaderValue{publicMethods}}}
+	case base.Describe:
+		return c.onDescribe(req)
+	case base.Announce:
+		return c.onAnnounce(req)
+	case base.Setup:
+		return c.onSetup(req)
+	case base.Play:
+		return c.withSession(req, (*session).onPlay)
+	case base.Record:
+		return c.withSession(req, (*session).onRecord)
+	case base.Pause:
+		return c.withSession(req, (*session).onPause)
+	case base.Teardown:
+		return c.withSession(req, (*session).onTeardown)
+	case base.GetParameter, base.SetParameter:
+		// keepalive; a session, if named, must exist
+		if h, ok := req.Header["Session"]; ok {
+			ss, res := c.lookupSession(h)
+			if res != nil {
+				return res
+			}
+			ss.touch()
+			return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
+		}
+		return &base.Response{StatusCode: base.StatusOK}
+	case base.Method("REDIRECT"):
+		return statusf(base.StatusMethodNotValidInThisState, "REDIRECT is sent by servers, not clients")
+	default:
+		return &base.Response{StatusCode: base.StatusNotImplemented, StatusMessage: "Not Implemented: method " + sanitizeLine(string(req.Method)) + " is not supported", Header: base.Header{"Public": base.HeaderValue{publicMethods}}}
+	}
+}
+
+// routePath turns a request URL into the route path: no leading or trailing slash.
+func routePath(u *base.URL) string {
+	return strings.Trim(u.Path, "/")
+}
+
+func (c *conn) onDescribe(req *base.Request) *base.Response {
+	path := routePath(req.URL)
+	if path == "" {
+		return statusf(base.StatusNotFound, "no route named in the URL")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	rs, err := c.s.cfg.Handler.OpenRead(ctx, c.info(req), path)
+	if err != nil {
+		return errResponse(err)
+	}
+	defer rs.Close()
+	sdp, err := ReaderSDP(rs.SDP(), path, c.local.Addr(), uint64(time.Now().Unix()))
+	if err != nil {
+		return errResponse(&Error{Status: base.StatusInternalServerError, Msg: "stream description unusable", Err: err})
+	}
+	return &base.Response{
+		StatusCode: base.StatusOK,
+		Header: base.Header{
+			"Content-Base": base.HeaderValue{contentBase(req.URL)},
+			"Content-Type": base.HeaderValue{"application/sdp"},
+		},
+		Body: sdp,
+	}
+}
+
+func contentBase(u *base.URL) string {
+	cu := *u
+	cu.RawQuery = ""
+	s := cu.String()
+	if !strings.HasSuffix(s, "/") {
+		s += "/"
+	}
+	return s
+}
+
+func (c *conn) onAnnounce(req *base.Request) *base.Response {
+	path := routePath(req.URL)
+	if path == "" {
+		return statusf(base.StatusNotFound, "no route named in the URL")
+	}
+	if ct, ok := req.Header["Content-Type"]; !ok || len(ct) != 1 || !strings.EqualFold(strings.TrimSpace(strings.Split(ct[0], ";")[0]), "application/sdp") {
+		return statusf(base.StatusUnsupportedMediaType, "ANNOUNCE needs Content-Type: application/sdp")
+	}
+	ssd, tracks, err := parseSDP(req.Body)
+	if err != nil {
+		return statusf(base.StatusBadRequest, "%v", err)
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	ps, err := c.s.cfg.Handler.OpenPublish(ctx, c.info(req), path, req.Body, tracks)
+	if err != nil {
+		return errResponse(err)
+	}
+	ss := newSession(c, path, "/"+path)
+	ss.pub = ps
+	ss.tracks = tracks
+	ss.controls = controlOf(ssd)
+	ss.announceURL = req.URL.String()
+	c.adopt(ss)
+	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
+}
+
+func (c *conn) adopt(ss *session) {
+	c.mu.Lock()
+	c.sessions[ss] = struct{}{}
+	c.mu.Unlock()
+	c.s.addSession(ss)
+	ss.watch()
+}
+
+func (c *conn) forget(ss *session) {
+	c.mu.Lock()
+	delete(c.sessions, ss)
+	c.mu.Unlock()
+}
+
+func (c *conn) lookupSession(h base.HeaderValue) (*session, *base.Response) {
+	var sh headers.Session
+	if err := sh.Unmarshal(h); err != nil {
+		return nil, statusf(base.StatusBadRequest, "invalid Session header: %v", err)
+	}
+	ss := c.s.session(sh.Session)
+	if ss == nil {
+		return nil, statusf(base.StatusSessionNotFound, "session %q does not exist", sh.Session)
+	}
+	return ss, nil
+}
+
+func (c *conn) withSession(req *base.Request, fn func(*session, *conn, *base.Request) *base.Response) *base.Response {
+	h, ok := req.Header["Session"]
+	if !ok {
+		return statusf(base.StatusSessionNotFound, "%s needs a Session header", req.Method)
+	}
+	ss, res := c.lookupSession(h)
+	if res != nil {
+		return res
+	}
+	ss.touch()
+	return fn(ss, c, req)
+}
+
+func (c *conn) onSetup(req *base.Request) *base.Response {
+	th, ok := req.Header["Transport"]
+	if !ok {
+		return statusf(base.StatusUnsupportedTransport, "SETUP needs a Transport header")
+	}
+	var ss *session
+	if h, ok := req.Header["Session"]; ok {
+		var res *base.Response
+		ss, res = c.lookupSession(h)
+		if res != nil {
+			return res
+		}
+		ss.touch()
+	}
+	transports, err := parseTransports(th)
+	if err != nil {
+		return statusf(base.StatusUnsupportedTransport, "%v", err)
+	}
+	reqPath := "/" + strings.Trim(req.URL.Path, "/")
+
+	if ss != nil && ss.pub != nil {
+		return ss.setupRecord(c, req, reqPath, transports)
+	}
+	// reader: the route is the URL minus its trackID segment
+	base0, track, hasTrack := splitTrackPath(reqPath)
+	path := strings.Trim(base0, "/")
+	if ss == nil {
+		if path == "" {
+			return statusf(base.StatusNotFound, "no route named in the URL")
+		}
+		ctx, cancel := c.ctx()
+		defer cancel()
+		rs, err := c.s.cfg.Handler.OpenRead(ctx, c.info(req), path)
+		if err != nil {
+			return errResponse(err)
+		}
+		ss = newSession(c, path, "/"+path)
+		ss.read = rs
+		ss.tracks = rs.Tracks()
+		c.adopt(ss)
+	} else if ss.path != path {
+		return statusf(base.StatusAggregateOperationNotAllowed, "session %s reads %q, not %q", ss.id, ss.path, path)
+	}
+	if !hasTrack {
+		if len(ss.tracks) != 1 {
+			return statusf(base.StatusNotFound, "SETUP URL must name a track (trackID=N)")
+		}
+		track = 0
+	}
+	return ss.setupPlay(c, req, track, transports)
+}
+
+// parseTransports decodes the client's acceptable transports, most preferred first. source= is
+// dropped before decoding: a client has no business naming it, and resolving it would make a
+// request trigger a DNS lookup.
+func parseTransports(v base.HeaderValue) ([]headers.Transport, error) {
+	if len(v) != 1 {
+		return nil, fmt.Errorf("transport header given %d times", len(v))
+	}
+	var out []headers.Transport
+	for _, alt := range strings.Split(v[0], ",") {
+		var kept []string
+		for _, p := range strings.Split(alt, ";") {
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), "source=") {
+				continue
+			}
+			kept = append(kept, strings.TrimSpace(p))
+		}
+		var t headers.Transport
+		if err := t.Unmarshal(base.HeaderValue{strings.Join(kept, ";")}); err != nil {
+			continue
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no transport in %q could be understood", v[0])
+	}
+	return out, nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,199 @@
+package rtsp
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
+	psdp "github.com/pion/sdp/v3"
+
+	"github.com/meshgw/meshgw/rtp"
+)
+
+// maxSDPTracks bounds how many media sections a description may carry; each one becomes a hub.
+const maxSDPTracks = 16
+
+// ParseSDP decodes a session description from a publisher or an upstream source and derives its
+// tracks, one per media section, in order. gortsplib's decoder is used because it tolerates what
+// real encoders write (VLC's trailing semicolons, shared payload types, missing lines).
+func ParseSDP(b []byte) ([]rtp.Track, error) {
+	_, tracks, err := parseSDP(b)
+	return tracks, err
+}
+
+func parseSDP(b []byte) (*sdp.SessionDescription, []rtp.Track, error) {
+	var ssd sdp.SessionDescription
+	if err := ssd.Unmarshal(b); err != nil {
+		return nil, nil, fmt.Errorf("invalid SDP: %w", err)
+	}
+	if len(ssd.MediaDescriptions) == 0 {
+		return nil, nil, fmt.Errorf("invalid SDP: no media sections")
+	}
+	if len(ssd.MediaDescriptions) > maxSDPTracks {
+		return nil, nil, fmt.Errorf("invalid SDP: %d media sections, at most %d are accepted", len(ssd.MediaDescriptions), maxSDPTracks)
+	}
+	var desc description.Session
+	if err := desc.Unmarshal(&ssd); err != nil {
+		return nil, nil, fmt.Errorf("invalid SDP: %w", err)
+	}
+	tracks := make([]rtp.Track, len(desc.Medias))
+	for i, m := range desc.Medias {
+		if len(m.Formats) == 0 {
+			return nil, nil, fmt.Errorf("invalid SDP: media %d has no format", i+1)
+		}
+		f := m.Formats[0]
+		tracks[i] = rtp.Track{Media: string(m.Type), PayloadType: f.PayloadType(), ClockRate: uint32(f.ClockRate())}
+		if tracks[i].ClockRate == 0 {
+			return nil, nil, fmt.Errorf("invalid SDP: media %d has no clock rate", i+1)
+		}
+	}
+	return &ssd, tracks, nil
+}
+
+// controlOf returns the a=control attribute of each media section (empty where absent).
+func controlOf(ssd *sdp.SessionDescription) []string {
+	out := make([]string, len(ssd.MediaDescriptions))
+	for i, md := range ssd.MediaDescriptions {
+		for _, a := range md.Attributes {
+			if a.Key == "control" {
+				out[i] = a.Value
+			}
+		}
+	}
+	return out
+}
+
+// dropAttr lists the attributes that describe the source's transport or identity rather than the
+// media: readers get meshgw's own SSRC, ports and keys, so these would mislead them.
+var dropAttr = map[string]bool{
+	"control": true, "ssrc": true, "ssrc-group": true, "rtcp": true, "key-mgmt": true, "crypto": true,
+	"range": true, "sendonly": true, "recvonly": true, "sendrecv": true, "inactive": true,
+	"source-filter": true, "rtcp-mux": true,
+}
+
+// ReaderSDP rewrites a stream's description for readers: meshgw is the origin, every media section
+// is addressed as trackID=N relative to the Content-Base, and attributes about the source's
+// transport are removed. It returns the rewritten SDP.
+func ReaderSDP(src []byte, title string, origin netip.Addr, sessionID uint64) ([]byte, error) {
+	in, _, err := parseSDP(src)
+	if err != nil {
+		return nil, err
+	}
+	ip := "IN IP4"
+	if origin.Is6() && !origin.Is4In6() {
+		ip = "IN IP6"
+	}
+	if !origin.IsValid() {
+		origin = netip.IPv4Unspecified()
+	}
+	var b strings.Builder
+	b.WriteString("v=0\r\n")
+	fmt.Fprintf(&b, "o=- %d %d %s %s\r\n", sessionID, sessionID, ip, origin.Unmap())
+	if title == "" {
+		title = "meshgw"
+	}
+	fmt.Fprintf(&b, "s=%s\r\n", sanitizeLine(title))
+	fmt.Fprintf(&b, "c=%s %s\r\n", ip, zeroAddr(origin))
+	b.WriteString("t=0 0\r\n")
+	b.WriteString("a=tool:meshgw\r\n")
+	b.WriteString("a=control:*\r\n")
+	b.WriteString("a=range:npt=0-\r\n")
+	for i, md := range in.MediaDescriptions {
+		writeMedia(&b, md, i)
+	}
+	return []byte(b.String()), nil
+}
+
+func writeMedia(b *strings.Builder, md *psdp.MediaDescription, i int) {
+	proto := "RTP/AVP"
+	fmt.Fprintf(b, "m=%s 0 %s %s\r\n", md.MediaName.Media, proto, strings.Join(md.MediaName.Formats, " "))
+	if md.MediaTitle != nil {
+		fmt.Fprintf(b, "i=%s\r\n", sanitizeLine(string(*md.MediaTitle)))
+	}
+	for _, bw := range md.Bandwidth {
+		if bw.Experimental {
+			fmt.Fprintf(b, "b=X-%s:%d\r\n", bw.Type, bw.Bandwidth)
+		} else {
+			fmt.Fprintf(b, "b=%s:%d\r\n", bw.Type, bw.Bandwidth)
+		}
+	}
+	for _, a := range md.Attributes {
+		if dropAttr[a.Key] {
+			continue
+		}
+		if a.Value == "" {
+			fmt.Fprintf(b, "a=%s\r\n", sanitizeLine(a.Key))
+		} else {
+			fmt.Fprintf(b, "a=%s:%s\r\n", sanitizeLine(a.Key), sanitizeLine(a.Value))
+		}
+	}
+	fmt.Fprintf(b, "a=control:trackID=%d\r\n", i)
+}
+
+func zeroAddr(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		return "::"
+	}
+	return "0.0.0.0"
+}
+
+// sanitizeLine keeps a value on its line: a CR or LF from a source must not inject SDP lines.
+func sanitizeLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// trackFromControl finds which media a SETUP URL addresses. base is the URL path the session was
+// described or announced under; controls are the media's a=control values (for readers always
+// "trackID=N"). It returns -1 when none matches.
+func trackFromControl(reqPath, basePath string, controls []string) int {
+	for i, c := range controls {
+		if c == "" {
+			continue
+		}
+		if strings.Contains(c, "://") {
+			// absolute control URL: compare its path
+			if j := strings.Index(c[strings.Index(c, "://")+3:], "/"); j >= 0 {
+				p := c[strings.Index(c, "://")+3+j:]
+				if strings.TrimSuffix(p, "/") == strings.TrimSuffix(reqPath, "/") {
+					return i
+				}
+			}
+			continue
+		}
+		if strings.TrimSuffix(reqPath, "/") == strings.TrimSuffix(basePath, "/")+"/"+c {
+			return i
+		}
+	}
+	// a single-media stream may be set up on the aggregate URL
+	if len(controls) == 1 && strings.TrimSuffix(reqPath, "/") == strings.TrimSuffix(basePath, "/") {
+		return 0
+	}
+	return -1
+}
+
+// splitTrackPath splits "/path/trackID=N" into ("/path", N); ok is false when the last segment is
+// not a trackID.
+func splitTrackPath(p string) (string, int, bool) {
+	p = strings.TrimSuffix(p, "/")
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return p, 0, false
+	}
+	last := p[i+1:]
+	if !strings.HasPrefix(last, "trackID=") {
+		return p, 0, false
+	}
+	n, err := strconv.Atoi(last[len("trackID="):])
+	if err != nil || n < 0 || n >= maxSDPTracks {
+		return p, 0, false
+	}
+	return p[:i], n, true
+}

@@ -1,0 +1,250 @@
+package rtsp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// ServerConfig configures the front door.
+type ServerConfig struct {
+	// Listen is the TCP address to accept RTSP on, e.g. ":8554". Ignored when Listener is set.
+	Listen string
+	// Listener, when set, is used instead of opening Listen (tests, socket activation).
+	Listener net.Listener
+	// ReadTimeout bounds reading one request once its first byte arrived, and how long a connection
+	// without a session may stay idle.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds one blocked write to a client.
+	WriteTimeout time.Duration
+	// SessionTimeout ends a session that shows no life (RTSP keepalive, RTCP, media) for this long.
+	SessionTimeout time.Duration
+	// MaxRequestBytes bounds a request's head and its body.
+	MaxRequestBytes int
+	// TCPQueue is the per-connection queue of interleaved frames.
+	TCPQueue int
+	// Transports a reader or publisher may ask for.
+	AllowUDP, AllowMulticast, AllowTCP bool
+	// HandlerTimeout bounds one call into the Handler (an on-demand start waits inside it).
+	HandlerTimeout time.Duration
+	Handler        Handler
+	Logger         *slog.Logger
+}
+
+func (c *ServerConfig) setDefaults() {
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 60 * time.Second
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = 64 * 1024
+	}
+	if c.TCPQueue <= 0 {
+		c.TCPQueue = 1024
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server accepts RTSP connections and runs their sessions.
+type Server struct {
+	cfg ServerConfig
+	ln  net.Listener
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	sessions map[string]*session
+	closed   bool
+}
+
+// NewServer opens the listener; Start begins accepting.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.Handler == nil {
+		return nil, errors.New("rtsp: server needs a handler")
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("rtsp: listen on %q: %w", cfg.Listen, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		conns: map[*conn]struct{}{}, sessions: map[string]*session{},
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Start runs the accept loop and the session reaper in the background; Close ends them.
+func (s *Server) Start() {
+	s.wg.Add(2)
+	go s.acceptLoop()
+	go s.reapLoop()
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			// Temporary failures (EMFILE) must not spin or end the server.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			s.log.Warn("rtsp accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.run()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// reapLoop ends sessions that stopped showing life: a reader whose player vanished without TEARDOWN
+// must not keep a node sending into the void.
+func (s *Server) reapLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			var dead []*session
+			s.mu.Lock()
+			for _, ss := range s.sessions {
+				if now.Sub(ss.lastLife()) > s.cfg.SessionTimeout {
+					dead = append(dead, ss)
+				}
+			}
+			s.mu.Unlock()
+			for _, ss := range dead {
+				s.log.Info("rtsp session timed out", "session", ss.id, "path", ss.path, "remote", ss.remote)
+				ss.close("timeout")
+			}
+		}
+	}
+}
+
+func (s *Server) addSession(ss *session) {
+	s.mu.Lock()
+	s.sessions[ss.id] = ss
+	s.mu.Unlock()
+}
+
+func (s *Server) removeSession(ss *session) {
+	s.mu.Lock()
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) session(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+// SessionCount is the number of live sessions.
+func (s *Server) SessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close stops accepting, ends every connection and session, and waits for their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	err := s.ln.Close()
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	s.wg.Wait()
+	// sessions whose connection already ended (UDP sessions live on their own)
+	s.mu.Lock()
+	var rest []*session
+	for _, ss := range s.sessions {
+		rest = append(rest, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range rest {
+		ss.close("server closed")
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("rtsp: close listener: %w", err)
+	}
+	return nil
+}
+
+func newSessionID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("rtsp: crypto/rand failed: %v", err)) // the platform is broken; no safe ID exists
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,502 @@
+package rtsp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+
+	"github.com/meshgw/meshgw/rtp"
+)
+
+type sessionState int
+
+const (
+	stateInit sessionState = iota
+	stateReady
+	statePlaying
+	stateRecording
+)
+
+// trackSetup is how one track of a session travels.
+type trackSetup struct {
+	done      bool
+	tcp       bool
+	channel   uint8 // RTP channel for interleaved; RTCP is channel+1
+	hub       *rtp.Hub
+	sink      rtp.Sink // interleaved reader sink while playing
+	transport headers.Transport
+}
+
+// session is one RTSP session: a reader (read != nil) or a publisher (pub != nil).
+type session struct {
+	id     string
+	c      *conn // the connection that created it; interleaved media rides on it
+	path   string
+	base   string // URL path the session's tracks are relative to
+	remote netip.AddrPort
+
+	read        ReadStream
+	pub         PublishStream
+	tracks      []rtp.Track
+	controls    []string // publisher's a=control values
+	announceURL string
+
+	mu     sync.Mutex
+	state  sessionState
+	setups []trackSetup
+	closed bool
+	quit   chan struct{}
+
+	seen     atomic.Int64 // unix nanos of the last RTSP request or interleaved frame
+	chanMask [4]atomic.Uint64
+}
+
+func newSession(c *conn, path, base string) *session {
+	ss := &session{id: newSessionID(), c: c, path: path, base: base, remote: c.remote, quit: make(chan struct{})}
+	ss.touch()
+	return ss
+}
+
+func (ss *session) touch() { ss.seen.Store(time.Now().UnixNano()) }
+
+// lastLife is the latest sign that the client is still there.
+func (ss *session) lastLife() time.Time {
+	t := time.Unix(0, ss.seen.Load())
+	var a time.Time
+	if ss.read != nil {
+		a = ss.read.LastActivity()
+	} else if ss.pub != nil {
+		a = ss.pub.LastActivity()
+	}
+	if a.After(t) {
+		return a
+	}
+	return t
+}
+
+func (ss *session) header() base.HeaderValue {
+	to := uint(ss.c.s.cfg.SessionTimeout / time.Second)
+	return headers.Session{Session: ss.id, Timeout: &to}.Marshal()
+}
+
+func (ss *session) ownsChannel(ch uint8) bool {
+	return ss.chanMask[ch/64].Load()&(1<<(ch%64)) != 0
+}
+
+// watch ends the session when its stream ends under it, by closing the connection: the reader's
+// player then sees the end of the stream instead of silence.
+func (ss *session) watch() {
+	var done <-chan struct{}
+	if ss.read != nil {
+		done = ss.read.Done()
+	} else {
+		done = ss.pub.Done()
+	}
+	ss.c.s.wg.Add(1)
+	go func() {
+		defer ss.c.s.wg.Done()
+		select {
+		case <-done:
+			ss.c.log.Info("rtsp session ended by the stream", "session", ss.id, "path", ss.path)
+			ss.close("stream ended")
+			ss.c.nc.Close()
+		case <-ss.quit:
+		}
+	}()
+}
+
+func (ss *session) close(reason string) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.closed = true
+	close(ss.quit)
+	for i := range ss.setups {
+		if st := &ss.setups[i]; st.sink != nil {
+			st.hub.RemoveSink(st.sink)
+			st.sink = nil
+		}
+	}
+	ss.mu.Unlock()
+	ss.c.forget(ss)
+	ss.c.s.removeSession(ss)
+	if ss.read != nil {
+		ss.read.Close()
+	}
+	if ss.pub != nil {
+		ss.pub.Close()
+	}
+	ss.c.log.Debug("rtsp session closed", "session", ss.id, "path", ss.path, "reason", reason)
+}
+
+func (ss *session) ensureSetups() {
+	if ss.setups == nil {
+		ss.setups = make([]trackSetup, len(ss.tracks))
+	}
+}
+
+// pickTransport chooses the first transport of the client's list that the server allows for mode.
+func (ss *session) pickTransport(ts []headers.Transport, record bool) (headers.Transport, bool) {
+	cfg := ss.c.s.cfg
+	for _, t := range ts {
+		if t.Secure {
+			continue // SRTP is not negotiated yet on this front door
+		}
+		if t.Mode != nil && (*t.Mode == headers.TransportModeRecord) != record {
+			continue
+		}
+		multicast := t.Delivery != nil && *t.Delivery == headers.TransportDeliveryMulticast
+		switch {
+		case t.Protocol == headers.TransportProtocolTCP:
+			if cfg.AllowTCP {
+				return t, true
+			}
+		case multicast:
+			if cfg.AllowMulticast && !record {
+				return t, true
+			}
+		default:
+			if cfg.AllowUDP && t.ClientPorts != nil {
+				return t, true
+			}
+		}
+	}
+	return headers.Transport{}, false
+}
+
+// allocChannel validates the client's interleaved channels or picks free ones.
+func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Response) {
+	ch := track * 2
+	if t.InterleavedIDs != nil {
+		ch = t.InterleavedIDs[0]
+		if t.InterleavedIDs[1] != ch+1 || ch < 0 || ch > 254 {
+			return 0, statusf(base.StatusBadRequest, "interleaved channels %d-%d are not a valid pair", t.InterleavedIDs[0], t.InterleavedIDs[1])
+		}
+	}
+	if ch > 254 {
+		return 0, statusf(base.StatusBadRequest, "no interleaved channel left")
+	}
+	// channels must be unique on the connection, across its sessions
+	ss.c.mu.Lock()
+	defer ss.c.mu.Unlock()
+	for other := range ss.c.sessions {
+		if other.ownsChannel(uint8(ch)) || other.ownsChannel(uint8(ch+1)) {
+			return 0, statusf(base.StatusBadRequest, "interleaved channels %d-%d already in use", ch, ch+1)
+		}
+	}
+	return uint8(ch), nil
+}
+
+func (ss *session) markChannels(ch uint8) {
+	for _, c := range []uint8{ch, ch + 1} {
+		w := &ss.chanMask[c/64]
+		for {
+			old := w.Load()
+			if w.CompareAndSwap(old, old|1<<(c%64)) {
+				break
+			}
+		}
+	}
+}
+
+func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers.Transport) *base.Response {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.state == statePlaying {
+		return statusf(base.StatusMethodNotValidInThisState, "SETUP while playing is not supported; PAUSE first")
+	}
+	if track < 0 || track >= len(ss.tracks) {
+		return statusf(base.StatusNotFound, "track %d does not exist (the stream has %d)", track, len(ss.tracks))
+	}
+	ss.ensureSetups()
+	t, ok := ss.pickTransport(ts, false)
+	if !ok {
+		return statusf(base.StatusUnsupportedTransport, "none of the offered transports is enabled here")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	st := &ss.setups[track]
+	if st.done {
+		return statusf(base.StatusMethodNotValidInThisState, "track %d is already set up", track)
+	}
+	reply := headers.Transport{Protocol: t.Protocol}
+	delivery := headers.TransportDeliveryUnicast
+	switch {
+	case t.Protocol == headers.TransportProtocolTCP:
+		ch, res := ss.allocChannel(t, track)
+		if res != nil {
+			return res
+		}
+		hub, err := ss.read.SetupTCP(ctx, track)
+		if err != nil {
+			return errResponse(err)
+		}
+		st.tcp, st.channel, st.hub = true, ch, hub
+		ss.markChannels(ch)
+		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
+		ssrc := hub.SSRC()
+		reply.SSRC = &ssrc
+	case t.Delivery != nil && *t.Delivery == headers.TransportDeliveryMulticast:
+		ms, err := ss.read.SetupMulticast(ctx, track)
+		if err != nil {
+			return errResponse(err)
+		}
+		delivery = headers.TransportDeliveryMulticast
+		ip := net.IP(ms.Group.AsSlice())
+		ttl := uint(ms.TTL)
+		reply.Destination = &ip
+		reply.Ports = &[2]int{ms.RTPPort, ms.RTCPPort}
+		reply.TTL = &ttl
+		reply.SSRC = &ms.SSRC
+	default:
+		if t.Destination != nil {
+			d, _ := netip.AddrFromSlice(*t.Destination)
+			if d.Unmap() != c.remote.Addr() {
+				return statusf(base.StatusDestinationProhibited, "destination %s is not the client's address %s", d.Unmap(), c.remote.Addr())
+			}
+		}
+		ports := t.ClientPorts
+		if ports[0] <= 0 || ports[0] > 65535 || ports[1] <= 0 || ports[1] > 65535 {
+			return statusf(base.StatusBadRequest, "client_port %d-%d is out of range", ports[0], ports[1])
+		}
+		ip := c.remote.Addr()
+		us, err := ss.read.SetupUDP(ctx, track, netip.AddrPortFrom(ip, uint16(ports[0])), netip.AddrPortFrom(ip, uint16(ports[1])))
+		if err != nil {
+			return errResponse(err)
+		}
+		src := us.Source
+		if !src.IsValid() || src.IsUnspecified() {
+			src = c.local.Addr()
+		}
+		sip := net.IP(src.AsSlice())
+		reply.Source = &sip
+		reply.ClientPorts = &[2]int{ports[0], ports[1]}
+		reply.ServerPorts = &[2]int{us.RTPPort, us.RTCPPort}
+		reply.SSRC = &us.SSRC
+	}
+	reply.Delivery = &delivery
+	mode := headers.TransportModePlay
+	reply.Mode = &mode
+	st.done = true
+	st.transport = reply
+	if ss.state == stateInit {
+		ss.state = stateReady
+	}
+	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{
+		"Transport": reply.Marshal(),
+		"Session":   ss.header(),
+	}}
+}
+
+func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []headers.Transport) *base.Response {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.state == stateRecording {
+		return statusf(base.StatusMethodNotValidInThisState, "SETUP while recording is not supported")
+	}
+	track := trackFromControl(reqPath, ss.base, ss.controls)
+	if track < 0 {
+		if p, n, ok := splitTrackPath(reqPath); ok && strings.Trim(p, "/") == ss.path && n < len(ss.tracks) {
+			track = n
+		} else {
+			return statusf(base.StatusNotFound, "%s names no announced track", reqPath)
+		}
+	}
+	ss.ensureSetups()
+	st := &ss.setups[track]
+	if st.done {
+		return statusf(base.StatusMethodNotValidInThisState, "track %d is already set up", track)
+	}
+	t, ok := ss.pickTransport(ts, true)
+	if !ok {
+		return statusf(base.StatusUnsupportedTransport, "none of the offered transports is enabled for publishing (mode=record over UDP or TCP)")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	reply := headers.Transport{Protocol: t.Protocol}
+	if t.Protocol == headers.TransportProtocolTCP {
+		ch, res := ss.allocChannel(t, track)
+		if res != nil {
+			return res
+		}
+		hub, err := ss.pub.Hub(track)
+		if err != nil {
+			return errResponse(err)
+		}
+		st.tcp, st.channel, st.hub = true, ch, hub
+		ss.markChannels(ch)
+		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
+	} else {
+		ports := t.ClientPorts
+		if ports[0] <= 0 || ports[0] > 65535 || ports[1] <= 0 || ports[1] > 65535 {
+			return statusf(base.StatusBadRequest, "client_port %d-%d is out of range", ports[0], ports[1])
+		}
+		ip := c.remote.Addr()
+		us, err := ss.pub.SetupUDP(ctx, track, netip.AddrPortFrom(ip, uint16(ports[0])), netip.AddrPortFrom(ip, uint16(ports[1])))
+		if err != nil {
+			return errResponse(err)
+		}
+		reply.ClientPorts = &[2]int{ports[0], ports[1]}
+		reply.ServerPorts = &[2]int{us.RTPPort, us.RTCPPort}
+	}
+	delivery := headers.TransportDeliveryUnicast
+	reply.Delivery = &delivery
+	mode := headers.TransportModeRecord
+	reply.Mode = &mode
+	st.done = true
+	st.transport = reply
+	if ss.state == stateInit {
+		ss.state = stateReady
+	}
+	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{
+		"Transport": reply.Marshal(),
+		"Session":   ss.header(),
+	}}
+}
+
+func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.read == nil {
+		return statusf(base.StatusMethodNotValidInThisState, "PLAY on a publishing session")
+	}
+	if ss.state == stateInit {
+		return statusf(base.StatusMethodNotValidInThisState, "PLAY before SETUP")
+	}
+	if ss.c != c {
+		return statusf(base.StatusMethodNotValidInThisState, "PLAY must come on the connection that set the session up")
+	}
+	if ss.state == statePlaying {
+		// already playing: answer like a keepalive
+		return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header(), "Range": base.HeaderValue{"npt=now-"}}}
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	pos, err := ss.read.Play(ctx)
+	if err != nil {
+		return errResponse(err)
+	}
+	var info headers.RTPInfo
+	cb := contentBase(req.URL)
+	if _, _, has := splitTrackPath("/" + strings.Trim(req.URL.Path, "/")); has {
+		cb = "rtsp://" + req.URL.Host + ss.base + "/"
+	}
+	for i := range ss.setups {
+		st := &ss.setups[i]
+		if !st.done {
+			continue
+		}
+		if st.tcp {
+			st.sink = c.w.Sink(st.channel)
+			st.hub.AddSink(st.sink)
+		}
+		e := &headers.RTPInfoEntry{URL: cb + "trackID=" + itoa(i)}
+		if i < len(pos) && pos[i].OK {
+			seq, ts := pos[i].Seq, pos[i].TS
+			e.SequenceNumber, e.Timestamp = &seq, &ts
+		}
+		info = append(info, e)
+	}
+	ss.state = statePlaying
+	h := base.Header{"Session": ss.header(), "Range": base.HeaderValue{"npt=0.000-"}}
+	if len(info) > 0 {
+		h["RTP-Info"] = info.Marshal()
+	}
+	return &base.Response{StatusCode: base.StatusOK, Header: h}
+}
+
+func (ss *session) onRecord(c *conn, req *base.Request) *base.Response {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.pub == nil {
+		return statusf(base.StatusMethodNotValidInThisState, "RECORD on a reading session")
+	}
+	if ss.state != stateReady {
+		return statusf(base.StatusMethodNotValidInThisState, "RECORD needs every announced track set up first")
+	}
+	for i := range ss.setups {
+		if !ss.setups[i].done {
+			return statusf(base.StatusMethodNotValidInThisState, "track %d was announced but not set up", i)
+		}
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if err := ss.pub.Record(ctx); err != nil {
+		return errResponse(err)
+	}
+	ss.state = stateRecording
+	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
+}
+
+func (ss *session) onPause(c *conn, req *base.Request) *base.Response {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.read == nil {
+		return statusf(base.StatusMethodNotValidInThisState, "PAUSE is for reading sessions")
+	}
+	if ss.state != statePlaying {
+		return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if err := ss.read.Pause(ctx); err != nil {
+		return errResponse(err)
+	}
+	for i := range ss.setups {
+		if st := &ss.setups[i]; st.sink != nil {
+			st.hub.RemoveSink(st.sink)
+			st.sink = nil
+		}
+	}
+	ss.state = stateReady
+	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
+}
+
+func (ss *session) onTeardown(c *conn, req *base.Request) *base.Response {
+	ss.close("teardown")
+	return &base.Response{StatusCode: base.StatusOK}
+}
+
+// onFrame takes an interleaved frame the client sent on one of this session's channels.
+func (ss *session) onFrame(ch uint8, b []byte) {
+	ss.touch()
+	if ss.pub == nil {
+		return // a reader's RTCP receiver reports: they only prove it is alive (for now)
+	}
+	ss.mu.Lock()
+	var hub *rtp.Hub
+	rtcp := false
+	for i := range ss.setups {
+		st := &ss.setups[i]
+		if st.tcp && st.done && (st.channel == ch || st.channel+1 == ch) {
+			hub, rtcp = st.hub, st.channel+1 == ch
+			break
+		}
+	}
+	recording := ss.state == stateRecording
+	ss.mu.Unlock()
+	if hub == nil || !recording {
+		return
+	}
+	var err error
+	if rtcp {
+		err = hub.WriteRTCP(b)
+	} else {
+		err = hub.WriteRTP(b)
+	}
+	if err != nil {
+		ss.c.log.Debug("rtsp publisher sent a bad packet", "session", ss.id, "err", err)
+	}
+}
+
+// String names the session in logs.
+func (ss *session) String() string { return fmt.Sprintf("%s(%s)", ss.id, ss.path) }
