@@ -190,12 +190,16 @@ func (w *InterleavedWriter) run() {
 		w.n -= k
 		w.mu.Unlock()
 		if err != nil {
-			if errors.Is(err, ErrClosed) {
+			w.mu.Lock()
+			closing := w.stopped // set by Close, whose past deadline caused err
+			w.mu.Unlock()
+			if closing || errors.Is(err, ErrClosed) {
 				w.dropped.Add(uint64(k))
+				w.stop(nil)
 			} else {
 				w.errs.Add(uint64(k))
+				w.stop(err)
 			}
-			w.stop(err)
 			return
 		}
 		w.packets.Add(uint64(k))
