@@ -62,7 +62,6 @@ func TestUDPPairPorts(t *testing.T) {
 	}
 }
 
-
 func TestUDPEndToEnd(t *testing.T) {
 	pool := NewPool()
 	u := newPair(t, pool)
