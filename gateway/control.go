@@ -1,0 +1,338 @@
+// Package gateway is meshgw's control: it turns the route table into live streams, decides which
+// node carries what, and steers nodes through flows. The RTSP front door (package rtsp) asks it for
+// streams; nodes (package gateway/node) report back what their sources do.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtsp"
+)
+
+// LocalNode is the node embedded in the control's process: a Node that also lends hubs to the
+// control's interleaved (TCP) sessions.
+type LocalNode interface {
+	node.Node
+	Hub(stream string, track int) (*rtp.Hub, error)
+}
+
+// Control owns routes and streams and steers the local node.
+type Control struct {
+	cfg  *config.Config
+	node LocalNode
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	streams map[string]*stream // by route path
+	mcast   *groupAllocator
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// stream is the control's view of one live (or starting) instance of a route.
+type stream struct {
+	id    string
+	path  string
+	route config.Route
+
+	// ready is closed when the source first delivered a description.
+	ready  chan struct{}
+	isUp   bool
+	sdp    []byte
+	tracks []rtp.Track
+	// gone is closed when readers of the current layout must end.
+	gone chan struct{}
+
+	sourceFlow string
+	readers    int
+	idle       *time.Timer
+	publisher  *publication
+
+	// multicast: group and per-track sink flows shared by multicast readers
+	group      netip.Addr
+	mcastFlows map[int]*mcastFlow
+}
+
+type mcastFlow struct {
+	id      string
+	players int
+}
+
+// New builds the control over a local node. Start sources with Start.
+func New(cfg *config.Config, n LocalNode, log *slog.Logger) *Control {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Control{
+		cfg: cfg, node: n, log: log, streams: map[string]*stream{},
+		mcast: newGroupAllocator(cfg.RTSP.Multicast.Range),
+	}
+}
+
+// Start brings up every always-on source (non-regex routes with a demo or pull source and no
+// on_demand).
+func (c *Control) Start(ctx context.Context) error {
+	for _, r := range c.cfg.Routes {
+		if r.Regexp != nil || r.OnDemand || r.Source == config.SourcePublisher {
+			continue
+		}
+		c.mu.Lock()
+		s := c.streamLocked(r.Name, r)
+		err := c.startSourceLocked(ctx, s)
+		c.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("route %s: %w", r.Name, err)
+		}
+	}
+	return nil
+}
+
+// Close deletes every flow the control created.
+func (c *Control) Close() {
+	c.mu.Lock()
+	c.closed = true
+	streams := make([]*stream, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+	}
+	c.mu.Unlock()
+	ctx := context.Background()
+	for _, s := range streams {
+		if s.sourceFlow != "" {
+			_ = c.node.Delete(ctx, s.sourceFlow)
+		}
+	}
+	c.wg.Wait()
+}
+
+func newID(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+func (c *Control) streamLocked(path string, r config.Route) *stream {
+	s := c.streams[path]
+	if s == nil {
+		s = &stream{id: newID("st"), path: path, route: r, ready: make(chan struct{}), gone: make(chan struct{}), mcastFlows: map[int]*mcastFlow{}}
+		c.streams[path] = s
+	}
+	return s
+}
+
+func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
+	if s.sourceFlow != "" {
+		return nil
+	}
+	f := node.Flow{ID: newID("src"), Stream: s.id}
+	switch {
+	case s.route.Source == config.SourceDemo:
+		f.Kind = node.SourceDemo
+	case s.route.IsPull():
+		f.Kind = node.SourcePull
+		f.URL = s.route.Source
+		f.Transport = s.route.SourceTransport
+		f.ReconnectMin, f.ReconnectMax = s.route.ReconnectMin, s.route.ReconnectMax
+	default:
+		return fmt.Errorf("route %s has no source the control can start", s.path)
+	}
+	s.sourceFlow = f.ID
+	// Apply runs the node's start hooks, which may report back into the control: no lock then.
+	c.mu.Unlock()
+	_, err := c.node.Apply(ctx, f)
+	c.mu.Lock()
+	if err != nil {
+		if s.sourceFlow == f.ID {
+			s.sourceFlow = ""
+		}
+		return err
+	}
+	c.log.Info("source started", "route", s.path, "kind", f.Kind, "stream", s.id)
+	return nil
+}
+
+// SourceReady implements node.Events.
+func (c *Control) SourceReady(streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.byIDLocked(streamID)
+	if s == nil {
+		return
+	}
+	if replaced {
+		// readers of the old layout cannot follow the new one
+		close(s.gone)
+		s.gone = make(chan struct{})
+	}
+	if sdp != nil {
+		s.sdp = sdp
+	}
+	s.tracks = tracks
+	if !s.isUp && s.sdp != nil {
+		s.isUp = true
+		close(s.ready)
+	}
+	c.log.Info("source ready", "route", s.path, "tracks", len(tracks), "replaced", replaced)
+}
+
+// SourceDown implements node.Events.
+func (c *Control) SourceDown(streamID string, err error) {
+	c.mu.Lock()
+	s := c.byIDLocked(streamID)
+	c.mu.Unlock()
+	if s != nil {
+		c.log.Warn("source down; retrying", "route", s.path, "err", err)
+	}
+}
+
+func (c *Control) byIDLocked(id string) *stream {
+	for _, s := range c.streams {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// OpenRead implements rtsp.Handler.
+func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (rtsp.ReadStream, error) {
+	r, ok := c.cfg.Match(path)
+	if !ok {
+		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
+	}
+	s := c.streamLocked(path, r)
+	if r.Source == config.SourcePublisher && (s.publisher == nil || !s.isUp) {
+		if s.readers == 0 && s.publisher == nil {
+			delete(c.streams, path)
+		}
+		c.mu.Unlock()
+		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no one is publishing to %q", path)
+	}
+	if r.MaxReaders > 0 && s.readers >= r.MaxReaders {
+		c.mu.Unlock()
+		return nil, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "route %q already has its %d readers", path, r.MaxReaders)
+	}
+	s.readers++
+	if s.idle != nil {
+		s.idle.Stop()
+		s.idle = nil
+	}
+	var err error
+	if r.Source != config.SourcePublisher {
+		err = c.startSourceLocked(ctx, s)
+	}
+	ready := s.ready
+	c.mu.Unlock()
+	if err != nil {
+		c.releaseReader(s)
+		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "source could not start", Err: err}
+	}
+	wait := r.OnDemandStartTimeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.C:
+		c.releaseReader(s)
+		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "source of %q not ready after %s", path, wait)
+	case <-ctx.Done():
+		c.releaseReader(s)
+		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "gave up waiting for the source", Err: ctx.Err()}
+	}
+	c.mu.Lock()
+	rs := &reader{c: c, s: s, sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
+	c.mu.Unlock()
+	return rs, nil
+}
+
+// releaseReader drops one reader of s; the last one of an on-demand route arms its idle timer.
+func (c *Control) releaseReader(s *stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.readers--
+	if s.readers > 0 || c.closed {
+		return
+	}
+	stoppable := s.route.OnDemand || s.route.Regexp != nil && s.route.Source != config.SourcePublisher
+	if s.route.Source == config.SourcePublisher {
+		if s.publisher == nil {
+			c.dropStreamLocked(s)
+		}
+		return
+	}
+	if !stoppable || s.sourceFlow == "" {
+		return
+	}
+	after := s.route.OnDemandCloseAfter
+	if after <= 0 {
+		after = 10 * time.Second
+	}
+	s.idle = time.AfterFunc(after, func() { c.stopIdle(s) })
+}
+
+func (c *Control) stopIdle(s *stream) {
+	c.mu.Lock()
+	if s.readers > 0 || c.streams[s.path] != s {
+		c.mu.Unlock()
+		return
+	}
+	flowID := s.sourceFlow
+	delete(c.streams, s.path)
+	c.mu.Unlock()
+	c.log.Info("on-demand source idle; stopping", "route", s.path)
+	if flowID != "" {
+		if err := c.node.Delete(context.Background(), flowID); err != nil {
+			c.log.Error("stop idle source", "route", s.path, "err", err)
+		}
+	}
+}
+
+// dropStreamLocked forgets a stream with neither readers nor publisher.
+func (c *Control) dropStreamLocked(s *stream) {
+	if c.streams[s.path] == s {
+		delete(c.streams, s.path)
+	}
+	if s.sourceFlow != "" {
+		id := s.sourceFlow
+		s.sourceFlow = ""
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			_ = c.node.Delete(context.Background(), id)
+		}()
+	}
+	if s.group.IsValid() {
+		c.mcast.release(s.group)
+		s.group = netip.Addr{}
+	}
+}
+
+// errStatus turns a node error into a front-door error with a status.
+func errStatus(what string, err error) error {
+	if errors.Is(err, node.ErrNotFound) {
+		return &rtsp.Error{Status: rtsp.StatusNotFound, Msg: what, Err: err}
+	}
+	return &rtsp.Error{Status: rtsp.StatusInternal, Msg: what, Err: err}
+}

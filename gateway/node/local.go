@@ -1,0 +1,549 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtsp/demo"
+	"github.com/meshgw/meshgw/rtsp/pull"
+)
+
+// ErrNotFound is returned for a flow or stream the node does not have.
+var ErrNotFound = errors.New("not found")
+
+// LocalConfig configures an in-process node.
+type LocalConfig struct {
+	Name string
+	// UDP is the node's shared RTP/RTCP socket pair configuration.
+	UDP    rtp.UDPConfig
+	Events Events
+	Logger *slog.Logger
+}
+
+// Local is a node inside the control's process: it serves UDP readers and publishers from its
+// socket pair, and gives the control's RTSP connections direct access to hubs for interleaved
+// (TCP) transport.
+type Local struct {
+	name   string
+	udp    *rtp.UDPPair
+	pool   *rtp.Pool
+	events Events
+	log    *slog.Logger
+
+	clipOnce sync.Once
+	clip     *demo.Clip
+	clipErr  error
+
+	mu      sync.Mutex
+	streams map[string]*nodeStream
+	flows   map[string]*flow
+	closed  bool
+	// after holds event reports queued under the lock, delivered once it is released
+	after []func()
+}
+
+// nodeStream is a stream's hubs on this node and the source feeding them.
+type nodeStream struct {
+	id     string
+	hubs   []*rtp.Hub
+	tracks []rtp.Track
+	source *flow // the source flow, nil while none
+	// live is hubs published for the source's packet path, which must not take the node's lock
+	// per packet.
+	live atomic.Pointer[[]*rtp.Hub]
+}
+
+// liveHub returns a track's hub for the packet path, nil when the track does not exist.
+func (s *nodeStream) liveHub(track int) *rtp.Hub {
+	hp := s.live.Load()
+	if hp == nil || track < 0 || track >= len(*hp) {
+		return nil
+	}
+	return (*hp)[track]
+}
+
+type flow struct {
+	spec   Flow
+	stream *nodeStream
+	// sinks
+	sink  *rtp.UDPSink
+	hub   *rtp.Hub
+	added bool
+	// sources
+	player *demo.Player
+	puller *pull.Puller
+	// ingress / RTCP liveness: unix nanos of the last packet from the peer
+	last atomic.Int64
+	// pkts counts ingress packets
+	pkts atomic.Uint64
+}
+
+// NewLocal opens the node's UDP socket pair.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "local"
+	}
+	if cfg.UDP.Logger == nil {
+		cfg.UDP.Logger = cfg.Logger
+	}
+	udp, err := rtp.ListenUDP(cfg.UDP)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
+	return &Local{
+		name: cfg.Name, udp: udp, pool: rtp.NewPool(), events: cfg.Events,
+		log:     cfg.Logger.With("node", cfg.Name),
+		streams: map[string]*nodeStream{}, flows: map[string]*flow{},
+	}, nil
+}
+
+// Name implements Node.
+func (n *Local) Name() string { return n.name }
+
+// UDP exposes the node's socket pair (ports for logs and tests).
+func (n *Local) UDP() *rtp.UDPPair { return n.udp }
+
+// Hub gives the hub of a stream's track to the control's interleaved sessions.
+func (n *Local) Hub(stream string, track int) (*rtp.Hub, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.streams[stream]
+	if s == nil || s.hubs == nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, ErrNotFound)
+	}
+	if track < 0 || track >= len(s.hubs) {
+		return nil, fmt.Errorf("stream %s has no track %d: %w", stream, track, ErrNotFound)
+	}
+	return s.hubs[track], nil
+}
+
+// Apply implements Node.
+func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
+	if err := f.Validate(); err != nil {
+		return FlowStatus{}, err
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return FlowStatus{}, errors.New("node is closed")
+	}
+	if old := n.flows[f.ID]; old != nil {
+		st, err := n.updateLocked(old, f)
+		after := n.after
+		n.after = nil
+		n.mu.Unlock()
+		for _, fn := range after {
+			fn()
+		}
+		return st, err
+	}
+	var (
+		st    FlowStatus
+		err   error
+		start func()
+	)
+	switch f.Kind {
+	case SourceDemo, SourcePull, SourcePublisher:
+		start, err = n.createSourceLocked(f)
+	case SinkUDP, SinkMulticast:
+		st, err = n.createSinkLocked(f)
+	case IngressUDP:
+		st, err = n.createIngressLocked(f)
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return FlowStatus{}, fmt.Errorf("node %s: apply %s %s: %w", n.name, f.Kind, f.ID, err)
+	}
+	if start != nil {
+		start()
+	}
+	return st, nil
+}
+
+func (n *Local) stream(id string) *nodeStream {
+	s := n.streams[id]
+	if s == nil {
+		s = &nodeStream{id: id}
+		n.streams[id] = s
+	}
+	return s
+}
+
+func (n *Local) demoClip() (*demo.Clip, error) {
+	n.clipOnce.Do(func() { n.clip, n.clipErr = demo.Load() })
+	return n.clip, n.clipErr
+}
+
+// setHubsLocked gives a stream hubs for tracks, keeping the existing ones when the layout is the
+// same so readers stay on one continuous line. It reports whether the hubs were replaced.
+func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track) (replaced bool) {
+	if s.hubs != nil && sameLayout(s.tracks, tracks) {
+		for _, h := range s.hubs {
+			h.SourceRestarted()
+		}
+		return false
+	}
+	replaced = s.hubs != nil
+	for _, h := range s.hubs {
+		h.Close()
+	}
+	s.tracks = append([]rtp.Track(nil), tracks...)
+	s.hubs = make([]*rtp.Hub, len(tracks))
+	for i, t := range tracks {
+		s.hubs[i] = rtp.NewHub(rtp.HubConfig{Track: t, Pool: n.pool, Logger: n.log})
+	}
+	hubs := append([]*rtp.Hub(nil), s.hubs...)
+	s.live.Store(&hubs)
+	// sinks of the old layout are gone with their hubs
+	for _, f := range n.flows {
+		if f.stream == s && f.hub != nil && replaced {
+			f.added = false
+			f.hub = nil
+		}
+	}
+	return replaced
+}
+
+func sameLayout(a, b []rtp.Track) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *Local) createSourceLocked(f Flow) (func(), error) {
+	s := n.stream(f.Stream)
+	if s.source != nil {
+		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
+	}
+	fl := &flow{spec: f, stream: s}
+	var start func()
+	switch f.Kind {
+	case SourceDemo:
+		clip, err := n.demoClip()
+		if err != nil {
+			return nil, fmt.Errorf("demo clip: %w", err)
+		}
+		replaced := n.setHubsLocked(s, clip.Tracks())
+		fl.player = demo.NewPlayer(clip, hubWriter{s: s, n: n}, n.log.With("stream", f.Stream))
+		sdp, tracks := clip.SDP(), clip.Tracks()
+		start = func() {
+			fl.player.Start()
+			if n.events != nil {
+				n.events.SourceReady(f.Stream, sdp, tracks, replaced)
+			}
+		}
+	case SourcePull:
+		fl.puller = pull.New(pull.Config{
+			URL: f.URL, Transport: f.Transport, ReconnectMin: f.ReconnectMin, ReconnectMax: f.ReconnectMax,
+			Logger: n.log.With("stream", f.Stream),
+		}, &pullHandler{n: n, s: s, f: fl})
+		start = fl.puller.Start
+	case SourcePublisher:
+		replaced := n.setHubsLocked(s, f.Tracks)
+		if replaced && n.events != nil {
+			// readers of the old layout cannot follow; the control ends them
+			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
+		}
+	}
+	s.source = fl
+	n.flows[f.ID] = fl
+	return start, nil
+}
+
+// hubWriter feeds the demo player's packets into the stream's hubs.
+type hubWriter struct {
+	n *Local
+	s *nodeStream
+}
+
+func (w hubWriter) WriteRTP(track int, pkt []byte) error {
+	h := w.s.liveHub(track)
+	if h == nil {
+		return fmt.Errorf("stream %s has no live track %d", w.s.id, track)
+	}
+	return h.WriteRTP(pkt)
+}
+
+// pullHandler connects a puller to its stream.
+type pullHandler struct {
+	n *Local
+	s *nodeStream
+	f *flow
+}
+
+func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
+	h.n.mu.Lock()
+	if h.n.flows[h.f.spec.ID] != h.f {
+		h.n.mu.Unlock()
+		return errors.New("flow deleted")
+	}
+	replaced := h.n.setHubsLocked(h.s, tracks)
+	h.n.mu.Unlock()
+	h.f.last.Store(time.Now().UnixNano())
+	if h.n.events != nil {
+		h.n.events.SourceReady(h.s.id, sdp, tracks, replaced)
+	}
+	return nil
+}
+
+func (h *pullHandler) WriteRTP(track int, pkt []byte) {
+	if hub := h.s.liveHub(track); hub != nil {
+		h.f.pkts.Add(1)
+		_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
+	}
+}
+
+func (h *pullHandler) WriteRTCP(track int, pkt []byte) {
+	if hub := h.s.liveHub(track); hub != nil {
+		_ = hub.WriteRTCP(pkt)
+	}
+}
+
+func (h *pullHandler) OnDisconnect(err error) {
+	if h.n.events != nil {
+		h.n.events.SourceDown(h.s.id, err)
+	}
+}
+
+func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
+	s := n.streams[f.Stream]
+	if s == nil || s.hubs == nil {
+		return FlowStatus{}, fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
+	}
+	if f.Track >= len(s.hubs) {
+		return FlowStatus{}, fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
+	}
+	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
+	fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
+	if f.Kind == SinkUDP {
+		// a reader's receiver reports prove it is alive
+		n.udp.HandleRTCP(f.RTCP, func([]byte) { fl.last.Store(time.Now().UnixNano()) })
+	}
+	n.flows[f.ID] = fl
+	if !f.Paused {
+		fl.hub.AddSink(fl.sink)
+		fl.added = true
+	}
+	return n.statusLocked(fl), nil
+}
+
+func (n *Local) statusLocked(fl *flow) FlowStatus {
+	st := FlowStatus{Source: n.udp.LocalAddr(), RTPPort: n.udp.RTPPort(), RTCPPort: n.udp.RTCPPort()}
+	if st.Source.IsUnspecified() {
+		st.Source = netip.Addr{}
+	}
+	if fl.hub != nil {
+		st.SSRC = fl.hub.SSRC()
+		st.NextSeq, st.NextTS, st.PosOK = fl.hub.NextSeqTS()
+	}
+	return st
+}
+
+func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
+	if f.Kind != fl.spec.Kind || f.Stream != fl.spec.Stream || f.Track != fl.spec.Track {
+		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind, fl.spec.Stream)
+	}
+	if f.Version != 0 && f.Version < fl.spec.Version {
+		// a stale command that arrived late: the newer state stands
+		return n.statusLocked(fl), nil
+	}
+	if f.Kind == SourcePublisher {
+		// a new publisher on a stream that outlived the previous one
+		replaced := n.setHubsLocked(fl.stream, f.Tracks)
+		fl.spec = f
+		if replaced && n.events != nil {
+			ev, id, tracks := n.events, fl.stream.id, f.Tracks
+			n.after = append(n.after, func() { ev.SourceReady(id, nil, tracks, true) })
+		}
+		return FlowStatus{}, nil
+	}
+	if fl.sink != nil {
+		if fl.hub == nil {
+			s := fl.stream
+			if s.hubs == nil || fl.spec.Track >= len(s.hubs) {
+				return FlowStatus{}, fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
+			}
+			fl.hub = s.hubs[fl.spec.Track]
+		}
+		switch {
+		case f.Paused && fl.added:
+			fl.hub.RemoveSink(fl.sink)
+			fl.added = false
+		case !f.Paused && !fl.added:
+			fl.hub.AddSink(fl.sink)
+			fl.added = true
+		}
+	}
+	fl.spec.Paused = f.Paused
+	fl.spec.Version = f.Version
+	return n.statusLocked(fl), nil
+}
+
+func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
+	s := n.streams[f.Stream]
+	if s == nil || s.hubs == nil || f.Track >= len(s.hubs) {
+		return FlowStatus{}, fmt.Errorf("stream %s track %d is not live on this node: %w", f.Stream, f.Track, ErrNotFound)
+	}
+	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
+	hub := fl.hub
+	n.udp.HandleRTP(f.RTP, func(b []byte) {
+		fl.last.Store(time.Now().UnixNano())
+		fl.pkts.Add(1)
+		_ = hub.WriteRTP(b)
+	})
+	n.udp.HandleRTCP(f.RTCP, func(b []byte) {
+		fl.last.Store(time.Now().UnixNano())
+		_ = hub.WriteRTCP(b)
+	})
+	n.flows[f.ID] = fl
+	st := n.statusLocked(fl)
+	st.SSRC = 0
+	return st, nil
+}
+
+// Delete implements Node. Deleting an unknown flow is not an error: commands are idempotent.
+func (n *Local) Delete(ctx context.Context, id string) error {
+	n.mu.Lock()
+	fl := n.flows[id]
+	if fl == nil {
+		n.mu.Unlock()
+		return nil
+	}
+	delete(n.flows, id)
+	stop := n.teardownLocked(fl)
+	n.mu.Unlock()
+	stop()
+	return nil
+}
+
+// teardownLocked detaches a flow and returns what must run without the lock (stopping a source
+// waits for its goroutine, which may be calling back into the node).
+func (n *Local) teardownLocked(fl *flow) func() {
+	f := fl.spec
+	switch f.Kind {
+	case SinkUDP, SinkMulticast:
+		if fl.added && fl.hub != nil {
+			fl.hub.RemoveSink(fl.sink)
+		}
+		if f.Kind == SinkUDP {
+			n.udp.HandleRTCP(f.RTCP, nil)
+		}
+		sink := fl.sink
+		return sink.Close
+	case IngressUDP:
+		n.udp.HandleRTP(f.RTP, nil)
+		n.udp.HandleRTCP(f.RTCP, nil)
+		return func() {}
+	default:
+		s := fl.stream
+		if s.source == fl {
+			s.source = nil
+		}
+		hubs := s.hubs
+		// the hubs go with the source unless sinks still hang on them (a publisher that will
+		// come back); a stream without source and sinks is forgotten
+		if !n.streamHasSinksLocked(s) {
+			s.hubs, s.tracks = nil, nil
+			s.live.Store(nil)
+			delete(n.streams, s.id)
+		} else {
+			hubs = nil
+		}
+		player, puller := fl.player, fl.puller
+		return func() {
+			if player != nil {
+				player.Close()
+			}
+			if puller != nil {
+				puller.Close()
+			}
+			for _, h := range hubs {
+				h.Close()
+			}
+		}
+	}
+}
+
+func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
+	for _, f := range n.flows {
+		if f.stream == s && f.sink != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats implements Node.
+func (n *Local) Stats(id string) (FlowStats, error) {
+	n.mu.Lock()
+	fl := n.flows[id]
+	n.mu.Unlock()
+	if fl == nil {
+		return FlowStats{}, fmt.Errorf("flow %s: %w", id, ErrNotFound)
+	}
+	var st FlowStats
+	if fl.sink != nil {
+		ss := fl.sink.Stats()
+		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
+	} else {
+		st.Packets = fl.pkts.Load()
+	}
+	if l := fl.last.Load(); l != 0 {
+		st.LastActivity = time.Unix(0, l)
+	}
+	return st, nil
+}
+
+// Close stops every flow and the node's sockets.
+func (n *Local) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	var stops []func()
+	// sinks first so sources can release their hubs
+	for id, fl := range n.flows {
+		if fl.sink != nil || fl.spec.Kind == IngressUDP {
+			stops = append(stops, n.teardownLocked(fl))
+			delete(n.flows, id)
+		}
+	}
+	for id, fl := range n.flows {
+		stops = append(stops, n.teardownLocked(fl))
+		delete(n.flows, id)
+	}
+	var hubs []*rtp.Hub
+	for _, s := range n.streams {
+		hubs = append(hubs, s.hubs...)
+	}
+	n.streams = map[string]*nodeStream{}
+	n.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	for _, h := range hubs {
+		h.Close()
+	}
+	if err := n.udp.Close(); err != nil {
+		return fmt.Errorf("node %s: %w", n.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtsp"
+)
+
+// publication is one publisher session's handle on its stream (rtsp.PublishStream).
+type publication struct {
+	c      *Control
+	s      *stream
+	sdp    []byte
+	tracks []rtp.Track
+	kicked chan struct{}
+
+	mu     sync.Mutex
+	flows  []string
+	closed bool
+}
+
+// OpenPublish implements rtsp.Handler.
+func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string, sdp []byte, tracks []rtp.Track) (rtsp.PublishStream, error) {
+	r, ok := c.cfg.Match(path)
+	if !ok {
+		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
+	}
+	if r.Source != config.SourcePublisher {
+		return nil, rtsp.Errorf(405, "route %q takes its stream from %s, not from publishers", path, r.Source)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
+	}
+	s := c.streamLocked(path, r)
+	var old *publication
+	if s.publisher != nil {
+		if !r.OverridePublisher {
+			c.mu.Unlock()
+			return nil, rtsp.Errorf(rtsp.StatusConflict, "route %q is already being published", path)
+		}
+		old = s.publisher
+	}
+	p := &publication{c: c, s: s, sdp: sdp, tracks: tracks, kicked: make(chan struct{})}
+	s.publisher = p
+	flowID := s.sourceFlow
+	if flowID == "" {
+		flowID = newID("pub")
+		s.sourceFlow = flowID
+	}
+	c.mu.Unlock()
+	if old != nil {
+		c.log.Info("publisher replaced", "route", path, "by", ci.Remote)
+		old.kick()
+	}
+	// One source flow per stream for its whole life: a returning publisher with the same tracks
+	// continues the readers' line instead of starting a new one.
+	_, err := c.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Kind: node.SourcePublisher, Stream: s.id, Tracks: tracks})
+	if err != nil {
+		p.Close()
+		return nil, errStatus("publisher source", err)
+	}
+	c.log.Info("publisher announced", "route", path, "remote", ci.Remote, "tracks", len(tracks))
+	return p, nil
+}
+
+func (p *publication) kick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.kicked:
+	default:
+		close(p.kicked)
+	}
+}
+
+func (p *publication) Done() <-chan struct{} { return p.kicked }
+
+func (p *publication) SetupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc netip.AddrPort) (rtsp.UDPSetup, error) {
+	if track < 0 || track >= len(p.tracks) {
+		return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
+	}
+	f := node.Flow{ID: newID("in"), Version: 1, Kind: node.IngressUDP, Stream: p.s.id, Track: track, RTP: rtpSrc, RTCP: rtcpSrc}
+	st, err := p.c.node.Apply(ctx, f)
+	if err != nil {
+		return rtsp.UDPSetup{}, errStatus("publisher ingress", err)
+	}
+	p.mu.Lock()
+	p.flows = append(p.flows, f.ID)
+	p.mu.Unlock()
+	return rtsp.UDPSetup{Source: st.Source, RTPPort: st.RTPPort, RTCPPort: st.RTCPPort}, nil
+}
+
+func (p *publication) Hub(track int) (*rtp.Hub, error) {
+	h, err := p.c.node.Hub(p.s.id, track)
+	if err != nil {
+		return nil, errStatus("publisher track", err)
+	}
+	return h, nil
+}
+
+func (p *publication) Record(ctx context.Context) error {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	if p.s.publisher != p {
+		return rtsp.Errorf(rtsp.StatusConflict, "this publisher was replaced")
+	}
+	p.s.sdp = p.sdp
+	p.s.tracks = p.tracks
+	if !p.s.isUp {
+		p.s.isUp = true
+		close(p.s.ready)
+	}
+	p.c.log.Info("publisher recording", "route", p.s.path)
+	return nil
+}
+
+func (p *publication) LastActivity() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var last time.Time
+	for _, id := range p.flows {
+		if st, err := p.c.node.Stats(id); err == nil && st.LastActivity.After(last) {
+			last = st.LastActivity
+		}
+	}
+	return last
+}
+
+func (p *publication) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	flows := p.flows
+	p.flows = nil
+	p.mu.Unlock()
+	for _, id := range flows {
+		_ = p.c.node.Delete(context.Background(), id)
+	}
+	c := p.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := p.s
+	if s.publisher != p {
+		return
+	}
+	s.publisher = nil
+	c.log.Info("publisher left", "route", s.path)
+	if s.readers == 0 {
+		c.dropStreamLocked(s)
+		return
+	}
+	// readers stay and continue on the same line if a publisher with the same tracks returns
+}

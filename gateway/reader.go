@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtsp"
+)
+
+// reader is one reader session's handle on a stream (rtsp.ReadStream).
+type reader struct {
+	c      *Control
+	s      *stream
+	sdp    []byte
+	tracks []rtp.Track
+	gone   chan struct{}
+
+	mu      sync.Mutex
+	flows   map[int]*readerFlow
+	playing bool
+	closed  bool
+}
+
+type readerFlow struct {
+	id        string
+	multicast bool
+	tcp       bool
+	flow      node.Flow
+}
+
+func (r *reader) SDP() []byte            { return r.sdp }
+func (r *reader) Tracks() []rtp.Track    { return r.tracks }
+func (r *reader) Done() <-chan struct{}  { return r.gone }
+func (r *reader) trackOK(track int) bool { return track >= 0 && track < len(r.tracks) }
+
+func (r *reader) SetupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.AddrPort) (rtsp.UDPSetup, error) {
+	if !r.trackOK(track) {
+		return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
+	}
+	f := node.Flow{ID: newID("rd"), Version: 1, Kind: node.SinkUDP, Stream: r.s.id, Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true}
+	st, err := r.c.node.Apply(ctx, f)
+	if err != nil {
+		return rtsp.UDPSetup{}, errStatus("reader sink", err)
+	}
+	r.mu.Lock()
+	r.flows[track] = &readerFlow{id: f.ID, flow: f}
+	r.mu.Unlock()
+	return rtsp.UDPSetup{Source: st.Source, RTPPort: st.RTPPort, RTCPPort: st.RTCPPort, SSRC: st.SSRC}, nil
+}
+
+func (r *reader) SetupMulticast(ctx context.Context, track int) (rtsp.MulticastSetup, error) {
+	if !r.trackOK(track) {
+		return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
+	}
+	mc := r.c.cfg.RTSP.Multicast
+	r.c.mu.Lock()
+	if !r.s.group.IsValid() {
+		g, ok := r.c.mcast.alloc()
+		if !ok {
+			r.c.mu.Unlock()
+			return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "multicast range %s is exhausted", mc.Range)
+		}
+		r.s.group = g
+	}
+	group := r.s.group
+	r.c.mu.Unlock()
+	hub, err := r.c.node.Hub(r.s.id, track)
+	if err != nil {
+		return rtsp.MulticastSetup{}, errStatus("multicast track", err)
+	}
+	r.mu.Lock()
+	r.flows[track] = &readerFlow{multicast: true}
+	r.mu.Unlock()
+	port := mc.Port + 2*track
+	return rtsp.MulticastSetup{Group: group, RTPPort: port, RTCPPort: port + 1, TTL: mc.TTL, SSRC: hub.SSRC()}, nil
+}
+
+func (r *reader) SetupTCP(ctx context.Context, track int) (*rtp.Hub, error) {
+	if !r.trackOK(track) {
+		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
+	}
+	h, err := r.c.node.Hub(r.s.id, track)
+	if err != nil {
+		return nil, errStatus("interleaved track", err)
+	}
+	r.mu.Lock()
+	r.flows[track] = &readerFlow{tcp: true}
+	r.mu.Unlock()
+	return h, nil
+}
+
+func (r *reader) Play(ctx context.Context) ([]rtsp.TrackPosition, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pos := make([]rtsp.TrackPosition, len(r.tracks))
+	for track, rf := range r.flows {
+		switch {
+		case rf.multicast:
+			st, err := r.c.joinMulticast(ctx, r.s, track)
+			if err != nil {
+				return nil, err
+			}
+			pos[track] = rtsp.TrackPosition{Seq: st.NextSeq, TS: st.NextTS, OK: st.PosOK}
+		case rf.tcp:
+			if h, err := r.c.node.Hub(r.s.id, track); err == nil {
+				seq, ts, ok := h.NextSeqTS()
+				pos[track] = rtsp.TrackPosition{Seq: seq, TS: ts, OK: ok}
+			}
+		default:
+			rf.flow.Paused = false
+			rf.flow.Version++
+			st, err := r.c.node.Apply(ctx, rf.flow)
+			if err != nil {
+				return nil, errStatus("start reader sink", err)
+			}
+			pos[track] = rtsp.TrackPosition{Seq: st.NextSeq, TS: st.NextTS, OK: st.PosOK}
+		}
+	}
+	r.playing = true
+	return pos, nil
+}
+
+func (r *reader) Pause(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.playing {
+		return nil
+	}
+	for track, rf := range r.flows {
+		switch {
+		case rf.multicast:
+			r.c.leaveMulticast(r.s, track)
+		case rf.tcp:
+		default:
+			rf.flow.Paused = true
+			rf.flow.Version++
+			if _, err := r.c.node.Apply(ctx, rf.flow); err != nil {
+				return errStatus("pause reader sink", err)
+			}
+		}
+	}
+	r.playing = false
+	return nil
+}
+
+func (r *reader) LastActivity() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var last time.Time
+	for _, rf := range r.flows {
+		if rf.id == "" {
+			continue
+		}
+		if st, err := r.c.node.Stats(rf.id); err == nil && st.LastActivity.After(last) {
+			last = st.LastActivity
+		}
+	}
+	return last
+}
+
+func (r *reader) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	flows := r.flows
+	playing := r.playing
+	r.flows = nil
+	r.mu.Unlock()
+	ctx := context.Background()
+	for track, rf := range flows {
+		switch {
+		case rf.multicast:
+			if playing {
+				r.c.leaveMulticast(r.s, track)
+			}
+		case rf.id != "":
+			if err := r.c.node.Delete(ctx, rf.id); err != nil {
+				r.c.log.Error("delete reader sink", "flow", rf.id, "err", err)
+			}
+		}
+	}
+	r.c.releaseReader(r.s)
+}
+
+// joinMulticast counts one more multicast player of a track; the first starts the group's sink.
+func (c *Control) joinMulticast(ctx context.Context, s *stream, track int) (node.FlowStatus, error) {
+	c.mu.Lock()
+	mf := s.mcastFlows[track]
+	if mf == nil {
+		mf = &mcastFlow{id: newID("mc")}
+		s.mcastFlows[track] = mf
+	}
+	mf.players++
+	first := mf.players == 1
+	group := s.group
+	c.mu.Unlock()
+	mc := c.cfg.RTSP.Multicast
+	port := uint16(mc.Port + 2*track)
+	f := node.Flow{ID: mf.id, Version: 1, Kind: node.SinkMulticast, Stream: s.id, Track: track,
+		RTP: netip.AddrPortFrom(group, port), RTCP: netip.AddrPortFrom(group, port+1)}
+	st, err := c.node.Apply(ctx, f) // idempotent for later players: returns the position
+	if err != nil {
+		c.leaveMulticast(s, track)
+		return st, errStatus("multicast sink", err)
+	}
+	if first {
+		c.log.Info("multicast started", "route", s.path, "track", track, "group", group, "port", port)
+	}
+	return st, nil
+}
+
+func (c *Control) leaveMulticast(s *stream, track int) {
+	c.mu.Lock()
+	mf := s.mcastFlows[track]
+	if mf == nil {
+		c.mu.Unlock()
+		return
+	}
+	mf.players--
+	last := mf.players <= 0
+	if last {
+		delete(s.mcastFlows, track)
+	}
+	c.mu.Unlock()
+	if last {
+		if err := c.node.Delete(context.Background(), mf.id); err != nil {
+			c.log.Error("delete multicast sink", "err", err)
+		}
+	}
+}
+
+// groupAllocator hands out multicast groups from the configured range, one per stream.
+type groupAllocator struct {
+	mu     sync.Mutex
+	prefix netip.Prefix
+	used   map[netip.Addr]bool
+}
+
+func newGroupAllocator(p netip.Prefix) *groupAllocator {
+	return &groupAllocator{prefix: p.Masked(), used: map[netip.Addr]bool{}}
+}
+
+func (g *groupAllocator) alloc() (netip.Addr, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.prefix.IsValid() {
+		return netip.Addr{}, false
+	}
+	// skip the network address itself; use the range in order
+	for a := g.prefix.Addr().Next(); g.prefix.Contains(a); a = a.Next() {
+		if !g.used[a] {
+			g.used[a] = true
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (g *groupAllocator) release(a netip.Addr) {
+	g.mu.Lock()
+	delete(g.used, a)
+	g.mu.Unlock()
+}
