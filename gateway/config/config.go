@@ -187,9 +187,11 @@ type Route struct {
 	OverridePublisher bool
 	// MaxReaders caps concurrent readers; 0 (default) is unlimited.
 	MaxReaders int
-	// ReconnectMin and ReconnectMax bound the exponential backoff between
-	// attempts to pull a source that failed. Defaults 1s and 30s.
+	// ReconnectMin is the first wait before re-pulling a source that
+	// failed; the wait grows with each consecutive failure. Default 1s.
 	ReconnectMin time.Duration
+	// ReconnectMax caps that growing wait, so a camera that comes back is
+	// picked up within this long. Default 30s; never below ReconnectMin.
 	ReconnectMax time.Duration
 	// Line is the line of the route's key in the config file, for messages
 	// about the route found after loading (e.g. "upstream refused").
