@@ -26,12 +26,20 @@ type clipServer struct {
 	pkt    pionrtp.Packet
 }
 
+// getStream takes the lock because the stream is created after the server
+// starts, and the race detector cannot see the ordering through the socket.
+func (s *clipServer) getStream() *gortsplib.ServerStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream
+}
+
 func (s *clipServer) OnDescribe(*gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return &base.Response{StatusCode: base.StatusOK}, s.stream, nil
+	return &base.Response{StatusCode: base.StatusOK}, s.getStream(), nil
 }
 
 func (s *clipServer) OnSetup(*gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	return &base.Response{StatusCode: base.StatusOK}, s.stream, nil
+	return &base.Response{StatusCode: base.StatusOK}, s.getStream(), nil
 }
 
 func (s *clipServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
@@ -82,11 +90,14 @@ func TestFFmpegDecodesDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.srv.Close()
-	cs.stream = &gortsplib.ServerStream{Server: cs.srv, Desc: cs.desc}
-	if err := cs.stream.Initialize(); err != nil {
+	stream := &gortsplib.ServerStream{Server: cs.srv, Desc: cs.desc}
+	if err := stream.Initialize(); err != nil {
 		t.Fatal(err)
 	}
-	defer cs.stream.Close()
+	defer stream.Close()
+	cs.mu.Lock()
+	cs.stream = stream
+	cs.mu.Unlock()
 
 	p := NewPlayer(c, cs, nil)
 	p.Start()
