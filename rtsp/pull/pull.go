@@ -116,6 +116,7 @@ const (
 	StatusClosed                   // Close was called
 )
 
+// String names the status for logs and the status page.
 func (s Status) String() string {
 	switch s {
 	case StatusIdle:
