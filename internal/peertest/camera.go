@@ -244,6 +244,21 @@ func (c *Camera) Output() string {
 // still running appear after the publisher tears down or after Stop.
 func (c *Camera) RecordCounts() map[string]map[int]int { return RecordCounts(c.Output()) }
 
+// WaitRecord waits until the camera has printed the final decoded-buffer
+// counts of a RECORD session on path (printed once the publisher has torn
+// down) and returns them by stream index.  It fails the test on timeout.
+func (c *Camera) WaitRecord(path string, timeout time.Duration) map[int]int {
+	c.t.Helper()
+	re := regexp.MustCompile(`(?m)^RECORD ` + regexp.QuoteMeta(path) + ` stream\d+ buffers=\d+ \(final\)`)
+	if _, err := c.Proc().WaitForOutput(re, timeout); err != nil {
+		c.t.Fatalf("camera: no final RECORD counts for %s: %v", path, err)
+	}
+	// All streams of a session are reported together; give the remaining
+	// lines a moment to arrive.
+	time.Sleep(100 * time.Millisecond)
+	return c.RecordCounts()[path]
+}
+
 // Stop terminates the camera (SIGTERM, then SIGKILL after 5 s) and waits
 // for it to exit.  Stopping twice is harmless.
 func (c *Camera) Stop() {

@@ -17,7 +17,8 @@ var (
 const GstEOSLine = `Got EOS from element "pipeline0".`
 
 // FFmpegFrames returns the last `frame=  N` count in ffmpeg's output (with
-// -nostats ffmpeg prints one final stats line), and false if there is none.
+// -nostats ffmpeg prints one final stats line, at -loglevel info or above),
+// and false if there is none.
 func FFmpegFrames(out string) (int, bool) {
 	m := ffmpegFrameRE.FindAllStringSubmatch(out, -1)
 	if len(m) == 0 {
@@ -45,10 +46,21 @@ func FFmpegErrorLines(out string) []string {
 
 // FFprobeStreams parses the `stream|key=value|...` lines that
 // `ffprobe -show_entries stream=... -of compact` prints, one map per stream.
-// Other lines are ignored.
+// For inputs with programs (MPEG-TS) ffprobe first prints each program's
+// streams in a block that starts with "program|" and ends with an empty
+// line; those duplicates are skipped.  Other lines are ignored.
 func FFprobeStreams(out string) []map[string]string {
 	var streams []map[string]string
-	for _, l := range splitLines(out) {
+	inProgram := false
+	for _, l := range strings.Split(strings.ReplaceAll(out, "\r", "\n"), "\n") {
+		if strings.HasPrefix(l, "program|") {
+			inProgram = true
+			continue
+		}
+		if inProgram {
+			inProgram = l != ""
+			continue
+		}
 		rest, ok := strings.CutPrefix(l, "stream|")
 		if !ok {
 			continue

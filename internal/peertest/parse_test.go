@@ -49,6 +49,11 @@ func TestFFprobeStreams(t *testing.T) {
 	if got := FFprobeStreams(out); !reflect.DeepEqual(got, want) {
 		t.Errorf("FFprobeStreams = %v, want %v", got, want)
 	}
+	ts := "program|stream|codec_name=h264\nstream|codec_name=aac\n\nstream|codec_name=h264\nstream|codec_name=aac\n"
+	want = []map[string]string{{"codec_name": "h264"}, {"codec_name": "aac"}}
+	if got := FFprobeStreams(ts); !reflect.DeepEqual(got, want) {
+		t.Errorf("FFprobeStreams(with program) = %v, want %v", got, want)
+	}
 	if got := FFprobeStreams("nothing\n"); got != nil {
 		t.Errorf("FFprobeStreams(no streams) = %v, want nil", got)
 	}
