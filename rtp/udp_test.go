@@ -140,7 +140,11 @@ func TestUDPEndToEnd(t *testing.T) {
 				missing++
 			}
 		}
+		// counters move after sendmmsg returns, possibly after the receiver read
 		st := sinks[i].Stats()
+		for deadline := time.Now().Add(5 * time.Second); st.Packets < packets+1 && time.Now().Before(deadline); st = sinks[i].Stats() {
+			time.Sleep(time.Millisecond)
+		}
 		if missing != 0 || srs[i] != 1 || st.Dropped != 0 || st.Errors != 0 || st.Packets != packets+1 {
 			t.Errorf("receiver %d: missing %d, SRs %d, stats %+v", i, missing, srs[i], st)
 		}
