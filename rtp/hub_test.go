@@ -243,7 +243,6 @@ func TestHubSenderReports(t *testing.T) {
 type chanSink struct {
 	ch      chan *Packet
 	dropped int
-	got     int
 }
 
 func (s *chanSink) DeliverRTP(p *Packet) {

@@ -51,12 +51,6 @@ func (s *recSink) snapshot() (rtp, rtcp [][]byte) {
 	return append([][]byte(nil), s.rtp...), append([][]byte(nil), s.rtcp...)
 }
 
-// releaseSink releases immediately (benchmarks).
-type releaseSink struct{}
-
-func (releaseSink) DeliverRTP(p *Packet)  { p.Release() }
-func (releaseSink) DeliverRTCP(p *Packet) { p.Release() }
-
 func checkNoLeak(t testing.TB, pool *Pool) {
 	t.Helper()
 	if n := pool.inUseCount(); n != 0 {

@@ -192,12 +192,11 @@ func TestLoopsAreContinuous(t *testing.T) {
 	n := len(c.pkts)
 
 	type state struct {
-		seen   bool
-		seq    uint16
-		ts     uint32
-		ssrc   uint32
-		count  int
-		lastAt time.Duration
+		seen  bool
+		seq   uint16
+		ts    uint32
+		ssrc  uint32
+		count int
 	}
 	st := make([]state, len(c.tracks))
 	for i, s := range got {
