@@ -445,7 +445,11 @@ func (n *Local) teardownLocked(fl *flow) func() {
 			n.udp.HandleRTCP(f.RTCP, nil)
 		}
 		sink := fl.sink
-		return sink.Close
+		orphan := n.dropOrphanLocked(fl.stream)
+		return func() {
+			sink.Close()
+			orphan()
+		}
 	case IngressUDP:
 		n.udp.HandleRTP(f.RTP, nil)
 		n.udp.HandleRTCP(f.RTCP, nil)
@@ -476,6 +480,23 @@ func (n *Local) teardownLocked(fl *flow) func() {
 			for _, h := range hubs {
 				h.Close()
 			}
+		}
+	}
+}
+
+// dropOrphanLocked forgets a stream left with neither source nor sinks (its publisher went and
+// then its last reader) and returns the closing of its hubs.
+func (n *Local) dropOrphanLocked(s *nodeStream) func() {
+	if s.source != nil || n.streamHasSinksLocked(s) || n.streams[s.id] != s {
+		return func() {}
+	}
+	hubs := s.hubs
+	s.hubs, s.tracks = nil, nil
+	s.live.Store(nil)
+	delete(n.streams, s.id)
+	return func() {
+		for _, h := range hubs {
+			h.Close()
 		}
 	}
 }

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/meshgw/meshgw/rtp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type recEvents struct {
+	mu    sync.Mutex
+	ready []string
+}
+
+func (e *recEvents) SourceReady(stream string, sdp []byte, tracks []rtp.Track, replaced bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ready = append(e.ready, stream)
+}
+func (e *recEvents) SourceDown(string, error) {}
+
+func newLocal(t *testing.T, ev Events) *Local {
+	t.Helper()
+	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0"}, Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestValidate(t *testing.T) {
+	ap := netip.MustParseAddrPort("127.0.0.1:5000")
+	cases := map[string]Flow{
+		"no ID":        {Kind: SourceDemo, Stream: "s"},
+		"no stream":    {ID: "f", Kind: SourceDemo},
+		"pull w/o URL": {ID: "f", Kind: SourcePull, Stream: "s"},
+		"pub w/o trks": {ID: "f", Kind: SourcePublisher, Stream: "s"},
+		"sink w/o dst": {ID: "f", Kind: SinkUDP, Stream: "s"},
+		"neg track":    {ID: "f", Kind: SinkUDP, Stream: "s", Track: -1, RTP: ap, RTCP: ap},
+		"unknown kind": {ID: "f", Kind: "nope", Stream: "s"},
+	}
+	for name, f := range cases {
+		if err := f.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSinkOnUnknownStreamIsNotFound(t *testing.T) {
+	n := newLocal(t, nil)
+	ap := netip.MustParseAddrPort("127.0.0.1:5000")
+	_, err := n.Apply(context.Background(), Flow{ID: "r", Kind: SinkUDP, Stream: "nope", RTP: ap, RTCP: ap})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	if err := n.Delete(context.Background(), "never-created"); err != nil {
+		t.Fatalf("deleting an unknown flow must be a no-op: %v", err)
+	}
+}
+
+// TestDemoToUDPSink runs the demo source into a paused sink, plays it, pauses it and deletes it,
+// with a real UDP socket as the reader.
+func TestDemoToUDPSink(t *testing.T) {
+	ev := &recEvents{}
+	n := newLocal(t, ev)
+	ctx := context.Background()
+	if _, err := n.Apply(ctx, Flow{ID: "src", Kind: SourceDemo, Stream: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	// the same command again is harmless
+	if _, err := n.Apply(ctx, Flow{ID: "src", Kind: SourceDemo, Stream: "s"}); err != nil {
+		t.Fatalf("re-applying a source: %v", err)
+	}
+	ev.mu.Lock()
+	if len(ev.ready) != 1 || ev.ready[0] != "s" {
+		t.Fatalf("SourceReady events = %v", ev.ready)
+	}
+	ev.mu.Unlock()
+
+	rd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	dst := rd.LocalAddr().(*net.UDPAddr).AddrPort()
+	f := Flow{ID: "rd", Version: 1, Kind: SinkUDP, Stream: "s", Track: 0, RTP: dst, RTCP: netip.AddrPortFrom(dst.Addr(), dst.Port()+1), Paused: true}
+	st, err := n.Apply(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RTPPort != n.UDP().RTPPort() || st.RTCPPort != st.RTPPort+1 || st.SSRC == 0 {
+		t.Fatalf("status = %+v", st)
+	}
+	if got := recvCount(rd, 300*time.Millisecond); got != 0 {
+		t.Fatalf("a paused sink sent %d packets", got)
+	}
+	f.Paused, f.Version = false, 2
+	if _, err := n.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvCount(rd, 500*time.Millisecond); got < 5 {
+		t.Fatalf("playing sink sent %d packets in 500ms", got)
+	}
+	// a stale command (older version) does not undo the newer state
+	stale := f
+	stale.Paused, stale.Version = true, 1
+	if _, err := n.Apply(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if got := recvCount(rd, 300*time.Millisecond); got == 0 {
+		t.Fatal("a stale pause command stopped the sink")
+	}
+	bad := f
+	bad.Track = 1
+	if _, err := n.Apply(ctx, bad); err == nil || !strings.Contains(err.Error(), "only Paused may change") {
+		t.Fatalf("changing a fixed field: err = %v", err)
+	}
+	stats, err := n.Stats("rd")
+	if err != nil || stats.Packets == 0 {
+		t.Fatalf("stats = %+v, %v", stats, err)
+	}
+	if err := n.Delete(ctx, "rd"); err != nil {
+		t.Fatal(err)
+	}
+	recvCount(rd, 100*time.Millisecond) // drain what was in flight
+	if got := recvCount(rd, 300*time.Millisecond); got != 0 {
+		t.Fatalf("deleted sink still sent %d packets", got)
+	}
+	if err := n.Delete(ctx, "src"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Hub("s", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("stream survives its source with no sinks: %v", err)
+	}
+}
+
+func recvCount(c *net.UDPConn, d time.Duration) int {
+	buf := make([]byte, 2048)
+	n := 0
+	deadline := time.Now().Add(d)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+			return n
+		}
+		n++
+	}
+}
+
+// TestPublisherHubsSurviveForSinks: a publisher source deleted while a sink hangs on the stream
+// keeps the hubs, and a returning publisher with the same tracks continues them.
+func TestPublisherHubsSurviveForSinks(t *testing.T) {
+	n := newLocal(t, nil)
+	ctx := context.Background()
+	tracks := []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}}
+	if _, err := n.Apply(ctx, Flow{ID: "pub", Version: 1, Kind: SourcePublisher, Stream: "p", Tracks: tracks}); err != nil {
+		t.Fatal(err)
+	}
+	h1, err := n.Hub("p", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort("127.0.0.1:9")
+	if _, err := n.Apply(ctx, Flow{ID: "rd", Kind: SinkUDP, Stream: "p", RTP: ap, RTCP: ap}); err != nil {
+		t.Fatal(err)
+	}
+	// the same publisher flow updated for a new publisher with the same tracks keeps the hub
+	if _, err := n.Apply(ctx, Flow{ID: "pub", Version: 2, Kind: SourcePublisher, Stream: "p", Tracks: tracks}); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := n.Hub("p", 0)
+	if err != nil || h2 != h1 {
+		t.Fatalf("hub replaced for the same layout: %v", err)
+	}
+	if err := n.Delete(ctx, "pub"); err != nil {
+		t.Fatal(err)
+	}
+	if h3, err := n.Hub("p", 0); err != nil || h3 != h1 {
+		t.Fatalf("hub gone while a sink hangs on it: %v", err)
+	}
+	// the last sink of a stream without source takes the stream with it
+	if err := n.Delete(ctx, "rd"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Hub("p", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("orphan stream kept: %v", err)
+	}
+}
