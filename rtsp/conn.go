@@ -134,9 +134,7 @@ func (c *conn) readLoop() error {
 				status = base.StatusRequestEntityTooLarge
 			}
 			c.log.Info("rtsp bad request", "err", err, "status", int(status))
-			c.writeResponse(&base.Response{StatusCode: status, Header: base.Header{}}, "", "")
-			c.w.Close()
-			<-c.w.Done()
+			c.writeFinal(&base.Response{StatusCode: status, Header: base.Header{}})
 			return err
 		}
 		if !c.handle(req) {
@@ -221,6 +219,24 @@ func (c *conn) writeResponse(res *base.Response, method, url string) {
 	}
 	if res.StatusCode >= 400 {
 		c.log.Info("rtsp request refused", "method", method, "url", url, "status", int(res.StatusCode), "reason", res.StatusMessage)
+	}
+}
+
+// writeFinal sends a last response before the connection is dropped. The writer is stopped
+// first, so it no longer touches the socket and the response cannot be lost in its queue.
+func (c *conn) writeFinal(res *base.Response) {
+	c.w.Close()
+	res.Header["Server"] = base.HeaderValue{"meshgw"}
+	if res.StatusMessage == "" {
+		res.StatusMessage = base.StatusMessages[res.StatusCode]
+	}
+	b, err := res.Marshal()
+	if err != nil {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	if _, err := c.nc.Write(b); err != nil {
+		c.log.Debug("rtsp final response not sent", "err", err)
 	}
 }
 
@@ -446,9 +462,21 @@ func (c *conn) onSetup(req *base.Request) *base.Response {
 		ss.read = rs
 		ss.tracks = rs.Tracks()
 		c.adopt(ss)
+		res := ss.setupFirst(c, req, track, hasTrack, transports)
+		if res.StatusCode != base.StatusOK {
+			// the client was never told about this session: it must not linger
+			ss.close("setup refused")
+		}
+		return res
 	} else if ss.path != path {
 		return statusf(base.StatusAggregateOperationNotAllowed, "session %s reads %q, not %q", ss.id, ss.path, path)
 	}
+	return ss.setupFirst(c, req, track, hasTrack, transports)
+}
+
+// setupFirst sets up one reader track; a URL without trackID names the only track of a
+// single-track stream.
+func (ss *session) setupFirst(c *conn, req *base.Request, track int, hasTrack bool, transports []headers.Transport) *base.Response {
 	if !hasTrack {
 		if len(ss.tracks) != 1 {
 			return statusf(base.StatusNotFound, "SETUP URL must name a track (trackID=N)")
