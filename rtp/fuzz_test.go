@@ -46,7 +46,9 @@ func FuzzHubWriteRTP(f *testing.F) {
 			if err := checkRTP(got[0]); err != nil || binary.BigEndian.Uint32(got[0][8:]) != h.SSRC() {
 				t.Fatalf("output %x: %v", got[0], err)
 			}
-			if n := rtpPayloadLen(b); pionErr == nil && n != len(pk.Payload) {
+			// pion stops at a one-byte extension element with ID 15 and takes the payload to start
+			// there; RFC 3550 puts it after the extension's announced length, as we do.
+			if n := rtpPayloadLen(b); pionErr == nil && b[0]&0x10 == 0 && n != len(pk.Payload) {
 				t.Fatalf("payload length %d, pion says %d", n, len(pk.Payload))
 			}
 			return
