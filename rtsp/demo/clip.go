@@ -62,9 +62,13 @@ type Clip struct {
 }
 
 // Load parses the clip embedded in the binary. It does the demux and
-// packetization work each call; callers keep the result and share it.
+// packetization work each call; callers keep the result and share it. Unlike
+// LoadTS it insists that every track loops without a hole or an overlap.
 func Load() (*Clip, error) {
 	c, err := LoadTS(bytes.NewReader(clipTS))
+	if err == nil {
+		err = c.checkSeamless()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("demo: embedded clip: %w", err)
 	}
@@ -282,23 +286,26 @@ func withParams(au [][]byte, sps, pps []byte) ([][]byte, []byte, []byte) {
 // to the loop start (keeping the tracks' offsets to each other, which is A/V
 // sync) and a loop length that no track overlaps itself in.
 //
-// The loop is as long as the video when there is video: AAC encoders add a
-// priming frame before and padding after the real audio, so the audio track
-// is a frame or two longer than the clip. Audio frames that would run past
-// the loop end are dropped, otherwise every loop would stretch the video by
-// the overhang and the frame counter would visibly stutter at the seam.
+// The loop is the span of the video when there is video. AAC encoders put a
+// priming frame before the real audio (timestamped before the first video
+// frame) and padding after it, so the audio track overhangs the video at both
+// ends. Audio frames that do not lie wholly inside the loop are dropped:
+// keeping the priming frame would stretch every loop by a frame, keeping the
+// padding would overlap the next loop, and either would make the frame
+// counter visibly stutter at the seam. Whether the audio that remains tiles
+// the loop exactly depends on the clip's length; checkSeamless tells.
 func build(builders []*trackBuilder) (*Clip, error) {
-	base := builders[0].first
-	for _, tb := range builders {
-		base = min(base, tb.first)
-	}
-	var span int64
+	var start, span int64
 	if builders[0].media.Type == description.MediaTypeVideo {
 		v := builders[0]
-		span = v.last - base
+		start, span = v.first, v.last-v.first
 	} else {
+		start = builders[0].first
 		for _, tb := range builders {
-			span = max(span, tb.last-base)
+			start = min(start, tb.first)
+		}
+		for _, tb := range builders {
+			span = max(span, tb.last-start)
 		}
 	}
 	if span <= 0 {
@@ -323,26 +330,31 @@ func build(builders []*trackBuilder) (*Clip, error) {
 		loopTS := span * int64(tb.clock) / tsClockRate
 		c.loopTS[i] = uint32(loopTS)
 
-		seq0 := tb.pkts[0].seq
-		ts0 := base * int64(tb.clock) / tsClockRate
-		var kept uint16
+		ts0 := start * int64(tb.clock) / tsClockRate
+		var seq0, kept uint16
 		for _, p := range tb.pkts {
-			if p.abs-ts0+p.dur > loopTS {
+			rel := p.abs - ts0
+			// frames of known duration (audio) must fit the loop whole;
+			// video frames always belong to the loop that defines it
+			if p.dur > 0 && (rel < 0 || rel+p.dur > loopTS) {
 				continue
 			}
+			if kept == 0 {
+				seq0 = p.seq
+			}
 			p.track = i
-			p.at = (p.at - time.Duration(base)) * time.Second / tsClockRate
+			p.at = (p.at - time.Duration(start)) * time.Second / tsClockRate
 			if p.at < 0 {
 				p.at = 0 // DTS before the first PTS of the clip: send at once
 			}
 			p.seq -= seq0
 			if p.seq != kept {
-				// only trailing packets are dropped, so this cannot happen
-				// unless the input's timestamps go backwards
+				// only leading and trailing packets are dropped, so this
+				// cannot happen unless the input's timestamps go backwards
 				return nil, fmt.Errorf("track %d: timestamps not monotonic at packet %d", i, kept)
 			}
 			kept++
-			p.ts = uint32(max(p.abs-ts0, 0))
+			p.ts = uint32(max(rel, 0))
 			writeSeqTS(p.data, p.seq, p.ts)
 			c.pkts = append(c.pkts, p)
 		}
@@ -360,6 +372,42 @@ func build(builders []*trackBuilder) (*Clip, error) {
 	}
 	c.sdp = sdp
 	return c, nil
+}
+
+// checkSeamless reports whether every track tiles the loop exactly: its
+// frames are timestamped k*step from the loop start, for k = 0..n-1 with one
+// step per track, and the loop is n*step long. Only then is the timestamp
+// step across the seam a normal frame step for every track. A clip whose
+// length is not a common multiple of all tracks' frame durations fails here
+// (gen_clip.sh explains how the embedded one is cut).
+func (c *Clip) checkSeamless() error {
+	for tr := range c.tracks {
+		var frames int64
+		var step, last uint32
+		for _, p := range c.pkts {
+			if p.track != tr || (frames > 0 && p.ts == last) {
+				continue // another packet of the same frame
+			}
+			switch {
+			case frames == 0 && p.ts != 0:
+				return fmt.Errorf("track %d: first frame at timestamp %d, want 0", tr, p.ts)
+			case frames == 1:
+				step = p.ts
+			case frames > 1 && p.ts-last != step:
+				return fmt.Errorf("track %d: frame %d after a step of %d, want %d", tr, frames, p.ts-last, step)
+			}
+			frames++
+			last = p.ts
+		}
+		if frames < 2 || step == 0 {
+			return fmt.Errorf("track %d: %d frames, too few to loop", tr, frames)
+		}
+		if want := int64(c.loopTS[tr]); frames*int64(step) != want {
+			return fmt.Errorf("track %d: %d frames of %d ticks span %d, but the loop is %d: the seam steps by %d",
+				tr, frames, step, frames*int64(step), want, want-int64(last))
+		}
+	}
+	return nil
 }
 
 // writeSeqTS patches sequence number and timestamp of a marshaled RTP packet

@@ -63,8 +63,38 @@ func TestLoad(t *testing.T) {
 	if tr[1].Media != "audio" || tr[1].ClockRate != 48000 || tr[1].PayloadType != 97 {
 		t.Errorf("audio track = %+v", tr[1])
 	}
-	if d := c.Duration(); d < 9900*time.Millisecond || d > 10100*time.Millisecond {
-		t.Errorf("duration = %v, want ≈10s", d)
+	// 9.6 s is the shortest multiple of 640 ms (the LCM of a 40 ms video
+	// frame and a 1024/48000 s AAC frame) near 10 s
+	if d := c.Duration(); d != 9600*time.Millisecond {
+		t.Errorf("duration = %v, want 9.6s", d)
+	}
+	if c.loopTS[0] != 864000 || c.loopTS[1] != 460800 {
+		t.Errorf("loop timestamps = %v, want [864000 460800]", c.loopTS)
+	}
+	// every frame of both tracks at k*step from the loop start: 240 video
+	// frames, and the 450 AAC frames of the loop without the encoder's
+	// priming and padding frames, one packet each
+	frames := [2]uint32{}
+	audioPkts := 0
+	for _, p := range c.pkts {
+		step := uint32(3600)
+		if p.track == 1 {
+			step = 1024
+			audioPkts++
+		}
+		if n := frames[p.track]; p.ts == (n-1)*step && n > 0 {
+			continue // another packet of the frame
+		} else if p.ts != n*step {
+			t.Fatalf("track %d frame %d: timestamp %d, want %d", p.track, n, p.ts, n*step)
+		}
+		frames[p.track]++
+	}
+	if frames != [2]uint32{240, 450} || audioPkts != 450 || c.loopSeq[1] != 450 {
+		t.Errorf("frames = %v, audio packets = %d (loopSeq %d), want [240 450], 450",
+			frames, audioPkts, c.loopSeq[1])
+	}
+	if err := c.checkSeamless(); err != nil {
+		t.Errorf("checkSeamless: %v", err)
 	}
 	for i, p := range c.pkts {
 		if i > 0 && p.at < c.pkts[i-1].at {
@@ -250,20 +280,21 @@ func TestLoopsAreContinuous(t *testing.T) {
 		if tr == 1 {
 			step = 1024
 		}
-		if tr == 0 && seam != step {
-			t.Errorf("video: timestamp step across the loop seam = %d, want %d", seam, step)
+		if seam != step {
+			t.Errorf("track %d: timestamp step across the loop seam = %d, want %d", tr, seam, step)
 		}
-		if tr == 1 && (seam < step || seam > 4*step) {
-			t.Errorf("audio: timestamp step across the loop seam = %d, want %d..%d", seam, step, 4*step)
+		// and so is the step just before it: the seam looks like any frame
+		if prev := last - loop0[len(loop0)-2].pkt.Timestamp; tr == 1 && prev != step {
+			t.Errorf("audio: step before the seam = %d, want %d", prev, step)
 		}
-		// a loop of video is 10 s of 90 kHz
-		if tr == 0 && wantTS != 900000 {
-			t.Errorf("video loop ts = %d, want 900000", wantTS)
+		// a loop is 9.6 s: 864000 ticks of 90 kHz, 460800 of 48 kHz
+		if want := [2]uint32{864000, 460800}[tr]; wantTS != want {
+			t.Errorf("track %d loop ts = %d, want %d", tr, wantTS, want)
 		}
 	}
 }
 
-func TestOneLoopDecodesTo250Frames(t *testing.T) {
+func TestOneLoopDecodesTo240Frames(t *testing.T) {
 	c := mustLoad(t)
 	got := playFast(t, c, 1, nil)
 	dec := &rtph264.Decoder{PacketizationMode: 1}
@@ -282,6 +313,9 @@ func TestOneLoopDecodesTo250Frames(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decode: %v", err)
 		}
+		if frames == 0 && !h264.IsRandomAccess(au) {
+			t.Errorf("the loop starts with a non-IDR frame")
+		}
 		frames++
 		if h264.IsRandomAccess(au) {
 			idrs++
@@ -299,8 +333,8 @@ func TestOneLoopDecodesTo250Frames(t *testing.T) {
 			}
 		}
 	}
-	if frames != 250 {
-		t.Errorf("decoded %d frames, want 250", frames)
+	if frames != 240 {
+		t.Errorf("decoded %d frames, want 240", frames)
 	}
 	if idrs != 10 || idrWithParams != idrs {
 		t.Errorf("IDRs = %d (with SPS/PPS: %d), want 10 all with parameters", idrs, idrWithParams)
@@ -376,6 +410,11 @@ func TestLoadTSFromFFmpeg(t *testing.T) {
 	}
 	if frames != 60 {
 		t.Errorf("frames = %d, want 60", frames)
+	}
+	// 2 s of 44.1 kHz is 86.13 AAC frames: LoadTS plays it, but it cannot
+	// loop seamlessly, and Load would refuse such a clip
+	if err := c.checkSeamless(); err == nil || !strings.Contains(err.Error(), "track 1") {
+		t.Errorf("checkSeamless = %v, want an error about the audio track", err)
 	}
 }
 
