@@ -440,8 +440,13 @@ func (ss *session) onRecord(c *conn, req *base.Request) *base.Response {
 func (ss *session) onPause(c *conn, req *base.Request) *base.Response {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.read == nil {
-		return statusf(base.StatusMethodNotValidInThisState, "PAUSE is for reading sessions")
+	if ss.pub != nil {
+		// RFC 2326 §10.6: PAUSE suspends a recording too (rtspclientsink sends it before
+		// TEARDOWN); media is ignored until RECORD resumes it.
+		if ss.state == stateRecording {
+			ss.state = stateReady
+		}
+		return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
 	}
 	if ss.state != statePlaying {
 		return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
