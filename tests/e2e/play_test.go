@@ -111,9 +111,9 @@ func startPlayReader(t testing.TB, name, url string, transport gortsplib.Transpo
 	}
 	r := &playReader{name: name, stats: map[*description.Media]*playTrackStats{}, changed: make(chan struct{})}
 	tr := transport
-	r.c = &gortsplib.Client{Transport: &tr, ReadTimeout: 10 * time.Second}
+	r.c = &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tr, ReadTimeout: 10 * time.Second}
 	r.start = time.Now()
-	if err := r.c.Start(u.Scheme, u.Host); err != nil {
+	if err := r.c.Start2(); err != nil {
 		t.Fatalf("%s: start: %v", name, err)
 	}
 	t.Cleanup(r.c.Close)
