@@ -195,7 +195,11 @@ func (c *conn) handle(req *base.Request) bool {
 		res.Header = base.Header{}
 	}
 	res.Header["CSeq"] = cseq
-	c.writeResponse(res, string(req.Method), req.URL.String())
+	url := "*"
+	if req.URL != nil {
+		url = req.URL.String()
+	}
+	c.writeResponse(res, string(req.Method), url)
 	return true
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -144,6 +145,14 @@ func (s *Server) acceptLoop() {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			// A bug reached by one client's input must cost that client its connection, not
+			// every other client its stream: contain it here, as net/http does.
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("rtsp connection panicked; closing it", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+					nc.Close()
+				}
+			}()
 			c.run()
 			s.mu.Lock()
 			delete(s.conns, c)

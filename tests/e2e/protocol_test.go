@@ -297,6 +297,13 @@ func TestProtocolErrors(t *testing.T) {
 			}
 		}
 	})
+	t.Run("request URI *", func(t *testing.T) {
+		c := protoDial(t, g)
+		c.expect("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", 200)
+		for i, m := range []string{"DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN", "ANNOUNCE", "RECORD"} {
+			c.expect(m+" * RTSP/1.0\r\nCSeq: "+strconv.Itoa(i+2)+"\r\n\r\n", 400)
+		}
+	})
 	t.Run("unknown path", func(t *testing.T) {
 		protoDial(t, g).expect("DESCRIBE rtsp://"+h+"/nope RTSP/1.0\r\nCSeq: 1\r\n\r\n", 404)
 	})
