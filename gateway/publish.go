@@ -125,9 +125,14 @@ func (p *publication) Record(ctx context.Context) error {
 func (p *publication) LastActivity() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return lastActivity(p.c.node, p.flows)
+}
+
+// lastActivity is the latest sign of life among a session's flows on the node.
+func lastActivity(n node.Node, ids []string) time.Time {
 	var last time.Time
-	for _, id := range p.flows {
-		if st, err := p.c.node.Stats(id); err == nil && st.LastActivity.After(last) {
+	for _, id := range ids {
+		if st, err := n.Stats(id); err == nil && st.LastActivity.After(last) {
 			last = st.LastActivity
 		}
 	}

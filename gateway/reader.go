@@ -150,16 +150,13 @@ func (r *reader) Pause(ctx context.Context) error {
 func (r *reader) LastActivity() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var last time.Time
+	ids := make([]string, 0, len(r.flows))
 	for _, rf := range r.flows {
-		if rf.id == "" {
-			continue
-		}
-		if st, err := r.c.node.Stats(rf.id); err == nil && st.LastActivity.After(last) {
-			last = st.LastActivity
+		if rf.id != "" {
+			ids = append(ids, rf.id)
 		}
 	}
-	return last
+	return lastActivity(r.c.node, ids)
 }
 
 func (r *reader) Close() {

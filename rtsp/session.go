@@ -284,7 +284,11 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 		reply.SSRC = &us.SSRC
 	}
 	reply.Delivery = &delivery
-	mode := headers.TransportModePlay
+	return ss.setupDone(st, reply, headers.TransportModePlay)
+}
+
+// setupDone records a track's negotiated transport and answers the SETUP.
+func (ss *session) setupDone(st *trackSetup, reply headers.Transport, mode headers.TransportMode) *base.Response {
 	reply.Mode = &mode
 	st.done = true
 	st.transport = reply
@@ -350,17 +354,7 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 	}
 	delivery := headers.TransportDeliveryUnicast
 	reply.Delivery = &delivery
-	mode := headers.TransportModeRecord
-	reply.Mode = &mode
-	st.done = true
-	st.transport = reply
-	if ss.state == stateInit {
-		ss.state = stateReady
-	}
-	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{
-		"Transport": reply.Marshal(),
-		"Session":   ss.header(),
-	}}
+	return ss.setupDone(st, reply, headers.TransportModeRecord)
 }
 
 func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
