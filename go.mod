@@ -7,8 +7,10 @@ require (
 	github.com/bluenviron/mediacommon/v2 v2.4.1
 	github.com/pion/rtcp v1.2.15
 	github.com/pion/rtp v1.8.21
+	github.com/pion/sdp/v3 v3.0.15
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.47.0
+	golang.org/x/sys v0.38.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
@@ -19,8 +21,6 @@ require (
 	github.com/kr/text v0.2.0 // indirect
 	github.com/pion/logging v0.2.3 // indirect
 	github.com/pion/randutil v0.1.0 // indirect
-	github.com/pion/sdp/v3 v3.0.15 // indirect
 	github.com/pion/srtp/v3 v3.0.6 // indirect
 	github.com/pion/transport/v3 v3.0.7 // indirect
-	golang.org/x/sys v0.38.0 // indirect
 )
