@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
@@ -36,6 +37,9 @@ type conn struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	// routes maps an interleaved channel to its session and hub, read lock-free for every frame a
+	// TCP client sends; SETUP fills it and the session's close clears it.
+	routes [256]atomic.Pointer[frameRoute]
 
 	// frame is the scratch buffer interleaved payloads are read into; hubs copy what they keep.
 	frame [65536]byte
@@ -166,18 +170,8 @@ func (c *conn) readFrame() error {
 	if _, err := io.ReadFull(c.br, buf); err != nil {
 		return err
 	}
-	ch := hdr[1]
-	c.mu.Lock()
-	var target *session
-	for ss := range c.sessions {
-		if ss.ownsChannel(ch) {
-			target = ss
-			break
-		}
-	}
-	c.mu.Unlock()
-	if target != nil {
-		target.onFrame(ch, buf)
+	if r := c.routes[hdr[1]].Load(); r != nil {
+		r.ss.onFrame(r, buf)
 	}
 	return nil
 }
@@ -326,14 +320,9 @@ func routePath(u *base.URL) string {
 
 func (c *conn) onDescribe(req *base.Request) *base.Response {
 	path := routePath(req.URL)
-	if path == "" {
-		return statusf(base.StatusNotFound, "no route named in the URL")
-	}
-	ctx, cancel := c.ctx()
-	defer cancel()
-	rs, err := c.s.cfg.Handler.OpenRead(ctx, c.info(req), path)
-	if err != nil {
-		return errResponse(err)
+	rs, res := c.openRead(req, path)
+	if res != nil {
+		return res
 	}
 	defer rs.Close()
 	sdp, err := ReaderSDP(rs.SDP(), path, c.local.Addr(), uint64(time.Now().Unix()))
@@ -348,6 +337,20 @@ func (c *conn) onDescribe(req *base.Request) *base.Response {
 		},
 		Body: sdp,
 	}
+}
+
+// openRead asks the control for a route's stream on behalf of a reader.
+func (c *conn) openRead(req *base.Request, path string) (ReadStream, *base.Response) {
+	if path == "" {
+		return nil, statusf(base.StatusNotFound, "no route named in the URL")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	rs, err := c.s.cfg.Handler.OpenRead(ctx, c.info(req), path)
+	if err != nil {
+		return nil, errResponse(err)
+	}
+	return rs, nil
 }
 
 func contentBase(u *base.URL) string {
@@ -453,20 +456,15 @@ func (c *conn) onSetup(req *base.Request) *base.Response {
 	base0, track, hasTrack := splitTrackPath(reqPath)
 	path := strings.Trim(base0, "/")
 	if ss == nil {
-		if path == "" {
-			return statusf(base.StatusNotFound, "no route named in the URL")
-		}
-		ctx, cancel := c.ctx()
-		defer cancel()
-		rs, err := c.s.cfg.Handler.OpenRead(ctx, c.info(req), path)
-		if err != nil {
-			return errResponse(err)
+		rs, res := c.openRead(req, path)
+		if res != nil {
+			return res
 		}
 		ss = newSession(c, path, "/"+path)
 		ss.read = rs
 		ss.tracks = rs.Tracks()
 		c.adopt(ss)
-		res := ss.setupFirst(c, req, track, hasTrack, transports)
+		res = ss.setupFirst(c, req, track, hasTrack, transports)
 		if res.StatusCode != base.StatusOK {
 			// the client was never told about this session: it must not linger
 			ss.close("setup refused")

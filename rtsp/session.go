@@ -54,8 +54,17 @@ type session struct {
 	closed bool
 	quit   chan struct{}
 
-	seen     atomic.Int64 // unix nanos of the last RTSP request or interleaved frame
-	chanMask [4]atomic.Uint64
+	seen atomic.Int64 // unix nanos of the last RTSP request or interleaved frame
+	// recording gates a publisher's interleaved media without a lock per frame.
+	recording atomic.Bool
+}
+
+// frameRoute is where frames on one interleaved channel go: hub is nil for a reader's channels
+// (its RTCP only proves it is alive).
+type frameRoute struct {
+	ss   *session
+	hub  *rtp.Hub
+	rtcp bool
 }
 
 func newSession(c *conn, path, base string) *session {
@@ -84,10 +93,6 @@ func (ss *session) lastLife() time.Time {
 func (ss *session) header() base.HeaderValue {
 	to := uint(ss.c.s.cfg.SessionTimeout / time.Second)
 	return headers.Session{Session: ss.id, Timeout: &to}.Marshal()
-}
-
-func (ss *session) ownsChannel(ch uint8) bool {
-	return ss.chanMask[ch/64].Load()&(1<<(ch%64)) != 0
 }
 
 // watch ends the session when its stream ends under it, by closing the connection: the reader's
@@ -119,7 +124,13 @@ func (ss *session) close(reason string) {
 		return
 	}
 	ss.closed = true
+	ss.recording.Store(false)
 	close(ss.quit)
+	for i := range ss.c.routes {
+		if r := ss.c.routes[i].Load(); r != nil && r.ss == ss {
+			ss.c.routes[i].CompareAndSwap(r, nil)
+		}
+	}
 	for i := range ss.setups {
 		if st := &ss.setups[i]; st.sink != nil {
 			st.hub.RemoveSink(st.sink)
@@ -186,26 +197,19 @@ func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Re
 		return 0, statusf(base.StatusBadRequest, "no interleaved channel left")
 	}
 	// channels must be unique on the connection, across its sessions
-	ss.c.mu.Lock()
-	defer ss.c.mu.Unlock()
-	for other := range ss.c.sessions {
-		if other.ownsChannel(uint8(ch)) || other.ownsChannel(uint8(ch+1)) {
-			return 0, statusf(base.StatusBadRequest, "interleaved channels %d-%d already in use", ch, ch+1)
-		}
+	if ss.c.routes[ch].Load() != nil || ss.c.routes[ch+1].Load() != nil {
+		return 0, statusf(base.StatusBadRequest, "interleaved channels %d-%d already in use", ch, ch+1)
 	}
 	return uint8(ch), nil
 }
 
-func (ss *session) markChannels(ch uint8) {
-	for _, c := range []uint8{ch, ch + 1} {
-		w := &ss.chanMask[c/64]
-		for {
-			old := w.Load()
-			if w.CompareAndSwap(old, old|1<<(c%64)) {
-				break
-			}
-		}
+// markChannels routes a track's interleaved channels to this session; publishers' frames go to hub.
+func (ss *session) markChannels(ch uint8, hub *rtp.Hub) {
+	if ss.read != nil {
+		hub = nil
 	}
+	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub})
+	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, rtcp: true})
 }
 
 func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers.Transport) *base.Response {
@@ -241,7 +245,7 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 			return errResponse(err)
 		}
 		st.tcp, st.channel, st.hub = true, ch, hub
-		ss.markChannels(ch)
+		ss.markChannels(ch, hub)
 		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
 		ssrc := hub.SSRC()
 		reply.SSRC = &ssrc
@@ -337,7 +341,7 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 			return errResponse(err)
 		}
 		st.tcp, st.channel, st.hub = true, ch, hub
-		ss.markChannels(ch)
+		ss.markChannels(ch, hub)
 		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
 	} else {
 		ports := t.ClientPorts
@@ -428,6 +432,7 @@ func (ss *session) onRecord(c *conn, req *base.Request) *base.Response {
 		return errResponse(err)
 	}
 	ss.state = stateRecording
+	ss.recording.Store(true)
 	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
 }
 
@@ -439,6 +444,7 @@ func (ss *session) onPause(c *conn, req *base.Request) *base.Response {
 		// TEARDOWN); media is ignored until RECORD resumes it.
 		if ss.state == stateRecording {
 			ss.state = stateReady
+			ss.recording.Store(false)
 		}
 		return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}
 	}
@@ -465,32 +471,18 @@ func (ss *session) onTeardown(c *conn, req *base.Request) *base.Response {
 	return &base.Response{StatusCode: base.StatusOK}
 }
 
-// onFrame takes an interleaved frame the client sent on one of this session's channels.
-func (ss *session) onFrame(ch uint8, b []byte) {
+// onFrame takes an interleaved frame the client sent on one of this session's channels. It runs
+// for every frame, so it takes no lock.
+func (ss *session) onFrame(r *frameRoute, b []byte) {
 	ss.touch()
-	if ss.pub == nil {
-		return // a reader's RTCP receiver reports: they only prove it is alive (for now)
-	}
-	ss.mu.Lock()
-	var hub *rtp.Hub
-	rtcp := false
-	for i := range ss.setups {
-		st := &ss.setups[i]
-		if st.tcp && st.done && (st.channel == ch || st.channel+1 == ch) {
-			hub, rtcp = st.hub, st.channel+1 == ch
-			break
-		}
-	}
-	recording := ss.state == stateRecording
-	ss.mu.Unlock()
-	if hub == nil || !recording {
+	if r.hub == nil || !ss.recording.Load() {
 		return
 	}
 	var err error
-	if rtcp {
-		err = hub.WriteRTCP(b)
+	if r.rtcp {
+		err = r.hub.WriteRTCP(b)
 	} else {
-		err = hub.WriteRTP(b)
+		err = r.hub.WriteRTP(b)
 	}
 	if err != nil {
 		ss.c.log.Debug("rtsp publisher sent a bad packet", "session", ss.id, "err", err)
