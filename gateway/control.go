@@ -138,7 +138,7 @@ func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
 	if s.sourceFlow != "" {
 		return nil
 	}
-	f := node.Flow{ID: newID("src"), Stream: s.id}
+	f := node.Flow{ID: newID("src"), Stream: s.id, Pacing: s.route.Pacing}
 	switch {
 	case s.route.Source == config.SourceDemo:
 		f.Kind = node.SourceDemo

@@ -44,6 +44,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 		UDP: rtp.UDPConfig{
 			RTPAddr:            net.JoinHostPort(host, strconv.Itoa(cfg.RTSP.RTPPort)),
 			QueueLen:           cfg.RTSP.UDPQueue,
+			EgressWorkers:      cfg.RTSP.EgressWorkers,
 			MulticastTTL:       cfg.RTSP.Multicast.TTL,
 			MulticastInterface: cfg.RTSP.Multicast.Interface,
 			Logger:             log,
@@ -57,17 +58,18 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 	ctl := New(cfg, n, log)
 	ev.c = ctl
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
-		Listen:          cfg.RTSP.Listen,
-		ReadTimeout:     cfg.RTSP.ReadTimeout,
-		WriteTimeout:    cfg.RTSP.WriteTimeout,
-		SessionTimeout:  cfg.RTSP.SessionTimeout,
-		MaxRequestBytes: cfg.RTSP.MaxRequestBytes,
-		TCPQueue:        cfg.RTSP.TCPQueue,
-		AllowUDP:        cfg.RTSP.Allows(config.ProtoUDP),
-		AllowMulticast:  cfg.RTSP.Allows(config.ProtoMulticast),
-		AllowTCP:        cfg.RTSP.Allows(config.ProtoTCP),
-		Handler:         ctl,
-		Logger:          log,
+		Listen:            cfg.RTSP.Listen,
+		ReadTimeout:       cfg.RTSP.ReadTimeout,
+		WriteTimeout:      cfg.RTSP.WriteTimeout,
+		SessionTimeout:    cfg.RTSP.SessionTimeout,
+		MaxRequestBytes:   cfg.RTSP.MaxRequestBytes,
+		TCPQueue:          cfg.RTSP.TCPQueue,
+		SlowReaderTimeout: cfg.RTSP.SlowReaderTimeout,
+		AllowUDP:          cfg.RTSP.Allows(config.ProtoUDP),
+		AllowMulticast:    cfg.RTSP.Allows(config.ProtoMulticast),
+		AllowTCP:          cfg.RTSP.Allows(config.ProtoTCP),
+		Handler:           ctl,
+		Logger:            log,
 	})
 	if err != nil {
 		n.Close()

@@ -62,7 +62,7 @@ func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string
 	}
 	// One source flow per stream for its whole life: a returning publisher with the same tracks
 	// continues the readers' line instead of starting a new one.
-	_, err := c.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Kind: node.SourcePublisher, Stream: s.id, Tracks: tracks})
+	_, err := c.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Kind: node.SourcePublisher, Stream: s.id, Tracks: tracks, Pacing: s.route.Pacing})
 	if err != nil {
 		p.Close()
 		return nil, errStatus("publisher source", err)

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"encoding/binary"
 	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // BenchmarkHubFanout: one packet through validation, rewrite and fan-out to
@@ -46,9 +49,21 @@ func (*releaseSinkP) DeliverRTCP(p *Packet) { p.Release() }
 // loopback the sender's syscall also runs the receivers' delivery path.
 func BenchmarkUDPFanout(b *testing.B) {
 	for _, n := range []int{10, 100} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
+		for _, gso := range []bool{true, false} {
+			name := strconv.Itoa(n)
+			if !gso {
+				name += "/nogso"
+			}
+			b.Run(name, func(b *testing.B) { benchUDPFanout(b, n, !gso) })
+		}
+	}
+}
+
+func benchUDPFanout(b *testing.B, n int, noGSO bool) {
+	{
+		{
 			pool := NewPool()
-			u, err := ListenUDP(UDPConfig{RTPAddr: "127.0.0.1:0", Pool: pool, QueueLen: 512})
+			u, err := ListenUDP(UDPConfig{RTPAddr: "127.0.0.1:0", Pool: pool, QueueLen: 512, NoGSO: noGSO})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -92,6 +107,48 @@ func BenchmarkUDPFanout(b *testing.B) {
 				b.Fatal(err)
 			}
 			checkNoLeak(b, pool)
+		}
+	}
+}
+
+// BenchmarkFloorSendmmsg is the floor the fan-out is measured against: the
+// same packet to the same number of loopback receivers with nothing but
+// sendmmsg (x/net WriteBatch, 64 messages a call, each message to a
+// different receiver), one datagram per packet per receiver. Compare its
+// ns/datagram with BenchmarkUDPFanout's in the same run.
+func BenchmarkFloorSendmmsg(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetWriteBuffer(udpSocketBuffer)
+			pc := ipv4.NewPacketConn(c)
+			pkt := mkRTP(1, 0, 0, 1200)
+			msgs := make([]ipv4.Message, n)
+			for i := range msgs {
+				r := newUDPReceiver(b)
+				go drainUDP(r)
+				rtpDst, _ := r.addrs()
+				msgs[i] = ipv4.Message{Buffers: [][]byte{pkt}, Addr: udpAddr(rtpDst)}
+			}
+			b.SetBytes(int64(len(pkt) * n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+				for j := 0; j < n; {
+					k, err := pc.WriteBatch(msgs[j:min(n, j+udpBatch)], 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					j += k
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/datagram")
 		})
 	}
 }

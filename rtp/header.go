@@ -12,6 +12,10 @@ var ErrInvalidRTP = errors.New("invalid RTP packet")
 // ErrClosed is returned by operations on a closed hub, writer or pair.
 var ErrClosed = errors.New("rtp: closed")
 
+// ErrSlowReader is why an interleaved writer gave up on a reader that
+// drained slower than its stream for too long.
+var ErrSlowReader = errors.New("rtp: reader too slow")
+
 const rtpHeaderLen = 12
 
 // checkRTP validates the fixed RTP header and the lengths it announces (CSRC

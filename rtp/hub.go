@@ -31,6 +31,11 @@ type HubConfig struct {
 	CNAME string
 	// SRInterval is the mean interval between sender reports (default 5s).
 	SRInterval time.Duration
+	// Pacing, when above 0, spaces the output line to UDP readers at no more
+	// than Pacing times the stream's own average rate (keyframe bursts
+	// leave over a frame interval or so, so readers with small socket
+	// buffers lose nothing). 0 sends every packet at once.
+	Pacing float64
 }
 
 // HubStats are a hub's counters since it was created.
@@ -131,6 +136,7 @@ type Hub struct {
 
 	restart atomic.Bool // SourceRestarted: the next packet begins an epoch
 	src     srcState    // owned by WriteRTP
+	pace    pacer       // owned by WriteRTP
 
 	srMu sync.Mutex // guards sr: written by WriteRTCP, read when a report is due
 	sr   srcSR
@@ -151,6 +157,7 @@ func NewHub(cfg HubConfig) *Hub {
 		log:        cfg.Logger,
 		ssrc:       rand.Uint32(),
 		srInterval: int64(cfg.SRInterval),
+		pace:       pacer{factor: cfg.Pacing},
 	}
 	if h.pool == nil {
 		h.pool = NewPool()
@@ -225,6 +232,7 @@ func (h *Hub) WriteRTP(b []byte) error {
 	p := h.pool.Get(len(b))
 	copy(p.buf, b)
 	p.recv = mono
+	p.depart = h.pace.depart(mono, len(b))
 	binary.BigEndian.PutUint16(p.buf[2:], outSeq)
 	binary.BigEndian.PutUint32(p.buf[4:], outTS)
 	binary.BigEndian.PutUint32(p.buf[8:], h.ssrc)

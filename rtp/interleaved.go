@@ -14,7 +14,12 @@ import (
 type InterleavedConfig struct {
 	QueueLen     int           // bounded queue of frames (default 1024)
 	WriteTimeout time.Duration // a write blocked longer than this fails the writer (default 10s)
-	Logger       *slog.Logger
+	// EvictAfter fails the writer (ErrSlowReader) when its queue has stayed
+	// full, dropping every new frame, for this long: a reader that drains
+	// slower than the stream would otherwise hold its slot forever while
+	// seeing a broken stream. 0 never evicts.
+	EvictAfter time.Duration
+	Logger     *slog.Logger
 }
 
 const (
@@ -38,9 +43,11 @@ type ilSlot struct {
 // with net.Buffers (writev on a TCP conn). A stuck reader fails only its own
 // writer, after WriteTimeout.
 type InterleavedWriter struct {
-	conn    net.Conn
-	timeout time.Duration
-	log     *slog.Logger
+	conn       net.Conn
+	timeout    time.Duration
+	evictAfter int64
+	fullSince  int64 // monotonic time the queue last became full; 0 when it is not; under mu
+	log        *slog.Logger
 
 	mu      sync.Mutex
 	slots   []ilSlot // ring of frames
@@ -75,14 +82,15 @@ func NewInterleavedWriter(w net.Conn, cfg InterleavedConfig) *InterleavedWriter 
 		cfg.Logger = slog.Default()
 	}
 	iw := &InterleavedWriter{
-		conn:    w,
-		timeout: cfg.WriteTimeout,
-		log:     cfg.Logger.With("remote", w.RemoteAddr().String()),
-		slots:   make([]ilSlot, cfg.QueueLen),
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
-		backing: make([][]byte, 0, 2*interleavedBatch+16),
+		conn:       w,
+		timeout:    cfg.WriteTimeout,
+		evictAfter: int64(cfg.EvictAfter),
+		log:        cfg.Logger.With("remote", w.RemoteAddr().String()),
+		slots:      make([]ilSlot, cfg.QueueLen),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		backing:    make([][]byte, 0, 2*interleavedBatch+16),
 	}
 	go iw.run()
 	return iw
@@ -124,6 +132,9 @@ func (w *InterleavedWriter) enqueue(p *Packet, ch uint8) {
 	}
 	w.mu.Lock()
 	if w.stopped || w.n == len(w.slots) {
+		if !w.stopped && w.evictAfter > 0 {
+			w.evictIfStuckLocked()
+		}
 		w.mu.Unlock()
 		w.dropped.Add(1)
 		p.Release()
@@ -188,6 +199,9 @@ func (w *InterleavedWriter) run() {
 			}
 		}
 		w.n -= k
+		if w.n < len(w.slots)/2 {
+			w.fullSince = 0
+		}
 		w.mu.Unlock()
 		if err != nil {
 			w.mu.Lock()
@@ -204,6 +218,24 @@ func (w *InterleavedWriter) run() {
 		}
 		w.packets.Add(uint64(k))
 		w.bytes.Add(size)
+	}
+}
+
+// evictIfStuckLocked runs on a drop for a full queue: the first drop starts
+// the clock, and once the queue has stayed full for evictAfter the writer
+// fails with ErrSlowReader. The write in progress is cut through a past
+// deadline, as Close does, so the connection's owner sees Done and closes.
+func (w *InterleavedWriter) evictIfStuckLocked() {
+	now := Now()
+	if w.fullSince == 0 {
+		w.fullSince = now
+		return
+	}
+	if d := now - w.fullSince; d > w.evictAfter {
+		w.err = fmt.Errorf("%w: queue full for %s", ErrSlowReader, time.Duration(d).Round(time.Millisecond))
+		w.stopped = true
+		_ = w.conn.SetWriteDeadline(time.Unix(1, 0))
+		w.notify()
 	}
 }
 

@@ -33,8 +33,11 @@ type Packet struct {
 	buf  []byte // len = current packet length, cap = size class
 	refs atomic.Int32
 	recv int64
-	pool *Pool
-	cls  *sync.Pool // nil for an oversize, unpooled packet
+	// depart is when a paced packet may leave (monotonic, see Now); 0 means
+	// at once. Set by the hub before the packet is shared.
+	depart int64
+	pool   *Pool
+	cls    *sync.Pool // nil for an oversize, unpooled packet
 }
 
 // Bytes returns the packet bytes. They are shared: do not modify them once
@@ -107,6 +110,7 @@ func (p *Pool) Get(n int) *Packet {
 	}
 	pk.buf = pk.buf[:n]
 	pk.recv = 0
+	pk.depart = 0
 	pk.refs.Store(1)
 	p.inUse.Add(1)
 	return pk

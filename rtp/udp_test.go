@@ -231,13 +231,12 @@ func TestUDPSinkQueueFullAndClose(t *testing.T) {
 	}
 	r := newUDPReceiver(t)
 	s := u.NewSink(r.addrs())
-	// Keep the egress goroutine away from the sink: marked as scheduled, it
-	// is never put on the ready list, so its 4-packet queue stays full.
-	s.mu.Lock()
-	s.scheduled = true
-	s.mu.Unlock()
+	// Packets paced an hour ahead are never due, so the egress worker
+	// leaves them queued and the 4-packet queue stays full.
 	for range 10 {
-		s.DeliverRTP(pool.Get(20))
+		p := pool.Get(20)
+		p.depart = Now() + int64(time.Hour)
+		s.DeliverRTP(p)
 	}
 	if st := s.Stats(); st.Dropped != 6 || st.Packets != 0 {
 		t.Errorf("stats %+v: want 6 drops from a 4-packet queue", st)

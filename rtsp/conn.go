@@ -54,7 +54,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		sessions: map[*session]struct{}{},
 	}
 	c.log = s.log.With("remote", c.remote.String())
-	c.w = rtp.NewInterleavedWriter(nc, rtp.InterleavedConfig{QueueLen: s.cfg.TCPQueue, WriteTimeout: s.cfg.WriteTimeout, Logger: c.log})
+	c.w = rtp.NewInterleavedWriter(nc, rtp.InterleavedConfig{
+		QueueLen: s.cfg.TCPQueue, WriteTimeout: s.cfg.WriteTimeout, EvictAfter: s.cfg.SlowReaderTimeout, Logger: c.log,
+	})
 	return c
 }
 

@@ -30,6 +30,9 @@ type ServerConfig struct {
 	MaxRequestBytes int
 	// TCPQueue is the per-connection queue of interleaved frames.
 	TCPQueue int
+	// SlowReaderTimeout disconnects a TCP client whose frame queue stays
+	// full for this long (rtp.InterleavedConfig.EvictAfter).
+	SlowReaderTimeout time.Duration
 	// Transports a reader or publisher may ask for.
 	AllowUDP, AllowMulticast, AllowTCP bool
 	// HandlerTimeout bounds one call into the Handler (an on-demand start waits inside it).

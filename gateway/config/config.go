@@ -121,6 +121,15 @@ type RTSP struct {
 	// Protocols is rtsp.protocols, the reader transports offered, in file
 	// order. Default [udp, multicast, tcp].
 	Protocols []string
+	// EgressWorkers is rtsp.egress_workers, the goroutines sending to UDP
+	// readers, each owning a share of them. Default 0: one per CPU (at most
+	// 8), since one core of sendmmsg tops out near 300k datagrams/s.
+	EgressWorkers int
+	// SlowReaderTimeout is rtsp.slow_reader_timeout: a TCP reader whose
+	// queue stays full (every new packet dropped) for this long is
+	// disconnected, so a reader that cannot keep up stops costing memory
+	// and a slot. Default 10s.
+	SlowReaderTimeout time.Duration
 }
 
 // Allows reports whether readers may use proto (ProtoUDP, ProtoMulticast or
@@ -187,6 +196,13 @@ type Route struct {
 	OverridePublisher bool
 	// MaxReaders caps concurrent readers; 0 (default) is unlimited.
 	MaxReaders int
+	// Pacing spaces the stream sent to UDP and multicast readers at no more
+	// than this multiple of its own average bitrate, so keyframe bursts
+	// arrive spread over a few frame intervals and readers with small
+	// socket buffers lose nothing. 0 (default) sends at once; 1-20 is
+	// allowed (3 suits most streams: a keyframe of 8 P frames then leaves in
+	// about three frame intervals).
+	Pacing float64
 	// ReconnectMin is the first wait before re-pulling a source that
 	// failed; the wait grows with each consecutive failure. Default 1s.
 	ReconnectMin time.Duration

@@ -94,6 +94,8 @@ rtsp:
   udp_queue: 5
   tcp_queue: 6
   protocols: [tcp, udp]
+  egress_workers: 3
+  slow_reader_timeout: 4s
 routes:
   cam:
     source: RTSPS://h.example:8322/a/b?x=1
@@ -102,6 +104,7 @@ routes:
     on_demand_start_timeout: 7s
     on_demand_close_after: 0s
     max_readers: 9
+    pacing: 2.5
     reconnect_min: 2s
     reconnect_max: 2s
   pub: {source: publisher, override_publisher: on}
@@ -110,7 +113,8 @@ routes:
 	if c.LogLevel != LogDebug || c.LogFormat != LogJSON || c.SlogLevel().String() != "DEBUG" || r.Listen != "[::1]:554" ||
 		r.RTPPort != 0 || r.RTCPPort != 0 || r.Multicast != (Multicast{netip.MustParsePrefix("ff15::/64"), 6000, 8, "eth1"}) ||
 		r.ReadTimeout != time.Second || r.WriteTimeout != 2*time.Second || r.SessionTimeout != 3*time.Minute ||
-		r.MaxRequestBytes != 4096 || r.UDPQueue != 5 || r.TCPQueue != 6 || !reflect.DeepEqual(r.Protocols, []string{"tcp", "udp"}) {
+		r.MaxRequestBytes != 4096 || r.UDPQueue != 5 || r.TCPQueue != 6 ||
+		r.EgressWorkers != 3 || r.SlowReaderTimeout != 4*time.Second || !reflect.DeepEqual(r.Protocols, []string{"tcp", "udp"}) {
 		t.Errorf("rtsp: %+v", c)
 	}
 	if !r.Allows(ProtoTCP) || r.Allows(ProtoMulticast) {
@@ -118,7 +122,7 @@ routes:
 	}
 	cam := c.Routes[0]
 	if cam.SourceTransport != "tcp" || !cam.OnDemand || cam.OnDemandStartTimeout != 7*time.Second || cam.OnDemandCloseAfter != 0 ||
-		cam.MaxReaders != 9 || cam.ReconnectMin != 2*time.Second || cam.ReconnectMax != 2*time.Second || !cam.IsPull() {
+		cam.MaxReaders != 9 || cam.Pacing != 2.5 || cam.ReconnectMin != 2*time.Second || cam.ReconnectMax != 2*time.Second || !cam.IsPull() {
 		t.Errorf("cam: %+v", cam)
 	}
 	if pub := c.Routes[1]; !pub.OverridePublisher || pub.IsPull() {

@@ -105,6 +105,11 @@ func TestParseErrors(t *testing.T) {
 		{"queues", "rtsp:\n  udp_queue: 0\n  tcp_queue: -1\n" + ok, []string{
 			`t.yaml:2: rtsp.udp_queue: 0 is out of range (1-1048576)`,
 			`t.yaml:3: rtsp.tcp_queue: -1 is out of range (1-1048576)`}},
+		{"egress and pacing", "rtsp:\n  egress_workers: 65\n  slow_reader_timeout: 0s\nroutes:\n  a: {source: demo, pacing: 0.5}\n  b: {source: demo, pacing: fast}\n", []string{
+			`t.yaml:2: rtsp.egress_workers: 65 is out of range (0-64)`,
+			`t.yaml:3: rtsp.slow_reader_timeout: must be greater than 0, got 0s`,
+			`t.yaml:5: routes.a.pacing: 0.5 is out of range (0 for off, or 1-20)`,
+			`t.yaml:6: routes.b.pacing: expected a number, got string "fast"`}},
 		{"bad CIDR", "rtsp:\n  multicast:\n    range: 239.255.42.0\n" + ok, []string{
 			`t.yaml:3: rtsp.multicast.range: "239.255.42.0" is not a CIDR block like 239.255.42.0/24`}},
 		{"unicast CIDR", "rtsp:\n  multicast:\n    range: 10.0.0.0/8\n" + ok, []string{

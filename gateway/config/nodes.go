@@ -251,6 +251,21 @@ func (p *parser) integer(dst *int, path string, v *yaml.Node, lo, hi int) bool {
 	return true
 }
 
+// number sets *dst from a decimal number that is 0 (off) or within lo-hi.
+func (p *parser) number(dst *float64, path string, v *yaml.Node, lo, hi float64) bool {
+	s := p.scalar(path, v, "a number", "!!int", "!!float")
+	if s == nil {
+		return false
+	}
+	var f float64
+	if err := s.Decode(&f); err != nil || (f != 0 && (f < lo || f > hi)) {
+		p.errorf(v, "%s: %s is out of range (0 for off, or %g-%g)", path, s.Value, lo, hi)
+		return false
+	}
+	*dst = f
+	return true
+}
+
 // port sets *dst from an RTP port: even, because RTP/AVP puts RTP on the even
 // port and RTCP on the odd one above it, and at most 65534 so that pair fits.
 func (p *parser) port(dst *int, path string, v *yaml.Node, lo int) bool {

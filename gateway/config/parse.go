@@ -139,13 +139,14 @@ func defaults() *Config {
 				Port:  50000,
 				TTL:   1,
 			},
-			ReadTimeout:     10 * time.Second,
-			WriteTimeout:    10 * time.Second,
-			SessionTimeout:  60 * time.Second,
-			MaxRequestBytes: 65536,
-			UDPQueue:        512,
-			TCPQueue:        1024,
-			Protocols:       []string{ProtoUDP, ProtoMulticast, ProtoTCP},
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			SessionTimeout:    60 * time.Second,
+			MaxRequestBytes:   65536,
+			UDPQueue:          512,
+			SlowReaderTimeout: 10 * time.Second,
+			TCPQueue:          1024,
+			Protocols:         []string{ProtoUDP, ProtoMulticast, ProtoTCP},
 		},
 	}
 }
@@ -201,6 +202,10 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 		{"udp_queue", func(_, v *yaml.Node) { p.integer(&r.UDPQueue, "rtsp.udp_queue", v, 1, 1<<20) }},
 		{"tcp_queue", func(_, v *yaml.Node) { p.integer(&r.TCPQueue, "rtsp.tcp_queue", v, 1, 1<<20) }},
 		{"protocols", func(_, v *yaml.Node) { p.protocols(r, v) }},
+		{"egress_workers", func(_, v *yaml.Node) { p.integer(&r.EgressWorkers, "rtsp.egress_workers", v, 0, 64) }},
+		{"slow_reader_timeout", func(_, v *yaml.Node) {
+			p.duration(&r.SlowReaderTimeout, "rtsp.slow_reader_timeout", v, false)
+		}},
 	})
 	// The RTCP port is derived, not chosen: accept it only when it agrees.
 	r.RTCPPort = 0
@@ -358,6 +363,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 			}
 		}},
 		{"max_readers", func(_, v *yaml.Node) { p.integer(&r.MaxReaders, path+".max_readers", v, 0, 1<<20) }},
+		{"pacing", func(_, v *yaml.Node) { p.number(&r.Pacing, path+".pacing", v, 1, 20) }},
 		{"reconnect_min", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMin, path+".reconnect_min", v, false) {
 				minNode = v

@@ -50,6 +50,9 @@ type Flow struct {
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 	Tracks       []rtp.Track // publisher: the announced tracks
+	// Pacing spaces the stream's output to UDP readers at this multiple of
+	// its average rate (rtp.HubConfig.Pacing); 0 is off.
+	Pacing float64
 
 	// Sinks and ingress: the reader's destination, or the publisher's source address.
 	RTP, RTCP netip.AddrPort

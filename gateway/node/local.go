@@ -186,7 +186,7 @@ func (n *Local) demoClip() (*demo.Clip, error) {
 
 // setHubsLocked gives a stream hubs for tracks, keeping the existing ones when the layout is the
 // same so readers stay on one continuous line. It reports whether the hubs were replaced.
-func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track) (replaced bool) {
+func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track, pacing float64) (replaced bool) {
 	if s.hubs != nil && sameLayout(s.tracks, tracks) {
 		for _, h := range s.hubs {
 			h.SourceRestarted()
@@ -200,7 +200,7 @@ func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track) (replaced bool)
 	s.tracks = append([]rtp.Track(nil), tracks...)
 	s.hubs = make([]*rtp.Hub, len(tracks))
 	for i, t := range tracks {
-		s.hubs[i] = rtp.NewHub(rtp.HubConfig{Track: t, Pool: n.pool, Logger: n.log})
+		s.hubs[i] = rtp.NewHub(rtp.HubConfig{Track: t, Pool: n.pool, Logger: n.log, Pacing: pacing})
 	}
 	hubs := append([]*rtp.Hub(nil), s.hubs...)
 	s.live.Store(&hubs)
@@ -239,7 +239,7 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		if err != nil {
 			return nil, fmt.Errorf("demo clip: %w", err)
 		}
-		replaced := n.setHubsLocked(s, clip.Tracks())
+		replaced := n.setHubsLocked(s, clip.Tracks(), f.Pacing)
 		fl.player = demo.NewPlayer(clip, hubWriter{s: s, n: n}, n.log.With("stream", f.Stream))
 		sdp, tracks := clip.SDP(), clip.Tracks()
 		start = func() {
@@ -255,7 +255,7 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		}, &pullHandler{n: n, s: s, f: fl})
 		start = fl.puller.Start
 	case SourcePublisher:
-		replaced := n.setHubsLocked(s, f.Tracks)
+		replaced := n.setHubsLocked(s, f.Tracks, f.Pacing)
 		if replaced && n.events != nil {
 			// readers of the old layout cannot follow; the control ends them
 			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
@@ -293,7 +293,7 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 		h.n.mu.Unlock()
 		return errors.New("flow deleted")
 	}
-	replaced := h.n.setHubsLocked(h.s, tracks)
+	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing)
 	h.n.mu.Unlock()
 	h.f.last.Store(time.Now().UnixNano())
 	if h.n.events != nil {
@@ -365,7 +365,7 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 	}
 	if f.Kind == SourcePublisher {
 		// a new publisher on a stream that outlived the previous one
-		replaced := n.setHubsLocked(fl.stream, f.Tracks)
+		replaced := n.setHubsLocked(fl.stream, f.Tracks, f.Pacing)
 		fl.spec = f
 		if replaced && n.events != nil {
 			ev, id, tracks := n.events, fl.stream.id, f.Tracks
