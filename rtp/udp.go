@@ -224,6 +224,7 @@ func (u *UDPPair) setupSockets(network string) error {
 		if err := c.SetReadBuffer(udpSocketBuffer); err != nil {
 			u.log.Debug("rtp: SO_RCVBUF not set", "err", err)
 		}
+		forceBuffers(c, udpSocketBuffer)
 		var w batchWriter
 		if network == "udp4" {
 			pc := ipv4.NewPacketConn(c)

@@ -2,6 +2,8 @@
 
 package rtp
 
+import "net"
+
 // gsoAvailable: UDP generic segmentation offload is a Linux feature.
 const gsoAvailable = false
 
@@ -9,3 +11,7 @@ const gsoAvailable = false
 func gsoCmsgSpace() int { return 0 }
 
 func putGSOSize(oob []byte, size int) {}
+
+// forceBuffers is Linux only (SO_RCVBUFFORCE); elsewhere the capped sizes
+// of setupSockets stand.
+func forceBuffers(c *net.UDPConn, size int) {}
