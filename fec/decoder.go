@@ -63,9 +63,10 @@ type DecoderStats struct {
 	// with an error, FECUnusable were well-formed but arrived before any
 	// media, outside the window, or over the size limit.
 	FEC, FECMalformed, FECUnusable uint64
-	// Recovered counts rebuilt media packets.  A packet that was only
-	// reordered behind its FEC is rebuilt too, and its late original then
-	// counts as a duplicate.
+	// Recovered counts rebuilt media packets.  A packet is rebuilt only
+	// once a newer one has arrived, so one merely in flight behind its FEC
+	// is not; one reordered behind newer packets and its FEC can be, and
+	// its late original then counts as a duplicate.
 	Recovered uint64
 	// Unrecoverable counts sequence numbers that left the window missing.
 	Unrecoverable uint64
@@ -119,6 +120,15 @@ type fslot struct {
 // Decoder rebuilds lost media packets of one RTP stream from its column and
 // row FEC streams.  Push media and FEC packets as they arrive, in any
 // order; after each push, drain Recovered.
+//
+// A packet is rebuilt as soon as it is the only one missing from a row or
+// column whose FEC packet is held and a newer media packet has arrived
+// (until then it may simply still be on its way).  Each rebuild is checked
+// against the other direction, so 2D recovery iterates to the end: a lost
+// row is rebuilt column by column, a column with two losses after a row
+// rebuilt one of them, and so on.  Media packets stay for Window sequence
+// numbers; a packet that leaves the window missing counts as
+// unrecoverable.
 type Decoder struct {
 	n, mask int64
 	maxPkt  int
@@ -305,7 +315,13 @@ func (d *Decoder) PushMedia(pkt []byte) error {
 		}
 	}
 	d.probation = -1
+	// Numbers skipped by this packet are now known to be missing rather
+	// than in flight: FEC packets waiting on them may be usable now.
+	d.work = d.work[:0]
 	if ext > d.hi {
+		for s := max(d.hi+1, ext-d.n+1); s < ext; s++ {
+			d.work = append(d.work, s)
+		}
 		d.advance(ext)
 	}
 	sl := d.slot(ext)
@@ -321,7 +337,8 @@ func (d *Decoder) PushMedia(pkt []byte) error {
 		copy(sl.buf, pkt)
 		sl.state = stReceived
 	}
-	d.cascade(ext)
+	d.work = append(d.work, ext)
+	d.cascade()
 	return nil
 }
 
@@ -392,11 +409,15 @@ func (d *Decoder) PushFEC(kind Kind, pkt []byte) error {
 	missing, lost := d.missing(&v)
 	switch {
 	case missing == 0:
-	case missing == 1:
+	case missing == 1 && lost <= d.hi:
 		if d.rebuild(&v, lost) {
-			d.cascade(lost)
+			d.work = append(d.work[:0], lost)
+			d.cascade()
 		}
 	default:
+		// Two or more missing, or the one missing packet is newer than
+		// anything received and may still be in flight (GStreamer sends a
+		// row's FEC before the row's last packet): wait.
 		pl := d.fit(f.payload, len(v.payload))
 		copy(pl, v.payload)
 		f.fecView = v
@@ -422,11 +443,11 @@ func (d *Decoder) missing(v *fecView) (n int, lost int64) {
 	return n, lost
 }
 
-// cascade looks again at every waiting FEC packet that protects s, which
-// just arrived or was rebuilt; each rebuild it makes is looked at in turn,
-// which is how row and column recovery unblock each other.
-func (d *Decoder) cascade(s int64) {
-	d.work = append(d.work[:0], s)
+// cascade looks again at every waiting FEC packet that protects a packet
+// on the work stack (one that just arrived, was rebuilt, or is now known to
+// be lost); each rebuild it makes goes on the stack in turn, which is how
+// row and column recovery unblock each other.
+func (d *Decoder) cascade() {
 	for len(d.work) > 0 {
 		s := d.work[len(d.work)-1]
 		d.work = d.work[:len(d.work)-1]
@@ -456,19 +477,16 @@ func (d *Decoder) retry(f *fslot, b, s int64) {
 	case 0:
 		f.used = false
 	case 1:
-		if d.rebuild(&f.fecView, lost) {
+		if lost <= d.hi && d.rebuild(&f.fecView, lost) {
 			f.used = false
 			d.work = append(d.work, lost)
 		}
 	}
 }
 
-// rebuild recovers packet p, the only one v protects that is missing, and
-// queues it for Recovered.
+// rebuild recovers packet p (in the window), the only one v protects that
+// is missing, and queues it for Recovered.
 func (d *Decoder) rebuild(v *fecView, p int64) bool {
-	if p <= d.hi-d.n {
-		return false
-	}
 	lenRec, b0, b1, ts := v.lenRec, v.b0, v.b1, v.ts
 	var ssrc uint32
 	for i := 0; i < v.na; i++ {
@@ -496,8 +514,8 @@ func (d *Decoder) rebuild(v *fecView, p int64) bool {
 		d.stats.Inconsistent++
 		return false
 	}
-	// Built aside, so that a failed check leaves the window untouched, then
-	// swapped into the slot without a copy.
+	// Built aside, so that a failed check leaves the slot untouched, then
+	// swapped in without a copy.
 	out := d.fit(d.scratch, RTPHeaderLen+n)
 	body := out[RTPHeaderLen:]
 	copy(body, v.payload[:n])
@@ -518,9 +536,6 @@ func (d *Decoder) rebuild(v *fecView, p int64) bool {
 		d.scratch = out
 		d.stats.Inconsistent++
 		return false
-	}
-	if p > d.hi {
-		d.advance(p)
 	}
 	sl := d.slot(p)
 	d.scratch, sl.buf = sl.buf, out
