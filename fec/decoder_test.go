@@ -346,3 +346,97 @@ func TestDecoderNoAllocs(t *testing.T) {
 		t.Error("nothing recovered")
 	}
 }
+
+// TestDecoderInconsistent: FEC packets that disagree with the media they
+// claim to protect are refused rather than turned into garbage packets.
+func TestDecoderInconsistent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	media := genStream(rng, streamOpts{n: 40, ssrc: 5, minLen: 100, maxLen: 200})
+	evs := encodeAll(t, Config{Columns: 4, Mode: ModeRow}, media)
+	var row []byte // the FEC of packets 0..3
+	for _, ev := range evs {
+		if ev.kind == int(Row) {
+			row = ev.data
+			break
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func([]byte) []byte
+	}{
+		{"length recovery beyond payload", func(b []byte) []byte {
+			binary.BigEndian.PutUint16(b[RTPHeaderLen+2:], 0xffff)
+			return b
+		}},
+		{"payload shorter than a member", func(b []byte) []byte { return b[:PacketOverhead+50] }},
+		{"CSRC count beyond the packet", func(b []byte) []byte {
+			// Rebuild packet 2 with 15 more CSRCs in 2 bytes.
+			b[0] ^= 0x0f
+			lr := binary.BigEndian.Uint16(b[RTPHeaderLen+2:])
+			binary.BigEndian.PutUint16(b[RTPHeaderLen+2:], lr^uint16(len(media[2])-RTPHeaderLen)^2)
+			return b
+		}},
+	} {
+		dec, _ := NewDecoder(DecoderConfig{})
+		for _, i := range []int{0, 1, 3, 4} {
+			_ = dec.PushMedia(media[i])
+		}
+		bad := tc.mod(bytes.Clone(row))
+		if err := dec.PushFEC(Row, bad); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if _, ok := dec.Recovered(); ok {
+			t.Errorf("%s: a packet was rebuilt", tc.name)
+		}
+		if st := dec.Stats(); st.Inconsistent != 1 || st.Recovered != 0 {
+			t.Errorf("%s: stats %+v", tc.name, st)
+		}
+	}
+}
+
+func TestDecoderFECBeforeMedia(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	media := genStream(rng, streamOpts{n: 40, ssrc: 5, minLen: 100})
+	evs := encodeAll(t, Config{Columns: 4, Rows: 4}, media)
+	dec, _ := NewDecoder(DecoderConfig{})
+	for _, ev := range evs {
+		if ev.kind != evMedia {
+			_ = dec.PushFEC(Kind(ev.kind), ev.data)
+		}
+	}
+	if st := dec.Stats(); st.FECUnusable != st.FEC || st.FEC == 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if l, d := dec.Matrix(); l != 4 || d != 4 {
+		t.Errorf("Matrix() = %d, %d", l, d)
+	}
+}
+
+// TestDecoderUndrained: a caller that never drains loses the oldest
+// rebuilt packets, counted, and memory stays bounded.
+func TestDecoderUndrained(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	media := genStream(rng, streamOpts{n: 2000, ssrc: 5, minLen: 20})
+	evs := encodeAll(t, Config{Columns: 4, Mode: ModeRow}, media)
+	dec, _ := NewDecoder(DecoderConfig{Window: 256})
+	for _, ev := range evs {
+		if ev.kind == evMedia {
+			if ev.index%4 != 1 {
+				_ = dec.PushMedia(ev.data)
+			}
+		} else {
+			_ = dec.PushFEC(Kind(ev.kind), ev.data)
+		}
+	}
+	st := dec.Stats()
+	if st.Recovered != 500 || st.Undelivered != 500-256 {
+		t.Errorf("stats %+v", st)
+	}
+	n := 0
+	for _, ok := dec.Recovered(); ok; _, ok = dec.Recovered() {
+		n++
+	}
+	if n != 256/4 { // queued ones still inside the window
+		t.Errorf("drained %d", n)
+	}
+}
