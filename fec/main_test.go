@@ -173,10 +173,13 @@ func decodeEvents(t testing.TB, cfg DecoderConfig, evs []event, drop map[int]boo
 // stream indexes that are recoverable.
 func peel(t testing.TB, evs []event, drop map[int]bool) map[int]bool {
 	t.Helper()
-	if len(evs) == 0 {
-		return nil
+	var first uint16
+	for _, ev := range evs {
+		if ev.kind == evMedia {
+			first = binary.BigEndian.Uint16(ev.data[2:]) - uint16(ev.index)
+			break
+		}
 	}
-	first := binary.BigEndian.Uint16(evs[0].data[2:])
 	idx := func(seq uint16) int { return int(seq - first) }
 	var groups [][]int
 	for _, ev := range evs {
