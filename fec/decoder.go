@@ -68,7 +68,9 @@ type DecoderStats struct {
 	// is not; one reordered behind newer packets and its FEC can be, and
 	// its late original then counts as a duplicate.
 	Recovered uint64
-	// Unrecoverable counts sequence numbers that left the window missing.
+	// Unrecoverable counts sequence numbers given up on: missing when they
+	// left the window or when the sequence line restarted.  Losses still
+	// inside the window are not counted yet.
 	Unrecoverable uint64
 	// Inconsistent counts rebuilds refused because the FEC packet and the
 	// media packets disagree (a payload longer than the FEC payload, or a
@@ -111,7 +113,8 @@ type fecView struct {
 }
 
 // fslot holds a FEC packet that could not be used yet (two or more of its
-// packets missing); the slot of SNBase b is ring[b&mask].
+// packets missing, or the one missing may still be in flight); the slot of
+// SNBase b is ring[b&mask].
 type fslot struct {
 	fecView
 	used bool
@@ -138,7 +141,7 @@ type Decoder struct {
 	scratch    []byte
 
 	started   bool
-	hi        int64 // highest extended sequence number present
+	hi        int64 // highest extended sequence number received
 	base      int64 // first extended sequence number of this sequence line
 	ssrc      uint32
 	probation int32 // sequence number that would confirm a jump, or -1
@@ -182,7 +185,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 		media:     make([]mslot, n),
 		rows:      make([]fslot, n),
 		cols:      make([]fslot, n),
-		work:      make([]int64, 0, n),
+		work:      make([]int64, 0, 2*n), // a gap's numbers plus what they rebuild
 		out:       make([]int64, n),
 		probation: -1,
 	}
@@ -194,12 +197,12 @@ func (d *Decoder) Stats() DecoderStats { return d.stats }
 
 // Matrix returns the sender's L and D as announced by the latest FEC
 // packets (column FEC gives both, row FEC only L); 0 means not seen yet.
-func (d *Decoder) Matrix() (l, dd int) {
-	l = d.colL
-	if l == 0 {
-		l = d.rowL
+func (d *Decoder) Matrix() (columns, rows int) {
+	columns = d.colL
+	if columns == 0 {
+		columns = d.rowL
 	}
-	return l, d.colD
+	return columns, d.colD
 }
 
 // Reset forgets every packet and the sequence line; counters are kept.
@@ -477,8 +480,13 @@ func (d *Decoder) retry(f *fslot, b, s int64) {
 	case 0:
 		f.used = false
 	case 1:
-		if lost <= d.hi && d.rebuild(&f.fecView, lost) {
-			f.used = false
+		if lost > d.hi {
+			return // may be in flight
+		}
+		// Either way this FEC packet is done: a refused rebuild cannot
+		// succeed later, as the packets it would use do not change.
+		f.used = false
+		if d.rebuild(&f.fecView, lost) {
 			d.work = append(d.work, lost)
 		}
 	}

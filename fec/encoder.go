@@ -172,7 +172,8 @@ func (e *Encoder) Stats() EncoderStats { return e.stats }
 // packet that is due: kind says which stream (Column → media port + 2, Row
 // → media port + 4).  Send the media packet before them, so that receivers
 // see a row's packets before its FEC.  The fec slice belongs to the encoder
-// and stays valid until the next call to Push, Flush or Reset.
+// and stays valid until the next call to Push, Flush or Reset.  A nil emit
+// discards the FEC packets.
 //
 // Push fails only for a packet that is not RTP version 2 or too long for
 // its FEC packet to fit a UDP datagram; such a packet is not protected and
@@ -183,6 +184,9 @@ func (e *Encoder) Push(pkt []byte, emit func(kind Kind, fec []byte)) error {
 	}
 	if len(pkt) > maxMediaLen {
 		return tooLarge("media packet: %d bytes, FEC can protect at most %d", len(pkt), maxMediaLen)
+	}
+	if emit == nil {
+		emit = discard
 	}
 	seq := binary.BigEndian.Uint16(pkt[2:])
 	ssrc := binary.BigEndian.Uint32(pkt[8:])
@@ -260,11 +264,18 @@ func (e *Encoder) clear() {
 	e.pos = 0
 }
 
+func discard(Kind, []byte) {}
+
 // Flush ends the stream: the column FEC packets of the last complete
 // matrix, which would otherwise ride on the next matrix's media, are emitted
 // now, and partial rows and columns are dropped.  The next Push starts a new
 // matrix.  The emitted slices follow the rules of Push.
-func (e *Encoder) Flush(emit func(kind Kind, fec []byte)) { e.endMatrix(emit) }
+func (e *Encoder) Flush(emit func(kind Kind, fec []byte)) {
+	if emit == nil {
+		emit = discard
+	}
+	e.endMatrix(emit)
+}
 
 // Reset forgets all state without emitting anything; FEC sequence numbers
 // continue where they were.

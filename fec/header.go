@@ -58,7 +58,10 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Errors returned by this package; match them with errors.Is.
+// Errors returned by this package; match them with errors.Is.  The
+// package returns ErrMalformed, ErrTooLarge and ErrConfig wrapped in an
+// error that says precisely what is wrong ("fec: column FEC packet: L=25
+// out of range 1..20"), ErrDuplicate as it is.
 var (
 	// ErrMalformed is wrapped by every error about a packet that does not
 	// follow RTP or SMPTE 2022-1.
