@@ -64,9 +64,9 @@ func TestRoundTrip(t *testing.T) {
 					checkRecovered(t, media, drop, want, res)
 					frac := float64(len(res.recovered)) / float64(len(drop))
 					if len(want) == len(drop) {
-						t.Logf("dropped %d, recovered all", len(drop))
+						t.Logf("%s: dropped %d, recovered all", name, len(drop))
 					} else {
-						t.Logf("dropped %d, recovered %d (%.1f%%; the rest is beyond this matrix's correction power)", len(drop), len(res.recovered), 100*frac)
+						t.Logf("%s: dropped %d, recovered %d (%.1f%%; the rest is beyond this matrix's correction power)", name, len(drop), len(res.recovered), 100*frac)
 					}
 					// Losses still inside the window at the end are not counted yet.
 					var lost uint64
