@@ -2,7 +2,7 @@
 # scripts/test.sh - the project's full test command (see README.md).
 #
 # Steps, in order: gofmt, go vet, staticcheck, go build, go test (all
-# packages, -v, counted), go test -race (rtp, rtsp), `meshgw check` for every
+# packages, -v, counted), go test -race (rtp, rtsp, fec), `meshgw check` for every
 # configs/*.yaml, and bounded fuzzing of every Fuzz target (FUZZTIME, default
 # 15s each).  Every step runs even when an earlier one failed; the script
 # prints a summary and exits non-zero if any step failed.
@@ -61,9 +61,9 @@ test_rc=${PIPESTATUS[0]}
 set -e
 [ "$test_rc" -eq 0 ] || fail "go test (exit $test_rc)"
 
-section "go test -race ./rtp/... ./rtsp/..."
+section "go test -race ./rtp/... ./rtsp/... ./fec/..."
 race_pkgs=()
-for d in rtp rtsp; do [ -d "$d" ] && race_pkgs+=("./$d/..."); done
+for d in rtp rtsp fec; do [ -d "$d" ] && race_pkgs+=("./$d/..."); done
 if [ ${#race_pkgs[@]} -gt 0 ]; then
   go test -race -count=1 -timeout "$GOTEST_TIMEOUT" "${race_pkgs[@]}" || fail "go test -race"
 else
