@@ -1,0 +1,119 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+)
+
+// Config is one load run, as the flags describe it.
+type Config struct {
+	URL              string        // route to read (and, with Publish, to publish)
+	Readers          int           // RTSP reader sessions
+	Transport        string        // readers' transport: "udp" or "tcp"
+	Tracks           string        // "first" or "all" tracks per reader
+	RcvBuf           int           // UDP receive buffer to ask for; 0 keeps the kernel default
+	Duration         time.Duration // measuring window (and floor run)
+	Warmup           time.Duration // after all readers play, before the window
+	PID              int           // gateway process whose CPU is measured; 0: none
+	Publish          bool          // publish synthetic streams first
+	PublishTransport string        // publishers' transport: "udp" or "tcp"
+	Publishers       int           // independent published streams
+	Stream           streamParams  // shape of each published stream
+	Floor            bool          // run the raw sendmmsg floor after the window
+	RxWorkers        int           // UDP receive threads
+	RxCoalesce       time.Duration // least time between two wakeups of a receive thread
+	SetupParallel    int           // readers set up at once
+	Keepalive        time.Duration // GET_PARAMETER period
+	Timeout          time.Duration // per RTSP request
+}
+
+// defaultConfig is what the flags default to.
+func defaultConfig() Config {
+	return Config{
+		Readers:          10,
+		Transport:        "udp",
+		Tracks:           "first",
+		RcvBuf:           4 << 20,
+		Duration:         20 * time.Second,
+		Warmup:           3 * time.Second,
+		PublishTransport: "udp",
+		Publishers:       1,
+		Stream:           streamParams{Bitrate: 4_000_000, FPS: 25, GOP: 25, KeyRatio: 8, MaxPacket: 1400},
+		Floor:            true,
+		RxWorkers:        1,
+		RxCoalesce:       500 * time.Microsecond,
+		SetupParallel:    32,
+		Keepalive:        15 * time.Second,
+		Timeout:          10 * time.Second,
+	}
+}
+
+func (c *Config) validate() error {
+	if c.URL == "" {
+		return errors.New("-url is required")
+	}
+	if _, err := base.ParseURL(c.URL); err != nil {
+		return fmt.Errorf("-url %q: %w", c.URL, err)
+	}
+	switch {
+	case c.Readers < 0:
+		return errors.New("-readers must not be negative")
+	case c.Transport != "udp" && c.Transport != "tcp":
+		return fmt.Errorf("-transport %q: want udp or tcp", c.Transport)
+	case c.PublishTransport != "udp" && c.PublishTransport != "tcp":
+		return fmt.Errorf("-publish-transport %q: want udp or tcp", c.PublishTransport)
+	case c.Tracks != "first" && c.Tracks != "all":
+		return fmt.Errorf("-tracks %q: want first or all", c.Tracks)
+	case c.RcvBuf < 0:
+		return errors.New("-rcvbuf must not be negative")
+	case c.Duration <= 0:
+		return errors.New("-duration must be positive")
+	case c.Warmup < 0:
+		return errors.New("-warmup must not be negative")
+	case c.PID < 0:
+		return errors.New("-pid must not be negative")
+	case c.Publishers < 1:
+		return errors.New("-publishers must be at least 1")
+	case c.RxCoalesce < 0 || c.RxCoalesce > time.Second:
+		return errors.New("-rx-coalesce must be in 0..1s")
+	case c.RxWorkers < 1:
+		return errors.New("-rx-workers must be at least 1")
+	case c.SetupParallel < 1:
+		return errors.New("-setup-parallel must be at least 1")
+	case c.Keepalive <= 0 || c.Timeout <= 0:
+		return errors.New("-keepalive and -timeout must be positive")
+	}
+	if c.Publish {
+		if err := c.Stream.validate(); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	return nil
+}
+
+// streamURLs are the URLs readers read: the -url itself, or with several
+// publishers the URL's path with suffix 0..K-1, one per published stream.
+func (c *Config) streamURLs() ([]*base.URL, error) {
+	u, err := base.ParseURL(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("-url: %w", err)
+	}
+	if !c.Publish || c.Publishers == 1 {
+		return []*base.URL{u}, nil
+	}
+	out := make([]*base.URL, c.Publishers)
+	for i := range out {
+		v := u.Clone()
+		v.Path = strings.TrimSuffix(v.Path, "/") + strconv.Itoa(i)
+		v.RawPath = ""
+		out[i] = v
+	}
+	return out, nil
+}
