@@ -45,7 +45,8 @@ type UDPSink struct {
 	queued atomic.Int32
 
 	mu      sync.Mutex
-	q       []udpItem // ring
+	q       []udpItem // ring, grown by doubling up to max
+	max     int
 	head, n int
 	closed  bool
 
@@ -60,6 +61,9 @@ func (s *UDPSink) DeliverRTCP(p *Packet) { s.enqueue(p, true) }
 
 func (s *UDPSink) enqueue(p *Packet, rtcp bool) {
 	s.mu.Lock()
+	if s.n == len(s.q) && len(s.q) < s.max && !s.closed {
+		s.growLocked()
+	}
 	if s.closed || s.n == len(s.q) {
 		s.mu.Unlock()
 		s.dropped.Add(1)
@@ -77,6 +81,16 @@ func (s *UDPSink) enqueue(p *Packet, rtcp bool) {
 	if s.w != nil {
 		s.w.notify()
 	}
+}
+
+// growLocked doubles the ring (up to max). It allocates, but only while a
+// reader's queue reaches a new high-water mark, never in steady state.
+func (s *UDPSink) growLocked() {
+	q := make([]udpItem, min(2*len(s.q), s.max))
+	for i := 0; i < s.n; i++ {
+		q[i] = s.q[(s.head+i)%len(s.q)]
+	}
+	s.q, s.head = q, 0
 }
 
 // Stats returns the sink's counters.

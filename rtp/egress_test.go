@@ -284,3 +284,37 @@ func waitEgress(u *UDPPair, packets uint64) EgressStats {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestUDPSinkRingGrows: a sink's ring starts small, grows for a burst up to
+// QueueLen, and drops only beyond it.
+func TestUDPSinkRingGrows(t *testing.T) {
+	pool := NewPool()
+	u, err := ListenUDP(UDPConfig{RTPAddr: "127.0.0.1:0", Pool: pool, QueueLen: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newUDPReceiver(t)
+	s := u.NewSink(r.addrs())
+	if len(s.q) != initialUDPRing {
+		t.Fatalf("initial ring %d, want %d", len(s.q), initialUDPRing)
+	}
+	held := Now() + int64(time.Hour) // never due: everything stays queued
+	for i := range 1100 {
+		p := pool.Get(20)
+		p.depart = held
+		s.DeliverRTP(p)
+		if i == 299 && s.Stats().Dropped != 0 {
+			t.Fatalf("dropped while growing: %+v", s.Stats())
+		}
+	}
+	s.mu.Lock()
+	n, size := s.n, len(s.q)
+	s.mu.Unlock()
+	if n != 1000 || size != 1000 || s.Stats().Dropped != 100 {
+		t.Errorf("queued %d in a ring of %d, stats %+v: want 1000, 1000 and 100 drops", n, size, s.Stats())
+	}
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeak(t, pool)
+}

@@ -12,7 +12,7 @@ import (
 
 // InterleavedConfig configures an InterleavedWriter.
 type InterleavedConfig struct {
-	QueueLen     int           // bounded queue of frames (default 1024)
+	QueueLen     int           // bounded queue of frames (default 4096)
 	WriteTimeout time.Duration // a write blocked longer than this fails the writer (default 10s)
 	// EvictAfter fails the writer (ErrSlowReader) when its queue has stayed
 	// full, dropping every new frame, for this long: a reader that drains
@@ -23,7 +23,7 @@ type InterleavedConfig struct {
 }
 
 const (
-	defaultInterleavedQueueLen = 1024
+	defaultInterleavedQueueLen = 4096
 	defaultWriteTimeout        = 10 * time.Second
 	interleavedBatch           = 64 // frames per writev
 	maxInterleavedFrame        = 0xffff

@@ -19,8 +19,11 @@ type UDPConfig struct {
 	// RTPAddr is "host:port" for the RTP socket; RTCP is bound to port+1.
 	// Port 0 picks a free even/odd pair. An empty or IPv4 host gives IPv4
 	// sockets, an IPv6 host ("[::]:0") IPv6 ones.
-	RTPAddr            string
-	QueueLen           int    // per-sink bounded queue (default 512 packets)
+	RTPAddr string
+	// QueueLen bounds each sink's queue (default 4096 packets: a keyframe
+	// of a 50 Mbit/s stream is over 1000). Rings start small and grow
+	// toward it only when a burst needs the room.
+	QueueLen           int
 	MulticastTTL       int    // for multicast destinations (default 1)
 	MulticastInterface string // optional interface name for multicast egress
 	Logger             *slog.Logger
@@ -38,7 +41,8 @@ type UDPConfig struct {
 }
 
 const (
-	defaultUDPQueueLen = 512
+	defaultUDPQueueLen = 4096
+	initialUDPRing     = 64
 	udpSocketBuffer    = 4 << 20 // asked for; the kernel caps it at [rw]mem_max
 	udpBatch           = 64      // messages per sendmmsg/recvmmsg
 	udpBurst           = 32      // packets taken from one sink per round-robin turn
@@ -275,7 +279,8 @@ func (u *UDPPair) NewSink(rtpDst, rtcpDst netip.AddrPort) *UDPSink {
 		pair:    u,
 		rtpDst:  udpAddr(rtpDst),
 		rtcpDst: udpAddr(rtcpDst),
-		q:       make([]udpItem, u.cfg.QueueLen),
+		q:       make([]udpItem, min(initialUDPRing, u.cfg.QueueLen)),
+		max:     u.cfg.QueueLen,
 	}
 	u.sinksMu.Lock()
 	defer u.sinksMu.Unlock()

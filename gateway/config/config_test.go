@@ -56,7 +56,7 @@ func TestMinimal(t *testing.T) {
 	if r.RTPPort != 8000 || r.RTCPPort != 8001 || r.Multicast.Range != netip.MustParsePrefix("239.255.42.0/24") ||
 		r.Multicast.Port != 50000 || r.Multicast.TTL != 1 || r.Multicast.Interface != "" ||
 		r.ReadTimeout != 10*time.Second || r.WriteTimeout != 10*time.Second || r.SessionTimeout != time.Minute ||
-		r.MaxRequestBytes != 65536 || r.UDPQueue != 512 || r.TCPQueue != 1024 ||
+		r.MaxRequestBytes != 65536 || r.UDPQueue != 4096 || r.TCPQueue != 4096 ||
 		!reflect.DeepEqual(r.Protocols, []string{"udp", "multicast", "tcp"}) {
 		t.Errorf("rtsp defaults: %+v", r)
 	}

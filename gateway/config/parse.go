@@ -143,9 +143,9 @@ func defaults() *Config {
 			WriteTimeout:      10 * time.Second,
 			SessionTimeout:    60 * time.Second,
 			MaxRequestBytes:   65536,
-			UDPQueue:          512,
+			UDPQueue:          4096,
 			SlowReaderTimeout: 10 * time.Second,
-			TCPQueue:          1024,
+			TCPQueue:          4096,
 			Protocols:         []string{ProtoUDP, ProtoMulticast, ProtoTCP},
 		},
 	}
