@@ -20,6 +20,10 @@ const (
 	gsoMaxSegments = 64
 	// gsoMaxBytes keeps a GSO datagram under the 64 KiB IP limit.
 	gsoMaxBytes = 60000
+	// paceSlack lets a paced packet leave up to this early, so one timer
+	// wake-up sends what falls due together (and as GSO runs) instead of
+	// waking once per packet per millisecond.
+	paceSlack = int64(time.Millisecond)
 	// gsoMaxSegment is the largest segment that still fits a 1500-byte MTU
 	// over IPv6; a GSO segment may not need IP fragmentation, so larger
 	// packets are sent one per message.
@@ -215,7 +219,7 @@ func (w *egressWorker) run() {
 // earliest paced packet still waiting.
 func (w *egressWorker) drain() {
 	for {
-		now := Now()
+		now := Now() + paceSlack
 		next := int64(math.MaxInt64)
 		took := false
 		for _, s := range *w.sinks.Load() {
@@ -231,7 +235,7 @@ func (w *egressWorker) drain() {
 		w.flush()
 		if !took {
 			if next != math.MaxInt64 {
-				w.timer.Reset(time.Duration(next - Now()))
+				w.timer.Reset(time.Duration(next - paceSlack - Now()))
 			}
 			return
 		}

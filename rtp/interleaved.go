@@ -50,7 +50,8 @@ type InterleavedWriter struct {
 	log        *slog.Logger
 
 	mu      sync.Mutex
-	slots   []ilSlot // ring of frames
+	slots   []ilSlot // ring of frames, grown by doubling up to max
+	max     int
 	head, n int
 	msgs    [][]byte // RTSP messages, written before any queued frame
 	stopped bool     // closed or failed: nothing more is queued
@@ -86,7 +87,8 @@ func NewInterleavedWriter(w net.Conn, cfg InterleavedConfig) *InterleavedWriter 
 		timeout:    cfg.WriteTimeout,
 		evictAfter: int64(cfg.EvictAfter),
 		log:        cfg.Logger.With("remote", w.RemoteAddr().String()),
-		slots:      make([]ilSlot, cfg.QueueLen),
+		slots:      make([]ilSlot, min(initialUDPRing, cfg.QueueLen)),
+		max:        cfg.QueueLen,
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -131,6 +133,9 @@ func (w *InterleavedWriter) enqueue(p *Packet, ch uint8) {
 		return
 	}
 	w.mu.Lock()
+	if w.n == len(w.slots) && len(w.slots) < w.max && !w.stopped {
+		w.growLocked()
+	}
 	if w.stopped || w.n == len(w.slots) {
 		if !w.stopped && w.evictAfter > 0 {
 			w.evictIfStuckLocked()
@@ -155,6 +160,17 @@ func (w *InterleavedWriter) enqueue(p *Packet, ch uint8) {
 	}
 }
 
+// growLocked doubles the ring (up to max), keeping the frames in order from
+// head. The writer goroutine may be writing frames out of the old array: it
+// took that array under mu, and the old array stays valid and unchanged.
+func (w *InterleavedWriter) growLocked() {
+	slots := make([]ilSlot, min(2*len(w.slots), w.max))
+	for i := 0; i < w.n; i++ {
+		slots[i] = w.slots[(w.head+i)%len(w.slots)]
+	}
+	w.slots, w.head = slots, 0
+}
+
 // run is the writer goroutine.
 func (w *InterleavedWriter) run() {
 	defer close(w.done)
@@ -162,7 +178,7 @@ func (w *InterleavedWriter) run() {
 		w.mu.Lock()
 		msgs := w.msgs
 		w.msgs = nil
-		start, k := w.head, min(w.n, interleavedBatch)
+		start, k, slots := w.head, min(w.n, interleavedBatch), w.slots
 		w.mu.Unlock()
 
 		if len(msgs) == 0 && k == 0 {
@@ -183,7 +199,7 @@ func (w *InterleavedWriter) run() {
 		}
 		var size uint64
 		for i := 0; i < k; i++ {
-			s := &w.slots[(start+i)%len(w.slots)]
+			s := &slots[(start+i)%len(slots)]
 			w.bufs = append(w.bufs, s.hdr[:], s.p.buf)
 			size += uint64(len(s.p.buf))
 		}

@@ -11,6 +11,7 @@
 #   scripts/load.sh -readers 1000 -duration 10s
 #   scripts/load.sh -publishers 2 -bitrate 50000000 -readers 2
 #   scripts/load.sh -publish=false -url rtsp://127.0.0.1:18554/demo -transport tcp
+#   LOAD_PACING=3 scripts/load.sh -readers 100 -rcvbuf 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,16 +29,19 @@ trap cleanup EXIT
 go build -o "$tmp/meshgw" ./cmd/meshgw
 go build -o "$tmp/meshload" ./cmd/meshload
 
-cat >"$tmp/meshgw.yaml" <<'YAML'
+# LOAD_PACING=3 paces the load routes (routes.*.pacing); LOAD_EGRESS_WORKERS sets rtsp.egress_workers.
+cat >"$tmp/meshgw.yaml" <<YAML
 log_level: warn
 rtsp:
   listen: 127.0.0.1:18554
   rtp_port: 18000
+  egress_workers: ${LOAD_EGRESS_WORKERS:-0}
 routes:
   demo:
     source: demo
-  "~^load[0-9]*$":
+  "~^load[0-9]*\$":
     source: publisher
+    pacing: ${LOAD_PACING:-0}
 YAML
 
 "$tmp/meshgw" run -c "$tmp/meshgw.yaml" 2>"$tmp/meshgw.log" &
