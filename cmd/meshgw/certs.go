@@ -14,7 +14,9 @@ const certsUsage = `Usage: meshgw certs -dir DIR -td TRUST_DOMAIN [NODE...]
 Creates a test trust domain in DIR: a CA (ca.pem is the bundle, ca.key) and
 SPIFFE X509-SVIDs for the control (control.pem/.key, spiffe://TD/meshgw/control)
 and for each NODE (NODE.pem/.key, spiffe://TD/meshgw/node/NODE). A CA already in
-DIR is reused, so running it again adds nodes or re-issues (rotates) SVIDs.
+DIR is reused, so running it again adds nodes; the control's and the named
+nodes' SVIDs are issued anew on every run (a rotation, picked up by running
+meshgw processes on their next connection). Keys are written with mode 0600.
 For tests and trials; production identities come from SPIRE.
 `
 
