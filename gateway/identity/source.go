@@ -98,7 +98,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Source, error) {
 	var b backend
 	if addr := os.Getenv(workloadapi.SocketEnv); addr != "" {
 		if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.BundleFile != "" {
-			log.Info("identity files ignored: " + workloadapi.SocketEnv + " is set", "cert", cfg.CertFile)
+			log.Info("identity files ignored: "+workloadapi.SocketEnv+" is set", "cert", cfg.CertFile)
 		}
 		b, td, err = openWorkload(ctx, addr, td, want, log)
 	} else {
