@@ -23,6 +23,7 @@ const usage = `meshgw - media mesh gateway (RTSP control proxy and RTP forwarder
 Usage:
   meshgw [run] [-c FILE]     run control and local node (default: embedded config with a demo route)
   meshgw check -c FILE       validate a config file; prints FILE:LINE: message for every error
+  meshgw certs -dir DIR -td TRUST_DOMAIN NODE...   mint a test CA and SPIFFE SVIDs (control + nodes)
   meshgw version             print the version
   meshgw help                print this help
 
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args, stdout, stderr)
 	case "check":
 		return cmdCheck(args, stdout, stderr)
+	case "certs":
+		return cmdCerts(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
