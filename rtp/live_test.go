@@ -3,14 +3,22 @@ package rtp
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
 )
 
 // The merger tests drive a Merger with an injected clock: a scenario is a
@@ -516,4 +524,286 @@ func TestMergerDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(5000, step); n != 0 {
 		t.Fatalf("%.2f allocations per packet", n)
 	}
+}
+
+// liveLeg is one leg's receiving socket: its reader pushes every datagram
+// into the merger and keeps a copy for the checks.
+type liveLeg struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	got  map[uint16][]byte // first copy by seq
+	n    int
+	wg   sync.WaitGroup
+}
+
+func listenLiveLeg(t *testing.T, leg int, m *Merger, poke chan<- struct{}) *liveLeg {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	l := &liveLeg{conn: c, got: map[uint16][]byte{}}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			b := buf[:n]
+			m.Push(leg, b, Now())
+			select { // wake the driver: the deadline may have moved
+			case poke <- struct{}{}:
+			default:
+			}
+			if n >= 12 {
+				l.mu.Lock()
+				if _, ok := l.got[binary.BigEndian.Uint16(b[2:])]; !ok {
+					l.got[binary.BigEndian.Uint16(b[2:])] = bytes.Clone(b)
+				}
+				l.n++
+				l.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(l.close)
+	return l
+}
+
+func (l *liveLeg) addr() netip.AddrPort { return l.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func (l *liveLeg) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+func (l *liveLeg) close() {
+	l.conn.Close()
+	l.wg.Wait()
+}
+
+// driveMerger is the owner's side of the timing contract: a timer always
+// set to NextDeadline, re-armed after every Tick and whenever a Push pokes
+// it. The returned stop ends the goroutine; it is idempotent.
+func driveMerger(m *Merger, poke <-chan struct{}) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var once sync.Once
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		timer := time.NewTimer(time.Hour)
+		defer timer.Stop()
+		for {
+			if at, ok := m.NextDeadline(); ok {
+				timer.Reset(time.Duration(at - Now()))
+			} else {
+				timer.Stop()
+			}
+			select {
+			case <-timer.C:
+				m.Tick(Now())
+			case <-poke:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		once.Do(func() { close(done) })
+		wg.Wait()
+	}
+}
+
+// gstDualPath sends frames of 720p25 H.264 in MPEG-TS over RTP (PT 33,
+// 1316-byte payloads), identical packets to both destinations (PEERS.md
+// §9.1). The sequence numbers start at 65000, so they wrap early on.
+const gstDualPath = "videotestsrc is-live=true num-buffers=%d ! video/x-raw,format=I420,width=1280,height=720,framerate=25/1 " +
+	"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=3000 ! h264parse ! mpegtsmux alignment=7 " +
+	"! rtpmp2tpay pt=33 seqnum-offset=65000 ! multiudpsink clients=%s,%s"
+
+// TestLiveInteropGStreamer: GStreamer sends one stream on two paths, each
+// through its own LossyRelay, into two sockets feeding a Merger on the real
+// clock. The merged stream must lack exactly the packets both relays
+// dropped, and nothing when one path is cut for 2 s.
+func TestLiveInteropGStreamer(t *testing.T) {
+	peertest.Require(t, "gst-launch-1.0", "gst:videotestsrc", "gst:x264enc", "gst:h264parse",
+		"gst:mpegtsmux", "gst:rtpmp2tpay", "gst:multiudpsink")
+	t.Run("random-10pct-each", func(t *testing.T) {
+		t.Parallel()
+		liveInterop(t, 100,
+			peertest.LossyConfig{Random: 0.10, Seed: 1},
+			peertest.LossyConfig{Random: 0.10, Seed: 2, Delay: 10 * time.Millisecond},
+			nil)
+	})
+	t.Run("leg-B-cut-2s", func(t *testing.T) {
+		t.Parallel()
+		liveInterop(t, 100,
+			peertest.LossyConfig{},
+			peertest.LossyConfig{Delay: 5 * time.Millisecond},
+			func(b *peertest.LossyRelay) {
+				time.Sleep(800 * time.Millisecond)
+				b.Cut(2 * time.Second)
+			})
+	})
+}
+
+// liveInterop runs frames of GStreamer through relays configured by ca and
+// cb (To is filled in); during, if set, runs once the first packet is in.
+func liveInterop(t *testing.T, frames int, ca, cb peertest.LossyConfig, during func(b *peertest.LossyRelay)) {
+	pool := NewPool()
+	var outs [][]byte // written by Out, under the merger's lock
+	m := NewMerger(MergerConfig{Skew: ClassB, Pool: pool, Out: func(b []byte) { outs = append(outs, bytes.Clone(b)) }})
+	poke := make(chan struct{}, 1)
+	legA, legB := listenLiveLeg(t, 0, m, poke), listenLiveLeg(t, 1, m, poke)
+	stop := driveMerger(m, poke)
+	t.Cleanup(func() {
+		stop()
+		m.Close()
+	})
+	ca.To, cb.To = legA.addr(), legB.addr()
+	ra, rb := peertest.StartLossyRelay(t, ca), peertest.StartLossyRelay(t, cb)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := strings.Fields(fmt.Sprintf(gstDualPath, frames, ra.Addr(), rb.Addr()))
+	p := peertest.Run(ctx, t, "gst-launch-1.0", append([]string{"-q"}, args...)...)
+	if during != nil {
+		deadline := time.Now().Add(20 * time.Second)
+		for legA.count()+legB.count() == 0 && time.Now().Before(deadline) && !p.Exited() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		during(rb)
+	}
+	p.MustSucceed(45 * time.Second)
+	// Let the relays' delay lines drain into the legs.
+	for _, x := range []struct {
+		r *peertest.LossyRelay
+		l *liveLeg
+	}{{ra, legA}, {rb, legB}} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st := x.r.Stats()
+			if st.Received == st.Forwarded+st.Dropped+st.Errors && uint64(x.l.count()) == st.Forwarded {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("relay %+v, leg got %d", st, x.l.count())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	stop()
+	legA.close()
+	legB.close()
+	m.Tick(Now() + int64(time.Second)) // release and settle everything
+	st := m.Stats()
+
+	// What was sent: what each leg got plus what its relay dropped. Both
+	// paths must have carried the same sequence numbers.
+	dropA, dropB := ra.Dropped(), rb.Dropped()
+	sentA, sentB := map[uint16]bool{}, map[uint16]bool{}
+	for s := range legA.got {
+		sentA[s] = true
+	}
+	for _, s := range dropA {
+		sentA[s] = true
+	}
+	for s := range legB.got {
+		sentB[s] = true
+	}
+	for _, s := range dropB {
+		sentB[s] = true
+	}
+	if !maps.Equal(sentA, sentB) || len(sentA) != len(legA.got)+len(dropA) || len(sentB) != len(legB.got)+len(dropB) {
+		t.Fatalf("paths carried different packets: %d+%d on A, %d+%d on B", len(legA.got), len(dropA), len(legB.got), len(dropB))
+	}
+	inB := map[uint16]bool{}
+	for _, s := range dropB {
+		inB[s] = true
+	}
+	var both []uint16
+	for _, s := range dropA {
+		if inB[s] {
+			both = append(both, s)
+		}
+	}
+	// Sequence numbers in stream order (they wrap at 65535).
+	var ref uint16
+	for s := range sentA {
+		ref = s
+		break
+	}
+	ext := func(s uint16) int { return int(int16(s - ref)) }
+	var sent []uint16
+	for s := range sentA {
+		sent = append(sent, s)
+	}
+	slices.SortFunc(sent, func(a, b uint16) int { return cmp.Compare(ext(a), ext(b)) })
+	isBoth := map[uint16]bool{}
+	edge := 0 // lost on both legs before the first or after the last packet anyone got: no gap the merger can see
+	for _, s := range both {
+		isBoth[s] = true
+		if !legA.hasBetween(legB, s, ext) {
+			edge++
+		}
+	}
+	var want []uint16
+	for _, s := range sent {
+		if !isBoth[s] {
+			want = append(want, s)
+		}
+	}
+	var got []uint16
+	for i, b := range outs {
+		s := binary.BigEndian.Uint16(b[2:])
+		got = append(got, s)
+		ref := legA.got[s]
+		if ref == nil {
+			ref = legB.got[s]
+		}
+		if !bytes.Equal(b, ref) {
+			t.Fatalf("output %d (seq %d) differs from what the legs got", i, s)
+		}
+	}
+	t.Logf("sent %d packets (seq %d..%d); relay A %+v, relay B %+v; dropped on both: %d (%d at the edges)",
+		len(sent), sent[0], sent[len(sent)-1], ra.Stats(), rb.Stats(), len(both), edge)
+	t.Logf("merger: output %d, lost %d, resets %d, overruns %d; leg A %+v; leg B %+v",
+		st.Output, st.Lost, st.Resets, st.Overruns, st.Legs[0], st.Legs[1])
+	if !slices.Equal(got, want) {
+		i := firstDiff(got, want)
+		t.Fatalf("merged output: %d packets, want %d; first difference at %d: got %v, want %v",
+			len(got), len(want), i, around(got, i), around(want, i))
+	}
+	if st.Lost != uint64(len(both)-edge) || st.Resets != 0 {
+		t.Errorf("merger lost %d, resets %d; want lost %d (dropped on both legs), no reset", st.Lost, st.Resets, len(both)-edge)
+	}
+	if a, b := st.Legs[0].Lost, st.Legs[1].Lost; a != uint64(len(dropA)-len(both)) || b != uint64(len(dropB)-len(both)) {
+		t.Errorf("per-leg lost %d/%d, want %d/%d", a, b, len(dropA)-len(both), len(dropB)-len(both))
+	}
+	if len(sent) < 500 {
+		t.Errorf("only %d packets sent", len(sent))
+	}
+	checkNoLeak(t, pool) // Tick released everything, so nothing waits
+}
+
+// hasBetween reports whether some leg got a packet before s and one after
+// it (so the merger saw a gap at s).
+func (l *liveLeg) hasBetween(o *liveLeg, s uint16, ext func(uint16) int) bool {
+	before, after := false, false
+	for _, g := range []map[uint16][]byte{l.got, o.got} {
+		for x := range g {
+			if ext(x) < ext(s) {
+				before = true
+			}
+			if ext(x) > ext(s) {
+				after = true
+			}
+		}
+	}
+	return before && after
 }
