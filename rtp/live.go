@@ -65,7 +65,7 @@ type MergerConfig struct {
 type LegStats struct {
 	Received uint64 // packets pushed on this leg
 	Invalid  uint64 // not RTP: dropped
-	First    uint64 // first copy of their sequence number: output
+	First    uint64 // first copy of their sequence number: output (unless Close comes first)
 	// Duplicates are copies of a sequence number that an earlier copy
 	// (normally the other leg's) already brought, arriving within Skew of
 	// that first copy: the leg is healthy and within the skew budget.
@@ -151,14 +151,19 @@ type mergeLeg struct {
 // waits until it has been waiting Skew since its first copy arrived, and
 // then the missing ones before it are given up as lost on all legs. The
 // first copy of each sequence number is output, later copies are dropped
-// and counted, so output is strictly increasing and never repeats. At the
-// start of a stream the merger holds its first packets for Skew, so a
-// packet that the slower leg brings first is not lost.
+// and counted, so within one stream output is strictly increasing and
+// never repeats. At the start of a stream the merger holds its first
+// packets for Skew, so a packet that the slower leg brings first is not
+// lost.
 //
 // The merger follows a restarted sender: when every active leg (one that
 // delivered a packet within Skew) has moved to a new SSRC, or jumped more
 // than 3000 sequence numbers, consistently and with at least two packets
-// of evidence, it flushes the old stream and starts over.
+// of evidence, it flushes the old stream and starts over. Until the last
+// active leg has moved, the leading legs' packets of the new stream are
+// counted as Diverged and only the earliest of each leg is kept, so for
+// that moment (the path differential) the new stream has the lagging leg
+// alone to protect it.
 //
 // Timing contract: the Merger owns no goroutine and reads no clock. Push and
 // Tick take the time (monotonic ns, normally Now()) and release whatever is
@@ -175,7 +180,8 @@ type mergeLeg struct {
 //
 // Push, Tick, NextDeadline, Stats and Close are safe for concurrent use
 // (legs usually arrive on different goroutines); one short mutex
-// serialises them, and Out runs under it. Nothing is allocated per packet.
+// serialises them, and Out runs under it. Nothing is allocated per valid
+// packet.
 //
 // The sending side of ST 2022-7 needs no counterpart here: two UDP sinks on
 // one hub already send the same bytes, rewritten once, to both paths.
