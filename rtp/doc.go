@@ -1,10 +1,19 @@
 // Package rtp is the node data plane of meshgw: pooled packet buffers, track
 // hubs that rewrite a source's packets into one continuous RTP line and fan
 // them out to sinks, and the egress/ingress transports (batched UDP with
-// sendmmsg/recvmmsg, RTSP-interleaved TCP).
+// sendmmsg/recvmmsg, RTSP-interleaved TCP), and the SMPTE 2022-7 live-live
+// merger that turns two legs of one stream into one.
 //
 // The rules it is built around (DESIGN.md §4): a hub has one active source;
 // each sink gets each packet once; a slow sink drops and counts instead of
 // blocking anyone; packet buffers are pooled, reference counted and shared
 // read-only; nothing on the per-packet path allocates in steady state.
+//
+// UDP egress is where the CPU goes, so it is shaped around the kernel's
+// cost per call: one egress worker per core owns a share of the readers and
+// sends sendmmsg batches that mix many readers; consecutive equal-size
+// packets to one reader (a keyframe) leave as one UDP GSO datagram; pacing,
+// when a route asks for it, is decided once per packet in the hub (a
+// departure time) so every reader of a stream is paced alike and still
+// shares batches.
 package rtp
