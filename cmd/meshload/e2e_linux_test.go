@@ -5,57 +5,26 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/meshgw/meshgw/gateway"
-	"github.com/meshgw/meshgw/gateway/config"
-	"github.com/meshgw/meshgw/internal/peertest"
+	"github.com/meshgw/meshgw/internal/gwtest"
 )
 
 // startGateway runs a gateway in the test process with a publisher route
 // "load" and the demo route, and returns its RTSP base URL.
 func startGateway(t *testing.T) string {
 	t.Helper()
-	listen := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
-	yaml := "rtsp:\n  listen: " + listen + "\n  rtp_port: 0\nroutes:\n  load:\n    source: publisher\n  demo:\n    source: demo\n"
-	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("MESHGW_TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	g, err := gateway.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: level})))
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := g.Close(); err != nil {
-			t.Errorf("gateway close: %v", err)
-		}
-	})
-	return "rtsp://" + listen + "/"
-}
-
-// testLog sends log lines to the test log, shown only for failing tests.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
+	return gwtest.Start(t, "rtsp:\n  listen: LISTEN\nroutes:\n  load:\n    source: publisher\n  demo:\n    source: demo\n").URL
 }
 
 func runForTest(t *testing.T, cfg Config) *Report {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rep, err := run(ctx, cfg, testLog{t})
+	rep, err := run(ctx, cfg, gwtest.Writer{T: t})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}

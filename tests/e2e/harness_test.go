@@ -3,19 +3,16 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/meshgw/meshgw/gateway"
-	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/internal/gwtest"
 	"github.com/meshgw/meshgw/internal/peertest"
 )
 
@@ -24,50 +21,11 @@ func TestMain(m *testing.M) {
 }
 
 // gw is a gateway running in the test process.
-type gw struct {
-	*gateway.Gateway
-	// URL is "rtsp://127.0.0.1:PORT/".
-	URL string
-}
+type gw = gwtest.Gateway
 
 // startGateway runs a gateway on a config given as YAML, where the literal LISTEN is replaced by a
 // free loopback address. It is closed when the test ends; goleak then proves nothing was left.
-func startGateway(t testing.TB, yaml string) *gw {
-	t.Helper()
-	port := peertest.FreePort(t)
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	yaml = strings.ReplaceAll(yaml, "LISTEN", listen)
-	if !strings.Contains(yaml, "rtp_port") {
-		yaml = strings.Replace(yaml, "rtsp:\n", "rtsp:\n  rtp_port: 0\n", 1)
-	}
-	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	level := slog.LevelWarn
-	if os.Getenv("MESHGW_TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-	g, err := gateway.Open(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := g.Close(); err != nil {
-			t.Errorf("gateway close: %v", err)
-		}
-	})
-	return &gw{Gateway: g, URL: "rtsp://" + listen + "/"}
-}
-
-// testWriter sends gateway logs to the test log, so they show only for failing tests.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
+func startGateway(t testing.TB, yaml string) *gw { return gwtest.Start(t, yaml) }
 
 var (
 	binOnce sync.Once
