@@ -459,3 +459,24 @@ func TestPlayDemoPauseResume(t *testing.T) {
 		})
 	}
 }
+
+// TestPlayPacedRoute: a route with pacing spaces its keyframes out to UDP readers. Real players
+// must decode it exactly as they decode the unpaced stream: ffmpeg with no concealment, rtspsrc
+// to EOS on both tracks. The stream's rate is learnt in its first second; a short warm-up reader
+// makes sure the measured readers come after that and see paced keyframes throughout.
+func TestPlayPacedRoute(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspsrc", "gst:avdec_h264", "gst:rtpmp4gdepay", "gst:avdec_aac")
+	g := startGateway(t, "rtsp:\n  listen: LISTEN\nroutes:\n  paced:\n    source: demo\n    pacing: 3\n")
+	warm := peertest.Run(context.Background(), t, "ffmpeg", playFFmpegArgs("udp", g.URL+"paced", 2)...)
+	playCheckFFmpeg(t, "ffmpeg warm-up", warm, 30*time.Second, 25)
+	p := peertest.Run(context.Background(), t, "ffmpeg", playFFmpegArgs("udp", g.URL+"paced", 5)...)
+	playCheckFFmpeg(t, "ffmpeg paced udp", p, 30*time.Second, 100)
+	if strings.Contains(p.Output(), "concealing") {
+		t.Errorf("ffmpeg concealed errors on the paced stream")
+	}
+	out := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(g.URL+"paced", "udp", 50)...).
+		MustSucceed(30 * time.Second)
+	if !peertest.GstGotEOS(out) {
+		t.Errorf("no EOS from rtspsrc on the paced stream:\n%s", playTail(out, 3000))
+	}
+}
