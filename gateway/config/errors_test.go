@@ -37,6 +37,8 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:1: routes: is empty; add at least one route, e.g. demo: {source: demo}`}},
 		{"null routes", "routes:\n", []string{
 			`t.yaml:1: routes: is empty; add at least one route, e.g. demo: {source: demo}`}},
+		{"routes only an empty merge", "routes: {<<: {}}\n", []string{
+			`t.yaml:1: routes: is empty; add at least one route, e.g. demo: {source: demo}`}},
 		{"routes as list", "routes:\n  - demo\n", []string{
 			`t.yaml:2: routes: expected a mapping of route name to settings, got a list`}},
 		{"unknown top-level key", "lg_level: info\n" + ok, []string{

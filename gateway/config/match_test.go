@@ -88,6 +88,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rtsp: {rtp_port: 0, rtcp_port: 1, protocols: [udp, udp]}\nroutes: {}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("---\n---\n"))
+	f.Add([]byte("routes: {<<: {}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
 		if err != nil {

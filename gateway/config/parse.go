@@ -293,8 +293,14 @@ func (p *parser) routes(c *Config, key, v *yaml.Node) {
 		p.errorf(v, "routes: expected a mapping of route name to settings, got %s", describe(m))
 		return
 	}
+	entries := p.entries(m, path)
+	if len(entries) == 0 {
+		// Only merge keys that brought nothing in, e.g. routes: {<<: {}}.
+		p.errorf(key, "routes: is empty; add at least one route, e.g. demo: {source: demo}")
+		return
+	}
 	c.byName = map[string]int{}
-	for _, e := range p.entries(m, path) {
+	for _, e := range entries {
 		r, ok := p.route(e.key, e.val)
 		if !ok {
 			continue
