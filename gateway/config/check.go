@@ -160,3 +160,18 @@ func templateRefs(t string) []string {
 		t = s[j:]
 	}
 }
+
+// checkDial returns what is wrong with an address to dial, or "".
+func checkDial(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port", s)
+	}
+	if host == "" || strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' }) {
+		return fmt.Sprintf("%q needs a host name or address to dial", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("%q has invalid port %q (want 1-65535)", s, port)
+	}
+	return ""
+}

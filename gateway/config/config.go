@@ -74,6 +74,13 @@ type Config struct {
 	LogFormat string
 	// RTSP is the rtsp: section, the front door readers and publishers use.
 	RTSP RTSP
+	// Control is the control: section (meshgw control).
+	Control Control
+	// Node is the node: section: this process's node.
+	Node Node
+	// Identity is the identity: section (SPIFFE mTLS between control and
+	// nodes).
+	Identity Identity
 	// Routes are the routes: entries in file order. File order matters
 	// because regex routes are tried in it.
 	Routes []Route
@@ -203,6 +210,10 @@ type Route struct {
 	// allowed (3 suits most streams: a keyframe of 8 P frames then leaves in
 	// about three frame intervals).
 	Pacing float64
+	// Node is routes.*.node: the node that ingests the stream (pulls the
+	// camera, plays the demo). Empty lets the control pick the least
+	// loaded node. Publishers always land on the control's local node.
+	Node string
 	// ReconnectMin is the first wait before re-pulling a source that
 	// failed; the wait grows with each consecutive failure. Default 1s.
 	ReconnectMin time.Duration

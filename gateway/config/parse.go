@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/meshgw/meshgw/gateway/identity"
 )
 
 // Parse validates a config file's contents and returns the config with every
@@ -117,9 +119,15 @@ func (p *parser) parse(data []byte) *Config {
 		}},
 		{"log_format", func(_, v *yaml.Node) { p.enum(&c.LogFormat, "log_format", v, LogText, LogJSON) }},
 		{"rtsp", func(_, v *yaml.Node) { p.rtsp(&c.RTSP, v) }},
+		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
+		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
+		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
-	if routes == nil {
+	switch {
+	case c.Node.IsNodeOnly() && routes != nil:
+		p.errorf(routes, "routes: belong in the control's file; this file sets node.control, so it configures a node, which takes its routes from the control")
+	case !c.Node.IsNodeOnly() && routes == nil:
 		p.errorf(nil, "no routes: section; add one, e.g. routes: {demo: {source: demo}}")
 	}
 	return c
@@ -148,6 +156,12 @@ func defaults() *Config {
 			TCPQueue:          4096,
 			Protocols:         []string{ProtoUDP, ProtoMulticast, ProtoTCP},
 		},
+		Control: Control{
+			Listen:       ":8443",
+			NodeTimeout:  2 * time.Second,
+			StartupGrace: 3 * time.Second,
+		},
+		Node: Node{Name: "local"},
 	}
 }
 
@@ -370,6 +384,16 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		}},
 		{"max_readers", func(_, v *yaml.Node) { p.integer(&r.MaxReaders, path+".max_readers", v, 0, 1<<20) }},
 		{"pacing", func(_, v *yaml.Node) { p.number(&r.Pacing, path+".pacing", v, 1, 20) }},
+		{"node", func(_, v *yaml.Node) {
+			var s string
+			if p.str(&s, path+".node", v) {
+				if err := identity.ValidateNodeName(s); err != nil {
+					p.errorf(v, "%s.node: %s", path, strings.TrimPrefix(err.Error(), "identity: "))
+				} else {
+					r.Node = s
+				}
+			}
+		}},
 		{"reconnect_min", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMin, path+".reconnect_min", v, false) {
 				minNode = v

@@ -26,9 +26,8 @@ import (
 const (
 	controlPath = "/meshgw/control"
 	nodePrefix  = "/meshgw/node/"
-	// maxNameLen is the DNS label limit; names also end up in file names,
-	// metrics labels and log lines, where short is better anyway.
-	maxNameLen = 63
+	// maxNameLen is the DNS name limit (and Kubernetes' node name limit).
+	maxNameLen = 253
 )
 
 // ControlID returns the SPIFFE ID of the control in trust domain td. A zero
@@ -54,11 +53,13 @@ func NodeID(td spiffeid.TrustDomain, name string) (spiffeid.ID, error) {
 	return spiffeid.FromPath(td, nodePrefix+name)
 }
 
-// ValidateNodeName reports whether name can name a node: 1 to 63 characters
-// from a-z, 0-9 and '-', starting and ending with a letter or digit (an
-// RFC 1123 DNS label). Upper case is refused rather than folded because SPIFFE
-// ID paths are case-sensitive: "N1" and "n1" would be two identities for what
-// an operator reads as one node.
+// ValidateNodeName reports whether name can name a node: an RFC 1123 DNS
+// subdomain of at most 253 characters, i.e. dot-separated labels of a-z, 0-9
+// and '-' that start and end with a letter or digit. That is exactly what a
+// Kubernetes node name may be, so a DaemonSet can name each node after its
+// host. Upper case is refused rather than folded because SPIFFE ID paths are
+// case-sensitive: "N1" and "n1" would be two identities for what an operator
+// reads as one node.
 func ValidateNodeName(name string) error {
 	switch {
 	case name == "":
@@ -68,12 +69,20 @@ func ValidateNodeName(name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return fmt.Errorf("identity: node name %q: character %q at offset %d is not allowed (use a-z, 0-9 and '-')", name, c, i)
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '.' {
+			return fmt.Errorf("identity: node name %q: character %q at offset %d is not allowed (use a-z, 0-9, '-' and '.')", name, c, i)
 		}
 	}
-	if name[0] == '-' || name[len(name)-1] == '-' {
-		return fmt.Errorf("identity: node name %q must start and end with a letter or digit", name)
+	for _, label := range strings.Split(name, ".") {
+		if label == "" {
+			return fmt.Errorf("identity: node name %q has an empty label (two dots, or a dot at an end)", name)
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("identity: node name %q: label %q is longer than 63 characters", name, label)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("identity: node name %q must start and end each label with a letter or digit", name)
+		}
 	}
 	return nil
 }

@@ -29,20 +29,23 @@ func TestIDs(t *testing.T) {
 }
 
 func TestNodeNameValidation(t *testing.T) {
-	for _, name := range []string{"n1", "a", "0", "edge-site-7", strings.Repeat("x", 63)} {
+	for _, name := range []string{"n1", "a", "0", "edge-site-7", strings.Repeat("x", 63), "ip-10-0-0-1.ec2.internal", strings.Repeat("x.", 126) + "x"} {
 		if err := ValidateNodeName(name); err != nil {
 			t.Errorf("ValidateNodeName(%q): %v", name, err)
 		}
 	}
 	for name, want := range map[string]string{
-		"":                      "empty",
-		strings.Repeat("x", 64): "64 characters long, the limit is 63",
-		"N1":                    `character 'N' at offset 0 is not allowed`,
-		"edge.1":                `character '.' at offset 4 is not allowed`,
-		"a/b":                   `character '/' at offset 1`,
-		"-a":                    "must start and end with a letter or digit",
-		"a-":                    "must start and end with a letter or digit",
-		"a b":                   `character ' ' at offset 1`,
+		"":                              "empty",
+		strings.Repeat("x", 64):         "longer than 63",
+		strings.Repeat("x.", 127) + "x": "255 characters long, the limit is 253",
+		"N1":                            `character 'N' at offset 0 is not allowed`,
+		"edge..1":                       "empty label",
+		".edge":                         "empty label",
+		"edge.-1":                       "must start and end each label",
+		"a/b":                           `character '/' at offset 1`,
+		"-a":                            "must start and end each label",
+		"a-":                            "must start and end each label",
+		"a b":                           `character ' ' at offset 1`,
 	} {
 		err := ValidateNodeName(name)
 		if err == nil || !strings.Contains(err.Error(), want) {
