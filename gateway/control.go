@@ -27,7 +27,8 @@ type LocalNode interface {
 	Hub(stream string, track int) (*rtp.Hub, error)
 }
 
-// Control owns routes and streams and steers the local node.
+// Control owns routes and streams and steers the nodes: its embedded local node and the remote
+// nodes that attach to it.
 type Control struct {
 	cfg  *config.Config
 	node LocalNode
@@ -36,7 +37,15 @@ type Control struct {
 	mu      sync.Mutex
 	streams map[string]*stream // by route path
 	mcast   *groupAllocator
+	members map[string]*member // by node name, the local node included
+	local   *member
 	closed  bool
+	// detached: the control is shutting down but its remote nodes keep every flow, so readers
+	// fed by them keep playing and a new control can adopt them.
+	detached bool
+	// started: always-on sources have been started (after the startup grace, in the cluster).
+	started bool
+	done    chan struct{}
 	wg      sync.WaitGroup
 }
 
@@ -55,7 +64,17 @@ type stream struct {
 	gone chan struct{}
 
 	sourceFlow string
-	readers    int
+	// ingest is the node carrying the source; sourceUp is closed when it reported ready.
+	ingest   *member
+	sourceUp chan struct{}
+	readers  int
+	// rdrs are the stream's readers, for moving them when their node fails.
+	rdrs map[*reader]struct{}
+
+	// relayMu serialises relay changes (which wait on nodes) without holding the control's lock.
+	relayMu sync.Mutex
+	relays  map[string]*relay // by far node name
+	direct  int               // readers served by the ingest node itself
 	idle       *time.Timer
 	publisher  *publication
 
@@ -74,15 +93,35 @@ func New(cfg *config.Config, n LocalNode, log *slog.Logger) *Control {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	local := &member{name: cfg.Node.Name, n: n, local: true, alive: true}
+	if a := cfg.Node.DataAddress; a.IsValid() {
+		local.info.Data = a
+	}
 	return &Control{
 		cfg: cfg, node: n, log: log, streams: map[string]*stream{},
-		mcast: newGroupAllocator(cfg.RTSP.Multicast.Range),
+		mcast:   newGroupAllocator(cfg.RTSP.Multicast.Range),
+		members: map[string]*member{local.name: local}, local: local,
+		done: make(chan struct{}),
 	}
 }
 
+// SetLocalPorts tells the control where its local node's socket pair is, so relays to and from
+// it know where to send. addr may be invalid when node.data_address is not set.
+func (c *Control) SetLocalPorts(addr netip.Addr, rtpPort, rtcpPort int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if addr.IsValid() && !addr.IsUnspecified() && !c.local.info.Data.IsValid() {
+		c.local.info.Data = addr.Unmap()
+	}
+	c.local.info.RTPPort, c.local.info.RTCPPort = rtpPort, rtcpPort
+}
+
 // Start brings up every always-on source (non-regex routes with a demo or pull source and no
-// on_demand).
+// on_demand) that no node already carries.
 func (c *Control) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
 	for _, r := range c.cfg.Routes {
 		if r.Regexp != nil || r.OnDemand || r.Source == config.SourcePublisher {
 			continue
@@ -98,23 +137,36 @@ func (c *Control) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close deletes every flow the control created.
+// Detach marks the control as going away while its remote nodes stay: reader sessions that end
+// because the control stops leave their flows on remote nodes running, for the next control to
+// adopt. Call it before closing the front door.
+func (c *Control) Detach() {
+	c.mu.Lock()
+	c.detached = true
+	c.mu.Unlock()
+}
+
+// Close deletes every flow the control created on its local node; flows on remote nodes keep
+// running (DESIGN §1: established flows survive the control).
 func (c *Control) Close() {
 	c.mu.Lock()
-	c.closed = true
-	streams := make([]*stream, 0, len(c.streams))
+	if !c.closed {
+		c.closed = true
+		close(c.done)
+	}
+	var local []string
 	for _, s := range c.streams {
-		streams = append(streams, s)
 		if s.idle != nil {
 			s.idle.Stop()
+		}
+		if s.sourceFlow != "" && s.ingest == c.local {
+			local = append(local, s.sourceFlow)
 		}
 	}
 	c.mu.Unlock()
 	ctx := context.Background()
-	for _, s := range streams {
-		if s.sourceFlow != "" {
-			_ = c.node.Delete(ctx, s.sourceFlow)
-		}
+	for _, id := range local {
+		_ = c.node.Delete(ctx, id)
 	}
 	c.wg.Wait()
 }
@@ -128,17 +180,22 @@ func newID(prefix string) string {
 func (c *Control) streamLocked(path string, r config.Route) *stream {
 	s := c.streams[path]
 	if s == nil {
-		s = &stream{id: newID("st"), path: path, route: r, ready: make(chan struct{}), gone: make(chan struct{}), mcastFlows: map[int]*mcastFlow{}}
+		s = newStream(newID("st"), path, r)
 		c.streams[path] = s
 	}
 	return s
 }
 
-func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
-	if s.sourceFlow != "" {
-		return nil
-	}
-	f := node.Flow{ID: newID("src"), Stream: s.id, Pacing: s.route.Pacing}
+func newStream(id, path string, r config.Route) *stream {
+	return &stream{id: id, path: path, route: r, ready: make(chan struct{}), gone: make(chan struct{}),
+		mcastFlows: map[int]*mcastFlow{}, rdrs: map[*reader]struct{}{}, relays: map[string]*relay{},
+		sourceUp: make(chan struct{})}
+}
+
+// sourceFlowFor is the source flow of s for its route.
+func sourceFlowFor(s *stream) (node.Flow, error) {
+	f := node.Flow{ID: newID("src"), Version: 1, Stream: s.id, Pacing: s.route.Pacing,
+		Meta: map[string]string{metaRole: roleSource, metaRoute: s.path}}
 	switch {
 	case s.route.Source == config.SourceDemo:
 		f.Kind = node.SourceDemo
@@ -148,30 +205,55 @@ func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
 		f.Transport = s.route.SourceTransport
 		f.ReconnectMin, f.ReconnectMax = s.route.ReconnectMin, s.route.ReconnectMax
 	default:
-		return fmt.Errorf("route %s has no source the control can start", s.path)
+		return f, fmt.Errorf("route %s has no source the control can start", s.path)
 	}
+	return f, nil
+}
+
+func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
+	if s.sourceFlow != "" {
+		return nil
+	}
+	f, err := sourceFlowFor(s)
+	if err != nil {
+		return err
+	}
+	m := c.ingestLocked(s, nil)
 	s.sourceFlow = f.ID
+	s.ingest = m
 	// Apply runs the node's start hooks, which may report back into the control: no lock then.
 	c.mu.Unlock()
-	_, err := c.node.Apply(ctx, f)
+	_, err = m.n.Apply(ctx, f)
 	c.mu.Lock()
 	if err != nil {
 		if s.sourceFlow == f.ID {
 			s.sourceFlow = ""
+			s.ingest = nil
 		}
-		return err
+		return fmt.Errorf("on node %s: %w", m.name, err)
 	}
-	c.log.Info("source started", "route", s.path, "kind", f.Kind, "stream", s.id)
+	c.log.Info("source started", "route", s.path, "kind", f.Kind, "stream", s.id, "node", m.name)
 	return nil
 }
 
-// SourceReady implements node.Events.
+// SourceReady implements node.Events for the local node.
 func (c *Control) SourceReady(streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
+	c.sourceReady(c.local, streamID, sdp, tracks, replaced)
+}
+
+// sourceReady records a node's report that the stream it ingests is live. Reports from a node
+// that no longer ingests the stream (a failover raced with them) are ignored.
+func (c *Control) sourceReady(m *member, streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.byIDLocked(streamID)
-	if s == nil {
+	if s == nil || (s.ingest != nil && s.ingest != m) {
 		return
+	}
+	select {
+	case <-s.sourceUp:
+	default:
+		close(s.sourceUp)
 	}
 	if replaced {
 		// readers of the old layout cannot follow the new one
@@ -186,7 +268,7 @@ func (c *Control) SourceReady(streamID string, sdp []byte, tracks []rtp.Track, r
 		s.isUp = true
 		close(s.ready)
 	}
-	c.log.Info("source ready", "route", s.path, "tracks", len(tracks), "replaced", replaced)
+	c.log.Info("source ready", "route", s.path, "tracks", len(tracks), "replaced", replaced, "node", m.name)
 }
 
 // SourceDown implements node.Events.
@@ -262,7 +344,8 @@ func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (
 		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "gave up waiting for the source", Err: ctx.Err()}
 	}
 	c.mu.Lock()
-	rs := &reader{c: c, s: s, sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
+	rs := &reader{c: c, s: s, id: newID("rs"), remote: ci.Remote.Addr().Unmap(), sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
+	s.rdrs[rs] = struct{}{}
 	c.mu.Unlock()
 	return rs, nil
 }
@@ -298,12 +381,12 @@ func (c *Control) stopIdle(s *stream) {
 		c.mu.Unlock()
 		return
 	}
-	flowID := s.sourceFlow
+	flowID, m := s.sourceFlow, s.ingest
 	delete(c.streams, s.path)
 	c.mu.Unlock()
 	c.log.Info("on-demand source idle; stopping", "route", s.path)
-	if flowID != "" {
-		if err := c.node.Delete(context.Background(), flowID); err != nil {
+	if flowID != "" && m != nil {
+		if err := m.n.Delete(context.Background(), flowID); err != nil {
 			c.log.Error("stop idle source", "route", s.path, "err", err)
 		}
 	}
@@ -314,13 +397,13 @@ func (c *Control) dropStreamLocked(s *stream) {
 	if c.streams[s.path] == s {
 		delete(c.streams, s.path)
 	}
-	if s.sourceFlow != "" {
-		id := s.sourceFlow
+	if s.sourceFlow != "" && s.ingest != nil {
+		id, m := s.sourceFlow, s.ingest
 		s.sourceFlow = ""
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			_ = c.node.Delete(context.Background(), id)
+			_ = m.n.Delete(context.Background(), id)
 		}()
 	}
 	if s.group.IsValid() {

@@ -56,6 +56,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 		return nil, err
 	}
 	ctl := New(cfg, n, log)
+	ctl.SetLocalPorts(n.UDP().LocalAddr(), n.UDP().RTPPort(), n.UDP().RTCPPort())
 	ev.c = ctl
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,

@@ -55,6 +55,7 @@ func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string
 		flowID = newID("pub")
 		s.sourceFlow = flowID
 	}
+	s.ingest = c.local
 	c.mu.Unlock()
 	if old != nil {
 		c.log.Info("publisher replaced", "route", path, "by", ci.Remote)

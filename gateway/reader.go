@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"time"
@@ -15,14 +16,22 @@ import (
 type reader struct {
 	c      *Control
 	s      *stream
+	id     string
+	remote netip.Addr // the player's address, for placement
 	sdp    []byte
 	tracks []rtp.Track
 	gone   chan struct{}
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// via is the node whose copy of the stream the reader takes: the serving node of a UDP reader,
+	// the local node for interleaved and multicast readers. nil until the first SETUP.
+	via     *member
 	flows   map[int]*readerFlow
 	playing bool
 	closed  bool
+	// adopted readers were rebuilt from a node's report after a control restart: they have no
+	// RTSP session here and end when the player stops sending RTCP for session_timeout.
+	adopted bool
 }
 
 type readerFlow struct {
@@ -37,18 +46,45 @@ func (r *reader) Tracks() []rtp.Track    { return r.tracks }
 func (r *reader) Done() <-chan struct{}  { return r.gone }
 func (r *reader) trackOK(track int) bool { return track >= 0 && track < len(r.tracks) }
 
+// attach picks the node the reader takes the stream from on its first SETUP and makes the stream
+// available there. want is nil for UDP (placement decides) or the local node. It holds r.mu.
+func (r *reader) attachLocked(ctx context.Context, want *member, dst netip.Addr) (*member, error) {
+	if r.via != nil {
+		if want != nil && r.via != want {
+			return nil, rtsp.Errorf(rtsp.StatusUnsupportedTransp, "mixing interleaved or multicast with UDP tracks served by node %s is not supported", r.via.name)
+		}
+		return r.via, nil
+	}
+	m := want
+	if m == nil {
+		r.c.mu.Lock()
+		m = r.c.servingLocked(r.s, dst, nil)
+		r.c.mu.Unlock()
+	}
+	if err := r.c.ensureRelay(ctx, r.s, m); err != nil {
+		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "relay to node " + m.name, Err: err}
+	}
+	r.via = m
+	return m, nil
+}
+
 func (r *reader) SetupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.AddrPort) (rtsp.UDPSetup, error) {
 	if !r.trackOK(track) {
 		return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
 	}
-	f := node.Flow{ID: newID("rd"), Version: 1, Kind: node.SinkUDP, Stream: r.s.id, Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true}
-	st, err := r.c.node.Apply(ctx, f)
-	if err != nil {
-		return rtsp.UDPSetup{}, errStatus("reader sink", err)
-	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.attachLocked(ctx, nil, rtpDst.Addr())
+	if err != nil {
+		return rtsp.UDPSetup{}, err
+	}
+	f := node.Flow{ID: newID("rd"), Version: 1, Kind: node.SinkUDP, Stream: r.s.id, Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true,
+		Meta: map[string]string{metaRole: roleReader, metaRoute: r.s.path, metaSession: r.id, metaReader: r.remote.String()}}
+	st, err := m.n.Apply(ctx, f)
+	if err != nil {
+		return rtsp.UDPSetup{}, errStatus("reader sink on node "+m.name, err)
+	}
 	r.flows[track] = &readerFlow{id: f.ID, flow: f}
-	r.mu.Unlock()
 	return rtsp.UDPSetup{Source: st.Source, RTPPort: st.RTPPort, RTCPPort: st.RTCPPort, SSRC: st.SSRC}, nil
 }
 
@@ -68,6 +104,12 @@ func (r *reader) SetupMulticast(ctx context.Context, track int) (rtsp.MulticastS
 	}
 	group := r.s.group
 	r.c.mu.Unlock()
+	r.mu.Lock()
+	_, err := r.attachLocked(ctx, r.c.local, netip.Addr{})
+	r.mu.Unlock()
+	if err != nil {
+		return rtsp.MulticastSetup{}, err
+	}
 	hub, err := r.c.node.Hub(r.s.id, track)
 	if err != nil {
 		return rtsp.MulticastSetup{}, errStatus("multicast track", err)
@@ -82,6 +124,12 @@ func (r *reader) SetupMulticast(ctx context.Context, track int) (rtsp.MulticastS
 func (r *reader) SetupTCP(ctx context.Context, track int) (*rtp.Hub, error) {
 	if !r.trackOK(track) {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
+	}
+	r.mu.Lock()
+	_, err := r.attachLocked(ctx, r.c.local, netip.Addr{})
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	h, err := r.c.node.Hub(r.s.id, track)
 	if err != nil {
@@ -113,7 +161,7 @@ func (r *reader) Play(ctx context.Context) ([]rtsp.TrackPosition, error) {
 		default:
 			rf.flow.Paused = false
 			rf.flow.Version++
-			st, err := r.c.node.Apply(ctx, rf.flow)
+			st, err := r.via.n.Apply(ctx, rf.flow)
 			if err != nil {
 				return nil, errStatus("start reader sink", err)
 			}
@@ -138,7 +186,7 @@ func (r *reader) Pause(ctx context.Context) error {
 		default:
 			rf.flow.Paused = true
 			rf.flow.Version++
-			if _, err := r.c.node.Apply(ctx, rf.flow); err != nil {
+			if _, err := r.via.n.Apply(ctx, rf.flow); err != nil {
 				return errStatus("pause reader sink", err)
 			}
 		}
@@ -156,7 +204,10 @@ func (r *reader) LastActivity() time.Time {
 			ids = append(ids, rf.id)
 		}
 	}
-	return lastActivity(r.c.node, ids)
+	if r.via == nil {
+		return time.Time{}
+	}
+	return lastActivity(r.via.n, ids)
 }
 
 func (r *reader) Close() {
@@ -168,8 +219,14 @@ func (r *reader) Close() {
 	r.closed = true
 	flows := r.flows
 	playing := r.playing
+	via := r.via
 	r.flows = nil
 	r.mu.Unlock()
+	r.c.mu.Lock()
+	delete(r.s.rdrs, r)
+	// A detached control leaves remote flows running for the next control to adopt.
+	keep := r.c.detached && via != nil && !via.local
+	r.c.mu.Unlock()
 	ctx := context.Background()
 	for track, rf := range flows {
 		switch {
@@ -177,11 +234,14 @@ func (r *reader) Close() {
 			if playing {
 				r.c.leaveMulticast(r.s, track)
 			}
-		case rf.id != "":
-			if err := r.c.node.Delete(ctx, rf.id); err != nil {
-				r.c.log.Error("delete reader sink", "flow", rf.id, "err", err)
+		case rf.id != "" && !keep && via.alive:
+			if err := via.n.Delete(ctx, rf.id); err != nil && !errors.Is(err, node.ErrNotFound) {
+				r.c.log.Error("delete reader sink", "node", via.name, "flow", rf.id, "err", err)
 			}
 		}
+	}
+	if via != nil && !keep {
+		r.c.releaseRelay(r.s, via)
 	}
 	r.c.releaseReader(r.s)
 }

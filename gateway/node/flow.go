@@ -31,6 +31,8 @@ const (
 	SinkMulticast FlowKind = "sink.multicast"
 	// IngressUDP binds a publisher's UDP address to one track of the stream.
 	IngressUDP FlowKind = "ingress.udp"
+	// SourceRelay takes the stream from another node over RTP/UDP.
+	SourceRelay FlowKind = "source.relay"
 )
 
 // Flow is the unit of steering. Applying the same flow twice is harmless; applying a flow with an
@@ -58,6 +60,10 @@ type Flow struct {
 	RTP, RTCP netip.AddrPort
 	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
 	Paused bool
+	// SSRCs (relay source): per track, the SSRC the upstream node sends.
+	SSRCs []uint32
+	// Meta are the control's labels (route, role, session), kept with the flow and reported back.
+	Meta map[string]string
 }
 
 // Validate checks a flow before it reaches the data plane, so a bad command gets a precise error.

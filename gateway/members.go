@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
+)
+
+// Meta labels the control puts on every flow it creates. Nodes keep them and report them back
+// when they re-attach, which is how a restarted control rebuilds its state from the nodes.
+const (
+	metaRole    = "role"    // one of the role* values
+	metaRoute   = "route"   // the stream's path (route name, or the matched path of a regex route)
+	metaSession = "session" // reader flows: the RTSP session ID
+	metaPeer    = "peer"    // relay flows: the node at the other end
+	metaReader  = "reader"  // reader flows: the reader's address, for placement after a restart
+
+	roleSource   = "source"
+	roleRelayOut = "relay-out"
+	roleRelayIn  = "relay-in"
+	roleReader   = "reader"
+)
+
+// NodeInfo is what a node says about itself when it attaches.
+type NodeInfo struct {
+	// Data is the address readers and other nodes reach the node's RTP ports at.
+	Data     netip.Addr
+	RTPPort  int
+	RTCPPort int
+	// ClientNetworks: UDP readers inside these are served by the node.
+	ClientNetworks []netip.Prefix
+	// Boot changes every time the node process starts, so a restarted node (no flows) is told
+	// apart from one that re-attached after a control restart (flows kept).
+	Boot string
+}
+
+// SourceState is a node's report of one stream it ingests, sent again on every attach.
+type SourceState struct {
+	Stream string
+	SDP    []byte
+	Tracks []rtp.Track
+	Up     bool
+}
+
+// member is a node as the control steers it: the embedded local node or a remote one.
+type member struct {
+	name  string
+	n     node.Node
+	local bool
+	info  NodeInfo
+	alive bool
+}
+
+// rtpAddrs are the member's data addresses, where relays and players send to it and where its
+// packets come from. ok is false when the node never said where it can be reached.
+func (m *member) rtpAddrs() (rtpAP, rtcpAP netip.AddrPort, ok bool) {
+	if !m.info.Data.IsValid() || m.info.RTPPort == 0 {
+		return netip.AddrPort{}, netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(m.info.Data, uint16(m.info.RTPPort)), netip.AddrPortFrom(m.info.Data, uint16(m.info.RTCPPort)), true
+}
+
+// servesNetwork is the length of the longest client network of m containing a, or -1.
+func (m *member) servesNetwork(a netip.Addr) int {
+	best := -1
+	a = a.Unmap()
+	for _, p := range m.info.ClientNetworks {
+		if p.Contains(a) && p.Bits() > best {
+			best = p.Bits()
+		}
+	}
+	return best
+}
+
+// aliveMembersLocked lists live members in name order, so placement is deterministic.
+func (c *Control) aliveMembersLocked() []*member {
+	out := make([]*member, 0, len(c.members))
+	for _, m := range c.members {
+		if m.alive {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// ingestLocked picks the node that ingests a stream of route r: the route's node when it is
+// attached, else the live remote node carrying the fewest sources (so a control restart does not
+// take the stream down with the local node), else the local node. Publishers are always local:
+// their RTSP connection ends at the control.
+func (c *Control) ingestLocked(s *stream, exclude *member) *member {
+	if s.publisher != nil || s.route.Source == config.SourcePublisher {
+		return c.local
+	}
+	if want := s.route.Node; want != "" {
+		if m := c.members[want]; m != nil && m.alive && m != exclude {
+			return m
+		}
+		c.log.Warn("route's node is not attached; placing its source elsewhere", "route", s.path, "node", want)
+	}
+	load := map[*member]int{}
+	for _, o := range c.streams {
+		if o.ingest != nil {
+			load[o.ingest]++
+		}
+	}
+	var best *member
+	for _, m := range c.aliveMembersLocked() {
+		if m.local || m == exclude {
+			continue
+		}
+		if _, _, ok := m.rtpAddrs(); !ok {
+			continue
+		}
+		if best == nil || load[m] < load[best] {
+			best = m
+		}
+	}
+	if best == nil {
+		return c.local
+	}
+	return best
+}
+
+// servingLocked picks the node that sends to a UDP reader at addr: the node whose client
+// networks contain it (longest prefix wins), else the stream's ingest node, else the local node.
+func (c *Control) servingLocked(s *stream, addr netip.Addr, exclude *member) *member {
+	var best *member
+	bestBits := -1
+	for _, m := range c.aliveMembersLocked() {
+		if m == exclude {
+			continue
+		}
+		if b := m.servesNetwork(addr); b > bestBits {
+			best, bestBits = m, b
+		}
+	}
+	if best != nil {
+		return best
+	}
+	if s.ingest != nil && s.ingest.alive && s.ingest != exclude {
+		return s.ingest
+	}
+	return c.local
+}

@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/meshgw/meshgw/gateway/node"
+)
+
+// relay carries one stream from its ingest node to one other node over RTP/UDP: a UDP sink per
+// track on the ingest node aimed at the far node's socket pair, and a relay source on the far node
+// that feeds its own hubs. However many readers the far node serves, the stream crosses once.
+//
+// The far node's hubs are transparent (they keep the ingest hub's SSRC, sequence numbers and
+// timestamps), so a reader moved between nodes sees one continuous line.
+type relay struct {
+	to     *member
+	from   *member
+	sinks  []node.Flow // on from, one per track
+	source node.Flow   // on to
+	users  int
+}
+
+// ensureRelay makes stream s available on node to and counts one more user of it there. Readers
+// call it before they take flows on to, and releaseRelay when they leave.
+func (c *Control) ensureRelay(ctx context.Context, s *stream, to *member) error {
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	c.mu.Lock()
+	from := s.ingest
+	tracks := s.tracks
+	c.mu.Unlock()
+	if from == nil || from == to {
+		s.direct++
+		return nil
+	}
+	if r := s.relays[to.name]; r != nil && r.to == to && r.from == from {
+		r.users++
+		return nil
+	}
+	r, err := c.buildRelay(ctx, s, from, to, len(tracks))
+	if err != nil {
+		return err
+	}
+	r.users = 1
+	s.relays[to.name] = r
+	return nil
+}
+
+// buildRelay creates the flows of a relay from → to. It holds s.relayMu.
+func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, ntracks int) (*relay, error) {
+	dstRTP, dstRTCP, ok := to.rtpAddrs()
+	if !ok {
+		return nil, fmt.Errorf("node %s has no data address to relay to; set node.data_address in its config", to.name)
+	}
+	srcRTP, srcRTCP, ok := from.rtpAddrs()
+	if !ok {
+		return nil, fmt.Errorf("node %s has no data address to relay from; set node.data_address in its config", from.name)
+	}
+	c.mu.Lock()
+	tracks := s.tracks
+	c.mu.Unlock()
+	if len(tracks) != ntracks || ntracks == 0 {
+		return nil, fmt.Errorf("stream %s has no tracks yet", s.path)
+	}
+	r := &relay{to: to, from: from}
+	ssrcs := make([]uint32, len(tracks))
+	for i := range tracks {
+		f := node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
+			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: to.name}}
+		st, err := from.n.Apply(ctx, f)
+		if err != nil {
+			c.dropRelayFlows(r)
+			return nil, fmt.Errorf("relay %s→%s track %d: %w", from.name, to.name, i, err)
+		}
+		r.sinks = append(r.sinks, f)
+		ssrcs[i] = st.SSRC
+	}
+	r.source = node.Flow{ID: newID("ri"), Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks, SSRCs: ssrcs,
+		RTP: srcRTP, RTCP: srcRTCP, Pacing: s.route.Pacing,
+		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}}
+	if _, err := to.n.Apply(ctx, r.source); err != nil {
+		r.source = node.Flow{}
+		c.dropRelayFlows(r)
+		return nil, fmt.Errorf("relay %s→%s: %w", from.name, to.name, err)
+	}
+	c.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks))
+	return r, nil
+}
+
+// dropRelayFlows deletes what exists of a relay on nodes still alive.
+func (c *Control) dropRelayFlows(r *relay) {
+	ctx := context.Background()
+	if r.from.alive {
+		for _, f := range r.sinks {
+			if err := r.from.n.Delete(ctx, f.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
+				c.log.Error("delete relay sink", "node", r.from.name, "flow", f.ID, "err", err)
+			}
+		}
+	}
+	if r.source.ID != "" && r.to.alive {
+		if err := r.to.n.Delete(ctx, r.source.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
+			c.log.Error("delete relay source", "node", r.to.name, "flow", r.source.ID, "err", err)
+		}
+	}
+}
+
+// releaseRelay drops one user of stream s on node to; the last user takes the relay down.
+func (c *Control) releaseRelay(s *stream, to *member) {
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	r := s.relays[to.name]
+	if r == nil || r.to != to {
+		if s.direct > 0 {
+			s.direct--
+		}
+		return
+	}
+	r.users--
+	if r.users > 0 {
+		return
+	}
+	delete(s.relays, to.name)
+	c.dropRelayFlows(r)
+	c.log.Info("relay down", "route", s.path, "from", r.from.name, "to", to.name)
+}
+
+// repointRelays moves every relay of s to a new ingest node (the old one died): new sinks on the
+// new ingest, and each far node's relay source updated in place (same hubs, so its readers keep
+// their line: the SSRC change starts a new epoch that continues it). A far node that is the new
+// ingest itself needs no relay any more; its readers now read the source's hubs directly. It holds
+// s.relayMu.
+func (c *Control) repointRelaysLocked(ctx context.Context, s *stream, to *member) {
+	for name, r := range s.relays {
+		if r.to == to {
+			delete(s.relays, name)
+			s.direct += r.users
+			continue
+		}
+		old := r.from
+		r.from = to
+		oldSinks := r.sinks
+		r.sinks = nil
+		if old.alive {
+			for _, f := range oldSinks {
+				_ = old.n.Delete(ctx, f.ID)
+			}
+		}
+		if err := c.repointRelay(ctx, s, r); err != nil {
+			c.log.Error("re-point relay", "route", s.path, "to", r.to.name, "err", err)
+		}
+	}
+}
+
+func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
+	dstRTP, dstRTCP, ok := r.to.rtpAddrs()
+	srcRTP, srcRTCP, ok2 := r.from.rtpAddrs()
+	if !ok || !ok2 {
+		return fmt.Errorf("relay %s→%s: a node has no data address", r.from.name, r.to.name)
+	}
+	c.mu.Lock()
+	tracks := s.tracks
+	c.mu.Unlock()
+	ssrcs := make([]uint32, len(tracks))
+	for i := range tracks {
+		f := node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
+			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}}
+		st, err := r.from.n.Apply(ctx, f)
+		if err != nil {
+			return fmt.Errorf("relay sink track %d: %w", i, err)
+		}
+		r.sinks = append(r.sinks, f)
+		ssrcs[i] = st.SSRC
+	}
+	r.source.Version++
+	r.source.SSRCs = ssrcs
+	r.source.RTP, r.source.RTCP = srcRTP, srcRTCP
+	r.source.Meta[metaPeer] = r.from.name
+	if _, err := r.to.n.Apply(ctx, r.source); err != nil {
+		return fmt.Errorf("update relay source on %s: %w", r.to.name, err)
+	}
+	c.log.Info("relay re-pointed", "route", s.path, "from", r.from.name, "to", r.to.name)
+	return nil
+}
