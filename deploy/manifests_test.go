@@ -53,12 +53,12 @@ var kinds = map[string]struct {
 	new        func() object
 	namespaced bool
 }{
-	"v1/Namespace":                             {func() object { return new(corev1.Namespace) }, false},
-	"v1/ServiceAccount":                        {func() object { return new(corev1.ServiceAccount) }, true},
-	"v1/ConfigMap":                             {func() object { return new(corev1.ConfigMap) }, true},
-	"v1/Service":                               {func() object { return new(corev1.Service) }, true},
-	"apps/v1/Deployment":                       {func() object { return new(appsv1.Deployment) }, true},
-	"apps/v1/DaemonSet":                        {func() object { return new(appsv1.DaemonSet) }, true},
+	"v1/Namespace":       {func() object { return new(corev1.Namespace) }, false},
+	"v1/ServiceAccount":  {func() object { return new(corev1.ServiceAccount) }, true},
+	"v1/ConfigMap":       {func() object { return new(corev1.ConfigMap) }, true},
+	"v1/Service":         {func() object { return new(corev1.Service) }, true},
+	"apps/v1/Deployment": {func() object { return new(appsv1.Deployment) }, true},
+	"apps/v1/DaemonSet":  {func() object { return new(appsv1.DaemonSet) }, true},
 	"spire.spiffe.io/v1alpha1/ClusterSPIFFEID": {func() object { return new(clusterSPIFFEID) }, false},
 }
 
