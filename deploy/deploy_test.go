@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/meshgw/meshgw/gateway/config"
 )
 
 // Names the manifests, the config files and the README agree on.
@@ -514,6 +516,13 @@ func checkMeshgwConfig(t *testing.T, name string, data []byte) map[string]any {
 	}[name]
 	if want == nil {
 		t.Errorf("%s: no meshgw role reads this key", name)
+	}
+	// The file must load exactly as `meshgw check` and the role would load it.
+	cfg, err := config.Parse(name, data)
+	if err != nil {
+		t.Errorf("%s does not load: %v", name, err)
+	} else if isNode := name == "node.yaml"; cfg.Node.IsNodeOnly() != isNode {
+		t.Errorf("%s: node.control set = %v, want %v", name, cfg.Node.IsNodeOnly(), isNode)
 	}
 	for _, k := range want {
 		if _, ok := doc[k]; !ok {
