@@ -74,7 +74,6 @@ type stream struct {
 	// relayMu serialises relay changes (which wait on nodes) without holding the control's lock.
 	relayMu sync.Mutex
 	relays  map[string]*relay // by far node name
-	direct  int               // readers served by the ingest node itself
 	idle       *time.Timer
 	publisher  *publication
 
@@ -93,7 +92,8 @@ func New(cfg *config.Config, n LocalNode, log *slog.Logger) *Control {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	local := &member{name: cfg.Node.Name, n: n, local: true, alive: true}
+	local := &member{name: cfg.Node.Name, n: &nodeRef{cur: n}, local: true}
+	local.alive.Store(true)
 	if a := cfg.Node.DataAddress; a.IsValid() {
 		local.info.Data = a
 	}

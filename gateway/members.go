@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
@@ -45,14 +49,71 @@ type SourceState struct {
 	Up     bool
 }
 
-// member is a node as the control steers it: the embedded local node or a remote one.
+// member is a node as the control steers it: the embedded local node or a remote one. A remote
+// node that re-attaches keeps its member (relays and readers point at it); only the connection
+// behind n changes.
 type member struct {
 	name  string
-	n     node.Node
+	n     *nodeRef
 	local bool
+	// info and alive are guarded by the control's lock; alive is also read without it.
 	info  NodeInfo
-	alive bool
+	alive atomic.Bool
 }
+
+func (m *member) isAlive() bool { return m.alive.Load() }
+
+// nodeRef is the current connection to a node, swapped when it re-attaches.
+type nodeRef struct {
+	mu  sync.Mutex
+	cur node.Node
+}
+
+func (r *nodeRef) get() node.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur
+}
+
+func (r *nodeRef) set(n node.Node) {
+	r.mu.Lock()
+	r.cur = n
+	r.mu.Unlock()
+}
+
+func (r *nodeRef) Name() string {
+	if n := r.get(); n != nil {
+		return n.Name()
+	}
+	return ""
+}
+
+func (r *nodeRef) Apply(ctx context.Context, f node.Flow) (node.FlowStatus, error) {
+	n := r.get()
+	if n == nil {
+		return node.FlowStatus{}, errNodeGone
+	}
+	return n.Apply(ctx, f)
+}
+
+func (r *nodeRef) Delete(ctx context.Context, id string) error {
+	n := r.get()
+	if n == nil {
+		return errNodeGone
+	}
+	return n.Delete(ctx, id)
+}
+
+func (r *nodeRef) Stats(id string) (node.FlowStats, error) {
+	n := r.get()
+	if n == nil {
+		return node.FlowStats{}, errNodeGone
+	}
+	return n.Stats(id)
+}
+
+// errNodeGone: the node has never attached, or its connection is gone.
+var errNodeGone = errors.New("node is not attached")
 
 // rtpAddrs are the member's data addresses, where relays and players send to it and where its
 // packets come from. ok is false when the node never said where it can be reached.
@@ -79,7 +140,7 @@ func (m *member) servesNetwork(a netip.Addr) int {
 func (c *Control) aliveMembersLocked() []*member {
 	out := make([]*member, 0, len(c.members))
 	for _, m := range c.members {
-		if m.alive {
+		if m.isAlive() {
 			out = append(out, m)
 		}
 	}
@@ -96,7 +157,7 @@ func (c *Control) ingestLocked(s *stream, exclude *member) *member {
 		return c.local
 	}
 	if want := s.route.Node; want != "" {
-		if m := c.members[want]; m != nil && m.alive && m != exclude {
+		if m := c.members[want]; m != nil && m.isAlive() && m != exclude {
 			return m
 		}
 		c.log.Warn("route's node is not attached; placing its source elsewhere", "route", s.path, "node", want)
@@ -141,7 +202,7 @@ func (c *Control) servingLocked(s *stream, addr netip.Addr, exclude *member) *me
 	if best != nil {
 		return best
 	}
-	if s.ingest != nil && s.ingest.alive && s.ingest != exclude {
+	if s.ingest != nil && s.ingest.isAlive() && s.ingest != exclude {
 		return s.ingest
 	}
 	return c.local

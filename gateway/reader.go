@@ -234,7 +234,7 @@ func (r *reader) Close() {
 			if playing {
 				r.c.leaveMulticast(r.s, track)
 			}
-		case rf.id != "" && !keep && via.alive:
+		case rf.id != "" && !keep && via.isAlive():
 			if err := via.n.Delete(ctx, rf.id); err != nil && !errors.Is(err, node.ErrNotFound) {
 				r.c.log.Error("delete reader sink", "node", via.name, "flow", rf.id, "err", err)
 			}

@@ -32,7 +32,6 @@ func (c *Control) ensureRelay(ctx context.Context, s *stream, to *member) error 
 	tracks := s.tracks
 	c.mu.Unlock()
 	if from == nil || from == to {
-		s.direct++
 		return nil
 	}
 	if r := s.relays[to.name]; r != nil && r.to == to && r.from == from {
@@ -92,14 +91,14 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 // dropRelayFlows deletes what exists of a relay on nodes still alive.
 func (c *Control) dropRelayFlows(r *relay) {
 	ctx := context.Background()
-	if r.from.alive {
+	if r.from.isAlive() {
 		for _, f := range r.sinks {
 			if err := r.from.n.Delete(ctx, f.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
 				c.log.Error("delete relay sink", "node", r.from.name, "flow", f.ID, "err", err)
 			}
 		}
 	}
-	if r.source.ID != "" && r.to.alive {
+	if r.source.ID != "" && r.to.isAlive() {
 		if err := r.to.n.Delete(ctx, r.source.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
 			c.log.Error("delete relay source", "node", r.to.name, "flow", r.source.ID, "err", err)
 		}
@@ -112,9 +111,6 @@ func (c *Control) releaseRelay(s *stream, to *member) {
 	defer s.relayMu.Unlock()
 	r := s.relays[to.name]
 	if r == nil || r.to != to {
-		if s.direct > 0 {
-			s.direct--
-		}
 		return
 	}
 	r.users--
@@ -135,14 +131,13 @@ func (c *Control) repointRelaysLocked(ctx context.Context, s *stream, to *member
 	for name, r := range s.relays {
 		if r.to == to {
 			delete(s.relays, name)
-			s.direct += r.users
 			continue
 		}
 		old := r.from
 		r.from = to
 		oldSinks := r.sinks
 		r.sinks = nil
-		if old.alive {
+		if old.isAlive() {
 			for _, f := range oldSinks {
 				_ = old.n.Delete(ctx, f.ID)
 			}
