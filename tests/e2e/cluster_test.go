@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+// cluster is a control, two nodes and two players, each in its own network namespace:
+//
+//	h0 10.99.0.1 control (RTSP front door, gRPC for nodes, its local node)
+//	h1 10.99.0.2 node-a  (ingests the demo; serves player 1's network)
+//	h2 10.99.0.3 node-b  (serves player 2's network, fed by a relay from node-a)
+//	h3 10.99.0.4 player 1
+//	h4 10.99.0.5 player 2
+type cluster struct {
+	t              *testing.T
+	nn             *peertest.Netns
+	ctl, a, b      *peertest.Host
+	p1, p2         *peertest.Host
+	dir            string
+	ctlP, aP, bP   *peertest.Proc
+	url            string
+	controlCfgPath string
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	peertest.Require(t, "ffmpeg", "tshark")
+	peertest.RequireNetns(t)
+	nn := peertest.NewNetnsN(t, "mgwcl", 5)
+	c := &cluster{t: t, nn: nn, ctl: nn.Hosts[0], a: nn.Hosts[1], b: nn.Hosts[2], p1: nn.Hosts[3], p2: nn.Hosts[4], dir: t.TempDir()}
+	bin := meshgwBinary(t)
+	peertest.Run(context.Background(), t, bin, "certs", "-dir", c.dir, "-td", "meshgw.test", "node-a", "node-b").MustSucceed(30 * time.Second)
+	idn := func(base string) string {
+		return fmt.Sprintf("identity: {trust_domain: meshgw.test, cert: %s, key: %s, bundle: %s}\n",
+			filepath.Join(c.dir, base+".pem"), filepath.Join(c.dir, base+".key"), filepath.Join(c.dir, "ca.pem"))
+	}
+	c.controlCfgPath = c.write("control.yaml", fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: 2s, startup_grace: 2s}
+node: {name: control, data_address: %[1]s}
+rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
+%[2]sroutes:
+  demo: {source: demo, node: node-a}
+`, c.ctl.Addr, idn("control")))
+	for _, n := range []struct {
+		name   string
+		h      *peertest.Host
+		player *peertest.Host
+	}{{"node-a", c.a, c.p1}, {"node-b", c.b, c.p2}} {
+		c.write(n.name+".yaml", fmt.Sprintf(`node: {name: %s, control: "%s:8443", data_address: %s, client_networks: [%s/32]}
+rtsp: {rtp_port: 8000}
+%s`, n.name, c.ctl.Addr, n.h.Addr, n.player.Addr, idn(n.name)))
+	}
+	c.url = fmt.Sprintf("rtsp://%s:8554/demo", c.ctl.Addr)
+	c.ctlP = c.startControl()
+	c.aP = c.startNode("node-a", c.a)
+	c.bP = c.startNode("node-b", c.b)
+	c.waitLog(c.ctlP, `msg="node attached".*node=node-a`, 20*time.Second)
+	c.waitLog(c.ctlP, `msg="node attached".*node=node-b`, 20*time.Second)
+	c.waitLog(c.ctlP, `msg="source ready".*node=node-a`, 20*time.Second)
+	return c
+}
+
+func (c *cluster) write(name, body string) string {
+	p := filepath.Join(c.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+func (c *cluster) startControl() *peertest.Proc {
+	p := c.ctl.Run(context.Background(), c.t, meshgwBinary(c.t), "control", "-c", c.controlCfgPath)
+	c.waitLog(p, `msg="meshgw listening"`, 20*time.Second)
+	c.t.Cleanup(func() { _ = p.Stop(5 * time.Second) })
+	return p
+}
+
+func (c *cluster) startNode(name string, h *peertest.Host) *peertest.Proc {
+	p := h.Run(context.Background(), c.t, meshgwBinary(c.t), "node", "-c", filepath.Join(c.dir, name+".yaml"))
+	c.t.Cleanup(func() { _ = p.Stop(5 * time.Second) })
+	return p
+}
+
+func (c *cluster) waitLog(p *peertest.Proc, re string, d time.Duration) {
+	c.t.Helper()
+	if _, err := p.WaitForOutput(regexp.MustCompile(re), d); err != nil {
+		c.t.Fatalf("%s: no log line matching %s: %v\n%s", p, re, err, playTail(p.Output(), 4000))
+	}
+}
+
+// rtpSeen is one RTP packet as a capture on the player's host saw it.
+type rtpSeen struct {
+	at   float64
+	src  string
+	ssrc string
+	seq  int
+	port int
+}
+
+// capture runs tshark on h for d and returns the RTP (video and audio) packets it saw arriving
+// over UDP from any node, decoded as RTP by port range.
+func capture(ctx context.Context, t *testing.T, h *peertest.Host, d time.Duration) *peertest.Proc {
+	t.Helper()
+	return h.Run(ctx, t, "tshark", "-n", "-i", peertest.NetnsDev, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())),
+		"-f", "udp and src port 8000", "-d", "udp.port==1024-65535,rtp",
+		"-T", "fields", "-E", "separator=,", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "udp.dstport")
+}
+
+func parseCapture(out string) []rtpSeen {
+	var pkts []rtpSeen
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) != 5 || f[2] == "" {
+			continue
+		}
+		at, err1 := strconv.ParseFloat(f[0], 64)
+		seq, err2 := strconv.Atoi(f[3])
+		port, err3 := strconv.Atoi(f[4])
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		pkts = append(pkts, rtpSeen{at: at, src: f[1], ssrc: f[2], seq: seq, port: port})
+	}
+	return pkts
+}
+
+// lineReport checks that each SSRC's sequence numbers only move forward by one at a time except
+// across gaps, and returns the senders seen, the largest silence and the packets missing.
+func lineReport(t *testing.T, pkts []rtpSeen) (srcs map[string]int, maxGap time.Duration, missing int, ssrcs int) {
+	srcs = map[string]int{}
+	by := map[string][]rtpSeen{}
+	for _, p := range pkts {
+		srcs[p.src]++
+		by[p.ssrc] = append(by[p.ssrc], p)
+	}
+	for ssrc, ps := range by {
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].at < ps[j].at })
+		for i := 1; i < len(ps); i++ {
+			d := (ps[i].seq - ps[i-1].seq + 65536) % 65536
+			if d == 0 {
+				continue // a duplicate during a planned move
+			}
+			if d > 30000 {
+				t.Errorf("ssrc %s: sequence went back from %d to %d", ssrc, ps[i-1].seq, ps[i].seq)
+				continue
+			}
+			missing += d - 1
+			if g := time.Duration((ps[i].at - ps[i-1].at) * float64(time.Second)); g > maxGap {
+				maxGap = g
+			}
+		}
+	}
+	return srcs, maxGap, missing, len(by)
+}
+
+var transportRE = regexp.MustCompile(`Transport: ([^'\r\n]*source=[^'\r\n]*)`)
+
+// TestClusterServesFromNodes: readers are served straight from the node for their network, the
+// stream crosses to the far node once, and the SETUP reply names the node.
+func TestClusterServesFromNodes(t *testing.T) {
+	peertest.Require(t, "gst-launch-1.0", "gst:rtspsrc", "gst:avdec_h264", "gst:avdec_aac")
+	c := newCluster(t)
+	ctx := context.Background()
+
+	cap1 := capture(ctx, t, c.p1, 8*time.Second)
+	cap2 := capture(ctx, t, c.p2, 8*time.Second)
+	time.Sleep(time.Second) // tshark needs a moment to open the interface
+	ff := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 4, "-v", "trace")...)
+	gst := c.p2.Run(ctx, t, "gst-launch-1.0", playGstArgs(c.url, "udp", 60)...)
+	playCheckFFmpeg(t, "ffmpeg on player 1", ff, 40*time.Second, 50)
+	if m := transportRE.FindAllStringSubmatch(ff.Output(), -1); len(m) == 0 || !strings.Contains(m[0][1], "source="+c.a.Addr.String()) {
+		t.Errorf("ffmpeg's SETUP reply does not name node-a (%s) as source: %q", c.a.Addr, m)
+	}
+	gout := gst.MustSucceed(40 * time.Second)
+	if !peertest.GstGotEOS(gout) {
+		t.Errorf("rtspsrc on player 2 did not reach EOS:\n%s", playTail(gout, 3000))
+	}
+	for _, cp := range []struct {
+		name string
+		p    *peertest.Proc
+		want string
+	}{{"player 1", cap1, c.a.Addr.String()}, {"player 2", cap2, c.b.Addr.String()}} {
+		out := result(cp.p, 30*time.Second)
+		srcs, _, _, _ := lineReport(t, parseCapture(out))
+		t.Logf("%s received RTP from %v", cp.name, srcs)
+		if srcs[cp.want] < 100 {
+			t.Errorf("%s: %d RTP packets from its serving node %s, want >= 100 (senders %v)", cp.name, srcs[cp.want], cp.want, srcs)
+		}
+		for src, n := range srcs {
+			if src != cp.want {
+				t.Errorf("%s: %d RTP packets from %s, want none but from %s", cp.name, n, src, cp.want)
+			}
+		}
+	}
+	// One relay a→b for the stream, whatever the readers.
+	if n := strings.Count(c.ctlP.Output(), `msg="relay up"`); n != 1 {
+		t.Errorf("%d relays built, want 1", n)
+	}
+}
+
+// TestClusterNodeFailover kills the node serving a reader: the reader is moved within the
+// detection time and its SSRC/sequence line continues. Then the node comes back and the reader
+// returns to it, again without a break in the line.
+func TestClusterNodeFailover(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	cp := capture(ctx, t, c.p2, 16*time.Second)
+	time.Sleep(time.Second)
+	ff := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 13)...)
+	time.Sleep(3 * time.Second)
+	killed := time.Now()
+	_ = c.bP.Signal(syscall.SIGKILL)
+	c.waitLog(c.ctlP, `msg="reader moved".*from=node-b`, 10*time.Second)
+	moved := time.Since(killed)
+	time.Sleep(3 * time.Second)
+	c.bP = c.startNode("node-b", c.b)
+	c.waitLog(c.ctlP, `msg="reader moved".*to=node-b`, 15*time.Second)
+	playCheckFFmpeg(t, "ffmpeg across a node kill", ff, 40*time.Second, 150)
+	out := result(cp, 40*time.Second)
+	pkts := parseCapture(out)
+	srcs, gap, missing, ssrcs := lineReport(t, pkts)
+	t.Logf("node kill: reader moved after %v; player saw %d packets from %v, %d SSRCs, largest silence %v, %d packets missing",
+		moved.Round(time.Millisecond), len(pkts), srcs, ssrcs, gap.Round(time.Millisecond), missing)
+	if moved > 2500*time.Millisecond {
+		t.Errorf("reader moved %v after the kill, want within 2 s of detection", moved)
+	}
+	if ssrcs != 2 {
+		t.Errorf("player saw %d SSRCs, want 2 (video, audio: one line each across both moves)", ssrcs)
+	}
+	if srcs[c.a.Addr.String()] == 0 || srcs[c.b.Addr.String()] == 0 {
+		t.Errorf("senders %v: want node-b, then node-a, then node-b again", srcs)
+	}
+	if gap > 3*time.Second {
+		t.Errorf("largest silence %v, want under 3 s", gap)
+	}
+}
+
+// TestClusterControlRestart kills the control with SIGKILL under a reader: the node keeps sending
+// (the reader's packets never stop), and the restarted control adopts the flows from the nodes'
+// reports instead of starting the stream again.
+func TestClusterControlRestart(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	cp := capture(ctx, t, c.p1, 12*time.Second)
+	time.Sleep(time.Second)
+	ff := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 30)...)
+	time.Sleep(3 * time.Second)
+	_ = c.ctlP.Signal(syscall.SIGKILL)
+	_ = c.ctlP.Wait(5 * time.Second)
+	time.Sleep(time.Second)
+	c.ctlP = c.startControl()
+	c.waitLog(c.ctlP, `msg="state rebuilt from nodes".*adopted_readers=1`, 20*time.Second)
+	out := result(cp, 40*time.Second)
+	ff.Kill()
+	pkts := parseCapture(out)
+	srcs, gap, missing, ssrcs := lineReport(t, pkts)
+	t.Logf("control restart: player saw %d packets from %v, %d SSRCs, largest silence %v, %d packets missing",
+		len(pkts), srcs, ssrcs, gap.Round(time.Millisecond), missing)
+	if gap > 500*time.Millisecond || missing > 0 {
+		t.Errorf("the reader's packets stopped during the control restart: silence %v, %d missing", gap, missing)
+	}
+	if ssrcs != 2 {
+		t.Errorf("%d SSRCs, want 2", ssrcs)
+	}
+	if n := strings.Count(c.ctlP.Output(), `msg="source started"`); n != 0 {
+		t.Errorf("the restarted control started %d sources; it should adopt node-a's", n)
+	}
+	// A new reader after the restart plays from the adopted stream.
+	ff2 := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 3)...)
+	playCheckFFmpeg(t, "ffmpeg after the control restart", ff2, 40*time.Second, 40)
+}
+
+// result waits for p to end and returns its output (tshark ends on its own duration).
+func result(p *peertest.Proc, d time.Duration) string {
+	_ = p.Wait(d)
+	return p.Output()
+}
