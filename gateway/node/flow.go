@@ -31,6 +31,9 @@ const (
 	SinkMulticast FlowKind = "sink.multicast"
 	// IngressUDP binds a publisher's UDP address to one track of the stream.
 	IngressUDP FlowKind = "ingress.udp"
+	// SourceRelay feeds the stream from another node's relay (placeholder for the relay work
+	// landing in parallel; declared here so the control↔node API can carry it).
+	SourceRelay FlowKind = "source.relay"
 )
 
 // Flow is the unit of steering. Applying the same flow twice is harmless; applying a flow with an
@@ -58,6 +61,12 @@ type Flow struct {
 	RTP, RTCP netip.AddrPort
 	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
 	Paused bool
+
+	// SSRCs of the stream's tracks, when the control fixes them (relays keep one line per track
+	// across nodes).
+	SSRCs []uint32
+	// Meta is free-form labels the control attaches to a flow; the node keeps and reports them.
+	Meta map[string]string
 }
 
 // Validate checks a flow before it reaches the data plane, so a bad command gets a precise error.
