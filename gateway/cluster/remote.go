@@ -353,7 +353,10 @@ func (r *Remote) recvLoop(first chan<- recvResult) {
 	for {
 		m, err := r.stream.Recv()
 		if err != nil {
-			if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+			if r.s.isClosed() {
+				// the server's Stop cancels the stream under us
+				err = ErrServerClosed
+			} else if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
 				err = fmt.Errorf("node closed the stream: %w", err)
 			} else {
 				err = fmt.Errorf("receive: %w", err)
@@ -428,6 +431,9 @@ func (r *Remote) sendLoop() {
 		select {
 		case m := <-r.out:
 			if err := r.stream.Send(m); err != nil {
+				if r.s.isClosed() {
+					err = ErrServerClosed
+				}
 				r.end(fmt.Errorf("send: %w", err))
 				return
 			}
