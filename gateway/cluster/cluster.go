@@ -50,7 +50,8 @@ type SourceState struct {
 
 // Handler receives what the server learns about nodes. The calls for one *Remote come from one
 // goroutine, in order (NodeUp, source events, NodeDown); the handler may call the Remote's
-// methods from them.
+// methods from them (acks are received elsewhere). Calls must return: while one runs, that
+// node's later events wait, and Server.Close waits for it.
 type Handler interface {
 	// NodeUp: a node registered; hello carries the flows and source states it reported.
 	NodeUp(n *Remote, hello Hello)
