@@ -1,0 +1,304 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/meshgw/meshgw/gateway/api"
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
+)
+
+// FlowToProto converts a flow for the wire. Unset addresses become empty strings and empty
+// slices and maps nil, so that FlowFromProto gives back an identical flow.
+func FlowToProto(f node.Flow) *api.Flow {
+	p := &api.Flow{
+		Id:                f.ID,
+		Version:           f.Version,
+		Kind:              string(f.Kind),
+		Stream:            f.Stream,
+		Track:             int64(f.Track),
+		Url:               f.URL,
+		Transport:         f.Transport,
+		ReconnectMinNanos: int64(f.ReconnectMin),
+		ReconnectMaxNanos: int64(f.ReconnectMax),
+		Tracks:            tracksToProto(f.Tracks),
+		Pacing:            f.Pacing,
+		Rtp:               addrPortString(f.RTP),
+		Rtcp:              addrPortString(f.RTCP),
+		Paused:            f.Paused,
+	}
+	if len(f.SSRCs) > 0 {
+		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
+	}
+	if len(f.Meta) > 0 {
+		p.Meta = make(map[string]string, len(f.Meta))
+		for k, v := range f.Meta {
+			p.Meta[k] = v
+		}
+	}
+	return p
+}
+
+// FlowFromProto converts a flow from the wire and validates it (node.Flow.Validate), so whatever
+// it returns without error can be applied; the error says which field is wrong.
+func FlowFromProto(p *api.Flow) (node.Flow, error) {
+	if p == nil {
+		return node.Flow{}, errors.New("no flow")
+	}
+	f := node.Flow{
+		ID:           p.Id,
+		Version:      p.Version,
+		Kind:         node.FlowKind(p.Kind),
+		Stream:       p.Stream,
+		URL:          p.Url,
+		Transport:    p.Transport,
+		ReconnectMin: time.Duration(p.ReconnectMinNanos),
+		ReconnectMax: time.Duration(p.ReconnectMaxNanos),
+		Pacing:       p.Pacing,
+		Paused:       p.Paused,
+	}
+	// int is 32 bits on some targets the node may be built for.
+	if int64(int(p.Track)) != p.Track {
+		return node.Flow{}, fmt.Errorf("flow %s: track %d out of range", p.Id, p.Track)
+	}
+	f.Track = int(p.Track)
+	if math.IsNaN(p.Pacing) || math.IsInf(p.Pacing, 0) || p.Pacing < 0 {
+		return node.Flow{}, fmt.Errorf("flow %s: pacing %v is not a finite number ≥ 0", p.Id, p.Pacing)
+	}
+	var err error
+	if f.Tracks, err = tracksFromProto(p.Tracks); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: %w", p.Id, err)
+	}
+	if f.RTP, err = parseAddrPort(p.Rtp); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: rtp: %w", p.Id, err)
+	}
+	if f.RTCP, err = parseAddrPort(p.Rtcp); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: rtcp: %w", p.Id, err)
+	}
+	if len(p.Ssrcs) > 0 {
+		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
+	}
+	if len(p.Meta) > 0 {
+		f.Meta = make(map[string]string, len(p.Meta))
+		for k, v := range p.Meta {
+			f.Meta[k] = v
+		}
+	}
+	if err := f.Validate(); err != nil {
+		return node.Flow{}, err
+	}
+	return f, nil
+}
+
+// checkFlowStrings refuses a flow the wire cannot carry: protobuf strings must be UTF-8, and a
+// message that fails to marshal would end the whole stream instead of failing one command.
+func checkFlowStrings(f node.Flow) error {
+	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport} {
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("flow %q: %s is not valid UTF-8", f.ID, name)
+		}
+	}
+	for k, v := range f.Meta {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("flow %q: meta %q is not valid UTF-8", f.ID, k)
+		}
+	}
+	for _, t := range f.Tracks {
+		if !utf8.ValidString(t.Media) {
+			return fmt.Errorf("flow %q: track media %q is not valid UTF-8", f.ID, t.Media)
+		}
+	}
+	return nil
+}
+
+// wireText makes free text (error messages, which may quote what an upstream sent) safe for a
+// protobuf string.
+func wireText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+func addrPortString(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return ""
+	}
+	return ap.String()
+}
+
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	if s == "" {
+		return netip.AddrPort{}, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	return ap, nil
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("address %q: %w", s, err)
+	}
+	return a, nil
+}
+
+func tracksToProto(ts []rtp.Track) []*api.Track {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]*api.Track, len(ts))
+	for i, t := range ts {
+		out[i] = &api.Track{Media: t.Media, PayloadType: uint32(t.PayloadType), ClockRate: t.ClockRate}
+	}
+	return out
+}
+
+func tracksFromProto(ps []*api.Track) ([]rtp.Track, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	out := make([]rtp.Track, len(ps))
+	for i, p := range ps {
+		if p == nil {
+			return nil, fmt.Errorf("track %d is empty", i)
+		}
+		if p.PayloadType > math.MaxUint8 {
+			return nil, fmt.Errorf("track %d: payload type %d out of range", i, p.PayloadType)
+		}
+		out[i] = rtp.Track{Media: p.Media, PayloadType: uint8(p.PayloadType), ClockRate: p.ClockRate}
+	}
+	return out, nil
+}
+
+func statusToProto(s node.FlowStatus) *api.FlowStatus {
+	return &api.FlowStatus{
+		Source:   addrString(s.Source),
+		RtpPort:  uint32(s.RTPPort),
+		RtcpPort: uint32(s.RTCPPort),
+		Ssrc:     s.SSRC,
+		NextSeq:  uint32(s.NextSeq),
+		NextTs:   s.NextTS,
+		PosOk:    s.PosOK,
+	}
+}
+
+func statusFromProto(p *api.FlowStatus) (node.FlowStatus, error) {
+	if p == nil {
+		return node.FlowStatus{}, nil
+	}
+	src, err := parseAddr(p.Source)
+	if err != nil {
+		return node.FlowStatus{}, fmt.Errorf("status source: %w", err)
+	}
+	if p.RtpPort > math.MaxUint16 || p.RtcpPort > math.MaxUint16 {
+		return node.FlowStatus{}, fmt.Errorf("status ports %d/%d out of range", p.RtpPort, p.RtcpPort)
+	}
+	if p.NextSeq > math.MaxUint16 {
+		return node.FlowStatus{}, fmt.Errorf("status next seq %d out of range", p.NextSeq)
+	}
+	return node.FlowStatus{
+		Source: src, RTPPort: int(p.RtpPort), RTCPPort: int(p.RtcpPort), SSRC: p.Ssrc,
+		NextSeq: uint16(p.NextSeq), NextTS: p.NextTs, PosOK: p.PosOk,
+	}, nil
+}
+
+func statsToProto(id string, s node.FlowStats) *api.FlowStats {
+	p := &api.FlowStats{FlowId: id, Packets: s.Packets, Bytes: s.Bytes, Dropped: s.Dropped, Errors: s.Errors}
+	if !s.LastActivity.IsZero() {
+		p.LastActivityUnixNanos = s.LastActivity.UnixNano()
+	}
+	return p
+}
+
+func statsFromProto(p *api.FlowStats) node.FlowStats {
+	s := node.FlowStats{Packets: p.Packets, Bytes: p.Bytes, Dropped: p.Dropped, Errors: p.Errors}
+	if p.LastActivityUnixNanos != 0 {
+		s.LastActivity = time.Unix(0, p.LastActivityUnixNanos)
+	}
+	return s
+}
+
+// helloToProto converts a node's registration for the wire.
+func helloToProto(h Hello) *api.Hello {
+	p := &api.Hello{
+		Name:         h.Name,
+		DataAddress:  addrString(h.DataAddr),
+		RtpPort:      uint32(h.RTPPort),
+		RtcpPort:     uint32(h.RTCPPort),
+		Capabilities: append([]string(nil), h.Capabilities...),
+		BootId:       h.BootID,
+	}
+	for _, n := range h.ClientNetworks {
+		p.ClientNetworks = append(p.ClientNetworks, n.String())
+	}
+	for _, f := range h.Flows {
+		p.Flows = append(p.Flows, FlowToProto(f))
+	}
+	for _, s := range h.Sources {
+		p.Sources = append(p.Sources, &api.SourceState{
+			Stream: s.Stream, Sdp: s.SDP, Tracks: tracksToProto(s.Tracks), Up: s.Up, Error: wireText(s.Err),
+		})
+	}
+	return p
+}
+
+// helloFromProto converts a node's registration. A reported flow or source that does not convert
+// is left out and returned in skipped rather than refusing the node: the node keeps running it
+// either way, and refusing would keep the node out of the cluster for good.
+func helloFromProto(p *api.Hello) (h Hello, skipped []error, err error) {
+	h = Hello{Name: p.Name, BootID: p.BootId}
+	if h.DataAddr, err = parseAddr(p.DataAddress); err != nil {
+		return Hello{}, nil, fmt.Errorf("data address: %w", err)
+	}
+	if p.RtpPort > math.MaxUint16 || p.RtcpPort > math.MaxUint16 {
+		return Hello{}, nil, fmt.Errorf("ports %d/%d out of range", p.RtpPort, p.RtcpPort)
+	}
+	h.RTPPort, h.RTCPPort = int(p.RtpPort), int(p.RtcpPort)
+	for _, s := range p.ClientNetworks {
+		n, err := netip.ParsePrefix(s)
+		if err != nil {
+			return Hello{}, nil, fmt.Errorf("client network: %w", err)
+		}
+		h.ClientNetworks = append(h.ClientNetworks, n)
+	}
+	if len(p.Capabilities) > 0 {
+		h.Capabilities = append([]string(nil), p.Capabilities...)
+	}
+	for _, pf := range p.Flows {
+		f, err := FlowFromProto(pf)
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("reported flow: %w", err))
+			continue
+		}
+		h.Flows = append(h.Flows, f)
+	}
+	for _, ps := range p.Sources {
+		if ps == nil {
+			continue
+		}
+		tracks, err := tracksFromProto(ps.Tracks)
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("reported source %s: %w", ps.Stream, err))
+			continue
+		}
+		h.Sources = append(h.Sources, SourceState{Stream: ps.Stream, SDP: ps.Sdp, Tracks: tracks, Up: ps.Up, Err: ps.Error})
+	}
+	return h, skipped, nil
+}
+
+func validUTF8(s string) bool { return utf8.ValidString(s) }

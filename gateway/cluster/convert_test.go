@@ -1,0 +1,169 @@
+package cluster
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshgw/meshgw/gateway/api"
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
+)
+
+// fullFlow sets every field of node.Flow, so a field the conversion forgets shows up.
+func fullFlow() node.Flow {
+	return node.Flow{
+		ID: "f1", Version: 7, Kind: node.SinkUDP, Stream: "cam", Track: 1,
+		URL: "rtsp://10.0.0.1/cam", Transport: "tcp",
+		ReconnectMin: 250 * time.Millisecond, ReconnectMax: 8 * time.Second,
+		Tracks: []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}, {Media: "audio", PayloadType: 97, ClockRate: 48000}},
+		Pacing: 1.5,
+		RTP:    netip.MustParseAddrPort("[2001:db8::1]:5000"), RTCP: netip.MustParseAddrPort("192.0.2.1:5001"),
+		Paused: true,
+		SSRCs:  []uint32{1, 0xdeadbeef},
+		Meta:   map[string]string{"session": "s-1", "reader": "r"},
+	}
+}
+
+func TestFlowRoundTrip(t *testing.T) {
+	// every exported field is set: a new node.Flow field makes this fail until it is carried
+	v := reflect.ValueOf(fullFlow())
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("fullFlow leaves %s zero; set it so the round trip covers it", v.Type().Field(i).Name)
+		}
+	}
+	for name, f := range map[string]node.Flow{
+		"full":    fullFlow(),
+		"minimal": {ID: "d", Kind: node.SourceDemo, Stream: "s"},
+	} {
+		b, err := proto.Marshal(FlowToProto(f))
+		if err != nil {
+			t.Fatalf("%s: marshal: %v", name, err)
+		}
+		var p api.Flow
+		if err := proto.Unmarshal(b, &p); err != nil {
+			t.Fatalf("%s: unmarshal: %v", name, err)
+		}
+		got, err := FlowFromProto(&p)
+		if err != nil {
+			t.Fatalf("%s: FlowFromProto: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, f) {
+			t.Errorf("%s: round trip\n got %+v\nwant %+v", name, got, f)
+		}
+	}
+}
+
+func TestFlowFromProtoErrors(t *testing.T) {
+	ok := func() *api.Flow { return FlowToProto(fullFlow()) }
+	cases := map[string]struct {
+		p    *api.Flow
+		want string
+	}{
+		"nil":          {nil, "no flow"},
+		"bad rtp":      {with(ok(), func(p *api.Flow) { p.Rtp = "nope" }), `rtp: address "nope"`},
+		"bad rtcp":     {with(ok(), func(p *api.Flow) { p.Rtcp = "1.2.3.4" }), "rtcp"},
+		"payload type": {with(ok(), func(p *api.Flow) { p.Tracks[0].PayloadType = 300 }), "payload type 300"},
+		"nil track":    {with(ok(), func(p *api.Flow) { p.Tracks[1] = nil }), "track 1 is empty"},
+		"NaN pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = nan() }), "pacing"},
+		"neg pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = -1 }), "pacing"},
+		"invalid":      {with(ok(), func(p *api.Flow) { p.Kind = "sink.nope" }), `unknown kind "sink.nope"`},
+		"no addresses": {with(ok(), func(p *api.Flow) { p.Rtp = "" }), "needs RTP and RTCP"},
+	}
+	for name, c := range cases {
+		_, err := FlowFromProto(c.p)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", name, err, c.want)
+		}
+	}
+}
+
+func with(p *api.Flow, fn func(*api.Flow)) *api.Flow { fn(p); return p }
+
+func nan() float64 { var z float64; return z / z }
+
+func TestStatusAndHelloRoundTrip(t *testing.T) {
+	st := node.FlowStatus{Source: netip.MustParseAddr("10.1.2.3"), RTPPort: 40000, RTCPPort: 40001, SSRC: 9, NextSeq: 65535, NextTS: 123, PosOK: true}
+	got, err := statusFromProto(statusToProto(st))
+	if err != nil || got != st {
+		t.Errorf("status round trip = %+v, %v", got, err)
+	}
+	h := Hello{
+		Name: "n1", DataAddr: netip.MustParseAddr("10.0.0.2"), RTPPort: 8000, RTCPPort: 8001,
+		ClientNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Capabilities: []string{"udp", "multicast"},
+		BootID: "b", Flows: []node.Flow{fullFlow()},
+		Sources: []SourceState{{Stream: "cam", SDP: []byte("v=0"), Tracks: fullFlow().Tracks, Up: true}},
+	}
+	back, skipped, err := helloFromProto(helloToProto(h))
+	if err != nil || len(skipped) > 0 || !reflect.DeepEqual(back, h) {
+		t.Errorf("hello round trip = %+v, %v, %v", back, skipped, err)
+	}
+	bad := helloToProto(h)
+	bad.Flows = append(bad.Flows, &api.Flow{Id: "broken"})
+	back, skipped, err = helloFromProto(bad)
+	if err != nil || len(skipped) != 1 || len(back.Flows) != 1 {
+		t.Errorf("a broken reported flow: flows %d, skipped %v, err %v", len(back.Flows), skipped, err)
+	}
+	bad.ClientNetworks = []string{"10.0.0.0"}
+	if _, _, err := helloFromProto(bad); err == nil {
+		t.Errorf("a bad client network was accepted")
+	}
+}
+
+func TestErrorIs(t *testing.T) {
+	err := ackError("n1", "apply", "f", &api.Ack{Code: api.Code_NOT_FOUND, Message: "stream s is not live"})
+	if !errors.Is(err, node.ErrNotFound) || !errors.Is(err, &Error{Code: CodeNotFound}) || errors.Is(err, &Error{Code: CodeConflict}) {
+		t.Errorf("NOT_FOUND: %v", err)
+	}
+	if !strings.Contains(err.Error(), "stream s is not live") || !strings.Contains(err.Error(), "n1") {
+		t.Errorf("message lost: %v", err)
+	}
+	if errors.Is(ackError("n1", "apply", "f", &api.Ack{Code: api.Code_CONFLICT}), node.ErrNotFound) {
+		t.Errorf("CONFLICT is ErrNotFound")
+	}
+	if c := codeOf(errors.Join(errors.New("x"), node.ErrNotFound)); c != CodeNotFound {
+		t.Errorf("codeOf(wrapped ErrNotFound) = %v", c)
+	}
+}
+
+// FuzzFlowFromProto: arbitrary bytes that unmarshal as a Flow convert to a clear error or to a
+// flow that validates and survives another round trip unchanged; nothing panics.
+func FuzzFlowFromProto(f *testing.F) {
+	for _, fl := range []node.Flow{fullFlow(), {ID: "d", Kind: node.SourceDemo, Stream: "s"}} {
+		b, err := proto.Marshal(FlowToProto(fl))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p api.Flow
+		if err := proto.Unmarshal(b, &p); err != nil {
+			return
+		}
+		fl, err := FlowFromProto(&p)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if err := fl.Validate(); err != nil {
+			t.Fatalf("FlowFromProto returned a flow that does not validate: %v", err)
+		}
+		again, err := FlowFromProto(FlowToProto(fl))
+		if err != nil {
+			t.Fatalf("second round trip: %v", err)
+		}
+		if !reflect.DeepEqual(again, fl) {
+			t.Fatalf("second round trip changed the flow\n got %+v\nwant %+v", again, fl)
+		}
+	})
+}
