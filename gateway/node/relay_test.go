@@ -287,8 +287,8 @@ func TestRelayUpstreamMoves(t *testing.T) {
 	for i := range 10 {
 		up2.sendRTP(t, b, 0x2222, uint16(7+i), uint32(1e9+3000*i))
 	}
-	got = r.wait(t, 30, 2*time.Second)
-	time.Sleep(50 * time.Millisecond)
+	r.wait(t, 30, 2*time.Second)
+	time.Sleep(50 * time.Millisecond) // nothing more may come
 	if got = r.snapshot(); len(got) != 30 {
 		t.Fatalf("reader got %d packets, want 30", len(got))
 	}
@@ -360,9 +360,10 @@ func TestRelayDemuxBySSRC(t *testing.T) {
 	if _, err := up.rtp.WriteToUDPAddrPort([]byte{0x80, 96, 0}, bRTP); err != nil {
 		t.Fatal(err)
 	}
-	gotA, gotB := readA.wait(t, 10, 2*time.Second), readB.wait(t, 10, 2*time.Second)
-	time.Sleep(50 * time.Millisecond)
-	gotA, gotB = readA.snapshot(), readB.snapshot()
+	readA.wait(t, 10, 2*time.Second)
+	readB.wait(t, 10, 2*time.Second)
+	time.Sleep(50 * time.Millisecond) // nothing more may come
+	gotA, gotB := readA.snapshot(), readB.snapshot()
 	if len(gotA) != 10 || len(gotB) != 10 {
 		t.Fatalf("readers got %d and %d packets, want 10 each", len(gotA), len(gotB))
 	}
