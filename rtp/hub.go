@@ -36,6 +36,18 @@ type HubConfig struct {
 	// leave over a frame interval or so, so readers with small socket
 	// buffers lose nothing). 0 sends every packet at once.
 	Pacing float64
+	// SSRC, when not 0, is the output SSRC instead of a random one. A stream
+	// relayed between nodes keeps its upstream SSRC so that a reader moved
+	// from one node to another stays on the same line.
+	SSRC uint32
+	// Transparent makes the first source epoch pass sequence numbers and
+	// timestamps through unchanged (output = input), so a relay hub fed by
+	// another node's hub outputs exactly that hub's line. It needs SSRC
+	// (the upstream hub's): without one the hub logs a warning and behaves
+	// as a normal hub, as identity offsets under a random SSRC buy nothing.
+	// Later epochs (SSRC change, seq jump, SourceRestarted) continue the line
+	// as in a normal hub, since the upstream line itself was broken.
+	Transparent bool
 }
 
 // HubStats are a hub's counters since it was created.
@@ -116,19 +128,21 @@ type srcSR struct {
 // else may be called from any goroutine. The hub rewrites each packet into
 // its own continuous RTP line (one random SSRC; sequence and timestamp
 // offsets re-derived at every source epoch) before sharing it, so readers
-// never see an upstream reconnect as a new stream.
+// never see an upstream reconnect as a new stream. A transparent hub (see
+// HubConfig.Transparent) keeps its input's line until the first epoch ends.
 //
 // Sender reports are generated on the write path, not by a timer: a report
 // is due when a packet arrives more than SRInterval after the last one. This
 // needs no goroutine and no lock around the rewrite state, and it follows
 // RFC 3550 §6.4, which sends SRs only while data flows.
 type Hub struct {
-	track      Track
-	pool       *Pool
-	log        *slog.Logger
-	ssrc       uint32
-	srInterval int64
-	srTmpl     []byte // SR + SDES CNAME as marshalled by pion; per report we patch the SR fields
+	track       Track
+	pool        *Pool
+	log         *slog.Logger
+	ssrc        uint32
+	transparent bool // first epoch uses zero offsets, see HubConfig.Transparent
+	srInterval  int64
+	srTmpl      []byte // SR + SDES CNAME as marshalled by pion; per report we patch the SR fields
 
 	sinks  atomic.Pointer[[]*hubSink] // copy-on-write; replaced under mu
 	mu     sync.Mutex                 // serialises sink list changes and Close
@@ -155,7 +169,7 @@ func NewHub(cfg HubConfig) *Hub {
 		track:      cfg.Track,
 		pool:       cfg.Pool,
 		log:        cfg.Logger,
-		ssrc:       rand.Uint32(),
+		ssrc:       cfg.SSRC,
 		srInterval: int64(cfg.SRInterval),
 		pace:       pacer{factor: cfg.Pacing},
 	}
@@ -164,6 +178,14 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if h.ssrc == 0 {
+		h.ssrc = rand.Uint32()
+		if cfg.Transparent {
+			h.log.Warn("rtp: transparent hub without SSRC, rewriting onto a random line", "ssrc", h.ssrc)
+		}
+	} else {
+		h.transparent = cfg.Transparent
 	}
 	if h.srInterval <= 0 {
 		h.srInterval = int64(5 * time.Second)
@@ -292,9 +314,15 @@ func (h *Hub) rewrite(seq uint16, ts, ssrc uint32, mono int64) (uint16, uint32) 
 	}
 	if newEpoch {
 		if !s.started {
-			// RFC 3550 §5.1: random initial sequence number and timestamp.
-			s.seqOff = uint16(rand.Uint32()) - seq
-			s.tsOff = rand.Uint32() - ts
+			if h.transparent {
+				// the input already is a line that began randomly (the
+				// upstream hub's), and readers may switch between the two
+				s.seqOff, s.tsOff = 0, 0
+			} else {
+				// RFC 3550 §5.1: random initial sequence number and timestamp.
+				s.seqOff = uint16(rand.Uint32()) - seq
+				s.tsOff = rand.Uint32() - ts
+			}
 			s.started = true
 			h.restart.Store(false)
 		} else {
@@ -461,7 +489,8 @@ func (h *Hub) RemoveSink(s Sink) {
 	}
 }
 
-// SSRC returns the output SSRC (random, fixed for the hub's life).
+// SSRC returns the output SSRC (HubConfig.SSRC or random, fixed for the
+// hub's life).
 func (h *Hub) SSRC() uint32 { return h.ssrc }
 
 // NextSeqTS reports what the next packet out will carry, for RTSP RTP-Info:

@@ -3,6 +3,7 @@ package rtp
 import (
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -102,6 +103,100 @@ func TestHubContinuityAcrossRestartAndSSRCChange(t *testing.T) {
 	}
 	h.Close()
 	checkNoLeak(t, pool)
+}
+
+// TestHubTransparent: a relay hub outputs its upstream hub's line unchanged,
+// and when the upstream is replaced (new SSRC, new seq/ts base) it continues
+// that line like any hub.
+func TestHubTransparent(t *testing.T) {
+	pool := NewPool()
+	const up = 0xfeedf00d
+	h := NewHub(HubConfig{Track: Track{Media: "video", PayloadType: 96, ClockRate: 90000}, Pool: pool, SSRC: up, Transparent: true})
+	defer h.Close()
+	if h.SSRC() != up {
+		t.Fatalf("SSRC %x, want %x", h.SSRC(), up)
+	}
+	s := &recSink{}
+	h.AddSink(s)
+	// seq wraps inside the epoch: still identity
+	for i := range 10 {
+		if err := h.WriteRTP(mkRTP(up, uint16(65530+i), uint32(4e9+3000*i), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.snapshot()
+	for i, b := range got {
+		o := outHdr(t, b)
+		if o.SSRC != up || o.SequenceNumber != uint16(65530+i) || o.Timestamp != uint32(4e9+3000*i) {
+			t.Fatalf("packet %d: ssrc %x seq %d ts %d, want the input line", i, o.SSRC, o.SequenceNumber, o.Timestamp)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	// the upstream moved: another hub, another line
+	for i := range 5 {
+		if err := h.WriteRTP(mkRTP(0x1234, uint16(100+i), uint32(777+3000*i), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ = s.snapshot()
+	if len(got) != 15 {
+		t.Fatalf("got %d packets, want 15", len(got))
+	}
+	prev, cur := outHdr(t, got[9]), outHdr(t, got[10])
+	if cur.SSRC != up {
+		t.Errorf("SSRC after upstream change %x, want %x", cur.SSRC, up)
+	}
+	if cur.SequenceNumber != prev.SequenceNumber+1 {
+		t.Errorf("seq %d after %d", cur.SequenceNumber, prev.SequenceNumber)
+	}
+	if d := cur.Timestamp - prev.Timestamp; d < 1800 || d > 90000 {
+		t.Errorf("ts advanced by %d ticks over >=20ms", d)
+	}
+	for i := 11; i < 15; i++ {
+		a, b := outHdr(t, got[i-1]), outHdr(t, got[i])
+		if b.SequenceNumber != a.SequenceNumber+1 || b.Timestamp-a.Timestamp != 3000 {
+			t.Errorf("packet %d: seq %d ts %d after seq %d ts %d", i, b.SequenceNumber, b.Timestamp, a.SequenceNumber, a.Timestamp)
+		}
+	}
+	if e := h.Stats().Epochs; e != 1 {
+		t.Errorf("epochs %d, want 1", e)
+	}
+	h.Close()
+	checkNoLeak(t, pool)
+}
+
+// TestHubFixedSSRC: SSRC without Transparent fixes the SSRC only; offsets
+// stay random. Transparent without SSRC falls back to a normal hub.
+func TestHubFixedSSRC(t *testing.T) {
+	var seqs, tss int
+	for range 4 { // random offsets equal to zero four times running: broken
+		h := NewHub(HubConfig{Track: Track{ClockRate: 90000}, SSRC: 7})
+		s := &recSink{}
+		h.AddSink(s)
+		if err := h.WriteRTP(mkRTP(7, 1, 1, 4)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.snapshot()
+		o := outHdr(t, got[0])
+		if o.SSRC != 7 {
+			t.Fatalf("SSRC %x, want 7", o.SSRC)
+		}
+		if o.SequenceNumber == 1 {
+			seqs++
+		}
+		if o.Timestamp == 1 {
+			tss++
+		}
+		h.Close()
+	}
+	if seqs == 4 || tss == 4 {
+		t.Errorf("a fixed-SSRC hub passes seq/ts through")
+	}
+	h := NewHub(HubConfig{Track: Track{ClockRate: 90000}, Transparent: true, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	if h.SSRC() == 0 || h.transparent {
+		t.Errorf("transparent without SSRC: ssrc %x transparent %v", h.SSRC(), h.transparent)
+	}
 }
 
 func TestHubReorderAndDuplicateKeepEpoch(t *testing.T) {

@@ -7,7 +7,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
@@ -25,20 +27,28 @@ const (
 	// SourcePublisher creates the stream's hubs for a publisher whose packets arrive through
 	// IngressUDP flows or interleaved on the control's connection.
 	SourcePublisher FlowKind = "source.publisher"
+	// SourceRelay takes a stream another node relays to this one over RTP/UDP (the upstream node
+	// runs a SinkUDP per track to this node's pair). Its hubs are transparent: they output the
+	// upstream hubs' SSRC/seq/timestamp line unchanged, so a reader moved between nodes stays on
+	// one line.
+	SourceRelay FlowKind = "source.relay"
 	// SinkUDP sends one track to one UDP reader.
 	SinkUDP FlowKind = "sink.udp"
 	// SinkMulticast sends one track to a multicast group.
 	SinkMulticast FlowKind = "sink.multicast"
 	// IngressUDP binds a publisher's UDP address to one track of the stream.
 	IngressUDP FlowKind = "ingress.udp"
-	// SourceRelay takes the stream from another node over RTP/UDP.
-	SourceRelay FlowKind = "source.relay"
 )
 
 // Flow is the unit of steering. Applying the same flow twice is harmless; applying a flow with an
-// existing ID updates it (only Paused may change on sinks, the rest is fixed at creation).
+// existing ID updates it (only Paused may change on sinks, the rest is fixed at creation; a relay
+// source may change its upstream: RTP, RTCP and SSRCs).
 type Flow struct {
-	ID      string
+	ID string
+	// Version orders the commands for one flow ID, so that a retried or late command cannot undo
+	// a newer one. Applying an existing ID with a Version at or below the one the node holds is a
+	// duplicate: the node changes nothing and answers with the flow's current status. Version 0
+	// opts out: such a command is always applied.
 	Version uint64
 	Kind    FlowKind
 	// Stream names the stream the flow belongs to (the control's stream ID).
@@ -51,19 +61,42 @@ type Flow struct {
 	Transport    string // pull: auto|udp|tcp
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
-	Tracks       []rtp.Track // publisher: the announced tracks
+	Tracks       []rtp.Track // publisher: the announced tracks; relay: the upstream's layout
+	// SSRCs are a relay's per-track upstream SSRCs (those of the upstream node's hubs). They tell
+	// apart the streams that arrive from one upstream address and become this node's hub SSRCs.
+	SSRCs []uint32
 	// Pacing spaces the stream's output to UDP readers at this multiple of
 	// its average rate (rtp.HubConfig.Pacing); 0 is off.
 	Pacing float64
 
-	// Sinks and ingress: the reader's destination, or the publisher's source address.
+	// Sinks and ingress: the reader's destination, or the publisher's source address. Relay: the
+	// upstream node's pair addresses the packets come from.
 	RTP, RTCP netip.AddrPort
 	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
 	Paused bool
-	// SSRCs (relay source): per track, the SSRC the upstream node sends.
-	SSRCs []uint32
-	// Meta are the control's labels (route, role, session), kept with the flow and reported back.
+
+	// Meta holds the control's labels (route path, RTSP session, role). The node does not read
+	// them; it keeps them with the flow and returns them from Flows, so a restarted control can
+	// rebuild its view from the nodes.
 	Meta map[string]string
+}
+
+// isSource tells sources, which create a stream's hubs, from the flows that hang on them.
+func (k FlowKind) isSource() bool {
+	switch k {
+	case SourceDemo, SourcePull, SourcePublisher, SourceRelay:
+		return true
+	}
+	return false
+}
+
+// clone copies f deeply: a node keeps flows beyond the call that brought them and hands them out
+// again, and neither side may see the other's later changes.
+func (f Flow) clone() Flow {
+	f.Tracks = slices.Clone(f.Tracks)
+	f.SSRCs = slices.Clone(f.SSRCs)
+	f.Meta = maps.Clone(f.Meta)
+	return f
 }
 
 // Validate checks a flow before it reaches the data plane, so a bad command gets a precise error.
@@ -84,6 +117,26 @@ func (f Flow) Validate() error {
 		if len(f.Tracks) == 0 {
 			return fmt.Errorf("flow %s: publisher source without tracks", f.ID)
 		}
+	case SourceRelay:
+		if len(f.Tracks) == 0 {
+			return fmt.Errorf("flow %s: relay source without tracks", f.ID)
+		}
+		if len(f.SSRCs) != len(f.Tracks) {
+			return fmt.Errorf("flow %s: relay source has %d SSRCs for %d tracks", f.ID, len(f.SSRCs), len(f.Tracks))
+		}
+		for i, ssrc := range f.SSRCs {
+			if ssrc == 0 {
+				return fmt.Errorf("flow %s: relay source track %d has no SSRC", f.ID, i)
+			}
+			for j := range i {
+				if f.SSRCs[j] == ssrc {
+					return fmt.Errorf("flow %s: relay source tracks %d and %d share SSRC %08x", f.ID, j, i, ssrc)
+				}
+			}
+		}
+		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
+			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
+		}
 	case SinkUDP, SinkMulticast, IngressUDP:
 		if f.Track < 0 {
 			return fmt.Errorf("flow %s: negative track", f.ID)
@@ -99,8 +152,9 @@ func (f Flow) Validate() error {
 
 // FlowStatus is a node's answer to an applied flow.
 type FlowStatus struct {
-	// Source is the node's data address (for source= in SETUP); invalid when the node listens on
-	// every address and the control should use the address the client reached.
+	// Source is the node's data address (for source= in SETUP, and where an upstream node sends a
+	// relay): LocalConfig.Advertise when set, else the pair's bound address; invalid when the node
+	// listens on every address and the control should use the address the client reached.
 	Source   netip.Addr
 	RTPPort  int
 	RTCPPort int
@@ -113,9 +167,14 @@ type FlowStatus struct {
 }
 
 // FlowStats is what a node knows of a flow's traffic.
+//
+// For a relay source, Packets and Bytes are the RTP packets taken into its hubs, Dropped the
+// datagrams from its upstream addresses that no relay of the node expects (shared by the relays
+// from those addresses), Errors the packets its hubs rejected as malformed.
 type FlowStats struct {
 	Packets, Bytes, Dropped, Errors uint64
-	// LastActivity is the last packet from the peer: RTCP from a reader, media from a publisher.
+	// LastActivity is the last packet from the peer: RTCP from a reader, media from a publisher,
+	// RTP or RTCP from a relay's upstream node.
 	LastActivity time.Time
 }
 

@@ -1,11 +1,13 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,17 +27,22 @@ type LocalConfig struct {
 	UDP    rtp.UDPConfig
 	Events Events
 	Logger *slog.Logger
+	// Advertise is the data address readers and other nodes reach this node at. When valid it is
+	// every FlowStatus.Source, as the pair's bound address may be a wildcard or a private address
+	// behind NAT.
+	Advertise netip.Addr
 }
 
 // Local is a node inside the control's process: it serves UDP readers and publishers from its
 // socket pair, and gives the control's RTSP connections direct access to hubs for interleaved
 // (TCP) transport.
 type Local struct {
-	name   string
-	udp    *rtp.UDPPair
-	pool   *rtp.Pool
-	events Events
-	log    *slog.Logger
+	name      string
+	udp       *rtp.UDPPair
+	pool      *rtp.Pool
+	events    Events
+	log       *slog.Logger
+	advertise netip.Addr
 
 	clipOnce sync.Once
 	clip     *demo.Clip
@@ -44,6 +51,8 @@ type Local struct {
 	mu      sync.Mutex
 	streams map[string]*nodeStream
 	flows   map[string]*flow
+	peers   map[peerKey]*peer
+	nflows  uint64 // flows ever created, for Flows' order
 	closed  bool
 	// after holds event reports queued under the lock, delivered once it is released
 	after []func()
@@ -71,6 +80,7 @@ func (s *nodeStream) liveHub(track int) *rtp.Hub {
 
 type flow struct {
 	spec   Flow
+	seq    uint64 // creation order
 	stream *nodeStream
 	// sinks
 	sink  *rtp.UDPSink
@@ -81,8 +91,8 @@ type flow struct {
 	puller *pull.Puller
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
-	// pkts counts ingress packets
-	pkts atomic.Uint64
+	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
+	pkts, bytes, errs atomic.Uint64
 }
 
 // NewLocal opens the node's UDP socket pair.
@@ -101,9 +111,9 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
 	return &Local{
-		name: cfg.Name, udp: udp, pool: rtp.NewPool(), events: cfg.Events,
+		name: cfg.Name, udp: udp, pool: rtp.NewPool(), events: cfg.Events, advertise: cfg.Advertise,
 		log:     cfg.Logger.With("node", cfg.Name),
-		streams: map[string]*nodeStream{}, flows: map[string]*flow{},
+		streams: map[string]*nodeStream{}, flows: map[string]*flow{}, peers: map[peerKey]*peer{},
 	}, nil
 }
 
@@ -132,6 +142,7 @@ func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
 	if err := f.Validate(); err != nil {
 		return FlowStatus{}, err
 	}
+	f = f.clone() // the caller keeps its slices and maps
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -153,8 +164,10 @@ func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
 		start func()
 	)
 	switch f.Kind {
-	case SourceDemo, SourcePull, SourcePublisher:
-		start, err = n.createSourceLocked(f)
+	case SourceDemo, SourcePull, SourcePublisher, SourceRelay:
+		if start, err = n.createSourceLocked(f); err == nil {
+			st = n.statusLocked(n.flows[f.ID])
+		}
 	case SinkUDP, SinkMulticast:
 		st, err = n.createSinkLocked(f)
 	case IngressUDP:
@@ -186,9 +199,16 @@ func (n *Local) demoClip() (*demo.Clip, error) {
 
 // setHubsLocked gives a stream hubs for tracks, keeping the existing ones when the layout is the
 // same so readers stay on one continuous line. It reports whether the hubs were replaced.
-func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track, pacing float64) (replaced bool) {
+//
+// relaySSRCs, for a relay source, makes new hubs transparent with those SSRCs (the upstream
+// hubs'). An existing hub already carrying its relay SSRC is not restarted: the relayed line is
+// continuous by itself, and the hub's own epoch checks see where it is not.
+func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track, pacing float64, relaySSRCs []uint32) (replaced bool) {
 	if s.hubs != nil && sameLayout(s.tracks, tracks) {
-		for _, h := range s.hubs {
+		for i, h := range s.hubs {
+			if relaySSRCs != nil && h.SSRC() == relaySSRCs[i] {
+				continue
+			}
 			h.SourceRestarted()
 		}
 		return false
@@ -200,7 +220,11 @@ func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track, pacing float64)
 	s.tracks = append([]rtp.Track(nil), tracks...)
 	s.hubs = make([]*rtp.Hub, len(tracks))
 	for i, t := range tracks {
-		s.hubs[i] = rtp.NewHub(rtp.HubConfig{Track: t, Pool: n.pool, Logger: n.log, Pacing: pacing})
+		cfg := rtp.HubConfig{Track: t, Pool: n.pool, Logger: n.log, Pacing: pacing}
+		if relaySSRCs != nil {
+			cfg.SSRC, cfg.Transparent = relaySSRCs[i], true
+		}
+		s.hubs[i] = rtp.NewHub(cfg)
 	}
 	hubs := append([]*rtp.Hub(nil), s.hubs...)
 	s.live.Store(&hubs)
@@ -227,6 +251,12 @@ func sameLayout(a, b []rtp.Track) bool {
 }
 
 func (n *Local) createSourceLocked(f Flow) (func(), error) {
+	if f.Kind == SourceRelay {
+		// before the stream exists, so that a refused relay leaves nothing behind
+		if err := n.peerConflictLocked(nil, f); err != nil {
+			return nil, err
+		}
+	}
 	s := n.stream(f.Stream)
 	if s.source != nil {
 		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
@@ -239,7 +269,7 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		if err != nil {
 			return nil, fmt.Errorf("demo clip: %w", err)
 		}
-		replaced := n.setHubsLocked(s, clip.Tracks(), f.Pacing)
+		replaced := n.setHubsLocked(s, clip.Tracks(), f.Pacing, nil)
 		fl.player = demo.NewPlayer(clip, hubWriter{s: s, n: n}, n.log.With("stream", f.Stream))
 		sdp, tracks := clip.SDP(), clip.Tracks()
 		start = func() {
@@ -254,16 +284,30 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 			Logger: n.log.With("stream", f.Stream),
 		}, &pullHandler{n: n, s: s, f: fl})
 		start = fl.puller.Start
-	case SourcePublisher:
-		replaced := n.setHubsLocked(s, f.Tracks, f.Pacing)
+	case SourcePublisher, SourceRelay:
+		var ssrcs []uint32
+		if f.Kind == SourceRelay {
+			ssrcs = f.SSRCs
+		}
+		replaced := n.setHubsLocked(s, f.Tracks, f.Pacing, ssrcs)
 		if replaced && n.events != nil {
 			// readers of the old layout cannot follow; the control ends them
 			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
 		}
 	}
 	s.source = fl
-	n.flows[f.ID] = fl
+	n.addFlowLocked(fl)
+	if f.Kind == SourceRelay {
+		n.movePeersLocked(fl, Flow{}, f)
+	}
 	return start, nil
+}
+
+// addFlowLocked records a new flow.
+func (n *Local) addFlowLocked(fl *flow) {
+	n.nflows++
+	fl.seq = n.nflows
+	n.flows[fl.spec.ID] = fl
 }
 
 // hubWriter feeds the demo player's packets into the stream's hubs.
@@ -293,7 +337,7 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 		h.n.mu.Unlock()
 		return errors.New("flow deleted")
 	}
-	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing)
+	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing, nil)
 	h.n.mu.Unlock()
 	h.f.last.Store(time.Now().UnixNano())
 	if h.n.events != nil {
@@ -331,11 +375,9 @@ func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
 	}
 	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
 	fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
-	if f.Kind == SinkUDP {
-		// a reader's receiver reports prove it is alive
-		n.udp.HandleRTCP(f.RTCP, func([]byte) { fl.last.Store(time.Now().UnixNano()) })
-	}
-	n.flows[f.ID] = fl
+	n.addFlowLocked(fl)
+	// a reader's receiver reports prove it is alive
+	n.movePeersLocked(fl, Flow{}, f)
 	if !f.Paused {
 		fl.hub.AddSink(fl.sink)
 		fl.added = true
@@ -345,12 +387,18 @@ func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
 
 func (n *Local) statusLocked(fl *flow) FlowStatus {
 	st := FlowStatus{Source: n.udp.LocalAddr(), RTPPort: n.udp.RTPPort(), RTCPPort: n.udp.RTCPPort()}
-	if st.Source.IsUnspecified() {
+	switch {
+	case n.advertise.IsValid():
+		st.Source = n.advertise
+	case st.Source.IsUnspecified():
 		st.Source = netip.Addr{}
 	}
 	if fl.hub != nil {
 		st.SSRC = fl.hub.SSRC()
 		st.NextSeq, st.NextTS, st.PosOK = fl.hub.NextSeqTS()
+	}
+	if fl.spec.Kind == IngressUDP {
+		st.SSRC = 0 // the publisher picks its own; the hub's would mislead
 	}
 	return st
 }
@@ -359,19 +407,22 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 	if f.Kind != fl.spec.Kind || f.Stream != fl.spec.Stream || f.Track != fl.spec.Track {
 		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind, fl.spec.Stream)
 	}
-	if f.Version != 0 && f.Version < fl.spec.Version {
-		// a stale command that arrived late: the newer state stands
+	if f.Version != 0 && f.Version <= fl.spec.Version {
+		// a retried command, or a stale one that arrived late: the state stands
 		return n.statusLocked(fl), nil
 	}
-	if f.Kind == SourcePublisher {
+	switch f.Kind {
+	case SourcePublisher:
 		// a new publisher on a stream that outlived the previous one
-		replaced := n.setHubsLocked(fl.stream, f.Tracks, f.Pacing)
+		replaced := n.setHubsLocked(fl.stream, f.Tracks, f.Pacing, nil)
 		fl.spec = f
 		if replaced && n.events != nil {
 			ev, id, tracks := n.events, fl.stream.id, f.Tracks
 			n.after = append(n.after, func() { ev.SourceReady(id, nil, tracks, true) })
 		}
-		return FlowStatus{}, nil
+		return n.statusLocked(fl), nil
+	case SourceRelay:
+		return n.updateRelayLocked(fl, f)
 	}
 	if fl.sink != nil {
 		if fl.hub == nil {
@@ -392,6 +443,25 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 	}
 	fl.spec.Paused = f.Paused
 	fl.spec.Version = f.Version
+	fl.spec.Meta = f.Meta
+	return n.statusLocked(fl), nil
+}
+
+// updateRelayLocked points a relay at its upstream's new place (the ingress moved to another
+// node, or its hubs were recreated). The hubs stay, so their readers stay attached: the new
+// upstream SSRC begins a hub epoch that continues the readers' line.
+func (n *Local) updateRelayLocked(fl *flow, f Flow) (FlowStatus, error) {
+	if !sameLayout(fl.spec.Tracks, f.Tracks) {
+		return FlowStatus{}, fmt.Errorf("node %s: relay %s: the track layout is fixed; delete and re-create the flow", n.name, f.ID)
+	}
+	if err := n.peerConflictLocked(fl, f); err != nil {
+		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
+	}
+	prev := fl.spec
+	// Pacing belongs to the hubs, which stay: the created value stands.
+	f.Pacing = prev.Pacing
+	fl.spec = f
+	n.movePeersLocked(fl, prev, f)
 	return n.statusLocked(fl), nil
 }
 
@@ -401,20 +471,12 @@ func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
 		return FlowStatus{}, fmt.Errorf("stream %s track %d is not live on this node: %w", f.Stream, f.Track, ErrNotFound)
 	}
 	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
-	hub := fl.hub
-	n.udp.HandleRTP(f.RTP, func(b []byte) {
-		fl.last.Store(time.Now().UnixNano())
-		fl.pkts.Add(1)
-		_ = hub.WriteRTP(b)
-	})
-	n.udp.HandleRTCP(f.RTCP, func(b []byte) {
-		fl.last.Store(time.Now().UnixNano())
-		_ = hub.WriteRTCP(b)
-	})
-	n.flows[f.ID] = fl
-	st := n.statusLocked(fl)
-	st.SSRC = 0
-	return st, nil
+	if err := n.peerConflictLocked(fl, f); err != nil {
+		return FlowStatus{}, err
+	}
+	n.addFlowLocked(fl)
+	n.movePeersLocked(fl, Flow{}, f)
+	return n.statusLocked(fl), nil
 }
 
 // Delete implements Node. Deleting an unknown flow is not an error: commands are idempotent.
@@ -441,9 +503,7 @@ func (n *Local) teardownLocked(fl *flow) func() {
 		if fl.added && fl.hub != nil {
 			fl.hub.RemoveSink(fl.sink)
 		}
-		if f.Kind == SinkUDP {
-			n.udp.HandleRTCP(f.RTCP, nil)
-		}
+		n.movePeersLocked(fl, f, Flow{})
 		sink := fl.sink
 		orphan := n.dropOrphanLocked(fl.stream)
 		return func() {
@@ -451,10 +511,10 @@ func (n *Local) teardownLocked(fl *flow) func() {
 			orphan()
 		}
 	case IngressUDP:
-		n.udp.HandleRTP(f.RTP, nil)
-		n.udp.HandleRTCP(f.RTCP, nil)
+		n.movePeersLocked(fl, f, Flow{})
 		return func() {}
 	default:
+		n.movePeersLocked(fl, f, Flow{}) // a relay's upstream
 		s := fl.stream
 		if s.source == fl {
 			s.source = nil
@@ -512,14 +572,23 @@ func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 
 // Stats implements Node.
 func (n *Local) Stats(id string) (FlowStats, error) {
+	var st FlowStats
 	n.mu.Lock()
 	fl := n.flows[id]
+	if fl != nil && fl.spec.Kind == SourceRelay {
+		for _, k := range peerKeys(fl.spec) {
+			if p := n.peers[k]; p != nil {
+				st.Dropped += p.dropped.Load()
+			}
+		}
+	}
 	n.mu.Unlock()
 	if fl == nil {
 		return FlowStats{}, fmt.Errorf("flow %s: %w", id, ErrNotFound)
 	}
-	var st FlowStats
-	if fl.sink != nil {
+	if fl.spec.Kind == SourceRelay {
+		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
+	} else if fl.sink != nil {
 		ss := fl.sink.Stats()
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
 	} else {
@@ -529,6 +598,32 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		st.LastActivity = time.Unix(0, l)
 	}
 	return st, nil
+}
+
+// Flows lists every flow the node holds as last applied (sources first, then the rest, each in
+// creation order), so a node can report its state to a control that restarted. The flows are
+// copies.
+func (n *Local) Flows() []Flow {
+	n.mu.Lock()
+	fls := make([]*flow, 0, len(n.flows))
+	for _, fl := range n.flows {
+		fls = append(fls, fl)
+	}
+	slices.SortFunc(fls, func(a, b *flow) int {
+		if sa, sb := a.spec.Kind.isSource(), b.spec.Kind.isSource(); sa != sb {
+			if sa {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	out := make([]Flow, len(fls))
+	for i, fl := range fls {
+		out[i] = fl.spec.clone()
+	}
+	n.mu.Unlock()
+	return out
 }
 
 // Close stops every flow and the node's sockets.

@@ -18,14 +18,19 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type recEvents struct {
-	mu    sync.Mutex
-	ready []string
+	mu     sync.Mutex
+	ready  []string
+	tracks map[string][]rtp.Track // the latest of each stream
 }
 
 func (e *recEvents) SourceReady(stream string, sdp []byte, tracks []rtp.Track, replaced bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ready = append(e.ready, stream)
+	if e.tracks == nil {
+		e.tracks = map[string][]rtp.Track{}
+	}
+	e.tracks[stream] = tracks
 }
 func (e *recEvents) SourceDown(string, error) {}
 
@@ -42,18 +47,27 @@ func newLocal(t *testing.T, ev Events) *Local {
 func TestValidate(t *testing.T) {
 	ap := netip.MustParseAddrPort("127.0.0.1:5000")
 	cases := map[string]Flow{
-		"no ID":        {Kind: SourceDemo, Stream: "s"},
-		"no stream":    {ID: "f", Kind: SourceDemo},
-		"pull w/o URL": {ID: "f", Kind: SourcePull, Stream: "s"},
-		"pub w/o trks": {ID: "f", Kind: SourcePublisher, Stream: "s"},
-		"sink w/o dst": {ID: "f", Kind: SinkUDP, Stream: "s"},
-		"neg track":    {ID: "f", Kind: SinkUDP, Stream: "s", Track: -1, RTP: ap, RTCP: ap},
-		"unknown kind": {ID: "f", Kind: "nope", Stream: "s"},
+		"no ID":            {Kind: SourceDemo, Stream: "s"},
+		"no stream":        {ID: "f", Kind: SourceDemo},
+		"pull w/o URL":     {ID: "f", Kind: SourcePull, Stream: "s"},
+		"pub w/o trks":     {ID: "f", Kind: SourcePublisher, Stream: "s"},
+		"sink w/o dst":     {ID: "f", Kind: SinkUDP, Stream: "s"},
+		"neg track":        {ID: "f", Kind: SinkUDP, Stream: "s", Track: -1, RTP: ap, RTCP: ap},
+		"unknown kind":     {ID: "f", Kind: "nope", Stream: "s"},
+		"relay w/o tracks": {ID: "f", Kind: SourceRelay, Stream: "s", SSRCs: []uint32{1}, RTP: ap, RTCP: ap},
+		"relay SSRC count": {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 2), SSRCs: []uint32{1}, RTP: ap, RTCP: ap},
+		"relay SSRC 0":     {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 1), SSRCs: []uint32{0}, RTP: ap, RTCP: ap},
+		"relay SSRC twice": {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 2), SSRCs: []uint32{5, 5}, RTP: ap, RTCP: ap},
+		"relay w/o addr":   {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 1), SSRCs: []uint32{1}, RTP: ap},
 	}
 	for name, f := range cases {
 		if err := f.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	ok := Flow{ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 2), SSRCs: []uint32{5, 6}, RTP: ap, RTCP: ap}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid relay refused: %v", err)
 	}
 }
 

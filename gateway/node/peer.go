@@ -1,0 +1,251 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshgw/meshgw/rtp"
+)
+
+// peerKey names one remote address on one socket of the node's pair.
+type peerKey struct {
+	addr netip.AddrPort
+	rtcp bool
+}
+
+func newPeerKey(addr netip.AddrPort, rtcp bool) peerKey {
+	// the pair's demux keys unmapped addresses; ours must match them
+	return peerKey{addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()), rtcp: rtcp}
+}
+
+// route is where a datagram from a peer goes: a hub, on behalf of a flow (for its counters).
+type route struct {
+	hub *rtp.Hub
+	fl  *flow
+}
+
+// peer is the node's one handler for one remote address on one socket of its pair. The pair
+// demultiplexes by address only, and flows share addresses: every stream relayed from an upstream
+// node comes from that node's one pair, and all the relay sinks towards a node send to its one
+// pair, whose RTCP comes back from one address. So the flows of an address join its peer, which
+// sorts datagrams by SSRC where it must.
+//
+// members changes under Local.mu; the read goroutine only loads the published snapshots, so the
+// packet path takes no lock and allocates nothing.
+type peer struct {
+	key     peerKey
+	members map[*flow]struct{}
+
+	// routes sends relayed datagrams by SSRC: RTP by its SSRC, RTCP by the sender of its first
+	// report. Never nil.
+	routes atomic.Pointer[map[uint32]route]
+	// ingress is the publisher (IngressUDP) whose packets come from this address, nil if none.
+	ingress atomic.Pointer[route]
+	// alive are the UDP sinks sending to this address: any RTCP from it proves their reader is
+	// there. Never nil.
+	alive atomic.Pointer[[]*flow]
+
+	// dropped counts datagrams nobody here expects (unknown SSRC, malformed header).
+	dropped atomic.Uint64
+}
+
+func newPeer(k peerKey) *peer {
+	p := &peer{key: k, members: map[*flow]struct{}{}}
+	p.publish()
+	return p
+}
+
+// publish rebuilds what the read goroutine sees from the members.
+func (p *peer) publish() {
+	routes := map[uint32]route{}
+	alive := []*flow{}
+	var in *flow
+	for f := range p.members {
+		switch f.spec.Kind {
+		case SourceRelay:
+			hubs := f.stream.hubs
+			for i, ssrc := range f.spec.SSRCs {
+				if i < len(hubs) {
+					routes[ssrc] = route{hub: hubs[i], fl: f}
+				}
+			}
+		case SinkUDP:
+			alive = append(alive, f)
+		case IngressUDP:
+			// two publishers claiming one address: the later one wins, as the older one is
+			// most likely gone without its teardown yet
+			if f.hub != nil && (in == nil || f.seq > in.seq) {
+				in = f
+			}
+		}
+	}
+	p.routes.Store(&routes)
+	p.alive.Store(&alive)
+	if in != nil {
+		p.ingress.Store(&route{hub: in.hub, fl: in})
+	} else {
+		p.ingress.Store(nil)
+	}
+}
+
+// handleRTP takes one RTP datagram from the peer, on the pair's read goroutine.
+func (p *peer) handleRTP(b []byte) {
+	if in := p.ingress.Load(); in != nil {
+		in.fl.last.Store(time.Now().UnixNano())
+		in.fl.pkts.Add(1)
+		_ = in.hub.WriteRTP(b) // invalid packets are counted by the hub
+		return
+	}
+	if len(b) < 12 {
+		p.dropped.Add(1)
+		return
+	}
+	r, ok := (*p.routes.Load())[binary.BigEndian.Uint32(b[8:12])]
+	if !ok {
+		p.dropped.Add(1)
+		return
+	}
+	r.fl.last.Store(time.Now().UnixNano())
+	if err := r.hub.WriteRTP(b); err != nil {
+		if !errors.Is(err, rtp.ErrClosed) {
+			r.fl.errs.Add(1)
+		}
+		return
+	}
+	r.fl.pkts.Add(1)
+	r.fl.bytes.Add(uint64(len(b)))
+}
+
+// handleRTCP takes one RTCP datagram from the peer, on the pair's read goroutine.
+func (p *peer) handleRTCP(b []byte) {
+	now := time.Now().UnixNano()
+	alive := *p.alive.Load()
+	for _, f := range alive {
+		f.last.Store(now)
+	}
+	if in := p.ingress.Load(); in != nil {
+		in.fl.last.Store(now)
+		_ = in.hub.WriteRTCP(b)
+		return
+	}
+	if ssrc, ok := rtcpSender(b); ok {
+		if r, ok := (*p.routes.Load())[ssrc]; ok {
+			r.fl.last.Store(now)
+			// the upstream hub's sender reports give the relay hub its NTP/RTP mapping
+			if err := r.hub.WriteRTCP(b); err != nil && !errors.Is(err, rtp.ErrClosed) {
+				r.fl.errs.Add(1)
+			}
+			return
+		}
+	}
+	if len(alive) == 0 {
+		p.dropped.Add(1)
+	}
+}
+
+// rtcpSender returns the sender SSRC of the first report of a compound RTCP packet, which RFC 3550
+// §6.1 requires to be an SR or an RR: it names the RTP line the packet is about.
+func rtcpSender(b []byte) (uint32, bool) {
+	if len(b) < 8 || b[0]>>6 != 2 {
+		return 0, false
+	}
+	if b[1] != 200 && b[1] != 201 { // SR, RR
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[4:8]), true
+}
+
+// joinPeerLocked makes fl a member of the peer of k, registering the peer with the pair when it
+// is new.
+func (n *Local) joinPeerLocked(k peerKey, fl *flow) {
+	p := n.peers[k]
+	if p == nil {
+		p = newPeer(k)
+		n.peers[k] = p
+		if k.rtcp {
+			n.udp.HandleRTCP(k.addr, p.handleRTCP)
+		} else {
+			n.udp.HandleRTP(k.addr, p.handleRTP)
+		}
+	}
+	p.members[fl] = struct{}{}
+	p.publish()
+}
+
+// leavePeerLocked removes fl from the peer of k; the last member takes the peer with it.
+func (n *Local) leavePeerLocked(k peerKey, fl *flow) {
+	p := n.peers[k]
+	if p == nil {
+		return
+	}
+	delete(p.members, fl)
+	if len(p.members) > 0 {
+		p.publish()
+		return
+	}
+	delete(n.peers, k)
+	if k.rtcp {
+		n.udp.HandleRTCP(k.addr, nil)
+	} else {
+		n.udp.HandleRTP(k.addr, nil)
+	}
+}
+
+// peerKeys are the addresses a flow receives from.
+func peerKeys(f Flow) []peerKey {
+	switch f.Kind {
+	case SourceRelay, IngressUDP:
+		return []peerKey{newPeerKey(f.RTP, false), newPeerKey(f.RTCP, true)}
+	case SinkUDP:
+		return []peerKey{newPeerKey(f.RTCP, true)}
+	}
+	return nil
+}
+
+// peerConflictLocked refuses a flow that would take datagrams meant for another: one upstream hub
+// relayed into two streams, or a publisher and a relay on one address (a publisher's packets are
+// not sorted by SSRC).
+func (n *Local) peerConflictLocked(fl *flow, f Flow) error {
+	for _, k := range peerKeys(f) {
+		p := n.peers[k]
+		if p == nil {
+			continue
+		}
+		for o := range p.members {
+			if o == fl {
+				continue
+			}
+			switch {
+			case f.Kind == SourceRelay && o.spec.Kind == SourceRelay:
+				for _, ssrc := range f.SSRCs {
+					if slices.Contains(o.spec.SSRCs, ssrc) {
+						return fmt.Errorf("SSRC %08x from %s is already relayed by flow %s", ssrc, k.addr, o.spec.ID)
+					}
+				}
+			case f.Kind == SourceRelay && o.spec.Kind == IngressUDP,
+				f.Kind == IngressUDP && o.spec.Kind == SourceRelay:
+				return fmt.Errorf("%s is taken by %s flow %s", k.addr, o.spec.Kind, o.spec.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// movePeersLocked makes fl, whose spec is now next, a member of next's peers and of no others,
+// joining before leaving so that an address kept across the change never loses its handler.
+func (n *Local) movePeersLocked(fl *flow, prev, next Flow) {
+	keys := peerKeys(next)
+	for _, k := range keys {
+		n.joinPeerLocked(k, fl)
+	}
+	for _, k := range peerKeys(prev) {
+		if !slices.Contains(keys, k) {
+			n.leavePeerLocked(k, fl)
+		}
+	}
+}

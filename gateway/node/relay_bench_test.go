@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/rtp"
+)
+
+// releaseSink counts and releases what a hub gives it.
+type releaseSink struct{ n int }
+
+func (s *releaseSink) DeliverRTP(p *rtp.Packet)  { s.n++; p.Release() }
+func (s *releaseSink) DeliverRTCP(p *rtp.Packet) { p.Release() }
+
+// FuzzRelayDemux feeds arbitrary datagrams into the peer handlers a relay's upstream addresses
+// get (RTP and RTCP), with two relayed tracks, a reader's liveness and no publisher: whatever
+// another host sends, the read goroutine must not panic.
+func FuzzRelayDemux(f *testing.F) {
+	f.Add(false, mkRTP(1, 7, 9000))
+	f.Add(false, mkRTP(3, 7, 9000))
+	f.Add(false, []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(true, mkSR(2, 1<<63, 1234))
+	f.Add(true, mkSR(9, 0, 0))
+	f.Add(true, []byte{0x80, 201, 0, 1, 0, 0, 0, 1})                   // RR claiming one word too many
+	f.Add(true, []byte{0x81, 200, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0}) // SR with a report count, short
+	f.Add(true, []byte{})
+	hubs := []*rtp.Hub{
+		rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 1, Transparent: true}),
+		rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 2, Transparent: true}),
+	}
+	sink := &releaseSink{}
+	for _, h := range hubs {
+		h.AddSink(sink)
+	}
+	f.Cleanup(func() {
+		for _, h := range hubs {
+			h.Close()
+		}
+	})
+	relay := &flow{spec: Flow{Kind: SourceRelay, SSRCs: []uint32{1, 2}}, stream: &nodeStream{hubs: hubs}}
+	reader := &flow{spec: Flow{Kind: SinkUDP}}
+	rtpPeer := newPeer(peerKey{})
+	rtpPeer.members[relay] = struct{}{}
+	rtpPeer.publish()
+	rtcpPeer := newPeer(peerKey{rtcp: true})
+	rtcpPeer.members[relay] = struct{}{}
+	rtcpPeer.members[reader] = struct{}{}
+	rtcpPeer.publish()
+	f.Fuzz(func(t *testing.T, isRTCP bool, b []byte) {
+		if isRTCP {
+			rtcpPeer.handleRTCP(b)
+		} else {
+			rtpPeer.handleRTP(b)
+		}
+	})
+}
+
+// BenchmarkRelayIngress is a relayed stream's path through the receiving node: a datagram from
+// the upstream node's address (recvmmsg), the relay's SSRC demux, the transparent hub, one UDP
+// reader. One op = one packet in and out.
+func BenchmarkRelayIngress(b *testing.B) {
+	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0", QueueLen: 1024}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	dst, _ := pairAddrs(n)
+	src, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	_ = src.SetWriteBuffer(4 << 20)
+	up := src.LocalAddr().(*net.UDPAddr).AddrPort()
+	ctx := context.Background()
+	// a second relay from the same address, so the demux has a choice to make
+	for i, ssrc := range []uint32{0x5eed, 0xbeef} {
+		id, stream := "rel"+string(rune('a'+i)), "s"+string(rune('a'+i))
+		if _, err := n.Apply(ctx, Flow{ID: id, Kind: SourceRelay, Stream: stream, Tracks: video, SSRCs: []uint32{ssrc},
+			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rd, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = rd.SetReadBuffer(4 << 20)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 2048)
+		for {
+			if _, err := rd.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { rd.Close(); <-drained }()
+	rdAddr := rd.LocalAddr().(*net.UDPAddr).AddrPort()
+	if _, err := n.Apply(ctx, Flow{ID: "rd", Kind: SinkUDP, Stream: "sa", RTP: rdAddr, RTCP: netip.AddrPortFrom(rdAddr.Addr(), 9)}); err != nil {
+		b.Fatal(err)
+	}
+	hub, err := n.Hub("sa", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkt := make([]byte, 12+1200)
+	pkt[0], pkt[1] = 0x80, 96
+	binary.BigEndian.PutUint32(pkt[8:], 0x5eed)
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := uint64(0)
+	for i := 0; b.Loop(); i++ {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		binary.BigEndian.PutUint32(pkt[4:], uint32(i/4*3000))
+		if _, err := src.Write(pkt); err != nil {
+			b.Fatal(err)
+		}
+		// stay under the sockets' and the queue's capacity: measure relaying, not loss
+		if sent++; sent%64 == 0 {
+			for hub.Stats().PacketsIn+128 < sent {
+				runtime.Gosched()
+			}
+			for {
+				st, _ := n.Stats("rd")
+				if st.Packets+st.Dropped+256 >= hub.Stats().PacketsOut {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+	}
+	for deadline := time.Now().Add(time.Second); hub.Stats().PacketsIn < sent && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
+	b.StopTimer()
+	st, _ := n.Stats("rd")
+	b.ReportMetric(float64(sent-hub.Stats().PacketsIn), "lost-in")
+	b.ReportMetric(float64(st.Dropped), "drops")
+}
