@@ -72,10 +72,10 @@ type stream struct {
 	rdrs map[*reader]struct{}
 
 	// relayMu serialises relay changes (which wait on nodes) without holding the control's lock.
-	relayMu sync.Mutex
-	relays  map[string]*relay // by far node name
-	idle       *time.Timer
-	publisher  *publication
+	relayMu   sync.Mutex
+	relays    map[string]*relay // by far node name
+	idle      *time.Timer
+	publisher *publication
 
 	// multicast: group and per-track sink flows shared by multicast readers
 	group      netip.Addr
@@ -418,4 +418,14 @@ func errStatus(what string, err error) error {
 		return &rtsp.Error{Status: rtsp.StatusNotFound, Msg: what, Err: err}
 	}
 	return &rtsp.Error{Status: rtsp.StatusInternal, Msg: what, Err: err}
+}
+
+// remoteSourceReady is SourceReady from a remote node.
+func (c *Control) remoteSourceReady(name, streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
+	c.mu.Lock()
+	m := c.members[name]
+	c.mu.Unlock()
+	if m != nil {
+		c.sourceReady(m, streamID, sdp, tracks, replaced)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/node"
 )
 
@@ -13,7 +14,7 @@ import (
 // control restarted). flows and sources are what the node carries right now: the control adopts
 // what it does not know (it restarted), deletes what it no longer wants (readers moved away while
 // the node was gone), and moves back readers that belong on the node.
-func (c *Control) NodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []SourceState) {
+func (c *Control) NodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []cluster.SourceState) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -223,9 +224,9 @@ func (c *Control) expectedLocked(m *member) map[string]bool {
 }
 
 // reconcile brings an attached node and the control's state together.
-func (c *Control) reconcile(m *member, flows []node.Flow, sources []SourceState) {
+func (c *Control) reconcile(m *member, flows []node.Flow, sources []cluster.SourceState) {
 	ctx := context.Background()
-	src := map[string]SourceState{}
+	src := map[string]cluster.SourceState{}
 	for _, st := range sources {
 		src[st.Stream] = st
 	}
@@ -287,7 +288,7 @@ func (c *Control) relayFlowKnownLocked(m *member, id string) bool {
 
 // adoptLocked rebuilds control state from one flow a node reported after the control restarted.
 // It returns false for a flow that conflicts with what the control already runs (it is deleted).
-func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]SourceState) bool {
+func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]cluster.SourceState) bool {
 	path := f.Meta[metaRoute]
 	route, ok := c.cfg.Match(path)
 	if !ok {

@@ -2,23 +2,38 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/gateway/identity"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
 )
 
-// Gateway is the all-in-one meshgw: the control, its RTSP front door and its local node.
+// Gateway is a running control: its RTSP front door, its local node and, in the cluster role, the
+// endpoint remote nodes attach to. Open builds the all-in-one gateway, OpenControl the control
+// of a cluster.
 type Gateway struct {
 	Control *Control
 	Node    *node.Local
 	RTSP    *rtsp.Server
 	log     *slog.Logger
+
+	// cluster role only
+	ident   *identity.Source
+	cluster *cluster.Server
+	wg      sync.WaitGroup
+	stop    chan struct{}
 }
 
 // events forwards node reports to the control, which is built after the node it steers.
@@ -29,8 +44,115 @@ func (e *events) SourceReady(stream string, sdp []byte, tracks []rtp.Track, repl
 }
 func (e *events) SourceDown(stream string, err error) { e.c.SourceDown(stream, err) }
 
-// Open builds and starts a gateway from a validated config.
+// clusterEvents hands remote nodes' reports to the control.
+type clusterEvents struct{ c *Control }
+
+func (e clusterEvents) NodeUp(n *cluster.Remote, h cluster.Hello) {
+	e.c.NodeUp(h.Name, n, NodeInfo{Data: h.DataAddr, RTPPort: h.RTPPort, RTCPPort: h.RTCPPort,
+		ClientNetworks: h.ClientNetworks, Boot: h.BootID}, h.Flows, h.Sources)
+}
+func (e clusterEvents) NodeDown(n *cluster.Remote, err error) { e.c.NodeDown(n.Name(), n, err) }
+func (e clusterEvents) SourceReady(n *cluster.Remote, stream string, sdp []byte, tracks []rtp.Track, replaced bool) {
+	e.c.remoteSourceReady(n.Name(), stream, sdp, tracks, replaced)
+}
+func (e clusterEvents) SourceDown(n *cluster.Remote, stream string, err error) {
+	e.c.SourceDown(stream, fmt.Errorf("node %s: %w", n.Name(), err))
+}
+
+// Open builds and starts the all-in-one gateway (control and local node, no remote nodes) from a
+// validated config.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	g, err := open(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Control.Start(ctx); err != nil {
+		g.closeParts()
+		return nil, err
+	}
+	g.RTSP.Start()
+	g.listening()
+	return g, nil
+}
+
+// OpenControl builds and starts the control of a cluster: Open's gateway plus the mTLS gRPC
+// endpoint nodes dial. It refuses to start without a SPIFFE identity. Always-on sources start
+// after control.startup_grace, once nodes that outlived a previous control have re-attached and
+// re-reported their flows, so a restart adopts streams instead of duplicating them.
+func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	src, td, err := openIdentity(ctx, cfg, "control", log)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Control.Listen)
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("control listen %s: %w", cfg.Control.Listen, err)
+	}
+	g, err := open(cfg, log)
+	if err != nil {
+		ln.Close()
+		src.Close()
+		return nil, err
+	}
+	g.ident = src
+	g.stop = make(chan struct{})
+	g.cluster, err = cluster.NewServer(cluster.ServerConfig{
+		TLS:         identity.ServerTLS(src, identity.AuthorizeAnyNode(td)),
+		NodeTimeout: cfg.Control.NodeTimeout,
+		Handler:     clusterEvents{g.Control},
+		Logger:      log,
+	})
+	if err != nil {
+		ln.Close()
+		g.closeParts()
+		return nil, err
+	}
+	g.wg.Add(2)
+	go func() {
+		defer g.wg.Done()
+		if err := g.cluster.Serve(ln); err != nil && !errors.Is(err, cluster.ErrServerClosed) {
+			log.Error("node endpoint stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTimer(cfg.Control.StartupGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		if err := g.Control.FinishAdoption(context.Background()); err != nil {
+			log.Error("starting sources", "err", err)
+		}
+	}()
+	g.RTSP.Start()
+	log.Info("control listening for nodes", "addr", ln.Addr().String(), "trust_domain", td.String(), "startup_grace", cfg.Control.StartupGrace)
+	g.listening()
+	return g, nil
+}
+
+// openIdentity opens the process's SPIFFE identity, or explains why it cannot start without one.
+func openIdentity(ctx context.Context, cfg *config.Config, role string, log *slog.Logger) (*identity.Source, spiffeid.TrustDomain, error) {
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	src, err := identity.Open(ictx, identity.Config{TrustDomain: cfg.Identity.TrustDomain,
+		CertFile: cfg.Identity.Cert, KeyFile: cfg.Identity.Key, BundleFile: cfg.Identity.Bundle}, log)
+	if err != nil {
+		if errors.Is(err, identity.ErrNoIdentity) {
+			return nil, spiffeid.TrustDomain{}, fmt.Errorf("meshgw %s refuses to start without an identity (the control↔node channel is never plaintext): %w", role, err)
+		}
+		return nil, spiffeid.TrustDomain{}, fmt.Errorf("%s identity: %w", role, err)
+	}
+	return src, src.TrustDomain(), nil
+}
+
+func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -40,17 +162,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 	}
 	ev := &events{}
 	n, err := node.NewLocal(node.LocalConfig{
-		Name: "local",
-		UDP: rtp.UDPConfig{
-			RTPAddr:            net.JoinHostPort(host, strconv.Itoa(cfg.RTSP.RTPPort)),
-			QueueLen:           cfg.RTSP.UDPQueue,
-			EgressWorkers:      cfg.RTSP.EgressWorkers,
-			MulticastTTL:       cfg.RTSP.Multicast.TTL,
-			MulticastInterface: cfg.RTSP.Multicast.Interface,
-			Logger:             log,
-		},
-		Events: ev,
-		Logger: log,
+		Name:      cfg.Node.Name,
+		UDP:       udpConfig(cfg, host, log),
+		Advertise: cfg.Node.DataAddress,
+		Events:    ev,
+		Logger:    log,
 	})
 	if err != nil {
 		return nil, err
@@ -76,23 +192,52 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 		n.Close()
 		return nil, err
 	}
-	if err := ctl.Start(ctx); err != nil {
-		srv.Close()
-		ctl.Close()
-		n.Close()
-		return nil, err
-	}
-	srv.Start()
-	log.Info("meshgw listening", "rtsp", srv.Addr().String(), "rtp_port", n.UDP().RTPPort(), "rtcp_port", n.UDP().RTCPPort(), "routes", len(cfg.Routes))
 	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log}, nil
 }
 
-// Close stops the front door, then the control's flows, then the node.
+func udpConfig(cfg *config.Config, host string, log *slog.Logger) rtp.UDPConfig {
+	return rtp.UDPConfig{
+		RTPAddr:            net.JoinHostPort(host, strconv.Itoa(cfg.RTSP.RTPPort)),
+		QueueLen:           cfg.RTSP.UDPQueue,
+		EgressWorkers:      cfg.RTSP.EgressWorkers,
+		MulticastTTL:       cfg.RTSP.Multicast.TTL,
+		MulticastInterface: cfg.RTSP.Multicast.Interface,
+		Logger:             log,
+	}
+}
+
+func (g *Gateway) listening() {
+	g.log.Info("meshgw listening", "rtsp", g.RTSP.Addr().String(), "rtp_port", g.Node.UDP().RTPPort(),
+		"rtcp_port", g.Node.UDP().RTCPPort(), "routes", len(g.Control.cfg.Routes), "node", g.Control.local.name)
+}
+
+func (g *Gateway) closeParts() {
+	g.RTSP.Close()
+	g.Control.Close()
+	g.Node.Close()
+	if g.ident != nil {
+		g.ident.Close()
+	}
+}
+
+// Close stops the front door, then the control's flows, then the node. A cluster control leaves
+// every flow on remote nodes running for the next control to adopt.
 func (g *Gateway) Close() error {
+	if g.cluster != nil {
+		close(g.stop)
+		g.Control.Detach()
+	}
 	err := g.RTSP.Close()
+	if g.cluster != nil {
+		g.cluster.Close()
+	}
+	g.wg.Wait()
 	g.Control.Close()
 	if nerr := g.Node.Close(); err == nil {
 		err = nerr
+	}
+	if g.ident != nil {
+		g.ident.Close()
 	}
 	return err
 }

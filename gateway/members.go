@@ -10,7 +10,6 @@ import (
 
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
-	"github.com/meshgw/meshgw/rtp"
 )
 
 // Meta labels the control puts on every flow it creates. Nodes keep them and report them back
@@ -39,14 +38,6 @@ type NodeInfo struct {
 	// Boot changes every time the node process starts, so a restarted node (no flows) is told
 	// apart from one that re-attached after a control restart (flows kept).
 	Boot string
-}
-
-// SourceState is a node's report of one stream it ingests, sent again on every attach.
-type SourceState struct {
-	Stream string
-	SDP    []byte
-	Tracks []rtp.Track
-	Up     bool
 }
 
 // member is a node as the control steers it: the embedded local node or a remote one. A remote
