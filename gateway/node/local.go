@@ -572,10 +572,14 @@ func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 
 // Stats implements Node.
 func (n *Local) Stats(id string) (FlowStats, error) {
-	var st FlowStats
+	var (
+		st    FlowStats
+		relay bool
+	)
 	n.mu.Lock()
 	fl := n.flows[id]
-	if fl != nil && fl.spec.Kind == SourceRelay {
+	if fl != nil && fl.spec.Kind == SourceRelay { // spec is rewritten by updates: read it here
+		relay = true
 		for _, k := range peerKeys(fl.spec) {
 			if p := n.peers[k]; p != nil {
 				st.Dropped += p.dropped.Load()
@@ -586,7 +590,7 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 	if fl == nil {
 		return FlowStats{}, fmt.Errorf("flow %s: %w", id, ErrNotFound)
 	}
-	if fl.spec.Kind == SourceRelay {
+	if relay {
 		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
 	} else if fl.sink != nil {
 		ss := fl.sink.Stats()
