@@ -260,7 +260,7 @@ func (c *Control) joinMulticast(ctx context.Context, s *stream, track int) (node
 	c.mu.Unlock()
 	mc := c.cfg.RTSP.Multicast
 	port := uint16(mc.Port + 2*track)
-	f := node.Flow{ID: mf.id, Version: 1, Kind: node.SinkMulticast, Stream: s.id, Track: track,
+	f := node.Flow{ID: mf.id, Version: 0, Kind: node.SinkMulticast, Stream: s.id, Track: track,
 		RTP: netip.AddrPortFrom(group, port), RTCP: netip.AddrPortFrom(group, port+1)}
 	st, err := c.node.Apply(ctx, f) // idempotent for later players: returns the position
 	if err != nil {
