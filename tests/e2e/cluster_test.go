@@ -106,6 +106,7 @@ type rtpSeen struct {
 	ssrc string
 	seq  int
 	port int
+	len  int // UDP length
 }
 
 // capture runs tshark on h for d and returns the RTP (video and audio) packets it saw arriving
@@ -114,23 +115,25 @@ func capture(ctx context.Context, t *testing.T, h *peertest.Host, d time.Duratio
 	t.Helper()
 	return h.Run(ctx, t, "tshark", "-n", "-i", peertest.NetnsDev, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())),
 		"-f", "udp and src port 8000", "-d", "udp.port==1024-65535,rtp",
-		"-T", "fields", "-E", "separator=,", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "udp.dstport")
+		"-T", "fields", "-E", "separator=,", "-E", "aggregator=|", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "udp.dstport", "-e", "udp.length")
 }
 
 func parseCapture(out string) []rtpSeen {
 	var pkts []rtpSeen
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Split(strings.TrimSpace(line), ",")
-		if len(f) != 5 || f[2] == "" {
+		// Frames with a field twice (an ICMP error quoting a packet) are not media.
+		if len(f) != 6 || f[2] == "" || strings.Contains(line, "|") {
 			continue
 		}
 		at, err1 := strconv.ParseFloat(f[0], 64)
 		seq, err2 := strconv.Atoi(f[3])
 		port, err3 := strconv.Atoi(f[4])
-		if err1 != nil || err2 != nil || err3 != nil {
+		n, err4 := strconv.Atoi(f[5])
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || at < 1e9 {
 			continue
 		}
-		pkts = append(pkts, rtpSeen{at: at, src: f[1], ssrc: f[2], seq: seq, port: port})
+		pkts = append(pkts, rtpSeen{at: at, src: f[1], ssrc: f[2], seq: seq, port: port, len: n})
 	}
 	return pkts
 }
@@ -152,10 +155,15 @@ func lineReport(t *testing.T, pkts []rtpSeen) (srcs map[string]int, maxGap time.
 				continue // a duplicate during a planned move
 			}
 			if d > 30000 {
-				t.Errorf("ssrc %s: sequence went back from %d to %d", ssrc, ps[i-1].seq, ps[i].seq)
+				t.Errorf("ssrc %s: sequence went back from %d to %d (%+v → %+v)", ssrc, ps[i-1].seq, ps[i].seq, ps[max(0, i-3):i], ps[i:min(len(ps), i+3)])
 				continue
 			}
-			missing += d - 1
+			// A UDP GSO datagram (a run of equal-size packets to one reader) crosses the veth
+			// unsegmented, so the capture sees one frame with the first header; the socket
+			// behind it receives every segment. Only gaps after a normal-size frame are loss.
+			if ps[i-1].len <= 1480 {
+				missing += d - 1
+			}
 			if g := time.Duration((ps[i].at - ps[i-1].at) * float64(time.Second)); g > maxGap {
 				maxGap = g
 			}
@@ -192,8 +200,8 @@ func TestClusterServesFromNodes(t *testing.T) {
 		want string
 	}{{"player 1", cap1, c.a.Addr.String()}, {"player 2", cap2, c.b.Addr.String()}} {
 		out := result(cp.p, 30*time.Second)
-		srcs, _, _, _ := lineReport(t, parseCapture(out))
-		t.Logf("%s received RTP from %v", cp.name, srcs)
+		srcs, gap, missing, _ := lineReport(t, parseCapture(out))
+		t.Logf("%s received RTP from %v (largest silence %v, %d missing)", cp.name, srcs, gap.Round(time.Millisecond), missing)
 		if srcs[cp.want] < 100 {
 			t.Errorf("%s: %d RTP packets from its serving node %s, want >= 100 (senders %v)", cp.name, srcs[cp.want], cp.want, srcs)
 		}
