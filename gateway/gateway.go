@@ -141,8 +141,18 @@ func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ga
 func openIdentity(ctx context.Context, cfg *config.Config, role string, log *slog.Logger) (*identity.Source, spiffeid.TrustDomain, error) {
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	src, err := identity.Open(ictx, identity.Config{TrustDomain: cfg.Identity.TrustDomain,
-		CertFile: cfg.Identity.Cert, KeyFile: cfg.Identity.Key, BundleFile: cfg.Identity.Bundle}, log)
+	icfg := identity.Config{TrustDomain: cfg.Identity.TrustDomain,
+		CertFile: cfg.Identity.Cert, KeyFile: cfg.Identity.Key, BundleFile: cfg.Identity.Bundle}
+	// Name the wanted ID when the trust domain is known: a Workload API may issue several SVIDs
+	// to one workload (control and node under one uid), and static files are checked against it.
+	if td, err := spiffeid.TrustDomainFromString(cfg.Identity.TrustDomain); err == nil {
+		if role == "control" {
+			icfg.ID = identity.ControlID(td).String()
+		} else if id, err := identity.NodeID(td, cfg.Node.Name); err == nil {
+			icfg.ID = id.String()
+		}
+	}
+	src, err := identity.Open(ictx, icfg, log)
 	if err != nil {
 		if errors.Is(err, identity.ErrNoIdentity) {
 			return nil, spiffeid.TrustDomain{}, fmt.Errorf("meshgw %s refuses to start without an identity (the control↔node channel is never plaintext): %w", role, err)
