@@ -61,9 +61,9 @@ test_rc=${PIPESTATUS[0]}
 set -e
 [ "$test_rc" -eq 0 ] || fail "go test (exit $test_rc)"
 
-section "go test -race ./rtp/... ./rtsp/... ./fec/..."
+section "go test -race ./rtp/... ./rtsp/... ./fec/... ./gateway/..."
 race_pkgs=()
-for d in rtp rtsp fec; do [ -d "$d" ] && race_pkgs+=("./$d/..."); done
+for d in rtp rtsp fec gateway; do [ -d "$d" ] && race_pkgs+=("./$d/..."); done
 if [ ${#race_pkgs[@]} -gt 0 ]; then
   go test -race -count=1 -timeout "$GOTEST_TIMEOUT" "${race_pkgs[@]}" || fail "go test -race"
 else
