@@ -380,32 +380,29 @@ func (lt *localTarget) Flows() []node.Flow {
 	return out
 }
 
+// realLocal returns a Target backed by a real node.Local named name, and the agent setup hook
+// that builds the Local on the agent's events; the Local is closed when the test ends, after the
+// agent.
+func realLocal(t *testing.T, name string) (*localTarget, func(*Agent)) {
+	lt := &localTarget{fl: map[string]node.Flow{}}
+	return lt, func(a *Agent) {
+		local, err := node.NewLocal(node.LocalConfig{Name: name, UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0"}, Events: a.Events()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { local.Close() })
+		lt.Local = local
+	}
+}
+
 // TestRealLocal steers a real node.Local through the API: the demo source's SourceReady, raised
 // inside Apply, reaches the control, and the data plane's errors keep their codes.
 func TestRealLocal(t *testing.T) {
 	p := newPKI(t, "a")
 	h := newRecHandler()
 	_, addr, _ := startServer(t, p, "", ServerConfig{Handler: h})
-	lt := &localTarget{fl: map[string]node.Flow{}}
-	// the agent is built first: the node reports its events to it
-	a, err := NewAgent(AgentConfig{Control: addr, TLS: clientTLS(t, p, "a"), Node: lt, Hello: Hello{Name: "a"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := node.NewLocal(node.LocalConfig{Name: "a", UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0"}, Events: a.Events()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer local.Close()
-	lt.Local = local
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(context.Background()) }()
-	defer func() {
-		a.Close()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	lt, setup := realLocal(t, "a")
+	startAgent(t, p, "a", "a", addr, lt, nil, setup)
 	r := h.next(t, "up").node
 	ctx := context.Background()
 	if _, err := r.Apply(ctx, demoFlow); err != nil {
@@ -420,7 +417,7 @@ func TestRealLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.RTPPort != local.UDP().RTPPort() || st.SSRC == 0 {
+	if st.RTPPort != lt.UDP().RTPPort() || st.SSRC == 0 {
 		t.Errorf("sink status %+v", st)
 	}
 	missing := sinkFlow

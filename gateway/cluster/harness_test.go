@@ -170,6 +170,13 @@ func startServer(t *testing.T, p pki, addr string, cfg ServerConfig) (s *Server,
 	t.Helper()
 	src := p.source(t, "control")
 	cfg.TLS = identity.ServerTLS(src, identity.AuthorizeAnyNode(src.TrustDomain()))
+	return serve(t, addr, cfg)
+}
+
+// serve runs a control server with cfg (TLS included) on addr ("" for a free port) until the
+// test ends or stop.
+func serve(t *testing.T, addr string, cfg ServerConfig) (s *Server, listen string, stop func()) {
+	t.Helper()
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -207,10 +214,16 @@ func startServer(t *testing.T, p pki, addr string, cfg ServerConfig) (s *Server,
 // startAgent runs an agent with the SVID base, claiming name, until the test ends or stop.
 func startAgent(t *testing.T, p pki, base, name, control string, target Target, log *slog.Logger, setup ...func(*Agent)) (a *Agent, stop func()) {
 	t.Helper()
-	src := p.source(t, base)
+	return runAgent(t, clientTLS(t, p, base), name, control, target, log, setup...)
+}
+
+// runAgent runs an agent with the client TLS config tc, claiming name, until the test ends or
+// stop.
+func runAgent(t *testing.T, tc *tls.Config, name, control string, target Target, log *slog.Logger, setup ...func(*Agent)) (a *Agent, stop func()) {
+	t.Helper()
 	a, err := NewAgent(AgentConfig{
 		Control: control,
-		TLS:     identity.ClientTLS(src, identity.AuthorizeControl(src.TrustDomain())),
+		TLS:     tc,
 		Node:    target,
 		Hello: Hello{
 			Name: name, DataAddr: netip.MustParseAddr("127.0.0.1"), RTPPort: 8000, RTCPPort: 8001,
