@@ -12,16 +12,23 @@
 #   scripts/load.sh -publishers 2 -bitrate 50000000 -readers 2
 #   scripts/load.sh -publish=false -url rtsp://127.0.0.1:18554/demo -transport tcp
 #   LOAD_PACING=3 scripts/load.sh -readers 100 -rcvbuf 0
+# LOAD_CLUSTER=1 runs a control plus one far node (127.0.0.1, RTP from 19000) whose client network
+# is 127.0.0.0/8: the publisher lands on the control's local node, the stream is relayed once to
+# the far node, the far node serves every reader, and -pid is the far node's, so the report is the
+# fan-out cost on a far node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
 gw=""
+far=""
 cleanup() {
-  if [ -n "$gw" ] && kill -0 "$gw" 2>/dev/null; then
-    kill "$gw" 2>/dev/null || true
-    wait "$gw" 2>/dev/null || true
-  fi
+  for p in $far $gw; do
+    if kill -0 "$p" 2>/dev/null; then
+      kill "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+    fi
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -44,8 +51,28 @@ routes:
     pacing: ${LOAD_PACING:-0}
 YAML
 
-"$tmp/meshgw" run -c "$tmp/meshgw.yaml" 2>"$tmp/meshgw.log" &
+role=run
+if [ -n "${LOAD_CLUSTER:-}" ]; then
+  role=control
+  "$tmp/meshgw" certs -dir "$tmp/pki" -td load.test far >/dev/null
+  idn() { printf 'identity: {trust_domain: load.test, cert: %s/%s.pem, key: %s/%s.key, bundle: %s/ca.pem}\n' "$tmp/pki" "$1" "$tmp/pki" "$1" "$tmp/pki"; }
+  { idn control
+    printf 'control: {listen: "127.0.0.1:18443", startup_grace: 0s}\nnode: {name: control, data_address: 127.0.0.1}\n'
+  } >>"$tmp/meshgw.yaml"
+  { idn far
+    printf 'log_level: warn\nrtsp: {rtp_port: 19000, egress_workers: %s}\n' "${LOAD_EGRESS_WORKERS:-0}"
+    printf 'node: {name: far, control: "127.0.0.1:18443", data_address: 127.0.0.1, client_networks: [127.0.0.0/8]}\n'
+  } >"$tmp/far.yaml"
+fi
+"$tmp/meshgw" "$role" -c "$tmp/meshgw.yaml" 2>"$tmp/meshgw.log" &
 gw=$!
+pid=$gw
+if [ -n "${LOAD_CLUSTER:-}" ]; then
+  "$tmp/meshgw" node -c "$tmp/far.yaml" 2>"$tmp/far.log" &
+  far=$!
+  pid=$far
+  sleep 1
+fi
 
 # wait for the RTSP port (bash's /dev/tcp: no extra tools needed)
 for _ in $(seq 100); do
@@ -61,11 +88,20 @@ for _ in $(seq 100); do
 done
 
 status=0
-"$tmp/meshload" -pid "$gw" -url rtsp://127.0.0.1:18554/load -publish -readers 100 "$@" || status=$?
+"$tmp/meshload" -pid "$pid" -url rtsp://127.0.0.1:18554/load -publish -readers 100 "$@" || status=$?
 
 kill "$gw"
 wait "$gw" 2>/dev/null || true
 gw=""
+if [ -n "$far" ]; then
+  kill "$far"
+  wait "$far" 2>/dev/null || true
+  far=""
+  if [ -s "$tmp/far.log" ]; then
+    echo "load.sh: far node log:" >&2
+    cat "$tmp/far.log" >&2
+  fi
+fi
 if [ -s "$tmp/meshgw.log" ]; then
   echo "load.sh: meshgw log:" >&2
   cat "$tmp/meshgw.log" >&2
