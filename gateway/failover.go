@@ -59,12 +59,13 @@ func (c *Control) NodeDown(name string, n node.Node, err error) {
 	for _, s := range c.streams {
 		streams = append(streams, s)
 	}
-	closed := c.closed
+	// A control that is going away leaves the nodes' work where it is for the next control.
+	closing := c.closed || c.detached
 	c.mu.Unlock()
-	c.log.Warn("node down; moving its work", "node", name, "err", err)
-	if closed {
+	if closing {
 		return
 	}
+	c.log.Warn("node down; moving its work", "node", name, "err", err)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
