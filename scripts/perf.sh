@@ -34,3 +34,6 @@ scripts/load.sh -publishers 2 -bitrate 50000000 -readers 2 -duration "$secs" -fl
 
 section "100 TCP-interleaved readers"
 scripts/load.sh -readers 100 -transport tcp -duration "$secs"
+
+section "100 UDP readers on a far node (control + node, relay)"
+LOAD_CLUSTER=1 scripts/load.sh -readers 100 -duration "$secs"
