@@ -111,7 +111,7 @@ type rtpSeen struct {
 
 // capture runs tshark on h for d and returns the RTP (video and audio) packets it saw arriving
 // over UDP from any node, decoded as RTP by port range.
-func capture(ctx context.Context, t *testing.T, h *peertest.Host, d time.Duration) *peertest.Proc {
+func captureOn(ctx context.Context, t *testing.T, h *peertest.Host, d time.Duration) *peertest.Proc {
 	t.Helper()
 	return h.Run(ctx, t, "tshark", "-n", "-i", peertest.NetnsDev, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())),
 		"-f", "udp and src port 8000", "-d", "udp.port==1024-65535,rtp",
@@ -181,8 +181,8 @@ func TestClusterServesFromNodes(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
 
-	cap1 := capture(ctx, t, c.p1, 8*time.Second)
-	cap2 := capture(ctx, t, c.p2, 8*time.Second)
+	cap1 := captureOn(ctx, t, c.p1, 8*time.Second)
+	cap2 := captureOn(ctx, t, c.p2, 8*time.Second)
 	time.Sleep(time.Second) // tshark needs a moment to open the interface
 	ff := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 4, "-v", "trace")...)
 	gst := c.p2.Run(ctx, t, "gst-launch-1.0", playGstArgs(c.url, "udp", 60)...)
@@ -222,11 +222,7 @@ func TestClusterServesFromNodes(t *testing.T) {
 // returns to it, again without a break in the line.
 func TestClusterNodeFailover(t *testing.T) {
 	c := newCluster(t)
-	ctx := context.Background()
-	cp := capture(ctx, t, c.p2, 16*time.Second)
-	time.Sleep(time.Second)
-	ff := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 13)...)
-	time.Sleep(3 * time.Second)
+	cp, ff := c.playCaptured(c.p2, 16*time.Second, 13)
 	killed := time.Now()
 	_ = c.bP.Signal(syscall.SIGKILL)
 	c.waitLog(c.ctlP, `msg="reader moved".*from=node-b`, 10*time.Second)
@@ -260,10 +256,7 @@ func TestClusterNodeFailover(t *testing.T) {
 func TestClusterControlRestart(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	cp := capture(ctx, t, c.p1, 12*time.Second)
-	time.Sleep(time.Second)
-	ff := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 30)...)
-	time.Sleep(3 * time.Second)
+	cp, ff := c.playCaptured(c.p1, 12*time.Second, 30)
 	_ = c.ctlP.Signal(syscall.SIGKILL)
 	_ = c.ctlP.Wait(5 * time.Second)
 	time.Sleep(time.Second)
@@ -295,4 +288,15 @@ func TestClusterControlRestart(t *testing.T) {
 func result(p *peertest.Proc, d time.Duration) string {
 	_ = p.Wait(d)
 	return p.Output()
+}
+
+// playCaptured starts a capture of d on player h, then a UDP ffmpeg reader of secs seconds, and
+// returns once the reader has played for 3 s.
+func (c *cluster) playCaptured(h *peertest.Host, d time.Duration, secs int) (capture, reader *peertest.Proc) {
+	ctx := context.Background()
+	capture = captureOn(ctx, c.t, h, d)
+	time.Sleep(time.Second) // tshark needs a moment to open the interface
+	reader = h.Run(ctx, c.t, "ffmpeg", playFFmpegArgs("udp", c.url, secs)...)
+	time.Sleep(3 * time.Second)
+	return capture, reader
 }
