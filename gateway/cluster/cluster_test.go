@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -344,47 +343,15 @@ func TestReplacedAttach(t *testing.T) {
 	}
 }
 
-// localTarget is a node.Local with the flow list the agent reports.
-// TODO(lead): drop once node.Local has Flows() (landing on the relay branch).
-type localTarget struct {
-	*node.Local
-	mu sync.Mutex
-	fl map[string]node.Flow
-}
-
-func (lt *localTarget) Apply(ctx context.Context, f node.Flow) (node.FlowStatus, error) {
-	st, err := lt.Local.Apply(ctx, f)
-	if err == nil {
-		lt.mu.Lock()
-		lt.fl[f.ID] = f
-		lt.mu.Unlock()
-	}
-	return st, err
-}
-
-func (lt *localTarget) Delete(ctx context.Context, id string) error {
-	err := lt.Local.Delete(ctx, id)
-	lt.mu.Lock()
-	delete(lt.fl, id)
-	lt.mu.Unlock()
-	return err
-}
-
-func (lt *localTarget) Flows() []node.Flow {
-	lt.mu.Lock()
-	defer lt.mu.Unlock()
-	var out []node.Flow
-	for _, f := range lt.fl {
-		out = append(out, f)
-	}
-	return out
-}
+// localTarget is the Target of a node.Local that is built after the agent (it needs the agent's
+// events); the agent only calls it once attached, after the setup hook ran.
+type localTarget struct{ *node.Local }
 
 // realLocal returns a Target backed by a real node.Local named name, and the agent setup hook
 // that builds the Local on the agent's events; the Local is closed when the test ends, after the
 // agent.
 func realLocal(t *testing.T, name string) (*localTarget, func(*Agent)) {
-	lt := &localTarget{fl: map[string]node.Flow{}}
+	lt := &localTarget{}
 	return lt, func(a *Agent) {
 		local, err := node.NewLocal(node.LocalConfig{Name: name, UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0"}, Events: a.Events()})
 		if err != nil {

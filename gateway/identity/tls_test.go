@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,6 +21,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/meshgw/meshgw/internal/peertest"
 )
 
 // ioDeadline only bounds a test that would otherwise hang; no assertion
@@ -110,28 +111,9 @@ func handshake(t *testing.T, sc, cc *tls.Config) (server, client result) {
 	return server, client
 }
 
-// logBuffer collects log output for assertions; slog handlers may be called
-// from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logBuffer = peertest.LogBuffer
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLog(b *logBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func newLog(b *logBuffer) *slog.Logger { return b.Logger() }
 
 var meshTD = spiffeid.RequireTrustDomainFromString("mesh.test")
 
