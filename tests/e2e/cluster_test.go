@@ -300,3 +300,45 @@ func (c *cluster) playCaptured(h *peertest.Host, d time.Duration, secs int) (cap
 	time.Sleep(3 * time.Second)
 	return capture, reader
 }
+
+// TestClusterIngestNodeFailover kills the node that ingests the stream. Two readers depend on it:
+// a UDP reader on player 2, served by node-b through a relay from node-a, and a TCP-interleaved
+// reader on player 1, served by the control's local node through a relay from node-a. The control
+// re-ingests the stream on a live node and points the remaining relays at it; both readers keep
+// playing without a reconnect, and the UDP reader's line keeps one SSRC per track.
+func TestClusterIngestNodeFailover(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	cp, ff := c.playCaptured(c.p2, 16*time.Second, 13)
+	tcp := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("tcp", c.url, 12)...)
+	c.waitLog(c.ctlP, `msg="relay up".*to=control`, 10*time.Second)
+	time.Sleep(2 * time.Second)
+	killed := time.Now()
+	_ = c.aP.Signal(syscall.SIGKILL)
+	c.waitLog(c.ctlP, `msg="stream re-ingested".*from=node-a`, 10*time.Second)
+	reingested := time.Since(killed)
+	if m := regexp.MustCompile(`msg="stream re-ingested".*`).FindString(c.ctlP.Output()); m != "" {
+		t.Log(m)
+	}
+	playCheckFFmpeg(t, "UDP reader on node-b across the ingest node's death", ff, 40*time.Second, 150)
+	playCheckFFmpeg(t, "TCP reader on the control across the ingest node's death", tcp, 40*time.Second, 150)
+	out := result(cp, 40*time.Second)
+	pkts := parseCapture(out)
+	srcs, gap, missing, ssrcs := lineReport(t, pkts)
+	t.Logf("ingest node kill: re-ingested after %v; player 2 saw %d packets from %v, %d SSRCs, largest silence %v, %d packets missing",
+		reingested.Round(time.Millisecond), len(pkts), srcs, ssrcs, gap.Round(time.Millisecond), missing)
+	if reingested > 2500*time.Millisecond {
+		t.Errorf("stream re-ingested %v after the kill, want within 2 s of detection", reingested)
+	}
+	if ssrcs != 2 {
+		t.Errorf("player 2 saw %d SSRCs, want 2 (one line per track across the re-ingest)", ssrcs)
+	}
+	for src, n := range srcs {
+		if src != c.b.Addr.String() {
+			t.Errorf("player 2: %d RTP packets from %s, want all from its serving node %s", n, src, c.b.Addr)
+		}
+	}
+	if gap > 3*time.Second {
+		t.Errorf("largest silence %v, want under 3 s", gap)
+	}
+}
