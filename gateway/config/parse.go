@@ -122,6 +122,7 @@ func (p *parser) parse(data []byte) *Config {
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
+		{"auth", func(_, v *yaml.Node) { p.auth(&c.Auth, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
 	switch {
@@ -155,7 +156,9 @@ func defaults() *Config {
 			SlowReaderTimeout: 10 * time.Second,
 			TCPQueue:          4096,
 			Protocols:         []string{ProtoUDP, ProtoMulticast, ProtoTCP},
+			Limits:            defaultLimits(),
 		},
+		Auth: defaultAuth(),
 		Control: Control{
 			Listen:       ":8443",
 			NodeTimeout:  2 * time.Second,
@@ -185,7 +188,7 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 	}
 	var rtcp *yaml.Node
 	rtcpPort, rtpOK := 0, true
-	p.fields(m, path, []field{
+	p.fields(m, path, append([]field{
 		{"listen", func(_, v *yaml.Node) {
 			var s string
 			if p.strWant(&s, "rtsp.listen", v, `host:port like ":8554"`) {
@@ -220,7 +223,7 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 		{"slow_reader_timeout", func(_, v *yaml.Node) {
 			p.duration(&r.SlowReaderTimeout, "rtsp.slow_reader_timeout", v, false)
 		}},
-	})
+	}, p.limitFields(&r.Limits)...))
 	// The RTCP port is derived, not chosen: accept it only when it agrees.
 	r.RTCPPort = 0
 	if r.RTPPort != 0 {
@@ -394,6 +397,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				}
 			}
 		}},
+		{"allow_ips", func(_, v *yaml.Node) { r.AllowIPs = p.prefixes(path+".allow_ips", v) }},
 		{"reconnect_min", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMin, path+".reconnect_min", v, false) {
 				minNode = v
