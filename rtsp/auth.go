@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -146,6 +147,8 @@ func authRoute(method base.Method, uri string) (string, bool) {
 	return routePath(u), true
 }
 
+const reasonNoCredentials = "no credentials"
+
 // denial is an authorization refusal: the response and why (for the log).
 type denial struct {
 	res    *base.Response
@@ -172,7 +175,12 @@ func (c *conn) authorize(req *base.Request, action access.Action, route string) 
 		c.markAuthenticated()
 		return nil
 	}
-	c.log.Warn("rtsp access denied", "reason", d.reason, "user", d.user, "action", string(action), "path", route,
+	// A challenge to a client that sent no credentials yet is how every login starts: Info, not Warn.
+	level := slog.LevelWarn
+	if d.reason == reasonNoCredentials {
+		level = slog.LevelInfo
+	}
+	c.log.Log(c.s.ctx, level, "rtsp access denied", "reason", d.reason, "user", d.user, "action", string(action), "path", route,
 		"method", string(req.Method), "status", int(d.res.StatusCode))
 	return d.res
 }
@@ -197,7 +205,7 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 		if p.Anonymous.Allows(action, route) {
 			return c.callout(req, action, route, "", "", false)
 		}
-		return c.unauthorized("no credentials", "", false, false)
+		return c.unauthorized(reasonNoCredentials, "", false, false)
 	}
 	cr, err := parseAuthorization(h)
 	if err != nil {
