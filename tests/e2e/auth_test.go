@@ -250,7 +250,7 @@ func TestAuthPublishFFmpeg(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	denied := ffmpegPublisher(ctx, t, "tcp", "rtsp://viewer:view-pw@"+host+"/pub", "320x240", 3)
-	if err := denied.Wait(30*time.Second); err == nil || !strings.Contains(denied.Output(), "403") {
+	if err := denied.Wait(30 * time.Second); err == nil || !strings.Contains(denied.Output(), "403") {
 		t.Errorf("publishing without permission: exit %v\n%s", err, tail(denied.Output()))
 	}
 	pub := ffmpegPublisher(ctx, t, "tcp", "rtsp://pubber:pub:pw@"+host+"/pub", "320x240", 8)
@@ -350,7 +350,7 @@ func TestAuthHTTPCallout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	bad := peertest.Run(ctx, t, "ffmpeg", playFFmpegArgs("tcp", "rtsp://ext:other@"+host+"/demo", 2)...)
-	if err := bad.Wait(30*time.Second); err == nil || !strings.Contains(bad.Output(), "401") {
+	if err := bad.Wait(30 * time.Second); err == nil || !strings.Contains(bad.Output(), "401") {
 		t.Errorf("callout refusal: exit %v\n%s", err, tail(bad.Output()))
 	}
 	mu.Lock()

@@ -33,7 +33,7 @@ routes:
 type protoResp struct {
 	status int
 	reason string
-	header map[string]string // canonical keys as sent, looked up case-insensitively by get
+	header map[string]string   // canonical keys as sent, looked up case-insensitively by get
 	multi  map[string][]string // every value of repeated headers, by lower-case key
 	body   string
 }
