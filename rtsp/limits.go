@@ -48,6 +48,9 @@ type limiter struct {
 	unauth        int
 	unauthPerAddr map[netip.Addr]int
 	rejecting     int
+	// refusal log lines are limited to one a second, so a flood cannot flood the log too
+	lastLog    time.Time
+	suppressed int
 }
 
 func newLimiter(cfg Limits) *limiter {
@@ -77,6 +80,20 @@ func (l *limiter) admit(addr netip.Addr) (why string, answer bool) {
 	}
 	l.rejecting++
 	return why, true
+}
+
+// logRefusal reports whether a refused connection may be logged now, and how many refusals
+// went unlogged since the last line.
+func (l *limiter) logRefusal(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastLog) < time.Second {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.lastLog, l.suppressed = now, 0
+	return true, n
 }
 
 func (l *limiter) rejectDone() {

@@ -164,7 +164,9 @@ func (s *Server) acceptLoop() {
 		c := newConn(s, nc)
 		why, answer := s.lim.admit(c.remote.Addr())
 		if why != "" {
-			c.log.Warn("rtsp connection refused by a limit", "reason", why, "status", int(statusConnLimit), "answered", answer)
+			if ok, n := s.lim.logRefusal(time.Now()); ok {
+				c.log.Warn("rtsp connection refused by a limit", "reason", why, "status", int(statusConnLimit), "answered", answer, "refusals_not_logged", n)
+			}
 			if !answer {
 				c.w.Close()
 				nc.Close()
