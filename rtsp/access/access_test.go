@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,6 +203,7 @@ func TestBans(t *testing.T) {
 }
 
 func TestCallout(t *testing.T) {
+	var mu sync.Mutex
 	var got []CalloutRequest
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var cr CalloutRequest
@@ -209,7 +211,9 @@ func TestCallout(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
+		mu.Lock()
 		got = append(got, cr)
+		mu.Unlock()
 		switch cr.User {
 		case "ok":
 			w.WriteHeader(http.StatusNoContent)
@@ -236,6 +240,8 @@ func TestCallout(t *testing.T) {
 	if ok, _, err := c.Ask(ctx, CalloutRequest{User: "slow", Action: Read}); ok || err == nil {
 		t.Errorf("slow: %v %v, want a timeout error", ok, err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(got) < 1 || got[0] != (CalloutRequest{User: "ok", Password: "pw", Action: Publish, Path: "p", IP: "127.0.0.1", Query: "a=b"}) {
 		t.Errorf("service saw %+v", got)
 	}
