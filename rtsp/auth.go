@@ -221,8 +221,10 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 			// Not ours: the callout authenticates it, so it gets the password.
 			return c.callout(req, action, route, cr.user, cr.password, true)
 		case u == nil:
+			access.DummyVerify(cr.password)
 			return c.unauthorized("unknown user", cr.user, true, false)
 		case u.Password == nil:
+			access.DummyVerify(cr.password)
 			return c.unauthorized("user has no password hash, only Digest HA1 values; Basic cannot be checked", cr.user, true, false)
 		case !u.Password.Verify(cr.password):
 			return c.unauthorized("wrong password", cr.user, true, false)

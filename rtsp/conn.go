@@ -43,8 +43,6 @@ type conn struct {
 	// connection's goroutine.
 	user   string
 	authed bool
-	// refused, when set, is why the connection is over a limit: its first request gets 503.
-	refused string
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -82,15 +80,14 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 func (c *conn) run() {
-	if c.refused != "" {
-		c.serveRefused(c.refused)
-		return
-	}
+	// An ending connection leaves the unauthenticated count, even if a panic ends it.
+	defer func() {
+		if !c.authed {
+			c.s.lim.authenticated(c.remote.Addr())
+		}
+	}()
 	c.log.Debug("rtsp connection opened")
 	err := c.readLoop()
-	if !c.authed {
-		c.s.lim.authenticated(c.remote.Addr()) // leaves the unauthenticated count either way
-	}
 	c.mu.Lock()
 	owned := make([]*session, 0, len(c.sessions))
 	for ss := range c.sessions {

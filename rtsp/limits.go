@@ -1,12 +1,17 @@
 package rtsp
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"github.com/meshgw/meshgw/rtsp/access"
 )
 
 // Limits bound what clients may hold, so one client (or one address) cannot exhaust the server
@@ -61,6 +66,7 @@ func newLimiter(cfg Limits) *limiter {
 // the connection is refused; refuse=false means it must be closed at once without an answer,
 // because too many refusals are already being answered.
 func (l *limiter) admit(addr netip.Addr) (why string, answer bool) {
+	addr = access.ClientKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -104,6 +110,7 @@ func (l *limiter) rejectDone() {
 
 // authenticated moves a connection out of the unauthenticated count.
 func (l *limiter) authenticated(addr netip.Addr) {
+	addr = access.ClientKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.unauth--
@@ -114,6 +121,7 @@ func (l *limiter) authenticated(addr netip.Addr) {
 
 // reserveSession takes a session slot for route and addr, or says which cap is full.
 func (l *limiter) reserveSession(route string, addr netip.Addr) (release func(), why string) {
+	addr = access.ClientKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -163,20 +171,29 @@ func (c *conn) reserveSession(route string) (func(), *base.Response) {
 }
 
 // serveRefused answers the first request of a connection over the unauthenticated-connection cap
-// with 503 and closes it. The whole exchange is bounded by read_timeout.
-func (c *conn) serveRefused(why string) {
-	defer c.s.lim.rejectDone()
-	defer c.nc.Close()
-	c.w.Close()
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ReadTimeout))
-	req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
+// with 503 and closes it. The whole exchange is bounded by read_timeout, and it needs no conn
+// (whose frame buffer alone is 64 KiB) so that a flood costs little.
+func (s *Server) serveRefused(nc net.Conn) {
+	defer s.lim.rejectDone()
+	defer nc.Close()
+	stop := context.AfterFunc(s.ctx, func() { nc.Close() })
+	defer stop()
+	_ = nc.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	br := bufio.NewReaderSize(nc, 4096)
+	if _, err := br.Peek(1); err != nil {
+		return
+	}
+	req, err := readRequest(br, s.cfg.MaxRequestBytes, s.cfg.Limits.MaxHeaders)
 	if err != nil {
 		return
 	}
 	res := statusf(statusConnLimit, "too many unauthenticated connections")
 	res.Header["Retry-After"] = base.HeaderValue{"5"}
+	res.Header["Server"] = base.HeaderValue{"meshgw"}
 	if cseq, ok := req.Header["CSeq"]; ok {
 		res.Header["CSeq"] = cseq
 	}
-	c.writeFinal(res)
+	if b, err := res.Marshal(); err == nil {
+		_, _ = nc.Write(b)
+	}
 }

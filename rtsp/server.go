@@ -161,19 +161,23 @@ func (s *Server) acceptLoop() {
 			}
 		}
 		backoff = 0
-		c := newConn(s, nc)
-		why, answer := s.lim.admit(c.remote.Addr())
-		if why != "" {
+		if why, answer := s.lim.admit(addrPortOf(nc.RemoteAddr()).Addr()); why != "" {
 			if ok, n := s.lim.logRefusal(time.Now()); ok {
-				c.log.Warn("rtsp connection refused by a limit", "reason", why, "status", int(statusConnLimit), "answered", answer, "refusals_not_logged", n)
+				s.log.Warn("rtsp connection refused by a limit", "remote", nc.RemoteAddr().String(), "reason", why,
+					"status", int(statusConnLimit), "answered", answer, "refusals_not_logged", n)
 			}
 			if !answer {
-				c.w.Close()
 				nc.Close()
 				continue
 			}
-			c.refused = why
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serveRefused(nc)
+			}()
+			continue
 		}
+		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

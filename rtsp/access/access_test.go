@@ -193,6 +193,19 @@ func TestBans(t *testing.T) {
 	if n := b.Tracked(); n > 4 {
 		t.Errorf("tracking %d addresses, cap 4", n)
 	}
+	// an IPv6 host is counted by its /64
+	b6 := NewBans(BanConfig{MaxFailures: 2, Window: time.Minute, BanTime: time.Minute}, func() time.Time { return now })
+	b6.Fail(netip.MustParseAddr("2001:db8:1:2::1"))
+	b6.Fail(netip.MustParseAddr("2001:db8:1:2:ffff::9"))
+	if _, banned := b6.Banned(netip.MustParseAddr("2001:db8:1:2::77")); !banned {
+		t.Error("IPv6 /64 not banned as one client")
+	}
+	if _, banned := b6.Banned(netip.MustParseAddr("2001:db8:1:3::1")); banned {
+		t.Error("neighbouring /64 banned")
+	}
+	if k := ClientKey(netip.MustParseAddr("::ffff:192.0.2.9")); k != netip.MustParseAddr("192.0.2.9") {
+		t.Errorf("ClientKey of a v4-mapped address = %v", k)
+	}
 	var nilBans *Bans
 	if _, banned := nilBans.Banned(a); banned {
 		t.Error("nil Bans banned")

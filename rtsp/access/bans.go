@@ -32,6 +32,18 @@ type banRecord struct {
 	latest time.Time
 }
 
+// ClientKey is the address a client is counted under, for bans and per-address limits: an IPv4
+// address itself, and for IPv6 its /64, because one host usually holds a whole /64 and could
+// otherwise step around a ban or a cap by changing addresses.
+func ClientKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
 // NewBans makes a failure counter; now is the clock (nil: time.Now), replaceable in tests.
 func NewBans(cfg BanConfig, now func() time.Time) *Bans {
 	if now == nil {
@@ -50,7 +62,7 @@ func (b *Bans) Banned(addr netip.Addr) (time.Time, bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r := b.addrs[addr.Unmap()]
+	r := b.addrs[ClientKey(addr)]
 	if r == nil || r.until.IsZero() {
 		return time.Time{}, false
 	}
@@ -68,7 +80,7 @@ func (b *Bans) Fail(addr netip.Addr) (int, bool) {
 	if b == nil || b.cfg.MaxFailures <= 0 {
 		return 0, false
 	}
-	addr = addr.Unmap()
+	addr = ClientKey(addr)
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -65,6 +65,13 @@ func (h *PasswordHash) Verify(password string) bool {
 	return false
 }
 
+// DummyVerify costs what checking a password against a new argon2id hash costs, for a user that
+// does not exist: the answer then takes as long as for a real user, so timing does not tell which
+// user names exist.
+func DummyVerify(password string) {
+	argon2.IDKey([]byte(password), make([]byte, argonSaltLen), argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+}
+
 // ParsePasswordHash reads an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$key) or a
 // bcrypt hash ($2a$/$2b$/$2y$).
 func ParsePasswordHash(s string) (*PasswordHash, error) {
