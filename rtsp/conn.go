@@ -147,7 +147,12 @@ func (c *conn) readLoop() error {
 		}
 		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// begun but not finished within read_timeout: a slow or slow-loris client
+				c.log.Info("rtsp request not complete within read_timeout; closing", "read_timeout", c.s.cfg.ReadTimeout)
+				return err
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return err
 			}
 			// The byte stream cannot be resynchronised after a bad message: answer and hang up.
