@@ -365,3 +365,27 @@ func TestAuthHTTPCallout(t *testing.T) {
 		t.Errorf("the service never saw the expected request; it saw %+v", seen)
 	}
 }
+
+// TestAuthAllowIPs checks the address allow lists: a route's allow_ips without an auth:
+// section, and auth.allow_ips in front of credentials.
+func TestAuthAllowIPs(t *testing.T) {
+	g := startGateway(t, `rtsp:
+  listen: LISTEN
+routes:
+  demo: {source: demo}
+  lan: {source: demo, allow_ips: [127.0.0.50/32]}
+`)
+	host := hostOf(g)
+	dialFrom(t, host, "127.0.0.51").expect(authReq("DESCRIBE", g.URL+"lan", 1, ""), 403)
+	dialFrom(t, host, "127.0.0.50").expect(authReq("DESCRIBE", g.URL+"lan", 1, ""), 200)
+	dialFrom(t, host, "127.0.0.51").expect(authReq("DESCRIBE", g.URL+"demo", 1, ""), 200)
+
+	g2 := startGateway(t, authConfig(t, "  allow_ips: [127.0.0.52/32]\n"))
+	host2 := hostOf(g2)
+	// refused before credentials are looked at: no challenge, no failure counted
+	r := dialFrom(t, host2, "127.0.0.53").expect(authReq("DESCRIBE", g2.URL+"open", 1, ""), 403)
+	if len(authChallenges(r)) != 0 {
+		t.Errorf("address refusal carries a challenge: %q", authChallenges(r))
+	}
+	dialFrom(t, host2, "127.0.0.52").expect(authReq("DESCRIBE", g2.URL+"open", 1, ""), 200)
+}
