@@ -267,7 +267,14 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 // unauthorized answers 401 with a fresh challenge; failed counts toward the address's ban.
 func (c *conn) unauthorized(reason, user string, failed, stale bool) *denial {
 	d := &denial{res: statusf(base.StatusUnauthorized, "credentials required"), reason: reason, user: user}
-	d.res.Header["WWW-Authenticate"] = c.challenge(stale)
+	if ch := c.challenge(stale); len(ch) > 0 {
+		d.res.Header["WWW-Authenticate"] = ch
+	} else {
+		// No user has a Digest HA1 and Basic is not allowed here: no credentials can succeed on
+		// this connection, and a 401 without a challenge would leave the client guessing.
+		d.res = statusf(base.StatusForbidden, "no login method is available over plain RTSP; use RTSPS")
+		d.reason += "; no login method available over plain RTSP"
+	}
 	if failed {
 		n, banned := c.s.cfg.Bans.Fail(c.remote.Addr())
 		d.reason = fmt.Sprintf("%s (failure %d)", reason, n)

@@ -267,6 +267,19 @@ func TestDecideTLSAndNonces(t *testing.T) {
 	}
 }
 
+func TestNoLoginMethodOverPlainRTSP(t *testing.T) {
+	f := newAuthFixture(t, false, "192.0.2.30:1")
+	delete(f.pol.Users, "alice") // only "basic" is left: no Digest HA1 anywhere
+	d := f.c.decide(f.req(base.Describe, "rtsp://h/cam/1"), access.Read, "cam/1")
+	if status(d) != 403 || len(d.res.Header["WWW-Authenticate"]) != 0 {
+		t.Errorf("plain RTSP with Basic-only users: %d %v", status(d), d.res.Header)
+	}
+	f.c.secure = true
+	if d := f.c.decide(f.req(base.Describe, "rtsp://h/cam/1"), access.Read, "cam/1"); status(d) != 401 {
+		t.Errorf("same over TLS: %d", status(d))
+	}
+}
+
 func FuzzParseAuthorization(f *testing.F) {
 	for _, s := range []string{
 		"Basic YWxpY2U6cGE6c3M=", "Basic !!", "basic YTpi",
