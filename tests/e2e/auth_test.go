@@ -389,3 +389,18 @@ routes:
 	}
 	dialFrom(t, host2, "127.0.0.52").expect(authReq("DESCRIBE", g2.URL+"open", 1, ""), 200)
 }
+
+// TestAuthPublishRtspclientsink publishes with GStreamer's rtspclientsink and its user-id/user-pw
+// (Digest), and reads the stream back with credentials.
+func TestAuthPublishRtspclientsink(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspclientsink", "gst:x264enc", "gst:videotestsrc")
+	g := startGateway(t, authConfig(t, ""))
+	host := hostOf(g)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	pub := peertest.Run(ctx, t, "gst-launch-1.0", append(rtspclientsinkArgs(g.URL+"pub", "tcp", 8, false), "user-id=pubber", "user-pw=pub:pw")...)
+	readURL := "rtsp://viewer:view-pw@" + host + "/pub"
+	waitPublished(t, readURL, 15*time.Second)
+	checkReader(t, "tcp", readURL)
+	waitRtspclientsinkEnd(t, g, pub, "tcp")
+}
