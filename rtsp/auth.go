@@ -260,6 +260,13 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 	if !u.Allows(action, route) {
 		return &denial{res: statusf(base.StatusForbidden, "user may not %s this route", action), reason: "no " + string(action) + " permission", user: cr.user}
 	}
+	if c.user != cr.user {
+		scheme := "basic"
+		if !cr.basic {
+			scheme = "digest " + cr.alg
+		}
+		c.log.Info("rtsp authenticated", "user", cr.user, "scheme", scheme, "action", string(action), "path", route)
+	}
 	c.user = cr.user
 	return c.callout(req, action, route, cr.user, "", false)
 }
