@@ -167,6 +167,14 @@ func (c *conn) checkBan() *denial {
 		reason: "address banned until " + until.UTC().Format(time.RFC3339)}
 }
 
+// checkBanNew is checkBan for a connection that has not been authorized yet.
+func (c *conn) checkBanNew() *denial {
+	if c.authed {
+		return nil
+	}
+	return c.checkBan()
+}
+
 // authorize decides whether req may do action on route. It returns nil to go ahead; otherwise
 // the response to send, after logging the reason (never a password).
 func (c *conn) authorize(req *base.Request, action access.Action, route string) *base.Response {

@@ -207,7 +207,9 @@ func (c *conn) handle(req *base.Request) bool {
 		c.writeResponse(&base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request: CSeq missing", Header: base.Header{}}, "", "")
 		return true
 	}
-	if d := c.checkBan(); d != nil {
+	// A banned address gets nothing more on a connection that has not logged in; one that logged
+	// in before the ban keeps its sessions (decide still refuses it any new login).
+	if d := c.checkBanNew(); d != nil {
 		c.log.Warn("rtsp access denied", "reason", d.reason, "method", string(req.Method), "status", int(d.res.StatusCode))
 		d.res.Header["CSeq"] = cseq
 		c.writeFinal(d.res)

@@ -167,6 +167,14 @@ func TestAuthBan(t *testing.T) {
 	g := startGateway(t, authConfig(t, "  max_failures: 3\n  failure_window: 1m\n  ban_time: 1m\n"))
 	host := hostOf(g)
 	url := g.URL + "demo"
+	// a session set up before the ban from the same address
+	early := dialFrom(t, host, "127.0.0.22")
+	er := early.expect(authReq("DESCRIBE", url, 1, ""), 401)
+	setup := "SETUP " + url + "/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nAuthorization: " +
+		digestAnswer(t, er, "SETUP", url+"/trackID=0", "viewer", "view-pw", headers.AuthAlgorithmMD5) + "\r\n\r\n"
+	sess := early.expect(setup, 200).get("Session")
+	sess, _, _ = strings.Cut(sess, ";")
+
 	c := dialFrom(t, host, "127.0.0.22")
 	r := c.expect(authReq("DESCRIBE", url, 1, ""), 401)
 	for i := range 3 {
@@ -184,6 +192,9 @@ func TestAuthBan(t *testing.T) {
 	if _, closed := c2.closedWithin(5 * time.Second); !closed {
 		t.Error("banned address's new connection left open")
 	}
+	// the session made before the ban goes on; a new login on its connection is refused
+	early.expect("GET_PARAMETER "+url+" RTSP/1.0\r\nCSeq: 3\r\nSession: "+sess+"\r\n\r\n", 200)
+	early.expect(authReq("DESCRIBE", url, 4, digestAnswer(t, er, "DESCRIBE", url, "viewer", "view-pw", headers.AuthAlgorithmMD5)), 403)
 	// another address is not affected
 	n, out := ffmpegFrames(t, "tcp", "rtsp://viewer:view-pw@"+host+"/demo", 3)
 	if n < 50 {
