@@ -258,7 +258,7 @@ func TestCallout(t *testing.T) {
 	if len(got) < 1 || got[0] != (CalloutRequest{User: "ok", Password: "pw", Action: Publish, Path: "p", IP: "127.0.0.1", Query: "a=b"}) {
 		t.Errorf("service saw %+v", got)
 	}
-	if ok, _, err := NewCallout("http://127.0.0.1:1/", time.Second).Ask(ctx, CalloutRequest{}); ok || err == nil {
-		t.Errorf("unreachable service: %v %v", ok, err)
+	if ok, _, err := NewCallout("http://u:hunter2@127.0.0.1:1/", time.Second).Ask(ctx, CalloutRequest{}); ok || err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("unreachable service: %v %v (the URL's password must not show)", ok, err)
 	}
 }

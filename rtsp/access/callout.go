@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"time"
 )
 
@@ -16,6 +17,8 @@ type Callout struct {
 	URL     string
 	Timeout time.Duration
 	client  *http.Client
+	// shown is URL with any password masked, for messages.
+	shown string
 }
 
 // CalloutRequest is the JSON body sent to the callout.
@@ -36,7 +39,11 @@ func NewCallout(url string, timeout time.Duration) *Callout {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	return &Callout{URL: url, Timeout: timeout, client: &http.Client{
+	shown := "(invalid URL)"
+	if u, err := neturl.Parse(url); err == nil {
+		shown = u.Redacted()
+	}
+	return &Callout{URL: url, Timeout: timeout, shown: shown, client: &http.Client{
 		Timeout:   timeout,
 		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 		// A redirect would resend credentials somewhere the operator did not name.
@@ -55,12 +62,13 @@ func (c *Callout) Ask(ctx context.Context, r CalloutRequest) (bool, int, error) 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
-		return false, 0, fmt.Errorf("auth callout: %w", err)
+		return false, 0, fmt.Errorf("auth callout %s: %w", c.shown, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	res, err := c.client.Do(req)
 	if err != nil {
-		return false, 0, fmt.Errorf("auth callout %s: %w", c.URL, err)
+		// net/http already masks the URL's password in its errors
+		return false, 0, fmt.Errorf("auth callout: %w", err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
