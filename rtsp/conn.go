@@ -43,6 +43,8 @@ type conn struct {
 	// connection's goroutine.
 	user   string
 	authed bool
+	// uncounted is set once the connection has left the unauthenticated count.
+	uncounted bool
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -81,11 +83,7 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 func (c *conn) run() {
 	// An ending connection leaves the unauthenticated count, even if a panic ends it.
-	defer func() {
-		if !c.authed {
-			c.s.lim.authenticated(c.remote.Addr())
-		}
-	}()
+	defer c.uncount()
 	c.log.Debug("rtsp connection opened")
 	err := c.readLoop()
 	c.mu.Lock()
@@ -98,6 +96,7 @@ func (c *conn) run() {
 	for _, ss := range owned {
 		ss.close("connection closed")
 	}
+	c.uncount() // before the client can see the close and reconnect into its slot
 	c.w.Close()
 	c.nc.Close()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {

@@ -153,10 +153,16 @@ func (l *limiter) reserveSession(route string, addr netip.Addr) (release func(),
 
 // markAuthenticated records that one of the connection's requests was authorized.
 func (c *conn) markAuthenticated() {
-	if c.authed {
+	c.authed = true
+	c.uncount()
+}
+
+// uncount takes the connection out of the unauthenticated count, once.
+func (c *conn) uncount() {
+	if c.uncounted {
 		return
 	}
-	c.authed = true
+	c.uncounted = true
 	c.s.lim.authenticated(c.remote.Addr())
 }
 
