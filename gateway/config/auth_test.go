@@ -113,6 +113,7 @@ func TestAuthErrors(t *testing.T) {
 		{"rtsp: {max_request_headers: 2}\n" + r, `rtsp.max_request_headers: 2 is out of range (8-255)`},
 		{"rtsp: {max_sessions: -1}\n" + r, `rtsp.max_sessions: -1 is out of range`},
 		{"routes: {demo: {source: demo, allow_ips: [nope]}}\n", `routes.demo.allow_ips: "nope" is not a network`},
+		{"node: {control: \"10.0.0.1:8443\", data_address: 10.0.0.2}\nauth: {anonymous: {read: [a]}}\n", `t.yaml:2: auth: belongs in the control's file`},
 	} {
 		_, err := Parse("t.yaml", []byte(c.yaml))
 		var errs *Errors

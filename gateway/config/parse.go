@@ -112,7 +112,7 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(doc.Content[0], "expected a mapping of settings (log_level:, rtsp:, routes:), got %s", describe(top))
 		return nil
 	}
-	var routes *yaml.Node
+	var routes, authKey *yaml.Node
 	p.fields(top, "", []field{
 		{"log_level", func(_, v *yaml.Node) {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
@@ -122,12 +122,14 @@ func (p *parser) parse(data []byte) *Config {
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
-		{"auth", func(_, v *yaml.Node) { p.auth(&c.Auth, v) }},
+		{"auth", func(k, v *yaml.Node) { authKey = k; p.auth(&c.Auth, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
 	switch {
 	case c.Node.IsNodeOnly() && routes != nil:
 		p.errorf(routes, "routes: belong in the control's file; this file sets node.control, so it configures a node, which takes its routes from the control")
+	case c.Node.IsNodeOnly() && authKey != nil:
+		p.errorf(authKey, "auth: belongs in the control's file; this file sets node.control, so it configures a node, which serves no RTSP clients")
 	case !c.Node.IsNodeOnly() && routes == nil:
 		p.errorf(nil, "no routes: section; add one, e.g. routes: {demo: {source: demo}}")
 	}
