@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
+	"github.com/meshgw/meshgw/rtsp/access"
 )
 
 // Gateway is a running control: its RTSP front door, its local node and, in the cluster role, the
@@ -197,12 +199,42 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		AllowTCP:          cfg.RTSP.Allows(config.ProtoTCP),
 		Handler:           ctl,
 		Logger:            log,
+		Auth:              authPolicy(cfg),
+		Bans:              access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil),
+		BanTime:           cfg.Auth.BanTime,
+		NonceLifetime:     cfg.Auth.NonceLifetime,
+		Limits: rtsp.Limits{
+			MaxSessions: cfg.RTSP.Limits.MaxSessions, MaxSessionsPerRoute: cfg.RTSP.Limits.MaxSessionsPerRoute,
+			MaxSessionsPerAddress: cfg.RTSP.Limits.MaxSessionsPerAddress, MaxUnauthConns: cfg.RTSP.Limits.MaxUnauthenticated,
+			MaxUnauthConnsPerAddress: cfg.RTSP.Limits.MaxUnauthenticatedPerAddress, MaxHeaders: cfg.RTSP.Limits.MaxRequestHeaders,
+		},
 	})
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
 	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log}, nil
+}
+
+// authPolicy is the front door's rule set: nil (everyone may do everything) for a config without
+// an auth: section and without route allow_ips, as before those existed.
+func authPolicy(cfg *config.Config) *access.Policy {
+	var routeIPs func(string) []netip.Prefix
+	for _, r := range cfg.Routes {
+		if len(r.AllowIPs) > 0 {
+			routeIPs = func(path string) []netip.Prefix {
+				if m, ok := cfg.Match(path); ok {
+					return m.AllowIPs
+				}
+				return nil
+			}
+			break
+		}
+	}
+	if !cfg.Auth.Enabled && routeIPs == nil {
+		return nil
+	}
+	return cfg.Auth.Policy(routeIPs)
 }
 
 func udpConfig(cfg *config.Config, host string, log *slog.Logger) rtp.UDPConfig {

@@ -3,6 +3,7 @@ package rtsp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtsp/access"
 )
 
 const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
@@ -34,6 +36,15 @@ type conn struct {
 	log    *slog.Logger
 	remote netip.AddrPort
 	local  netip.AddrPort
+	// secure is true on a TLS (RTSPS) connection.
+	secure bool
+	// user is the authenticated user, "" while anonymous; authed is set once a request was
+	// authorized (the connection then leaves the unauthenticated count). Both belong to the
+	// connection's goroutine.
+	user   string
+	authed bool
+	// uncounted is set once the connection has left the unauthenticated count.
+	uncounted bool
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -53,6 +64,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		local:    addrPortOf(nc.LocalAddr()),
 		sessions: map[*session]struct{}{},
 	}
+	_, c.secure = nc.(*tls.Conn)
 	c.log = s.log.With("remote", c.remote.String())
 	c.w = rtp.NewInterleavedWriter(nc, rtp.InterleavedConfig{
 		QueueLen: s.cfg.TCPQueue, WriteTimeout: s.cfg.WriteTimeout, EvictAfter: s.cfg.SlowReaderTimeout, Logger: c.log,
@@ -70,6 +82,8 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 func (c *conn) run() {
+	// An ending connection leaves the unauthenticated count, even if a panic ends it.
+	defer c.uncount()
 	c.log.Debug("rtsp connection opened")
 	err := c.readLoop()
 	c.mu.Lock()
@@ -82,6 +96,7 @@ func (c *conn) run() {
 	for _, ss := range owned {
 		ss.close("connection closed")
 	}
+	c.uncount() // before the client can see the close and reconnect into its slot
 	c.w.Close()
 	c.nc.Close()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -129,9 +144,14 @@ func (c *conn) readLoop() error {
 			}
 			continue
 		}
-		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes)
+		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// begun but not finished within read_timeout: a slow or slow-loris client
+				c.log.Info("rtsp request not complete within read_timeout; closing", "read_timeout", c.s.cfg.ReadTimeout)
+				return err
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return err
 			}
 			// The byte stream cannot be resynchronised after a bad message: answer and hang up.
@@ -185,6 +205,14 @@ func (c *conn) handle(req *base.Request) bool {
 		c.log.Info("rtsp request without CSeq", "method", req.Method)
 		c.writeResponse(&base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request: CSeq missing", Header: base.Header{}}, "", "")
 		return true
+	}
+	// A banned address gets nothing more on a connection that has not logged in; one that logged
+	// in before the ban keeps its sessions (decide still refuses it any new login).
+	if d := c.checkBanNew(); d != nil {
+		c.log.Warn("rtsp access denied", "reason", d.reason, "method", string(req.Method), "status", int(d.res.StatusCode))
+		d.res.Header["CSeq"] = cseq
+		c.writeFinal(d.res)
+		return false
 	}
 	res := c.dispatch(req)
 	if res.Header == nil {
@@ -246,7 +274,7 @@ var statusText = map[base.StatusCode]string{
 }
 
 func (c *conn) info(req *base.Request) ConnInfo {
-	ci := ConnInfo{Remote: c.remote, Local: c.local}
+	ci := ConnInfo{Remote: c.remote, Local: c.local, Secure: c.secure, User: c.user}
 	if req.URL != nil {
 		ci.Query = req.URL.RawQuery
 	}
@@ -322,6 +350,9 @@ func routePath(u *base.URL) string {
 
 func (c *conn) onDescribe(req *base.Request) *base.Response {
 	path := routePath(req.URL)
+	if res := c.authorize(req, access.Read, path); res != nil {
+		return res
+	}
 	rs, res := c.openRead(req, path)
 	if res != nil {
 		return res
@@ -373,17 +404,26 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	if ct, ok := req.Header["Content-Type"]; !ok || len(ct) != 1 || !strings.EqualFold(strings.TrimSpace(strings.Split(ct[0], ";")[0]), "application/sdp") {
 		return statusf(base.StatusUnsupportedMediaType, "ANNOUNCE needs Content-Type: application/sdp")
 	}
+	if res := c.authorize(req, access.Publish, path); res != nil {
+		return res
+	}
 	ssd, tracks, err := parseSDP(req.Body)
 	if err != nil {
 		return statusf(base.StatusBadRequest, "%v", err)
+	}
+	release, res := c.reserveSession(path)
+	if res != nil {
+		return res
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
 	ps, err := c.s.cfg.Handler.OpenPublish(ctx, c.info(req), path, req.Body, tracks)
 	if err != nil {
+		release()
 		return errResponse(err)
 	}
 	ss := newSession(c, path, "/"+path)
+	ss.release = release
 	ss.pub = ps
 	ss.tracks = tracks
 	ss.controls = controlOf(ssd)
@@ -458,11 +498,20 @@ func (c *conn) onSetup(req *base.Request) *base.Response {
 	base0, track, hasTrack := splitTrackPath(reqPath)
 	path := strings.Trim(base0, "/")
 	if ss == nil {
-		rs, res := c.openRead(req, path)
+		if res := c.authorize(req, access.Read, path); res != nil {
+			return res
+		}
+		release, res := c.reserveSession(path)
 		if res != nil {
 			return res
 		}
+		rs, res := c.openRead(req, path)
+		if res != nil {
+			release()
+			return res
+		}
 		ss = newSession(c, path, "/"+path)
+		ss.release = release
 		ss.read = rs
 		ss.tracks = rs.Tracks()
 		c.adopt(ss)

@@ -24,6 +24,10 @@ type ConnInfo struct {
 	Local  netip.AddrPort
 	// Query is the raw query string of the request URL, without "?".
 	Query string
+	// Secure is true when the connection is TLS (RTSPS).
+	Secure bool
+	// User is the authenticated user name, "" for anonymous clients.
+	User string
 }
 
 // Handler is the control behind the front door.

@@ -50,20 +50,20 @@ func TestParseSDPRejectsGarbage(t *testing.T) {
 
 func TestReadRequestLimits(t *testing.T) {
 	ok := "OPTIONS rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\n\r\n"
-	req, err := readRequest(bufio.NewReader(strings.NewReader(ok)), 1024)
+	req, err := readRequest(bufio.NewReader(strings.NewReader(ok)), 1024, 0)
 	if err != nil || req.Method != base.Options {
 		t.Fatalf("readRequest = %v, %v", req, err)
 	}
 	big := "OPTIONS rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\nX: " + strings.Repeat("a", 2000) + "\r\n\r\n"
-	if _, err := readRequest(bufio.NewReader(strings.NewReader(big)), 1024); !errors.Is(err, errTooLarge) {
+	if _, err := readRequest(bufio.NewReader(strings.NewReader(big)), 1024, 0); !errors.Is(err, errTooLarge) {
 		t.Fatalf("oversized head: err = %v", err)
 	}
 	body := "ANNOUNCE rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 5000\r\n\r\n"
-	if _, err := readRequest(bufio.NewReader(strings.NewReader(body)), 1024); !errors.Is(err, errTooLarge) {
+	if _, err := readRequest(bufio.NewReader(strings.NewReader(body)), 1024, 0); !errors.Is(err, errTooLarge) {
 		t.Fatalf("oversized body: err = %v", err)
 	}
 	for _, bad := range []string{"GARBAGE\r\n\r\n", "OPTIONS rtsp://h/x HTTP/1.1\r\nCSeq: 1\r\n\r\n", "DESCRIBE rtsp://h/x RTSP/1.0\r\nContent-Length: x\r\n\r\n"} {
-		if _, err := readRequest(bufio.NewReader(strings.NewReader(bad)), 1024); err == nil {
+		if _, err := readRequest(bufio.NewReader(strings.NewReader(bad)), 1024, 0); err == nil {
 			t.Errorf("readRequest(%q) accepted", bad)
 		}
 	}
@@ -112,7 +112,7 @@ func FuzzReadRequest(f *testing.F) {
 	f.Add([]byte("ANNOUNCE rtsp://h/x RTSP/1.0\r\nCSeq: 2\r\nContent-Length: 3\r\n\r\nv=0"))
 	f.Add([]byte("SETUP rtsp://h/x/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=1-2\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := readRequest(bufio.NewReader(bytes.NewReader(b)), 4096)
+		req, err := readRequest(bufio.NewReader(bytes.NewReader(b)), 4096, 0)
 		if err == nil && req == nil {
 			t.Fatal("nil request without error")
 		}

@@ -14,11 +14,16 @@ import (
 // errTooLarge marks a request over the configured size; it is answered and the connection closed.
 var errTooLarge = errors.New("request too large")
 
+// errTooManyHeaders marks a request with more header lines than allowed; it is answered 400.
+var errTooManyHeaders = errors.New("too many header lines")
+
 // readRequest reads one request whose first byte is already buffered. Its head and body are
-// bounded by max bytes, so a client cannot make the server buffer without limit; parsing is then
-// done by gortsplib's codec on the bounded copy.
-func readRequest(br *bufio.Reader, max int) (*base.Request, error) {
+// bounded by max bytes and its head by maxHeaders lines (0: no line limit), so a client cannot
+// make the server buffer without limit; parsing is then done by gortsplib's codec on the bounded
+// copy.
+func readRequest(br *bufio.Reader, max, maxHeaders int) (*base.Request, error) {
 	head := make([]byte, 0, 512)
+	lines := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(head)+len(line) > max {
@@ -33,6 +38,10 @@ func readRequest(br *bufio.Reader, max int) (*base.Request, error) {
 		}
 		if bytes.Equal(line, []byte("\r\n")) || bytes.Equal(line, []byte("\n")) {
 			break
+		}
+		// the request line plus the header lines
+		if lines++; maxHeaders > 0 && lines > maxHeaders+1 {
+			return nil, fmt.Errorf("%w: more than %d", errTooManyHeaders, maxHeaders)
 		}
 	}
 	cl, err := contentLength(head)

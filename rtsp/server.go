@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/meshgw/meshgw/rtsp/access"
 )
 
 // ServerConfig configures the front door.
@@ -39,6 +41,17 @@ type ServerConfig struct {
 	HandlerTimeout time.Duration
 	Handler        Handler
 	Logger         *slog.Logger
+
+	// Auth is who may read and publish what (auth.go); nil lets everyone do everything.
+	Auth *access.Policy
+	// Bans counts failed logins per address and bans guessers; nil never bans.
+	Bans *access.Bans
+	// BanTime is how long a ban lasts (for log lines; Bans enforces it).
+	BanTime time.Duration
+	// NonceLifetime is how long a Digest nonce is accepted after it was issued.
+	NonceLifetime time.Duration
+	// Limits caps sessions, unauthenticated connections and header lines (limits.go).
+	Limits Limits
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -63,6 +76,9 @@ func (c *ServerConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.NonceLifetime <= 0 {
+		c.NonceLifetime = 5 * time.Minute
+	}
 }
 
 // Server accepts RTSP connections and runs their sessions.
@@ -79,6 +95,9 @@ type Server struct {
 	conns    map[*conn]struct{}
 	sessions map[string]*session
 	closed   bool
+
+	lim      *limiter
+	nonceKey [32]byte
 }
 
 // NewServer opens the listener; Start begins accepting.
@@ -96,10 +115,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg: cfg, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		conns: map[*conn]struct{}{}, sessions: map[string]*session{},
-	}, nil
+		conns: map[*conn]struct{}{}, sessions: map[string]*session{}, lim: newLimiter(cfg.Limits),
+	}
+	if _, err := rand.Read(s.nonceKey[:]); err != nil {
+		ln.Close()
+		cancel()
+		return nil, fmt.Errorf("rtsp: nonce key: %w", err)
+	}
+	return s, nil
 }
 
 // Addr is the address the server listens on.
@@ -136,6 +161,22 @@ func (s *Server) acceptLoop() {
 			}
 		}
 		backoff = 0
+		if why, answer := s.lim.admit(addrPortOf(nc.RemoteAddr()).Addr()); why != "" {
+			if ok, n := s.lim.logRefusal(time.Now()); ok {
+				s.log.Warn("rtsp connection refused by a limit", "remote", nc.RemoteAddr().String(), "reason", why,
+					"status", int(statusConnLimit), "answered", answer, "refusals_not_logged", n)
+			}
+			if !answer {
+				nc.Close()
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serveRefused(nc)
+			}()
+			continue
+		}
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.closed {

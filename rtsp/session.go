@@ -47,6 +47,8 @@ type session struct {
 	tracks      []rtp.Track
 	controls    []string // publisher's a=control values
 	announceURL string
+	// release frees the session's slot in the limits (set before the session is shared).
+	release func()
 
 	mu     sync.Mutex
 	state  sessionState
@@ -140,6 +142,9 @@ func (ss *session) close(reason string) {
 	ss.mu.Unlock()
 	ss.c.forget(ss)
 	ss.c.s.removeSession(ss)
+	if ss.release != nil {
+		ss.release()
+	}
 	if ss.read != nil {
 		ss.read.Close()
 	}

@@ -29,6 +29,8 @@ Usage:
                              run a node that attaches to the control named by node.control
   meshgw check -c FILE       validate a config file; prints FILE:LINE: message for every error
   meshgw certs -dir DIR -td TRUST_DOMAIN NODE...   mint a test CA and SPIFFE SVIDs (control + nodes)
+  meshgw passwd [-realm R] [-hash argon2id|bcrypt] USER < password
+                             print an auth.users entry (password hash and Digest HA1s)
   meshgw version             print the version
   meshgw help                print this help
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "certs":
 		return cmdCerts(args, stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

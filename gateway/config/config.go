@@ -81,6 +81,8 @@ type Config struct {
 	// Identity is the identity: section (SPIFFE mTLS between control and
 	// nodes).
 	Identity Identity
+	// Auth is the auth: section: users, permissions, bans (auth.go).
+	Auth Auth
 	// Routes are the routes: entries in file order. File order matters
 	// because regex routes are tried in it.
 	Routes []Route
@@ -137,6 +139,10 @@ type RTSP struct {
 	// disconnected, so a reader that cannot keep up stops costing memory
 	// and a slot. Default 10s.
 	SlowReaderTimeout time.Duration
+	// Limits are the abuse limits: rtsp.max_sessions, max_sessions_per_route,
+	// max_sessions_per_address, max_unauthenticated,
+	// max_unauthenticated_per_address and max_request_headers (auth.go).
+	Limits Limits
 }
 
 // Allows reports whether readers may use proto (ProtoUDP, ProtoMulticast or
@@ -220,6 +226,9 @@ type Route struct {
 	// ReconnectMax caps that growing wait, so a camera that comes back is
 	// picked up within this long. Default 30s; never below ReconnectMin.
 	ReconnectMax time.Duration
+	// AllowIPs is routes.*.allow_ips: when not empty, clients of this route
+	// must come from these networks (on top of auth.allow_ips).
+	AllowIPs []netip.Prefix
 	// Line is the line of the route's key in the config file, for messages
 	// about the route found after loading (e.g. "upstream refused").
 	Line int

@@ -112,7 +112,7 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(doc.Content[0], "expected a mapping of settings (log_level:, rtsp:, routes:), got %s", describe(top))
 		return nil
 	}
-	var routes *yaml.Node
+	var routes, authKey *yaml.Node
 	p.fields(top, "", []field{
 		{"log_level", func(_, v *yaml.Node) {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
@@ -122,11 +122,14 @@ func (p *parser) parse(data []byte) *Config {
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
+		{"auth", func(k, v *yaml.Node) { authKey = k; p.auth(&c.Auth, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
 	switch {
 	case c.Node.IsNodeOnly() && routes != nil:
 		p.errorf(routes, "routes: belong in the control's file; this file sets node.control, so it configures a node, which takes its routes from the control")
+	case c.Node.IsNodeOnly() && authKey != nil:
+		p.errorf(authKey, "auth: belongs in the control's file; this file sets node.control, so it configures a node, which serves no RTSP clients")
 	case !c.Node.IsNodeOnly() && routes == nil:
 		p.errorf(nil, "no routes: section; add one, e.g. routes: {demo: {source: demo}}")
 	}
@@ -155,7 +158,9 @@ func defaults() *Config {
 			SlowReaderTimeout: 10 * time.Second,
 			TCPQueue:          4096,
 			Protocols:         []string{ProtoUDP, ProtoMulticast, ProtoTCP},
+			Limits:            defaultLimits(),
 		},
+		Auth: defaultAuth(),
 		Control: Control{
 			Listen:       ":8443",
 			NodeTimeout:  2 * time.Second,
@@ -185,7 +190,7 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 	}
 	var rtcp *yaml.Node
 	rtcpPort, rtpOK := 0, true
-	p.fields(m, path, []field{
+	p.fields(m, path, append([]field{
 		{"listen", func(_, v *yaml.Node) {
 			var s string
 			if p.strWant(&s, "rtsp.listen", v, `host:port like ":8554"`) {
@@ -220,7 +225,7 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 		{"slow_reader_timeout", func(_, v *yaml.Node) {
 			p.duration(&r.SlowReaderTimeout, "rtsp.slow_reader_timeout", v, false)
 		}},
-	})
+	}, p.limitFields(&r.Limits)...))
 	// The RTCP port is derived, not chosen: accept it only when it agrees.
 	r.RTCPPort = 0
 	if r.RTPPort != 0 {
@@ -394,6 +399,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				}
 			}
 		}},
+		{"allow_ips", func(_, v *yaml.Node) { r.AllowIPs = p.prefixes(path+".allow_ips", v) }},
 		{"reconnect_min", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMin, path+".reconnect_min", v, false) {
 				minNode = v

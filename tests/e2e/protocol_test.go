@@ -33,7 +33,8 @@ routes:
 type protoResp struct {
 	status int
 	reason string
-	header map[string]string // canonical keys as sent, looked up case-insensitively by get
+	header map[string]string   // canonical keys as sent, looked up case-insensitively by get
+	multi  map[string][]string // every value of repeated headers, by lower-case key
 	body   string
 }
 
@@ -100,7 +101,7 @@ func (c *protoConn) read(timeout time.Duration) (*protoResp, error) {
 	if len(f) < 2 || f[0] != "RTSP/1.0" {
 		return nil, fmt.Errorf("bad status line %q", line)
 	}
-	r := &protoResp{header: map[string]string{}}
+	r := &protoResp{header: map[string]string{}, multi: map[string][]string{}}
 	if r.status, err = strconv.Atoi(f[1]); err != nil {
 		return nil, fmt.Errorf("bad status line %q", line)
 	}
@@ -121,6 +122,7 @@ func (c *protoConn) read(timeout time.Duration) (*protoResp, error) {
 			return nil, fmt.Errorf("bad header line %q", l)
 		}
 		r.header[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		r.multi[strings.ToLower(strings.TrimSpace(k))] = append(r.multi[strings.ToLower(strings.TrimSpace(k))], strings.TrimSpace(v))
 	}
 	if cl := r.get("Content-Length"); cl != "" {
 		n, err := strconv.Atoi(cl)
