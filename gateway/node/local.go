@@ -89,6 +89,7 @@ type flow struct {
 	// sources
 	player *demo.Player
 	puller *pull.Puller
+	sel    *selector // a source with a backup (backup.go)
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
 	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
@@ -263,6 +264,14 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 	}
 	fl := &flow{spec: f, stream: s}
 	var start func()
+	switch {
+	case f.Backup != nil:
+		var err error
+		if start, err = n.createBackupLocked(fl); err != nil {
+			return nil, err
+		}
+		f.Kind = "" // built: skip the single-source cases below
+	}
 	switch f.Kind {
 	case SourceDemo:
 		clip, err := n.demoClip()
@@ -529,8 +538,11 @@ func (n *Local) teardownLocked(fl *flow) func() {
 		} else {
 			hubs = nil
 		}
-		player, puller := fl.player, fl.puller
+		player, puller, sel := fl.player, fl.puller, fl.sel
 		return func() {
+			if sel != nil {
+				sel.close()
+			}
 			if player != nil {
 				player.Close()
 			}
@@ -597,6 +609,9 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
 	} else {
 		st.Packets = fl.pkts.Load()
+	}
+	if fl.sel != nil {
+		st.Backup = fl.sel.stats()
 	}
 	if l := fl.last.Load(); l != 0 {
 		st.LastActivity = time.Unix(0, l)
