@@ -440,10 +440,7 @@ func (l *selLeg) OnReady(sdp []byte, tracks []rtp.Track) error {
 func (l *selLeg) OnDisconnect(err error) {
 	sel := l.sel
 	l.up.Store(false)
-	if l.i == legPrimary {
-		// a disconnect is a stall at once
-		l.last.Store(rtp.Now() - sel.stall - 1)
-	}
+	l.last.Store(rtp.Now() - sel.stall - 1) // a disconnect is a stall at once
 	if errors.Is(err, pull.ErrClosed) {
 		return
 	}

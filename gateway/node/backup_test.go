@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -536,3 +537,45 @@ type discardSink struct{}
 
 func (discardSink) DeliverRTP(p *rtp.Packet)  { p.Release() }
 func (discardSink) DeliverRTCP(p *rtp.Packet) { p.Release() }
+
+// TestBackupFlowWithRealIngests applies a demo source backed up by a second demo player (two
+// streams with their own SSRCs): both legs run, auto mode settles on switch, the primary feeds
+// the hubs, and deleting the flow stops everything (goleak checks the goroutines).
+func TestBackupFlowWithRealIngests(t *testing.T) {
+	ev := &recEvents{}
+	n := newLocal(t, ev)
+	f := Flow{ID: "src", Version: 1, Stream: "st", Kind: SourceDemo, Backup: &Flow{Kind: SourceDemo}}
+	if _, err := n.Apply(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	var st FlowStats
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if st, err = n.Stats("src"); err != nil {
+			t.Fatal(err)
+		}
+		if st.Backup.Mode == BackupSwitch && st.Packets > 50 && st.Backup.BackupPackets > 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want switch mode with both legs delivering", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Backup.Active != "primary" || st.Backup.Switches != 0 || st.Packets > st.Backup.PrimaryPackets {
+		t.Fatalf("stats %+v: the primary should carry the stream alone", st)
+	}
+	ev.mu.Lock()
+	readies := len(ev.ready)
+	ev.mu.Unlock()
+	if readies != 1 {
+		t.Errorf("%d SourceReady events, want 1 (the primary; the backup matches its layout)", readies)
+	}
+	if err := n.Delete(context.Background(), "src"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Hub("st", 0); err == nil {
+		t.Error("the stream outlived its source flow")
+	}
+}
