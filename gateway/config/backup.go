@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -73,8 +74,17 @@ func (p *parser) checkBackup(r Route, path string, k backupKeys) {
 	default:
 		if msg := checkTemplate(r, "backup", r.Backup); msg != "" {
 			p.errorf(k.src, "%s: %s", path, msg)
+		} else if !isBackupKind(r.Backup) {
+			// a source kind the node cannot yet put behind a selector (see node.newIngest)
+			p.errorf(k.src, "%s: backup %q is not supported; a backup is demo, rtsp:// or rtsps://", path, r.Backup)
 		} else if r.Backup == r.Source && r.BackupMode == BackupSwitch {
 			p.errorf(k.src, "%s: backup is the same source as source:; switching between one source and itself protects nothing (use backup_mode: merge for two copies of one stream, or another source)", path)
 		}
 	}
+}
+
+// isBackupKind reports whether a valid source can be a backup.
+func isBackupKind(s string) bool {
+	l := strings.ToLower(s)
+	return s == SourceDemo || strings.HasPrefix(l, "rtsp://") || strings.HasPrefix(l, "rtsps://")
 }

@@ -86,3 +86,15 @@ func TestBackupErrors(t *testing.T) {
 		t.Errorf("regex backup: got %v\nwant %s", err, want)
 	}
 }
+
+// TestIsBackupKind: sources other routes may take (rtp://, once it exists) are refused as backups
+// until the node can put them behind its selector.
+func TestIsBackupKind(t *testing.T) {
+	for s, want := range map[string]bool{
+		"demo": true, "rtsp://a/b": true, "RTSPS://a/b": true, "publisher": false, "rtp://239.0.0.1:5000": false, "st2110://x.sdp": false,
+	} {
+		if got := isBackupKind(s); got != want {
+			t.Errorf("isBackupKind(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
