@@ -42,6 +42,12 @@ const (
 	// of the backup may pass without any evidence before it switches.
 	autoMatches = 8
 	autoGiveUp  = 500
+	// startGrace is how long the primary may take to deliver its first
+	// packet (connect, DESCRIBE, SETUP, PLAY, perhaps a UDP-to-TCP
+	// fallback) before the backup takes over, at least the stall time: a
+	// slow start is not a stall, and readers should not see the stream flip
+	// to the backup and back while the primary connects.
+	startGrace = 5 * time.Second
 	// autoRing is the number of recent (seq, ts) pairs kept per leg to
 	// compare the legs by.
 	autoRing = 128
@@ -278,6 +284,8 @@ func (n *Local) createBackupLocked(fl *flow) (func(), error) {
 		l.last.Store(now)
 		l.runSince.Store(now)
 	}
+	// the primary's stall clock starts so that it stalls startGrace from now
+	sel.legs[legPrimary].last.Store(now + max(int64(startGrace)-sel.stall, 0))
 	for i, spec := range []Flow{f, *f.Backup} {
 		in, err := n.newIngest(spec, f.Stream, &sel.legs[i])
 		if err != nil {
@@ -425,6 +433,9 @@ func (l *selLeg) OnReady(sdp []byte, tracks []rtp.Track) error {
 		}
 		sel.mu.Unlock()
 	}
+	sel.mu.Lock()
+	sel.refusedOnce[l.i] = false // the next refusal is news again
+	sel.mu.Unlock()
 	l.codecs.Store(&codecs)
 	l.mismatch.Store(false)
 	l.up.Store(true)

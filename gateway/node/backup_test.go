@@ -579,3 +579,23 @@ func TestBackupFlowWithRealIngests(t *testing.T) {
 		t.Error("the stream outlived its source flow")
 	}
 }
+
+// TestSelectorPrimaryStartGrace: a primary that has not delivered yet is given startGrace, not
+// the stall time, before the backup takes over; then the backup does.
+func TestSelectorPrimaryStartGrace(t *testing.T) {
+	const stall = 50 * time.Millisecond
+	h := newSelHarness(t, BackupSwitch, stall)
+	h.ready()
+	start := time.Now()
+	for time.Since(start) < 10*stall {
+		h.send(legBackup, 0, true)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := h.sel.stats(); st.Switches != 0 || len(h.sinks[0].got()) != 0 {
+		t.Fatalf("after %v without the primary: stats %+v, %d packets out; want the primary's start grace", time.Since(start), st, len(h.sinks[0].got()))
+	}
+	h.until("the backup taking over", func() bool { return h.sel.stats().Active == "backup" }, func() { h.send(legBackup, 0, true) })
+	if took := time.Since(start); took < startGrace-stall {
+		t.Errorf("the backup took over after %v, before the start grace %v", took, startGrace)
+	}
+}

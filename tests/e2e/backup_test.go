@@ -120,11 +120,15 @@ func TestBackupSwitchCamera(t *testing.T) {
 	}
 	f1 := ff.waitFrames(t, ff.frames()+50, 30*time.Second, "on the backup")
 
+	// counts are relative: a camera starved of CPU on a loaded machine may cause a switch of its own
+	sw := st.Switches
 	primary.Restart()
-	st = waitStats(t, g, "cam", "switch back to the primary", 30*time.Second, func(b node.BackupStats) bool { return b.Active == "primary" })
+	st = waitStats(t, g, "cam", "switch back to the primary", 30*time.Second, func(b node.BackupStats) bool {
+		return b.Active == "primary" && b.Switches > sw
+	})
 	t.Logf("primary back: %+v", st)
-	if st.Switches != 2 || !strings.Contains(st.LastReason, "delivering again") {
-		t.Errorf("after the primary's return: stats %+v, want 2 switches, the last one for a recovered primary", st)
+	if !strings.Contains(st.LastReason, "delivering again") {
+		t.Errorf("after the primary's return: stats %+v, want the last switch for a recovered primary", st)
 	}
 	n1 := len(r.packets(video))
 	r.waitCount(video, n1+200, 20*time.Second)
@@ -137,7 +141,10 @@ func TestBackupSwitchCamera(t *testing.T) {
 	}
 	frozen := time.Now()
 	n2 := len(r.packets(video))
-	st = waitStats(t, g, "cam", "switch to the backup on a stall", 20*time.Second, func(b node.BackupStats) bool { return b.Switches == 3 })
+	sw = st.Switches
+	st = waitStats(t, g, "cam", "switch to the backup on a stall", 20*time.Second, func(b node.BackupStats) bool {
+		return b.Active == "backup" && b.Switches > sw
+	})
 	r.waitCount(video, n2+200, 20*time.Second)
 	out = biggestGap(r.packets(video)[n2-1:])
 	t.Logf("primary frozen: stream on the backup after %v (reason %q); the reader's longest silence %v",
@@ -154,10 +161,10 @@ func TestBackupSwitchCamera(t *testing.T) {
 	if err := primary.Proc().Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	st = waitStats(t, g, "cam", "switch back after the thaw", 30*time.Second, func(b node.BackupStats) bool { return b.Switches == 4 })
-	if st.Active != "primary" {
-		t.Errorf("thawed primary: stats %+v", st)
-	}
+	sw = st.Switches
+	waitStats(t, g, "cam", "switch back after the thaw", 30*time.Second, func(b node.BackupStats) bool {
+		return b.Active == "primary" && b.Switches > sw
+	})
 	r.waitCount(video, len(r.packets(video))+100, 20*time.Second)
 
 	if err := r.Err(); err != nil {
