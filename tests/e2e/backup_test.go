@@ -180,9 +180,16 @@ func TestBackupSwitchCamera(t *testing.T) {
 
 // TestBackupMergeHitless: a route takes one stream (an upstream gateway's, whose readers all get
 // one RTP line) over two paths, the primary through a TCP proxy that the test cuts. Auto mode
-// merges the legs; the reader loses no packet while the primary path is down and comes back.
+// finds the legs identical and merges them, as merge mode does from the start; the reader loses
+// no packet while the primary path is down and comes back.
 func TestBackupMergeHitless(t *testing.T) {
 	peertest.Require(t, "ffprobe")
+	for _, mode := range []string{"auto", "merge"} {
+		t.Run(mode, func(t *testing.T) { testBackupMerge(t, mode) })
+	}
+}
+
+func testBackupMerge(t *testing.T, mode string) {
 	cam := peertest.StartCamera(t, peertest.CameraOpts{})
 	up := startGateway(t, pullConfig(cam.URL(), ""))
 	upURL := up.URL + "cam"
@@ -195,10 +202,11 @@ routes:
   m:
     source: rtsp://%s/cam
     backup: %s
+    backup_mode: %s
     source_transport: tcp
     reconnect_min: 200ms
     reconnect_max: 500ms
-`, proxy.Addr(), upURL))
+`, proxy.Addr(), upURL, mode))
 	url := g.URL + "m"
 	r := startGoReader(t, url, "tcp")
 	video := r.track("video")
