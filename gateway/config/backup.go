@@ -88,3 +88,7 @@ func isBackupKind(s string) bool {
 	l := strings.ToLower(s)
 	return s == SourceDemo || strings.HasPrefix(l, "rtsp://") || strings.HasPrefix(l, "rtsps://")
 }
+
+// backupIsPull reports whether a route's backup is pulled over RTSP, so
+// source_transport applies to it (it applies to both of a route's sources).
+func backupIsPull(r Route) bool { return r.Backup != "" && r.Backup != SourceDemo }

@@ -26,6 +26,9 @@ func TestBackupKeys(t *testing.T) {
 	if cam.Backup != "rtsp://10.0.0.6/a" || cam.BackupStall != time.Second || cam.BackupMode != BackupAuto {
 		t.Errorf("cam: backup %q stall %v mode %q, want the URL, 1s, auto", cam.Backup, cam.BackupStall, cam.BackupMode)
 	}
+	if _, err := Parse("t.yaml", []byte("routes:\n  d:\n    source: demo\n    backup: rtsp://h/b\n    source_transport: tcp\n")); err != nil {
+		t.Errorf("source_transport with an rtsp:// backup of a demo source: %v", err)
+	}
 	cam2, _ := c.Match("cam2")
 	if cam2.Backup != SourceDemo || cam2.BackupStall != 300*time.Millisecond || cam2.BackupMode != BackupMerge {
 		t.Errorf("cam2: backup %q stall %v mode %q", cam2.Backup, cam2.BackupStall, cam2.BackupMode)

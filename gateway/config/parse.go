@@ -421,7 +421,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	if r.OverridePublisher && r.Source != SourcePublisher && overrideNode != nil {
 		p.errorf(overrideNode, "%s: override_publisher applies only to source: publisher", path)
 	}
-	if r.SourceTransport != TransportAuto && !r.IsPull() && transportNode != nil {
+	if r.SourceTransport != TransportAuto && !r.IsPull() && !backupIsPull(r) && transportNode != nil {
 		p.errorf(transportNode, "%s: source_transport applies only to rtsp:// and rtsps:// sources", path)
 	}
 	if r.ReconnectMax < r.ReconnectMin && (minNode != nil || maxNode != nil) {
