@@ -178,6 +178,26 @@ func TestBackupSwitchCamera(t *testing.T) {
 	}
 }
 
+// TestBackupDemoFallback: a camera backed up by meshgw's demo stream (same track layout: H.264
+// video, AAC audio at 48 kHz): when the camera dies the reader goes on with the demo's pictures,
+// on the same RTP line.
+func TestBackupDemoFallback(t *testing.T) {
+	cam := peertest.StartCamera(t, peertest.CameraOpts{})
+	g := startGateway(t, pullConfig(cam.URL(), "    backup: demo\n    backup_mode: switch\n    backup_stall: 500ms\n"))
+	r := startGoReader(t, g.URL+"cam", "tcp")
+	video := r.track("video")
+	r.waitCount(video, 100, 20*time.Second)
+	if st := sourceStats(t, g, "cam").Backup; st.Active != "primary" || st.Mode != "switch" {
+		t.Fatalf("before the kill: %+v", st)
+	}
+	cam.Proc().Kill()
+	waitStats(t, g, "cam", "switch to the demo", 20*time.Second, func(b node.BackupStats) bool { return b.Active == "backup" })
+	r.waitCount(video, len(r.packets(video))+200, 20*time.Second)
+	for i := range r.medias {
+		checkLine(t, fmt.Sprintf("track %d", i), r.packets(i))
+	}
+}
+
 // TestBackupMergeHitless: a route takes one stream (an upstream gateway's, whose readers all get
 // one RTP line) over two paths, the primary through a TCP proxy that the test cuts. Auto mode
 // finds the legs identical and merges them, as merge mode does from the start; the reader loses
