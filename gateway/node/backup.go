@@ -48,6 +48,9 @@ const (
 	// slow start is not a stall, and readers should not see the stream flip
 	// to the backup and back while the primary connects.
 	startGrace = 5 * time.Second
+	// maxFenceBehind bounds how far behind the last directly forwarded
+	// packet a merged one may be and still count as its copy.
+	maxFenceBehind = 1000
 	// autoRing is the number of recent (seq, ts) pairs kept per leg to
 	// compare the legs by.
 	autoRing = 128
@@ -697,9 +700,10 @@ func (sel *selector) merge(t *selTrack, leg int, pkt []byte, now int64) {
 // merged takes the merger's output (t.mu held: Push and Tick run under it).
 func (sel *selector) merged(t *selTrack, b []byte) {
 	if t.fenceOn {
-		seq := uint16(b[2])<<8 | uint16(b[3])
-		if int16(seq-t.fence) <= 0 {
-			return // forwarded directly before merging began
+		// a copy just behind the fence was forwarded directly before merging
+		// began; one far behind is a restarted sender, not a copy
+		if d := int16(uint16(b[2])<<8 | uint16(b[3]) - t.fence); d <= 0 && d > -maxFenceBehind {
+			return
 		}
 		t.fenceOn = false
 	}
