@@ -263,15 +263,16 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
 	}
 	fl := &flow{spec: f, stream: s}
-	var start func()
-	switch {
-	case f.Backup != nil:
-		var err error
-		if start, err = n.createBackupLocked(fl); err != nil {
+	if f.Backup != nil { // two ingests behind a selector (backup.go)
+		start, err := n.createBackupLocked(fl)
+		if err != nil {
 			return nil, err
 		}
-		f.Kind = "" // built: skip the single-source cases below
+		s.source = fl
+		n.addFlowLocked(fl)
+		return start, nil
 	}
+	var start func()
 	switch f.Kind {
 	case SourceDemo:
 		clip, err := n.demoClip()
