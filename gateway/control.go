@@ -207,6 +207,13 @@ func sourceFlowFor(s *stream) (node.Flow, error) {
 	default:
 		return f, fmt.Errorf("route %s has no source the control can start", s.path)
 	}
+	if r := s.route; r.Backup != "" {
+		b := node.Flow{Kind: node.SourceDemo}
+		if r.Backup != config.SourceDemo {
+			b = node.Flow{Kind: node.SourcePull, URL: r.Backup, Transport: r.SourceTransport, ReconnectMin: r.ReconnectMin, ReconnectMax: r.ReconnectMax}
+		}
+		f.Backup, f.BackupStall, f.BackupMode = &b, r.BackupStall, r.BackupMode
+	}
 	return f, nil
 }
 

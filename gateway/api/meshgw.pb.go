@@ -925,8 +925,10 @@ type FlowStats struct {
 	Errors  uint64                 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
 	// last_activity_unix_nanos is the last packet from the peer; 0 when none.
 	LastActivityUnixNanos int64 `protobuf:"varint,6,opt,name=last_activity_unix_nanos,json=lastActivityUnixNanos,proto3" json:"last_activity_unix_nanos,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// backup is the selector of a source with a backup; absent otherwise.
+	Backup        *BackupStats `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FlowStats) Reset() {
@@ -1001,6 +1003,115 @@ func (x *FlowStats) GetLastActivityUnixNanos() int64 {
 	return 0
 }
 
+func (x *FlowStats) GetBackup() *BackupStats {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+// BackupStats mirrors node.BackupStats.
+type BackupStats struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Mode     string                 `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	Active   string                 `protobuf:"bytes,2,opt,name=active,proto3" json:"active,omitempty"`
+	Switches uint64                 `protobuf:"varint,3,opt,name=switches,proto3" json:"switches,omitempty"`
+	// last_switch_unix_nanos is 0 before the first switch.
+	LastSwitchUnixNanos int64  `protobuf:"varint,4,opt,name=last_switch_unix_nanos,json=lastSwitchUnixNanos,proto3" json:"last_switch_unix_nanos,omitempty"`
+	LastReason          string `protobuf:"bytes,5,opt,name=last_reason,json=lastReason,proto3" json:"last_reason,omitempty"`
+	PrimaryPackets      uint64 `protobuf:"varint,6,opt,name=primary_packets,json=primaryPackets,proto3" json:"primary_packets,omitempty"`
+	BackupPackets       uint64 `protobuf:"varint,7,opt,name=backup_packets,json=backupPackets,proto3" json:"backup_packets,omitempty"`
+	Lost                uint64 `protobuf:"varint,8,opt,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *BackupStats) Reset() {
+	*x = BackupStats{}
+	mi := &file_meshgw_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupStats) ProtoMessage() {}
+
+func (x *BackupStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupStats.ProtoReflect.Descriptor instead.
+func (*BackupStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BackupStats) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *BackupStats) GetActive() string {
+	if x != nil {
+		return x.Active
+	}
+	return ""
+}
+
+func (x *BackupStats) GetSwitches() uint64 {
+	if x != nil {
+		return x.Switches
+	}
+	return 0
+}
+
+func (x *BackupStats) GetLastSwitchUnixNanos() int64 {
+	if x != nil {
+		return x.LastSwitchUnixNanos
+	}
+	return 0
+}
+
+func (x *BackupStats) GetLastReason() string {
+	if x != nil {
+		return x.LastReason
+	}
+	return ""
+}
+
+func (x *BackupStats) GetPrimaryPackets() uint64 {
+	if x != nil {
+		return x.PrimaryPackets
+	}
+	return 0
+}
+
+func (x *BackupStats) GetBackupPackets() uint64 {
+	if x != nil {
+		return x.BackupPackets
+	}
+	return 0
+}
+
+func (x *BackupStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
 // Ping asks for a Pong; the control sends them so that a silent node is noticed.
 type Ping struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1011,7 +1122,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1134,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1147,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{10}
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1056,7 +1167,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1179,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1192,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1104,7 +1215,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1227,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1240,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Track) GetMedia() string {
@@ -1168,18 +1279,24 @@ type Flow struct {
 	Tracks            []*Track               `protobuf:"bytes,10,rep,name=tracks,proto3" json:"tracks,omitempty"`
 	Pacing            float64                `protobuf:"fixed64,11,opt,name=pacing,proto3" json:"pacing,omitempty"`
 	// rtp and rtcp are "ip:port" (IPv6 in brackets), empty when unset.
-	Rtp           string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
-	Rtcp          string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
-	Paused        bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
-	Ssrcs         []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
-	Meta          map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Rtp    string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp   string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
+	Ssrcs  []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
+	Meta   map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// backup is a second source (kind, url, transport, reconnect_*; no id, stream or backup of
+	// its own) that runs next to this one; see node.Flow.Backup.
+	Backup           *Flow `protobuf:"bytes,17,opt,name=backup,proto3" json:"backup,omitempty"`
+	BackupStallNanos int64 `protobuf:"varint,18,opt,name=backup_stall_nanos,json=backupStallNanos,proto3" json:"backup_stall_nanos,omitempty"`
+	// backup_mode is "auto", "merge", "switch" or empty (auto).
+	BackupMode    string `protobuf:"bytes,19,opt,name=backup_mode,json=backupMode,proto3" json:"backup_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1308,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1321,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Flow) GetId() string {
@@ -1319,6 +1436,27 @@ func (x *Flow) GetMeta() map[string]string {
 	return nil
 }
 
+func (x *Flow) GetBackup() *Flow {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+func (x *Flow) GetBackupStallNanos() int64 {
+	if x != nil {
+		return x.BackupStallNanos
+	}
+	return 0
+}
+
+func (x *Flow) GetBackupMode() string {
+	if x != nil {
+		return x.BackupMode
+	}
+	return ""
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1337,7 +1475,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1487,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1500,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -1471,14 +1609,25 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xbf\x01\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xf3\x01\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
 	"\adropped\x18\x04 \x01(\x04R\adropped\x12\x16\n" +
 	"\x06errors\x18\x05 \x01(\x04R\x06errors\x127\n" +
-	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\"\x1c\n" +
+	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\x122\n" +
+	"\x06backup\x18\a \x01(\v2\x1a.meshgw.api.v1.BackupStatsR\x06backup\"\x8f\x02\n" +
+	"\vBackupStats\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\tR\x06active\x12\x1a\n" +
+	"\bswitches\x18\x03 \x01(\x04R\bswitches\x123\n" +
+	"\x16last_switch_unix_nanos\x18\x04 \x01(\x03R\x13lastSwitchUnixNanos\x12\x1f\n" +
+	"\vlast_reason\x18\x05 \x01(\tR\n" +
+	"lastReason\x12'\n" +
+	"\x0fprimary_packets\x18\x06 \x01(\x04R\x0eprimaryPackets\x12%\n" +
+	"\x0ebackup_packets\x18\a \x01(\x04R\rbackupPackets\x12\x12\n" +
+	"\x04lost\x18\b \x01(\x04R\x04lost\"\x1c\n" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
@@ -1487,7 +1636,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\x88\x04\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\x84\x05\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -1505,7 +1654,11 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x04rtcp\x18\r \x01(\tR\x04rtcp\x12\x16\n" +
 	"\x06paused\x18\x0e \x01(\bR\x06paused\x12\x14\n" +
 	"\x05ssrcs\x18\x0f \x03(\rR\x05ssrcs\x121\n" +
-	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x1a7\n" +
+	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x12+\n" +
+	"\x06backup\x18\x11 \x01(\v2\x13.meshgw.api.v1.FlowR\x06backup\x12,\n" +
+	"\x12backup_stall_nanos\x18\x12 \x01(\x03R\x10backupStallNanos\x12\x1f\n" +
+	"\vbackup_mode\x18\x13 \x01(\tR\n" +
+	"backupMode\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
@@ -1546,7 +1699,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1560,40 +1713,43 @@ var file_meshgw_proto_goTypes = []any{
 	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*Ping)(nil),           // 12: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 13: meshgw.api.v1.Pong
-	(*Track)(nil),          // 14: meshgw.api.v1.Track
-	(*Flow)(nil),           // 15: meshgw.api.v1.Flow
-	(*FlowStatus)(nil),     // 16: meshgw.api.v1.FlowStatus
-	nil,                    // 17: meshgw.api.v1.Flow.MetaEntry
+	(*BackupStats)(nil),    // 12: meshgw.api.v1.BackupStats
+	(*Ping)(nil),           // 13: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 14: meshgw.api.v1.Pong
+	(*Track)(nil),          // 15: meshgw.api.v1.Track
+	(*Flow)(nil),           // 16: meshgw.api.v1.Flow
+	(*FlowStatus)(nil),     // 17: meshgw.api.v1.FlowStatus
+	nil,                    // 18: meshgw.api.v1.Flow.MetaEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	13, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	14, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	12, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	15, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	13, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	16, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	14, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	15, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	15, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	16, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	16, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	14, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	17, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	15, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
-	14, // 17: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	17, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	2,  // 19: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 20: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	12, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
+	15, // 18: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	18, // 19: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	16, // 20: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
+	2,  // 21: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 22: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	22, // [22:23] is the sub-list for method output_type
+	21, // [21:22] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1619,7 +1775,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,10 @@ func FlowToProto(f node.Flow) *api.Flow {
 			p.Meta[k] = v
 		}
 	}
+	if f.Backup != nil {
+		p.Backup = FlowToProto(*f.Backup)
+	}
+	p.BackupStallNanos, p.BackupMode = int64(f.BackupStall), f.BackupMode
 	return p
 }
 
@@ -51,6 +55,30 @@ func FlowFromProto(p *api.Flow) (node.Flow, error) {
 	if p == nil {
 		return node.Flow{}, errors.New("no flow")
 	}
+	f, err := flowFromProto(p)
+	if err != nil {
+		return node.Flow{}, err
+	}
+	// a backup is one level deep: converting it without recursion bounds the work
+	if p.Backup != nil {
+		if p.Backup.Backup != nil {
+			return node.Flow{}, fmt.Errorf("flow %s: the backup has a backup of its own", p.Id)
+		}
+		b, err := flowFromProto(p.Backup)
+		if err != nil {
+			return node.Flow{}, fmt.Errorf("flow %s: backup: %w", p.Id, err)
+		}
+		f.Backup = &b
+	}
+	f.BackupStall, f.BackupMode = time.Duration(p.BackupStallNanos), p.BackupMode
+	if err := f.Validate(); err != nil {
+		return node.Flow{}, err
+	}
+	return f, nil
+}
+
+// flowFromProto converts one flow message's own fields (not its backup) without validating.
+func flowFromProto(p *api.Flow) (node.Flow, error) {
 	f := node.Flow{
 		ID:           p.Id,
 		Version:      p.Version,
@@ -90,16 +118,18 @@ func FlowFromProto(p *api.Flow) (node.Flow, error) {
 			f.Meta[k] = v
 		}
 	}
-	if err := f.Validate(); err != nil {
-		return node.Flow{}, err
-	}
 	return f, nil
 }
 
 // checkFlowStrings refuses a flow the wire cannot carry: protobuf strings must be UTF-8, and a
 // message that fails to marshal would end the whole stream instead of failing one command.
 func checkFlowStrings(f node.Flow) error {
-	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport} {
+	if f.Backup != nil {
+		if err := checkFlowStrings(*f.Backup); err != nil {
+			return fmt.Errorf("flow %q: backup: %w", f.ID, err)
+		}
+	}
+	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport, "backup mode": f.BackupMode} {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("flow %q: %s is not valid UTF-8", f.ID, name)
 		}
@@ -222,6 +252,13 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 	if !s.LastActivity.IsZero() {
 		p.LastActivityUnixNanos = s.LastActivity.UnixNano()
 	}
+	if b := s.Backup; b.Mode != "" {
+		p.Backup = &api.BackupStats{Mode: b.Mode, Active: b.Active, Switches: b.Switches, LastReason: wireText(b.LastReason),
+			PrimaryPackets: b.PrimaryPackets, BackupPackets: b.BackupPackets, Lost: b.Lost}
+		if !b.LastSwitch.IsZero() {
+			p.Backup.LastSwitchUnixNanos = b.LastSwitch.UnixNano()
+		}
+	}
 	return p
 }
 
@@ -229,6 +266,13 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 	s := node.FlowStats{Packets: p.Packets, Bytes: p.Bytes, Dropped: p.Dropped, Errors: p.Errors}
 	if p.LastActivityUnixNanos != 0 {
 		s.LastActivity = time.Unix(0, p.LastActivityUnixNanos)
+	}
+	if b := p.Backup; b != nil {
+		s.Backup = node.BackupStats{Mode: b.Mode, Active: b.Active, Switches: b.Switches, LastReason: b.LastReason,
+			PrimaryPackets: b.PrimaryPackets, BackupPackets: b.BackupPackets, Lost: b.Lost}
+		if b.LastSwitchUnixNanos != 0 {
+			s.Backup.LastSwitch = time.Unix(0, b.LastSwitchUnixNanos)
+		}
 	}
 	return s
 }

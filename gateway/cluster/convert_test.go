@@ -18,7 +18,7 @@ import (
 // fullFlow sets every field of node.Flow, so a field the conversion forgets shows up.
 func fullFlow() node.Flow {
 	return node.Flow{
-		ID: "f1", Version: 7, Kind: node.SinkUDP, Stream: "cam", Track: 1,
+		ID: "f1", Version: 7, Kind: node.SourcePull, Stream: "cam", Track: 1,
 		URL: "rtsp://10.0.0.1/cam", Transport: "tcp",
 		ReconnectMin: 250 * time.Millisecond, ReconnectMax: 8 * time.Second,
 		Tracks: []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}, {Media: "audio", PayloadType: 97, ClockRate: 48000}},
@@ -27,6 +27,9 @@ func fullFlow() node.Flow {
 		Paused: true,
 		SSRCs:  []uint32{1, 0xdeadbeef},
 		Meta:   map[string]string{"session": "s-1", "reader": "r"},
+		Backup: &node.Flow{Kind: node.SourcePull, URL: "rtsp://10.0.0.2/cam", Transport: "udp",
+			ReconnectMin: time.Second, ReconnectMax: 3 * time.Second},
+		BackupStall: 700 * time.Millisecond, BackupMode: node.BackupSwitch,
 	}
 }
 
@@ -74,7 +77,12 @@ func TestFlowFromProtoErrors(t *testing.T) {
 		"NaN pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = nan() }), "pacing"},
 		"neg pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = -1 }), "pacing"},
 		"invalid":      {with(ok(), func(p *api.Flow) { p.Kind = "sink.nope" }), `unknown kind "sink.nope"`},
-		"no addresses": {with(ok(), func(p *api.Flow) { p.Rtp = "" }), "needs RTP and RTCP"},
+		"no addresses": {with(ok(), func(p *api.Flow) {
+			p.Kind, p.Backup, p.BackupStallNanos, p.BackupMode, p.Rtp = string(node.SinkUDP), nil, 0, "", ""
+		}), "needs RTP and RTCP"},
+		"backup of a backup": {with(ok(), func(p *api.Flow) { p.Backup.Backup = &api.Flow{Kind: "source.demo"} }), "backup of its own"},
+		"bad backup":         {with(ok(), func(p *api.Flow) { p.Backup.Rtp = "x" }), `flow f1: backup: flow : rtp: address "x"`},
+		"backup mode":        {with(ok(), func(p *api.Flow) { p.BackupMode = "hot" }), `backup mode "hot"`},
 	}
 	for name, c := range cases {
 		_, err := FlowFromProto(c.p)
@@ -87,6 +95,18 @@ func TestFlowFromProtoErrors(t *testing.T) {
 func with(p *api.Flow, fn func(*api.Flow)) *api.Flow { fn(p); return p }
 
 func nan() float64 { var z float64; return z / z }
+
+func TestStatsRoundTrip(t *testing.T) {
+	for _, st := range []node.FlowStats{
+		{Packets: 1, Bytes: 2, Dropped: 3, Errors: 4, LastActivity: time.Unix(1700000000, 5)},
+		{Packets: 9, Backup: node.BackupStats{Mode: "switch", Active: "backup", Switches: 3, LastSwitch: time.Unix(1700000001, 6),
+			LastReason: "primary delivered nothing for 1s", PrimaryPackets: 7, BackupPackets: 8, Lost: 1}},
+	} {
+		if got := statsFromProto(statsToProto("f", st)); !reflect.DeepEqual(got, st) {
+			t.Errorf("stats round trip\n got %+v\nwant %+v", got, st)
+		}
+	}
+}
 
 func TestStatusAndHelloRoundTrip(t *testing.T) {
 	st := node.FlowStatus{Source: netip.MustParseAddr("10.1.2.3"), RTPPort: 40000, RTCPPort: 40001, SSRC: 9, NextSeq: 65535, NextTS: 123, PosOK: true}

@@ -229,6 +229,16 @@ type Route struct {
 	// AllowIPs is routes.*.allow_ips: when not empty, clients of this route
 	// must come from these networks (on top of auth.allow_ips).
 	AllowIPs []netip.Prefix
+	// Backup is routes.*.backup: a second source (demo, rtsp:// or
+	// rtsps://; in a regex route it may hold $ references like Source) that
+	// the node ingests alongside Source and falls back on; empty for none.
+	// Not allowed with source: publisher.
+	Backup string
+	// BackupStall is how long Source may deliver nothing before the stream
+	// switches to Backup (BackupSwitch mode). Default DefaultBackupStall.
+	BackupStall time.Duration
+	// BackupMode is BackupAuto (default), BackupMerge or BackupSwitch.
+	BackupMode string
 	// Line is the line of the route's key in the config file, for messages
 	// about the route found after loading (e.g. "upstream refused").
 	Line int
@@ -320,6 +330,11 @@ func (c *Config) Match(path string) (Route, bool) {
 		src := string(r.Regexp.ExpandString(nil, r.Source, path, m))
 		if checkSource(src) != "" {
 			continue
+		}
+		if r.Backup != "" {
+			if r.Backup = string(r.Regexp.ExpandString(nil, r.Backup, path, m)); checkSource(r.Backup) != "" {
+				continue
+			}
 		}
 		r.Name = path
 		r.Source = src

@@ -89,6 +89,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("---\n---\n"))
 	f.Add([]byte("routes: {<<: {}}\n"))
+	f.Add([]byte("routes:\n  \"~^c/(\\\\d+)$\": {source: \"rtsp://h/$1\", backup: \"rtsp://b/$1\", backup_stall: 2s, backup_mode: merge}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
 		if err != nil {
@@ -118,6 +119,9 @@ func FuzzParse(f *testing.F) {
 		for _, r := range c.Routes {
 			if r.Line < 1 {
 				t.Fatalf("route %q has line %d", r.Name, r.Line)
+			}
+			if r.Backup != "" && r.Regexp == nil && (checkSource(r.Backup) != "" || !isBackupKind(r.Backup) || r.Source == SourcePublisher) {
+				t.Fatalf("route %q: accepted backup %q of source %q", r.Name, r.Backup, r.Source)
 			}
 			if r.Regexp == nil {
 				if got, ok := c.Match(r.Name); !ok || got.Name != r.Name {

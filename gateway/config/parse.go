@@ -179,6 +179,8 @@ func defaultRoute() Route {
 		OnDemandCloseAfter:   10 * time.Second,
 		ReconnectMin:         time.Second,
 		ReconnectMax:         30 * time.Second,
+		BackupStall:          DefaultBackupStall,
+		BackupMode:           BackupAuto,
 	}
 }
 
@@ -360,7 +362,8 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		return r, false
 	}
 	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode *yaml.Node
-	p.fields(m, path, []field{
+	var bk backupKeys
+	p.fields(m, path, append(p.backupFields(&r, path, &bk), []field{
 		{"source", func(_, v *yaml.Node) {
 			if p.str(&r.Source, path+".source", v) {
 				srcNode = v
@@ -410,7 +413,8 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				maxNode = v
 			}
 		}},
-	})
+	}...))
+	p.checkBackup(r, path, bk)
 
 	if srcNode != nil {
 		if msg := p.checkRouteSource(r); msg != "" {
@@ -423,7 +427,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	if r.OverridePublisher && r.Source != SourcePublisher && overrideNode != nil {
 		p.errorf(overrideNode, "%s: override_publisher applies only to source: publisher", path)
 	}
-	if r.SourceTransport != TransportAuto && !r.IsPull() && transportNode != nil {
+	if r.SourceTransport != TransportAuto && !r.IsPull() && !backupIsPull(r) && transportNode != nil {
 		p.errorf(transportNode, "%s: source_transport applies only to rtsp:// and rtsps:// sources", path)
 	}
 	if r.ReconnectMax < r.ReconnectMin && (minNode != nil || maxNode != nil) {
@@ -441,14 +445,20 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 // filled in, which is checked with every capture set to "1" (a value that is
 // legal in a host, a port and a path alike).
 func (p *parser) checkRouteSource(r Route) string {
+	return checkTemplate(r, "source", r.Source)
+}
+
+// checkTemplate validates a source-like value s of route r (key names it in
+// messages) as checkRouteSource describes.
+func checkTemplate(r Route, key, s string) string {
 	if r.Regexp == nil {
-		return checkSource(r.Source)
+		return checkSource(s)
 	}
 	names := r.Regexp.SubexpNames()
-	for _, ref := range templateRefs(r.Source) {
+	for _, ref := range templateRefs(s) {
 		if n, err := strconv.Atoi(ref); err == nil {
 			if n > r.Regexp.NumSubexp() {
-				return fmt.Sprintf("source refers to $%s but the pattern has %d capture group(s)", ref, r.Regexp.NumSubexp())
+				return fmt.Sprintf("%s refers to $%s but the pattern has %d capture group(s)", key, ref, r.Regexp.NumSubexp())
 			}
 			continue
 		}
@@ -459,7 +469,7 @@ func (p *parser) checkRouteSource(r Route) string {
 			}
 		}
 		if !found {
-			msg := fmt.Sprintf("source refers to ${%s} but the pattern has no group named %q", ref, ref)
+			msg := fmt.Sprintf("%s refers to ${%s} but the pattern has no group named %q", key, ref, ref)
 			if d := leadingDigits(ref); d != "" {
 				msg += fmt.Sprintf("; to follow group %s with text write ${%s}", d, d)
 			}
@@ -470,5 +480,5 @@ func (p *parser) checkRouteSource(r Route) string {
 	for i := 1; i < len(match); i += 2 {
 		match[i] = 1
 	}
-	return checkSource(string(r.Regexp.ExpandString(nil, r.Source, "1", match)))
+	return checkSource(string(r.Regexp.ExpandString(nil, s, "1", match)))
 }

@@ -75,6 +75,16 @@ type Flow struct {
 	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
 	Paused bool
 
+	// Backup, on a demo or pull source, is a second source (kind SourcePull or
+	// SourceDemo with its own URL, Transport, Reconnect*; ID and Stream are
+	// the parent's) that runs hot next to this one behind a selector (see
+	// backup.go): switched to when this source stalls for BackupStall (0:
+	// DefaultBackupStall), or merged with it as a 2022-7 leg, by BackupMode
+	// (BackupAuto, BackupMerge, BackupSwitch; "" is BackupAuto).
+	Backup      *Flow
+	BackupStall time.Duration
+	BackupMode  string
+
 	// Meta holds the control's labels (route path, RTSP session, role). The node does not read
 	// them; it keeps them with the flow and returns them from Flows, so a restarted control can
 	// rebuild its view from the nodes.
@@ -96,6 +106,10 @@ func (f Flow) clone() Flow {
 	f.Tracks = slices.Clone(f.Tracks)
 	f.SSRCs = slices.Clone(f.SSRCs)
 	f.Meta = maps.Clone(f.Meta)
+	if f.Backup != nil {
+		b := f.Backup.clone()
+		f.Backup = &b
+	}
 	return f
 }
 
@@ -147,7 +161,7 @@ func (f Flow) Validate() error {
 	default:
 		return fmt.Errorf("flow %s: unknown kind %q", f.ID, f.Kind)
 	}
-	return nil
+	return f.validateBackup()
 }
 
 // FlowStatus is a node's answer to an applied flow.
@@ -176,6 +190,9 @@ type FlowStats struct {
 	// LastActivity is the last packet from the peer: RTCP from a reader, media from a publisher,
 	// RTP or RTCP from a relay's upstream node.
 	LastActivity time.Time
+	// Backup is the selector of a source flow with a backup (zero Mode
+	// otherwise); Packets then counts the packets it put into the hubs.
+	Backup BackupStats
 }
 
 // Events are what a node reports to its control about the streams it ingests.

@@ -89,6 +89,7 @@ type flow struct {
 	// sources
 	player *demo.Player
 	puller *pull.Puller
+	sel    *selector // a source with a backup (backup.go)
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
 	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
@@ -262,6 +263,15 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
 	}
 	fl := &flow{spec: f, stream: s}
+	if f.Backup != nil { // two ingests behind a selector (backup.go)
+		start, err := n.createBackupLocked(fl)
+		if err != nil {
+			return nil, err
+		}
+		s.source = fl
+		n.addFlowLocked(fl)
+		return start, nil
+	}
 	var start func()
 	switch f.Kind {
 	case SourceDemo:
@@ -529,8 +539,11 @@ func (n *Local) teardownLocked(fl *flow) func() {
 		} else {
 			hubs = nil
 		}
-		player, puller := fl.player, fl.puller
+		player, puller, sel := fl.player, fl.puller, fl.sel
 		return func() {
+			if sel != nil {
+				sel.close()
+			}
 			if player != nil {
 				player.Close()
 			}
@@ -597,6 +610,9 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
 	} else {
 		st.Packets = fl.pkts.Load()
+	}
+	if fl.sel != nil {
+		st.Backup = fl.sel.stats()
 	}
 	if l := fl.last.Load(); l != 0 {
 		st.LastActivity = time.Unix(0, l)
