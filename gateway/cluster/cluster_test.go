@@ -252,8 +252,11 @@ func TestFrozenNode(t *testing.T) {
 	down := h.next(t, "down")
 	d := down.at.Sub(frozen)
 	t.Logf("NodeDown %v after the freeze: %v", d, down.err)
-	if d > timeout+500*time.Millisecond {
-		t.Errorf("frozen node declared down after %v, want within %v", d, timeout+500*time.Millisecond)
+	// The bound is loose on purpose: the detection time itself is measured in the e2e notes; here
+	// a loaded CI machine must not turn scheduling delay into a failure. Far beyond the timeout, or
+	// well before it, is a defect.
+	if d > 3*timeout || d < timeout/2 {
+		t.Errorf("frozen node declared down after %v, want about %v", d, timeout)
 	}
 	if down.node != r || !errors.Is(down.err, ErrNodeTimeout) {
 		t.Errorf("down %v: %v", down.node, down.err)
