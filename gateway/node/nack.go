@@ -23,11 +23,12 @@ import (
 // places (or drops as a duplicate) with no unwrapping step, no second SSRC per track to signal
 // and route, and no copy to strip an OSN.
 //
-// pion/interceptor's nack package is not used: its generator and responder allocate per packet
-// (a rtp.Packet per retransmission in the responder's buffer, interceptor attribute maps on the
-// read path), which the hot-path rule (0 allocs per packet) forbids, and its generator does not
-// hold packets for reordering. Both halves are small enough to write against the node's pooled
-// packets.
+// pion/interceptor's nack package (v0.1.40 resolves against the pinned pion/rtp v1.8.21 and
+// pion/rtcp v1.2.15) is not used: its responder allocates per packet sent (a RetainablePacket
+// for its buffer, on pion's parsed rtp.Header), its interceptors allocate attribute maps on the
+// read path and its generator fresh slices per NACK round, which the hot-path rule (0 allocs per
+// packet) forbids; and its generator does not hold packets for reordering. Both halves are
+// small enough to write against the node's pooled packets.
 
 const (
 	// histSize is the packets a relay sink keeps for retransmission (a power of two). At the
