@@ -925,8 +925,10 @@ type FlowStats struct {
 	Errors  uint64                 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
 	// last_activity_unix_nanos is the last packet from the peer; 0 when none.
 	LastActivityUnixNanos int64 `protobuf:"varint,6,opt,name=last_activity_unix_nanos,json=lastActivityUnixNanos,proto3" json:"last_activity_unix_nanos,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// fec is the FEC packets a sink.rtp flow sent.
+	Fec           uint64 `protobuf:"varint,40,opt,name=fec,proto3" json:"fec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FlowStats) Reset() {
@@ -997,6 +999,13 @@ func (x *FlowStats) GetErrors() uint64 {
 func (x *FlowStats) GetLastActivityUnixNanos() int64 {
 	if x != nil {
 		return x.LastActivityUnixNanos
+	}
+	return 0
+}
+
+func (x *FlowStats) GetFec() uint64 {
+	if x != nil {
+		return x.Fec
 	}
 	return 0
 }
@@ -1168,11 +1177,17 @@ type Flow struct {
 	Tracks            []*Track               `protobuf:"bytes,10,rep,name=tracks,proto3" json:"tracks,omitempty"`
 	Pacing            float64                `protobuf:"fixed64,11,opt,name=pacing,proto3" json:"pacing,omitempty"`
 	// rtp and rtcp are "ip:port" (IPv6 in brackets), empty when unset.
-	Rtp           string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
-	Rtcp          string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
-	Paused        bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
-	Ssrcs         []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
-	Meta          map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Rtp    string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp   string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
+	Ssrcs  []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
+	Meta   map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// output configures a sink.rtp flow (issue 6, helper rtpout; field numbers 40+).
+	Output *OutputSpec `protobuf:"bytes,40,opt,name=output,proto3" json:"output,omitempty"`
+	// nack turns on NACK loss repair on a relay link; nack_wait_nanos bounds a relay source's wait
+	// for a missing packet (0: the node's default).
+	Nack          bool  `protobuf:"varint,41,opt,name=nack,proto3" json:"nack,omitempty"`
+	NackWaitNanos int64 `protobuf:"varint,42,opt,name=nack_wait_nanos,json=nackWaitNanos,proto3" json:"nack_wait_nanos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1319,6 +1334,107 @@ func (x *Flow) GetMeta() map[string]string {
 	return nil
 }
 
+func (x *Flow) GetOutput() *OutputSpec {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *Flow) GetNack() bool {
+	if x != nil {
+		return x.Nack
+	}
+	return false
+}
+
+func (x *Flow) GetNackWaitNanos() int64 {
+	if x != nil {
+		return x.NackWaitNanos
+	}
+	return 0
+}
+
+// OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
+type OutputSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leg2 is "ip:port" of the second SMPTE 2022-7 leg, empty for none.
+	Leg2 string `protobuf:"bytes,1,opt,name=leg2,proto3" json:"leg2,omitempty"`
+	// fec_columns (L) 0 means no FEC.
+	FecColumns uint32 `protobuf:"varint,2,opt,name=fec_columns,json=fecColumns,proto3" json:"fec_columns,omitempty"`
+	FecRows    uint32 `protobuf:"varint,3,opt,name=fec_rows,json=fecRows,proto3" json:"fec_rows,omitempty"`
+	// fec_mode: 0 = 2D, 1 = column only, 2 = row only (fec.Mode).
+	FecMode       uint32 `protobuf:"varint,4,opt,name=fec_mode,json=fecMode,proto3" json:"fec_mode,omitempty"`
+	Ttl           uint32 `protobuf:"varint,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputSpec) Reset() {
+	*x = OutputSpec{}
+	mi := &file_meshgw_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputSpec) ProtoMessage() {}
+
+func (x *OutputSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
+func (*OutputSpec) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OutputSpec) GetLeg2() string {
+	if x != nil {
+		return x.Leg2
+	}
+	return ""
+}
+
+func (x *OutputSpec) GetFecColumns() uint32 {
+	if x != nil {
+		return x.FecColumns
+	}
+	return 0
+}
+
+func (x *OutputSpec) GetFecRows() uint32 {
+	if x != nil {
+		return x.FecRows
+	}
+	return 0
+}
+
+func (x *OutputSpec) GetFecMode() uint32 {
+	if x != nil {
+		return x.FecMode
+	}
+	return 0
+}
+
+func (x *OutputSpec) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1337,7 +1453,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1465,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1478,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -1471,14 +1587,15 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xbf\x01\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xd1\x01\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
 	"\adropped\x18\x04 \x01(\x04R\adropped\x12\x16\n" +
 	"\x06errors\x18\x05 \x01(\x04R\x06errors\x127\n" +
-	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\"\x1c\n" +
+	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\x12\x10\n" +
+	"\x03fec\x18( \x01(\x04R\x03fec\"\x1c\n" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
@@ -1487,7 +1604,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\x88\x04\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf7\x04\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -1505,10 +1622,21 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x04rtcp\x18\r \x01(\tR\x04rtcp\x12\x16\n" +
 	"\x06paused\x18\x0e \x01(\bR\x06paused\x12\x14\n" +
 	"\x05ssrcs\x18\x0f \x03(\rR\x05ssrcs\x121\n" +
-	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x1a7\n" +
+	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x121\n" +
+	"\x06output\x18( \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\x12\x12\n" +
+	"\x04nack\x18) \x01(\bR\x04nack\x12&\n" +
+	"\x0fnack_wait_nanos\x18* \x01(\x03R\rnackWaitNanos\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\n" +
+	"OutputSpec\x12\x12\n" +
+	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
+	"\vfec_columns\x18\x02 \x01(\rR\n" +
+	"fecColumns\x12\x19\n" +
+	"\bfec_rows\x18\x03 \x01(\rR\afecRows\x12\x19\n" +
+	"\bfec_mode\x18\x04 \x01(\rR\afecMode\x12\x10\n" +
+	"\x03ttl\x18\x05 \x01(\rR\x03ttl\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -1546,7 +1674,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1564,8 +1692,9 @@ var file_meshgw_proto_goTypes = []any{
 	(*Pong)(nil),           // 13: meshgw.api.v1.Pong
 	(*Track)(nil),          // 14: meshgw.api.v1.Track
 	(*Flow)(nil),           // 15: meshgw.api.v1.Flow
-	(*FlowStatus)(nil),     // 16: meshgw.api.v1.FlowStatus
-	nil,                    // 17: meshgw.api.v1.Flow.MetaEntry
+	(*OutputSpec)(nil),     // 16: meshgw.api.v1.OutputSpec
+	(*FlowStatus)(nil),     // 17: meshgw.api.v1.FlowStatus
+	nil,                    // 18: meshgw.api.v1.Flow.MetaEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -1582,18 +1711,19 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	15, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	16, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	17, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	14, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	14, // 17: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	17, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	2,  // 19: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 20: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	16, // 19: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	2,  // 20: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 21: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1619,7 +1749,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

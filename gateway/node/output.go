@@ -62,8 +62,8 @@ func (o OutputSpec) validate(f Flow) error {
 		if _, err := fec.NewEncoder(cfg); err != nil {
 			return fmt.Errorf("output FEC: %w", err)
 		}
-	} else if o.FECRows != 0 {
-		return errors.New("output FEC rows without columns")
+	} else if o.FECRows != 0 || o.FECMode != 0 {
+		return errors.New("output FEC rows or mode without columns")
 	}
 	return nil
 }
