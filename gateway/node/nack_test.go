@@ -446,5 +446,3 @@ func TestNACKTable(t *testing.T) {
 	t.Logf("relay link, %d packets at 1000/s, loss on the media path\n| induced loss | residual without NACK | residual with NACK | NACKs sent | packets resent | gaps given up | in order |\n|---|---|---|---|---|---|---|\n%s",
 		packets, strings.Join(rows, "\n"))
 }
-
-
