@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,5 +339,34 @@ routes:
 	t.Logf("ffmpeg decoded %d frames from the output", n)
 	if n < 40 {
 		t.Fatalf("ffmpeg decoded %d frames from the plain RTP output, want ≥ 40:\n%s", n, out)
+	}
+}
+
+// TestClusterOutputFailover: an output is sent from its stream's ingest node; when that node is
+// killed, the stream is re-ingested on another node and the output moves with it, so the
+// destination keeps receiving.
+func TestClusterOutputFailover(t *testing.T) {
+	c := newCluster(t, func(c *cluster) string {
+		return fmt.Sprintf("  tv: {source: demo, node: node-a, outputs: [{url: \"rtp://%s:5000\"}]}\n", c.p1.Addr)
+	})
+	c.waitLog(c.ctlP, `msg="output started".*route=tv.*node=node-a`, 20*time.Second)
+	ctx := context.Background()
+	cp := c.p1.Run(ctx, t, "tshark", "-n", "-i", peertest.NetnsDev, "-a", "duration:14",
+		"-f", "udp and dst port 5000", "-d", "udp.port==5000,rtp",
+		"-T", "fields", "-E", "separator=,", "-E", "aggregator=|", "-e", "frame.time_epoch", "-e", "ip.src",
+		"-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "udp.dstport", "-e", "udp.length")
+	time.Sleep(4 * time.Second)
+	killed := time.Now()
+	_ = c.aP.Signal(syscall.SIGKILL)
+	c.waitLog(c.ctlP, `msg="reader moved".*route=tv.*from=node-a`, 15*time.Second)
+	moved := time.Since(killed)
+	pkts := parseCapture(result(cp, 40*time.Second))
+	srcs := map[string]int{}
+	for _, p := range pkts {
+		srcs[p.src]++
+	}
+	t.Logf("output moved %v after the kill; destination got %d packets by sender %v", moved.Round(time.Millisecond), len(pkts), srcs)
+	if srcs[c.a.Addr.String()] < 50 || srcs[c.b.Addr.String()] < 50 {
+		t.Errorf("packets by sender %v: want the output from node-a, then from node-b", srcs)
 	}
 }
