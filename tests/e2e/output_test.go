@@ -370,3 +370,32 @@ func TestClusterOutputFailover(t *testing.T) {
 		t.Errorf("packets by sender %v: want the output from node-a, then from node-b", srcs)
 	}
 }
+
+// TestClusterOutputControlRestart: the control is killed and restarted; the node keeps sending
+// the output all along, and the new control adopts it instead of starting another.
+func TestClusterOutputControlRestart(t *testing.T) {
+	c := newCluster(t, func(c *cluster) string {
+		return fmt.Sprintf("  tv: {source: demo, node: node-a, outputs: [{url: \"rtp://%s:5000\"}]}\n", c.p1.Addr)
+	})
+	c.waitLog(c.ctlP, `msg="output started".*route=tv.*node=node-a`, 20*time.Second)
+	cp := c.p1.Run(context.Background(), t, "tshark", "-n", "-i", peertest.NetnsDev, "-a", "duration:12",
+		"-f", "udp and dst port 5000", "-d", "udp.port==5000,rtp",
+		"-T", "fields", "-E", "separator=,", "-E", "aggregator=|", "-e", "frame.time_epoch", "-e", "ip.src",
+		"-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "udp.dstport", "-e", "udp.length")
+	time.Sleep(3 * time.Second)
+	_ = c.ctlP.Signal(syscall.SIGKILL)
+	_ = c.ctlP.Wait(5 * time.Second)
+	time.Sleep(time.Second)
+	c.ctlP = c.startControl()
+	c.waitLog(c.ctlP, `msg="state rebuilt from nodes"`, 20*time.Second)
+	pkts := parseCapture(result(cp, 40*time.Second))
+	srcs, gap, missing, ssrcs := lineReport(t, pkts)
+	t.Logf("control restart: destination got %d packets from %v, %d SSRCs, largest silence %v, %d missing", len(pkts), srcs, ssrcs, gap.Round(time.Millisecond), missing)
+	if len(pkts) < 150 || ssrcs != 1 || gap > 500*time.Millisecond || missing > 2 {
+		t.Errorf("the output did not run through the control restart on one line")
+	}
+	time.Sleep(2 * time.Second) // the adopted stream's outputs are checked after the grace
+	if n := strings.Count(c.ctlP.Output(), `msg="output started"`); n != 0 {
+		t.Errorf("the restarted control started %d outputs; it should adopt node-a's:\n%s", n, playTail(c.ctlP.Output(), 3000))
+	}
+}
