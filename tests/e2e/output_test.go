@@ -391,7 +391,9 @@ func TestClusterOutputControlRestart(t *testing.T) {
 	pkts := parseCapture(result(cp, 40*time.Second))
 	srcs, gap, missing, ssrcs := lineReport(t, pkts)
 	t.Logf("control restart: destination got %d packets from %v, %d SSRCs, largest silence %v, %d missing", len(pkts), srcs, ssrcs, gap.Round(time.Millisecond), missing)
-	if len(pkts) < 150 || ssrcs != 1 || gap > 500*time.Millisecond || missing > 2 {
+	// A restart that touched the output would silence it for the startup grace (2 s) at least;
+	// a few packets lost to a loaded machine are not what this test is about.
+	if len(pkts) < 150 || ssrcs != 1 || gap > time.Second || missing > 10 {
 		t.Errorf("the output did not run through the control restart on one line")
 	}
 	time.Sleep(2 * time.Second) // the adopted stream's outputs are checked after the grace
