@@ -58,10 +58,15 @@ type relayHistory struct {
 
 	mu     sync.Mutex
 	ring   [histSize]*rtp.Packet
+	resAt  [histSize]int64 // when each held packet was last resent (unix nanos), 0 for never
 	closed bool
 
 	resent, missed atomic.Uint64
 }
+
+// resendGap is the least time between two retransmissions of one packet: NACKs repeated faster
+// (a far node retrying early, a replayed or forged datagram) do not multiply the traffic.
+const resendGap = int64(10 * time.Millisecond)
 
 func newRelayHistory(sink *rtp.UDPSink, ssrc uint32) *relayHistory {
 	h := &relayHistory{sink: sink}
@@ -85,6 +90,7 @@ func (h *relayHistory) DeliverRTP(p *rtp.Packet) {
 		} else {
 			old := h.ring[seq&(histSize-1)]
 			h.ring[seq&(histSize-1)] = p
+			h.resAt[seq&(histSize-1)] = 0
 			h.mu.Unlock()
 			if old != nil {
 				old.Release()
@@ -97,15 +103,22 @@ func (h *relayHistory) DeliverRTP(p *rtp.Packet) {
 // DeliverRTCP implements rtp.Sink.
 func (h *relayHistory) DeliverRTCP(p *rtp.Packet) { h.sink.DeliverRTCP(p) }
 
-// resend queues packet seq again; false when it is no longer held.
+// resend queues packet seq again; false when it is no longer held or was resent just now.
 func (h *relayHistory) resend(seq uint16) bool {
+	now := time.Now().UnixNano()
+	i := seq & (histSize - 1)
 	h.mu.Lock()
-	p := h.ring[seq&(histSize-1)]
+	p := h.ring[i]
 	if p == nil || binary.BigEndian.Uint16(p.Bytes()[2:]) != seq {
 		h.mu.Unlock()
 		h.missed.Add(1)
 		return false
 	}
+	if now-h.resAt[i] < resendGap {
+		h.mu.Unlock()
+		return false
+	}
+	h.resAt[i] = now
 	p.Ref()
 	h.mu.Unlock()
 	h.resent.Add(1)

@@ -207,6 +207,9 @@ func TestRelayHistory(t *testing.T) {
 	if !h.resend(n-1) || !h.resend(200) || h.resend(10) || h.resend(n) {
 		t.Fatal("resend: want the last histSize packets only")
 	}
+	if h.resend(200) {
+		t.Fatal("a packet was resent twice within resendGap")
+	}
 	got := r.wait(t, n+2, 10*time.Second)
 	if got[n].seq != n-1 || got[n+1].seq != 200 {
 		t.Errorf("retransmitted %d, %d; want %d, 200", got[n].seq, got[n+1].seq, n-1)
