@@ -490,3 +490,7 @@ func FuzzRelayRx(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRelayIngressNACK is BenchmarkRelayIngress with the relay's NACK repair on (no loss:
+// the cost of watching for gaps); 0 allocs/op.
+func BenchmarkRelayIngressNACK(b *testing.B) { benchRelayIngress(b, true) }
