@@ -101,7 +101,10 @@ func (c *Control) startOutput(ctx context.Context, rd *reader, idx int) error {
 		return err
 	}
 	for track := range rd.tracks {
-		f := outputFlow(rd, idx, track)
+		f, err := outputFlow(rd, idx, track)
+		if err != nil {
+			return err
+		}
 		if _, err := m.n.Apply(ctx, f); err != nil {
 			return fmt.Errorf("track %d on node %s: %w", track, m.name, err)
 		}
@@ -111,14 +114,19 @@ func (c *Control) startOutput(ctx context.Context, rd *reader, idx int) error {
 }
 
 // outputFlow is the SinkRTP flow of one track of an output: track i goes to port + i×stride.
-func outputFlow(rd *reader, idx, track int) node.Flow {
+func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 	o := rd.output
-	off := uint16(track * o.PortStride())
-	at := func(ap netip.AddrPort, d uint16) netip.AddrPort {
+	off := track * o.PortStride()
+	for _, ap := range []netip.AddrPort{o.Dest, o.Leg2} {
+		if ap.IsValid() && int(ap.Port())+off+o.PortStride()-1 > 65535 {
+			return node.Flow{}, fmt.Errorf("track %d of %s would need ports above 65535", track, ap)
+		}
+	}
+	at := func(ap netip.AddrPort, d int) netip.AddrPort {
 		if !ap.IsValid() {
 			return ap
 		}
-		return netip.AddrPortFrom(ap.Addr(), ap.Port()+off+d)
+		return netip.AddrPortFrom(ap.Addr(), uint16(int(ap.Port())+off+d))
 	}
 	spec := node.OutputSpec{Leg2: at(o.Leg2, 0), TTL: o.TTL}
 	if o.FEC != nil {
@@ -127,7 +135,7 @@ func outputFlow(rd *reader, idx, track int) node.Flow {
 	}
 	return node.Flow{ID: newID("out"), Version: 1, Kind: node.SinkRTP, Stream: rd.s.id, Track: track,
 		RTP: at(o.Dest, 0), RTCP: at(o.Dest, 1), Output: spec,
-		Meta: map[string]string{metaRole: roleOutput, metaRoute: rd.s.path, metaSession: rd.id, metaOutput: strconv.Itoa(idx)}}
+		Meta: map[string]string{metaRole: roleOutput, metaRoute: rd.s.path, metaSession: rd.id, metaOutput: strconv.Itoa(idx)}}, nil
 }
 
 // adoptOutputLocked rebuilds an output from one of its flows a node reported after the control
