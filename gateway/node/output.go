@@ -86,6 +86,7 @@ type rtpOutput struct {
 	// replaced hub may overlap the new hub's) and the encoder they drive.
 	mu     sync.Mutex
 	closed bool
+	depart int64 // the departure of the media packet being encoded, for its FEC (under mu)
 
 	encErrs atomic.Uint64
 }
@@ -159,6 +160,7 @@ func (o *rtpOutput) DeliverRTP(p *rtp.Packet) {
 	// After the media, so each leg's worker sends a row's packets before its FEC. The packet
 	// stays ours (one reference) until the encoder has read it.
 	if o.enc != nil {
+		o.depart = p.Depart()
 		if err := o.enc.Push(p.Bytes(), o.emit); err != nil {
 			o.encErrs.Add(1)
 		}
@@ -182,6 +184,7 @@ func (o *rtpOutput) emitFEC(k fec.Kind, b []byte) {
 	}
 	q := o.pool.Get(len(b))
 	copy(q.Bytes(), b)
+	q.SetDepart(o.depart) // with pacing, not ahead of the media packet that completed it
 	for range n - 1 {
 		q.Ref()
 	}
