@@ -158,7 +158,6 @@ func lossyFECPath(t *testing.T, cfg peertest.LossyConfig, to int) (*peertest.Los
 // (not FEC), into GStreamer's rtpst2022-1-fecdec: the decoder's output holds the dropped
 // packets, rebuilt.
 func TestOutputFECToGStreamer(t *testing.T) {
-	peertest.Require(t, "gst-launch-1.0", "gst:rtpst2022-1-fecdec")
 	for _, tc := range []struct {
 		name, fec string
 		loss      peertest.LossyConfig
@@ -171,27 +170,53 @@ func TestOutputFECToGStreamer(t *testing.T) {
 		{"1D-10x5-bursts-of-5", "{columns: 10, rows: 5, mode: column}", peertest.LossyConfig{Burst: 5, BurstEvery: 150}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			back := captureAt(t, 0)
-			in := freeTriple(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			udpsrc := func(port int) []string {
-				return []string{"udpsrc", "address=127.0.0.1", fmt.Sprintf("port=%d", port), "buffer-size=4194304", "caps=application/x-rtp"}
+			res := runFECOutput(t, tc.fec, tc.loss, 10)
+			if res.considered < 10 {
+				t.Fatalf("only %d drops inside the window: the test does not test FEC", res.considered)
 			}
-			args := append([]string{"-q"}, udpsrc(in)...)
-			args = append(args, "!", "rtpst2022-1-fecdec", "name=dec", "size-time=2000000000",
-				"!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", back.port()), "sync=false")
-			args = append(append(args, udpsrc(in+2)...), "!", "dec.fec_0")
-			args = append(append(args, udpsrc(in+4)...), "!", "dec.fec_1")
-			gst := peertest.Run(ctx, t, "gst-launch-1.0", args...)
-			for deadline := time.Now().Add(20 * time.Second); !(udpBound(in) && udpBound(in+2) && udpBound(in+4)); time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) || gst.Exited() {
-					t.Fatalf("GStreamer did not bind its ports: %s", gst.Tail(2000))
-				}
+			if share := float64(res.rebuilt) / float64(res.considered); share < tc.want {
+				t.Errorf("GStreamer rebuilt %d of %d dropped packets (%.0f %%), want at least %.0f %%", res.rebuilt, res.considered, 100*share, 100*tc.want)
 			}
-			relay, r := lossyFECPath(t, tc.loss, in)
-			// A publisher route: its output starts when the publisher records.
-			g := startGateway(t, fmt.Sprintf(`rtsp:
+		})
+	}
+}
+
+// fecResult is one run of an FEC output through a lossy relay into GStreamer's decoder.
+type fecResult struct {
+	window     int // sequence numbers inside the window looked at
+	considered int // of them dropped by the relay
+	rebuilt    int // of those, in the decoder's output
+}
+
+// runFECOutput publishes secs seconds into a route whose output (with fec, a YAML mapping) goes
+// through a relay dropping media per loss into GStreamer's rtpst2022-1-fecdec, and counts what
+// the decoder rebuilt of what the relay dropped, two matrices' worth of packets away from either
+// end (FEC for the first packets may predate the decoder; the last ones' column FEC may still
+// be coming).
+func runFECOutput(t *testing.T, fec string, loss peertest.LossyConfig, secs int) fecResult {
+	t.Helper()
+	peertest.Require(t, "gst-launch-1.0", "gst:rtpst2022-1-fecdec")
+	back := captureAt(t, 0)
+	in := freeTriple(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+50)*time.Second)
+	defer cancel()
+	udpsrc := func(port int) []string {
+		return []string{"udpsrc", "address=127.0.0.1", fmt.Sprintf("port=%d", port), "buffer-size=4194304", "caps=application/x-rtp"}
+	}
+	args := append([]string{"-q"}, udpsrc(in)...)
+	args = append(args, "!", "rtpst2022-1-fecdec", "name=dec", "size-time=2000000000",
+		"!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", back.port()), "sync=false")
+	args = append(append(args, udpsrc(in+2)...), "!", "dec.fec_0")
+	args = append(append(args, udpsrc(in+4)...), "!", "dec.fec_1")
+	gst := peertest.Run(ctx, t, "gst-launch-1.0", args...)
+	for deadline := time.Now().Add(20 * time.Second); !(udpBound(in) && udpBound(in+2) && udpBound(in+4)); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) || gst.Exited() {
+			t.Fatalf("GStreamer did not bind its ports: %s", gst.Tail(2000))
+		}
+	}
+	relay, r := lossyFECPath(t, loss, in)
+	// A publisher route: its output starts when the publisher records.
+	g := startGateway(t, fmt.Sprintf(`rtsp:
   listen: LISTEN
 routes:
   tv:
@@ -199,52 +224,85 @@ routes:
     outputs:
       - url: rtp://127.0.0.1:%d
         fec: %s
-`, r, tc.fec))
-			pub := busyPublisher(ctx, t, g.URL+"tv", 10)
-			_ = pub.Wait(40 * time.Second)
-			got := back.snapshot()
-			dropped := relay.Dropped()
-			st := relay.Stats()
-			if len(got) < 2000 {
-				t.Fatalf("GStreamer passed on only %d packets (relay: %+v): %s", len(got), st, gst.Tail(2000))
-			}
-			// the range GStreamer saw, minus two matrices at each end (FEC for the first
-			// packets may predate the decoder; the last ones' column FEC is still coming)
-			var lo, hi uint16
-			first := true
-			for s := range got {
-				if first || int16(s-lo) < 0 {
-					lo = s
-				}
-				if first || int16(s-hi) > 0 {
-					hi = s
-				}
-				first = false
-			}
-			lo, hi = lo+100, hi-100
-			considered, rebuilt := 0, 0
-			var missing []uint16
-			for _, s := range dropped {
-				if int16(s-lo) < 0 || int16(hi-s) < 0 {
-					continue
-				}
-				considered++
-				if _, ok := got[s]; ok {
-					rebuilt++
-				} else {
-					missing = append(missing, s)
-				}
-			}
-			t.Logf("%s: relay %+v; GStreamer output %d packets (seq %d..%d); of %d dropped inside, %d rebuilt; not: %v",
-				tc.name, st, len(got), lo-100, hi+100, considered, rebuilt, missing)
-			if considered < 10 {
-				t.Fatalf("only %d drops inside the window: the test does not test FEC", considered)
-			}
-			if share := float64(rebuilt) / float64(considered); share < tc.want {
-				t.Errorf("GStreamer rebuilt %d of %d dropped packets (%.0f %%), want at least %.0f %%", rebuilt, considered, 100*share, 100*tc.want)
-			}
-		})
+`, r, fec))
+	pub := busyPublisher(ctx, t, g.URL+"tv", secs)
+	_ = pub.Wait(time.Duration(secs+40) * time.Second)
+	time.Sleep(500 * time.Millisecond) // the decoder's last output
+	got := back.snapshot()
+	dropped := relay.Dropped()
+	st := relay.Stats()
+	if len(got) < 200*secs {
+		t.Fatalf("GStreamer passed on only %d packets (relay: %+v): %s", len(got), st, gst.Tail(2000))
 	}
+	var lo, hi uint16
+	first := true
+	for s := range got {
+		if first || int16(s-lo) < 0 {
+			lo = s
+		}
+		if first || int16(s-hi) > 0 {
+			hi = s
+		}
+		first = false
+	}
+	lo, hi = lo+100, hi-100
+	res := fecResult{window: int(hi-lo) + 1}
+	var missing []uint16
+	for _, s := range dropped {
+		if int16(s-lo) < 0 || int16(hi-s) < 0 {
+			continue
+		}
+		res.considered++
+		if _, ok := got[s]; ok {
+			res.rebuilt++
+		} else {
+			missing = append(missing, s)
+		}
+	}
+	t.Logf("fec %s, loss %+v: relay %+v; GStreamer output %d packets (seq %d..%d); of %d dropped inside, %d rebuilt; not: %v",
+		fec, loss, st, len(got), lo-100, hi+100, res.considered, res.rebuilt, missing)
+	return res
+}
+
+// TestOutputFECTable measures the residual loss of meshgw's FEC output decoded by GStreamer
+// (MESHGW_PROTECT_TABLE=1 go test ./tests/e2e -run TestOutputFECTable -v).
+func TestOutputFECTable(t *testing.T) {
+	if os.Getenv("MESHGW_PROTECT_TABLE") == "" {
+		t.Skip("set MESHGW_PROTECT_TABLE=1 to measure")
+	}
+	losses := []struct {
+		name string
+		cfg  peertest.LossyConfig
+	}{
+		{"random 1 %", peertest.LossyConfig{Random: 0.01, Seed: 1}},
+		{"random 5 %", peertest.LossyConfig{Random: 0.05, Seed: 2}},
+		{"random 10 %", peertest.LossyConfig{Random: 0.10, Seed: 3}},
+		{"bursts of 5 (every 250)", peertest.LossyConfig{Burst: 5, BurstEvery: 250}},
+		{"bursts of 20 (every 250)", peertest.LossyConfig{Burst: 20, BurstEvery: 250}},
+	}
+	fecs := []struct{ name, yaml string }{
+		{"1D 5×5", "{columns: 5, rows: 5, mode: column}"},
+		{"2D 5×5", "{columns: 5, rows: 5}"},
+		{"1D 10×10", "{columns: 10, rows: 10, mode: column}"},
+		{"2D 10×10", "{columns: 10, rows: 10}"},
+	}
+	var rows []string
+	for _, l := range losses {
+		row := "| " + l.name
+		for _, f := range fecs {
+			var res fecResult
+			t.Run(l.name+"/"+f.name, func(t *testing.T) { res = runFECOutput(t, f.yaml, l.cfg, 8) })
+			row += fmt.Sprintf(" | %.2f %% → %.3f %%", 100*float64(res.considered)/float64(max(res.window, 1)),
+				100*float64(res.considered-res.rebuilt)/float64(max(res.window, 1)))
+		}
+		rows = append(rows, row+" |")
+	}
+	head := "| induced loss"
+	for _, f := range fecs {
+		head += " | " + f.name
+	}
+	t.Logf("meshgw FEC output → lossy relay (media only) → GStreamer rtpst2022-1-fecdec; cells: loss on the link → residual after the decoder\n%s |\n|---|---|---|---|---|\n%s",
+		head, strings.Join(rows, "\n"))
 }
 
 // busyPublisher publishes secs seconds of noisy 720p H.264 at about 5 Mbit/s (some 500 packets/s,
