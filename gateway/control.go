@@ -80,6 +80,10 @@ type stream struct {
 	// multicast: group and per-track sink flows shared by multicast readers
 	group      netip.Addr
 	mcastFlows map[int]*mcastFlow
+
+	// outputs are the route's outputs (output.go) by index; outMu serialises their changes.
+	outputs map[int]*reader
+	outMu   sync.Mutex
 }
 
 type mcastFlow struct {
@@ -123,12 +127,14 @@ func (c *Control) Start(ctx context.Context) error {
 	c.started = true
 	c.mu.Unlock()
 	for _, r := range c.cfg.Routes {
-		if r.Regexp != nil || r.OnDemand || r.Source == config.SourcePublisher {
+		// outputs are readers that never leave: their route runs from the start
+		if r.Regexp != nil || (r.OnDemand && len(r.Outputs) == 0) || r.Source == config.SourcePublisher {
 			continue
 		}
 		c.mu.Lock()
 		s := c.streamLocked(r.Name, r)
 		err := c.startSourceLocked(ctx, s)
+		c.ensureOutputsLocked(s) // adopted streams that are up already
 		c.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("route %s: %w", r.Name, err)
@@ -189,7 +195,7 @@ func (c *Control) streamLocked(path string, r config.Route) *stream {
 func newStream(id, path string, r config.Route) *stream {
 	return &stream{id: id, path: path, route: r, ready: make(chan struct{}), gone: make(chan struct{}),
 		mcastFlows: map[int]*mcastFlow{}, rdrs: map[*reader]struct{}{}, relays: map[string]*relay{},
-		sourceUp: make(chan struct{})}
+		sourceUp: make(chan struct{}), outputs: map[int]*reader{}}
 }
 
 // sourceFlowFor is the source flow of s for its route.
@@ -275,6 +281,7 @@ func (c *Control) sourceReady(m *member, streamID string, sdp []byte, tracks []r
 		s.isUp = true
 		close(s.ready)
 	}
+	c.ensureOutputsLocked(s)
 	c.log.Info("source ready", "route", s.path, "tracks", len(tracks), "replaced", replaced, "node", m.name)
 }
 
@@ -316,7 +323,7 @@ func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (
 		c.mu.Unlock()
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no one is publishing to %q", path)
 	}
-	if r.MaxReaders > 0 && s.readers >= r.MaxReaders {
+	if r.MaxReaders > 0 && s.readers-outputReaders(s) >= r.MaxReaders {
 		c.mu.Unlock()
 		return nil, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "route %q already has its %d readers", path, r.MaxReaders)
 	}

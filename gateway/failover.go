@@ -333,6 +333,8 @@ func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]cluster.Sou
 			s.sdp, s.tracks, s.isUp = st.SDP, st.Tracks, true
 			close(s.ready)
 		}
+	case roleOutput:
+		return c.adoptOutputLocked(m, s, f)
 	case roleReader:
 		if f.Kind != node.SinkUDP || f.Meta[metaSession] == "" {
 			return false

@@ -119,6 +119,7 @@ func (p *publication) Record(ctx context.Context) error {
 		p.s.isUp = true
 		close(p.s.ready)
 	}
+	p.c.ensureOutputsLocked(p.s)
 	p.c.log.Info("publisher recording", "route", p.s.path)
 	return nil
 }

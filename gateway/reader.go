@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
@@ -32,6 +33,8 @@ type reader struct {
 	// adopted readers were rebuilt from a node's report after a control restart: they have no
 	// RTSP session here and end when the player stops sending RTCP for session_timeout.
 	adopted bool
+	// output is the route output this reader is (output.go), nil for RTSP readers.
+	output *config.Output
 }
 
 type readerFlow struct {

@@ -66,8 +66,8 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 	r := &relay{to: to, from: from}
 	ssrcs := make([]uint32, len(tracks))
 	for i := range tracks {
-		f := node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
-			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: to.name}}
+		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
+			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: to.name}})
 		st, err := from.n.Apply(ctx, f)
 		if err != nil {
 			c.dropRelayFlows(r)
@@ -76,9 +76,9 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 		r.sinks = append(r.sinks, f)
 		ssrcs[i] = st.SSRC
 	}
-	r.source = node.Flow{ID: newID("ri"), Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks, SSRCs: ssrcs,
+	r.source = c.relayNACK(node.Flow{ID: newID("ri"), Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks, SSRCs: ssrcs,
 		RTP: srcRTP, RTCP: srcRTCP, Pacing: s.route.Pacing,
-		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}}
+		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}})
 	if _, err := to.n.Apply(ctx, r.source); err != nil {
 		r.source = node.Flow{}
 		c.dropRelayFlows(r)
@@ -159,8 +159,8 @@ func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
 	c.mu.Unlock()
 	ssrcs := make([]uint32, len(tracks))
 	for i := range tracks {
-		f := node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
-			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}}
+		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
+			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}})
 		st, err := r.from.n.Apply(ctx, f)
 		if err != nil {
 			return fmt.Errorf("relay sink track %d: %w", i, err)

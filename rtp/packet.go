@@ -51,6 +51,13 @@ func (p *Packet) RecvTime() int64 { return p.recv }
 // SetRecvTime records when the packet entered the node (monotonic, see Now).
 func (p *Packet) SetRecvTime(t int64) { p.recv = t }
 
+// Depart returns when a paced packet may leave (monotonic, see Now); 0 is at once.
+func (p *Packet) Depart() int64 { return p.depart }
+
+// SetDepart makes a packet leave no earlier than t (monotonic, see Now), so a packet made from
+// others (2022-1 FEC) follows them when they are paced. Set it before sharing the packet.
+func (p *Packet) SetDepart(t int64) { p.depart = t }
+
 // Ref takes one more reference.
 func (p *Packet) Ref() { p.refs.Add(1) }
 

@@ -925,6 +925,8 @@ type FlowStats struct {
 	Errors  uint64                 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
 	// last_activity_unix_nanos is the last packet from the peer; 0 when none.
 	LastActivityUnixNanos int64 `protobuf:"varint,6,opt,name=last_activity_unix_nanos,json=lastActivityUnixNanos,proto3" json:"last_activity_unix_nanos,omitempty"`
+	// fec is the FEC packets a sink.rtp flow sent.
+	Fec uint64 `protobuf:"varint,40,opt,name=fec,proto3" json:"fec,omitempty"`
 	// backup is the selector of a source with a backup; absent otherwise.
 	Backup        *BackupStats `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -999,6 +1001,13 @@ func (x *FlowStats) GetErrors() uint64 {
 func (x *FlowStats) GetLastActivityUnixNanos() int64 {
 	if x != nil {
 		return x.LastActivityUnixNanos
+	}
+	return 0
+}
+
+func (x *FlowStats) GetFec() uint64 {
+	if x != nil {
+		return x.Fec
 	}
 	return 0
 }
@@ -1289,7 +1298,13 @@ type Flow struct {
 	Backup           *Flow `protobuf:"bytes,17,opt,name=backup,proto3" json:"backup,omitempty"`
 	BackupStallNanos int64 `protobuf:"varint,18,opt,name=backup_stall_nanos,json=backupStallNanos,proto3" json:"backup_stall_nanos,omitempty"`
 	// backup_mode is "auto", "merge", "switch" or empty (auto).
-	BackupMode    string `protobuf:"bytes,19,opt,name=backup_mode,json=backupMode,proto3" json:"backup_mode,omitempty"`
+	BackupMode string `protobuf:"bytes,19,opt,name=backup_mode,json=backupMode,proto3" json:"backup_mode,omitempty"`
+	// output configures a sink.rtp flow (issue 6, helper rtpout; field numbers 40+).
+	Output *OutputSpec `protobuf:"bytes,40,opt,name=output,proto3" json:"output,omitempty"`
+	// nack turns on NACK loss repair on a relay link; nack_wait_nanos bounds a relay source's wait
+	// for a missing packet (0: the node's default).
+	Nack          bool  `protobuf:"varint,41,opt,name=nack,proto3" json:"nack,omitempty"`
+	NackWaitNanos int64 `protobuf:"varint,42,opt,name=nack_wait_nanos,json=nackWaitNanos,proto3" json:"nack_wait_nanos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1457,6 +1472,107 @@ func (x *Flow) GetBackupMode() string {
 	return ""
 }
 
+func (x *Flow) GetOutput() *OutputSpec {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *Flow) GetNack() bool {
+	if x != nil {
+		return x.Nack
+	}
+	return false
+}
+
+func (x *Flow) GetNackWaitNanos() int64 {
+	if x != nil {
+		return x.NackWaitNanos
+	}
+	return 0
+}
+
+// OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
+type OutputSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leg2 is "ip:port" of the second SMPTE 2022-7 leg, empty for none.
+	Leg2 string `protobuf:"bytes,1,opt,name=leg2,proto3" json:"leg2,omitempty"`
+	// fec_columns (L) 0 means no FEC.
+	FecColumns uint32 `protobuf:"varint,2,opt,name=fec_columns,json=fecColumns,proto3" json:"fec_columns,omitempty"`
+	FecRows    uint32 `protobuf:"varint,3,opt,name=fec_rows,json=fecRows,proto3" json:"fec_rows,omitempty"`
+	// fec_mode: 0 = 2D, 1 = column only, 2 = row only (fec.Mode).
+	FecMode       uint32 `protobuf:"varint,4,opt,name=fec_mode,json=fecMode,proto3" json:"fec_mode,omitempty"`
+	Ttl           uint32 `protobuf:"varint,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputSpec) Reset() {
+	*x = OutputSpec{}
+	mi := &file_meshgw_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputSpec) ProtoMessage() {}
+
+func (x *OutputSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
+func (*OutputSpec) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OutputSpec) GetLeg2() string {
+	if x != nil {
+		return x.Leg2
+	}
+	return ""
+}
+
+func (x *OutputSpec) GetFecColumns() uint32 {
+	if x != nil {
+		return x.FecColumns
+	}
+	return 0
+}
+
+func (x *OutputSpec) GetFecRows() uint32 {
+	if x != nil {
+		return x.FecRows
+	}
+	return 0
+}
+
+func (x *OutputSpec) GetFecMode() uint32 {
+	if x != nil {
+		return x.FecMode
+	}
+	return 0
+}
+
+func (x *OutputSpec) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1475,7 +1591,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1603,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1616,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -1609,14 +1725,15 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xf3\x01\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\x85\x02\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
 	"\adropped\x18\x04 \x01(\x04R\adropped\x12\x16\n" +
 	"\x06errors\x18\x05 \x01(\x04R\x06errors\x127\n" +
-	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\x122\n" +
+	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\x12\x10\n" +
+	"\x03fec\x18( \x01(\x04R\x03fec\x122\n" +
 	"\x06backup\x18\a \x01(\v2\x1a.meshgw.api.v1.BackupStatsR\x06backup\"\x8f\x02\n" +
 	"\vBackupStats\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x16\n" +
@@ -1636,7 +1753,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\x84\x05\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf3\x05\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -1658,10 +1775,21 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x06backup\x18\x11 \x01(\v2\x13.meshgw.api.v1.FlowR\x06backup\x12,\n" +
 	"\x12backup_stall_nanos\x18\x12 \x01(\x03R\x10backupStallNanos\x12\x1f\n" +
 	"\vbackup_mode\x18\x13 \x01(\tR\n" +
-	"backupMode\x1a7\n" +
+	"backupMode\x121\n" +
+	"\x06output\x18( \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\x12\x12\n" +
+	"\x04nack\x18) \x01(\bR\x04nack\x12&\n" +
+	"\x0fnack_wait_nanos\x18* \x01(\x03R\rnackWaitNanos\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\n" +
+	"OutputSpec\x12\x12\n" +
+	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
+	"\vfec_columns\x18\x02 \x01(\rR\n" +
+	"fecColumns\x12\x19\n" +
+	"\bfec_rows\x18\x03 \x01(\rR\afecRows\x12\x19\n" +
+	"\bfec_mode\x18\x04 \x01(\rR\afecMode\x12\x10\n" +
+	"\x03ttl\x18\x05 \x01(\rR\x03ttl\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -1699,7 +1827,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1718,8 +1846,9 @@ var file_meshgw_proto_goTypes = []any{
 	(*Pong)(nil),           // 14: meshgw.api.v1.Pong
 	(*Track)(nil),          // 15: meshgw.api.v1.Track
 	(*Flow)(nil),           // 16: meshgw.api.v1.Flow
-	(*FlowStatus)(nil),     // 17: meshgw.api.v1.FlowStatus
-	nil,                    // 18: meshgw.api.v1.Flow.MetaEntry
+	(*OutputSpec)(nil),     // 17: meshgw.api.v1.OutputSpec
+	(*FlowStatus)(nil),     // 18: meshgw.api.v1.FlowStatus
+	nil,                    // 19: meshgw.api.v1.Flow.MetaEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -1736,20 +1865,21 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	16, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	17, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	18, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	15, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	12, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
 	15, // 18: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	18, // 19: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	19, // 19: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
 	16, // 20: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	2,  // 21: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 22: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	22, // [22:23] is the sub-list for method output_type
-	21, // [21:22] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	17, // 21: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	2,  // 22: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 23: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	23, // [23:24] is the sub-list for method output_type
+	22, // [22:23] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1775,7 +1905,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/gateway/api"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
@@ -32,6 +33,9 @@ func FlowToProto(f node.Flow) *api.Flow {
 		Rtp:               addrPortString(f.RTP),
 		Rtcp:              addrPortString(f.RTCP),
 		Paused:            f.Paused,
+		Output:            outputToProto(f.Output),
+		Nack:              f.NACK,
+		NackWaitNanos:     int64(f.NACKWait),
 	}
 	if len(f.SSRCs) > 0 {
 		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
@@ -90,6 +94,8 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 		ReconnectMax: time.Duration(p.ReconnectMaxNanos),
 		Pacing:       p.Pacing,
 		Paused:       p.Paused,
+		NACK:         p.Nack,
+		NACKWait:     time.Duration(p.NackWaitNanos),
 	}
 	// int is 32 bits on some targets the node may be built for.
 	if int64(int(p.Track)) != p.Track {
@@ -111,6 +117,12 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 	}
 	if len(p.Ssrcs) > 0 {
 		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
+	}
+	if f.Output, err = outputFromProto(p.Output); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: output: %w", p.Id, err)
+	}
+	if f.NACKWait < 0 {
+		return node.Flow{}, fmt.Errorf("flow %s: negative NACK wait", p.Id)
 	}
 	if len(p.Meta) > 0 {
 		f.Meta = make(map[string]string, len(p.Meta))
@@ -248,7 +260,7 @@ func statusFromProto(p *api.FlowStatus) (node.FlowStatus, error) {
 }
 
 func statsToProto(id string, s node.FlowStats) *api.FlowStats {
-	p := &api.FlowStats{FlowId: id, Packets: s.Packets, Bytes: s.Bytes, Dropped: s.Dropped, Errors: s.Errors}
+	p := &api.FlowStats{FlowId: id, Packets: s.Packets, Bytes: s.Bytes, Dropped: s.Dropped, Errors: s.Errors, Fec: s.FEC}
 	if !s.LastActivity.IsZero() {
 		p.LastActivityUnixNanos = s.LastActivity.UnixNano()
 	}
@@ -263,7 +275,7 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 }
 
 func statsFromProto(p *api.FlowStats) node.FlowStats {
-	s := node.FlowStats{Packets: p.Packets, Bytes: p.Bytes, Dropped: p.Dropped, Errors: p.Errors}
+	s := node.FlowStats{Packets: p.Packets, Bytes: p.Bytes, Dropped: p.Dropped, Errors: p.Errors, FEC: p.Fec}
 	if p.LastActivityUnixNanos != 0 {
 		s.LastActivity = time.Unix(0, p.LastActivityUnixNanos)
 	}
@@ -346,3 +358,28 @@ func helloFromProto(p *api.Hello) (h Hello, skipped []error, err error) {
 }
 
 func validUTF8(s string) bool { return utf8.ValidString(s) }
+
+// outputToProto converts a sink.rtp's spec; nil for the zero spec, so other flows carry nothing.
+func outputToProto(o node.OutputSpec) *api.OutputSpec {
+	if o == (node.OutputSpec{}) {
+		return nil
+	}
+	return &api.OutputSpec{Leg2: addrPortString(o.Leg2), FecColumns: uint32(o.FECColumns), FecRows: uint32(o.FECRows),
+		FecMode: uint32(o.FECMode), Ttl: uint32(o.TTL)}
+}
+
+// outputFromProto converts a sink.rtp's spec; ranges are checked here, the rest by Validate.
+func outputFromProto(p *api.OutputSpec) (node.OutputSpec, error) {
+	if p == nil {
+		return node.OutputSpec{}, nil
+	}
+	if p.FecColumns > 255 || p.FecRows > 255 || p.FecMode > 255 || p.Ttl > 255 {
+		return node.OutputSpec{}, fmt.Errorf("FEC %d×%d mode %d or TTL %d out of range", p.FecColumns, p.FecRows, p.FecMode, p.Ttl)
+	}
+	leg2, err := parseAddrPort(p.Leg2)
+	if err != nil {
+		return node.OutputSpec{}, fmt.Errorf("leg2: %w", err)
+	}
+	return node.OutputSpec{Leg2: leg2, FECColumns: int(p.FecColumns), FECRows: int(p.FecRows),
+		FECMode: fec.Mode(p.FecMode), TTL: int(p.Ttl)}, nil
+}

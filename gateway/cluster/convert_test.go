@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/gateway/api"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
@@ -30,6 +31,8 @@ func fullFlow() node.Flow {
 		Backup: &node.Flow{Kind: node.SourcePull, URL: "rtsp://10.0.0.2/cam", Transport: "udp",
 			ReconnectMin: time.Second, ReconnectMax: 3 * time.Second},
 		BackupStall: 700 * time.Millisecond, BackupMode: node.BackupSwitch,
+		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
+		NACK:   true, NACKWait: 150 * time.Millisecond,
 	}
 }
 
@@ -44,6 +47,8 @@ func TestFlowRoundTrip(t *testing.T) {
 	for name, f := range map[string]node.Flow{
 		"full":    fullFlow(),
 		"minimal": {ID: "d", Kind: node.SourceDemo, Stream: "s"},
+		"output": {ID: "o", Kind: node.SinkRTP, Stream: "s", RTP: netip.MustParseAddrPort("127.0.0.1:5000"),
+			RTCP: netip.MustParseAddrPort("127.0.0.1:5001"), Output: node.OutputSpec{FECColumns: 5, FECRows: 5}},
 	} {
 		b, err := proto.Marshal(FlowToProto(f))
 		if err != nil {
@@ -76,6 +81,9 @@ func TestFlowFromProtoErrors(t *testing.T) {
 		"nil track":    {with(ok(), func(p *api.Flow) { p.Tracks[1] = nil }), "track 1 is empty"},
 		"NaN pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = nan() }), "pacing"},
 		"neg pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = -1 }), "pacing"},
+		"bad leg2":     {with(ok(), func(p *api.Flow) { p.Output.Leg2 = "x" }), "leg2"},
+		"big ttl":      {with(ok(), func(p *api.Flow) { p.Output.Ttl = 300 }), "TTL 300"},
+		"neg nack":     {with(ok(), func(p *api.Flow) { p.NackWaitNanos = -1 }), "NACK wait"},
 		"invalid":      {with(ok(), func(p *api.Flow) { p.Kind = "sink.nope" }), `unknown kind "sink.nope"`},
 		"no addresses": {with(ok(), func(p *api.Flow) {
 			p.Kind, p.Backup, p.BackupStallNanos, p.BackupMode, p.Rtp = string(node.SinkUDP), nil, 0, "", ""

@@ -25,6 +25,13 @@ type Control struct {
 	// before it starts always-on sources itself, so a control restart never
 	// duplicates a stream that a node still carries. Default 3s.
 	StartupGrace time.Duration
+	// RelayNACK is control.relay_nack: relay links between nodes repair loss
+	// with RTCP NACK and retransmission (the far node holds packets behind a
+	// gap for up to RelayNACKWait). Default true.
+	RelayNACK bool
+	// RelayNACKWait is control.relay_nack_wait, the most a relayed packet is
+	// held waiting for a missing one. Default 200ms.
+	RelayNACKWait time.Duration
 }
 
 // Node is the node: section: this process's node. In a control's file it
@@ -81,6 +88,8 @@ func (p *parser) control(c *Control, v *yaml.Node) {
 		}},
 		{"node_timeout", func(_, v *yaml.Node) { p.duration(&c.NodeTimeout, "control.node_timeout", v, false) }},
 		{"startup_grace", func(_, v *yaml.Node) { p.duration(&c.StartupGrace, "control.startup_grace", v, true) }},
+		{"relay_nack", func(_, v *yaml.Node) { p.boolean(&c.RelayNACK, "control.relay_nack", v) }},
+		{"relay_nack_wait", func(_, v *yaml.Node) { p.duration(&c.RelayNACKWait, "control.relay_nack_wait", v, false) }},
 	})
 }
 

@@ -15,7 +15,7 @@ identity: {trust_domain: meshgw.example, cert: a.pem, key: a.key, bundle: b.pem}
 routes:
   cam: {source: "rtsp://10.0.0.5/s", node: edge-a}
 `)
-	if c.Control != (Control{Listen: "127.0.0.1:9443", NodeTimeout: 1500 * time.Millisecond, StartupGrace: 0}) {
+	if c.Control != (Control{Listen: "127.0.0.1:9443", NodeTimeout: 1500 * time.Millisecond, StartupGrace: 0, RelayNACK: true, RelayNACKWait: 200 * time.Millisecond}) {
 		t.Errorf("control: %+v", c.Control)
 	}
 	if c.Node.Name != "ctl.site-1" || c.Node.IsNodeOnly() {
@@ -29,7 +29,7 @@ routes:
 	}
 
 	d := mustParse(t, "routes: {demo: {source: demo}}\n")
-	if d.Control != (Control{Listen: ":8443", NodeTimeout: 2 * time.Second, StartupGrace: 3 * time.Second}) || d.Node.Name != "local" {
+	if d.Control != (Control{Listen: ":8443", NodeTimeout: 2 * time.Second, StartupGrace: 3 * time.Second, RelayNACK: true, RelayNACKWait: 200 * time.Millisecond}) || d.Node.Name != "local" {
 		t.Errorf("defaults: %+v %+v", d.Control, d.Node)
 	}
 

@@ -242,6 +242,10 @@ type Route struct {
 	// Line is the line of the route's key in the config file, for messages
 	// about the route found after loading (e.g. "upstream refused").
 	Line int
+	// Outputs are routes.*.outputs: plain RTP/UDP destinations the stream is
+	// always sent to (outputs.go). A route with outputs runs its source from
+	// startup, on_demand or not: each output is a reader that never leaves.
+	Outputs []Output
 }
 
 // IsPull reports whether the route pulls from a URL (rtsp:// or rtsps://)

@@ -165,6 +165,7 @@ func defaults() *Config {
 			Listen:       ":8443",
 			NodeTimeout:  2 * time.Second,
 			StartupGrace: 3 * time.Second,
+			RelayNACK:    true, RelayNACKWait: 200 * time.Millisecond,
 		},
 		Node: Node{Name: "local"},
 	}
@@ -411,6 +412,11 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		{"reconnect_max", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMax, path+".reconnect_max", v, false) {
 				maxNode = v
+			}
+		}},
+		{"outputs", func(k, v *yaml.Node) {
+			if r.Outputs = p.outputs(path+".outputs", v); r.Regexp != nil && len(r.Outputs) > 0 {
+				p.errorf(k, "%s: outputs need one stream; a regex route has one per matched path", path)
 			}
 		}},
 	}...))

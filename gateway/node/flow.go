@@ -38,6 +38,9 @@ const (
 	SinkMulticast FlowKind = "sink.multicast"
 	// IngressUDP binds a publisher's UDP address to one track of the stream.
 	IngressUDP FlowKind = "ingress.udp"
+	// SinkRTP sends one track to a plain RTP/UDP output (RTP to Flow.RTP, sender reports to
+	// Flow.RTCP), optionally with SMPTE 2022-1 FEC and a second 2022-7 leg (Flow.Output).
+	SinkRTP FlowKind = "sink.rtp"
 )
 
 // Flow is the unit of steering. Applying the same flow twice is harmless; applying a flow with an
@@ -84,6 +87,15 @@ type Flow struct {
 	Backup      *Flow
 	BackupStall time.Duration
 	BackupMode  string
+	// Output configures a SinkRTP beyond its destination.
+	Output OutputSpec
+	// NACK turns on loss repair on a relay link (PROTOCOLS.md §7.4). On a relay's SinkUDP the
+	// node keeps a history of the packets it sent and retransmits those the far node asks for; on
+	// a SourceRelay the node asks for missing packets with RTCP NACKs to the upstream's RTCP
+	// address and holds later packets for up to NACKWait so its hubs see the line in order.
+	NACK bool
+	// NACKWait bounds how long a SourceRelay with NACK waits for a missing packet (0: 200 ms).
+	NACKWait time.Duration
 
 	// Meta holds the control's labels (route path, RTSP session, role). The node does not read
 	// them; it keeps them with the flow and returns them from Flows, so a restarted control can
@@ -151,6 +163,10 @@ func (f Flow) Validate() error {
 		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
 			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
 		}
+	case SinkRTP:
+		if err := f.Output.validate(f); err != nil {
+			return fmt.Errorf("flow %s: %w", f.ID, err)
+		}
 	case SinkUDP, SinkMulticast, IngressUDP:
 		if f.Track < 0 {
 			return fmt.Errorf("flow %s: negative track", f.ID)
@@ -182,11 +198,16 @@ type FlowStatus struct {
 
 // FlowStats is what a node knows of a flow's traffic.
 //
+// For a SinkRTP, Packets and Bytes are the media packets sent (over both legs), FEC the 2022-1
+// FEC packets sent, Errors the send errors plus packets the FEC encoder refused.
+//
 // For a relay source, Packets and Bytes are the RTP packets taken into its hubs, Dropped the
 // datagrams from its upstream addresses that no relay of the node expects (shared by the relays
 // from those addresses), Errors the packets its hubs rejected as malformed.
 type FlowStats struct {
 	Packets, Bytes, Dropped, Errors uint64
+	// FEC counts FEC packets sent by a SinkRTP.
+	FEC uint64
 	// LastActivity is the last packet from the peer: RTCP from a reader, media from a publisher,
 	// RTP or RTCP from a relay's upstream node.
 	LastActivity time.Time

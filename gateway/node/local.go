@@ -94,6 +94,12 @@ type flow struct {
 	last atomic.Int64
 	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
 	pkts, bytes, errs atomic.Uint64
+	// rtpout (output.go, nack.go): a SinkRTP's output; a NACK relay sink's history; a NACK
+	// relay source's per-track repair and its feedback sink to the upstream's RTCP address.
+	out  *rtpOutput
+	hist *relayHistory
+	rx   []*relayRx
+	fb   atomic.Pointer[rtp.UDPSink]
 }
 
 // NewLocal opens the node's UDP socket pair.
@@ -169,7 +175,7 @@ func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
 		if start, err = n.createSourceLocked(f); err == nil {
 			st = n.statusLocked(n.flows[f.ID])
 		}
-	case SinkUDP, SinkMulticast:
+	case SinkUDP, SinkMulticast, SinkRTP:
 		st, err = n.createSinkLocked(f)
 	case IngressUDP:
 		st, err = n.createIngressLocked(f)
@@ -308,6 +314,7 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 	s.source = fl
 	n.addFlowLocked(fl)
 	if f.Kind == SourceRelay {
+		n.setRepairLocked(fl, f)
 		n.movePeersLocked(fl, Flow{}, f)
 	}
 	return start, nil
@@ -384,12 +391,14 @@ func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
 		return FlowStatus{}, fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
 	}
 	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
-	fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
+	if err := n.newSinkLocked(fl); err != nil {
+		return FlowStatus{}, err
+	}
 	n.addFlowLocked(fl)
 	// a reader's receiver reports prove it is alive
 	n.movePeersLocked(fl, Flow{}, f)
 	if !f.Paused {
-		fl.hub.AddSink(fl.sink)
+		fl.hub.AddSink(fl.hubSink())
 		fl.added = true
 	}
 	return n.statusLocked(fl), nil
@@ -434,7 +443,7 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 	case SourceRelay:
 		return n.updateRelayLocked(fl, f)
 	}
-	if fl.sink != nil {
+	if fl.isSink() {
 		if fl.hub == nil {
 			s := fl.stream
 			if s.hubs == nil || fl.spec.Track >= len(s.hubs) {
@@ -444,10 +453,10 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 		}
 		switch {
 		case f.Paused && fl.added:
-			fl.hub.RemoveSink(fl.sink)
+			fl.hub.RemoveSink(fl.hubSink())
 			fl.added = false
 		case !f.Paused && !fl.added:
-			fl.hub.AddSink(fl.sink)
+			fl.hub.AddSink(fl.hubSink())
 			fl.added = true
 		}
 	}
@@ -468,9 +477,10 @@ func (n *Local) updateRelayLocked(fl *flow, f Flow) (FlowStatus, error) {
 		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 	}
 	prev := fl.spec
-	// Pacing belongs to the hubs, which stay: the created value stands.
-	f.Pacing = prev.Pacing
+	// Pacing belongs to the hubs, which stay: the created value stands, as do the NACK settings.
+	f.Pacing, f.NACK, f.NACKWait = prev.Pacing, prev.NACK, prev.NACKWait
 	fl.spec = f
+	n.setRepairLocked(fl, f)
 	n.movePeersLocked(fl, prev, f)
 	return n.statusLocked(fl), nil
 }
@@ -509,15 +519,14 @@ func (n *Local) Delete(ctx context.Context, id string) error {
 func (n *Local) teardownLocked(fl *flow) func() {
 	f := fl.spec
 	switch f.Kind {
-	case SinkUDP, SinkMulticast:
+	case SinkUDP, SinkMulticast, SinkRTP:
 		if fl.added && fl.hub != nil {
-			fl.hub.RemoveSink(fl.sink)
+			fl.hub.RemoveSink(fl.hubSink())
 		}
 		n.movePeersLocked(fl, f, Flow{})
-		sink := fl.sink
 		orphan := n.dropOrphanLocked(fl.stream)
 		return func() {
-			sink.Close()
+			fl.closeSink()
 			orphan()
 		}
 	case IngressUDP:
@@ -540,6 +549,7 @@ func (n *Local) teardownLocked(fl *flow) func() {
 			hubs = nil
 		}
 		player, puller, sel := fl.player, fl.puller, fl.sel
+		n.stopRepairLocked(fl)
 		return func() {
 			if sel != nil {
 				sel.close()
@@ -576,7 +586,7 @@ func (n *Local) dropOrphanLocked(s *nodeStream) func() {
 
 func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 	for _, f := range n.flows {
-		if f.stream == s && f.sink != nil {
+		if f.stream == s && f.isSink() {
 			return true
 		}
 	}
@@ -605,6 +615,8 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 	}
 	if relay {
 		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
+	} else if fl.out != nil {
+		st = fl.out.stats()
 	} else if fl.sink != nil {
 		ss := fl.sink.Stats()
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
@@ -657,7 +669,7 @@ func (n *Local) Close() error {
 	var stops []func()
 	// sinks first so sources can release their hubs
 	for id, fl := range n.flows {
-		if fl.sink != nil || fl.spec.Kind == IngressUDP {
+		if fl.isSink() || fl.spec.Kind == IngressUDP {
 			stops = append(stops, n.teardownLocked(fl))
 			delete(n.flows, id)
 		}

@@ -27,6 +27,7 @@ func newPeerKey(addr netip.AddrPort, rtcp bool) peerKey {
 type route struct {
 	hub *rtp.Hub
 	fl  *flow
+	rx  *relayRx // loss repair of a NACK relay's track, nil without
 }
 
 // peer is the node's one handler for one remote address on one socket of its pair. The pair
@@ -71,7 +72,11 @@ func (p *peer) publish() {
 			hubs := f.stream.hubs
 			for i, ssrc := range f.spec.SSRCs {
 				if i < len(hubs) {
-					routes[ssrc] = route{hub: hubs[i], fl: f}
+					r := route{hub: hubs[i], fl: f}
+					if i < len(f.rx) {
+						r.rx = f.rx[i]
+					}
+					routes[ssrc] = r
 				}
 			}
 		case SinkUDP:
@@ -111,14 +116,23 @@ func (p *peer) handleRTP(b []byte) {
 		return
 	}
 	r.fl.last.Store(time.Now().UnixNano())
-	if err := r.hub.WriteRTP(b); err != nil {
+	if r.rx != nil {
+		r.rx.push(r.hub, b)
+		return
+	}
+	relayWrite(r.fl, r.hub, b)
+}
+
+// relayWrite passes one relayed packet to its hub and counts it on the relay flow.
+func relayWrite(fl *flow, hub *rtp.Hub, b []byte) {
+	if err := hub.WriteRTP(b); err != nil {
 		if !errors.Is(err, rtp.ErrClosed) {
-			r.fl.errs.Add(1)
+			fl.errs.Add(1)
 		}
 		return
 	}
-	r.fl.pkts.Add(1)
-	r.fl.bytes.Add(uint64(len(b)))
+	fl.pkts.Add(1)
+	fl.bytes.Add(uint64(len(b)))
 }
 
 // handleRTCP takes one RTCP datagram from the peer, on the pair's read goroutine.
@@ -127,6 +141,9 @@ func (p *peer) handleRTCP(b []byte) {
 	alive := *p.alive.Load()
 	for _, f := range alive {
 		f.last.Store(now)
+	}
+	if len(alive) > 0 {
+		answerNACKs(b, alive) // a far node asking its relay sinks for lost packets
 	}
 	if in := p.ingress.Load(); in != nil {
 		in.fl.last.Store(now)

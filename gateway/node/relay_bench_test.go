@@ -64,7 +64,10 @@ func FuzzRelayDemux(f *testing.F) {
 // BenchmarkRelayIngress is a relayed stream's path through the receiving node: a datagram from
 // the upstream node's address (recvmmsg), the relay's SSRC demux, the transparent hub, one UDP
 // reader. One op = one packet in and out.
-func BenchmarkRelayIngress(b *testing.B) {
+func BenchmarkRelayIngress(b *testing.B) { benchRelayIngress(b, false) }
+
+// benchRelayIngress is BenchmarkRelayIngress, with NACK repair on the relays when nack is set.
+func benchRelayIngress(b *testing.B, nack bool) {
 	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0", QueueLen: 1024}})
 	if err != nil {
 		b.Fatal(err)
@@ -83,7 +86,7 @@ func BenchmarkRelayIngress(b *testing.B) {
 	for i, ssrc := range []uint32{0x5eed, 0xbeef} {
 		id, stream := "rel"+string(rune('a'+i)), "s"+string(rune('a'+i))
 		if _, err := n.Apply(ctx, Flow{ID: id, Kind: SourceRelay, Stream: stream, Tracks: video, SSRCs: []uint32{ssrc},
-			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1)}); err != nil {
+			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1), NACK: nack}); err != nil {
 			b.Fatal(err)
 		}
 	}

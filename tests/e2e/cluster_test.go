@@ -34,7 +34,8 @@ type cluster struct {
 	controlCfgPath string
 }
 
-func newCluster(t *testing.T) *cluster {
+// extraRoutes, if given, add route lines (indented by two spaces) under routes:.
+func newCluster(t *testing.T, extraRoutes ...func(*cluster) string) *cluster {
 	t.Helper()
 	peertest.Require(t, "ffmpeg", "tshark")
 	peertest.RequireNetns(t)
@@ -51,7 +52,7 @@ node: {name: control, data_address: %[1]s}
 rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
 %[2]sroutes:
   demo: {source: demo, node: node-a}
-`, c.ctl.Addr, idn("control")))
+%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes)))
 	for _, n := range []struct {
 		name   string
 		h      *peertest.Host
@@ -69,6 +70,14 @@ rtsp: {rtp_port: 8000}
 	c.waitLog(c.ctlP, `msg="node attached".*node=node-b`, 20*time.Second)
 	c.waitLog(c.ctlP, `msg="source ready".*node=node-a`, 20*time.Second)
 	return c
+}
+
+func extra(c *cluster, fns []func(*cluster) string) string {
+	var b strings.Builder
+	for _, fn := range fns {
+		b.WriteString(fn(c))
+	}
+	return b.String()
 }
 
 func (c *cluster) write(name, body string) string {
