@@ -1,0 +1,154 @@
+package rtp
+
+import "encoding/binary"
+
+// reorderRing is the size of a reorder buffer's ring: it must exceed the
+// deepest wait (two of the largest 2022-1 matrices plus the spread of their
+// column FEC, some 220 packets) with room for the packets that keep arriving.
+const reorderRing = 1024
+
+// reorderSlot holds one packet waiting for its predecessors.
+type reorderSlot struct {
+	pkt *Packet
+}
+
+// reorder puts one RTP stream back into sequence order after FEC recovery,
+// which hands rebuilt packets out late: a packet waits while an earlier one
+// is missing, until the missing one comes (received late or rebuilt), the
+// stream has moved depth packets past it (FEC can no longer bring it), or
+// it has waited maxHold (the stream stopped behind a gap). It is owned by
+// one goroutine at a time (the caller's lock) and allocates nothing per
+// packet: packets wait in pooled buffers.
+type reorder struct {
+	pool    *Pool
+	out     func([]byte)
+	ring    [reorderRing]reorderSlot
+	maxHold int64
+
+	started bool
+	ssrc    uint32
+	head    int64 // next extended seq to output
+	hi      int64 // highest extended seq held or output
+	held    int
+	// blockedAt is when the output started to wait for head (monotonic
+	// ns), valid while blocked.
+	blockedAt int64
+	blocked   bool
+
+	late, skipped, resets uint64
+}
+
+func newReorder(pool *Pool, maxHold int64, out func([]byte)) *reorder {
+	return &reorder{pool: pool, out: out, maxHold: maxHold}
+}
+
+func (r *reorder) slot(e int64) *reorderSlot { return &r.ring[e&(reorderRing-1)] }
+
+// begin starts a sequence line at seq.
+func (r *reorder) begin(seq uint16, ssrc uint32) {
+	r.started, r.ssrc = true, ssrc
+	r.head = 1<<32 + int64(seq)
+	r.hi = r.head - 1
+	r.blocked = false
+}
+
+// put takes one valid RTP packet (copied) and outputs what is in order at
+// now; depth is how far the stream may move past a missing packet before it
+// is given up.
+func (r *reorder) put(b []byte, now, depth int64) {
+	seq := binary.BigEndian.Uint16(b[2:])
+	ssrc := binary.BigEndian.Uint32(b[8:])
+	if !r.started {
+		r.begin(seq, ssrc)
+	}
+	ext := r.hi + int64(int16(seq-uint16(r.hi)))
+	if ssrc != r.ssrc || ext > r.hi+maxDropout || ext < r.head-maxDropout {
+		// A restarted sender: what waits belongs to the old line.
+		r.flush()
+		r.resets++
+		r.begin(seq, ssrc)
+		ext = r.head
+	}
+	if ext < r.head {
+		r.late++
+		return
+	}
+	for ext-r.head >= reorderRing {
+		r.skipHead()
+	}
+	s := r.slot(ext)
+	if s.pkt != nil {
+		return // a copy already waits
+	}
+	p := r.pool.Get(len(b))
+	copy(p.buf, b)
+	s.pkt = p
+	r.held++
+	if ext > r.hi {
+		r.hi = ext
+	}
+	r.release(now, depth)
+}
+
+// release outputs the packets in order at head and gives up the gaps that
+// have waited long enough.
+func (r *reorder) release(now, depth int64) {
+	for r.held > 0 {
+		for r.head <= r.hi {
+			s := r.slot(r.head)
+			if s.pkt == nil {
+				break
+			}
+			r.out(s.pkt.buf)
+			s.pkt.Release()
+			s.pkt = nil
+			r.held--
+			r.head++
+			r.blocked = false
+		}
+		if r.held == 0 {
+			return
+		}
+		if !r.blocked {
+			r.blocked, r.blockedAt = true, now
+		}
+		if r.hi-r.head < depth && now-r.blockedAt < r.maxHold {
+			return
+		}
+		r.skipHead()
+	}
+}
+
+// skipHead gives up (or outputs) the head sequence number. A gap given up
+// for its wait is given up whole: the wait ends at the next packet out.
+func (r *reorder) skipHead() {
+	s := r.slot(r.head)
+	if s.pkt != nil {
+		r.out(s.pkt.buf)
+		s.pkt.Release()
+		s.pkt = nil
+		r.held--
+		r.blocked = false
+	} else {
+		r.skipped++
+	}
+	r.head++
+}
+
+// flush outputs everything waiting, in order, giving up the gaps.
+func (r *reorder) flush() {
+	for r.held > 0 {
+		r.skipHead()
+	}
+}
+
+// close returns the waiting packets to the pool without output.
+func (r *reorder) close() {
+	for i := range r.ring {
+		if p := r.ring[i].pkt; p != nil {
+			p.Release()
+			r.ring[i].pkt = nil
+		}
+	}
+	r.held = 0
+}
