@@ -355,7 +355,8 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		return r, false
 	}
 	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode *yaml.Node
-	p.fields(m, path, []field{
+	var rtpKeys rtpRouteKeys
+	p.fields(m, path, append(rtpKeys.fields(), []field{
 		{"source", func(_, v *yaml.Node) {
 			if p.str(&r.Source, path+".source", v) {
 				srcNode = v
@@ -404,13 +405,14 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				maxNode = v
 			}
 		}},
-	})
+	}...))
 
 	if srcNode != nil {
 		if msg := p.checkRouteSource(r); msg != "" {
 			p.errorf(srcNode, "%s: %s", path, msg)
 		}
 	}
+	p.rtpRoute(&r, path, &rtpKeys, srcNode)
 	if r.OnDemand && r.Source == SourcePublisher && onDemandNode != nil {
 		p.errorf(onDemandNode, "%s: on_demand needs a source to pull; a publisher route has nothing to start (remove on_demand or set source)", path)
 	}
