@@ -62,6 +62,9 @@ type LiveLive struct {
 	Skew time.Duration
 }
 
+// maxSDPFile bounds an sdp: file.
+const maxSDPFile = 64 << 10
+
 // SchemeRTP is the scheme of plain RTP/UDP sources.
 const SchemeRTP = "rtp"
 
@@ -166,7 +169,16 @@ func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
 	if !filepath.IsAbs(name) && p.file != "" {
 		name = filepath.Join(filepath.Dir(p.file), name)
 	}
-	b, err := os.ReadFile(name)
+	// A description is a few hundred bytes: anything but a small regular
+	// file (a FIFO, /dev/zero) is a mistake that must not hang the load.
+	fi, err := os.Stat(name)
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxSDPFile) {
+		err = fmt.Errorf("%s is not a regular file of at most %d bytes", name, maxSDPFile)
+	}
+	var b []byte
+	if err == nil {
+		b, err = os.ReadFile(name)
+	}
 	if err != nil {
 		p.errorf(v, "%s.sdp: %v", path, err)
 		return
