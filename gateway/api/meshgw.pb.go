@@ -1168,11 +1168,14 @@ type Flow struct {
 	Tracks            []*Track               `protobuf:"bytes,10,rep,name=tracks,proto3" json:"tracks,omitempty"`
 	Pacing            float64                `protobuf:"fixed64,11,opt,name=pacing,proto3" json:"pacing,omitempty"`
 	// rtp and rtcp are "ip:port" (IPv6 in brackets), empty when unset.
-	Rtp           string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
-	Rtcp          string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
-	Paused        bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
-	Ssrcs         []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
-	Meta          map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Rtp    string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp   string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
+	Ssrcs  []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
+	Meta   map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// source.rtp settings (node.Flow SDP, RTPInterface, FECColumns/FECRows, Leg2, Skew); unset for
+	// other kinds.
+	RtpSource     *RtpSource `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1319,6 +1322,98 @@ func (x *Flow) GetMeta() map[string]string {
 	return nil
 }
 
+func (x *Flow) GetRtpSource() *RtpSource {
+	if x != nil {
+		return x.RtpSource
+	}
+	return nil
+}
+
+// RtpSource is the plain RTP/UDP ingest of a source.rtp flow.
+type RtpSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sdp           string                 `protobuf:"bytes,1,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	Interface     string                 `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	FecColumns    uint32                 `protobuf:"varint,3,opt,name=fec_columns,json=fecColumns,proto3" json:"fec_columns,omitempty"`
+	FecRows       uint32                 `protobuf:"varint,4,opt,name=fec_rows,json=fecRows,proto3" json:"fec_rows,omitempty"`
+	Leg2          string                 `protobuf:"bytes,5,opt,name=leg2,proto3" json:"leg2,omitempty"`
+	SkewNanos     int64                  `protobuf:"varint,6,opt,name=skew_nanos,json=skewNanos,proto3" json:"skew_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpSource) Reset() {
+	*x = RtpSource{}
+	mi := &file_meshgw_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpSource) ProtoMessage() {}
+
+func (x *RtpSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
+func (*RtpSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RtpSource) GetSdp() string {
+	if x != nil {
+		return x.Sdp
+	}
+	return ""
+}
+
+func (x *RtpSource) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *RtpSource) GetFecColumns() uint32 {
+	if x != nil {
+		return x.FecColumns
+	}
+	return 0
+}
+
+func (x *RtpSource) GetFecRows() uint32 {
+	if x != nil {
+		return x.FecRows
+	}
+	return 0
+}
+
+func (x *RtpSource) GetLeg2() string {
+	if x != nil {
+		return x.Leg2
+	}
+	return ""
+}
+
+func (x *RtpSource) GetSkewNanos() int64 {
+	if x != nil {
+		return x.SkewNanos
+	}
+	return 0
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1337,7 +1432,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1444,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1457,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -1487,7 +1582,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\x88\x04\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xc1\x04\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -1505,10 +1600,21 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x04rtcp\x18\r \x01(\tR\x04rtcp\x12\x16\n" +
 	"\x06paused\x18\x0e \x01(\bR\x06paused\x12\x14\n" +
 	"\x05ssrcs\x18\x0f \x03(\rR\x05ssrcs\x121\n" +
-	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x1a7\n" +
+	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x127\n" +
+	"\n" +
+	"rtp_source\x18\x1e \x01(\v2\x18.meshgw.api.v1.RtpSourceR\trtpSource\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\tRtpSource\x12\x10\n" +
+	"\x03sdp\x18\x01 \x01(\tR\x03sdp\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1f\n" +
+	"\vfec_columns\x18\x03 \x01(\rR\n" +
+	"fecColumns\x12\x19\n" +
+	"\bfec_rows\x18\x04 \x01(\rR\afecRows\x12\x12\n" +
+	"\x04leg2\x18\x05 \x01(\tR\x04leg2\x12\x1d\n" +
+	"\n" +
+	"skew_nanos\x18\x06 \x01(\x03R\tskewNanos\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -1546,7 +1652,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1564,8 +1670,9 @@ var file_meshgw_proto_goTypes = []any{
 	(*Pong)(nil),           // 13: meshgw.api.v1.Pong
 	(*Track)(nil),          // 14: meshgw.api.v1.Track
 	(*Flow)(nil),           // 15: meshgw.api.v1.Flow
-	(*FlowStatus)(nil),     // 16: meshgw.api.v1.FlowStatus
-	nil,                    // 17: meshgw.api.v1.Flow.MetaEntry
+	(*RtpSource)(nil),      // 16: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 17: meshgw.api.v1.FlowStatus
+	nil,                    // 18: meshgw.api.v1.Flow.MetaEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -1582,18 +1689,19 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	15, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	16, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	17, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	14, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	14, // 17: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	17, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	2,  // 19: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 20: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	16, // 19: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	2,  // 20: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 21: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1619,7 +1727,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,10 @@ func FlowToProto(f node.Flow) *api.Flow {
 	if len(f.SSRCs) > 0 {
 		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
 	}
+	if f.SDP != "" || f.RTPInterface != "" || f.FECColumns != 0 || f.FECRows != 0 || f.Leg2 != "" || f.Skew != 0 {
+		p.RtpSource = &api.RtpSource{Sdp: f.SDP, Interface: f.RTPInterface, FecColumns: uint32(f.FECColumns),
+			FecRows: uint32(f.FECRows), Leg2: f.Leg2, SkewNanos: int64(f.Skew)}
+	}
 	if len(f.Meta) > 0 {
 		p.Meta = make(map[string]string, len(f.Meta))
 		for k, v := range f.Meta {
@@ -84,6 +88,13 @@ func FlowFromProto(p *api.Flow) (node.Flow, error) {
 	if len(p.Ssrcs) > 0 {
 		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
 	}
+	if r := p.RtpSource; r != nil {
+		if r.FecColumns > 255 || r.FecRows > 255 {
+			return node.Flow{}, fmt.Errorf("flow %s: FEC L×D %d×%d out of range", p.Id, r.FecColumns, r.FecRows)
+		}
+		f.SDP, f.RTPInterface, f.Leg2 = r.Sdp, r.Interface, r.Leg2
+		f.FECColumns, f.FECRows, f.Skew = int(r.FecColumns), int(r.FecRows), time.Duration(r.SkewNanos)
+	}
 	if len(p.Meta) > 0 {
 		f.Meta = make(map[string]string, len(p.Meta))
 		for k, v := range p.Meta {
@@ -99,7 +110,8 @@ func FlowFromProto(p *api.Flow) (node.Flow, error) {
 // checkFlowStrings refuses a flow the wire cannot carry: protobuf strings must be UTF-8, and a
 // message that fails to marshal would end the whole stream instead of failing one command.
 func checkFlowStrings(f node.Flow) error {
-	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport} {
+	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport,
+		"SDP": f.SDP, "RTP interface": f.RTPInterface, "leg 2": f.Leg2} {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("flow %q: %s is not valid UTF-8", f.ID, name)
 		}

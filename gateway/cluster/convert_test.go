@@ -27,6 +27,7 @@ func fullFlow() node.Flow {
 		Paused: true,
 		SSRCs:  []uint32{1, 0xdeadbeef},
 		Meta:   map[string]string{"session": "s-1", "reader": "r"},
+		SDP:    "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
 	}
 }
 
@@ -41,6 +42,8 @@ func TestFlowRoundTrip(t *testing.T) {
 	for name, f := range map[string]node.Flow{
 		"full":    fullFlow(),
 		"minimal": {ID: "d", Kind: node.SourceDemo, Stream: "s"},
+		"rtp source": {ID: "r", Kind: node.SourceRTP, Stream: "s", URL: "rtp://239.1.1.1:5000", RTPInterface: "lo",
+			FECColumns: 5, FECRows: 5, Leg2: "rtp://127.0.0.1:6000", Skew: 10 * time.Millisecond},
 	} {
 		b, err := proto.Marshal(FlowToProto(f))
 		if err != nil {
