@@ -27,6 +27,9 @@ type LossyConfig struct {
 	// clean). Both must be above 0 to take effect.
 	Burst      int
 	BurstEvery int
+	// BurstOffset shifts the burst rule's count, so relays with the same
+	// rule (two paths) drop at different places.
+	BurstOffset int
 	// Delay is added to every forwarded datagram; order is kept.
 	Delay time.Duration
 	// Listen is the address the relay listens on; the zero value picks a
@@ -157,7 +160,7 @@ func (r *LossyRelay) Close() {
 func (r *LossyRelay) readLoop() {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
-	var n uint64 // datagrams from senders, for the burst rule
+	n := uint64(r.cfg.BurstOffset) // datagrams from senders, for the burst rule
 	for {
 		size, from, err := r.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
