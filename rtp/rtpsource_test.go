@@ -349,7 +349,7 @@ func TestReorder(t *testing.T) {
 func BenchmarkRTPSourceFEC(b *testing.B) {
 	h := &countHandler{}
 	pool := NewPool()
-	s, err := newDetachedSource(RTPSourceConfig{Tracks: tsTrack, FEC: true, Columns: 10, Rows: 10, Pool: pool}, h)
+	s, err := newDetachedSource(RTPSourceConfig{Tracks: tsTrack, FEC: true, Columns: 10, Rows: 10, Pool: pool, Logger: slog.New(slog.DiscardHandler)}, h)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func (h *countHandler) OnDisconnect(error)            {}
 func BenchmarkRTPSourceLiveLive(b *testing.B) {
 	h := &countHandler{}
 	pool := NewPool()
-	cfg := RTPSourceConfig{Tracks: tsTrack, Pool: pool, Skew: ClassA, Legs: []RTPLeg{
+	cfg := RTPSourceConfig{Tracks: tsTrack, Pool: pool, Skew: ClassA, Logger: slog.New(slog.DiscardHandler), Legs: []RTPLeg{
 		{Addr: netip.IPv4Unspecified(), Ports: []int{0}}, {Addr: netip.IPv4Unspecified(), Ports: []int{0}}}}
 	s, err := newDetachedSource(cfg, h)
 	if err != nil {
@@ -449,7 +449,7 @@ func FuzzRTPSourceDeliver(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pool := NewPool()
 		h := &orderHandler{t: t}
-		cfg := RTPSourceConfig{Tracks: tsTrack, Pool: pool, FEC: true, Legs: []RTPLeg{
+		cfg := RTPSourceConfig{Tracks: tsTrack, Pool: pool, FEC: true, Logger: slog.New(slog.DiscardHandler), Legs: []RTPLeg{
 			{Addr: netip.IPv4Unspecified(), Ports: []int{0}}, {Addr: netip.IPv4Unspecified(), Ports: []int{0}}}}
 		s, err := newDetachedSource(cfg, h)
 		if err != nil {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -358,4 +361,55 @@ func checkOnlyBothLost(t *testing.T, pkts []pktRec, gaps []int, span int, both [
 		return
 	}
 	t.Errorf("reader misses packets that a leg delivered: gaps %v, lost on both %v", gaps[:min(10, len(gaps))], both[:min(10, len(both))])
+}
+
+// TestRTPSourceMulticast runs the gateway binary on one host (network namespace) with a route
+// joining a multicast group on its interface, and FFmpeg on the other host sending MPEG-TS over
+// RTP with prompeg FEC to that group; a reader on the second host plays the route over TCP.
+func TestRTPSourceMulticast(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	peertest.RequireNetns(t)
+	nn := peertest.NewNetns(t, "mgwrtp")
+	srv, cli := nn.Hosts[0], nn.Hosts[1]
+	cfg := fmt.Sprintf(`log_level: info
+rtsp:
+  listen: %s:8554
+  rtp_port: 0
+routes:
+  ts:
+    source: rtp://239.255.9.1:5000
+    source_interface: %s
+    fec: {columns: 5, rows: 5}
+`, srv.Addr, srv.Dev)
+	path := filepath.Join(t.TempDir(), "meshgw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gwp := srv.Run(context.Background(), t, meshgwBinary(t), "run", "-c", path)
+	if _, err := gwp.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second); err != nil {
+		t.Fatalf("gateway did not start: %v\n%s", err, gwp.Output())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ff := cli.Run(ctx, t, "ffmpeg", "-hide_banner", "-nostats", "-loglevel", "warning", "-re",
+		"-f", "lavfi", "-i", "testsrc=size=640x480:rate=25", "-t", "8",
+		"-c:v", "mpeg2video", "-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "1M",
+		"-f", "rtp_mpegts", "-fec", "prompeg=l=5:d=5:ttl=1", "rtp://239.255.9.1:5000?ttl=1")
+	rd := cli.Run(ctx, t, "ffmpeg", "-rtsp_transport", "tcp", "-i", fmt.Sprintf("rtsp://%s:8554/ts", srv.Addr),
+		"-t", "4", "-f", "null", "-")
+	if err := rd.Wait(40 * time.Second); err != nil {
+		t.Fatalf("reader: %v\n%s\ngateway:\n%s", err, rd.Tail(2000), gwp.Tail(2000))
+	}
+	if n, ok := peertest.FFmpegFrames(rd.Output()); !ok || n < 50 {
+		t.Errorf("reader decoded %d frames, want >= 50\n%s", n, rd.Tail(2000))
+	}
+	_ = ff.Wait(30 * time.Second)
+	if err := gwp.Stop(5 * time.Second); err != nil && !gwp.Exited() {
+		t.Errorf("gateway stop: %v", err)
+	}
+	if m := regexp.MustCompile(`msg="rtp source stopped".*received=(\d+).*fec=(\d+)`).FindStringSubmatch(gwp.Output()); m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("no summary with media and FEC received over multicast: %v\n%s", m, gwp.Tail(3000))
+	} else {
+		t.Logf("gateway summary: received %s media, %s FEC datagrams", m[1], m[2])
+	}
 }
