@@ -130,7 +130,6 @@ type RTPSource struct {
 	closed    bool
 	retryAt   int64 // monotonic ns before which OnReady is not retried
 	lastAt    atomic.Int64
-	lastWall  atomic.Int64
 	received  atomic.Uint64
 	bytes     atomic.Uint64
 	invalid   atomic.Uint64
