@@ -925,8 +925,10 @@ type FlowStats struct {
 	Errors  uint64                 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
 	// last_activity_unix_nanos is the last packet from the peer; 0 when none.
 	LastActivityUnixNanos int64 `protobuf:"varint,6,opt,name=last_activity_unix_nanos,json=lastActivityUnixNanos,proto3" json:"last_activity_unix_nanos,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// rtp_source: a source.rtp flow's receive counters (rtp.RTPSourceStats); unset for others.
+	RtpSource     *RtpSourceStats `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FlowStats) Reset() {
@@ -1001,6 +1003,215 @@ func (x *FlowStats) GetLastActivityUnixNanos() int64 {
 	return 0
 }
 
+func (x *FlowStats) GetRtpSource() *RtpSourceStats {
+	if x != nil {
+		return x.RtpSource
+	}
+	return nil
+}
+
+// RtpSourceStats mirrors rtp.RTPSourceStats (LastPacket is the flow's last_activity).
+type RtpSourceStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Received      uint64                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Invalid       uint64                 `protobuf:"varint,3,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	Fec           uint64                 `protobuf:"varint,4,opt,name=fec,proto3" json:"fec,omitempty"`
+	Recovered     uint64                 `protobuf:"varint,5,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	Unrecoverable uint64                 `protobuf:"varint,6,opt,name=unrecoverable,proto3" json:"unrecoverable,omitempty"`
+	Output        uint64                 `protobuf:"varint,7,opt,name=output,proto3" json:"output,omitempty"`
+	Lost          uint64                 `protobuf:"varint,8,opt,name=lost,proto3" json:"lost,omitempty"`
+	Legs          []*RtpLegStats         `protobuf:"bytes,9,rep,name=legs,proto3" json:"legs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpSourceStats) Reset() {
+	*x = RtpSourceStats{}
+	mi := &file_meshgw_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpSourceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpSourceStats) ProtoMessage() {}
+
+func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpSourceStats.ProtoReflect.Descriptor instead.
+func (*RtpSourceStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RtpSourceStats) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetInvalid() uint64 {
+	if x != nil {
+		return x.Invalid
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetFec() uint64 {
+	if x != nil {
+		return x.Fec
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetRecovered() uint64 {
+	if x != nil {
+		return x.Recovered
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetUnrecoverable() uint64 {
+	if x != nil {
+		return x.Unrecoverable
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetOutput() uint64 {
+	if x != nil {
+		return x.Output
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetLegs() []*RtpLegStats {
+	if x != nil {
+		return x.Legs
+	}
+	return nil
+}
+
+// RtpLegStats mirrors rtp.LegStats.
+type RtpLegStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Received      uint64                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	Invalid       uint64                 `protobuf:"varint,2,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	First         uint64                 `protobuf:"varint,3,opt,name=first,proto3" json:"first,omitempty"`
+	Duplicates    uint64                 `protobuf:"varint,4,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Late          uint64                 `protobuf:"varint,5,opt,name=late,proto3" json:"late,omitempty"`
+	Lost          uint64                 `protobuf:"varint,6,opt,name=lost,proto3" json:"lost,omitempty"`
+	Diverged      uint64                 `protobuf:"varint,7,opt,name=diverged,proto3" json:"diverged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpLegStats) Reset() {
+	*x = RtpLegStats{}
+	mi := &file_meshgw_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpLegStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpLegStats) ProtoMessage() {}
+
+func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpLegStats.ProtoReflect.Descriptor instead.
+func (*RtpLegStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RtpLegStats) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetInvalid() uint64 {
+	if x != nil {
+		return x.Invalid
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetDuplicates() uint64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetLate() uint64 {
+	if x != nil {
+		return x.Late
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetDiverged() uint64 {
+	if x != nil {
+		return x.Diverged
+	}
+	return 0
+}
+
 // Ping asks for a Pong; the control sends them so that a silent node is noticed.
 type Ping struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1011,7 +1222,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1234,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1247,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{10}
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1056,7 +1267,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1279,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1292,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1104,7 +1315,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1327,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1340,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Track) GetMedia() string {
@@ -1182,7 +1393,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1405,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1418,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Flow) GetId() string {
@@ -1344,7 +1555,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1567,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1580,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -1432,7 +1643,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1655,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1668,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -1566,14 +1777,36 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xbf\x01\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xfd\x01\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
 	"\adropped\x18\x04 \x01(\x04R\adropped\x12\x16\n" +
 	"\x06errors\x18\x05 \x01(\x04R\x06errors\x127\n" +
-	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\"\x1c\n" +
+	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\x12<\n" +
+	"\n" +
+	"rtp_source\x18\x1e \x01(\v2\x1d.meshgw.api.v1.RtpSourceStatsR\trtpSource\"\x8e\x02\n" +
+	"\x0eRtpSourceStats\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x04R\breceived\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\ainvalid\x18\x03 \x01(\x04R\ainvalid\x12\x10\n" +
+	"\x03fec\x18\x04 \x01(\x04R\x03fec\x12\x1c\n" +
+	"\trecovered\x18\x05 \x01(\x04R\trecovered\x12$\n" +
+	"\runrecoverable\x18\x06 \x01(\x04R\runrecoverable\x12\x16\n" +
+	"\x06output\x18\a \x01(\x04R\x06output\x12\x12\n" +
+	"\x04lost\x18\b \x01(\x04R\x04lost\x12.\n" +
+	"\x04legs\x18\t \x03(\v2\x1a.meshgw.api.v1.RtpLegStatsR\x04legs\"\xbd\x01\n" +
+	"\vRtpLegStats\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x04R\breceived\x12\x18\n" +
+	"\ainvalid\x18\x02 \x01(\x04R\ainvalid\x12\x14\n" +
+	"\x05first\x18\x03 \x01(\x04R\x05first\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x04 \x01(\x04R\n" +
+	"duplicates\x12\x12\n" +
+	"\x04late\x18\x05 \x01(\x04R\x04late\x12\x12\n" +
+	"\x04lost\x18\x06 \x01(\x04R\x04lost\x12\x1a\n" +
+	"\bdiverged\x18\a \x01(\x04R\bdiverged\"\x1c\n" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
@@ -1652,7 +1885,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1666,42 +1899,46 @@ var file_meshgw_proto_goTypes = []any{
 	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*Ping)(nil),           // 12: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 13: meshgw.api.v1.Pong
-	(*Track)(nil),          // 14: meshgw.api.v1.Track
-	(*Flow)(nil),           // 15: meshgw.api.v1.Flow
-	(*RtpSource)(nil),      // 16: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),     // 17: meshgw.api.v1.FlowStatus
-	nil,                    // 18: meshgw.api.v1.Flow.MetaEntry
+	(*RtpSourceStats)(nil), // 12: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),    // 13: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),           // 14: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 15: meshgw.api.v1.Pong
+	(*Track)(nil),          // 16: meshgw.api.v1.Track
+	(*Flow)(nil),           // 17: meshgw.api.v1.Flow
+	(*RtpSource)(nil),      // 18: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 19: meshgw.api.v1.FlowStatus
+	nil,                    // 20: meshgw.api.v1.Flow.MetaEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	13, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	15, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	12, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	15, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	14, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	17, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	14, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	16, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	15, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	17, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	17, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	14, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	19, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	16, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
-	14, // 17: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	18, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	16, // 19: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	2,  // 20: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 21: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	21, // [21:22] is the sub-list for method output_type
-	20, // [20:21] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 17: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
+	13, // 18: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	16, // 19: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	20, // 20: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	18, // 21: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	2,  // 22: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 23: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	23, // [23:24] is the sub-list for method output_type
+	22, // [22:23] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1727,7 +1964,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -234,6 +234,14 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 	if !s.LastActivity.IsZero() {
 		p.LastActivityUnixNanos = s.LastActivity.UnixNano()
 	}
+	if r := s.RTPSource; r != nil {
+		p.RtpSource = &api.RtpSourceStats{Received: r.Received, Bytes: r.Bytes, Invalid: r.Invalid, Fec: r.FEC,
+			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost}
+		for _, l := range r.Legs {
+			p.RtpSource.Legs = append(p.RtpSource.Legs, &api.RtpLegStats{Received: l.Received, Invalid: l.Invalid,
+				First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
+		}
+	}
 	return p
 }
 
@@ -241,6 +249,16 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 	s := node.FlowStats{Packets: p.Packets, Bytes: p.Bytes, Dropped: p.Dropped, Errors: p.Errors}
 	if p.LastActivityUnixNanos != 0 {
 		s.LastActivity = time.Unix(0, p.LastActivityUnixNanos)
+	}
+	if r := p.RtpSource; r != nil {
+		s.RTPSource = &rtp.RTPSourceStats{Received: r.Received, Bytes: r.Bytes, Invalid: r.Invalid, FEC: r.Fec,
+			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost, LastPacket: s.LastActivity}
+		for _, l := range r.Legs {
+			if l != nil && len(s.RTPSource.Legs) < rtp.MaxMergerLegs {
+				s.RTPSource.Legs = append(s.RTPSource.Legs, rtp.LegStats{Received: l.Received, Invalid: l.Invalid,
+					First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
+			}
+		}
 	}
 	return s
 }

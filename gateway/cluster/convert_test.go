@@ -170,3 +170,21 @@ func FuzzFlowFromProto(f *testing.F) {
 		}
 	})
 }
+
+func TestRTPSourceStatsRoundTrip(t *testing.T) {
+	at := time.Unix(0, 1700000000123456789)
+	s := node.FlowStats{Packets: 9, Bytes: 900, Dropped: 1, Errors: 2, LastActivity: at,
+		RTPSource: &rtp.RTPSourceStats{Received: 9, Bytes: 900, Invalid: 2, FEC: 4, Recovered: 3, Unrecoverable: 1, Output: 11, Lost: 1,
+			Legs: []rtp.LegStats{{1, 2, 3, 4, 5, 6, 7}, {7, 6, 5, 4, 3, 2, 1}}, LastPacket: at}}
+	b, err := proto.Marshal(statsToProto("f", s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p api.FlowStats
+	if err := proto.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	if got := statsFromProto(&p); !reflect.DeepEqual(got, s) {
+		t.Errorf("round trip\n got %+v %+v\nwant %+v %+v", got, got.RTPSource, s, s.RTPSource)
+	}
+}
