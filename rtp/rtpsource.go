@@ -401,13 +401,16 @@ func (in *rtpInput) drain(now int64) {
 // of step.
 func (in *rtpInput) depth() int64 {
 	l, d := in.dec.Matrix()
-	if l == 0 {
+	if l == 0 || d == 0 {
 		l, d = in.src.cfg.Columns, in.src.cfg.Rows
 	}
-	if l == 0 {
-		l, d = fec.MaxColumns, fec.MaxMatrix/fec.MaxColumns
+	m := l * d
+	if m == 0 {
+		// D not known yet (no column FEC seen, none configured): the
+		// largest matrix the standard allows.
+		m, l = fec.MaxMatrix, fec.MaxColumns
 	}
-	return int64(2*l*max(d, 1) + l + 16)
+	return int64(2*m + l + 16)
 }
 
 // emit passes one in-order packet of the input on: to the merger of its
