@@ -413,3 +413,39 @@ routes:
 		t.Logf("gateway summary: received %s media, %s FEC datagrams", m[1], m[2])
 	}
 }
+
+// TestRTPSourceSDPH264FEC: GStreamer sends H.264 (PT 96, packets of every size, markers) with
+// 2D FEC; the route describes it with an sdp: file. The reader must get an H.264 track and every
+// packet the relay dropped.
+func TestRTPSourceSDPH264FEC(t *testing.T) {
+	peertest.Require(t, "gst-launch-1.0", "gst:rtpst2022-1-fecenc", "gst:x264enc", "gst:rtph264pay")
+	p := freeRTPBase(t)
+	sdp := filepath.Join(t.TempDir(), "cam.sdp")
+	if err := os.WriteFile(sdp, []byte("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := rtpGateway(t, p, fmt.Sprintf("    sdp: %s\n    fec: {columns: 5, rows: 5}\n", sdp))
+	r, relay := fecRelays(t, p, peertest.LossyConfig{Burst: 5, BurstEvery: 75})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := strings.Fields("-q videotestsrc is-live=true num-buffers=200 pattern=smpte ! video/x-raw,width=640,height=480,framerate=25/1 " +
+		"! x264enc speed-preset=ultrafast tune=zerolatency key-int-max=25 bitrate=3000 ! h264parse " +
+		"! rtph264pay pt=96 ssrc=0 mtu=1200 config-interval=-1 ! rtpst2022-1-fecenc name=enc columns=5 rows=5")
+	args = append(args, "!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", r),
+		"enc.fec_0", "!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", r+2), "async=false",
+		"enc.fec_1", "!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", r+4), "async=false")
+	gst := peertest.Run(ctx, t, "gst-launch-1.0", args...)
+	rd := startGoReader(t, g.URL+"ts", "tcp")
+	if len(rd.medias) != 1 || len(rd.medias[0].Formats) != 1 || rd.medias[0].Formats[0].Codec() != "H264" {
+		t.Fatalf("reader's description: %d medias, formats %v", len(rd.medias), rd.medias[0].Formats)
+	}
+	rd.waitCount(0, 200, 40*time.Second)
+	if err := gst.Wait(60 * time.Second); err != nil {
+		t.Fatalf("sender: %v\n%s", err, gst.Tail(2000))
+	}
+	rd.settle(10 * time.Second)
+	pkts := rd.packets(0)
+	checkOrdered(t, "reader", pkts)
+	checkAllRebuilt(t, "gstreamer H.264 fecenc", pkts, 55, relay, rtpSourceStats(t, g))
+}
