@@ -4,8 +4,10 @@ import "encoding/binary"
 
 // reorderRing is the size of a reorder buffer's ring: it must exceed the
 // deepest wait (two of the largest 2022-1 matrices plus the spread of their
-// column FEC, some 220 packets) with room for the packets that keep arriving.
-const reorderRing = 1024
+// column FEC, some 220 packets, or the minimum wait at the stream's rate:
+// 200 ms of a 100 Mbit/s stream is some 2000 packets) with room for the
+// packets that keep arriving.
+const reorderRing = 4096
 
 // reorderSlot holds one packet waiting for its predecessors.
 type reorderSlot struct {
@@ -15,14 +17,19 @@ type reorderSlot struct {
 // reorder puts one RTP stream back into sequence order after FEC recovery,
 // which hands rebuilt packets out late: a packet waits while an earlier one
 // is missing, until the missing one comes (received late or rebuilt), the
-// stream has moved depth packets past it (FEC can no longer bring it), or
-// it has waited maxHold (the stream stopped behind a gap). It is owned by
+// stream has moved depth packets past it (FEC can no longer bring it) and
+// minHold has passed, or it has waited maxHold (the stream stopped behind a
+// gap). minHold is there because media and FEC arrive on separate sockets
+// read by separate goroutines: on a busy host the media reader can run a
+// few batches ahead of the FEC reader, so a count alone gives up packets
+// whose FEC is already in the kernel's buffer. It is owned by
 // one goroutine at a time (the caller's lock) and allocates nothing per
 // packet: packets wait in pooled buffers.
 type reorder struct {
 	pool    *Pool
 	out     func([]byte)
 	ring    [reorderRing]reorderSlot
+	minHold int64
 	maxHold int64
 
 	started bool
@@ -38,8 +45,8 @@ type reorder struct {
 	late, skipped, resets uint64
 }
 
-func newReorder(pool *Pool, maxHold int64, out func([]byte)) *reorder {
-	return &reorder{pool: pool, out: out, maxHold: maxHold}
+func newReorder(pool *Pool, minHold, maxHold int64, out func([]byte)) *reorder {
+	return &reorder{pool: pool, out: out, minHold: minHold, maxHold: maxHold}
 }
 
 func (r *reorder) slot(e int64) *reorderSlot { return &r.ring[e&(reorderRing-1)] }
@@ -112,7 +119,7 @@ func (r *reorder) release(now, depth int64) {
 		if !r.blocked {
 			r.blocked, r.blockedAt = true, now
 		}
-		if r.hi-r.head < depth && now-r.blockedAt < r.maxHold {
+		if waited := now - r.blockedAt; waited < r.maxHold && (r.hi-r.head < depth || waited < r.minHold) {
 			return
 		}
 		r.skipHead()

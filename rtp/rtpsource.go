@@ -49,6 +49,7 @@ type RTPLeg struct {
 const (
 	DefaultStallTimeout = 5 * time.Second
 	DefaultFECHold      = 2 * time.Second
+	DefaultFECMinHold   = 200 * time.Millisecond
 	rtpSourceTick       = 10 * time.Millisecond
 	readyRetry          = time.Second
 )
@@ -71,8 +72,9 @@ type RTPSourceConfig struct {
 	Columns, Rows int
 	// FECHold bounds how long packets wait behind a missing one for FEC to
 	// rebuild it (default DefaultFECHold); they also stop waiting once the
-	// stream has moved two matrices past the gap.
-	FECHold time.Duration
+	// stream has moved two matrices (and a recvmmsg batch) past the gap and
+	// FECMinHold (default DefaultFECMinHold) has passed.
+	FECHold, FECMinHold time.Duration
 	// Skew is the 2022-7 merge window (ClassA, ClassB, ClassC or any
 	// duration; 0 means ClassB).
 	Skew time.Duration
@@ -212,6 +214,9 @@ func newDetachedSource(cfg RTPSourceConfig, h SourceHandler) (*RTPSource, error)
 	if cfg.FECHold <= 0 {
 		cfg.FECHold = DefaultFECHold
 	}
+	if cfg.FECMinHold <= 0 {
+		cfg.FECMinHold = min(DefaultFECMinHold, cfg.FECHold)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -242,7 +247,7 @@ func newDetachedSource(cfg RTPSourceConfig, h SourceHandler) (*RTPSource, error)
 					return nil, fmt.Errorf("rtp source: %w", err)
 				}
 				in.dec = dec
-				in.ro = newReorder(s.pool, int64(cfg.FECHold), in.emitFn)
+				in.ro = newReorder(s.pool, int64(cfg.FECMinHold), int64(cfg.FECHold), in.emitFn)
 			}
 			s.inputs = append(s.inputs, in)
 		}
@@ -397,8 +402,8 @@ func (in *rtpInput) drain(now int64) {
 
 // depth is how far the stream may run past a missing packet before FEC can
 // no longer bring it: two matrices (column FEC is spread over the next
-// one) and a row, plus slack for the FEC and media sockets being read out
-// of step.
+// one) and a row, plus a recvmmsg batch of slack for the FEC and media
+// sockets being read out of step.
 func (in *rtpInput) depth() int64 {
 	l, d := in.dec.Matrix()
 	if l == 0 || d == 0 {
@@ -410,7 +415,7 @@ func (in *rtpInput) depth() int64 {
 		// largest matrix the standard allows.
 		m, l = fec.MaxMatrix, fec.MaxColumns
 	}
-	return int64(2*m + l + 16)
+	return int64(2*m + l + udpBatch)
 }
 
 // emit passes one in-order packet of the input on: to the merger of its

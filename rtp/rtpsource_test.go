@@ -310,7 +310,7 @@ func TestRTPSourceLiveLive(t *testing.T) {
 func TestReorder(t *testing.T) {
 	pool := NewPool()
 	var got []uint16
-	r := newReorder(pool, int64(time.Second), func(b []byte) { got = append(got, binary.BigEndian.Uint16(b[2:])) })
+	r := newReorder(pool, 0, int64(time.Second), func(b []byte) { got = append(got, binary.BigEndian.Uint16(b[2:])) })
 	put := func(seq uint16, now int64) { r.put(mkRTP(1, seq, 0, 10), now, 8) }
 	for _, s := range []uint16{65534, 65535, 1, 2, 0, 3} { // wrap, one reordered
 		put(s, 0)
@@ -338,6 +338,23 @@ func TestReorder(t *testing.T) {
 	r.put(mkRTP(2, 40000, 0, 10), 0, 8)
 	if got[len(got)-1] != 40000 || r.resets != 1 {
 		t.Fatalf("restart: got %v resets %d", got, r.resets)
+	}
+	r.close()
+	checkNoLeak(t, pool)
+
+	// with a minimum wait, moving depth packets past a gap is not enough
+	got = got[:0]
+	r = newReorder(pool, int64(100*time.Millisecond), int64(time.Second), func(b []byte) { got = append(got, binary.BigEndian.Uint16(b[2:])) })
+	put(1, 0)
+	for s := uint16(3); s < 20; s++ {
+		put(s, int64(10*time.Millisecond))
+	}
+	if fmt.Sprint(got) != "[1]" {
+		t.Fatalf("released before the minimum wait: %v", got)
+	}
+	r.release(int64(120*time.Millisecond), 8)
+	if len(got) != 18 || got[1] != 3 || r.skipped != 1 {
+		t.Fatalf("after the minimum wait: %v skipped %d", got, r.skipped)
 	}
 	r.close()
 	checkNoLeak(t, pool)
