@@ -11,20 +11,26 @@ const reorderRing = 4096
 
 // reorderSlot holds one packet waiting for its predecessors.
 type reorderSlot struct {
-	pkt *Packet
+	pkt *Packet // its RecvTime is when it arrived here
 }
 
 // reorder puts one RTP stream back into sequence order after FEC recovery,
 // which hands rebuilt packets out late: a packet waits while an earlier one
-// is missing, until the missing one comes (received late or rebuilt), the
-// stream has moved depth packets past it (FEC can no longer bring it) and
-// minHold has passed, or it has waited maxHold (the stream stopped behind a
-// gap). minHold is there because media and FEC arrive on separate sockets
-// read by separate goroutines: on a busy host the media reader can run a
-// few batches ahead of the FEC reader, so a count alone gives up packets
-// whose FEC is already in the kernel's buffer. It is owned by
-// one goroutine at a time (the caller's lock) and allocates nothing per
-// packet: packets wait in pooled buffers.
+// is missing, until the missing one comes (received late or rebuilt) or the
+// gap is given up. A gap is given up when the packet right after it has
+// waited minHold and the stream has moved depth packets past the gap (FEC
+// can no longer bring it), or when that packet has waited maxHold (the
+// stream stopped behind the gap). The wait is the waiting packet's, not the
+// gap's: under heavy loss the output stays minHold behind rather than
+// adding one wait per gap.
+//
+// minHold is there because media and FEC arrive on separate sockets read by
+// separate goroutines: on a busy host the media reader can run a few
+// batches ahead of the FEC reader, so a count alone would give up packets
+// whose FEC is already in the kernel's buffer.
+//
+// It is owned by one goroutine at a time (the caller's lock) and allocates
+// nothing per packet: packets wait in pooled buffers.
 type reorder struct {
 	pool    *Pool
 	out     func([]byte)
@@ -37,10 +43,10 @@ type reorder struct {
 	head    int64 // next extended seq to output
 	hi      int64 // highest extended seq held or output
 	held    int
-	// blockedAt is when the output started to wait for head (monotonic
-	// ns), valid while blocked.
-	blockedAt int64
-	blocked   bool
+	// next is the lowest held seq above head, valid while nextOK: the
+	// packet whose wait decides when the gap at head is given up.
+	next   int64
+	nextOK bool
 
 	late, skipped, resets uint64
 }
@@ -56,12 +62,12 @@ func (r *reorder) begin(seq uint16, ssrc uint32) {
 	r.started, r.ssrc = true, ssrc
 	r.head = 1<<32 + int64(seq)
 	r.hi = r.head - 1
-	r.blocked = false
+	r.nextOK = false
 }
 
-// put takes one valid RTP packet (copied) and outputs what is in order at
-// now; depth is how far the stream may move past a missing packet before it
-// is given up.
+// put takes one valid RTP packet (copied) arriving at now and outputs what
+// is in order; depth is how far the stream may move past a missing packet
+// before it is given up.
 func (r *reorder) put(b []byte, now, depth int64) {
 	seq := binary.BigEndian.Uint16(b[2:])
 	ssrc := binary.BigEndian.Uint32(b[8:])
@@ -89,16 +95,20 @@ func (r *reorder) put(b []byte, now, depth int64) {
 	}
 	p := r.pool.Get(len(b))
 	copy(p.buf, b)
+	p.recv = now
 	s.pkt = p
 	r.held++
 	if ext > r.hi {
 		r.hi = ext
 	}
+	if r.nextOK && ext < r.next {
+		r.next = ext
+	}
 	r.release(now, depth)
 }
 
-// release outputs the packets in order at head and gives up the gaps that
-// have waited long enough.
+// release outputs the packets in order at head and gives up the gaps whose
+// following packet has waited long enough.
 func (r *reorder) release(now, depth int64) {
 	for r.held > 0 {
 		for r.head <= r.hi {
@@ -106,28 +116,29 @@ func (r *reorder) release(now, depth int64) {
 			if s.pkt == nil {
 				break
 			}
-			r.out(s.pkt.buf)
-			s.pkt.Release()
-			s.pkt = nil
-			r.held--
-			r.head++
-			r.blocked = false
+			r.skipHead()
 		}
 		if r.held == 0 {
 			return
 		}
-		if !r.blocked {
-			r.blocked, r.blockedAt = true, now
+		if !r.nextOK {
+			r.next = r.head + 1
+			for r.slot(r.next).pkt == nil {
+				r.next++
+			}
+			r.nextOK = true
 		}
-		if waited := now - r.blockedAt; waited < r.maxHold && (r.hi-r.head < depth || waited < r.minHold) {
+		waited := now - r.slot(r.next).pkt.recv
+		if waited < r.maxHold && (r.hi-r.head < depth || waited < r.minHold) {
 			return
 		}
-		r.skipHead()
+		for r.head < r.next {
+			r.skipHead()
+		}
 	}
 }
 
-// skipHead gives up (or outputs) the head sequence number. A gap given up
-// for its wait is given up whole: the wait ends at the next packet out.
+// skipHead outputs the head sequence number, or gives it up.
 func (r *reorder) skipHead() {
 	s := r.slot(r.head)
 	if s.pkt != nil {
@@ -135,11 +146,13 @@ func (r *reorder) skipHead() {
 		s.pkt.Release()
 		s.pkt = nil
 		r.held--
-		r.blocked = false
 	} else {
 		r.skipped++
 	}
 	r.head++
+	if r.nextOK && r.head >= r.next {
+		r.nextOK = false
+	}
 }
 
 // flush outputs everything waiting, in order, giving up the gaps.
@@ -158,4 +171,5 @@ func (r *reorder) close() {
 		}
 	}
 	r.held = 0
+	r.nextOK = false
 }

@@ -358,6 +358,22 @@ func TestReorder(t *testing.T) {
 	}
 	r.close()
 	checkNoLeak(t, pool)
+
+	// Sustained unrecoverable loss (one packet in ten, 2000 packets/s): the output stays one
+	// minimum wait behind instead of adding a wait per gap.
+	got = got[:0]
+	r = newReorder(pool, int64(100*time.Millisecond), int64(time.Second), func(b []byte) { got = append(got, binary.BigEndian.Uint16(b[2:])) })
+	const n = 10000
+	for i := range n {
+		if i%10 != 5 {
+			put(uint16(i), int64(i)*int64(500*time.Microsecond))
+		}
+	}
+	if behind := n*9/10 - len(got); behind > 200*9/10+10 {
+		t.Fatalf("output %d packets behind after %d (want about 100 ms = 180)", behind, n)
+	}
+	r.close()
+	checkNoLeak(t, pool)
 }
 
 // BenchmarkRTPSourceFEC is the per-packet receive path with 2D 10×10 FEC
