@@ -210,6 +210,8 @@ func sourceFlowFor(s *stream) (node.Flow, error) {
 		f.URL = s.route.Source
 		f.Transport = s.route.SourceTransport
 		f.ReconnectMin, f.ReconnectMax = s.route.ReconnectMin, s.route.ReconnectMax
+	case s.route.IsRTP() && s.route.RTPSource != nil:
+		rtpSourceFlow(&f, s.route)
 	default:
 		return f, fmt.Errorf("route %s has no source the control can start", s.path)
 	}

@@ -928,7 +928,9 @@ type FlowStats struct {
 	// fec is the FEC packets a sink.rtp flow sent.
 	Fec uint64 `protobuf:"varint,40,opt,name=fec,proto3" json:"fec,omitempty"`
 	// backup is the selector of a source with a backup; absent otherwise.
-	Backup        *BackupStats `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
+	Backup *BackupStats `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
+	// rtp_source: a source.rtp flow's receive counters (rtp.RTPSourceStats); unset for others.
+	RtpSource     *RtpSourceStats `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1015,6 +1017,13 @@ func (x *FlowStats) GetFec() uint64 {
 func (x *FlowStats) GetBackup() *BackupStats {
 	if x != nil {
 		return x.Backup
+	}
+	return nil
+}
+
+func (x *FlowStats) GetRtpSource() *RtpSourceStats {
+	if x != nil {
+		return x.RtpSource
 	}
 	return nil
 }
@@ -1121,6 +1130,208 @@ func (x *BackupStats) GetLost() uint64 {
 	return 0
 }
 
+// RtpSourceStats mirrors rtp.RTPSourceStats (LastPacket is the flow's last_activity).
+type RtpSourceStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Received      uint64                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Invalid       uint64                 `protobuf:"varint,3,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	Fec           uint64                 `protobuf:"varint,4,opt,name=fec,proto3" json:"fec,omitempty"`
+	Recovered     uint64                 `protobuf:"varint,5,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	Unrecoverable uint64                 `protobuf:"varint,6,opt,name=unrecoverable,proto3" json:"unrecoverable,omitempty"`
+	Output        uint64                 `protobuf:"varint,7,opt,name=output,proto3" json:"output,omitempty"`
+	Lost          uint64                 `protobuf:"varint,8,opt,name=lost,proto3" json:"lost,omitempty"`
+	Legs          []*RtpLegStats         `protobuf:"bytes,9,rep,name=legs,proto3" json:"legs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpSourceStats) Reset() {
+	*x = RtpSourceStats{}
+	mi := &file_meshgw_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpSourceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpSourceStats) ProtoMessage() {}
+
+func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpSourceStats.ProtoReflect.Descriptor instead.
+func (*RtpSourceStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RtpSourceStats) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetInvalid() uint64 {
+	if x != nil {
+		return x.Invalid
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetFec() uint64 {
+	if x != nil {
+		return x.Fec
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetRecovered() uint64 {
+	if x != nil {
+		return x.Recovered
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetUnrecoverable() uint64 {
+	if x != nil {
+		return x.Unrecoverable
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetOutput() uint64 {
+	if x != nil {
+		return x.Output
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *RtpSourceStats) GetLegs() []*RtpLegStats {
+	if x != nil {
+		return x.Legs
+	}
+	return nil
+}
+
+// RtpLegStats mirrors rtp.LegStats.
+type RtpLegStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Received      uint64                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	Invalid       uint64                 `protobuf:"varint,2,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	First         uint64                 `protobuf:"varint,3,opt,name=first,proto3" json:"first,omitempty"`
+	Duplicates    uint64                 `protobuf:"varint,4,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Late          uint64                 `protobuf:"varint,5,opt,name=late,proto3" json:"late,omitempty"`
+	Lost          uint64                 `protobuf:"varint,6,opt,name=lost,proto3" json:"lost,omitempty"`
+	Diverged      uint64                 `protobuf:"varint,7,opt,name=diverged,proto3" json:"diverged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpLegStats) Reset() {
+	*x = RtpLegStats{}
+	mi := &file_meshgw_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpLegStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpLegStats) ProtoMessage() {}
+
+func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpLegStats.ProtoReflect.Descriptor instead.
+func (*RtpLegStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RtpLegStats) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetInvalid() uint64 {
+	if x != nil {
+		return x.Invalid
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetDuplicates() uint64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetLate() uint64 {
+	if x != nil {
+		return x.Late
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *RtpLegStats) GetDiverged() uint64 {
+	if x != nil {
+		return x.Diverged
+	}
+	return 0
+}
+
 // Ping asks for a Pong; the control sends them so that a silent node is noticed.
 type Ping struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1131,7 +1342,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1354,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1367,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1176,7 +1387,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1399,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1412,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1224,7 +1435,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1447,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1460,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Track) GetMedia() string {
@@ -1305,13 +1516,16 @@ type Flow struct {
 	// for a missing packet (0: the node's default).
 	Nack          bool  `protobuf:"varint,41,opt,name=nack,proto3" json:"nack,omitempty"`
 	NackWaitNanos int64 `protobuf:"varint,42,opt,name=nack_wait_nanos,json=nackWaitNanos,proto3" json:"nack_wait_nanos,omitempty"`
+	// source.rtp settings (node.Flow SDP, RTPInterface, FECColumns/FECRows, Leg2, Skew); unset for
+	// other kinds.
+	RtpSource     *RtpSource `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1537,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1550,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Flow) GetId() string {
@@ -1493,6 +1707,13 @@ func (x *Flow) GetNackWaitNanos() int64 {
 	return 0
 }
 
+func (x *Flow) GetRtpSource() *RtpSource {
+	if x != nil {
+		return x.RtpSource
+	}
+	return nil
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1510,7 +1731,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1743,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1756,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -1573,6 +1794,91 @@ func (x *OutputSpec) GetTtl() uint32 {
 	return 0
 }
 
+// RtpSource is the plain RTP/UDP ingest of a source.rtp flow.
+type RtpSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sdp           string                 `protobuf:"bytes,1,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	Interface     string                 `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	FecColumns    uint32                 `protobuf:"varint,3,opt,name=fec_columns,json=fecColumns,proto3" json:"fec_columns,omitempty"`
+	FecRows       uint32                 `protobuf:"varint,4,opt,name=fec_rows,json=fecRows,proto3" json:"fec_rows,omitempty"`
+	Leg2          string                 `protobuf:"bytes,5,opt,name=leg2,proto3" json:"leg2,omitempty"`
+	SkewNanos     int64                  `protobuf:"varint,6,opt,name=skew_nanos,json=skewNanos,proto3" json:"skew_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpSource) Reset() {
+	*x = RtpSource{}
+	mi := &file_meshgw_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpSource) ProtoMessage() {}
+
+func (x *RtpSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
+func (*RtpSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RtpSource) GetSdp() string {
+	if x != nil {
+		return x.Sdp
+	}
+	return ""
+}
+
+func (x *RtpSource) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *RtpSource) GetFecColumns() uint32 {
+	if x != nil {
+		return x.FecColumns
+	}
+	return 0
+}
+
+func (x *RtpSource) GetFecRows() uint32 {
+	if x != nil {
+		return x.FecRows
+	}
+	return 0
+}
+
+func (x *RtpSource) GetLeg2() string {
+	if x != nil {
+		return x.Leg2
+	}
+	return ""
+}
+
+func (x *RtpSource) GetSkewNanos() int64 {
+	if x != nil {
+		return x.SkewNanos
+	}
+	return 0
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1591,7 +1897,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1909,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1922,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{16}
+	return file_meshgw_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -1725,7 +2031,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\x85\x02\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xc3\x02\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
@@ -1734,7 +2040,9 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x06errors\x18\x05 \x01(\x04R\x06errors\x127\n" +
 	"\x18last_activity_unix_nanos\x18\x06 \x01(\x03R\x15lastActivityUnixNanos\x12\x10\n" +
 	"\x03fec\x18( \x01(\x04R\x03fec\x122\n" +
-	"\x06backup\x18\a \x01(\v2\x1a.meshgw.api.v1.BackupStatsR\x06backup\"\x8f\x02\n" +
+	"\x06backup\x18\a \x01(\v2\x1a.meshgw.api.v1.BackupStatsR\x06backup\x12<\n" +
+	"\n" +
+	"rtp_source\x18\x1e \x01(\v2\x1d.meshgw.api.v1.RtpSourceStatsR\trtpSource\"\x8f\x02\n" +
 	"\vBackupStats\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\tR\x06active\x12\x1a\n" +
@@ -1744,7 +2052,27 @@ const file_meshgw_proto_rawDesc = "" +
 	"lastReason\x12'\n" +
 	"\x0fprimary_packets\x18\x06 \x01(\x04R\x0eprimaryPackets\x12%\n" +
 	"\x0ebackup_packets\x18\a \x01(\x04R\rbackupPackets\x12\x12\n" +
-	"\x04lost\x18\b \x01(\x04R\x04lost\"\x1c\n" +
+	"\x04lost\x18\b \x01(\x04R\x04lost\"\x8e\x02\n" +
+	"\x0eRtpSourceStats\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x04R\breceived\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\ainvalid\x18\x03 \x01(\x04R\ainvalid\x12\x10\n" +
+	"\x03fec\x18\x04 \x01(\x04R\x03fec\x12\x1c\n" +
+	"\trecovered\x18\x05 \x01(\x04R\trecovered\x12$\n" +
+	"\runrecoverable\x18\x06 \x01(\x04R\runrecoverable\x12\x16\n" +
+	"\x06output\x18\a \x01(\x04R\x06output\x12\x12\n" +
+	"\x04lost\x18\b \x01(\x04R\x04lost\x12.\n" +
+	"\x04legs\x18\t \x03(\v2\x1a.meshgw.api.v1.RtpLegStatsR\x04legs\"\xbd\x01\n" +
+	"\vRtpLegStats\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x04R\breceived\x12\x18\n" +
+	"\ainvalid\x18\x02 \x01(\x04R\ainvalid\x12\x14\n" +
+	"\x05first\x18\x03 \x01(\x04R\x05first\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x04 \x01(\x04R\n" +
+	"duplicates\x12\x12\n" +
+	"\x04late\x18\x05 \x01(\x04R\x04late\x12\x12\n" +
+	"\x04lost\x18\x06 \x01(\x04R\x04lost\x12\x1a\n" +
+	"\bdiverged\x18\a \x01(\x04R\bdiverged\"\x1c\n" +
 	"\x04Ping\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\x1c\n" +
 	"\x04Pong\x12\x14\n" +
@@ -1753,7 +2081,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf3\x05\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xac\x06\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -1778,7 +2106,9 @@ const file_meshgw_proto_rawDesc = "" +
 	"backupMode\x121\n" +
 	"\x06output\x18( \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\x12\x12\n" +
 	"\x04nack\x18) \x01(\bR\x04nack\x12&\n" +
-	"\x0fnack_wait_nanos\x18* \x01(\x03R\rnackWaitNanos\x1a7\n" +
+	"\x0fnack_wait_nanos\x18* \x01(\x03R\rnackWaitNanos\x127\n" +
+	"\n" +
+	"rtp_source\x18\x1e \x01(\v2\x18.meshgw.api.v1.RtpSourceR\trtpSource\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
@@ -1789,7 +2119,16 @@ const file_meshgw_proto_rawDesc = "" +
 	"fecColumns\x12\x19\n" +
 	"\bfec_rows\x18\x03 \x01(\rR\afecRows\x12\x19\n" +
 	"\bfec_mode\x18\x04 \x01(\rR\afecMode\x12\x10\n" +
-	"\x03ttl\x18\x05 \x01(\rR\x03ttl\"\xbb\x01\n" +
+	"\x03ttl\x18\x05 \x01(\rR\x03ttl\"\xaa\x01\n" +
+	"\tRtpSource\x12\x10\n" +
+	"\x03sdp\x18\x01 \x01(\tR\x03sdp\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1f\n" +
+	"\vfec_columns\x18\x03 \x01(\rR\n" +
+	"fecColumns\x12\x19\n" +
+	"\bfec_rows\x18\x04 \x01(\rR\afecRows\x12\x12\n" +
+	"\x04leg2\x18\x05 \x01(\tR\x04leg2\x12\x1d\n" +
+	"\n" +
+	"skew_nanos\x18\x06 \x01(\x03R\tskewNanos\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -1827,7 +2166,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1842,44 +2181,50 @@ var file_meshgw_proto_goTypes = []any{
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
 	(*BackupStats)(nil),    // 12: meshgw.api.v1.BackupStats
-	(*Ping)(nil),           // 13: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 14: meshgw.api.v1.Pong
-	(*Track)(nil),          // 15: meshgw.api.v1.Track
-	(*Flow)(nil),           // 16: meshgw.api.v1.Flow
-	(*OutputSpec)(nil),     // 17: meshgw.api.v1.OutputSpec
-	(*FlowStatus)(nil),     // 18: meshgw.api.v1.FlowStatus
-	nil,                    // 19: meshgw.api.v1.Flow.MetaEntry
+	(*RtpSourceStats)(nil), // 13: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),    // 14: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),           // 15: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 16: meshgw.api.v1.Pong
+	(*Track)(nil),          // 17: meshgw.api.v1.Track
+	(*Flow)(nil),           // 18: meshgw.api.v1.Flow
+	(*OutputSpec)(nil),     // 19: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),      // 20: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 21: meshgw.api.v1.FlowStatus
+	nil,                    // 22: meshgw.api.v1.Flow.MetaEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	14, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	16, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	13, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	16, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	15, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	18, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	15, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	17, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	16, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	18, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	18, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	15, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	21, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	17, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	12, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
-	15, // 18: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	19, // 19: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	16, // 20: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	17, // 21: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
-	2,  // 22: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 23: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	23, // [23:24] is the sub-list for method output_type
-	22, // [22:23] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	13, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
+	14, // 19: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	17, // 20: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	22, // 21: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	18, // 22: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
+	19, // 23: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	20, // 24: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	2,  // 25: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 26: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	26, // [26:27] is the sub-list for method output_type
+	25, // [25:26] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1905,7 +2250,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,10 @@ func FlowToProto(f node.Flow) *api.Flow {
 	if len(f.SSRCs) > 0 {
 		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
 	}
+	if f.SDP != "" || f.RTPInterface != "" || f.FECColumns != 0 || f.FECRows != 0 || f.Leg2 != "" || f.Skew != 0 {
+		p.RtpSource = &api.RtpSource{Sdp: f.SDP, Interface: f.RTPInterface, FecColumns: uint32(f.FECColumns),
+			FecRows: uint32(f.FECRows), Leg2: f.Leg2, SkewNanos: int64(f.Skew)}
+	}
 	if len(f.Meta) > 0 {
 		p.Meta = make(map[string]string, len(f.Meta))
 		for k, v := range f.Meta {
@@ -124,6 +128,13 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 	if f.NACKWait < 0 {
 		return node.Flow{}, fmt.Errorf("flow %s: negative NACK wait", p.Id)
 	}
+	if r := p.RtpSource; r != nil {
+		if r.FecColumns > 255 || r.FecRows > 255 {
+			return node.Flow{}, fmt.Errorf("flow %s: FEC L×D %d×%d out of range", p.Id, r.FecColumns, r.FecRows)
+		}
+		f.SDP, f.RTPInterface, f.Leg2 = r.Sdp, r.Interface, r.Leg2
+		f.FECColumns, f.FECRows, f.Skew = int(r.FecColumns), int(r.FecRows), time.Duration(r.SkewNanos)
+	}
 	if len(p.Meta) > 0 {
 		f.Meta = make(map[string]string, len(p.Meta))
 		for k, v := range p.Meta {
@@ -141,7 +152,8 @@ func checkFlowStrings(f node.Flow) error {
 			return fmt.Errorf("flow %q: backup: %w", f.ID, err)
 		}
 	}
-	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport, "backup mode": f.BackupMode} {
+	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport, "backup mode": f.BackupMode,
+		"SDP": f.SDP, "RTP interface": f.RTPInterface, "leg 2": f.Leg2} {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("flow %q: %s is not valid UTF-8", f.ID, name)
 		}
@@ -271,6 +283,14 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 			p.Backup.LastSwitchUnixNanos = b.LastSwitch.UnixNano()
 		}
 	}
+	if r := s.RTPSource; r != nil {
+		p.RtpSource = &api.RtpSourceStats{Received: r.Received, Bytes: r.Bytes, Invalid: r.Invalid, Fec: r.FEC,
+			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost}
+		for _, l := range r.Legs {
+			p.RtpSource.Legs = append(p.RtpSource.Legs, &api.RtpLegStats{Received: l.Received, Invalid: l.Invalid,
+				First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
+		}
+	}
 	return p
 }
 
@@ -284,6 +304,16 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 			PrimaryPackets: b.PrimaryPackets, BackupPackets: b.BackupPackets, Lost: b.Lost}
 		if b.LastSwitchUnixNanos != 0 {
 			s.Backup.LastSwitch = time.Unix(0, b.LastSwitchUnixNanos)
+		}
+	}
+	if r := p.RtpSource; r != nil {
+		s.RTPSource = &rtp.RTPSourceStats{Received: r.Received, Bytes: r.Bytes, Invalid: r.Invalid, FEC: r.Fec,
+			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost, LastPacket: s.LastActivity}
+		for _, l := range r.Legs {
+			if l != nil && len(s.RTPSource.Legs) < rtp.MaxMergerLegs {
+				s.RTPSource.Legs = append(s.RTPSource.Legs, rtp.LegStats{Received: l.Received, Invalid: l.Invalid,
+					First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
+			}
 		}
 	}
 	return s

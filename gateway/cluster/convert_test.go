@@ -33,6 +33,7 @@ func fullFlow() node.Flow {
 		BackupStall: 700 * time.Millisecond, BackupMode: node.BackupSwitch,
 		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
 		NACK:   true, NACKWait: 150 * time.Millisecond,
+		SDP: "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
 	}
 }
 
@@ -49,6 +50,8 @@ func TestFlowRoundTrip(t *testing.T) {
 		"minimal": {ID: "d", Kind: node.SourceDemo, Stream: "s"},
 		"output": {ID: "o", Kind: node.SinkRTP, Stream: "s", RTP: netip.MustParseAddrPort("127.0.0.1:5000"),
 			RTCP: netip.MustParseAddrPort("127.0.0.1:5001"), Output: node.OutputSpec{FECColumns: 5, FECRows: 5}},
+		"rtp source": {ID: "r", Kind: node.SourceRTP, Stream: "s", URL: "rtp://239.1.1.1:5000", RTPInterface: "lo",
+			FECColumns: 5, FECRows: 5, Leg2: "rtp://127.0.0.1:6000", Skew: 10 * time.Millisecond},
 	} {
 		b, err := proto.Marshal(FlowToProto(f))
 		if err != nil {
@@ -194,4 +197,24 @@ func FuzzFlowFromProto(f *testing.F) {
 			t.Fatalf("second round trip changed the flow\n got %+v\nwant %+v", again, fl)
 		}
 	})
+}
+
+func TestRTPSourceStatsRoundTrip(t *testing.T) {
+	at := time.Unix(0, 1700000000123456789)
+	s := node.FlowStats{Packets: 9, Bytes: 900, Dropped: 1, Errors: 2, LastActivity: at,
+		RTPSource: &rtp.RTPSourceStats{Received: 9, Bytes: 900, Invalid: 2, FEC: 4, Recovered: 3, Unrecoverable: 1, Output: 11, Lost: 1,
+			Legs: []rtp.LegStats{
+				{Received: 1, Invalid: 2, First: 3, Duplicates: 4, Late: 5, Lost: 6, Diverged: 7},
+				{Received: 7, Invalid: 6, First: 5, Duplicates: 4, Late: 3, Lost: 2, Diverged: 1}}, LastPacket: at}}
+	b, err := proto.Marshal(statsToProto("f", s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p api.FlowStats
+	if err := proto.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	if got := statsFromProto(&p); !reflect.DeepEqual(got, s) {
+		t.Errorf("round trip\n got %+v %+v\nwant %+v %+v", got, got.RTPSource, s, s.RTPSource)
+	}
 }

@@ -55,7 +55,7 @@ func TestBackupErrors(t *testing.T) {
 		{"backup publisher", "source: demo\n    backup: publisher",
 			`t.yaml:4: routes.r: backup: publisher is not supported; use demo, rtsp:// or rtsps://`},
 		{"bad scheme", "source: demo\n    backup: http://x/y",
-			`t.yaml:4: routes.r: source scheme "http" is not supported; use publisher, demo, rtsp:// or rtsps://`},
+			`t.yaml:4: routes.r: source scheme "http" is not supported; use publisher, demo, rtsp://, rtsps:// or rtp://`},
 		{"no host", "source: demo\n    backup: rtsp:///y",
 			`t.yaml:4: routes.r: source "rtsp:///y" has no host`},
 		{"stall without backup", "source: demo\n    backup_stall: 2s",

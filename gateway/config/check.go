@@ -11,7 +11,7 @@ import (
 )
 
 // unsupported ends every message about a source meshgw cannot serve.
-const unsupported = "use publisher, demo, rtsp:// or rtsps://"
+const unsupported = "use publisher, demo, rtsp://, rtsps:// or rtp://"
 
 // checkSource returns what is wrong with a route source, or "".
 func checkSource(s string) string {
@@ -30,6 +30,8 @@ func checkSource(s string) string {
 	}
 	switch scheme := strings.ToLower(s[:i]); scheme {
 	case "rtsp", "rtsps":
+	case SchemeRTP:
+		return checkRTPSource(s)
 	default:
 		return fmt.Sprintf("source scheme %q is not supported; %s", s[:i], unsupported)
 	}

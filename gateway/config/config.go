@@ -246,12 +246,16 @@ type Route struct {
 	// always sent to (outputs.go). A route with outputs runs its source from
 	// startup, on_demand or not: each output is a reader that never leaves.
 	Outputs []Output
+	// RTPSource is the plain RTP/UDP ingest of a source: rtp:// route
+	// (source_interface, sdp, fec, live_live); nil for other sources.
+	RTPSource *RTPSource
 }
 
 // IsPull reports whether the route pulls from a URL (rtsp:// or rtsps://)
-// rather than waiting for a publisher or generating the demo stream.
+// rather than waiting for a publisher, generating the demo stream or
+// receiving plain RTP (IsRTP).
 func (r Route) IsPull() bool {
-	return r.Source != SourcePublisher && r.Source != SourceDemo
+	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP()
 }
 
 // SlogLevel returns LogLevel as a slog.Level, the form the logger needs.

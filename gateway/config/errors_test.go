@@ -147,13 +147,11 @@ func TestParseErrors(t *testing.T) {
 		{"source wrong type", "routes:\n  cam: {source: 5}\n", []string{
 			`t.yaml:2: routes.cam.source: expected a string, got integer 5`}},
 		{"source empty", "routes:\n  cam: {source: \"\"}\n", []string{
-			`t.yaml:2: routes.cam: source must not be empty; use publisher, demo, rtsp:// or rtsps://`}},
+			`t.yaml:2: routes.cam: source must not be empty; use publisher, demo, rtsp://, rtsps:// or rtp://`}},
 		{"source unknown word", "routes:\n  cam: {source: camera}\n", []string{
-			`t.yaml:2: routes.cam: source "camera" is not supported; use publisher, demo, rtsp:// or rtsps://`}},
-		{"source unsupported scheme", "routes:\n  cam:\n    source: rtp://239.1.1.1:5004\n", []string{
-			`t.yaml:3: routes.cam: source scheme "rtp" is not supported; use publisher, demo, rtsp:// or rtsps://`}},
+			`t.yaml:2: routes.cam: source "camera" is not supported; use publisher, demo, rtsp://, rtsps:// or rtp://`}},
 		{"source st2110", "routes:\n  cam:\n    source: st2110://stream.sdp\n", []string{
-			`t.yaml:3: routes.cam: source scheme "st2110" is not supported; use publisher, demo, rtsp:// or rtsps://`}},
+			`t.yaml:3: routes.cam: source scheme "st2110" is not supported; use publisher, demo, rtsp://, rtsps:// or rtp://`}},
 		{"source without host", "routes:\n  cam:\n    source: rtsp:///stream\n", []string{
 			`t.yaml:3: routes.cam: source "rtsp:///stream" has no host`}},
 		{"source bad port", "routes:\n  cam:\n    source: rtsp://h:70000/s\n", []string{
@@ -197,7 +195,7 @@ func TestParseErrors(t *testing.T) {
 		{"regex source number then text", "routes:\n  \"~^cam/(\\\\d+)$\": {source: \"rtsp://h/$1a\"}\n", []string{
 			`t.yaml:2: routes.~^cam/(\d+)$: source refers to ${1a} but the pattern has no group named "1a"; to follow group 1 with text write ${1}`}},
 		{"regex source invalid after substitution", "routes:\n  \"~^cam/(\\\\d+)$\": {source: \"rtp://h/$1\"}\n", []string{
-			`t.yaml:2: routes.~^cam/(\d+)$: source scheme "rtp" is not supported; use publisher, demo, rtsp:// or rtsps://`}},
+			`t.yaml:2: routes.~^cam/(\d+)$: "rtp://h/1": an rtp:// source is just rtp://HOST:PORT (no path, query or user)`}},
 		{"merge of a scalar", "routes:\n  cam:\n    <<: 5\n", []string{
 			`t.yaml:3: routes.cam: the value of a merge key (<<) must be a mapping or a list of mappings, got integer 5`}},
 		{"alias value keeps the use line", "x: &p 8001\nrtsp:\n  rtp_port: *p\n" + ok, []string{
@@ -208,7 +206,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:3: rtsp.rtp_port: 7 is odd; RTP needs an even port (RTCP takes the next odd one)`,
 			`t.yaml:4: rtsp: unknown key "bogus"`,
 			`t.yaml:6: routes.pub: on_demand needs a source to pull; a publisher route has nothing to start (remove on_demand or set source)`,
-			`t.yaml:7: routes.cam: source scheme "ftp" is not supported; use publisher, demo, rtsp:// or rtsps://`}},
+			`t.yaml:7: routes.cam: source scheme "ftp" is not supported; use publisher, demo, rtsp://, rtsps:// or rtp://`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -364,7 +364,8 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	}
 	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode *yaml.Node
 	var bk backupKeys
-	p.fields(m, path, append(p.backupFields(&r, path, &bk), []field{
+	var rtpKeys rtpRouteKeys
+	p.fields(m, path, append(append(p.backupFields(&r, path, &bk), rtpKeys.fields()...), []field{
 		{"source", func(_, v *yaml.Node) {
 			if p.str(&r.Source, path+".source", v) {
 				srcNode = v
@@ -427,6 +428,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 			p.errorf(srcNode, "%s: %s", path, msg)
 		}
 	}
+	p.rtpRoute(&r, path, &rtpKeys, srcNode)
 	if r.OnDemand && r.Source == SourcePublisher && onDemandNode != nil {
 		p.errorf(onDemandNode, "%s: on_demand needs a source to pull; a publisher route has nothing to start (remove on_demand or set source)", path)
 	}

@@ -112,8 +112,54 @@ func (n *Local) newIngest(spec Flow, stream string, h pull.Handler) (ingest, err
 		}, h), nil
 	case SourceDemo:
 		return n.newDemoIngest(stream, h)
+	case SourceRTP:
+		cfg, err := rtpSourceConfig(spec)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Pool = n.pool
+		cfg.Logger = n.log.With("stream", stream, "source", spec.URL)
+		return &rtpIngest{cfg: cfg, h: h}, nil
 	}
 	return nil, fmt.Errorf("%s cannot feed a backed-up stream", spec.Kind)
+}
+
+// rtpIngest puts an rtp:// receiver behind a selector leg. The receiver binds its sockets and
+// starts reading when it is made, so it is made in Start, once the selector is ready for its
+// packets; a bind error then reaches the leg as a disconnect (the selector switches to the other
+// leg) and the log.
+type rtpIngest struct {
+	cfg rtp.RTPSourceConfig
+	h   pull.Handler
+
+	mu     sync.Mutex
+	src    *rtp.RTPSource
+	closed bool
+}
+
+func (r *rtpIngest) Start() {
+	src, err := rtp.NewRTPSource(r.cfg, r.h)
+	if err != nil {
+		r.cfg.Logger.Error("rtp source of a backed-up stream did not start", "err", err)
+		r.h.OnDisconnect(err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		src.Close()
+		return
+	}
+	r.src = src
+}
+
+func (r *rtpIngest) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.src != nil {
+		r.src.Close()
+	}
 }
 
 // validateBackup checks the backup fields of a flow (part of Validate).
@@ -125,7 +171,7 @@ func (f Flow) validateBackup() error {
 		return nil
 	}
 	switch f.Kind {
-	case SourcePull, SourceDemo:
+	case SourcePull, SourceDemo, SourceRTP:
 	default:
 		return fmt.Errorf("flow %s: %s takes no backup", f.ID, f.Kind)
 	}

@@ -27,6 +27,9 @@ const (
 	// SourcePublisher creates the stream's hubs for a publisher whose packets arrive through
 	// IngressUDP flows or interleaved on the control's connection.
 	SourcePublisher FlowKind = "source.publisher"
+	// SourceRTP receives plain RTP over UDP (URL rtp://HOST:PORT), optionally with SMPTE 2022-1
+	// FEC and as two 2022-7 legs; see rtpsource.go.
+	SourceRTP FlowKind = "source.rtp"
 	// SourceRelay takes a stream another node relays to this one over RTP/UDP (the upstream node
 	// runs a SinkUDP per track to this node's pair). Its hubs are transparent: they output the
 	// upstream hubs' SSRC/seq/timestamp line unchanged, so a reader moved between nodes stays on
@@ -96,6 +99,15 @@ type Flow struct {
 	NACK bool
 	// NACKWait bounds how long a SourceRelay with NACK waits for a missing packet (0: 200 ms).
 	NACKWait time.Duration
+	// SourceRTP: SDP is the stream's description (empty: one MPEG-TS track, PT 33); RTPInterface
+	// the interface multicast groups are joined on; FECColumns/FECRows the SMPTE 2022-1 L and D
+	// (decoding is on when FECColumns > 0; FECRows 0 is column FEC only); Leg2 the 2022-7 second
+	// leg rtp://HOST2:PORT2 (empty: one leg) and Skew its merge window.
+	SDP                 string
+	RTPInterface        string
+	FECColumns, FECRows int
+	Leg2                string
+	Skew                time.Duration
 
 	// Meta holds the control's labels (route path, RTSP session, role). The node does not read
 	// them; it keeps them with the flow and returns them from Flows, so a restarted control can
@@ -106,7 +118,7 @@ type Flow struct {
 // isSource tells sources, which create a stream's hubs, from the flows that hang on them.
 func (k FlowKind) isSource() bool {
 	switch k {
-	case SourceDemo, SourcePull, SourcePublisher, SourceRelay:
+	case SourceDemo, SourcePull, SourcePublisher, SourceRelay, SourceRTP:
 		return true
 	}
 	return false
@@ -138,6 +150,10 @@ func (f Flow) Validate() error {
 	case SourcePull:
 		if f.URL == "" {
 			return fmt.Errorf("flow %s: pull source without URL", f.ID)
+		}
+	case SourceRTP:
+		if _, err := rtpSourceConfig(f); err != nil {
+			return fmt.Errorf("flow %s: rtp source: %w", f.ID, err)
 		}
 	case SourcePublisher:
 		if len(f.Tracks) == 0 {
@@ -214,6 +230,8 @@ type FlowStats struct {
 	// Backup is the selector of a source flow with a backup (zero Mode
 	// otherwise); Packets then counts the packets it put into the hubs.
 	Backup BackupStats
+	// RTPSource holds a SourceRTP flow's receive counters (FEC, 2022-7 legs); nil for others.
+	RTPSource *rtp.RTPSourceStats
 }
 
 // Events are what a node reports to its control about the streams it ingests.

@@ -89,7 +89,8 @@ type flow struct {
 	// sources
 	player *demo.Player
 	puller *pull.Puller
-	sel    *selector // a source with a backup (backup.go)
+	sel    *selector      // a source with a backup (backup.go)
+	rtpSrc *rtp.RTPSource // SourceRTP
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
 	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
@@ -171,7 +172,7 @@ func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
 		start func()
 	)
 	switch f.Kind {
-	case SourceDemo, SourcePull, SourcePublisher, SourceRelay:
+	case SourceDemo, SourcePull, SourcePublisher, SourceRelay, SourceRTP:
 		if start, err = n.createSourceLocked(f); err == nil {
 			st = n.statusLocked(n.flows[f.ID])
 		}
@@ -300,6 +301,10 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 			Logger: n.log.With("stream", f.Stream),
 		}, &pullHandler{n: n, s: s, f: fl})
 		start = fl.puller.Start
+	case SourceRTP:
+		if err := n.startRTPSourceLocked(fl); err != nil {
+			return nil, err
+		}
 	case SourcePublisher, SourceRelay:
 		var ssrcs []uint32
 		if f.Kind == SourceRelay {
@@ -548,7 +553,7 @@ func (n *Local) teardownLocked(fl *flow) func() {
 		} else {
 			hubs = nil
 		}
-		player, puller, sel := fl.player, fl.puller, fl.sel
+		player, puller, sel, rtpSrc := fl.player, fl.puller, fl.sel, fl.rtpSrc
 		n.stopRepairLocked(fl)
 		return func() {
 			if sel != nil {
@@ -559,6 +564,9 @@ func (n *Local) teardownLocked(fl *flow) func() {
 			}
 			if puller != nil {
 				puller.Close()
+			}
+			if rtpSrc != nil {
+				rtpSrc.Close()
 			}
 			for _, h := range hubs {
 				h.Close()
@@ -617,6 +625,9 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
 	} else if fl.out != nil {
 		st = fl.out.stats()
+	} else if fl.rtpSrc != nil {
+		rtpSourceStats(fl.rtpSrc, &st)
+		return st, nil
 	} else if fl.sink != nil {
 		ss := fl.sink.Stats()
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors

@@ -27,8 +27,15 @@ type LossyConfig struct {
 	// clean). Both must be above 0 to take effect.
 	Burst      int
 	BurstEvery int
+	// BurstOffset shifts the burst rule's count, so relays with the same
+	// rule (two paths) drop at different places.
+	BurstOffset int
 	// Delay is added to every forwarded datagram; order is kept.
 	Delay time.Duration
+	// Listen is the address the relay listens on; the zero value picks a
+	// free 127.0.0.1 port. Senders that derive ports from one base (2022-1
+	// FEC on port+2 and port+4) need relays on chosen ports.
+	Listen netip.AddrPort
 }
 
 // LossyStats are a relay's counters. Received = Forwarded + Dropped +
@@ -83,7 +90,11 @@ func StartLossyRelay(t testing.TB, cfg LossyConfig) *LossyRelay {
 	if cfg.Random < 0 || cfg.Random > 1 {
 		t.Fatalf("StartLossyRelay: Random %v outside 0..1", cfg.Random)
 	}
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	la := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	if cfg.Listen.IsValid() {
+		la = net.UDPAddrFromAddrPort(cfg.Listen)
+	}
+	c, err := net.ListenUDP("udp4", la)
 	if err != nil {
 		t.Fatalf("StartLossyRelay: %v", err)
 	}
@@ -149,7 +160,7 @@ func (r *LossyRelay) Close() {
 func (r *LossyRelay) readLoop() {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
-	var n uint64 // datagrams from senders, for the burst rule
+	n := uint64(r.cfg.BurstOffset) // datagrams from senders, for the burst rule
 	for {
 		size, from, err := r.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {

@@ -212,6 +212,34 @@ func TestLossyRelayBurst(t *testing.T) {
 	}
 }
 
+// TestLossyRelayBurstOffsetAndListen: a relay on a chosen port whose bursts are shifted.
+func TestLossyRelayBurstOffsetAndListen(t *testing.T) {
+	noLeak(t)
+	dst := newUDPSink(t)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	c.Close()
+	r := StartLossyRelay(t, LossyConfig{To: dst.addr(), Burst: 3, BurstEvery: 10, BurstOffset: 5, Listen: at})
+	if r.Addr() != at {
+		t.Fatalf("relay listens on %v, want %v", r.Addr(), at)
+	}
+	pkts := rtpRun(50, 0)
+	sendAll(t, r.Addr(), pkts, 50*time.Microsecond)
+	waitReceived(t, r, len(pkts))
+	var want []uint16
+	for i := range 50 {
+		if (i+5)%10 >= 7 {
+			want = append(want, uint16(i))
+		}
+	}
+	if got := r.Dropped(); !slices.Equal(got, want) {
+		t.Fatalf("dropped %v, want %v", got, want)
+	}
+}
+
 func TestLossyRelayCut(t *testing.T) {
 	noLeak(t)
 	dst := newUDPSink(t)
