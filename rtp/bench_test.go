@@ -55,12 +55,14 @@ func BenchmarkUDPFanout(b *testing.B) {
 			if !gso {
 				name += "/nogso"
 			}
-			b.Run(name, func(b *testing.B) { benchUDPFanout(b, n, !gso) })
+			b.Run(name, func(b *testing.B) { benchUDPFanout(b, n, !gso, false) })
 		}
 	}
 }
 
-func benchUDPFanout(b *testing.B, n int, noGSO bool) {
+// benchUDPFanout with secure puts an SRTPSink (its own key) in front of
+// every UDP sink, as for SRTP readers.
+func benchUDPFanout(b *testing.B, n int, noGSO, secure bool) {
 	{
 		{
 			pool := NewPool()
@@ -74,7 +76,17 @@ func benchUDPFanout(b *testing.B, n int, noGSO bool) {
 				r := newUDPReceiver(b)
 				go drainUDP(r)
 				sinks[i] = u.NewSink(r.addrs())
-				h.AddSink(sinks[i])
+				var s Sink = sinks[i]
+				if secure {
+					k, err := NewSRTPKey()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if s, err = NewSRTPSink(sinks[i], k, pool); err != nil {
+						b.Fatal(err)
+					}
+				}
+				h.AddSink(s)
 			}
 			pkt := mkRTP(1, 0, 0, 1200)
 			// Warm up: queues grow to their working size once, which is

@@ -1,0 +1,207 @@
+package rtp
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	prtcp "github.com/pion/rtcp"
+	prtp "github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// SRTPKeyLen is the length of an AES_CM_128_HMAC_SHA1_80 master key and
+// salt together (16 + 14 bytes), the only suite meshgw speaks: it is the one
+// gortsplib, GStreamer and FFmpeg all agree on.
+const SRTPKeyLen = 30
+
+// srtpOverhead is what protection adds to an RTP packet (the 80-bit tag);
+// SRTCP adds the 4-byte index on top.
+const (
+	srtpOverhead  = 10
+	srtcpOverhead = 14
+)
+
+// srtpReplayWindow is the replay window of unprotecting contexts, in
+// packets (RFC 3711 §3.3.2 asks for at least 64).
+const srtpReplayWindow = 128
+
+// ErrSRTP marks packets that failed SRTP or SRTCP authentication, replay
+// checks or parsing.
+var ErrSRTP = errors.New("srtp: packet rejected")
+
+// SRTPKey is an AES_CM_128_HMAC_SHA1_80 master key followed by its master
+// salt. Its String and GoString never show the bytes, so a key that reaches a
+// log line or an error by accident leaks nothing.
+type SRTPKey [SRTPKeyLen]byte
+
+// NewSRTPKey draws a fresh random key.
+func NewSRTPKey() (SRTPKey, error) {
+	var k SRTPKey
+	if _, err := rand.Read(k[:]); err != nil {
+		return SRTPKey{}, fmt.Errorf("srtp: draw key: %w", err)
+	}
+	return k, nil
+}
+
+// SRTPKeyFromBytes checks b's length and copies it into a key.
+func SRTPKeyFromBytes(b []byte) (SRTPKey, error) {
+	var k SRTPKey
+	if len(b) != SRTPKeyLen {
+		return k, fmt.Errorf("srtp: key is %d bytes, want %d (AES_CM_128_HMAC_SHA1_80 key and salt)", len(b), SRTPKeyLen)
+	}
+	copy(k[:], b)
+	return k, nil
+}
+
+// String redacts the key.
+func (k SRTPKey) String() string { return "SRTPKey(redacted)" }
+
+// GoString redacts the key in %#v too.
+func (k SRTPKey) GoString() string { return k.String() }
+
+// Base64 is the key in the form SDES inline: parameters carry it. It is the
+// one deliberate way to see the key's bytes as text.
+func (k SRTPKey) Base64() string { return base64.StdEncoding.EncodeToString(k[:]) }
+
+func newSRTPContext(k SRTPKey, unprotect bool) (*srtp.Context, error) {
+	var opts []srtp.ContextOption
+	if unprotect {
+		opts = append(opts, srtp.SRTPReplayProtection(srtpReplayWindow), srtp.SRTCPReplayProtection(srtpReplayWindow))
+	}
+	c, err := srtp.CreateContext(k[:16], k[16:], srtp.ProtectionProfileAes128CmHmacSha1_80, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("srtp: context: %w", err)
+	}
+	return c, nil
+}
+
+// SRTPSink protects every packet for one reader before handing it to the
+// reader's transport sink. Hub packets are shared read-only, so each one is
+// encrypted into a packet of the sink's own from the pool (DESIGN §4).
+//
+// The sink keeps the rollover counter of the reader's one SSRC from the
+// first packet on (RFC 3711 §3.3.1): a reader that joins a hub whose
+// sequence numbers wrapped long ago still starts at ROC 0, which is what it
+// was told (MIKEY carries ROC 0; SDES has no ROC and implies 0).
+type SRTPSink struct {
+	next Sink
+	pool *Pool
+
+	mu   sync.Mutex // the hub's packet path and its sender reports may come from different goroutines across source epochs
+	p    *protector
+	errs atomic.Uint64
+}
+
+// NewSRTPSink wraps next so that it receives SRTP and SRTCP protected with k.
+// pool gives the sink's own buffers (nil: a pool of its own).
+func NewSRTPSink(next Sink, k SRTPKey, pool *Pool) (*SRTPSink, error) {
+	p, err := newProtector(k)
+	if err != nil {
+		return nil, fmt.Errorf("srtp: %w", err)
+	}
+	if pool == nil {
+		pool = NewPool()
+	}
+	return &SRTPSink{next: next, pool: pool, p: p}, nil
+}
+
+// Next is the transport sink the protected packets go to.
+func (s *SRTPSink) Next() Sink { return s.next }
+
+// Errors counts packets that could not be protected (and were dropped).
+func (s *SRTPSink) Errors() uint64 { return s.errs.Load() }
+
+// DeliverRTP implements Sink.
+func (s *SRTPSink) DeliverRTP(p *Packet) {
+	if q := s.protect(p, false); q != nil {
+		s.next.DeliverRTP(q)
+	}
+}
+
+// DeliverRTCP implements Sink.
+func (s *SRTPSink) DeliverRTCP(p *Packet) {
+	if q := s.protect(p, true); q != nil {
+		s.next.DeliverRTCP(q)
+	}
+}
+
+// protect encrypts p into a new packet and releases p; nil means dropped.
+func (s *SRTPSink) protect(p *Packet, rtcp bool) *Packet {
+	defer p.Release()
+	in := p.buf
+	over := srtpOverhead
+	if rtcp {
+		over = srtcpOverhead
+	}
+	q := s.pool.Get(len(in) + over)
+	var n int
+	var err error
+	s.mu.Lock()
+	if rtcp {
+		n, err = s.p.protectRTCP(q.buf, in)
+	} else {
+		n, err = s.p.protectRTP(q.buf, in)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.errs.Add(1)
+		q.Release()
+		return nil
+	}
+	q.buf = q.buf[:n]
+	q.recv, q.depart = p.recv, p.depart
+	return q
+}
+
+// SRTPUnprotector authenticates and decrypts one publisher's or camera's
+// SRTP and SRTCP, with replay protection (RFC 3711 §3.3.2). It keeps a
+// scratch buffer for the plain packet, so it serves one packet path (one
+// reading goroutine) at a time: each result is valid until the next call.
+type SRTPUnprotector struct {
+	mu  sync.Mutex
+	ctx *srtp.Context
+	rh  prtp.Header
+	ch  prtcp.Header
+	buf []byte
+}
+
+// NewSRTPUnprotector returns an unprotector for key k; rocs gives the
+// starting rollover counter of SSRCs announced by the key exchange (MIKEY),
+// which matters for a sender that joined its stream after a wrap.
+func NewSRTPUnprotector(k SRTPKey, rocs map[uint32]uint32) (*SRTPUnprotector, error) {
+	ctx, err := newSRTPContext(k, true)
+	if err != nil {
+		return nil, err
+	}
+	for ssrc, roc := range rocs {
+		ctx.SetROC(ssrc, roc)
+	}
+	return &SRTPUnprotector{ctx: ctx, buf: make([]byte, LargePacketSize)}, nil
+}
+
+// RTP returns the plain packet of an SRTP packet. The result aliases a
+// buffer of u's and is valid until the next call.
+func (u *SRTPUnprotector) RTP(b []byte) ([]byte, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out, err := u.ctx.DecryptRTP(u.buf[:0], b, &u.rh)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSRTP, err)
+	}
+	return out, nil
+}
+
+// RTCP returns the plain packet of an SRTCP packet, like RTP.
+func (u *SRTPUnprotector) RTCP(b []byte) ([]byte, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out, err := u.ctx.DecryptRTCP(u.buf[:0], b, &u.ch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSRTP, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,225 @@
+package rtp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func testKey(t testing.TB) SRTPKey {
+	t.Helper()
+	k, err := NewSRTPKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestSRTPSinkRoundTrip: a hub's packets leave an SRTPSink encrypted (the
+// payload is not on the wire in clear) and an unprotector with the same key
+// gets back exactly the hub's output, across a sequence number wrap (ROC).
+func TestSRTPSinkRoundTrip(t *testing.T) {
+	pool := NewPool()
+	k := testKey(t)
+	rec := &recSink{}
+	s, err := NewSRTPSink(rec, k, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(HubConfig{Track: Track{ClockRate: 90000}, Pool: pool, SSRC: 0x1234, Transparent: true, SRInterval: time.Hour})
+	plainRec := &recSink{}
+	h.AddSink(s)
+	h.AddSink(plainRec)
+	const n = 300
+	for i := range n {
+		if err := h.WriteRTP(mkRTP(0x1234, uint16(65500+i), uint32(i*3000), 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Close()
+	enc, encRTCP := rec.snapshot()
+	plain, _ := plainRec.snapshot()
+	if len(enc) != n || len(plain) != n {
+		t.Fatalf("got %d protected and %d plain packets, want %d", len(enc), len(plain), n)
+	}
+	if len(encRTCP) != 1 {
+		t.Fatalf("got %d protected sender reports, want 1", len(encRTCP))
+	}
+	u, err := NewSRTPUnprotector(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range enc {
+		if len(enc[i]) != len(plain[i])+srtpOverhead {
+			t.Fatalf("packet %d: %d bytes protected, %d plain", i, len(enc[i]), len(plain[i]))
+		}
+		if bytes.Contains(enc[i], plain[i][12:]) {
+			t.Fatalf("packet %d: plain payload visible in the protected packet", i)
+		}
+		out, err := u.RTP(enc[i])
+		if err != nil {
+			t.Fatalf("packet %d (seq %d): %v", i, binary.BigEndian.Uint16(plain[i][2:]), err)
+		}
+		if !bytes.Equal(out, plain[i]) {
+			t.Fatalf("packet %d: unprotected bytes differ from the hub's", i)
+		}
+	}
+	if _, err := u.RTCP(encRTCP[0]); err != nil {
+		t.Fatalf("sender report: %v", err)
+	}
+	if s.Errors() != 0 {
+		t.Fatalf("%d protect errors", s.Errors())
+	}
+	checkNoLeak(t, pool)
+}
+
+// TestSRTPUnprotectRejects: replays, tampering, a wrong key and garbage are
+// refused with ErrSRTP, never passed on.
+func TestSRTPUnprotectRejects(t *testing.T) {
+	pool := NewPool()
+	k := testKey(t)
+	rec := &recSink{}
+	s, err := NewSRTPSink(rec, k, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		p := pool.Get(112)
+		copy(p.buf, mkRTP(7, uint16(i), 0, 100))
+		s.DeliverRTP(p)
+	}
+	enc, _ := rec.snapshot()
+	u, err := NewSRTPUnprotector(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.RTP(enc[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.RTP(enc[0]); !errors.Is(err, ErrSRTP) {
+		t.Fatalf("replayed packet: err %v, want ErrSRTP", err)
+	}
+	bad := bytes.Clone(enc[1])
+	bad[20] ^= 1
+	if _, err := u.RTP(bad); !errors.Is(err, ErrSRTP) {
+		t.Fatalf("tampered packet: err %v, want ErrSRTP", err)
+	}
+	other, err := NewSRTPUnprotector(testKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.RTP(enc[2]); !errors.Is(err, ErrSRTP) {
+		t.Fatalf("wrong key: err %v, want ErrSRTP", err)
+	}
+	for _, b := range [][]byte{nil, {0x80}, make([]byte, 11), enc[2][:15]} {
+		if _, err := u.RTP(b); !errors.Is(err, ErrSRTP) {
+			t.Fatalf("garbage %x: err %v, want ErrSRTP", b, err)
+		}
+		if _, err := u.RTCP(b); !errors.Is(err, ErrSRTP) {
+			t.Fatalf("garbage RTCP %x: err %v, want ErrSRTP", b, err)
+		}
+	}
+	checkNoLeak(t, pool)
+}
+
+// TestSRTPUnprotectStartROC: a sender that announced ROC 1 (MIKEY) is
+// decrypted from its first packet, which a context starting at 0 cannot do.
+func TestSRTPUnprotectStartROC(t *testing.T) {
+	k := testKey(t)
+	sender, err := newSRTPContext(k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender.SetROC(9, 1)
+	enc, err := sender.EncryptRTP(nil, mkRTP(9, 10, 0, 50), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u0, _ := NewSRTPUnprotector(k, nil)
+	if _, err := u0.RTP(enc); err == nil {
+		t.Fatal("ROC 1 packet decrypted by a context at ROC 0")
+	}
+	u1, _ := NewSRTPUnprotector(k, map[uint32]uint32{9: 1})
+	if _, err := u1.RTP(enc); err != nil {
+		t.Fatalf("with the announced ROC: %v", err)
+	}
+}
+
+func TestSRTPKeyRedacted(t *testing.T) {
+	k := testKey(t)
+	for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {
+		if bytes.Contains([]byte(s), []byte(k.Base64())) || !bytes.Contains([]byte(s), []byte("redacted")) {
+			t.Fatalf("key formatted as %q", s)
+		}
+	}
+	if _, err := SRTPKeyFromBytes(make([]byte, 29)); err == nil {
+		t.Fatal("29-byte key accepted")
+	}
+}
+
+// BenchmarkSRTPProtect: one packet protected for one reader. 0 allocs/op.
+func BenchmarkSRTPProtect(b *testing.B) {
+	pool := NewPool()
+	s, err := NewSRTPSink(&releaseSinkP{}, testKey(b), pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkt := mkRTP(1, 0, 0, 1200)
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p := pool.Get(len(pkt))
+		copy(p.buf, pkt)
+		binary.BigEndian.PutUint16(p.buf[2:], uint16(i))
+		s.DeliverRTP(p)
+	}
+	b.StopTimer()
+	checkNoLeak(b, pool)
+}
+
+// BenchmarkSRTPUnprotect: one publisher packet authenticated and decrypted.
+func BenchmarkSRTPUnprotect(b *testing.B) {
+	k := testKey(b)
+	sender, err := newSRTPContext(k, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 4096
+	enc := make([][]byte, n)
+	for i := range enc {
+		if enc[i], err = sender.EncryptRTP(nil, mkRTP(1, uint16(i), 0, 1200), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(enc[0])))
+	b.ReportAllocs()
+	var u *SRTPUnprotector
+	for i := 0; b.Loop(); i++ {
+		if i%n == 0 {
+			b.StopTimer()
+			u, _ = NewSRTPUnprotector(k, nil) // a fresh replay window for the same packets
+			b.StartTimer()
+		}
+		if _, err := u.RTP(enc[i%n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSRTPFanout is BenchmarkUDPFanout with every reader on SRTP: the
+// ratio of their ns/datagram is SRTP's cost per delivered packet.
+func BenchmarkSRTPFanout(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		for _, secure := range []bool{false, true} {
+			name := strconv.Itoa(n) + "/plain"
+			if secure {
+				name = strconv.Itoa(n) + "/srtp"
+			}
+			b.Run(name, func(b *testing.B) { benchUDPFanout(b, n, false, secure) })
+		}
+	}
+}
