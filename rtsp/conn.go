@@ -34,8 +34,12 @@ type conn struct {
 	log    *slog.Logger
 	remote netip.AddrPort
 	local  netip.AddrPort
+	// secure: the connection came over the RTSPS listener (TLS).
+	secure bool
 
 	mu       sync.Mutex
+	// described holds the SRTP keys the last secure DESCRIBE of each route gave this client.
+	described map[string][]mediaKey
 	sessions map[*session]struct{}
 	// routes maps an interleaved channel to its session and hub, read lock-free for every frame a
 	// TCP client sends; SETUP fills it and the session's close clears it.
@@ -246,7 +250,7 @@ var statusText = map[base.StatusCode]string{
 }
 
 func (c *conn) info(req *base.Request) ConnInfo {
-	ci := ConnInfo{Remote: c.remote, Local: c.local}
+	ci := ConnInfo{Remote: c.remote, Local: c.local, Secure: c.secure}
 	if req.URL != nil {
 		ci.Query = req.URL.RawQuery
 	}
@@ -327,7 +331,11 @@ func (c *conn) onDescribe(req *base.Request) *base.Response {
 		return res
 	}
 	defer rs.Close()
-	sdp, err := ReaderSDP(rs.SDP(), path, c.local.Addr(), uint64(time.Now().Unix()))
+	keys, err := c.describeKeys(rs, path)
+	if err != nil {
+		return errResponse(err)
+	}
+	sdp, err := readerSDP(rs.SDP(), path, c.local.Addr(), uint64(time.Now().Unix()), keys)
 	if err != nil {
 		return errResponse(&Error{Status: base.StatusInternalServerError, Msg: "stream description unusable", Err: err})
 	}
@@ -377,6 +385,10 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	if err != nil {
 		return statusf(base.StatusBadRequest, "%v", err)
 	}
+	pubKeys, err := publisherKeys(ssd, time.Now())
+	if err != nil {
+		return statusf(base.StatusBadRequest, "%v", err)
+	}
 	ctx, cancel := c.ctx()
 	defer cancel()
 	ps, err := c.s.cfg.Handler.OpenPublish(ctx, c.info(req), path, req.Body, tracks)
@@ -387,6 +399,7 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	ss.pub = ps
 	ss.tracks = tracks
 	ss.controls = controlOf(ssd)
+	ss.pubKeys = pubKeys
 	ss.announceURL = req.URL.String()
 	c.adopt(ss)
 	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}

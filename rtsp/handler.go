@@ -24,6 +24,8 @@ type ConnInfo struct {
 	Local  netip.AddrPort
 	// Query is the raw query string of the request URL, without "?".
 	Query string
+	// Secure is true when the request came over TLS (RTSPS).
+	Secure bool
 }
 
 // Handler is the control behind the front door.

@@ -1168,11 +1168,18 @@ type Flow struct {
 	Tracks            []*Track               `protobuf:"bytes,10,rep,name=tracks,proto3" json:"tracks,omitempty"`
 	Pacing            float64                `protobuf:"fixed64,11,opt,name=pacing,proto3" json:"pacing,omitempty"`
 	// rtp and rtcp are "ip:port" (IPv6 in brackets), empty when unset.
-	Rtp           string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
-	Rtcp          string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
-	Paused        bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
-	Ssrcs         []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
-	Meta          map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Rtp    string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp   string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
+	Ssrcs  []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
+	Meta   map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// srtp_key is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) of an SRTP reader's
+	// sink or publisher's ingress; it travels only on this mTLS channel and is never logged.
+	SrtpKey []byte `protobuf:"bytes,17,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
+	// srtp_rocs are an SRTP publisher's announced rollover counters by SSRC.
+	SrtpRocs map[uint32]uint32 `protobuf:"bytes,18,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// tls_ca is a pull source's PEM CA for rtsps://.
+	TlsCa         []byte `protobuf:"bytes,19,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1315,6 +1322,27 @@ func (x *Flow) GetSsrcs() []uint32 {
 func (x *Flow) GetMeta() map[string]string {
 	if x != nil {
 		return x.Meta
+	}
+	return nil
+}
+
+func (x *Flow) GetSrtpKey() []byte {
+	if x != nil {
+		return x.SrtpKey
+	}
+	return nil
+}
+
+func (x *Flow) GetSrtpRocs() map[uint32]uint32 {
+	if x != nil {
+		return x.SrtpRocs
+	}
+	return nil
+}
+
+func (x *Flow) GetTlsCa() []byte {
+	if x != nil {
+		return x.TlsCa
 	}
 	return nil
 }
@@ -1487,7 +1515,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\x88\x04\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xb7\x05\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -1505,10 +1533,16 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x04rtcp\x18\r \x01(\tR\x04rtcp\x12\x16\n" +
 	"\x06paused\x18\x0e \x01(\bR\x06paused\x12\x14\n" +
 	"\x05ssrcs\x18\x0f \x03(\rR\x05ssrcs\x121\n" +
-	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x1a7\n" +
+	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x12\x19\n" +
+	"\bsrtp_key\x18\x11 \x01(\fR\asrtpKey\x12>\n" +
+	"\tsrtp_rocs\x18\x12 \x03(\v2!.meshgw.api.v1.Flow.SrtpRocsEntryR\bsrtpRocs\x12\x15\n" +
+	"\x06tls_ca\x18\x13 \x01(\fR\x05tlsCa\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rSrtpRocsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -1546,7 +1580,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -1566,6 +1600,7 @@ var file_meshgw_proto_goTypes = []any{
 	(*Flow)(nil),           // 15: meshgw.api.v1.Flow
 	(*FlowStatus)(nil),     // 16: meshgw.api.v1.FlowStatus
 	nil,                    // 17: meshgw.api.v1.Flow.MetaEntry
+	nil,                    // 18: meshgw.api.v1.Flow.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -1587,13 +1622,14 @@ var file_meshgw_proto_depIdxs = []int32{
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	14, // 17: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
 	17, // 18: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	2,  // 19: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 20: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 19: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
+	2,  // 20: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 21: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -1619,7 +1655,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

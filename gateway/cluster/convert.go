@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"strings"
@@ -32,6 +33,15 @@ func FlowToProto(f node.Flow) *api.Flow {
 		Rtp:               addrPortString(f.RTP),
 		Rtcp:              addrPortString(f.RTCP),
 		Paused:            f.Paused,
+	}
+	if len(f.SRTPKey) > 0 {
+		p.SrtpKey = append([]byte(nil), f.SRTPKey...)
+	}
+	if len(f.SRTPROCs) > 0 {
+		p.SrtpRocs = maps.Clone(f.SRTPROCs)
+	}
+	if len(f.TLSCA) > 0 {
+		p.TlsCa = append([]byte(nil), f.TLSCA...)
 	}
 	if len(f.SSRCs) > 0 {
 		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
@@ -83,6 +93,15 @@ func FlowFromProto(p *api.Flow) (node.Flow, error) {
 	}
 	if len(p.Ssrcs) > 0 {
 		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
+	}
+	if len(p.SrtpKey) > 0 {
+		f.SRTPKey = append([]byte(nil), p.SrtpKey...)
+	}
+	if len(p.SrtpRocs) > 0 {
+		f.SRTPROCs = maps.Clone(p.SrtpRocs)
+	}
+	if len(p.TlsCa) > 0 {
+		f.TLSCA = append([]byte(nil), p.TlsCa...)
 	}
 	if len(p.Meta) > 0 {
 		f.Meta = make(map[string]string, len(p.Meta))

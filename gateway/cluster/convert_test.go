@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -24,9 +25,12 @@ func fullFlow() node.Flow {
 		Tracks: []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}, {Media: "audio", PayloadType: 97, ClockRate: 48000}},
 		Pacing: 1.5,
 		RTP:    netip.MustParseAddrPort("[2001:db8::1]:5000"), RTCP: netip.MustParseAddrPort("192.0.2.1:5001"),
-		Paused: true,
-		SSRCs:  []uint32{1, 0xdeadbeef},
-		Meta:   map[string]string{"session": "s-1", "reader": "r"},
+		Paused:   true,
+		SSRCs:    []uint32{1, 0xdeadbeef},
+		Meta:     map[string]string{"session": "s-1", "reader": "r"},
+		SRTPKey:  bytes.Repeat([]byte{7}, rtp.SRTPKeyLen),
+		SRTPROCs: map[uint32]uint32{0xdeadbeef: 2},
+		TLSCA:    []byte("-----BEGIN CERTIFICATE-----"),
 	}
 }
 
@@ -75,6 +79,7 @@ func TestFlowFromProtoErrors(t *testing.T) {
 		"neg pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = -1 }), "pacing"},
 		"invalid":      {with(ok(), func(p *api.Flow) { p.Kind = "sink.nope" }), `unknown kind "sink.nope"`},
 		"no addresses": {with(ok(), func(p *api.Flow) { p.Rtp = "" }), "needs RTP and RTCP"},
+		"short key":    {with(ok(), func(p *api.Flow) { p.SrtpKey = p.SrtpKey[:29] }), "SRTP key of 29 bytes"},
 	}
 	for name, c := range cases {
 		_, err := FlowFromProto(c.p)

@@ -119,11 +119,15 @@ func (p *parser) parse(data []byte) *Config {
 		}},
 		{"log_format", func(_, v *yaml.Node) { p.enum(&c.LogFormat, "log_format", v, LogText, LogJSON) }},
 		{"rtsp", func(_, v *yaml.Node) { p.rtsp(&c.RTSP, v) }},
+		{"rtsps", func(_, v *yaml.Node) { p.rtsps(&c.RTSPS, v) }},
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
+	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
+		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
+	}
 	switch {
 	case c.Node.IsNodeOnly() && routes != nil:
 		p.errorf(routes, "routes: belong in the control's file; this file sets node.control, so it configures a node, which takes its routes from the control")
@@ -170,6 +174,7 @@ func defaultRoute() Route {
 	return Route{
 		Source:               SourcePublisher,
 		SourceTransport:      TransportAuto,
+		SRTP:                 SRTPOff,
 		OnDemandStartTimeout: 10 * time.Second,
 		OnDemandCloseAfter:   10 * time.Second,
 		ReconnectMin:         time.Second,
@@ -189,7 +194,9 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 		{"listen", func(_, v *yaml.Node) {
 			var s string
 			if p.strWant(&s, "rtsp.listen", v, `host:port like ":8554"`) {
-				if msg := checkListen(s); msg != "" {
+				if s == "" {
+					r.Listen = "" // plain RTSP off
+				} else if msg := checkListen(s); msg != "" {
 					p.errorf(v, "rtsp.listen: %s", msg)
 				} else {
 					r.Listen = s
@@ -354,7 +361,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		p.errorf(v, "%s: expected a mapping of route settings (source:, on_demand:, ...), got %s", path, describe(m))
 		return r, false
 	}
-	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode *yaml.Node
+	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode, tlsCANode *yaml.Node
 	p.fields(m, path, []field{
 		{"source", func(_, v *yaml.Node) {
 			if p.str(&r.Source, path+".source", v) {
@@ -394,6 +401,12 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				}
 			}
 		}},
+		{"srtp", func(_, v *yaml.Node) { p.routeSRTP(&r, path, v) }},
+		{"source_tls_ca", func(_, v *yaml.Node) {
+			if p.str(&r.SourceTLSCA, path+".source_tls_ca", v) {
+				tlsCANode = v
+			}
+		}},
 		{"reconnect_min", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMin, path+".reconnect_min", v, false) {
 				minNode = v
@@ -419,6 +432,9 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	}
 	if r.SourceTransport != TransportAuto && !r.IsPull() && transportNode != nil {
 		p.errorf(transportNode, "%s: source_transport applies only to rtsp:// and rtsps:// sources", path)
+	}
+	if tlsCANode != nil && !strings.HasPrefix(r.Source, "rtsps://") {
+		p.errorf(tlsCANode, "%s: source_tls_ca applies only to rtsps:// sources", path)
 	}
 	if r.ReconnectMax < r.ReconnectMin && (minNode != nil || maxNode != nil) {
 		at := maxNode

@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -62,6 +63,9 @@ type Flow struct {
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 	Tracks       []rtp.Track // publisher: the announced tracks; relay: the upstream's layout
+	// TLSCA is a pull source's PEM CA (or self-signed certificate) for rtsps://, instead of
+	// the system roots.
+	TLSCA []byte
 	// SSRCs are a relay's per-track upstream SSRCs (those of the upstream node's hubs). They tell
 	// apart the streams that arrive from one upstream address and become this node's hub SSRCs.
 	SSRCs []uint32
@@ -74,6 +78,13 @@ type Flow struct {
 	RTP, RTCP netip.AddrPort
 	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
 	Paused bool
+	// SRTPKey, when set, is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) a
+	// UDP sink protects its reader's packets with, or an ingress unprotects its publisher's
+	// with. The control draws reader keys and hands them over its mTLS channel, so a remote
+	// node can serve an SRTP reader. Never logged: Flow's String and GoString redact it.
+	SRTPKey []byte
+	// SRTPROCs are the rollover counters an SRTP publisher announced per SSRC (MIKEY).
+	SRTPROCs map[uint32]uint32
 
 	// Meta holds the control's labels (route path, RTSP session, role). The node does not read
 	// them; it keeps them with the flow and returns them from Flows, so a restarted control can
@@ -96,8 +107,23 @@ func (f Flow) clone() Flow {
 	f.Tracks = slices.Clone(f.Tracks)
 	f.SSRCs = slices.Clone(f.SSRCs)
 	f.Meta = maps.Clone(f.Meta)
+	f.SRTPKey = slices.Clone(f.SRTPKey)
+	f.TLSCA = slices.Clone(f.TLSCA)
+	f.SRTPROCs = maps.Clone(f.SRTPROCs)
 	return f
 }
+
+// String describes the flow for logs with its key redacted.
+func (f Flow) String() string {
+	if len(f.SRTPKey) > 0 {
+		f.SRTPKey = []byte("redacted")
+	}
+	type plain Flow // no String method: no recursion
+	return fmt.Sprintf("%+v", plain(f))
+}
+
+// GoString is String, so %#v redacts too.
+func (f Flow) GoString() string { return f.String() }
 
 // Validate checks a flow before it reaches the data plane, so a bad command gets a precise error.
 func (f Flow) Validate() error {
@@ -112,6 +138,9 @@ func (f Flow) Validate() error {
 	case SourcePull:
 		if f.URL == "" {
 			return fmt.Errorf("flow %s: pull source without URL", f.ID)
+		}
+		if len(f.TLSCA) > 0 && !x509.NewCertPool().AppendCertsFromPEM(f.TLSCA) {
+			return fmt.Errorf("flow %s: TLS CA holds no PEM certificate", f.ID)
 		}
 	case SourcePublisher:
 		if len(f.Tracks) == 0 {
@@ -138,6 +167,9 @@ func (f Flow) Validate() error {
 			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
 		}
 	case SinkUDP, SinkMulticast, IngressUDP:
+		if len(f.SRTPKey) != 0 && (len(f.SRTPKey) != rtp.SRTPKeyLen || f.Kind == SinkMulticast) {
+			return fmt.Errorf("flow %s: SRTP key of %d bytes on %s (want %d bytes, on sink.udp or ingress.udp)", f.ID, len(f.SRTPKey), f.Kind, rtp.SRTPKeyLen)
+		}
 		if f.Track < 0 {
 			return fmt.Errorf("flow %s: negative track", f.ID)
 		}

@@ -3,6 +3,8 @@ package node
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,8 +86,11 @@ type flow struct {
 	stream *nodeStream
 	// sinks
 	sink  *rtp.UDPSink
+	out   rtp.Sink // what the hub feeds: sink, or an SRTP sink in front of it
 	hub   *rtp.Hub
 	added bool
+	// srtp unprotects an SRTP publisher's ingress (nil: plain); only the pair's read goroutine uses it
+	srtp *rtp.SRTPUnprotector
 	// sources
 	player *demo.Player
 	puller *pull.Puller
@@ -279,9 +284,15 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 			}
 		}
 	case SourcePull:
+		var tlsCfg *tls.Config
+		if len(f.TLSCA) > 0 {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(f.TLSCA) // Validate checked it holds a certificate
+			tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
 		fl.puller = pull.New(pull.Config{
 			URL: f.URL, Transport: f.Transport, ReconnectMin: f.ReconnectMin, ReconnectMax: f.ReconnectMax,
-			Logger: n.log.With("stream", f.Stream),
+			TLSConfig: tlsCfg, Logger: n.log.With("stream", f.Stream),
 		}, &pullHandler{n: n, s: s, f: fl})
 		start = fl.puller.Start
 	case SourcePublisher, SourceRelay:
@@ -375,11 +386,22 @@ func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
 	}
 	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
 	fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
+	fl.out = fl.sink
+	if len(f.SRTPKey) > 0 {
+		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+		if err == nil {
+			fl.out, err = rtp.NewSRTPSink(fl.sink, k, n.pool)
+		}
+		if err != nil {
+			fl.sink.Close()
+			return FlowStatus{}, fmt.Errorf("flow %s: %w", f.ID, err)
+		}
+	}
 	n.addFlowLocked(fl)
 	// a reader's receiver reports prove it is alive
 	n.movePeersLocked(fl, Flow{}, f)
 	if !f.Paused {
-		fl.hub.AddSink(fl.sink)
+		fl.hub.AddSink(fl.out)
 		fl.added = true
 	}
 	return n.statusLocked(fl), nil
@@ -434,10 +456,10 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 		}
 		switch {
 		case f.Paused && fl.added:
-			fl.hub.RemoveSink(fl.sink)
+			fl.hub.RemoveSink(fl.out)
 			fl.added = false
 		case !f.Paused && !fl.added:
-			fl.hub.AddSink(fl.sink)
+			fl.hub.AddSink(fl.out)
 			fl.added = true
 		}
 	}
@@ -474,6 +496,15 @@ func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
 	if err := n.peerConflictLocked(fl, f); err != nil {
 		return FlowStatus{}, err
 	}
+	if len(f.SRTPKey) > 0 {
+		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+		if err == nil {
+			fl.srtp, err = rtp.NewSRTPUnprotector(k, f.SRTPROCs)
+		}
+		if err != nil {
+			return FlowStatus{}, fmt.Errorf("flow %s: %w", f.ID, err)
+		}
+	}
 	n.addFlowLocked(fl)
 	n.movePeersLocked(fl, Flow{}, f)
 	return n.statusLocked(fl), nil
@@ -501,7 +532,7 @@ func (n *Local) teardownLocked(fl *flow) func() {
 	switch f.Kind {
 	case SinkUDP, SinkMulticast:
 		if fl.added && fl.hub != nil {
-			fl.hub.RemoveSink(fl.sink)
+			fl.hub.RemoveSink(fl.out)
 		}
 		n.movePeersLocked(fl, f, Flow{})
 		sink := fl.sink

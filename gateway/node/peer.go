@@ -97,6 +97,13 @@ func (p *peer) publish() {
 func (p *peer) handleRTP(b []byte) {
 	if in := p.ingress.Load(); in != nil {
 		in.fl.last.Store(time.Now().UnixNano())
+		if un := in.fl.srtp; un != nil {
+			var err error
+			if b, err = un.RTP(b); err != nil {
+				in.fl.errs.Add(1) // forged, replayed or damaged: never reaches the hub
+				return
+			}
+		}
 		in.fl.pkts.Add(1)
 		_ = in.hub.WriteRTP(b) // invalid packets are counted by the hub
 		return
@@ -129,6 +136,13 @@ func (p *peer) handleRTCP(b []byte) {
 		f.last.Store(now)
 	}
 	if in := p.ingress.Load(); in != nil {
+		if un := in.fl.srtp; un != nil {
+			var err error
+			if b, err = un.RTCP(b); err != nil {
+				in.fl.errs.Add(1)
+				return
+			}
+		}
 		in.fl.last.Store(now)
 		_ = in.hub.WriteRTCP(b)
 		return
