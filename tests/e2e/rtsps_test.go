@@ -116,8 +116,22 @@ func TestRTSPSRead(t *testing.T) {
 }
 
 // gstReadArgs plays url with rtspsrc and extra properties and wants EOS after 50 decoded video
-// frames and 50 decoded audio buffers.
+// frames and 50 decoded audio buffers, and a clean exit. Like gstRead it gives rtspsrc a second
+// try and logs the first failure: once in about ten runs over RTSPS+TCP, rtspsrc reached EOS and
+// then found the connection closed when it sent its PAUSE (not reproduced with debug logs on).
 func gstReadArgs(t testing.TB, url string, props ...string) {
+	t.Helper()
+	out, ok := gstReadArgsOnce(t, url, props...)
+	if ok {
+		return
+	}
+	t.Logf("rtspsrc %s %v: first try failed, retrying once; its output:\n%s", url, props, tail(out))
+	if out, ok = gstReadArgsOnce(t, url, props...); !ok {
+		t.Errorf("rtspsrc %s %v: failed twice\n%s", url, props, tail(out))
+	}
+}
+
+func gstReadArgsOnce(t testing.TB, url string, props ...string) (string, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -129,9 +143,7 @@ func gstReadArgs(t testing.TB, url string, props ...string) {
 		"!", "identity", "eos-after=50", "!", "fakesink")
 	p := peertest.Run(ctx, t, "gst-launch-1.0", args...)
 	err := p.Wait(40 * time.Second)
-	if err != nil || !peertest.GstGotEOS(p.Output()) {
-		t.Errorf("rtspsrc %s %v: no EOS (%v)\n%s", url, props, err, tail(p.Output()))
-	}
+	return p.Output(), err == nil && peertest.GstGotEOS(p.Output())
 }
 
 // TestRTSPSPublishFFmpeg: ffmpeg publishes over RTSPS; a reader over plain RTSP decodes it.
