@@ -38,9 +38,9 @@ type conn struct {
 	secure bool
 
 	mu       sync.Mutex
+	sessions map[*session]struct{}
 	// described holds the SRTP keys the last secure DESCRIBE of each route gave this client.
 	described map[string][]mediaKey
-	sessions map[*session]struct{}
 	// routes maps an interleaved channel to its session and hub, read lock-free for every frame a
 	// TCP client sends; SETUP fills it and the session's close clears it.
 	routes [256]atomic.Pointer[frameRoute]

@@ -104,7 +104,7 @@ func ParseCrypto(v string) (rtp.SRTPKey, error) {
 	}
 	kp, ok := strings.CutPrefix(f[2], "inline:")
 	if !ok {
-		return rtp.SRTPKey{}, errors.New("a=crypto: key method is not inline:")
+		return rtp.SRTPKey{}, errors.New("a=crypto: the key method is not \"inline\"")
 	}
 	parts := strings.Split(kp, "|")
 	if len(parts) > 3 {
