@@ -54,7 +54,9 @@ type SRTPParams struct {
 }
 
 // String redacts the key.
-func (p SRTPParams) String() string { return fmt.Sprintf("SRTPParams{key: redacted, rocs: %d}", len(p.ROCs)) }
+func (p SRTPParams) String() string {
+	return fmt.Sprintf("SRTPParams{key: redacted, rocs: %d}", len(p.ROCs))
+}
 
 // SRTPStream is implemented by a ReadStream or PublishStream whose route may
 // use SRTP. Streams without it are plain (SRTPOff).
