@@ -287,3 +287,62 @@ func FuzzSRTPUnprotect(f *testing.F) {
 		}
 	})
 }
+
+// TestUDPSRTPSink: a UDP sink with a key sends SRTP and SRTCP that unprotect with that key to
+// the hub's packets, with the plain payload nowhere on the wire.
+func TestUDPSRTPSink(t *testing.T) {
+	pool := NewPool()
+	u := newPair(t, pool)
+	r := newUDPReceiver(t)
+	k := testKey(t)
+	rtpDst, rtcpDst := r.addrs()
+	s, err := u.NewSRTPSink(rtpDst, rtcpDst, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(HubConfig{Track: Track{ClockRate: 90000}, Pool: pool, SSRC: 77, Transparent: true})
+	h.AddSink(s)
+	const n = 40
+	for i := range n {
+		if err := h.WriteRTP(mkRTP(77, uint16(65520+i), uint32(i*3000), 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	un, err := NewSRTPUnprotector(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	_ = r.rtp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range n {
+		m, err := r.rtp.Read(buf)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		want := mkRTP(77, uint16(65520+i), uint32(i*3000), 300)
+		if bytes.Contains(buf[:m], want[12:]) {
+			t.Fatalf("packet %d: plain payload on the wire", i)
+		}
+		got, err := un.RTP(buf[:m])
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("packet %d differs after unprotect", i)
+		}
+	}
+	_ = r.rtcp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := r.rtcp.Read(buf)
+	if err != nil {
+		t.Fatalf("sender report: %v", err)
+	}
+	if _, err := un.RTCP(buf[:m]); err != nil {
+		t.Fatalf("sender report: %v", err)
+	}
+	h.Close()
+	s.Close()
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeak(t, pool)
+}

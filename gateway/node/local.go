@@ -86,7 +86,6 @@ type flow struct {
 	stream *nodeStream
 	// sinks
 	sink  *rtp.UDPSink
-	out   rtp.Sink // what the hub feeds: sink, or an SRTP sink in front of it
 	hub   *rtp.Hub
 	added bool
 	// srtp unprotects an SRTP publisher's ingress (nil: plain); only the pair's read goroutine uses it
@@ -385,23 +384,23 @@ func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
 		return FlowStatus{}, fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
 	}
 	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
-	fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
-	fl.out = fl.sink
 	if len(f.SRTPKey) > 0 {
+		// protected on the egress workers, per reader, with the key the control drew
 		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
 		if err == nil {
-			fl.out, err = rtp.NewSRTPSink(fl.sink, k, n.pool)
+			fl.sink, err = n.udp.NewSRTPSink(f.RTP, f.RTCP, k)
 		}
 		if err != nil {
-			fl.sink.Close()
 			return FlowStatus{}, fmt.Errorf("flow %s: %w", f.ID, err)
 		}
+	} else {
+		fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
 	}
 	n.addFlowLocked(fl)
 	// a reader's receiver reports prove it is alive
 	n.movePeersLocked(fl, Flow{}, f)
 	if !f.Paused {
-		fl.hub.AddSink(fl.out)
+		fl.hub.AddSink(fl.sink)
 		fl.added = true
 	}
 	return n.statusLocked(fl), nil
@@ -456,10 +455,10 @@ func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
 		}
 		switch {
 		case f.Paused && fl.added:
-			fl.hub.RemoveSink(fl.out)
+			fl.hub.RemoveSink(fl.sink)
 			fl.added = false
 		case !f.Paused && !fl.added:
-			fl.hub.AddSink(fl.out)
+			fl.hub.AddSink(fl.sink)
 			fl.added = true
 		}
 	}
@@ -532,7 +531,7 @@ func (n *Local) teardownLocked(fl *flow) func() {
 	switch f.Kind {
 	case SinkUDP, SinkMulticast:
 		if fl.added && fl.hub != nil {
-			fl.hub.RemoveSink(fl.out)
+			fl.hub.RemoveSink(fl.sink)
 		}
 		n.movePeersLocked(fl, f, Flow{})
 		sink := fl.sink
