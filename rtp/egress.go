@@ -155,7 +155,7 @@ type egressWorker struct {
 	// owned by the worker goroutine
 	rtp, rtcp *udpBatchBuf
 	taken     [udpBurst]udpItem // one turn's packets of one sink, moved out under its lock
-	timer     *time.Timer // paced packets not yet due
+	timer     *time.Timer       // paced packets not yet due
 	single    []ipv4.Message
 
 	syscalls, datagrams, gsoSegments atomic.Uint64
