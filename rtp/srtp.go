@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	prtcp "github.com/pion/rtcp"
 	prtp "github.com/pion/rtp"
@@ -19,7 +18,9 @@ import (
 const SRTPKeyLen = 30
 
 // srtpOverhead is what protection adds to an RTP packet (the 80-bit tag);
-// SRTCP adds the 4-byte index on top.
+// SRTCP adds the 4-byte index on top. Readers' packets are protected where
+// they leave: UDPPair.NewSRTPSink on the egress workers, and
+// InterleavedWriter.SRTPSink on the connection's writer goroutine.
 const (
 	srtpOverhead  = 10
 	srtcpOverhead = 14
@@ -77,84 +78,6 @@ func newSRTPContext(k SRTPKey, unprotect bool) (*srtp.Context, error) {
 		return nil, fmt.Errorf("srtp: context: %w", err)
 	}
 	return c, nil
-}
-
-// SRTPSink protects every packet for one reader before handing it to the
-// reader's transport sink. Hub packets are shared read-only, so each one is
-// encrypted into a packet of the sink's own from the pool (DESIGN §4).
-//
-// The sink keeps the rollover counter of the reader's one SSRC from the
-// first packet on (RFC 3711 §3.3.1): a reader that joins a hub whose
-// sequence numbers wrapped long ago still starts at ROC 0, which is what it
-// was told (MIKEY carries ROC 0; SDES has no ROC and implies 0).
-type SRTPSink struct {
-	next Sink
-	pool *Pool
-
-	mu   sync.Mutex // the hub's packet path and its sender reports may come from different goroutines across source epochs
-	p    *protector
-	errs atomic.Uint64
-}
-
-// NewSRTPSink wraps next so that it receives SRTP and SRTCP protected with k.
-// pool gives the sink's own buffers (nil: a pool of its own).
-func NewSRTPSink(next Sink, k SRTPKey, pool *Pool) (*SRTPSink, error) {
-	p, err := newProtector(k)
-	if err != nil {
-		return nil, fmt.Errorf("srtp: %w", err)
-	}
-	if pool == nil {
-		pool = NewPool()
-	}
-	return &SRTPSink{next: next, pool: pool, p: p}, nil
-}
-
-// Next is the transport sink the protected packets go to.
-func (s *SRTPSink) Next() Sink { return s.next }
-
-// Errors counts packets that could not be protected (and were dropped).
-func (s *SRTPSink) Errors() uint64 { return s.errs.Load() }
-
-// DeliverRTP implements Sink.
-func (s *SRTPSink) DeliverRTP(p *Packet) {
-	if q := s.protect(p, false); q != nil {
-		s.next.DeliverRTP(q)
-	}
-}
-
-// DeliverRTCP implements Sink.
-func (s *SRTPSink) DeliverRTCP(p *Packet) {
-	if q := s.protect(p, true); q != nil {
-		s.next.DeliverRTCP(q)
-	}
-}
-
-// protect encrypts p into a new packet and releases p; nil means dropped.
-func (s *SRTPSink) protect(p *Packet, rtcp bool) *Packet {
-	defer p.Release()
-	in := p.buf
-	over := srtpOverhead
-	if rtcp {
-		over = srtcpOverhead
-	}
-	q := s.pool.Get(len(in) + over)
-	var n int
-	var err error
-	s.mu.Lock()
-	if rtcp {
-		n, err = s.p.protectRTCP(q.buf, in)
-	} else {
-		n, err = s.p.protectRTP(q.buf, in)
-	}
-	s.mu.Unlock()
-	if err != nil {
-		s.errs.Add(1)
-		q.Release()
-		return nil
-	}
-	q.buf = q.buf[:n]
-	q.recv, q.depart = p.recv, p.depart
-	return q
 }
 
 // SRTPUnprotector authenticates and decrypts one publisher's or camera's

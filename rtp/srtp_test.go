@@ -1,10 +1,12 @@
 package rtp
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"testing"
 	"time"
@@ -19,14 +21,16 @@ func testKey(t testing.TB) SRTPKey {
 	return k
 }
 
-// TestSRTPSinkRoundTrip: a hub's packets leave an SRTPSink encrypted (the
-// payload is not on the wire in clear) and an unprotector with the same key
-// gets back exactly the hub's output, across a sequence number wrap (ROC).
-func TestSRTPSinkRoundTrip(t *testing.T) {
+// TestInterleavedSRTPSink: an interleaved reader's frames leave the writer protected (the
+// payload is not on the wire in clear, lengths include the tag) and an unprotector with the same
+// key gets back exactly the hub's output, across a sequence number wrap (ROC), sender report
+// included; a plain sink later on the same channel is plain again.
+func TestInterleavedSRTPSink(t *testing.T) {
 	pool := NewPool()
 	k := testKey(t)
-	rec := &recSink{}
-	s, err := NewSRTPSink(rec, k, pool)
+	server, client := tcpPair(t)
+	w := NewInterleavedWriter(server, InterleavedConfig{QueueLen: 1024})
+	s, err := w.SRTPSink(2, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,59 +44,91 @@ func TestSRTPSinkRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.Close()
-	enc, encRTCP := rec.snapshot()
 	plain, _ := plainRec.snapshot()
-	if len(enc) != n || len(plain) != n {
-		t.Fatalf("got %d protected and %d plain packets, want %d", len(enc), len(plain), n)
-	}
-	if len(encRTCP) != 1 {
-		t.Fatalf("got %d protected sender reports, want 1", len(encRTCP))
-	}
 	u, err := NewSRTPUnprotector(k, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range enc {
-		if len(enc[i]) != len(plain[i])+srtpOverhead {
-			t.Fatalf("packet %d: %d bytes protected, %d plain", i, len(enc[i]), len(plain[i]))
+	br := bufio.NewReader(client)
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	readFrame := func() (byte, []byte) {
+		var hdr [4]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			t.Fatal(err)
 		}
-		if bytes.Contains(enc[i], plain[i][12:]) {
-			t.Fatalf("packet %d: plain payload visible in the protected packet", i)
+		b := make([]byte, int(hdr[2])<<8|int(hdr[3]))
+		if _, err := io.ReadFull(br, b); err != nil {
+			t.Fatal(err)
 		}
-		out, err := u.RTP(enc[i])
+		return hdr[1], b
+	}
+	got, srs := 0, 0
+	for got < n {
+		ch, b := readFrame()
+		switch ch {
+		case 3:
+			if _, err := u.RTCP(b); err != nil {
+				t.Fatalf("sender report: %v", err)
+			}
+			srs++
+			continue
+		case 2:
+		default:
+			t.Fatalf("frame on channel %d", ch)
+		}
+		if len(b) != len(plain[got])+srtpOverhead || bytes.Contains(b, plain[got][12:]) {
+			t.Fatalf("packet %d: %d bytes, plain %d, or plain payload visible", got, len(b), len(plain[got]))
+		}
+		out, err := u.RTP(b)
 		if err != nil {
-			t.Fatalf("packet %d (seq %d): %v", i, binary.BigEndian.Uint16(plain[i][2:]), err)
+			t.Fatalf("packet %d: %v", got, err)
 		}
-		if !bytes.Equal(out, plain[i]) {
-			t.Fatalf("packet %d: unprotected bytes differ from the hub's", i)
+		if !bytes.Equal(out, plain[got]) {
+			t.Fatalf("packet %d differs after unprotect", got)
+		}
+		got++
+	}
+	if srs != 1 {
+		t.Fatalf("%d sender reports, want 1", srs)
+	}
+	h.RemoveSink(s)
+	plainSink := w.Sink(2)
+	h.AddSink(plainSink)
+	want := mkRTP(0x1234, uint16(65500+n-65536), uint32(n*3000), 200)
+	if err := h.WriteRTP(want); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ch, b := readFrame()
+		if ch == 2 {
+			if !bytes.Equal(b, want) {
+				t.Fatal("a plain sink on a channel that had SRTP still protects")
+			}
+			break
 		}
 	}
-	if _, err := u.RTCP(encRTCP[0]); err != nil {
-		t.Fatalf("sender report: %v", err)
-	}
-	if s.Errors() != 0 {
-		t.Fatalf("%d protect errors", s.Errors())
-	}
+	h.Close()
+	w.Close()
 	checkNoLeak(t, pool)
 }
 
 // TestSRTPUnprotectRejects: replays, tampering, a wrong key and garbage are
 // refused with ErrSRTP, never passed on.
 func TestSRTPUnprotectRejects(t *testing.T) {
-	pool := NewPool()
 	k := testKey(t)
-	rec := &recSink{}
-	s, err := NewSRTPSink(rec, k, pool)
+	pr, err := newProtector(k)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var enc [][]byte
 	for i := range 3 {
-		p := pool.Get(112)
-		copy(p.buf, mkRTP(7, uint16(i), 0, 100))
-		s.DeliverRTP(p)
+		out := make([]byte, 112+srtpOverhead)
+		n, err := pr.protectRTP(out, mkRTP(7, uint16(i), 0, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc = append(enc, out[:n])
 	}
-	enc, _ := rec.snapshot()
 	u, err := NewSRTPUnprotector(k, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +159,6 @@ func TestSRTPUnprotectRejects(t *testing.T) {
 			t.Fatalf("garbage RTCP %x: err %v, want ErrSRTP", b, err)
 		}
 	}
-	checkNoLeak(t, pool)
 }
 
 // TestSRTPUnprotectStartROC: a sender that announced ROC 1 (MIKEY) is
@@ -161,10 +196,11 @@ func TestSRTPKeyRedacted(t *testing.T) {
 	}
 }
 
-// BenchmarkSRTPProtect: one packet protected for one reader. 0 allocs/op.
+// BenchmarkSRTPProtect: one 1200-byte packet protected for one reader into a pooled buffer of
+// its own, as the egress workers and interleaved writers do. 0 allocs/op.
 func BenchmarkSRTPProtect(b *testing.B) {
 	pool := NewPool()
-	s, err := NewSRTPSink(&releaseSinkP{}, testKey(b), pool)
+	pr, err := newProtector(testKey(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -172,10 +208,12 @@ func BenchmarkSRTPProtect(b *testing.B) {
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		p := pool.Get(len(pkt))
-		copy(p.buf, pkt)
-		binary.BigEndian.PutUint16(p.buf[2:], uint16(i))
-		s.DeliverRTP(p)
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		q := pool.Get(len(pkt) + srtpOverhead)
+		if _, err := pr.protectRTP(q.buf, pkt); err != nil {
+			b.Fatal(err)
+		}
+		q.Release()
 	}
 	b.StopTimer()
 	checkNoLeak(b, pool)

@@ -12,8 +12,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
-
-	"github.com/meshgw/meshgw/rtp"
 )
 
 // ServerConfig configures the front door.
@@ -80,8 +78,6 @@ type Server struct {
 	ln    net.Listener // plain RTSP, nil when off
 	tlsLn net.Listener // RTSPS, nil when off
 	log   *slog.Logger
-	// pool gives SRTP sinks of interleaved readers their buffers.
-	pool *rtp.Pool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,7 +101,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg: cfg, ln: ln, tlsLn: tlsLn, log: cfg.Logger, ctx: ctx, cancel: cancel, pool: rtp.NewPool(),
+		cfg: cfg, ln: ln, tlsLn: tlsLn, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		conns: map[*conn]struct{}{}, sessions: map[string]*session{},
 	}, nil
 }

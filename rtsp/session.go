@@ -444,13 +444,14 @@ func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
 			continue
 		}
 		if st.tcp {
-			st.sink = c.w.Sink(st.channel)
 			if st.srtp != nil {
-				sink, err := rtp.NewSRTPSink(st.sink, *st.srtp, c.s.pool)
+				sink, err := c.w.SRTPSink(st.channel, *st.srtp)
 				if err != nil {
 					return errResponse(err)
 				}
 				st.sink = sink
+			} else {
+				st.sink = c.w.Sink(st.channel)
 			}
 			st.hub.AddSink(st.sink)
 		}
