@@ -80,16 +80,19 @@ func newSRTPContext(k SRTPKey, unprotect bool) (*srtp.Context, error) {
 	return c, nil
 }
 
-// SRTPUnprotector authenticates and decrypts one publisher's or camera's
-// SRTP and SRTCP, with replay protection (RFC 3711 §3.3.2). It keeps a
-// scratch buffer for the plain packet, so it serves one packet path (one
-// reading goroutine) at a time: each result is valid until the next call.
+// SRTPUnprotector authenticates and decrypts one publisher's, camera's or
+// relay's SRTP and SRTCP, with replay protection (RFC 3711 §3.3.2). It keeps
+// one scratch buffer for plain RTP and one for plain RTCP, so RTP and RTCP may
+// come from two goroutines (a UDP pair reads its two sockets separately), but
+// each from one at a time: a result is valid until the next call of the same
+// method.
 type SRTPUnprotector struct {
-	mu  sync.Mutex
-	ctx *srtp.Context
-	rh  prtp.Header
-	ch  prtcp.Header
-	buf []byte
+	mu      sync.Mutex // the context, shared by both directions' calls
+	ctx     *srtp.Context
+	rh      prtp.Header
+	ch      prtcp.Header
+	rtpBuf  []byte
+	rtcpBuf []byte
 }
 
 // NewSRTPUnprotector returns an unprotector for key k; rocs gives the
@@ -103,7 +106,7 @@ func NewSRTPUnprotector(k SRTPKey, rocs map[uint32]uint32) (*SRTPUnprotector, er
 	for ssrc, roc := range rocs {
 		ctx.SetROC(ssrc, roc)
 	}
-	return &SRTPUnprotector{ctx: ctx, buf: make([]byte, LargePacketSize)}, nil
+	return &SRTPUnprotector{ctx: ctx, rtpBuf: make([]byte, LargePacketSize), rtcpBuf: make([]byte, SmallPacketSize)}, nil
 }
 
 // RTP returns the plain packet of an SRTP packet. The result aliases a
@@ -111,7 +114,7 @@ func NewSRTPUnprotector(k SRTPKey, rocs map[uint32]uint32) (*SRTPUnprotector, er
 func (u *SRTPUnprotector) RTP(b []byte) ([]byte, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	out, err := u.ctx.DecryptRTP(u.buf[:0], b, &u.rh)
+	out, err := u.ctx.DecryptRTP(u.rtpBuf[:0], b, &u.rh)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSRTP, err)
 	}
@@ -122,7 +125,7 @@ func (u *SRTPUnprotector) RTP(b []byte) ([]byte, error) {
 func (u *SRTPUnprotector) RTCP(b []byte) ([]byte, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	out, err := u.ctx.DecryptRTCP(u.buf[:0], b, &u.ch)
+	out, err := u.ctx.DecryptRTCP(u.rtcpBuf[:0], b, &u.ch)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSRTP, err)
 	}

@@ -80,7 +80,7 @@ type Flow struct {
 	Paused bool
 	// SRTPKey, when set, is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) a
 	// UDP sink protects its reader's packets with, or an ingress unprotects its publisher's
-	// with. The control draws reader keys and hands them over its mTLS channel, so a remote
+	// with; a relay's sinks and its relay source share one, so node-to-node links carry SRTP. The control draws reader keys and hands them over its mTLS channel, so a remote
 	// node can serve an SRTP reader. Never logged: Flow's String and GoString redact it.
 	SRTPKey []byte
 	// SRTPROCs are the rollover counters an SRTP publisher announced per SSRC (MIKEY).
@@ -165,6 +165,9 @@ func (f Flow) Validate() error {
 		}
 		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
 			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
+		}
+		if len(f.SRTPKey) != 0 && len(f.SRTPKey) != rtp.SRTPKeyLen {
+			return fmt.Errorf("flow %s: relay SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), rtp.SRTPKeyLen)
 		}
 	case SinkUDP, SinkMulticast, IngressUDP:
 		if len(f.SRTPKey) != 0 && (len(f.SRTPKey) != rtp.SRTPKeyLen || f.Kind == SinkMulticast) {

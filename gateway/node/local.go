@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -88,8 +89,10 @@ type flow struct {
 	sink  *rtp.UDPSink
 	hub   *rtp.Hub
 	added bool
-	// srtp unprotects an SRTP publisher's ingress (nil: plain); only the pair's read goroutine uses it
-	srtp *rtp.SRTPUnprotector
+	// srtp unprotects an SRTP publisher's ingress or an encrypted relay (nil: plain). Only the
+	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
+	// re-pointed with a new key swaps it.
+	srtp atomic.Pointer[rtp.SRTPUnprotector]
 	// sources
 	player *demo.Player
 	puller *pull.Puller
@@ -305,6 +308,12 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
 		}
 	}
+	if f.Kind == SourceRelay {
+		// an encrypted relay: the upstream node's relay sinks protect with the same key
+		if err := fl.setUnprotect(f); err != nil {
+			return nil, err
+		}
+	}
 	s.source = fl
 	n.addFlowLocked(fl)
 	if f.Kind == SourceRelay {
@@ -479,6 +488,12 @@ func (n *Local) updateRelayLocked(fl *flow, f Flow) (FlowStatus, error) {
 		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 	}
 	prev := fl.spec
+	if !bytes.Equal(prev.SRTPKey, f.SRTPKey) {
+		// a re-pointed relay comes with a new key (its new upstream starts its own index)
+		if err := fl.setUnprotect(f); err != nil {
+			return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
+		}
+	}
 	// Pacing belongs to the hubs, which stay: the created value stands.
 	f.Pacing = prev.Pacing
 	fl.spec = f
@@ -495,18 +510,30 @@ func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
 	if err := n.peerConflictLocked(fl, f); err != nil {
 		return FlowStatus{}, err
 	}
-	if len(f.SRTPKey) > 0 {
-		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
-		if err == nil {
-			fl.srtp, err = rtp.NewSRTPUnprotector(k, f.SRTPROCs)
-		}
-		if err != nil {
-			return FlowStatus{}, fmt.Errorf("flow %s: %w", f.ID, err)
-		}
+	if err := fl.setUnprotect(f); err != nil {
+		return FlowStatus{}, err
 	}
 	n.addFlowLocked(fl)
 	n.movePeersLocked(fl, Flow{}, f)
 	return n.statusLocked(fl), nil
+}
+
+// setUnprotect gives an ingress or relay flow the unprotector of f's key (none without one).
+func (fl *flow) setUnprotect(f Flow) error {
+	if len(f.SRTPKey) == 0 {
+		fl.srtp.Store(nil)
+		return nil
+	}
+	k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	un, err := rtp.NewSRTPUnprotector(k, f.SRTPROCs)
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	fl.srtp.Store(un)
+	return nil
 }
 
 // Delete implements Node. Deleting an unknown flow is not an error: commands are idempotent.

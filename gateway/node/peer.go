@@ -97,7 +97,7 @@ func (p *peer) publish() {
 func (p *peer) handleRTP(b []byte) {
 	if in := p.ingress.Load(); in != nil {
 		in.fl.last.Store(time.Now().UnixNano())
-		if un := in.fl.srtp; un != nil {
+		if un := in.fl.srtp.Load(); un != nil {
 			var err error
 			if b, err = un.RTP(b); err != nil {
 				in.fl.errs.Add(1) // forged, replayed or damaged: never reaches the hub
@@ -116,6 +116,13 @@ func (p *peer) handleRTP(b []byte) {
 	if !ok {
 		p.dropped.Add(1)
 		return
+	}
+	if un := r.fl.srtp.Load(); un != nil {
+		var err error
+		if b, err = un.RTP(b); err != nil {
+			r.fl.errs.Add(1) // not from the upstream node that holds the relay's key
+			return
+		}
 	}
 	r.fl.last.Store(time.Now().UnixNano())
 	if err := r.hub.WriteRTP(b); err != nil {
@@ -136,7 +143,7 @@ func (p *peer) handleRTCP(b []byte) {
 		f.last.Store(now)
 	}
 	if in := p.ingress.Load(); in != nil {
-		if un := in.fl.srtp; un != nil {
+		if un := in.fl.srtp.Load(); un != nil {
 			var err error
 			if b, err = un.RTCP(b); err != nil {
 				in.fl.errs.Add(1)
@@ -149,6 +156,13 @@ func (p *peer) handleRTCP(b []byte) {
 	}
 	if ssrc, ok := rtcpSender(b); ok {
 		if r, ok := (*p.routes.Load())[ssrc]; ok {
+			if un := r.fl.srtp.Load(); un != nil {
+				var err error
+				if b, err = un.RTCP(b); err != nil {
+					r.fl.errs.Add(1)
+					return
+				}
+			}
 			r.fl.last.Store(now)
 			// the upstream hub's sender reports give the relay hub its NTP/RTP mapping
 			if err := r.hub.WriteRTCP(b); err != nil && !errors.Is(err, rtp.ErrClosed) {
