@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	prtcp "github.com/pion/rtcp"
-	prtp "github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
 
@@ -87,11 +86,13 @@ func newSRTPContext(k SRTPKey, unprotect bool) (*srtp.Context, error) {
 // each from one at a time: a result is valid until the next call of the same
 // method.
 type SRTPUnprotector struct {
-	mu      sync.Mutex // the context, shared by both directions' calls
-	ctx     *srtp.Context
-	rh      prtp.Header
+	rtpMu  sync.Mutex
+	rx     *rtpUnprotector // meshgw's own: allocation-free on the per-packet path
+	rtpBuf []byte
+
+	rtcpMu  sync.Mutex
+	ctx     *srtp.Context // pion's, for SRTCP (a few packets a second)
 	ch      prtcp.Header
-	rtpBuf  []byte
 	rtcpBuf []byte
 }
 
@@ -103,31 +104,58 @@ func NewSRTPUnprotector(k SRTPKey, rocs map[uint32]uint32) (*SRTPUnprotector, er
 	if err != nil {
 		return nil, err
 	}
-	for ssrc, roc := range rocs {
-		ctx.SetROC(ssrc, roc)
+	rx, err := newRTPUnprotector(k, rocs)
+	if err != nil {
+		return nil, fmt.Errorf("srtp: %w", err)
 	}
-	return &SRTPUnprotector{ctx: ctx, rtpBuf: make([]byte, LargePacketSize), rtcpBuf: make([]byte, SmallPacketSize)}, nil
+	return &SRTPUnprotector{rx: rx, ctx: ctx, rtpBuf: make([]byte, LargePacketSize), rtcpBuf: make([]byte, SmallPacketSize)}, nil
 }
 
 // RTP returns the plain packet of an SRTP packet. The result aliases a
 // buffer of u's and is valid until the next call.
 func (u *SRTPUnprotector) RTP(b []byte) ([]byte, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	out, err := u.ctx.DecryptRTP(u.rtpBuf[:0], b, &u.rh)
+	u.rtpMu.Lock()
+	defer u.rtpMu.Unlock()
+	if len(b) > len(u.rtpBuf) {
+		return nil, fmt.Errorf("%w: %d bytes", ErrSRTP, len(b))
+	}
+	n, err := u.rx.unprotect(u.rtpBuf, b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSRTP, err)
 	}
-	return out, nil
+	return u.rtpBuf[:n], nil
 }
 
 // RTCP returns the plain packet of an SRTCP packet, like RTP.
 func (u *SRTPUnprotector) RTCP(b []byte) ([]byte, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.rtcpMu.Lock()
+	defer u.rtcpMu.Unlock()
 	out, err := u.ctx.DecryptRTCP(u.rtcpBuf[:0], b, &u.ch)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSRTP, err)
 	}
 	return out, nil
 }
+
+// SRTPProtector protects one sender's RTP and RTCP with an
+// AES_CM_128_HMAC_SHA1_80 key, allocating nothing: what the egress workers
+// use per reader, for senders outside the data plane (load generators,
+// benchmarks of the receiving side). Not safe for concurrent use.
+type SRTPProtector struct{ p *protector }
+
+// NewSRTPProtector returns a protector for k; rollover counters start at 0.
+func NewSRTPProtector(k SRTPKey) (*SRTPProtector, error) {
+	p, err := newProtector(k)
+	if err != nil {
+		return nil, fmt.Errorf("srtp: %w", err)
+	}
+	return &SRTPProtector{p: p}, nil
+}
+
+// ProtectRTP writes the SRTP form of the RTP packet in into dst, which needs
+// len(in)+10 bytes, and returns its length.
+func (s *SRTPProtector) ProtectRTP(dst, in []byte) (int, error) { return s.p.protectRTP(dst, in) }
+
+// ProtectRTCP writes the SRTCP form of a compound RTCP packet into dst
+// (len(in)+14 bytes) and returns its length.
+func (s *SRTPProtector) ProtectRTCP(dst, in []byte) (int, error) { return s.p.protectRTCP(dst, in) }

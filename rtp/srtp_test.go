@@ -262,7 +262,7 @@ func BenchmarkSRTPFanout(b *testing.B) {
 	}
 }
 
-// FuzzSRTPProtect: whatever meshgw's own transform accepts, pion/srtp's unprotect gives back
+// FuzzSRTPProtect: whatever meshgw's own transform accepts, pion/srtp's context gives back
 // unchanged (RTP and RTCP), so the egress transform agrees with an independent implementation.
 func FuzzSRTPProtect(f *testing.F) {
 	f.Add(mkRTP(1, 65535, 0, 40), false)
@@ -287,15 +287,15 @@ func FuzzSRTPProtect(f *testing.F) {
 		if err != nil {
 			return
 		}
-		u, err := NewSRTPUnprotector(k, nil)
+		pion, err := newSRTPContext(k, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var plain []byte
 		if rtcp {
-			plain, err = u.RTCP(out[:n])
+			plain, err = pion.DecryptRTCP(nil, out[:n], nil)
 		} else {
-			plain, err = u.RTP(out[:n])
+			plain, err = pion.DecryptRTP(nil, out[:n], nil)
 		}
 		if err != nil {
 			t.Fatalf("pion rejects what meshgw protected (%x): %v", b, err)
@@ -383,4 +383,86 @@ func TestUDPSRTPSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoLeak(t, pool)
+}
+
+// FuzzSRTPUnprotectMatchesPion: a stream protected by pion/srtp, in any order the fuzzer picks
+// (wraps, jumps, reordering, duplicates), is unprotected by meshgw's own receiver exactly as
+// pion's replay-protected receiver does it: the same packets accepted, the same bytes out.
+func FuzzSRTPUnprotectMatchesPion(f *testing.F) {
+	f.Add(uint16(65530), []byte{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
+	f.Add(uint16(10), []byte{1, 2, 0, 0, 3, 200, 1, 255, 255, 1})
+	f.Add(uint16(40000), []byte{100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100})
+	k := SRTPKey{3, 1, 4, 1, 5, 9, 2, 6}
+	f.Fuzz(func(t *testing.T, start uint16, steps []byte) {
+		if len(steps) > 300 {
+			return
+		}
+		sender, err := newSRTPContext(k, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := newSRTPContext(k, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine, err := NewSRTPUnprotector(k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the sender sends in order; the network reorders by replaying earlier packets
+		var sent [][]byte
+		seq := start
+		for i, st := range steps {
+			var pkt []byte
+			if st >= 200 && len(sent) > 0 {
+				pkt = sent[int(st)%len(sent)] // a duplicate or a late packet
+			} else {
+				seq += uint16(st) + 1
+				if pkt, err = sender.EncryptRTP(nil, mkRTP(5, seq, uint32(i), 20+i%7), nil); err != nil {
+					return
+				}
+				sent = append(sent, pkt)
+			}
+			want, errRef := ref.DecryptRTP(nil, pkt, nil)
+			got, errMine := mine.RTP(pkt)
+			if (errRef == nil) != (errMine == nil) {
+				t.Fatalf("step %d (seq %d): pion %v, meshgw %v", i, binary.BigEndian.Uint16(pkt[2:]), errRef, errMine)
+			}
+			if errRef == nil && !bytes.Equal(got, want) {
+				t.Fatalf("step %d: different plain packets", i)
+			}
+		}
+	})
+}
+
+// TestSRTPReplayWindowEdge: late packets just inside and just outside the 128-packet window are
+// treated as pion's receiver treats them.
+func TestSRTPReplayWindowEdge(t *testing.T) {
+	k := testKey(t)
+	for _, late := range []int{126, 127, 128, 129} {
+		sender, _ := newSRTPContext(k, false)
+		ref, _ := newSRTPContext(k, true)
+		mine, _ := NewSRTPUnprotector(k, nil)
+		var held []byte
+		for i := 0; i <= 200; i++ {
+			pkt, err := sender.EncryptRTP(nil, mkRTP(5, uint16(i), 0, 30), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 200-late {
+				held = pkt
+				continue
+			}
+			_, e1 := ref.DecryptRTP(nil, pkt, nil)
+			_, e2 := mine.RTP(pkt)
+			if e1 != nil || e2 != nil {
+				t.Fatalf("in-order packet %d: pion %v, meshgw %v", i, e1, e2)
+			}
+		}
+		_, e1 := ref.DecryptRTP(nil, held, nil)
+		_, e2 := mine.RTP(held)
+		if (e1 == nil) != (e2 == nil) {
+			t.Errorf("packet %d behind the highest: pion %v, meshgw %v", late, e1, e2)
+		}
+	}
 }

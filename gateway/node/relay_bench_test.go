@@ -63,8 +63,15 @@ func FuzzRelayDemux(f *testing.F) {
 
 // BenchmarkRelayIngress is a relayed stream's path through the receiving node: a datagram from
 // the upstream node's address (recvmmsg), the relay's SSRC demux, the transparent hub, one UDP
-// reader. One op = one packet in and out.
+// reader. One op = one packet in and out. "srtp" is the encrypted relay: the datagrams are SRTP
+// (protected by the benchmark as the upstream node would) and the node authenticates and
+// decrypts each before its hub.
 func BenchmarkRelayIngress(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchRelayIngress(b, false) })
+	b.Run("srtp", func(b *testing.B) { benchRelayIngress(b, true) })
+}
+
+func benchRelayIngress(b *testing.B, secure bool) {
 	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0", QueueLen: 1024}})
 	if err != nil {
 		b.Fatal(err)
@@ -79,11 +86,23 @@ func BenchmarkRelayIngress(b *testing.B) {
 	_ = src.SetWriteBuffer(4 << 20)
 	up := src.LocalAddr().(*net.UDPAddr).AddrPort()
 	ctx := context.Background()
+	var key []byte
+	var prot *rtp.SRTPProtector
+	if secure {
+		k, err := rtp.NewSRTPKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		key = k[:]
+		if prot, err = rtp.NewSRTPProtector(k); err != nil {
+			b.Fatal(err)
+		}
+	}
 	// a second relay from the same address, so the demux has a choice to make
 	for i, ssrc := range []uint32{0x5eed, 0xbeef} {
 		id, stream := "rel"+string(rune('a'+i)), "s"+string(rune('a'+i))
 		if _, err := n.Apply(ctx, Flow{ID: id, Kind: SourceRelay, Stream: stream, Tracks: video, SSRCs: []uint32{ssrc},
-			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1)}); err != nil {
+			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1), SRTPKey: key}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -114,6 +133,7 @@ func BenchmarkRelayIngress(b *testing.B) {
 	pkt := make([]byte, 12+1200)
 	pkt[0], pkt[1] = 0x80, 96
 	binary.BigEndian.PutUint32(pkt[8:], 0x5eed)
+	wire := make([]byte, len(pkt)+10)
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -121,7 +141,15 @@ func BenchmarkRelayIngress(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
 		binary.BigEndian.PutUint32(pkt[4:], uint32(i/4*3000))
-		if _, err := src.Write(pkt); err != nil {
+		out := pkt
+		if prot != nil {
+			m, err := prot.ProtectRTP(wire, pkt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out = wire[:m]
+		}
+		if _, err := src.Write(out); err != nil {
 			b.Fatal(err)
 		}
 		// stay under the sockets' and the queue's capacity: measure relaying, not loss
@@ -145,4 +173,7 @@ func BenchmarkRelayIngress(b *testing.B) {
 	st, _ := n.Stats("rd")
 	b.ReportMetric(float64(sent-hub.Stats().PacketsIn), "lost-in")
 	b.ReportMetric(float64(st.Dropped), "drops")
+	if rs, _ := n.Stats("rela"); rs.Errors != 0 {
+		b.Fatalf("%d relayed packets refused", rs.Errors)
+	}
 }

@@ -1,0 +1,155 @@
+package rtp
+
+import (
+	"crypto/hmac"
+	"encoding/binary"
+	"errors"
+)
+
+// rtpUnprotector is the receiving half of AES_CM_128_HMAC_SHA1_80 for SRTP
+// (RFC 3711 §3.3): rollover counter estimation per SSRC (Appendix A), a
+// 128-packet replay window (§3.3.2), authentication before anything else is
+// trusted, then decryption. It allocates nothing per packet once an SSRC is
+// known (pion/srtp's context allocates three times per packet, and this runs
+// for every packet a publisher, camera or relay sends).
+//
+// Not safe for concurrent use; SRTPUnprotector serialises calls.
+type rtpUnprotector struct {
+	p     *protector // session keys (and its scratch buffers)
+	ssrcs map[uint32]*rxState
+	// startROC is the rollover counter a sender announced for an SSRC (MIKEY).
+	startROC map[uint32]uint32
+}
+
+// rxState is what the receiver knows of one SSRC.
+type rxState struct {
+	roc     uint32
+	maxSeq  uint16
+	highest uint64    // highest packet index authenticated so far
+	window  [2]uint64 // bit i: highest-i was received
+}
+
+// maxRxSSRCs bounds the SSRCs one context tracks: one stream has a handful, and a sender that
+// keeps inventing SSRCs with valid tags is still not allowed to grow memory without bound.
+const maxRxSSRCs = 64
+
+var (
+	errSRTPShort  = errors.New("too short for SRTP")
+	errSRTPAuth   = errors.New("authentication failed")
+	errSRTPReplay = errors.New("replayed or too old")
+	errSRTPSSRCs  = errors.New("too many SSRCs under one key")
+)
+
+func newRTPUnprotector(k SRTPKey, rocs map[uint32]uint32) (*rtpUnprotector, error) {
+	p, err := newProtector(k)
+	if err != nil {
+		return nil, err
+	}
+	u := &rtpUnprotector{p: p, ssrcs: map[uint32]*rxState{}}
+	if len(rocs) > 0 {
+		u.startROC = make(map[uint32]uint32, len(rocs))
+		for s, r := range rocs {
+			u.startROC[s] = r
+		}
+	}
+	return u, nil
+}
+
+// guessROC estimates the rollover counter of seq from the SSRC's state (RFC 3711 Appendix A).
+func (st *rxState) guessROC(seq uint16) uint32 {
+	const half = 1 << 15
+	if st.maxSeq < half {
+		if int(seq)-int(st.maxSeq) > half {
+			return st.roc - 1
+		}
+		return st.roc
+	}
+	if int(st.maxSeq)-half > int(seq) {
+		return st.roc + 1
+	}
+	return st.roc
+}
+
+// seen reports whether index was already received or is too old for the window.
+func (st *rxState) seen(index uint64) bool {
+	if index > st.highest {
+		return false
+	}
+	d := st.highest - index
+	if d >= 128 {
+		return true
+	}
+	return st.window[d/64]&(1<<(d%64)) != 0
+}
+
+// accept records index as received.
+func (st *rxState) accept(index uint64, roc uint32, seq uint16) {
+	if index > st.highest {
+		shift := index - st.highest
+		switch {
+		case shift >= 128:
+			st.window = [2]uint64{}
+		case shift >= 64:
+			st.window[1] = st.window[0] << (shift - 64)
+			st.window[0] = 0
+		default:
+			st.window[1] = st.window[1]<<shift | st.window[0]>>(64-shift)
+			st.window[0] <<= shift
+		}
+		st.highest = index
+		st.roc, st.maxSeq = roc, seq
+		st.window[0] |= 1
+		return
+	}
+	d := st.highest - index
+	st.window[d/64] |= 1 << (d % 64)
+}
+
+// unprotect authenticates b and writes the plain packet into dst (room for len(b) bytes),
+// returning its length.
+func (u *rtpUnprotector) unprotect(dst, b []byte) (int, error) {
+	hl, err := srtpClearLen(b)
+	if err != nil {
+		return 0, err
+	}
+	n := len(b) - srtpTagLen
+	if n < hl {
+		return 0, errSRTPShort
+	}
+	if len(dst) < n {
+		return 0, errors.New("srtp: output buffer too small")
+	}
+	seq := binary.BigEndian.Uint16(b[2:])
+	ssrc := binary.BigEndian.Uint32(b[8:])
+	st, known := u.ssrcs[ssrc]
+	var roc uint32
+	if known {
+		roc = st.guessROC(seq)
+	} else {
+		roc = u.startROC[ssrc]
+	}
+	index := uint64(roc)<<16 | uint64(seq)
+	if known && st.seen(index) {
+		return 0, errSRTPReplay
+	}
+	p := u.p
+	binary.BigEndian.PutUint32(p.roc4[:], roc)
+	m := p.rtp.mac
+	m.Reset()
+	m.Write(b[:n])
+	m.Write(p.roc4[:])
+	if !hmac.Equal(m.Sum(p.tag[:0])[:srtpTagLen], b[n:]) {
+		return 0, errSRTPAuth
+	}
+	if !known {
+		if len(u.ssrcs) >= maxRxSSRCs {
+			return 0, errSRTPSSRCs
+		}
+		st = &rxState{roc: roc, maxSeq: seq, highest: index}
+		u.ssrcs[ssrc] = st
+	}
+	copy(dst, b[:hl])
+	p.xorCM(&p.rtp, ssrc, index, dst[hl:n], b[hl:n])
+	st.accept(index, roc, seq)
+	return n, nil
+}
