@@ -115,11 +115,13 @@ func (f Flow) clone() Flow {
 
 // String describes the flow for logs with its key redacted.
 func (f Flow) String() string {
+	key := ""
 	if len(f.SRTPKey) > 0 {
-		f.SRTPKey = []byte("redacted")
+		key = " (SRTP key redacted)"
+		f.SRTPKey = nil
 	}
 	type plain Flow // no String method: no recursion
-	return fmt.Sprintf("%+v", plain(f))
+	return fmt.Sprintf("%+v%s", plain(f), key)
 }
 
 // GoString is String, so %#v redacts too.

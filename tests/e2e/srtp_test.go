@@ -7,11 +7,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshgw/meshgw/gateway"
+	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
@@ -115,7 +118,8 @@ func TestSRTPPullCamera(t *testing.T) {
 // TestSRTPRequiredRefusesPlain: a route with srtp: required answers a plain transport with 461,
 // over plain RTSP (where no key can be handed out) and over RTSPS without the keys of a DESCRIBE.
 func TestSRTPRequiredRefusesPlain(t *testing.T) {
-	g := startSecureGateway(t, rtspsYAML, "  demo:\n    source: demo\n    srtp: required\n  open:\n    source: demo\n")
+	logs := &peertest.LogBuffer{}
+	g := startSecureGatewayLog(t, rtspsYAML, "  demo:\n    source: demo\n    srtp: required\n  open:\n    source: demo\n", logs.Logger())
 	plainAddr := strings.TrimSuffix(strings.TrimPrefix(g.URL, "rtsp://"), "/")
 	tlsAddr := strings.TrimSuffix(strings.TrimPrefix(g.SURL, "rtsps://"), "/")
 	rtpPort, _ := peertest.FreeUDPPair(t)
@@ -149,6 +153,42 @@ func TestSRTPRequiredRefusesPlain(t *testing.T) {
 	if st, _ := plainStatus(t, plainAddr, setup("rtsp", plainAddr, "open", udp)); st != 200 {
 		t.Errorf("plain SETUP on srtp: off: %d, want 200", st)
 	}
+	// every refusal is logged with its status and reason
+	refused := 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="rtsp request refused"`) && strings.Contains(l, "status=461") && strings.Contains(l, "SRTP") {
+			refused++
+		}
+	}
+	if refused != 4 {
+		t.Errorf("%d log lines for the 4 refused SETUPs:\n%s", refused, logs.String())
+	}
+}
+
+// startSecureGatewayLog is startSecureGateway with the gateway's log going to log (startGateway
+// logs only warnings, and refusals are info).
+func startSecureGatewayLog(t testing.TB, rtspYAML, routes string, log *slog.Logger) *secureGW {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile, cert := selfSigned(t, dir, "server")
+	addr := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
+	plain := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
+	yaml := strings.ReplaceAll(rtspYAML, "LISTEN", plain) + "  rtp_port: 0\n" +
+		fmt.Sprintf("rtsps:\n  listen: %s\n  cert: %s\n  key: %s\nroutes:\n%s", addr, certFile, keyFile, routes)
+	cfg, err := config.Parse(t.Name()+".yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.Open(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Errorf("gateway close: %v", err)
+		}
+	})
+	return &secureGW{gw: &gw{Gateway: g, URL: "rtsp://" + plain + "/"}, SURL: "rtsps://" + addr + "/", certFile: certFile, keyFile: keyFile, cert: cert}
 }
 
 // plainStatus sends one request over plain TCP and returns the status and its reason phrase.
