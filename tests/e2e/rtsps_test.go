@@ -157,6 +157,28 @@ func TestRTSPSPublishFFmpeg(t *testing.T) {
 	checkReader(t, "tcp", g.URL+"pub")
 }
 
+// TestRTSPSPublishRtspclientsink: rtspclientsink publishes plain RTP over RTSPS, media over UDP
+// and interleaved; a plain RTSP reader decodes it.
+//
+//	gst-launch-1.0 ... ! rtspclientsink location=rtsps://127.0.0.1:PORT/pub protocols=udp|tcp tls-validation-flags=0
+func TestRTSPSPublishRtspclientsink(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspclientsink", "gst:x264enc", "gst:videotestsrc")
+	for _, proto := range []string{"udp", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			g := startSecureGateway(t, rtspsYAML, "  pub:\n    source: publisher\n")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			args := append(rtspclientsinkArgs(g.SURL+"pub", proto, 30, false), "tls-validation-flags=0")
+			pub := peertest.Run(ctx, t, "gst-launch-1.0", args...)
+			if !waitCond(ctx, 20*time.Second, func() bool { return describeOK(g.URL + "pub") }) {
+				t.Fatalf("publisher never became readable\n%s", tail(pub.Output()))
+			}
+			checkReader(t, "tcp", g.URL+"pub")
+			pub.Kill()
+		})
+	}
+}
+
 // TestRTSPSPlainOff: rtsp.listen "" leaves only the TLS listener; its address answers RTSPS and a
 // plain RTSP request sent to it gets no RTSP answer (the TLS handshake fails).
 func TestRTSPSPlainOff(t *testing.T) {
