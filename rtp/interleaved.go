@@ -71,6 +71,11 @@ type InterleavedWriter struct {
 	// one after it); set before the channel's sink exists, used only by the writer goroutine,
 	// which encrypts right before writing so the hub's fan-out never pays for it.
 	srtp [256]atomic.Pointer[ilProtector]
+	// protected frames of the batch being written, by batch position (nil: the slot's own
+	// packet goes out). The slots themselves are never changed outside mu: the ring may be
+	// copied into a larger one while a batch is written.
+	protHdr [interleavedBatch][4]byte
+	prot    [interleavedBatch]*Packet
 
 	packets, bytes, dropped, errs atomic.Uint64
 }
@@ -206,12 +211,22 @@ func (w *InterleavedWriter) run() {
 		for i := 0; i < k; i++ {
 			s := &slots[(start+i)%len(slots)]
 			if pr := w.srtp[s.hdr[1]].Load(); pr != nil {
-				w.protectSlot(s, pr)
+				q := w.protect(s, pr, &w.protHdr[i])
+				w.prot[i] = q
+				w.bufs = append(w.bufs, w.protHdr[i][:], q.buf)
+				size += uint64(len(q.buf))
+				continue
 			}
 			w.bufs = append(w.bufs, s.hdr[:], s.p.buf)
 			size += uint64(len(s.p.buf))
 		}
 		err := w.write()
+		for i := 0; i < k; i++ {
+			if q := w.prot[i]; q != nil {
+				q.Release()
+				w.prot[i] = nil
+			}
+		}
 
 		w.mu.Lock()
 		for i := 0; i < k; i++ {
@@ -315,10 +330,11 @@ type ilProtector struct {
 	rtcp bool
 }
 
-// protectSlot replaces a slot's packet by its SRTP or SRTCP form in a buffer of the writer's
-// own. A packet that cannot be protected is sent as an empty frame: the slot is already
-// committed to the batch, and a player skips an empty frame where a plain one would be wrong.
-func (w *InterleavedWriter) protectSlot(s *ilSlot, pr *ilProtector) {
+// protect returns the SRTP or SRTCP form of a slot's packet in a buffer of the writer's own,
+// with its frame header in hdr. A packet that cannot be protected goes out as an empty frame:
+// the slot is already committed to the batch, and a player skips an empty frame where a plain
+// one would be wrong.
+func (w *InterleavedWriter) protect(s *ilSlot, pr *ilProtector, hdr *[4]byte) *Packet {
 	in := s.p
 	over := srtpOverhead
 	if pr.rtcp {
@@ -337,9 +353,8 @@ func (w *InterleavedWriter) protectSlot(s *ilSlot, pr *ilProtector) {
 		n = 0
 	}
 	q.buf = q.buf[:n]
-	in.Release()
-	s.p = q
-	s.hdr[2], s.hdr[3] = byte(n>>8), byte(n)
+	*hdr = [4]byte{'$', s.hdr[1], byte(n >> 8), byte(n)}
+	return q
 }
 
 // SRTPSink returns the sink for one SRTP reader track: like Sink, but every

@@ -466,3 +466,70 @@ func TestSRTPReplayWindowEdge(t *testing.T) {
 		}
 	}
 }
+
+// TestInterleavedSRTPRingGrows: SRTP frames stay intact while the writer's ring grows under a
+// batch being written (a reader that is slow at first), and every buffer goes back to its pool.
+func TestInterleavedSRTPRingGrows(t *testing.T) {
+	pool := NewPool()
+	k := testKey(t)
+	server, client := tcpPair(t)
+	w := NewInterleavedWriter(server, InterleavedConfig{QueueLen: 8192})
+	s, err := w.SRTPSink(0, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(HubConfig{Track: Track{ClockRate: 90000}, Pool: pool, SSRC: 9, Transparent: true, SRInterval: time.Hour})
+	h.AddSink(s)
+	const n = 4000 // ~5 MB: more than the socket buffers, so writes block while the ring grows
+	done := make(chan error, 1)
+	go func() {
+		u, err := NewSRTPUnprotector(k, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		br := bufio.NewReader(client)
+		_ = client.SetReadDeadline(time.Now().Add(30 * time.Second))
+		time.Sleep(200 * time.Millisecond) // slow at first
+		for got := 0; got < n; {
+			var hdr [4]byte
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				done <- err
+				return
+			}
+			b := make([]byte, int(hdr[2])<<8|int(hdr[3]))
+			if _, err := io.ReadFull(br, b); err != nil {
+				done <- err
+				return
+			}
+			if hdr[1] != 0 {
+				continue
+			}
+			p, err := u.RTP(b)
+			if err != nil {
+				done <- fmt.Errorf("frame %d: %w", got, err)
+				return
+			}
+			if seq := binary.BigEndian.Uint16(p[2:]); seq != uint16(got) {
+				done <- fmt.Errorf("frame %d has seq %d", got, seq)
+				return
+			}
+			got++
+		}
+		done <- nil
+	}()
+	for i := range n {
+		if err := h.WriteRTP(mkRTP(9, uint16(i), uint32(i), 1200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.Dropped != 0 || st.Errors != 0 {
+		t.Fatalf("writer stats %+v", st)
+	}
+	h.Close()
+	w.Close()
+	checkNoLeak(t, pool)
+}
