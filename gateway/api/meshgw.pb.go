@@ -1173,13 +1173,15 @@ type Flow struct {
 	Paused bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
 	Ssrcs  []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
 	Meta   map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// SRTP and TLS (issue 5, helper srtp; field numbers 30+).
 	// srtp_key is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) of an SRTP reader's
-	// sink or publisher's ingress; it travels only on this mTLS channel and is never logged.
-	SrtpKey []byte `protobuf:"bytes,17,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
+	// sink, a publisher's ingress or both ends of a relay; it travels only on this mTLS channel and
+	// is never logged.
+	SrtpKey []byte `protobuf:"bytes,30,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
 	// srtp_rocs are an SRTP publisher's announced rollover counters by SSRC.
-	SrtpRocs map[uint32]uint32 `protobuf:"bytes,18,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	SrtpRocs map[uint32]uint32 `protobuf:"bytes,31,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// tls_ca is a pull source's PEM CA for rtsps://.
-	TlsCa         []byte `protobuf:"bytes,19,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
+	TlsCa         []byte `protobuf:"bytes,32,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1534,9 +1536,9 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x06paused\x18\x0e \x01(\bR\x06paused\x12\x14\n" +
 	"\x05ssrcs\x18\x0f \x03(\rR\x05ssrcs\x121\n" +
 	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x12\x19\n" +
-	"\bsrtp_key\x18\x11 \x01(\fR\asrtpKey\x12>\n" +
-	"\tsrtp_rocs\x18\x12 \x03(\v2!.meshgw.api.v1.Flow.SrtpRocsEntryR\bsrtpRocs\x12\x15\n" +
-	"\x06tls_ca\x18\x13 \x01(\fR\x05tlsCa\x1a7\n" +
+	"\bsrtp_key\x18\x1e \x01(\fR\asrtpKey\x12>\n" +
+	"\tsrtp_rocs\x18\x1f \x03(\v2!.meshgw.api.v1.Flow.SrtpRocsEntryR\bsrtpRocs\x12\x15\n" +
+	"\x06tls_ca\x18  \x01(\fR\x05tlsCa\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
