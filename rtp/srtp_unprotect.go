@@ -153,3 +153,40 @@ func (u *rtpUnprotector) unprotect(dst, b []byte) (int, error) {
 	st.accept(index, roc, seq)
 	return n, nil
 }
+
+// ReplayFilter drops RTP packets whose SSRC and extended sequence number were already seen or
+// are older than a 128-packet window (RFC 3711 §3.3.2 applied to packets that were
+// authenticated elsewhere: gortsplib's pull client decrypts SRTP without replay protection).
+// It allocates only for a new SSRC. Not safe for concurrent use.
+type ReplayFilter struct {
+	ssrcs map[uint32]*rxState
+}
+
+// NewReplayFilter returns an empty filter.
+func NewReplayFilter() *ReplayFilter { return &ReplayFilter{ssrcs: map[uint32]*rxState{}} }
+
+// Fresh reports whether the RTP packet b is new, and records it; false means a replay, a
+// packet too old for the window, or one that is too short to tell.
+func (f *ReplayFilter) Fresh(b []byte) bool {
+	if len(b) < 12 {
+		return false
+	}
+	seq := binary.BigEndian.Uint16(b[2:])
+	ssrc := binary.BigEndian.Uint32(b[8:])
+	st, ok := f.ssrcs[ssrc]
+	if !ok {
+		if len(f.ssrcs) >= maxRxSSRCs {
+			// a source that keeps changing SSRC: start over rather than grow
+			clear(f.ssrcs)
+		}
+		f.ssrcs[ssrc] = &rxState{maxSeq: seq, highest: uint64(seq), window: [2]uint64{1}}
+		return true
+	}
+	roc := st.guessROC(seq)
+	index := uint64(roc)<<16 | uint64(seq)
+	if st.seen(index) {
+		return false
+	}
+	st.accept(index, roc, seq)
+	return true
+}

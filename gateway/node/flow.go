@@ -208,6 +208,8 @@ type FlowStatus struct {
 // For a relay source, Packets and Bytes are the RTP packets taken into its hubs, Dropped the
 // datagrams from its upstream addresses that no relay of the node expects (shared by the relays
 // from those addresses), Errors the packets its hubs rejected as malformed.
+// For an ingress or a pull source, Errors are the packets refused before the hub: SRTP that
+// failed authentication or the replay check, and replays from an rtsps:// pull.
 type FlowStats struct {
 	Packets, Bytes, Dropped, Errors uint64
 	// LastActivity is the last packet from the peer: RTCP from a reader, media from a publisher,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +99,8 @@ type flow struct {
 	puller *pull.Puller
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
-	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
+	// pkts counts ingress packets; bytes are counted for relays; errs are packets refused
+	// (malformed relay packets, SRTP that failed, replays of an rtsps:// pull)
 	pkts, bytes, errs atomic.Uint64
 }
 
@@ -348,6 +350,16 @@ type pullHandler struct {
 	n *Local
 	s *nodeStream
 	f *flow
+	// replay drops replayed packets per track of an rtsps:// pull: the pull client
+	// authenticates and decrypts SRTP but keeps no replay window. Rebuilt at every
+	// (re)connect, as a camera may restart its sequence numbers.
+	replay atomic.Pointer[[]*pullReplay]
+}
+
+// pullReplay is one track's replay filter; the pull client may call from a goroutine per track.
+type pullReplay struct {
+	mu sync.Mutex
+	f  *rtp.ReplayFilter
 }
 
 func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
@@ -358,6 +370,13 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 	}
 	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing, nil)
 	h.n.mu.Unlock()
+	if strings.HasPrefix(strings.ToLower(h.f.spec.URL), "rtsps://") {
+		rs := make([]*pullReplay, len(tracks))
+		for i := range rs {
+			rs[i] = &pullReplay{f: rtp.NewReplayFilter()}
+		}
+		h.replay.Store(&rs)
+	}
 	h.f.last.Store(time.Now().UnixNano())
 	if h.n.events != nil {
 		h.n.events.SourceReady(h.s.id, sdp, tracks, replaced)
@@ -366,6 +385,16 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 }
 
 func (h *pullHandler) WriteRTP(track int, pkt []byte) {
+	if rs := h.replay.Load(); rs != nil && track >= 0 && track < len(*rs) {
+		r := (*rs)[track]
+		r.mu.Lock()
+		fresh := r.f.Fresh(pkt)
+		r.mu.Unlock()
+		if !fresh {
+			h.f.errs.Add(1)
+			return
+		}
+	}
 	if hub := h.s.liveHub(track); hub != nil {
 		h.f.pkts.Add(1)
 		_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
@@ -653,7 +682,8 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		ss := fl.sink.Stats()
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
 	} else {
-		st.Packets = fl.pkts.Load()
+		// ingress and pulls: packets taken; errors are SRTP packets refused (forged, replayed)
+		st.Packets, st.Errors = fl.pkts.Load(), fl.errs.Load()
 	}
 	if l := fl.last.Load(); l != 0 {
 		st.LastActivity = time.Unix(0, l)

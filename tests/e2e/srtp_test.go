@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshgw/meshgw/gateway"
 	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
@@ -112,6 +113,21 @@ func TestSRTPPullCamera(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			g := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nroutes:\n  cam:\n    source: %s\n    source_transport: %s\n    source_tls_ca: %s\n", cam.URL(), tr, certFile))
 			checkReader(t, "tcp", g.URL+"cam")
+			// the replay filter on the pull refused nothing of a healthy camera
+			pulls := 0
+			for _, f := range g.Node.Flows() {
+				if f.Kind != node.SourcePull {
+					continue
+				}
+				pulls++
+				st, err := g.Node.Stats(f.ID)
+				if err != nil || st.Packets == 0 || st.Errors != 0 {
+					t.Errorf("pull flow stats %+v, %v: want packets and no refusals", st, err)
+				}
+			}
+			if pulls != 1 {
+				t.Errorf("%d pull flows on the node, want 1", pulls)
+			}
 		})
 	}
 }
