@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -210,6 +211,14 @@ func sourceFlowFor(s *stream) (node.Flow, error) {
 		f.URL = s.route.Source
 		f.Transport = s.route.SourceTransport
 		f.ReconnectMin, f.ReconnectMax = s.route.ReconnectMin, s.route.ReconnectMax
+		if s.route.SourceTLSCA != "" {
+			// read by the control, so a remote node pulling the camera needs no file of its own
+			ca, err := os.ReadFile(s.route.SourceTLSCA)
+			if err != nil {
+				return f, fmt.Errorf("route %s: source_tls_ca: %w", s.path, err)
+			}
+			f.TLSCA = ca
+		}
 	case s.route.IsRTP() && s.route.RTPSource != nil:
 		rtpSourceFlow(&f, s.route)
 	default:

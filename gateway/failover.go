@@ -169,6 +169,14 @@ func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
 		if rf.tcp || rf.multicast {
 			return // served by the local node, which does not move
 		}
+		if len(rf.flow.SRTPKey) > 0 {
+			// The player's SRTP context follows the old node's packet index (rollover counter,
+			// SRTCP index), which another node cannot know: it would reuse key stream under the
+			// player's key or be refused by it. Such a reader stays; if its node is gone it ends
+			// at session_timeout and the player comes back with new keys.
+			c.log.Warn("SRTP reader not moved to another node", "route", r.s.path, "reader", r.remote, "from", from.name)
+			return
+		}
 	}
 	if to == nil {
 		c.mu.Lock()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,9 +169,17 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	host, _, err := net.SplitHostPort(cfg.RTSP.Listen)
+	listen := cfg.RTSP.Listen
+	if listen == "" {
+		listen = cfg.RTSPS.Listen // plain RTSP off: the data plane binds where RTSPS listens
+	}
+	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return nil, fmt.Errorf("rtsp listen %q: %w", cfg.RTSP.Listen, err)
+		return nil, fmt.Errorf("rtsp listen %q: %w", listen, err)
+	}
+	tlsCfg, err := rtspsConfig(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	ev := &events{}
 	n, err := node.NewLocal(node.LocalConfig{
@@ -188,6 +197,8 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	ev.c = ctl
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,
+		TLSListen:         cfg.RTSPS.Listen,
+		TLSConfig:         tlsCfg,
 		ReadTimeout:       cfg.RTSP.ReadTimeout,
 		WriteTimeout:      cfg.RTSP.WriteTimeout,
 		SessionTimeout:    cfg.RTSP.SessionTimeout,
@@ -248,8 +259,24 @@ func udpConfig(cfg *config.Config, host string, log *slog.Logger) rtp.UDPConfig 
 	}
 }
 
+// rtspsConfig is the TLS config of the RTSPS listener, nil when rtsps: is absent.
+func rtspsConfig(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+	if !cfg.RTSPS.Enabled() {
+		return nil, nil
+	}
+	r, err := rtsp.NewCertReloader(cfg.RTSPS.Cert, cfg.RTSPS.Key, log)
+	if err != nil {
+		return nil, err
+	}
+	return r.TLSConfig(), nil
+}
+
 func (g *Gateway) listening() {
-	g.log.Info("meshgw listening", "rtsp", g.RTSP.Addr().String(), "rtp_port", g.Node.UDP().RTPPort(),
+	rtsps := ""
+	if a := g.RTSP.TLSAddr(); a != nil {
+		rtsps = a.String()
+	}
+	g.log.Info("meshgw listening", "rtsp", g.RTSP.Addr().String(), "rtsps", rtsps, "rtp_port", g.Node.UDP().RTPPort(),
 		"rtcp_port", g.Node.UDP().RTCPPort(), "routes", len(g.Control.cfg.Routes), "node", g.Control.local.name)
 }
 

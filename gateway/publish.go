@@ -85,10 +85,25 @@ func (p *publication) kick() {
 func (p *publication) Done() <-chan struct{} { return p.kicked }
 
 func (p *publication) SetupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc netip.AddrPort) (rtsp.UDPSetup, error) {
+	return p.setupUDP(ctx, track, rtpSrc, rtcpSrc, nil)
+}
+
+// SRTPMode implements rtsp.SRTPStream.
+func (p *publication) SRTPMode() rtsp.SRTPMode { return srtpMode(p.s.route) }
+
+// SetupSRTPUDP implements rtsp.SRTPStream: the ingress unprotects with the publisher's key.
+func (p *publication) SetupSRTPUDP(ctx context.Context, track int, rtpSrc, rtcpSrc netip.AddrPort, sp rtsp.SRTPParams) (rtsp.UDPSetup, error) {
+	return p.setupUDP(ctx, track, rtpSrc, rtcpSrc, &sp)
+}
+
+func (p *publication) setupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc netip.AddrPort, sp *rtsp.SRTPParams) (rtsp.UDPSetup, error) {
 	if track < 0 || track >= len(p.tracks) {
 		return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
 	}
 	f := node.Flow{ID: newID("in"), Version: 1, Kind: node.IngressUDP, Stream: p.s.id, Track: track, RTP: rtpSrc, RTCP: rtcpSrc}
+	if sp != nil {
+		f.SRTPKey, f.SRTPROCs = sp.Key[:], sp.ROCs
+	}
 	st, err := p.c.node.Apply(ctx, f)
 	if err != nil {
 		return rtsp.UDPSetup{}, errStatus("publisher ingress", err)
@@ -168,4 +183,15 @@ func (p *publication) Close() {
 		return
 	}
 	// readers stay and continue on the same line if a publisher with the same tracks returns
+}
+
+// srtpMode maps a route's srtp: setting to the front door's policy.
+func srtpMode(r config.Route) rtsp.SRTPMode {
+	switch r.SRTP {
+	case config.SRTPOptional:
+		return rtsp.SRTPOptional
+	case config.SRTPRequired:
+		return rtsp.SRTPRequired
+	}
+	return rtsp.SRTPOff
 }

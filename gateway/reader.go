@@ -72,6 +72,19 @@ func (r *reader) attachLocked(ctx context.Context, want *member, dst netip.Addr)
 }
 
 func (r *reader) SetupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.AddrPort) (rtsp.UDPSetup, error) {
+	return r.setupUDP(ctx, track, rtpDst, rtcpDst, nil)
+}
+
+// SRTPMode implements rtsp.SRTPStream.
+func (r *reader) SRTPMode() rtsp.SRTPMode { return srtpMode(r.s.route) }
+
+// SetupSRTPUDP implements rtsp.SRTPStream: the sink flow carries the reader's key to whichever
+// node serves it.
+func (r *reader) SetupSRTPUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.AddrPort, p rtsp.SRTPParams) (rtsp.UDPSetup, error) {
+	return r.setupUDP(ctx, track, rtpDst, rtcpDst, p.Key[:])
+}
+
+func (r *reader) setupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.AddrPort, key []byte) (rtsp.UDPSetup, error) {
 	if !r.trackOK(track) {
 		return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
 	}
@@ -81,7 +94,7 @@ func (r *reader) SetupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.
 	if err != nil {
 		return rtsp.UDPSetup{}, err
 	}
-	f := node.Flow{ID: newID("rd"), Version: 1, Kind: node.SinkUDP, Stream: r.s.id, Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true,
+	f := node.Flow{ID: newID("rd"), Version: 1, Kind: node.SinkUDP, Stream: r.s.id, Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true, SRTPKey: key,
 		Meta: map[string]string{metaRole: roleReader, metaRoute: r.s.path, metaSession: r.id, metaReader: r.remote.String()}}
 	st, err := m.n.Apply(ctx, f)
 	if err != nil {

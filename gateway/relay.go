@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
 )
 
 // relay carries one stream from its ingest node to one other node over RTP/UDP: a UDP sink per
@@ -64,9 +65,13 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 		return nil, fmt.Errorf("stream %s has no tracks yet", s.path)
 	}
 	r := &relay{to: to, from: from}
+	key, err := relayKey()
+	if err != nil {
+		return nil, err
+	}
 	ssrcs := make([]uint32, len(tracks))
 	for i := range tracks {
-		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
+		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP, SRTPKey: key,
 			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: to.name}})
 		st, err := from.n.Apply(ctx, f)
 		if err != nil {
@@ -77,7 +82,7 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 		ssrcs[i] = st.SSRC
 	}
 	r.source = c.relayNACK(node.Flow{ID: newID("ri"), Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks, SSRCs: ssrcs,
-		RTP: srcRTP, RTCP: srcRTCP, Pacing: s.route.Pacing,
+		RTP: srcRTP, RTCP: srcRTCP, Pacing: s.route.Pacing, SRTPKey: key,
 		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}})
 	if _, err := to.n.Apply(ctx, r.source); err != nil {
 		r.source = node.Flow{}
@@ -86,6 +91,18 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 	}
 	c.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks))
 	return r, nil
+}
+
+// relayKey draws the SRTP key of one relay link. Node-to-node links are always encrypted and
+// authenticated: they may cross networks the control does not own, and a forged datagram from
+// an upstream's address must not reach readers. The key reaches both nodes only inside their
+// flows, over the control's mTLS channel.
+func relayKey() ([]byte, error) {
+	k, err := rtp.NewSRTPKey()
+	if err != nil {
+		return nil, fmt.Errorf("relay key: %w", err)
+	}
+	return k[:], nil
 }
 
 // dropRelayFlows deletes what exists of a relay on nodes still alive.
@@ -157,9 +174,15 @@ func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
 	c.mu.Lock()
 	tracks := s.tracks
 	c.mu.Unlock()
+	// a new key: the new upstream's sinks start their SRTP index afresh, which must never
+	// repeat an index under the old key
+	key, err := relayKey()
+	if err != nil {
+		return err
+	}
 	ssrcs := make([]uint32, len(tracks))
 	for i := range tracks {
-		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP,
+		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP, SRTPKey: key,
 			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}})
 		st, err := r.from.n.Apply(ctx, f)
 		if err != nil {
@@ -170,6 +193,7 @@ func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
 	}
 	r.source.Version++
 	r.source.SSRCs = ssrcs
+	r.source.SRTPKey = key
 	r.source.RTP, r.source.RTCP = srcRTP, srcRTCP
 	r.source.Meta[metaPeer] = r.from.name
 	if _, err := r.to.n.Apply(ctx, r.source); err != nil {

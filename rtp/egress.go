@@ -54,6 +54,11 @@ type UDPSink struct {
 	head, n int
 	closed  bool
 
+	// srtp, when set, protects every packet on the sink's egress worker (never on the hub's
+	// path, which fans out to every reader of a stream on one goroutine); only that worker
+	// uses it.
+	srtp *protector
+
 	packets, bytes, dropped, errors atomic.Uint64
 }
 
@@ -149,7 +154,8 @@ type egressWorker struct {
 
 	// owned by the worker goroutine
 	rtp, rtcp *udpBatchBuf
-	timer     *time.Timer // paced packets not yet due
+	taken     [udpBurst]udpItem // one turn's packets of one sink, moved out under its lock
+	timer     *time.Timer       // paced packets not yet due
 	single    []ipv4.Message
 
 	syscalls, datagrams, gsoSegments atomic.Uint64
@@ -265,23 +271,60 @@ func (w *egressWorker) take(s *UDPSink, now int64) (taken int, wait int64) {
 				s.head = 0
 			}
 			s.n--
-			if it.rtcp {
-				w.rtcp.add(s, it.p, s.rtcpDst, false)
-			} else {
-				w.rtp.add(s, it.p, s.rtpDst, gso)
-			}
+			w.taken[k] = it
 		}
 		if s.n == 0 {
 			s.queued.Store(0)
 		}
 		more := s.n > 0
 		s.mu.Unlock()
+		// protection and batching happen outside the lock: the hub must not wait for them
+		for _, it := range w.taken[:k] {
+			p := it.p
+			if s.srtp != nil {
+				if p = w.protect(s, it); p == nil {
+					continue
+				}
+			}
+			if it.rtcp {
+				w.rtcp.add(s, p, s.rtcpDst, false)
+			} else {
+				w.rtp.add(s, p, s.rtpDst, gso)
+			}
+		}
+		clear(w.taken[:k])
 		taken += k
 		if wait != 0 || !more {
 			return taken, wait
 		}
 	}
 	return taken, 0
+}
+
+// protect encrypts a taken packet into a buffer of the sink's own and releases the shared
+// one; nil means it could not be protected (counted as an error, dropped).
+func (w *egressWorker) protect(s *UDPSink, it udpItem) *Packet {
+	in := it.p
+	over := srtpOverhead
+	if it.rtcp {
+		over = srtcpOverhead
+	}
+	q := w.u.pool.Get(len(in.buf) + over)
+	var n int
+	var err error
+	if it.rtcp {
+		n, err = s.srtp.protectRTCP(q.buf, in.buf)
+	} else {
+		n, err = s.srtp.protectRTP(q.buf, in.buf)
+	}
+	in.Release()
+	if err != nil {
+		q.Release()
+		s.errors.Add(1)
+		return nil
+	}
+	q.buf = q.buf[:n]
+	return q
 }
 
 func (w *egressWorker) flush() {

@@ -67,6 +67,16 @@ type InterleavedWriter struct {
 	bufs    net.Buffers
 	backing [][]byte
 
+	// srtp[ch] protects the frames of channel ch (an SRTP reader's RTP channel and the RTCP
+	// one after it); set before the channel's sink exists, used only by the writer goroutine,
+	// which encrypts right before writing so the hub's fan-out never pays for it.
+	srtp [256]atomic.Pointer[ilProtector]
+	// protected frames of the batch being written, by batch position (nil: the slot's own
+	// packet goes out). The slots themselves are never changed outside mu: the ring may be
+	// copied into a larger one while a batch is written.
+	protHdr [interleavedBatch][4]byte
+	prot    [interleavedBatch]*Packet
+
 	packets, bytes, dropped, errs atomic.Uint64
 }
 
@@ -200,10 +210,23 @@ func (w *InterleavedWriter) run() {
 		var size uint64
 		for i := 0; i < k; i++ {
 			s := &slots[(start+i)%len(slots)]
+			if pr := w.srtp[s.hdr[1]].Load(); pr != nil {
+				q := w.protect(s, pr, &w.protHdr[i])
+				w.prot[i] = q
+				w.bufs = append(w.bufs, w.protHdr[i][:], q.buf)
+				size += uint64(len(q.buf))
+				continue
+			}
 			w.bufs = append(w.bufs, s.hdr[:], s.p.buf)
 			size += uint64(len(s.p.buf))
 		}
 		err := w.write()
+		for i := 0; i < k; i++ {
+			if q := w.prot[i]; q != nil {
+				q.Release()
+				w.prot[i] = nil
+			}
+		}
 
 		w.mu.Lock()
 		for i := 0; i < k; i++ {
@@ -300,9 +323,64 @@ func (w *InterleavedWriter) stop(err error) {
 	}
 }
 
+// ilProtector is the SRTP state of one interleaved reader track, shared by its RTP and RTCP
+// channels.
+type ilProtector struct {
+	p    *protector
+	rtcp bool
+}
+
+// protect returns the SRTP or SRTCP form of a slot's packet in a buffer of the writer's own,
+// with its frame header in hdr. A packet that cannot be protected goes out as an empty frame:
+// the slot is already committed to the batch, and a player skips an empty frame where a plain
+// one would be wrong.
+func (w *InterleavedWriter) protect(s *ilSlot, pr *ilProtector, hdr *[4]byte) *Packet {
+	in := s.p
+	over := srtpOverhead
+	if pr.rtcp {
+		over = srtcpOverhead
+	}
+	q := in.pool.Get(len(in.buf) + over)
+	var n int
+	var err error
+	if pr.rtcp {
+		n, err = pr.p.protectRTCP(q.buf, in.buf)
+	} else {
+		n, err = pr.p.protectRTP(q.buf, in.buf)
+	}
+	if err != nil || n > maxInterleavedFrame {
+		w.errs.Add(1)
+		n = 0
+	}
+	q.buf = q.buf[:n]
+	*hdr = [4]byte{'$', s.hdr[1], byte(n >> 8), byte(n)}
+	return q
+}
+
+// SRTPSink returns the sink for one SRTP reader track: like Sink, but every
+// frame is protected with k on the writer goroutine, right before it is
+// written.
+func (w *InterleavedWriter) SRTPSink(rtpChannel uint8, k SRTPKey) (Sink, error) {
+	if rtpChannel == 255 {
+		return nil, errors.New("rtp: interleaved RTP channel 255 leaves none for RTCP")
+	}
+	p, err := newProtector(k)
+	if err != nil {
+		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
+	}
+	w.srtp[rtpChannel].Store(&ilProtector{p: p})
+	w.srtp[rtpChannel+1].Store(&ilProtector{p: p, rtcp: true})
+	return &interleavedSink{w: w, ch: rtpChannel}, nil
+}
+
 // Sink returns the sink for one track: RTP goes out on rtpChannel, RTCP on
 // rtpChannel+1.
 func (w *InterleavedWriter) Sink(rtpChannel uint8) Sink {
+	// a channel pair an SRTP session used before on this connection is plain again
+	w.srtp[rtpChannel].Store(nil)
+	if rtpChannel < 255 {
+		w.srtp[rtpChannel+1].Store(nil)
+	}
 	return &interleavedSink{w: w, ch: rtpChannel}
 }
 

@@ -275,12 +275,17 @@ func (u *UDPPair) LocalAddr() netip.Addr { return u.laddr }
 // the pair's RTP and RTCP ports. Destinations may be unicast or multicast
 // groups. A sink made after Close is closed from the start.
 func (u *UDPPair) NewSink(rtpDst, rtcpDst netip.AddrPort) *UDPSink {
+	return u.newSink(rtpDst, rtcpDst, nil)
+}
+
+func (u *UDPPair) newSink(rtpDst, rtcpDst netip.AddrPort, p *protector) *UDPSink {
 	s := &UDPSink{
 		pair:    u,
 		rtpDst:  udpAddr(rtpDst),
 		rtcpDst: udpAddr(rtcpDst),
 		q:       make([]udpItem, min(initialUDPRing, u.cfg.QueueLen)),
 		max:     u.cfg.QueueLen,
+		srtp:    p,
 	}
 	u.sinksMu.Lock()
 	defer u.sinksMu.Unlock()
@@ -300,6 +305,18 @@ func (u *UDPPair) NewSink(rtpDst, rtcpDst netip.AddrPort) *UDPSink {
 	s.w = w
 	w.add(s)
 	return s
+}
+
+// NewSRTPSink is NewSink for a reader that gets SRTP and SRTCP protected with
+// k (AES_CM_128_HMAC_SHA1_80). The sink's egress worker protects each packet
+// into a buffer of its own right before sending, so the cost spreads over the
+// workers' cores like the sending itself.
+func (u *UDPPair) NewSRTPSink(rtpDst, rtcpDst netip.AddrPort, k SRTPKey) (*UDPSink, error) {
+	p, err := newProtector(k)
+	if err != nil {
+		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
+	}
+	return u.newSink(rtpDst, rtcpDst, p), nil
 }
 
 // udpAddr converts once per sink, so the batch can reference a ready

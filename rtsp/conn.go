@@ -48,6 +48,8 @@ type conn struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	// described holds the SRTP keys the last secure DESCRIBE of each route gave this client.
+	described map[string][]mediaKey
 	// routes maps an interleaved channel to its session and hub, read lock-free for every frame a
 	// TCP client sends; SETUP fills it and the session's close clears it.
 	routes [256]atomic.Pointer[frameRoute]
@@ -358,7 +360,11 @@ func (c *conn) onDescribe(req *base.Request) *base.Response {
 		return res
 	}
 	defer rs.Close()
-	sdp, err := ReaderSDP(rs.SDP(), path, c.local.Addr(), uint64(time.Now().Unix()))
+	keys, err := c.describeKeys(rs, path)
+	if err != nil {
+		return errResponse(err)
+	}
+	sdp, err := readerSDP(rs.SDP(), path, c.local.Addr(), uint64(time.Now().Unix()), keys)
 	if err != nil {
 		return errResponse(&Error{Status: base.StatusInternalServerError, Msg: "stream description unusable", Err: err})
 	}
@@ -411,6 +417,10 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	if err != nil {
 		return statusf(base.StatusBadRequest, "%v", err)
 	}
+	pubKeys, err := publisherKeys(ssd, time.Now())
+	if err != nil {
+		return statusf(base.StatusBadRequest, "%v", err)
+	}
 	release, res := c.reserveSession(path)
 	if res != nil {
 		return res
@@ -427,6 +437,7 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	ss.pub = ps
 	ss.tracks = tracks
 	ss.controls = controlOf(ssd)
+	ss.pubKeys = pubKeys
 	ss.announceURL = req.URL.String()
 	c.adopt(ss)
 	return &base.Response{StatusCode: base.StatusOK, Header: base.Header{"Session": ss.header()}}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
@@ -78,6 +79,19 @@ var dropAttr = map[string]bool{
 // is addressed as trackID=N relative to the Content-Base, and attributes about the source's
 // transport are removed. It returns the rewritten SDP.
 func ReaderSDP(src []byte, title string, origin netip.Addr, sessionID uint64) ([]byte, error) {
+	return readerSDP(src, title, origin, sessionID, nil)
+}
+
+// mediaKey is what a secure reader description says of one media: its key,
+// as MIKEY a=key-mgmt (GStreamer, gortsplib) and SDES a=crypto (FFmpeg).
+type mediaKey struct {
+	key   rtp.SRTPKey
+	ssrcs []uint32
+}
+
+// readerSDP is ReaderSDP with, when keys is not nil, RTP/SAVP media that
+// carry keys[i].
+func readerSDP(src []byte, title string, origin netip.Addr, sessionID uint64, keys []mediaKey) ([]byte, error) {
 	in, _, err := parseSDP(src)
 	if err != nil {
 		return nil, err
@@ -102,13 +116,25 @@ func ReaderSDP(src []byte, title string, origin netip.Addr, sessionID uint64) ([
 	b.WriteString("a=control:*\r\n")
 	b.WriteString("a=range:npt=0-\r\n")
 	for i, md := range in.MediaDescriptions {
-		writeMedia(&b, md, i)
+		var k *mediaKey
+		if keys != nil {
+			if i >= len(keys) {
+				return nil, fmt.Errorf("no SRTP key for media %d", i)
+			}
+			k = &keys[i]
+		}
+		if err := writeMedia(&b, md, i, k); err != nil {
+			return nil, err
+		}
 	}
 	return []byte(b.String()), nil
 }
 
-func writeMedia(b *strings.Builder, md *psdp.MediaDescription, i int) {
+func writeMedia(b *strings.Builder, md *psdp.MediaDescription, i int, k *mediaKey) error {
 	proto := "RTP/AVP"
+	if k != nil {
+		proto = "RTP/SAVP"
+	}
 	fmt.Fprintf(b, "m=%s 0 %s %s\r\n", md.MediaName.Media, proto, strings.Join(md.MediaName.Formats, " "))
 	if md.MediaTitle != nil {
 		fmt.Fprintf(b, "i=%s\r\n", sanitizeLine(string(*md.MediaTitle)))
@@ -130,7 +156,56 @@ func writeMedia(b *strings.Builder, md *psdp.MediaDescription, i int) {
 			fmt.Fprintf(b, "a=%s:%s\r\n", sanitizeLine(a.Key), sanitizeLine(a.Value))
 		}
 	}
+	if k != nil {
+		km, err := keyMgmtAttr(k.key, k.ssrcs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(b, "a=key-mgmt:%s\r\n", km)
+		fmt.Fprintf(b, "a=crypto:%s\r\n", cryptoAttr(k.key))
+	}
 	fmt.Fprintf(b, "a=control:trackID=%d\r\n", i)
+	return nil
+}
+
+// publisherKeys reads the keys an announced description gives for each media
+// (a=key-mgmt MIKEY, else a=crypto SDES); nil entries are media without
+// keys. A key attribute that cannot be used is an error, not plain RTP.
+func publisherKeys(ssd *sdp.SessionDescription, now time.Time) ([]*SRTPParams, error) {
+	out := make([]*SRTPParams, len(ssd.MediaDescriptions))
+	var session *SRTPParams
+	for _, a := range ssd.Attributes {
+		if a.Key == "key-mgmt" {
+			p, err := parseKeyMgmtAttr(a.Value, now)
+			if err != nil {
+				return nil, err
+			}
+			session = &p
+		}
+	}
+	for i, md := range ssd.MediaDescriptions {
+		out[i] = session
+		for _, a := range md.Attributes {
+			var p SRTPParams
+			var err error
+			switch a.Key {
+			case "key-mgmt":
+				p, err = parseKeyMgmtAttr(a.Value, now)
+			case "crypto":
+				if out[i] != nil && out[i] != session {
+					continue // MIKEY wins over SDES
+				}
+				p.Key, err = ParseCrypto(a.Value)
+			default:
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("media %d: %w", i+1, err)
+			}
+			out[i] = &p
+		}
+	}
+	return out, nil
 }
 
 func zeroAddr(a netip.Addr) string {

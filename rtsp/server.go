@@ -3,6 +3,7 @@ package rtsp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,7 +21,13 @@ type ServerConfig struct {
 	// Listen is the TCP address to accept RTSP on, e.g. ":8554". Ignored when Listener is set.
 	Listen string
 	// Listener, when set, is used instead of opening Listen (tests, socket activation).
+	// Listen "" and no Listener turn plain RTSP off.
 	Listener net.Listener
+	// TLSListen is the TCP address of the RTSPS listener (e.g. ":8322"); "" with no
+	// TLSListener means no RTSPS. TLSConfig is required with either.
+	TLSListen   string
+	TLSListener net.Listener
+	TLSConfig   *tls.Config
 	// ReadTimeout bounds reading one request once its first byte arrived, and how long a connection
 	// without a session may stay idle.
 	ReadTimeout time.Duration
@@ -83,9 +90,10 @@ func (c *ServerConfig) setDefaults() {
 
 // Server accepts RTSP connections and runs their sessions.
 type Server struct {
-	cfg ServerConfig
-	ln  net.Listener
-	log *slog.Logger
+	cfg   ServerConfig
+	ln    net.Listener // plain RTSP, nil when off
+	tlsLn net.Listener // RTSPS, nil when off
+	log   *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,17 +114,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("rtsp: server needs a handler")
 	}
-	ln := cfg.Listener
-	if ln == nil {
-		var err error
-		ln, err = net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("rtsp: listen on %q: %w", cfg.Listen, err)
-		}
+	ln, tlsLn, err := openListeners(cfg)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		cfg: cfg, ln: ln, tlsLn: tlsLn, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		conns: map[*conn]struct{}{}, sessions: map[string]*session{}, lim: newLimiter(cfg.Limits),
 	}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
@@ -127,21 +131,39 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
-// Addr is the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// Addr is the address the plain RTSP listener listens on (the RTSPS one's when plain RTSP is off).
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return s.tlsLn.Addr()
+	}
+	return s.ln.Addr()
+}
 
-// Start runs the accept loop and the session reaper in the background; Close ends them.
+// TLSAddr is the address of the RTSPS listener, nil when RTSPS is off.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tlsLn == nil {
+		return nil
+	}
+	return s.tlsLn.Addr()
+}
+
+// Start runs the accept loops and the session reaper in the background; Close ends them.
 func (s *Server) Start() {
-	s.wg.Add(2)
-	go s.acceptLoop()
+	for _, ln := range []net.Listener{s.ln, s.tlsLn} {
+		if ln != nil {
+			s.wg.Add(1)
+			go s.acceptLoop(ln, ln == s.tlsLn)
+		}
+	}
+	s.wg.Add(1)
 	go s.reapLoop()
 }
 
-func (s *Server) acceptLoop() {
+func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 	defer s.wg.Done()
 	var backoff time.Duration
 	for {
-		nc, err := s.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
@@ -178,6 +200,7 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		c := newConn(s, nc)
+		c.secure = secure
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -273,7 +296,14 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
-	err := s.ln.Close()
+	var err error
+	for _, ln := range []net.Listener{s.ln, s.tlsLn} {
+		if ln != nil {
+			if e := ln.Close(); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
 	for _, c := range conns {
 		c.nc.Close()
 	}

@@ -32,6 +32,8 @@ type trackSetup struct {
 	hub       *rtp.Hub
 	sink      rtp.Sink // interleaved reader sink while playing
 	transport headers.Transport
+	// srtp keys an interleaved reader's sink (nil: plain)
+	srtp *rtp.SRTPKey
 }
 
 // session is one RTSP session: a reader (read != nil) or a publisher (pub != nil).
@@ -49,6 +51,7 @@ type session struct {
 	announceURL string
 	// release frees the session's slot in the limits (set before the session is shared).
 	release func()
+	pubKeys     []*SRTPParams // publisher's per-media SRTP keys from its ANNOUNCE (nil entries: none)
 
 	mu     sync.Mutex
 	state  sessionState
@@ -67,6 +70,9 @@ type frameRoute struct {
 	ss   *session
 	hub  *rtp.Hub
 	rtcp bool
+	// srtp unprotects an SRTP publisher's frames (nil: plain); only the connection's read
+	// goroutine uses it
+	srtp *rtp.SRTPUnprotector
 }
 
 func newSession(c *conn, path, base string) *session {
@@ -160,17 +166,18 @@ func (ss *session) ensureSetups() {
 	}
 }
 
-// pickTransport chooses the first transport of the client's list that the server allows for mode.
-func (ss *session) pickTransport(ts []headers.Transport, record bool) (headers.Transport, bool) {
+// pickTransport chooses the first transport of the client's list that the server allows for mode
+// and for the SRTP policy sp.
+func (ss *session) pickTransport(ts []headers.Transport, record bool, sp srtpPolicy) (headers.Transport, bool) {
 	cfg := ss.c.s.cfg
 	for _, t := range ts {
-		if t.Secure {
-			continue // SRTP is not negotiated yet on this front door
+		multicast := t.Delivery != nil && *t.Delivery == headers.TransportDeliveryMulticast
+		if !sp.allows(t.Secure, multicast) {
+			continue
 		}
 		if t.Mode != nil && (*t.Mode == headers.TransportModeRecord) != record {
 			continue
 		}
-		multicast := t.Delivery != nil && *t.Delivery == headers.TransportDeliveryMulticast
 		switch {
 		case t.Protocol == headers.TransportProtocolTCP:
 			if cfg.AllowTCP {
@@ -209,12 +216,12 @@ func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Re
 }
 
 // markChannels routes a track's interleaved channels to this session; publishers' frames go to hub.
-func (ss *session) markChannels(ch uint8, hub *rtp.Hub) {
+func (ss *session) markChannels(ch uint8, hub *rtp.Hub, un *rtp.SRTPUnprotector) {
 	if ss.read != nil {
 		hub = nil
 	}
-	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub})
-	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, rtcp: true})
+	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub, srtp: un})
+	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, rtcp: true, srtp: un})
 }
 
 func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers.Transport) *base.Response {
@@ -227,9 +234,14 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 		return statusf(base.StatusNotFound, "track %d does not exist (the stream has %d)", track, len(ss.tracks))
 	}
 	ss.ensureSetups()
-	t, ok := ss.pickTransport(ts, false)
+	sp := ss.readPolicy(c)
+	t, ok := ss.pickTransport(ts, false, sp)
 	if !ok {
-		return statusf(base.StatusUnsupportedTransport, "none of the offered transports is enabled here")
+		return statusf(base.StatusUnsupportedTransport, "none of the offered transports is enabled here%s", sp.why())
+	}
+	key, res := ss.readerKey(c, req, track, t.Secure, sp)
+	if res != nil {
+		return res
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
@@ -237,7 +249,7 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 	if st.done {
 		return statusf(base.StatusMethodNotValidInThisState, "track %d is already set up", track)
 	}
-	reply := headers.Transport{Protocol: t.Protocol}
+	reply := headers.Transport{Protocol: t.Protocol, Secure: t.Secure}
 	delivery := headers.TransportDeliveryUnicast
 	switch {
 	case t.Protocol == headers.TransportProtocolTCP:
@@ -249,8 +261,8 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 		if err != nil {
 			return errResponse(err)
 		}
-		st.tcp, st.channel, st.hub = true, ch, hub
-		ss.markChannels(ch, hub)
+		st.tcp, st.channel, st.hub, st.srtp = true, ch, hub, key
+		ss.markChannels(ch, hub, nil)
 		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
 		ssrc := hub.SSRC()
 		reply.SSRC = &ssrc
@@ -278,7 +290,14 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 			return statusf(base.StatusBadRequest, "client_port %d-%d is out of range", ports[0], ports[1])
 		}
 		ip := c.remote.Addr()
-		us, err := ss.read.SetupUDP(ctx, track, netip.AddrPortFrom(ip, uint16(ports[0])), netip.AddrPortFrom(ip, uint16(ports[1])))
+		rtpDst, rtcpDst := netip.AddrPortFrom(ip, uint16(ports[0])), netip.AddrPortFrom(ip, uint16(ports[1]))
+		var us UDPSetup
+		var err error
+		if key != nil {
+			us, err = ss.read.(SRTPStream).SetupSRTPUDP(ctx, track, rtpDst, rtcpDst, SRTPParams{Key: *key})
+		} else {
+			us, err = ss.read.SetupUDP(ctx, track, rtpDst, rtcpDst)
+		}
 		if err != nil {
 			return errResponse(err)
 		}
@@ -293,7 +312,11 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 		reply.SSRC = &us.SSRC
 	}
 	reply.Delivery = &delivery
-	return ss.setupDone(st, reply, headers.TransportModePlay)
+	res = ss.setupDone(st, reply, headers.TransportModePlay)
+	if t.Secure {
+		return withKeyMgmt(res, req, *key, reply.SSRC)
+	}
+	return res
 }
 
 // setupDone records a track's negotiated transport and answers the SETUP.
@@ -329,13 +352,18 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 	if st.done {
 		return statusf(base.StatusMethodNotValidInThisState, "track %d is already set up", track)
 	}
-	t, ok := ss.pickTransport(ts, true)
+	sp := ss.recordPolicy(c, track)
+	t, ok := ss.pickTransport(ts, true, sp)
 	if !ok {
-		return statusf(base.StatusUnsupportedTransport, "none of the offered transports is enabled for publishing (mode=record over UDP or TCP)")
+		return statusf(base.StatusUnsupportedTransport, "none of the offered transports is enabled for publishing (mode=record over UDP or TCP)%s", sp.why())
+	}
+	params, res := ss.publisherKey(req, track, t.Secure, sp)
+	if res != nil {
+		return res
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	reply := headers.Transport{Protocol: t.Protocol}
+	reply := headers.Transport{Protocol: t.Protocol, Secure: t.Secure}
 	if t.Protocol == headers.TransportProtocolTCP {
 		ch, res := ss.allocChannel(t, track)
 		if res != nil {
@@ -345,8 +373,14 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 		if err != nil {
 			return errResponse(err)
 		}
+		var un *rtp.SRTPUnprotector
+		if params != nil {
+			if un, err = rtp.NewSRTPUnprotector(params.Key, params.ROCs); err != nil {
+				return errResponse(err)
+			}
+		}
 		st.tcp, st.channel, st.hub = true, ch, hub
-		ss.markChannels(ch, hub)
+		ss.markChannels(ch, hub, un)
 		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
 	} else {
 		ports := t.ClientPorts
@@ -354,7 +388,14 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 			return statusf(base.StatusBadRequest, "client_port %d-%d is out of range", ports[0], ports[1])
 		}
 		ip := c.remote.Addr()
-		us, err := ss.pub.SetupUDP(ctx, track, netip.AddrPortFrom(ip, uint16(ports[0])), netip.AddrPortFrom(ip, uint16(ports[1])))
+		rtpSrc, rtcpSrc := netip.AddrPortFrom(ip, uint16(ports[0])), netip.AddrPortFrom(ip, uint16(ports[1]))
+		var us UDPSetup
+		var err error
+		if params != nil {
+			us, err = ss.pub.(SRTPStream).SetupSRTPUDP(ctx, track, rtpSrc, rtcpSrc, *params)
+		} else {
+			us, err = ss.pub.SetupUDP(ctx, track, rtpSrc, rtcpSrc)
+		}
 		if err != nil {
 			return errResponse(err)
 		}
@@ -363,7 +404,16 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 	}
 	delivery := headers.TransportDeliveryUnicast
 	reply.Delivery = &delivery
-	return ss.setupDone(st, reply, headers.TransportModeRecord)
+	res = ss.setupDone(st, reply, headers.TransportModeRecord)
+	if t.Secure {
+		// our key for the RTCP we would send the publisher; RFC 4567 answers a KeyMgmt with one
+		k, err := rtp.NewSRTPKey()
+		if err != nil {
+			return errResponse(err)
+		}
+		return withKeyMgmt(res, req, k, nil)
+	}
+	return res
 }
 
 func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
@@ -399,7 +449,15 @@ func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
 			continue
 		}
 		if st.tcp {
-			st.sink = c.w.Sink(st.channel)
+			if st.srtp != nil {
+				sink, err := c.w.SRTPSink(st.channel, *st.srtp)
+				if err != nil {
+					return errResponse(err)
+				}
+				st.sink = sink
+			} else {
+				st.sink = c.w.Sink(st.channel)
+			}
 			st.hub.AddSink(st.sink)
 		}
 		e := &headers.RTPInfoEntry{URL: cb + "trackID=" + itoa(i)}
@@ -484,6 +542,17 @@ func (ss *session) onFrame(r *frameRoute, b []byte) {
 		return
 	}
 	var err error
+	if r.srtp != nil {
+		if r.rtcp {
+			b, err = r.srtp.RTCP(b)
+		} else {
+			b, err = r.srtp.RTP(b)
+		}
+		if err != nil {
+			ss.c.log.Debug("rtsp publisher sent a packet that failed SRTP", "session", ss.id, "err", err)
+			return
+		}
+	}
 	if r.rtcp {
 		err = r.hub.WriteRTCP(b)
 	} else {

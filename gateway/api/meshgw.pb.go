@@ -1518,7 +1518,16 @@ type Flow struct {
 	NackWaitNanos int64 `protobuf:"varint,42,opt,name=nack_wait_nanos,json=nackWaitNanos,proto3" json:"nack_wait_nanos,omitempty"`
 	// source.rtp settings (node.Flow SDP, RTPInterface, FECColumns/FECRows, Leg2, Skew); unset for
 	// other kinds.
-	RtpSource     *RtpSource `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
+	RtpSource *RtpSource `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
+	// SRTP and TLS (issue 5, helper srtp; field numbers 50+).
+	// srtp_key is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) of an SRTP reader's
+	// sink, a publisher's ingress or both ends of a relay; it travels only on this mTLS channel and
+	// is never logged.
+	SrtpKey []byte `protobuf:"bytes,50,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
+	// srtp_rocs are an SRTP publisher's announced rollover counters by SSRC.
+	SrtpRocs map[uint32]uint32 `protobuf:"bytes,51,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// tls_ca is a pull source's PEM CA for rtsps://.
+	TlsCa         []byte `protobuf:"bytes,52,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1710,6 +1719,27 @@ func (x *Flow) GetNackWaitNanos() int64 {
 func (x *Flow) GetRtpSource() *RtpSource {
 	if x != nil {
 		return x.RtpSource
+	}
+	return nil
+}
+
+func (x *Flow) GetSrtpKey() []byte {
+	if x != nil {
+		return x.SrtpKey
+	}
+	return nil
+}
+
+func (x *Flow) GetSrtpRocs() map[uint32]uint32 {
+	if x != nil {
+		return x.SrtpRocs
+	}
+	return nil
+}
+
+func (x *Flow) GetTlsCa() []byte {
+	if x != nil {
+		return x.TlsCa
 	}
 	return nil
 }
@@ -2081,7 +2111,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xac\x06\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xdb\a\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -2108,10 +2138,16 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x04nack\x18) \x01(\bR\x04nack\x12&\n" +
 	"\x0fnack_wait_nanos\x18* \x01(\x03R\rnackWaitNanos\x127\n" +
 	"\n" +
-	"rtp_source\x18\x1e \x01(\v2\x18.meshgw.api.v1.RtpSourceR\trtpSource\x1a7\n" +
+	"rtp_source\x18\x1e \x01(\v2\x18.meshgw.api.v1.RtpSourceR\trtpSource\x12\x19\n" +
+	"\bsrtp_key\x182 \x01(\fR\asrtpKey\x12>\n" +
+	"\tsrtp_rocs\x183 \x03(\v2!.meshgw.api.v1.Flow.SrtpRocsEntryR\bsrtpRocs\x12\x15\n" +
+	"\x06tls_ca\x184 \x01(\fR\x05tlsCa\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rSrtpRocsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x89\x01\n" +
 	"\n" +
 	"OutputSpec\x12\x12\n" +
 	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
@@ -2166,7 +2202,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -2191,6 +2227,7 @@ var file_meshgw_proto_goTypes = []any{
 	(*RtpSource)(nil),      // 20: meshgw.api.v1.RtpSource
 	(*FlowStatus)(nil),     // 21: meshgw.api.v1.FlowStatus
 	nil,                    // 22: meshgw.api.v1.Flow.MetaEntry
+	nil,                    // 23: meshgw.api.v1.Flow.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -2218,13 +2255,14 @@ var file_meshgw_proto_depIdxs = []int32{
 	18, // 22: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
 	19, // 23: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
 	20, // 24: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	2,  // 25: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 26: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	26, // [26:27] is the sub-list for method output_type
-	25, // [25:26] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	23, // 25: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
+	2,  // 26: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 27: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	27, // [27:28] is the sub-list for method output_type
+	26, // [26:27] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -2250,7 +2288,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

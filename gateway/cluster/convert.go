@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"strings"
@@ -36,6 +37,15 @@ func FlowToProto(f node.Flow) *api.Flow {
 		Output:            outputToProto(f.Output),
 		Nack:              f.NACK,
 		NackWaitNanos:     int64(f.NACKWait),
+	}
+	if len(f.SRTPKey) > 0 {
+		p.SrtpKey = append([]byte(nil), f.SRTPKey...)
+	}
+	if len(f.SRTPROCs) > 0 {
+		p.SrtpRocs = maps.Clone(f.SRTPROCs)
+	}
+	if len(f.TLSCA) > 0 {
+		p.TlsCa = append([]byte(nil), f.TLSCA...)
 	}
 	if len(f.SSRCs) > 0 {
 		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
@@ -134,6 +144,15 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 		}
 		f.SDP, f.RTPInterface, f.Leg2 = r.Sdp, r.Interface, r.Leg2
 		f.FECColumns, f.FECRows, f.Skew = int(r.FecColumns), int(r.FecRows), time.Duration(r.SkewNanos)
+	}
+	if len(p.SrtpKey) > 0 {
+		f.SRTPKey = append([]byte(nil), p.SrtpKey...)
+	}
+	if len(p.SrtpRocs) > 0 {
+		f.SRTPROCs = maps.Clone(p.SrtpRocs)
+	}
+	if len(p.TlsCa) > 0 {
+		f.TLSCA = append([]byte(nil), p.TlsCa...)
 	}
 	if len(p.Meta) > 0 {
 		f.Meta = make(map[string]string, len(p.Meta))

@@ -1,7 +1,15 @@
 package cluster
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -15,6 +23,21 @@ import (
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
 )
+
+// testCAPEM is a self-signed certificate: a pull flow's TLS CA must hold one to validate.
+var testCAPEM = func() []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "camera"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<32, 0), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}()
 
 // fullFlow sets every field of node.Flow, so a field the conversion forgets shows up.
 func fullFlow() node.Flow {
@@ -34,6 +57,9 @@ func fullFlow() node.Flow {
 		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
 		NACK:   true, NACKWait: 150 * time.Millisecond,
 		SDP: "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
+		SRTPKey:  bytes.Repeat([]byte{7}, rtp.SRTPKeyLen),
+		SRTPROCs: map[uint32]uint32{0xdeadbeef: 2},
+		TLSCA:    testCAPEM,
 	}
 }
 
@@ -94,6 +120,7 @@ func TestFlowFromProtoErrors(t *testing.T) {
 		"backup of a backup": {with(ok(), func(p *api.Flow) { p.Backup.Backup = &api.Flow{Kind: "source.demo"} }), "backup of its own"},
 		"bad backup":         {with(ok(), func(p *api.Flow) { p.Backup.Rtp = "x" }), `flow f1: backup: flow : rtp: address "x"`},
 		"backup mode":        {with(ok(), func(p *api.Flow) { p.BackupMode = "hot" }), `backup mode "hot"`},
+		"short key":          {with(ok(), func(p *api.Flow) { p.SrtpKey = p.SrtpKey[:29] }), "SRTP key of 29 bytes"},
 	}
 	for name, c := range cases {
 		_, err := FlowFromProto(c.p)

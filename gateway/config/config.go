@@ -74,6 +74,8 @@ type Config struct {
 	LogFormat string
 	// RTSP is the rtsp: section, the front door readers and publishers use.
 	RTSP RTSP
+	// RTSPS is the rtsps: section, the TLS front door (off when absent).
+	RTSPS RTSPS
 	// Control is the control: section (meshgw control).
 	Control Control
 	// Node is the node: section: this process's node.
@@ -95,7 +97,8 @@ type Config struct {
 // RTSP is the rtsp: section.
 type RTSP struct {
 	// Listen is rtsp.listen, the TCP host:port of the RTSP server.
-	// Default ":8554" (all interfaces), the port mediamtx uses.
+	// Default ":8554" (all interfaces), the port mediamtx uses. "" turns
+	// plain RTSP off (then rtsps: must be set).
 	Listen string
 	// RTPPort is rtsp.rtp_port, the even UDP port readers' RTP goes out
 	// from. Default 8000; 0 lets the OS pick a free even/odd pair.
@@ -239,6 +242,13 @@ type Route struct {
 	BackupStall time.Duration
 	// BackupMode is BackupAuto (default), BackupMerge or BackupSwitch.
 	BackupMode string
+	// SRTP is routes.*.srtp: SRTPOff (default), SRTPOptional or
+	// SRTPRequired, the route's policy for readers and publishers.
+	SRTP string
+	// SourceTLSCA is routes.*.source_tls_ca, a PEM file of the CA (or
+	// self-signed certificate) an rtsps:// source is verified against
+	// instead of the system roots.
+	SourceTLSCA string
 	// Line is the line of the route's key in the config file, for messages
 	// about the route found after loading (e.g. "upstream refused").
 	Line int

@@ -119,12 +119,16 @@ func (p *parser) parse(data []byte) *Config {
 		}},
 		{"log_format", func(_, v *yaml.Node) { p.enum(&c.LogFormat, "log_format", v, LogText, LogJSON) }},
 		{"rtsp", func(_, v *yaml.Node) { p.rtsp(&c.RTSP, v) }},
+		{"rtsps", func(_, v *yaml.Node) { p.rtsps(&c.RTSPS, v) }},
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
 		{"auth", func(k, v *yaml.Node) { authKey = k; p.auth(&c.Auth, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
+	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
+		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
+	}
 	switch {
 	case c.Node.IsNodeOnly() && routes != nil:
 		p.errorf(routes, "routes: belong in the control's file; this file sets node.control, so it configures a node, which takes its routes from the control")
@@ -176,6 +180,7 @@ func defaultRoute() Route {
 	return Route{
 		Source:               SourcePublisher,
 		SourceTransport:      TransportAuto,
+		SRTP:                 SRTPOff,
 		OnDemandStartTimeout: 10 * time.Second,
 		OnDemandCloseAfter:   10 * time.Second,
 		ReconnectMin:         time.Second,
@@ -197,7 +202,9 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 		{"listen", func(_, v *yaml.Node) {
 			var s string
 			if p.strWant(&s, "rtsp.listen", v, `host:port like ":8554"`) {
-				if msg := checkListen(s); msg != "" {
+				if s == "" {
+					r.Listen = "" // plain RTSP off
+				} else if msg := checkListen(s); msg != "" {
 					p.errorf(v, "rtsp.listen: %s", msg)
 				} else {
 					r.Listen = s
@@ -362,7 +369,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		p.errorf(v, "%s: expected a mapping of route settings (source:, on_demand:, ...), got %s", path, describe(m))
 		return r, false
 	}
-	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode *yaml.Node
+	var srcNode, transportNode, onDemandNode, overrideNode, minNode, maxNode, tlsCANode *yaml.Node
 	var bk backupKeys
 	var rtpKeys rtpRouteKeys
 	p.fields(m, path, append(append(p.backupFields(&r, path, &bk), rtpKeys.fields()...), []field{
@@ -405,6 +412,12 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 			}
 		}},
 		{"allow_ips", func(_, v *yaml.Node) { r.AllowIPs = p.prefixes(path+".allow_ips", v) }},
+		{"srtp", func(_, v *yaml.Node) { p.routeSRTP(&r, path, v) }},
+		{"source_tls_ca", func(_, v *yaml.Node) {
+			if p.str(&r.SourceTLSCA, path+".source_tls_ca", v) {
+				tlsCANode = v
+			}
+		}},
 		{"reconnect_min", func(_, v *yaml.Node) {
 			if p.duration(&r.ReconnectMin, path+".reconnect_min", v, false) {
 				minNode = v
@@ -437,6 +450,9 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	}
 	if r.SourceTransport != TransportAuto && !r.IsPull() && !backupIsPull(r) && transportNode != nil {
 		p.errorf(transportNode, "%s: source_transport applies only to rtsp:// and rtsps:// sources", path)
+	}
+	if tlsCANode != nil && !strings.HasPrefix(r.Source, "rtsps://") {
+		p.errorf(tlsCANode, "%s: source_tls_ca applies only to rtsps:// sources", path)
 	}
 	if r.ReconnectMax < r.ReconnectMin && (minNode != nil || maxNode != nil) {
 		at := maxNode

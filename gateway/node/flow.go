@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -68,6 +69,9 @@ type Flow struct {
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
 	Tracks       []rtp.Track // publisher: the announced tracks; relay: the upstream's layout
+	// TLSCA is a pull source's PEM CA (or self-signed certificate) for rtsps://, instead of
+	// the system roots.
+	TLSCA []byte
 	// SSRCs are a relay's per-track upstream SSRCs (those of the upstream node's hubs). They tell
 	// apart the streams that arrive from one upstream address and become this node's hub SSRCs.
 	SSRCs []uint32
@@ -80,6 +84,14 @@ type Flow struct {
 	RTP, RTCP netip.AddrPort
 	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
 	Paused bool
+	// SRTPKey, when set, is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) a
+	// UDP sink protects its reader's packets with, or an ingress unprotects its publisher's
+	// with; a relay's sinks and its relay source share one, so node-to-node links carry SRTP.
+	// The control draws reader keys and hands them over its mTLS channel, so a remote node can
+	// serve an SRTP reader. Never logged: Flow's String and GoString redact it.
+	SRTPKey []byte
+	// SRTPROCs are the rollover counters an SRTP publisher announced per SSRC (MIKEY).
+	SRTPROCs map[uint32]uint32
 
 	// Backup, on a demo or pull source, is a second source (kind SourcePull or
 	// SourceDemo with its own URL, Transport, Reconnect*; ID and Stream are
@@ -134,8 +146,25 @@ func (f Flow) clone() Flow {
 		b := f.Backup.clone()
 		f.Backup = &b
 	}
+	f.SRTPKey = slices.Clone(f.SRTPKey)
+	f.TLSCA = slices.Clone(f.TLSCA)
+	f.SRTPROCs = maps.Clone(f.SRTPROCs)
 	return f
 }
+
+// String describes the flow for logs with its key redacted.
+func (f Flow) String() string {
+	key := ""
+	if len(f.SRTPKey) > 0 {
+		key = " (SRTP key redacted)"
+		f.SRTPKey = nil
+	}
+	type plain Flow // no String method: no recursion
+	return fmt.Sprintf("%+v%s", plain(f), key)
+}
+
+// GoString is String, so %#v redacts too.
+func (f Flow) GoString() string { return f.String() }
 
 // Validate checks a flow before it reaches the data plane, so a bad command gets a precise error.
 func (f Flow) Validate() error {
@@ -145,11 +174,17 @@ func (f Flow) Validate() error {
 	if f.Stream == "" {
 		return fmt.Errorf("flow %s: no stream", f.ID)
 	}
+	if len(f.SRTPKey) != 0 && len(f.SRTPKey) != rtp.SRTPKeyLen {
+		return fmt.Errorf("flow %s: SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), rtp.SRTPKeyLen)
+	}
 	switch f.Kind {
 	case SourceDemo:
 	case SourcePull:
 		if f.URL == "" {
 			return fmt.Errorf("flow %s: pull source without URL", f.ID)
+		}
+		if len(f.TLSCA) > 0 && !x509.NewCertPool().AppendCertsFromPEM(f.TLSCA) {
+			return fmt.Errorf("flow %s: TLS CA holds no PEM certificate", f.ID)
 		}
 	case SourceRTP:
 		if _, err := rtpSourceConfig(f); err != nil {
@@ -179,11 +214,17 @@ func (f Flow) Validate() error {
 		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
 			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
 		}
+		if len(f.SRTPKey) != 0 && len(f.SRTPKey) != rtp.SRTPKeyLen {
+			return fmt.Errorf("flow %s: relay SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), rtp.SRTPKeyLen)
+		}
 	case SinkRTP:
 		if err := f.Output.validate(f); err != nil {
 			return fmt.Errorf("flow %s: %w", f.ID, err)
 		}
 	case SinkUDP, SinkMulticast, IngressUDP:
+		if len(f.SRTPKey) != 0 && (len(f.SRTPKey) != rtp.SRTPKeyLen || f.Kind == SinkMulticast) {
+			return fmt.Errorf("flow %s: SRTP key of %d bytes on %s (want %d bytes, on sink.udp or ingress.udp)", f.ID, len(f.SRTPKey), f.Kind, rtp.SRTPKeyLen)
+		}
 		if f.Track < 0 {
 			return fmt.Errorf("flow %s: negative track", f.ID)
 		}
@@ -220,6 +261,8 @@ type FlowStatus struct {
 // For a relay source, Packets and Bytes are the RTP packets taken into its hubs, Dropped the
 // datagrams from its upstream addresses that no relay of the node expects (shared by the relays
 // from those addresses), Errors the packets its hubs rejected as malformed.
+// For an ingress or a pull source, Errors are the packets refused before the hub: SRTP that
+// failed authentication or the replay check, and replays from an rtsps:// pull.
 type FlowStats struct {
 	Packets, Bytes, Dropped, Errors uint64
 	// FEC counts FEC packets sent by a SinkRTP.

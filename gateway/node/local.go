@@ -1,13 +1,17 @@
 package node
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +90,10 @@ type flow struct {
 	sink  *rtp.UDPSink
 	hub   *rtp.Hub
 	added bool
+	// srtp unprotects an SRTP publisher's ingress or an encrypted relay (nil: plain). Only the
+	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
+	// re-pointed with a new key swaps it.
+	srtp atomic.Pointer[rtp.SRTPUnprotector]
 	// sources
 	player *demo.Player
 	puller *pull.Puller
@@ -93,7 +101,8 @@ type flow struct {
 	rtpSrc *rtp.RTPSource // SourceRTP
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
-	// pkts counts ingress packets; bytes and errs (rejected packets) are counted for relays
+	// pkts counts ingress packets; bytes are counted for relays; errs are packets refused
+	// (malformed relay packets, SRTP that failed, replays of an rtsps:// pull)
 	pkts, bytes, errs atomic.Uint64
 	// rtpout (output.go, nack.go): a SinkRTP's output; a NACK relay sink's history; a NACK
 	// relay source's per-track repair and its feedback sink to the upstream's RTCP address.
@@ -296,9 +305,15 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 			}
 		}
 	case SourcePull:
+		var tlsCfg *tls.Config
+		if len(f.TLSCA) > 0 {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(f.TLSCA) // Validate checked it holds a certificate
+			tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
 		fl.puller = pull.New(pull.Config{
 			URL: f.URL, Transport: f.Transport, ReconnectMin: f.ReconnectMin, ReconnectMax: f.ReconnectMax,
-			Logger: n.log.With("stream", f.Stream),
+			TLSConfig: tlsCfg, Logger: n.log.With("stream", f.Stream),
 		}, &pullHandler{n: n, s: s, f: fl})
 		start = fl.puller.Start
 	case SourceRTP:
@@ -314,6 +329,12 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		if replaced && n.events != nil {
 			// readers of the old layout cannot follow; the control ends them
 			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
+		}
+	}
+	if f.Kind == SourceRelay {
+		// an encrypted relay: the upstream node's relay sinks protect with the same key
+		if err := fl.setUnprotect(f); err != nil {
+			return nil, err
 		}
 	}
 	s.source = fl
@@ -351,6 +372,16 @@ type pullHandler struct {
 	n *Local
 	s *nodeStream
 	f *flow
+	// replay drops replayed packets per track of an rtsps:// pull: the pull client
+	// authenticates and decrypts SRTP but keeps no replay window. Rebuilt at every
+	// (re)connect, as a camera may restart its sequence numbers.
+	replay atomic.Pointer[[]*pullReplay]
+}
+
+// pullReplay is one track's replay filter; the pull client may call from a goroutine per track.
+type pullReplay struct {
+	mu sync.Mutex
+	f  *rtp.ReplayFilter
 }
 
 func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
@@ -361,6 +392,13 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 	}
 	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing, nil)
 	h.n.mu.Unlock()
+	if strings.HasPrefix(strings.ToLower(h.f.spec.URL), "rtsps://") {
+		rs := make([]*pullReplay, len(tracks))
+		for i := range rs {
+			rs[i] = &pullReplay{f: rtp.NewReplayFilter()}
+		}
+		h.replay.Store(&rs)
+	}
 	h.f.last.Store(time.Now().UnixNano())
 	if h.n.events != nil {
 		h.n.events.SourceReady(h.s.id, sdp, tracks, replaced)
@@ -369,6 +407,16 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 }
 
 func (h *pullHandler) WriteRTP(track int, pkt []byte) {
+	if rs := h.replay.Load(); rs != nil && track >= 0 && track < len(*rs) {
+		r := (*rs)[track]
+		r.mu.Lock()
+		fresh := r.f.Fresh(pkt)
+		r.mu.Unlock()
+		if !fresh {
+			h.f.errs.Add(1)
+			return
+		}
+	}
 	if hub := h.s.liveHub(track); hub != nil {
 		h.f.pkts.Add(1)
 		_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
@@ -482,6 +530,12 @@ func (n *Local) updateRelayLocked(fl *flow, f Flow) (FlowStatus, error) {
 		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 	}
 	prev := fl.spec
+	if !bytes.Equal(prev.SRTPKey, f.SRTPKey) {
+		// a re-pointed relay comes with a new key (its new upstream starts its own index)
+		if err := fl.setUnprotect(f); err != nil {
+			return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
+		}
+	}
 	// Pacing belongs to the hubs, which stay: the created value stands, as do the NACK settings.
 	f.Pacing, f.NACK, f.NACKWait = prev.Pacing, prev.NACK, prev.NACKWait
 	fl.spec = f
@@ -499,9 +553,30 @@ func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
 	if err := n.peerConflictLocked(fl, f); err != nil {
 		return FlowStatus{}, err
 	}
+	if err := fl.setUnprotect(f); err != nil {
+		return FlowStatus{}, err
+	}
 	n.addFlowLocked(fl)
 	n.movePeersLocked(fl, Flow{}, f)
 	return n.statusLocked(fl), nil
+}
+
+// setUnprotect gives an ingress or relay flow the unprotector of f's key (none without one).
+func (fl *flow) setUnprotect(f Flow) error {
+	if len(f.SRTPKey) == 0 {
+		fl.srtp.Store(nil)
+		return nil
+	}
+	k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	un, err := rtp.NewSRTPUnprotector(k, f.SRTPROCs)
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	fl.srtp.Store(un)
+	return nil
 }
 
 // Delete implements Node. Deleting an unknown flow is not an error: commands are idempotent.
@@ -632,7 +707,8 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		ss := fl.sink.Stats()
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
 	} else {
-		st.Packets = fl.pkts.Load()
+		// ingress and pulls: packets taken; errors are SRTP packets refused (forged, replayed)
+		st.Packets, st.Errors = fl.pkts.Load(), fl.errs.Load()
 	}
 	if fl.sel != nil {
 		st.Backup = fl.sel.stats()

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -209,5 +210,19 @@ func TestPublisherHubsSurviveForSinks(t *testing.T) {
 	}
 	if _, err := n.Hub("p", 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("orphan stream kept: %v", err)
+	}
+}
+
+// TestFlowKeyRedacted: a flow printed in any form, as a log line would, never shows its SRTP key.
+func TestFlowKeyRedacted(t *testing.T) {
+	key := []byte("0123456789abcdefghijklmnopqrst")
+	f := Flow{ID: "rd1", Kind: SinkUDP, Stream: "s", SRTPKey: key}
+	for _, s := range []string{fmt.Sprint(f), fmt.Sprintf("%v %+v %#v %s", f, f, f, f), fmt.Sprint(&f)} {
+		if strings.Contains(s, "0123456789") || strings.Contains(s, fmt.Sprint(key[:4])) || !strings.Contains(s, "redacted") {
+			t.Fatalf("flow printed as %q", s)
+		}
+	}
+	if string(f.SRTPKey) != string(key) {
+		t.Fatal("printing changed the flow's key")
 	}
 }

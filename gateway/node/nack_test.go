@@ -493,7 +493,7 @@ func FuzzRelayRx(f *testing.F) {
 
 // BenchmarkRelayIngressNACK is BenchmarkRelayIngress with the relay's NACK repair on (no loss:
 // the cost of watching for gaps); 0 allocs/op.
-func BenchmarkRelayIngressNACK(b *testing.B) { benchRelayIngress(b, true) }
+func BenchmarkRelayIngressNACK(b *testing.B) { benchRelayIngress(b, true, false) }
 
 // BenchmarkRelayHistory is the sending side's extra cost per packet with NACK on: keeping the
 // packet in the history ring on its way to the UDP sink (sending runs on the egress worker),

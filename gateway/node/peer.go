@@ -102,6 +102,13 @@ func (p *peer) publish() {
 func (p *peer) handleRTP(b []byte) {
 	if in := p.ingress.Load(); in != nil {
 		in.fl.last.Store(time.Now().UnixNano())
+		if un := in.fl.srtp.Load(); un != nil {
+			var err error
+			if b, err = un.RTP(b); err != nil {
+				in.fl.errs.Add(1) // forged, replayed or damaged: never reaches the hub
+				return
+			}
+		}
 		in.fl.pkts.Add(1)
 		_ = in.hub.WriteRTP(b) // invalid packets are counted by the hub
 		return
@@ -114,6 +121,13 @@ func (p *peer) handleRTP(b []byte) {
 	if !ok {
 		p.dropped.Add(1)
 		return
+	}
+	if un := r.fl.srtp.Load(); un != nil {
+		var err error
+		if b, err = un.RTP(b); err != nil {
+			r.fl.errs.Add(1) // not from the upstream node that holds the relay's key
+			return
+		}
 	}
 	r.fl.last.Store(time.Now().UnixNano())
 	if r.rx != nil {
@@ -146,12 +160,26 @@ func (p *peer) handleRTCP(b []byte) {
 		answerNACKs(b, alive) // a far node asking its relay sinks for lost packets
 	}
 	if in := p.ingress.Load(); in != nil {
+		if un := in.fl.srtp.Load(); un != nil {
+			var err error
+			if b, err = un.RTCP(b); err != nil {
+				in.fl.errs.Add(1)
+				return
+			}
+		}
 		in.fl.last.Store(now)
 		_ = in.hub.WriteRTCP(b)
 		return
 	}
 	if ssrc, ok := rtcpSender(b); ok {
 		if r, ok := (*p.routes.Load())[ssrc]; ok {
+			if un := r.fl.srtp.Load(); un != nil {
+				var err error
+				if b, err = un.RTCP(b); err != nil {
+					r.fl.errs.Add(1)
+					return
+				}
+			}
 			r.fl.last.Store(now)
 			// the upstream hub's sender reports give the relay hub its NTP/RTP mapping
 			if err := r.hub.WriteRTCP(b); err != nil && !errors.Is(err, rtp.ErrClosed) {

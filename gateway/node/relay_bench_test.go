@@ -63,11 +63,17 @@ func FuzzRelayDemux(f *testing.F) {
 
 // BenchmarkRelayIngress is a relayed stream's path through the receiving node: a datagram from
 // the upstream node's address (recvmmsg), the relay's SSRC demux, the transparent hub, one UDP
-// reader. One op = one packet in and out.
-func BenchmarkRelayIngress(b *testing.B) { benchRelayIngress(b, false) }
+// reader. One op = one packet in and out. "srtp" is the encrypted relay: the datagrams are SRTP
+// (protected by the benchmark as the upstream node would) and the node authenticates and
+// decrypts each before its hub.
+func BenchmarkRelayIngress(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchRelayIngress(b, false, false) })
+	b.Run("srtp", func(b *testing.B) { benchRelayIngress(b, false, true) })
+}
 
-// benchRelayIngress is BenchmarkRelayIngress, with NACK repair on the relays when nack is set.
-func benchRelayIngress(b *testing.B, nack bool) {
+// benchRelayIngress is BenchmarkRelayIngress, with NACK repair on the relays when nack is set and
+// SRTP when secure is.
+func benchRelayIngress(b *testing.B, nack, secure bool) {
 	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0", QueueLen: 1024}})
 	if err != nil {
 		b.Fatal(err)
@@ -82,11 +88,23 @@ func benchRelayIngress(b *testing.B, nack bool) {
 	_ = src.SetWriteBuffer(4 << 20)
 	up := src.LocalAddr().(*net.UDPAddr).AddrPort()
 	ctx := context.Background()
+	var key []byte
+	var prot *rtp.SRTPProtector
+	if secure {
+		k, err := rtp.NewSRTPKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		key = k[:]
+		if prot, err = rtp.NewSRTPProtector(k); err != nil {
+			b.Fatal(err)
+		}
+	}
 	// a second relay from the same address, so the demux has a choice to make
 	for i, ssrc := range []uint32{0x5eed, 0xbeef} {
 		id, stream := "rel"+string(rune('a'+i)), "s"+string(rune('a'+i))
 		if _, err := n.Apply(ctx, Flow{ID: id, Kind: SourceRelay, Stream: stream, Tracks: video, SSRCs: []uint32{ssrc},
-			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1), NACK: nack}); err != nil {
+			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1), NACK: nack, SRTPKey: key}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -117,6 +135,7 @@ func benchRelayIngress(b *testing.B, nack bool) {
 	pkt := make([]byte, 12+1200)
 	pkt[0], pkt[1] = 0x80, 96
 	binary.BigEndian.PutUint32(pkt[8:], 0x5eed)
+	wire := make([]byte, len(pkt)+10)
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -124,7 +143,15 @@ func benchRelayIngress(b *testing.B, nack bool) {
 	for i := 0; b.Loop(); i++ {
 		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
 		binary.BigEndian.PutUint32(pkt[4:], uint32(i/4*3000))
-		if _, err := src.Write(pkt); err != nil {
+		out := pkt
+		if prot != nil {
+			m, err := prot.ProtectRTP(wire, pkt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out = wire[:m]
+		}
+		if _, err := src.Write(out); err != nil {
 			b.Fatal(err)
 		}
 		// stay under the sockets' and the queue's capacity: measure relaying, not loss
@@ -148,4 +175,7 @@ func benchRelayIngress(b *testing.B, nack bool) {
 	st, _ := n.Stats("rd")
 	b.ReportMetric(float64(sent-hub.Stats().PacketsIn), "lost-in")
 	b.ReportMetric(float64(st.Dropped), "drops")
+	if rs, _ := n.Stats("rela"); rs.Errors != 0 {
+		b.Fatalf("%d relayed packets refused", rs.Errors)
+	}
 }

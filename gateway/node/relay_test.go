@@ -488,3 +488,61 @@ func checkFlow(t *testing.T, got, want Flow) {
 		t.Fatalf("flow %s:\n got %+v\nwant %+v", want.ID, got, want)
 	}
 }
+
+// TestRelayEncrypted: a relay whose sinks and source share an SRTP key delivers A's line to B's
+// reader in clear; a relay source holding another key takes nothing from the same upstream and
+// counts every datagram it refused.
+func TestRelayEncrypted(t *testing.T) {
+	for _, sameKey := range []bool{true, false} {
+		t.Run(fmt.Sprintf("same-key=%v", sameKey), func(t *testing.T) {
+			ev := &recEvents{}
+			a, b := newLocal(t, ev), newLocal(t, nil)
+			mustApply(t, a, Flow{ID: "src", Version: 1, Kind: SourceDemo, Stream: "s1"})
+			ev.mu.Lock()
+			tracks := ev.tracks["s1"]
+			ev.mu.Unlock()
+			k1, err := rtp.NewSRTPKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			k2 := k1
+			if !sameKey {
+				if k2, err = rtp.NewSRTPKey(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bRTP, bRTCP := pairAddrs(b)
+			ssrcs := make([]uint32, len(tracks))
+			for i := range tracks {
+				st := mustApply(t, a, Flow{ID: fmt.Sprintf("relay%d", i), Version: 1, Kind: SinkUDP, Stream: "s1", Track: i, RTP: bRTP, RTCP: bRTCP, SRTPKey: k1[:]})
+				ssrcs[i] = st.SSRC
+			}
+			aRTP, aRTCP := pairAddrs(a)
+			mustApply(t, b, Flow{ID: "rel", Version: 1, Kind: SourceRelay, Stream: "s1", Tracks: tracks, SSRCs: ssrcs, RTP: aRTP, RTCP: aRTCP, SRTPKey: k2[:]})
+			onB := newTestReader(t)
+			mustApply(t, b, sinkTo("rdB", "s1", onB))
+			if sameKey {
+				got := onB.wait(t, 40, 5*time.Second)
+				checkLine(t, got, ssrcs[0], 200)
+				return
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				rs, err := b.Stats("rel")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rs.Errors >= 40 {
+					if rs.Packets != 0 || len(onB.snapshot()) != 0 {
+						t.Fatalf("a relay with the wrong key let %d packets through (%d to the reader)", rs.Packets, len(onB.snapshot()))
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("relay with the wrong key: stats %+v after 5 s, want >= 40 refused", rs)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -19,7 +19,7 @@ import (
 //go:embed camera.py
 var cameraScript string
 
-var cameraReadyRE = regexp.MustCompile(`(?m)^READY (rtsp://\S+)`)
+var cameraReadyRE = regexp.MustCompile(`(?m)^READY (rtsps?://\S+)`)
 
 // CameraOpts configures StartCamera.  Zero values take the defaults noted.
 type CameraOpts struct {
@@ -55,6 +55,11 @@ type CameraOpts struct {
 	// can abort when several clients of a shared media connect at once,
 	// so the default is one pipeline per client.
 	Shared bool
+	// TLSCert and TLSKey (PEM files) serve RTSPS on Port; URL is then rtsps://.
+	TLSCert, TLSKey string
+	// SRTP offers RTP/SAVP only, keyed by MIKEY (needs TLS for clients that
+	// insist on RTSPS for keys, such as gortsplib).
+	SRTP bool
 	// ReadyTimeout bounds the wait for the READY line (default 30 s).
 	ReadyTimeout time.Duration
 }
@@ -135,6 +140,11 @@ func CameraArgs(opts CameraOpts) []string {
 	add("--auth-method", opts.AuthMethod)
 	if opts.Shared {
 		a = append(a, "--shared")
+	}
+	add("--tls-cert", opts.TLSCert)
+	add("--tls-key", opts.TLSKey)
+	if opts.SRTP {
+		a = append(a, "--srtp")
 	}
 	return a
 }

@@ -20,6 +20,10 @@ media sections (default 1), decodes each stream and prints
 Stdout lines: "READY rtsp://BIND:PORT/PATH" once listening (--port 0 picks a
 free port), "CLIENT ..." per connection, "STOP (reason)" before exiting 0 on
 SIGTERM/SIGINT or after --duration seconds.
+
+--tls-cert/--tls-key serve RTSPS on the same port (READY then says
+rtsps://); --srtp offers RTP/SAVP only, keyed by MIKEY (GStreamer's srtpenc
+with a random key per stream).
 """
 import argparse
 import signal
@@ -30,7 +34,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
 def say(msg):
@@ -134,6 +138,27 @@ def add_auth(server, factories, userpass, method):
     server.set_auth(auth)
 
 
+def add_tls(server, factories, cert, key):
+    """Serve TLS with cert/key; without --auth every client may play and record."""
+    auth = server.get_auth()
+    anonymous = auth is None
+    if anonymous:
+        auth = GstRtspServer.RTSPAuth()
+    auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(cert, key))
+    auth.set_tls_authentication_mode(Gio.TlsAuthenticationMode.NONE)
+    if anonymous:
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "anonymous")
+        auth.set_default_token(token)
+        perms = GstRtspServer.RTSPPermissions()
+        for perm in (GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS,
+                     GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT):
+            perms.add_permission_for_role("anonymous", perm, True)
+        for f in factories:
+            f.set_permissions(perms)
+    server.set_auth(auth)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,6 +180,9 @@ def main():
     ap.add_argument("--auth", metavar="USER:PASS", help="require authentication")
     ap.add_argument("--auth-method", default="digest", choices=["digest", "basic"])
     ap.add_argument("--duration", type=float, default=0, help="exit after N seconds (0 = never)")
+    ap.add_argument("--tls-cert", help="PEM certificate: serve RTSPS on --port")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
+    ap.add_argument("--srtp", action="store_true", help="RTP/SAVP only (SRTP keyed by MIKEY)")
     o = ap.parse_args()
 
     Gst.init(None)
@@ -202,15 +230,21 @@ def main():
         factories.append(rec)
         say(f"RECORD {path} accepts {n} stream(s)")
 
+    if o.srtp:
+        for f in factories:
+            f.set_profiles(GstRtsp.RTSPProfile.SAVP)
     if o.auth:
         add_auth(server, factories, o.auth, o.auth_method)
+    if o.tls_cert:
+        add_tls(server, factories, o.tls_cert, o.tls_key or o.tls_cert)
 
     server.connect("client-connected", lambda _s, client: say(
         f"CLIENT connected from {client.get_connection().get_ip()}"))
     if server.attach(None) == 0:
         say(f"ERROR cannot listen on {o.bind}:{o.port}")
         return 1
-    say(f"READY rtsp://{o.bind}:{server.get_bound_port()}{o.path}")
+    scheme = "rtsps" if o.tls_cert else "rtsp"
+    say(f"READY {scheme}://{o.bind}:{server.get_bound_port()}{o.path}")
 
     def stop(reason):
         for c in counters:

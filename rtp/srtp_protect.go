@@ -1,0 +1,221 @@
+package rtp
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is the SRTP default transform (RFC 3711 §4.2.1), not a free choice
+	"encoding/binary"
+	"errors"
+	"hash"
+)
+
+// protector is the sending half of AES_CM_128_HMAC_SHA1_80 (RFC 3711
+// §4.1.1, §4.2.1, §4.3) for one reader. pion/srtp's context does the same
+// but allocates twice per packet in its HMAC (Sum(nil)), and this runs once
+// per packet per reader; so the egress keeps its own transform, checked
+// against pion's unprotect in the tests, and ingress keeps pion's (one
+// context per publisher, with its replay window).
+//
+// It is not safe for concurrent use; SRTPSink serialises calls.
+type protector struct {
+	rtp, rtcp srtpSessionKeys
+
+	// RTP sender state of the one SSRC a reader's line carries: the highest
+	// sequence number sent and the rollover counter (RFC 3711 §3.3.1). A new
+	// SSRC restarts it.
+	ssrc    uint32
+	started bool
+	maxSeq  uint16
+	roc     uint32
+
+	rtcpSSRC  uint32
+	rtcpIndex uint32 // next SRTCP index (31 bits)
+
+	ks   [aes.BlockSize]byte // key stream block
+	iv   [aes.BlockSize]byte // fields, not locals: a local passed to cipher.Block escapes
+	tag  [sha1.Size]byte
+	roc4 [4]byte
+}
+
+// srtpSessionKeys are the session keys of one direction's RTP or RTCP.
+type srtpSessionKeys struct {
+	block cipher.Block
+	salt  [14]byte
+	mac   hash.Hash
+}
+
+// RFC 3711 §4.3.1 key derivation labels.
+const (
+	labelRTPEnc  = 0x00
+	labelRTPAuth = 0x01
+	labelRTPSalt = 0x02
+	labelRTCPEnc = 0x03
+	labelRTCPAut = 0x04
+	labelRTCPSlt = 0x05
+)
+
+const srtpTagLen = 10
+
+var errSRTPLimit = errors.New("srtp: key used for 2^31 SRTCP packets; a new key is needed")
+
+func newProtector(k SRTPKey) (*protector, error) {
+	master, err := aes.NewCipher(k[:16])
+	if err != nil {
+		return nil, err
+	}
+	var salt [14]byte
+	copy(salt[:], k[16:])
+	p := &protector{}
+	for _, d := range []struct {
+		keys                 *srtpSessionKeys
+		enc, auth, saltLabel byte
+	}{{&p.rtp, labelRTPEnc, labelRTPAuth, labelRTPSalt}, {&p.rtcp, labelRTCPEnc, labelRTCPAut, labelRTCPSlt}} {
+		var encKey [16]byte
+		var authKey [20]byte
+		kdf(master, salt, d.enc, encKey[:])
+		kdf(master, salt, d.auth, authKey[:])
+		kdf(master, salt, d.saltLabel, d.keys.salt[:])
+		if d.keys.block, err = aes.NewCipher(encKey[:]); err != nil {
+			return nil, err
+		}
+		d.keys.mac = hmac.New(sha1.New, authKey[:])
+	}
+	return p, nil
+}
+
+// kdf fills out with the AES-CM PRF output for label (key derivation rate
+// 0): the key stream of the master key from IV = (label at byte 7 XOR the
+// master salt) * 2^16.
+func kdf(master cipher.Block, salt [14]byte, label byte, out []byte) {
+	var iv, ks [aes.BlockSize]byte
+	copy(iv[:14], salt[:])
+	iv[7] ^= label
+	for off, n := 0, uint16(0); off < len(out); off, n = off+aes.BlockSize, n+1 {
+		binary.BigEndian.PutUint16(iv[14:], n)
+		master.Encrypt(ks[:], iv[:])
+		copy(out[off:], ks[:])
+	}
+}
+
+// xorCM encrypts (or decrypts) src into dst with AES in counter mode from the
+// IV (session salt * 2^16) XOR (ssrc * 2^64) XOR (index * 2^16).
+func (p *protector) xorCM(k *srtpSessionKeys, ssrc uint32, index uint64, dst, src []byte) {
+	iv := &p.iv
+	copy(iv[:14], k.salt[:])
+	iv[14], iv[15] = 0, 0
+	iv[4] ^= byte(ssrc >> 24)
+	iv[5] ^= byte(ssrc >> 16)
+	iv[6] ^= byte(ssrc >> 8)
+	iv[7] ^= byte(ssrc)
+	for i := range 6 {
+		iv[8+i] ^= byte(index >> (8 * (5 - i)))
+	}
+	for off, n := 0, uint16(0); off < len(src); off, n = off+aes.BlockSize, n+1 {
+		binary.BigEndian.PutUint16(iv[14:], n)
+		k.block.Encrypt(p.ks[:], iv[:])
+		end := min(off+aes.BlockSize, len(src))
+		for i := off; i < end; i++ {
+			dst[i] = src[i] ^ p.ks[i-off]
+		}
+	}
+}
+
+// nextROC returns the rollover counter for an outgoing sequence number and
+// advances the sender state: the counter steps when the sequence wraps, and a
+// late packet from before the wrap keeps the previous one.
+func (p *protector) nextROC(ssrc uint32, seq uint16) uint32 {
+	if !p.started || ssrc != p.ssrc {
+		p.started, p.ssrc, p.maxSeq, p.roc = true, ssrc, seq, 0
+		return 0
+	}
+	d := int32(seq) - int32(p.maxSeq)
+	switch {
+	case d > 0 && d <= 1<<15:
+		p.maxSeq = seq
+		return p.roc
+	case d < -(1 << 15): // wrapped forward
+		p.roc++
+		p.maxSeq = seq
+		return p.roc
+	case d > 1<<15: // late, from before the last wrap
+		if p.roc == 0 {
+			return 0
+		}
+		return p.roc - 1
+	default: // late or repeated within this cycle
+		return p.roc
+	}
+}
+
+// protectRTP writes the SRTP packet of the RTP packet in into dst, which
+// needs room for len(in)+10 bytes, and returns its length.
+func (p *protector) protectRTP(dst, in []byte) (int, error) {
+	hl, err := srtpClearLen(in)
+	if err != nil {
+		return 0, err
+	}
+	if len(dst) < len(in)+srtpTagLen {
+		return 0, errors.New("srtp: output buffer too small")
+	}
+	seq := binary.BigEndian.Uint16(in[2:])
+	ssrc := binary.BigEndian.Uint32(in[8:])
+	roc := p.nextROC(ssrc, seq)
+	copy(dst, in[:hl])
+	p.xorCM(&p.rtp, ssrc, uint64(roc)<<16|uint64(seq), dst[hl:len(in)], in[hl:])
+	binary.BigEndian.PutUint32(p.roc4[:], roc)
+	m := p.rtp.mac
+	m.Reset()
+	m.Write(dst[:len(in)])
+	m.Write(p.roc4[:])
+	copy(dst[len(in):], m.Sum(p.tag[:0])[:srtpTagLen])
+	return len(in) + srtpTagLen, nil
+}
+
+// protectRTCP writes the SRTCP packet of a compound RTCP packet into dst
+// (room for len(in)+14 bytes) and returns its length.
+func (p *protector) protectRTCP(dst, in []byte) (int, error) {
+	if len(in) < 8 || in[0]>>6 != 2 {
+		return 0, errors.New("srtp: RTCP packet too short or not version 2")
+	}
+	if len(dst) < len(in)+4+srtpTagLen {
+		return 0, errors.New("srtp: output buffer too small")
+	}
+	ssrc := binary.BigEndian.Uint32(in[4:])
+	if ssrc != p.rtcpSSRC {
+		p.rtcpSSRC, p.rtcpIndex = ssrc, 0
+	}
+	if p.rtcpIndex >= 1<<31 {
+		return 0, errSRTPLimit
+	}
+	idx := p.rtcpIndex
+	p.rtcpIndex++
+	copy(dst, in[:8])
+	p.xorCM(&p.rtcp, ssrc, uint64(idx), dst[8:len(in)], in[8:])
+	binary.BigEndian.PutUint32(dst[len(in):], idx|1<<31) // E flag: the payload is encrypted
+	n := len(in) + 4
+	m := p.rtcp.mac
+	m.Reset()
+	m.Write(dst[:n])
+	copy(dst[n:], m.Sum(p.tag[:0])[:srtpTagLen])
+	return n + srtpTagLen, nil
+}
+
+// srtpClearLen is the length of a packet's RTP header with CSRCs and
+// extension, the part SRTP leaves in clear.
+func srtpClearLen(b []byte) (int, error) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return 0, ErrInvalidRTP
+	}
+	n := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < n+4 {
+			return 0, ErrInvalidRTP
+		}
+		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:]))
+	}
+	if n > len(b) {
+		return 0, ErrInvalidRTP
+	}
+	return n, nil
+}
