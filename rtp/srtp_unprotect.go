@@ -25,7 +25,7 @@ type rtpUnprotector struct {
 type rxState struct {
 	roc     uint32
 	maxSeq  uint16
-	highest uint64    // highest packet index authenticated so far
+	highest uint64                        // highest packet index authenticated so far
 	window  [srtpReplayWindow / 64]uint64 // bit index%srtpReplayWindow: index was received
 }
 

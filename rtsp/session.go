@@ -51,7 +51,7 @@ type session struct {
 	announceURL string
 	// release frees the session's slot in the limits (set before the session is shared).
 	release func()
-	pubKeys     []*SRTPParams // publisher's per-media SRTP keys from its ANNOUNCE (nil entries: none)
+	pubKeys []*SRTPParams // publisher's per-media SRTP keys from its ANNOUNCE (nil entries: none)
 
 	mu     sync.Mutex
 	state  sessionState
