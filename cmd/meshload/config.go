@@ -3,8 +3,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +35,11 @@ type Config struct {
 	SetupParallel    int           // readers set up at once
 	Keepalive        time.Duration // GET_PARAMETER period
 	Timeout          time.Duration // per RTSP request
+	TLSCA            string        // PEM file the rtsps:// server's certificate is checked against; "": system roots
+	TLSInsecure      bool          // accept any rtsps:// server certificate
+	// SRTP makes a reader fail unless the description keys its tracks (a=crypto or
+	// a=key-mgmt), so that a run meant to measure SRTP cannot measure plain RTP.
+	SRTP bool
 }
 
 // defaultConfig is what the flags default to.
@@ -89,6 +97,8 @@ func (c *Config) validate() error {
 		return errors.New("-setup-parallel must be at least 1")
 	case c.Keepalive <= 0 || c.Timeout <= 0:
 		return errors.New("-keepalive and -timeout must be positive")
+	case c.TLSInsecure && c.TLSCA != "":
+		return errors.New("-tls-insecure and -tls-ca exclude each other")
 	}
 	if c.Publish {
 		if err := c.Stream.validate(); err != nil {
@@ -116,4 +126,25 @@ func (c *Config) streamURLs() ([]*base.URL, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// tlsConfig is the TLS client configuration of rtsps:// connections: nil
+// (system roots) unless -tls-ca or -tls-insecure is given.
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	switch {
+	case c.TLSInsecure:
+		// #nosec G402 -- asked for on the command line, for self-signed test gateways
+		return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}, nil
+	case c.TLSCA != "":
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls-ca %s: no PEM certificate in it", c.TLSCA)
+		}
+		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+	}
+	return nil, nil
 }

@@ -5,12 +5,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshgw/meshgw/internal/gwtest"
+	"github.com/meshgw/meshgw/internal/peertest"
 )
 
 // startGateway runs a gateway in the test process with a publisher route
@@ -109,6 +120,115 @@ func TestEndToEnd(t *testing.T) {
 		defer cancel()
 		rep, err := run(ctx, cfg, nil)
 		if err == nil || rep == nil || rep.ReadersFailed != 2 || !strings.Contains(rep.FirstError, "404") {
+			t.Fatalf("err %v report %+v", err, rep)
+		}
+	})
+}
+
+// selfSigned writes a fresh self-signed ECDSA certificate for 127.0.0.1 and
+// its key into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestEndToEndSRTP loads a route with SRTP over RTSPS: the readers take the
+// keyed description, SETUP RTP/AVP as FFmpeg does, and receive SRTP, whose
+// clear RTP headers still give delivery and loss but whose payloads give no
+// latency.
+func TestEndToEndSRTP(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := selfSigned(t, dir)
+	saddr := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
+	gwtest.Start(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nrtsps:\n  listen: %s\n  cert: %s\n  key: %s\n"+
+		"routes:\n  load:\n    source: publisher\n    srtp: optional\n  demo:\n    source: demo\n", saddr, certFile, keyFile))
+	surl := "rtsps://" + saddr + "/"
+
+	t.Run("udp readers receive SRTP, the publisher publishes plain RTP over rtsps", func(t *testing.T) {
+		cfg := defaultConfig()
+		cfg.URL = surl + "load"
+		cfg.TLSCA = certFile
+		cfg.SRTP = true
+		cfg.Readers = 4
+		cfg.Publish = true
+		cfg.Stream.Bitrate = 1_000_000 // as in TestEndToEnd: no loss from a stalled test machine
+		cfg.Warmup = 500 * time.Millisecond
+		cfg.Duration = 2 * time.Second
+		cfg.PID = os.Getpid()
+		rep := runForTest(t, cfg)
+		if rep.ReadersOK != 4 || rep.ReadersFailed != 0 || rep.SRTPReaders != 4 {
+			t.Fatalf("readers ok %d failed %d srtp %d (%s)", rep.ReadersOK, rep.ReadersFailed, rep.SRTPReaders, rep.FirstError)
+		}
+		if rep.Delivered.Packets == 0 || rep.Loss.Expected == 0 || rep.Loss.Lost != 0 {
+			t.Fatalf("delivered %+v loss %+v", rep.Delivered, rep.Loss)
+		}
+		if rep.ClearSRTPPayloads != 0 {
+			t.Errorf("%d clear payloads to SRTP readers", rep.ClearSRTPPayloads)
+		}
+		if rep.Latency != nil || !strings.Contains(rep.LatencyUnavailable, "encrypted") {
+			t.Errorf("latency %+v, unavailable %q: want none, explained", rep.Latency, rep.LatencyUnavailable)
+		}
+		if rep.Gateway == nil || rep.Gateway.USPerPkt <= 0 {
+			t.Errorf("gateway %+v", rep.Gateway)
+		}
+		// the floor's own packets are plain: it still measures, with latency
+		if f := rep.Floor; f == nil || f.Delivered == 0 || f.Latency == nil {
+			t.Errorf("floor %+v (notes %v)", f, rep.Notes)
+		}
+	})
+
+	t.Run("-srtp refuses a route that serves plain RTP", func(t *testing.T) {
+		cfg := defaultConfig()
+		cfg.URL = surl + "demo"
+		cfg.TLSInsecure = true
+		cfg.SRTP = true
+		cfg.Readers = 2
+		cfg.Duration = 100 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rep, err := run(ctx, cfg, nil)
+		if err == nil || rep == nil || rep.ReadersFailed != 2 || !strings.Contains(rep.FirstError, "no SRTP key") {
+			t.Fatalf("err %v report %+v", err, rep)
+		}
+	})
+
+	t.Run("an unknown certificate is refused", func(t *testing.T) {
+		cfg := defaultConfig()
+		cfg.URL = surl + "demo"
+		cfg.Readers = 1
+		cfg.Duration = 100 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rep, err := run(ctx, cfg, nil)
+		if err == nil || rep == nil || rep.ReadersFailed != 1 || !strings.Contains(rep.FirstError, "certificate") {
 			t.Fatalf("err %v report %+v", err, rep)
 		}
 	})

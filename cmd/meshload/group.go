@@ -37,6 +37,10 @@ type lineState struct {
 	rtcp  uint64
 	stray uint64
 	rec   *schedLog // non-nil for the lines whose arrivals may become the floor's schedule
+	// srtp: the gateway encrypts this line's payloads (the description keyed the track),
+	// so the load header cannot be read; one that can is counted in clear.
+	srtp  bool
+	clear uint64
 }
 
 // rxGroup is the receive accounting of the lines one goroutine feeds: a UDP
@@ -57,11 +61,12 @@ type rxGroup struct {
 	recBase   int64  // clock time the schedule's offsets count from
 }
 
-// addLine adds a line for track and returns its index in the group.
-func (g *rxGroup) addLine(track int, rec *schedLog) int {
+// addLine adds a line for track, whose payloads are encrypted if srtp, and
+// returns its index in the group.
+func (g *rxGroup) addLine(track int, rec *schedLog, srtp bool) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lines = append(g.lines, lineState{track: track, rec: rec})
+	g.lines = append(g.lines, lineState{track: track, rec: rec, srtp: srtp})
 	return len(g.lines) - 1
 }
 
@@ -94,7 +99,13 @@ func (g *rxGroup) onRTP(i int, b []byte, now int64) {
 	}
 	l.seq.add(seq, len(b))
 	if len(payload) >= loadHdrLen && string(payload[:4]) == loadMagic {
-		g.hist.add(now - int64(binary.BigEndian.Uint64(payload[4:])))
+		if l.srtp && !g.floor {
+			// an SRTP payload that reads as our header was not encrypted (the floor's
+			// packets are meshload's own, plain, on the same lines)
+			l.clear++
+		} else {
+			g.hist.add(now - int64(binary.BigEndian.Uint64(payload[4:])))
+		}
 	}
 	if g.recording && l.rec != nil {
 		l.rec.add((now-g.recBase)/1000, len(b), l.track)
@@ -112,7 +123,7 @@ func (g *rxGroup) snapshot(dst []lineSnap, h *latencyHist) []lineSnap {
 	for i := range g.lines {
 		l := &g.lines[i]
 		s := l.seq.snap()
-		s.RTCP, s.Stray = l.rtcp, l.stray
+		s.RTCP, s.Stray, s.Clear = l.rtcp, l.stray, l.clear
 		dst = append(dst, s)
 	}
 	h.merge(&g.hist)

@@ -8,6 +8,13 @@
 //
 //	meshload -url rtsp://127.0.0.1:8554/demo -readers 100 -pid $(pidof meshgw)
 //	meshload -url rtsp://127.0.0.1:8554/load -publish -readers 100 -pid ...
+//	meshload -url rtsps://127.0.0.1:8322/load -tls-ca cert.pem -srtp -publish ...
+//
+// Over rtsps:// a route with SRTP describes its tracks with keys (SDES
+// a=crypto, MIKEY a=key-mgmt); readers then SETUP plain RTP/AVP as FFmpeg
+// does and the gateway encrypts. The RTP header stays clear, so delivery and
+// loss are counted as usual, but the payload carrying the send time is
+// encrypted: latency is reported as unavailable for such readers.
 //
 // Exit status: 0 the run completed; 1 it failed; 2 bad flags; 3 it ran but
 // some readers did not set up or nothing was delivered.
@@ -97,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 	fs.IntVar(&cfg.SetupParallel, "setup-parallel", cfg.SetupParallel, "readers set up (and paused, torn down) at once")
 	fs.DurationVar(&cfg.Keepalive, "keepalive", cfg.Keepalive, "GET_PARAMETER keepalive period")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "timeout of each RTSP request")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "PEM certificate(s) an rtsps:// gateway's certificate is verified against (e.g. its self-signed one); default: system roots")
+	fs.BoolVar(&cfg.TLSInsecure, "tls-insecure", false, "accept any rtsps:// server certificate")
+	fs.BoolVar(&cfg.SRTP, "srtp", false, "require SRTP: a reader whose DESCRIBE gives no key (a=crypto or a=key-mgmt) for a track fails; keyed tracks are detected without it")
 	fs.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err

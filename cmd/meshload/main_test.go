@@ -4,6 +4,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,6 +24,7 @@ func TestFlags(t *testing.T) {
 		{"-url", "rtsp://h/p", "-transport", "quic"},
 		{"-url", "rtsp://h/p", "-publish", "-fps", "0"},
 		{"-url", "rtsp://h/p", "extra"},
+		{"-url", "rtsps://h/p", "-tls-insecure", "-tls-ca", "ca.pem"},
 	} {
 		errs.Reset()
 		if code := realMain(args, &out, &errs); code != 2 {
@@ -31,6 +34,25 @@ func TestFlags(t *testing.T) {
 	cfg, asJSON, err := parseFlags([]string{"-url", "rtsp://h/p", "-readers", "1000", "-rcvbuf", "0", "-json", "-publish", "-publishers", "2"}, &errs)
 	if err != nil || !asJSON || cfg.Readers != 1000 || cfg.RcvBuf != 0 || !cfg.Publish || cfg.Publishers != 2 || !cfg.Floor {
 		t.Fatalf("cfg %+v json %v err %v", cfg, asJSON, err)
+	}
+	cfg, _, err = parseFlags([]string{"-url", "rtsps://h/p", "-tls-ca", "/nonexistent/ca.pem", "-srtp"}, &errs)
+	if err != nil || cfg.TLSCA != "/nonexistent/ca.pem" || !cfg.SRTP {
+		t.Fatalf("cfg %+v err %v", cfg, err)
+	}
+	if _, err := cfg.tlsConfig(); err == nil || !strings.Contains(err.Error(), "-tls-ca") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.TLSCA = notPEM
+	if _, err := cfg.tlsConfig(); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("CA file without PEM: %v", err)
+	}
+	cfg.TLSCA, cfg.TLSInsecure = "", true
+	if tc, err := cfg.tlsConfig(); err != nil || !tc.InsecureSkipVerify {
+		t.Errorf("-tls-insecure: %+v %v", tc, err)
 	}
 	errs.Reset()
 	if code := realMain([]string{"-h"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "-rx-workers") {

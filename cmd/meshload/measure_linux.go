@@ -85,6 +85,7 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 			l.Reorders += w.Reorders
 			rep.RTCPPackets += w.RTCP
 			rep.StrayPackets += b.Stray - a.Stray
+			rep.ClearSRTPPayloads += b.Clear - a.Clear
 			bestLine = max(bestLine, w.Received)
 		}
 		d.Packets += recv
@@ -93,6 +94,9 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 		if lost > 0 {
 			l.ReadersWithLoss++
 			l.WorstPercent = max(l.WorstPercent, pct(lost, exp))
+		}
+		if r.srtp {
+			rep.SRTPReaders++
 		}
 		if r.idx < schedCandidates && (best == nil || recv > bestRecv) {
 			best, bestRecv = r, recv
@@ -111,6 +115,12 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 		d.SourcePktPerSec = float64(bestLine) / secs
 	}
 	rep.Latency = latencyReport(&s1.hist)
+	if rep.SRTPReaders > 0 {
+		rep.LatencyUnavailable = fmt.Sprintf("%d of %d readers receive SRTP: their payloads, which carry the send time, are encrypted", rep.SRTPReaders, len(rn.readers))
+		if rep.ClearSRTPPayloads > 0 {
+			rn.note(fmt.Sprintf("%d packets to SRTP readers carried a clear payload: the gateway did not encrypt them", rep.ClearSRTPPayloads))
+		}
+	}
 	rep.Self = CPUReport{CorePercent: corePercent(m1.own-m0.own, m0.at, m1.at)}
 	if rn.cfg.PID > 0 {
 		switch {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -39,10 +40,12 @@ type publisher struct {
 }
 
 // openPublisher ANNOUNCEs the synthetic stream to u, sets its track up over
-// UDP or interleaved TCP, and RECORDs. run then sends it.
-func openPublisher(ctx context.Context, cfg *Config, u *base.URL, c clock) (p *publisher, err error) {
+// UDP or interleaved TCP, and RECORDs. run then sends it. Over rtsps:// only
+// the control connection is TLS: the RTP stays plain (RTP/AVP without keys),
+// which a route with srtp: optional accepts and srtp: required refuses.
+func openPublisher(ctx context.Context, cfg *Config, tc *tls.Config, u *base.URL, c clock) (p *publisher, err error) {
 	tcp := cfg.PublishTransport == "tcp"
-	rc, err := dialRTSP(ctx, u, cfg.Timeout, rtspSmallBuf)
+	rc, err := dialRTSP(ctx, u, tc, cfg.Timeout, rtspSmallBuf)
 	if err != nil {
 		return nil, err
 	}

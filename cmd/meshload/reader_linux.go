@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 
@@ -39,11 +40,13 @@ type reader struct {
 	slots  []udpSlot
 	group  *rxGroup // the connection's own group, for interleaved readers
 	rcvbuf int      // receive buffer the kernel reports for the first RTP socket
+	srtp   bool     // some track's RTP comes as SRTP (its description gave a key)
 }
 
 // readerEnv is what every reader's setup shares.
 type readerEnv struct {
 	cfg     *Config
+	tls     *tls.Config // rtsps:// client configuration; nil: defaults
 	clock   clock
 	workers []*udpWorker // UDP readers only
 	logCap  int          // schedLog entries per candidate line
@@ -57,7 +60,7 @@ func (e *readerEnv) openReader(ctx context.Context, idx int, u *base.URL) (r *re
 	if tcp {
 		bufSize = rtspInterleaveBuf
 	}
-	rc, err := dialRTSP(ctx, u, e.cfg.Timeout, bufSize)
+	rc, err := dialRTSP(ctx, u, e.tls, e.cfg.Timeout, bufSize)
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +75,12 @@ func (e *readerEnv) openReader(ctx context.Context, idx int, u *base.URL) (r *re
 		return r, err
 	}
 	cb := contentBase(res, u)
-	controls, err := sdpControls(res.Body, cb)
+	medias, err := sdpMedias(res.Body, cb)
 	if err != nil {
 		return r, fmt.Errorf("DESCRIBE %s: %w", u, err)
 	}
 	if e.cfg.Tracks == "first" {
-		controls = controls[:1]
+		medias = medias[:1]
 	}
 	if r.url, err = base.ParseURL(cb); err != nil {
 		return r, fmt.Errorf("content base %q: %w", cb, err)
@@ -85,21 +88,25 @@ func (e *readerEnv) openReader(ctx context.Context, idx int, u *base.URL) (r *re
 	if tcp {
 		r.group = &rxGroup{}
 	}
-	for k, ctl := range controls {
-		cu, err := base.ParseURL(ctl)
+	for k, m := range medias {
+		cu, err := base.ParseURL(m.control)
 		if err != nil {
-			return r, fmt.Errorf("track %d control %q: %w", k, ctl, err)
+			return r, fmt.Errorf("track %d control %q: %w", k, m.control, err)
 		}
+		if e.cfg.SRTP && !m.keyed {
+			return r, fmt.Errorf("DESCRIBE %s: track %d has no SRTP key (a=crypto or a=key-mgmt) and -srtp is set: the route does not serve SRTP here (plain rtsp://, or srtp: off)", u, k)
+		}
+		r.srtp = r.srtp || m.keyed
 		var rec *schedLog
 		if idx < schedCandidates && e.logCap > 0 {
 			rec = &schedLog{e: make([]schedEntry, e.logCap)}
 		}
 		var transport string
 		if tcp {
-			r.lines = append(r.lines, readerLine{g: r.group, i: r.group.addLine(k, rec), track: k})
+			r.lines = append(r.lines, readerLine{g: r.group, i: r.group.addLine(k, rec, m.keyed), track: k})
 			transport = fmt.Sprintf("RTP/AVP/TCP;unicast;interleaved=%d-%d", 2*k, 2*k+1)
 		} else {
-			port, err := r.udpLine(e, k, rec)
+			port, err := r.udpLine(e, k, rec, m.keyed)
 			if err != nil {
 				return r, err
 			}
@@ -120,17 +127,17 @@ func (e *readerEnv) openReader(ctx context.Context, idx int, u *base.URL) (r *re
 	return r, nil
 }
 
-// udpLine opens the RTP/RTCP sockets of track k on the address our RTSP
+// udpLine opens the RTP/RTCP sockets of track k (srtp: its RTP comes encrypted) on the address our RTSP
 // connection uses (the one the server sends to), hands them to the reader's
 // receive worker and returns the RTP port.
-func (r *reader) udpLine(e *readerEnv, k int, rec *schedLog) (int, error) {
+func (r *reader) udpLine(e *readerEnv, k int, rec *schedLog, srtp bool) (int, error) {
 	w := e.workers[r.idx%len(e.workers)]
 	ip := r.rc.localAddr().IP
 	rtpFd, rtcpFd, port, err := udpPair(ip, true)
 	if err != nil {
 		return 0, err
 	}
-	line := w.g.addLine(k, rec)
+	line := w.g.addLine(k, rec, srtp)
 	r.lines = append(r.lines, readerLine{g: w.g, i: line, track: k, ip: ip, rtpPort: port})
 	var first error
 	for _, s := range []struct {

@@ -31,8 +31,17 @@ type Report struct {
 	Delivered DeliveryReport `json:"delivered"`
 	Loss      LossReport     `json:"loss"`
 	Latency   *LatencyReport `json:"latency,omitempty"`
-	Gateway   *CPUReport     `json:"gateway,omitempty"`
-	Floor     *FloorReport   `json:"floor,omitempty"`
+	// LatencyUnavailable says why latency is missing or covers only some readers
+	// (SRTP readers, whose payloads are encrypted).
+	LatencyUnavailable string `json:"latency_unavailable,omitempty"`
+	// SRTPReaders is how many readers' descriptions keyed their tracks, so that
+	// the gateway sent them SRTP.
+	SRTPReaders int `json:"srtp_readers"`
+	// ClearSRTPPayloads counts packets to SRTP readers whose payload still read
+	// as meshload's clear header: 0 unless the gateway failed to encrypt.
+	ClearSRTPPayloads uint64       `json:"clear_srtp_payloads"`
+	Gateway           *CPUReport   `json:"gateway,omitempty"`
+	Floor             *FloorReport `json:"floor,omitempty"`
 	// Ratio is the gateway's CPU per delivered packet over the floor's.
 	Ratio float64   `json:"ratio,omitempty"`
 	Self  CPUReport `json:"meshload"`
@@ -144,6 +153,16 @@ func (r *Report) writeTable(w io.Writer) error {
 		l.Lost, l.Expected, l.Percent, l.ReadersWithLoss, l.WorstPercent, l.Duplicates, l.Reorders)
 	if lt := r.Latency; lt != nil {
 		fmt.Fprintf(&b, "latency     p50 %s  p99 %s  max %s\n", fmtUS(lt.P50us), fmtUS(lt.P99us), fmtUS(lt.MaxUS))
+	}
+	if r.LatencyUnavailable != "" {
+		what := "unavailable"
+		if r.Latency != nil {
+			what = "of plain readers only"
+		}
+		fmt.Fprintf(&b, "latency     %s: %s\n", what, r.LatencyUnavailable)
+	}
+	if r.SRTPReaders > 0 {
+		fmt.Fprintf(&b, "srtp        %d readers receive SRTP, %d packets with a clear payload\n", r.SRTPReaders, r.ClearSRTPPayloads)
 	}
 	if g := r.Gateway; g != nil {
 		fmt.Fprintf(&b, "gateway     %.1f %% of a core, %.2f µs/pkt, RSS %.1f MB\n", g.CorePercent, g.USPerPkt, float64(g.RSSBytes)/1e6)

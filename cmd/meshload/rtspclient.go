@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -56,22 +57,50 @@ type rtspConn struct {
 	closeMu sync.Once
 }
 
-// dialRTSP opens a connection to the host:port of u.
-func dialRTSP(ctx context.Context, u *base.URL, timeout time.Duration, bufSize int) (*rtspConn, error) {
+// dialRTSP opens a connection to the host:port of u: TCP for rtsp://, TLS
+// with tc for rtsps:// (tc nil: the system roots verify the server).
+func dialRTSP(ctx context.Context, u *base.URL, tc *tls.Config, timeout time.Duration, bufSize int) (*rtspConn, error) {
+	secure := u.Scheme == "rtsps"
 	host := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "554")
+		port := "554"
+		if secure {
+			port = "322" // RFC 2326 §19.2's default port of rtsps
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", host)
+	var nc net.Conn
+	var err error
+	if secure {
+		td := tls.Dialer{NetDialer: &d, Config: tlsFor(tc, u.Hostname())}
+		nc, err = td.DialContext(ctx, "tcp", host)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", host)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", host, err)
 	}
 	return &rtspConn{nc: nc, br: bufio.NewReaderSize(nc, bufSize), timeout: timeout}, nil
 }
 
+// tlsFor is tc (or a default configuration) naming the server we dial, so
+// that its certificate is checked against that name or IP address.
+func tlsFor(tc *tls.Config, host string) *tls.Config {
+	if tc == nil {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if tc.ServerName != "" || tc.InsecureSkipVerify {
+		return tc
+	}
+	tc = tc.Clone()
+	tc.ServerName = host
+	return tc
+}
+
 // localAddr is the address of our end: UDP sockets bind to it so that they
-// are in the family and on the interface the server sends to.
+// are in the family and on the interface the server sends to. Over TLS too:
+// tls.Conn reports the addresses of the TCP connection under it.
 func (c *rtspConn) localAddr() *net.TCPAddr { return c.nc.LocalAddr().(*net.TCPAddr) }
 
 // request sends one request and waits for its answer; a non-2xx answer is a
@@ -264,17 +293,32 @@ func contentBase(res *base.Response, req *base.URL) string {
 	return req.String()
 }
 
-// sdpControls returns the control URL of each media section of a session
-// description, resolved against base.
-func sdpControls(sdp []byte, baseURL string) ([]string, error) {
-	var out []string
+// sdpMedia is what a reader needs of one media section of a description.
+type sdpMedia struct {
+	control string // SETUP URL, resolved
+	// keyed: the section (or the session) carries an SRTP key (a=crypto SDES or
+	// a=key-mgmt MIKEY), so the server sends this track's RTP as SRTP even to a
+	// plain RTP/AVP SETUP, as it does for FFmpeg.
+	keyed bool
+}
+
+// sdpMedias returns the media sections of a session description with their
+// control URLs resolved against baseURL.
+func sdpMedias(sdp []byte, baseURL string) ([]sdpMedia, error) {
+	var out []sdpMedia
+	sessionKeyed := false
 	for line := range strings.SplitSeq(string(sdp), "\n") {
 		line = strings.TrimRight(line, "\r")
+		keyAttr := strings.HasPrefix(line, "a=crypto:") || strings.HasPrefix(line, "a=key-mgmt:")
 		switch {
 		case strings.HasPrefix(line, "m="):
-			out = append(out, baseURL)
-		case strings.HasPrefix(line, "a=control:") && len(out) > 0:
-			out[len(out)-1] = resolveControl(baseURL, strings.TrimPrefix(line, "a=control:"))
+			out = append(out, sdpMedia{control: baseURL, keyed: sessionKeyed})
+		case len(out) == 0:
+			sessionKeyed = sessionKeyed || keyAttr
+		case keyAttr:
+			out[len(out)-1].keyed = true
+		case strings.HasPrefix(line, "a=control:"):
+			out[len(out)-1].control = resolveControl(baseURL, strings.TrimPrefix(line, "a=control:"))
 		}
 	}
 	if len(out) == 0 {

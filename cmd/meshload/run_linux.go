@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"sync"
@@ -15,6 +16,7 @@ import (
 // runner is one run's state.
 type runner struct {
 	cfg      Config
+	tls      *tls.Config // rtsps:// client configuration; nil: defaults
 	clock    clock
 	progress io.Writer
 	rep      *Report
@@ -38,7 +40,11 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rn := &runner{cfg: cfg, clock: newClock(), progress: progress, rep: &Report{
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	rn := &runner{cfg: cfg, tls: tc, clock: newClock(), progress: progress, rep: &Report{
 		URL: cfg.URL, Transport: cfg.Transport, Tracks: cfg.Tracks, Readers: cfg.Readers,
 		RcvBufRequested: cfg.RcvBuf, RcvBuf: -1,
 	}}
@@ -81,7 +87,7 @@ func (rn *runner) start(ctx context.Context, urls []*base.URL) error {
 	cfg := &rn.cfg
 	if cfg.Publish {
 		for _, u := range urls {
-			p, err := openPublisher(ctx, cfg, u, rn.clock)
+			p, err := openPublisher(ctx, cfg, rn.tls, u, rn.clock)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", u, err)
 			}
@@ -99,7 +105,7 @@ func (rn *runner) start(ctx context.Context, urls []*base.URL) error {
 			rn.workers = append(rn.workers, w)
 		}
 	}
-	env := &readerEnv{cfg: cfg, clock: rn.clock, workers: rn.workers,
+	env := &readerEnv{cfg: cfg, tls: rn.tls, clock: rn.clock, workers: rn.workers,
 		logCap: int(min(cfg.Duration, maxSchedule).Seconds()*schedMaxRate) + 1024}
 	t0 := time.Now()
 	failed, first := rn.openReaders(ctx, env, urls)

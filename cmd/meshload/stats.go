@@ -117,6 +117,7 @@ type lineSnap struct {
 	Late     uint64
 	RTCP     uint64
 	Stray    uint64 // RTP that is not the stream being measured (wrong SSRC in the floor, malformed)
+	Clear    uint64 // packets of an SRTP line whose payload was not encrypted
 }
 
 func (l *seqLine) snap() lineSnap {
