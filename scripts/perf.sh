@@ -6,7 +6,7 @@
 # Runs the data-plane benchmarks (with -benchmem: allocations per packet) and then the load
 # scenarios through scripts/load.sh, each of which starts its own gateway, loads it with
 # cmd/meshload, reads the gateway's CPU from /proc and compares it with a raw sendmmsg floor
-# measured on the same reader sockets in the same run. Takes about 3 minutes + 7 x SECONDS x 2.
+# measured on the same reader sockets in the same run. Takes about 3 minutes + 11 x SECONDS x 2.
 # Run it on an otherwise idle machine: the ratios hold under noise, absolute figures do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +37,11 @@ scripts/load.sh -readers 100 -transport tcp -duration "$secs"
 
 section "100 UDP readers on a far node (control + node, relay)"
 LOAD_CLUSTER=1 scripts/load.sh -readers 100 -duration "$secs"
+
+section "SRTP vs plain: 100 UDP readers, plain and LOAD_SRTP=1 (RTSPS, SDES keys, gateway encrypts) alternating twice"
+for i in 1 2; do
+  printf -- '-- plain %d\n' "$i"
+  scripts/load.sh -readers 100 -duration "$secs"
+  printf -- '-- srtp %d\n' "$i"
+  LOAD_SRTP=1 scripts/load.sh -readers 100 -duration "$secs"
+done
