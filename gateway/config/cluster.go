@@ -76,16 +76,7 @@ func (p *parser) control(c *Control, v *yaml.Node) {
 		return
 	}
 	p.fields(m, path, []field{
-		{"listen", func(_, v *yaml.Node) {
-			var s string
-			if p.strWant(&s, "control.listen", v, `host:port like ":8443"`) {
-				if msg := checkListen(s); msg != "" {
-					p.errorf(v, "control.listen: %s", msg)
-				} else {
-					c.Listen = s
-				}
-			}
-		}},
+		{"listen", func(_, v *yaml.Node) { p.listen(&c.Listen, "control.listen", v, `":8443"`, false) }},
 		{"node_timeout", func(_, v *yaml.Node) { p.duration(&c.NodeTimeout, "control.node_timeout", v, false) }},
 		{"startup_grace", func(_, v *yaml.Node) { p.duration(&c.StartupGrace, "control.startup_grace", v, true) }},
 		{"relay_nack", func(_, v *yaml.Node) { p.boolean(&c.RelayNACK, "control.relay_nack", v) }},
@@ -100,16 +91,7 @@ func (p *parser) node(n *Node, v *yaml.Node) {
 		return
 	}
 	p.fields(m, path, []field{
-		{"name", func(_, v *yaml.Node) {
-			var s string
-			if p.str(&s, "node.name", v) {
-				if err := identity.ValidateNodeName(s); err != nil {
-					p.errorf(v, "node.name: %s", strings.TrimPrefix(err.Error(), "identity: "))
-				} else {
-					n.Name = s
-				}
-			}
-		}},
+		{"name", func(_, v *yaml.Node) { p.nodeName(&n.Name, "node.name", v) }},
 		{"control", func(_, v *yaml.Node) {
 			var s string
 			if p.strWant(&s, "node.control", v, `host:port like "control.example:8443"`) {
@@ -197,5 +179,33 @@ func (p *parser) identity(id *Identity, v *yaml.Node) {
 	}
 	if set != 0 && set != 3 {
 		p.errorf(v, "identity: cert, key and bundle go together; set all three (or none, with SPIFFE_ENDPOINT_SOCKET)")
+	}
+}
+
+// nodeName reads a node name (a DNS subdomain, as Kubernetes names nodes) into dst.
+func (p *parser) nodeName(dst *string, key string, v *yaml.Node) {
+	var s string
+	if p.str(&s, key, v) {
+		if err := identity.ValidateNodeName(s); err != nil {
+			p.errorf(v, "%s: %s", key, strings.TrimPrefix(err.Error(), "identity: "))
+		} else {
+			*dst = s
+		}
+	}
+}
+
+// listen reads a listen address (host:port like example) into dst; offOK lets "" through, which
+// switches the listener off.
+func (p *parser) listen(dst *string, key string, v *yaml.Node, example string, offOK bool) {
+	var s string
+	if !p.strWant(&s, key, v, "host:port like "+example) {
+		return
+	}
+	if s == "" && offOK {
+		*dst = ""
+	} else if msg := checkListen(s); msg != "" {
+		p.errorf(v, "%s: %s", key, msg)
+	} else {
+		*dst = s
 	}
 }

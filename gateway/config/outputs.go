@@ -10,7 +10,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshgw/meshgw/fec"
-	"github.com/meshgw/meshgw/gateway/identity"
 )
 
 // FEC modes accepted in routes.*.outputs[].fec.mode.
@@ -134,16 +133,7 @@ func (p *parser) output(path string, v *yaml.Node) (Output, bool) {
 				ttlNode = v
 			}
 		}},
-		{"node", func(_, v *yaml.Node) {
-			var s string
-			if p.str(&s, path+".node", v) {
-				if err := identity.ValidateNodeName(s); err != nil {
-					p.errorf(v, "%s.node: %s", path, strings.TrimPrefix(err.Error(), "identity: "))
-				} else {
-					o.Node = s
-				}
-			}
-		}},
+		{"node", func(_, v *yaml.Node) { p.nodeName(&o.Node, path+".node", v) }},
 	})
 	if urlNode == nil && len(p.errs) == nerr {
 		p.errorf(v, "%s: url is required (rtp://HOST:PORT)", path)

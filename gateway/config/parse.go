@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/meshgw/meshgw/gateway/identity"
 )
 
 // Parse validates a config file's contents and returns the config with every
@@ -199,18 +197,7 @@ func (p *parser) rtsp(r *RTSP, v *yaml.Node) {
 	var rtcp *yaml.Node
 	rtcpPort, rtpOK := 0, true
 	p.fields(m, path, append([]field{
-		{"listen", func(_, v *yaml.Node) {
-			var s string
-			if p.strWant(&s, "rtsp.listen", v, `host:port like ":8554"`) {
-				if s == "" {
-					r.Listen = "" // plain RTSP off
-				} else if msg := checkListen(s); msg != "" {
-					p.errorf(v, "rtsp.listen: %s", msg)
-				} else {
-					r.Listen = s
-				}
-			}
-		}},
+		{"listen", func(_, v *yaml.Node) { p.listen(&r.Listen, "rtsp.listen", v, `":8554"`, true) }},
 		{"rtp_port", func(_, v *yaml.Node) {
 			rtpOK = p.port(&r.RTPPort, "rtsp.rtp_port", v, 0)
 		}},
@@ -401,16 +388,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 		}},
 		{"max_readers", func(_, v *yaml.Node) { p.integer(&r.MaxReaders, path+".max_readers", v, 0, 1<<20) }},
 		{"pacing", func(_, v *yaml.Node) { p.number(&r.Pacing, path+".pacing", v, 1, 20) }},
-		{"node", func(_, v *yaml.Node) {
-			var s string
-			if p.str(&s, path+".node", v) {
-				if err := identity.ValidateNodeName(s); err != nil {
-					p.errorf(v, "%s.node: %s", path, strings.TrimPrefix(err.Error(), "identity: "))
-				} else {
-					r.Node = s
-				}
-			}
-		}},
+		{"node", func(_, v *yaml.Node) { p.nodeName(&r.Node, path+".node", v) }},
 		{"allow_ips", func(_, v *yaml.Node) { r.AllowIPs = p.prefixes(path+".allow_ips", v) }},
 		{"srtp", func(_, v *yaml.Node) { p.routeSRTP(&r, path, v) }},
 		{"source_tls_ca", func(_, v *yaml.Node) {

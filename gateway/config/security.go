@@ -35,16 +35,7 @@ func (p *parser) rtsps(r *RTSPS, v *yaml.Node) {
 	}
 	r.Listen = ":8322"
 	p.fields(m, path, []field{
-		{"listen", func(_, v *yaml.Node) {
-			var s string
-			if p.strWant(&s, "rtsps.listen", v, `host:port like ":8322"`) {
-				if msg := checkListen(s); msg != "" {
-					p.errorf(v, "rtsps.listen: %s", msg)
-				} else {
-					r.Listen = s
-				}
-			}
-		}},
+		{"listen", func(_, v *yaml.Node) { p.listen(&r.Listen, "rtsps.listen", v, `":8322"`, false) }},
 		{"cert", func(_, v *yaml.Node) { p.str(&r.Cert, "rtsps.cert", v) }},
 		{"key", func(_, v *yaml.Node) { p.str(&r.Key, "rtsps.key", v) }},
 	})
