@@ -200,7 +200,8 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 			continue
 		}
 		c := newConn(s, nc)
-		c.secure = secure
+		// newConn already knows a *tls.Conn (a TLS listener handed in as ServerConfig.Listener)
+		c.secure = c.secure || secure
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

@@ -283,6 +283,21 @@ func pionNACKs(b []byte) ([]nackEntry, error) {
 	return out, nil
 }
 
+// anyPadded reports whether a packet of the compound RTCP packet b has its padding bit set.
+func anyPadded(b []byte) bool {
+	for len(b) >= 4 {
+		if b[0]&0x20 != 0 {
+			return true
+		}
+		n := 4 + int(binary.BigEndian.Uint16(b[2:]))*4
+		if n > len(b) {
+			return false
+		}
+		b = b[n:]
+	}
+	return false
+}
+
 // FuzzNACKReader: whatever a far node sends to a relay sink's RTCP address, the reader does not
 // panic, and where pion/rtcp accepts the packet both read the same NACK entries.
 func FuzzNACKReader(f *testing.F) {
@@ -297,6 +312,11 @@ func FuzzNACKReader(f *testing.F) {
 		theirs, perr := pionNACKs(b)
 		if perr != nil || err != nil {
 			return // pion is stricter about other packet types; ours only must not panic
+		}
+		if anyPadded(b) {
+			// pion/rtcp v1.2.15 reads a padded NACK's padding octets as FCI entries; RFC 3550
+			// §6.4.1 says the last octet counts padding to ignore, which is what ours does
+			return
 		}
 		if !slices.Equal(ours, theirs) {
 			t.Fatalf("ours %v, pion %v", ours, theirs)
