@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	pionrtp "github.com/pion/rtp"
 )
 
 func testKey(t testing.TB) SRTPKey {
@@ -298,6 +300,12 @@ func FuzzSRTPProtect(f *testing.F) {
 			plain, err = pion.DecryptRTP(nil, out[:n], nil)
 		}
 		if err != nil {
+			var h pionrtp.Header
+			if _, herr := h.Unmarshal(b); !rtcp && herr != nil {
+				// pion parses header extension elements before decrypting and refuses malformed
+				// ones; SRTP itself covers the extension as opaque bytes, as ours does
+				return
+			}
 			t.Fatalf("pion rejects what meshgw protected (%x): %v", b, err)
 		}
 		if !bytes.Equal(plain, b) {
