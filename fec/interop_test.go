@@ -51,32 +51,7 @@ type triple struct {
 func listenTriple(t *testing.T) *triple {
 	t.Helper()
 	tr := &triple{}
-	for range 100 {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		if p+4 > 65535 {
-			c.Close()
-			continue
-		}
-		c2, err2 := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 2})
-		c4, err4 := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 4})
-		if err2 != nil || err4 != nil {
-			for _, x := range []*net.UDPConn{c, c2, c4} {
-				if x != nil {
-					x.Close()
-				}
-			}
-			continue
-		}
-		tr.port, tr.conns = p, [3]*net.UDPConn{c, c2, c4}
-		break
-	}
-	if tr.port == 0 {
-		t.Fatal("no free UDP ports P, P+2, P+4 on 127.0.0.1")
-	}
+	tr.port, tr.conns = peertest.ListenFECPorts(t)
 	for i, c := range tr.conns {
 		_ = c.SetReadBuffer(8 << 20)
 		tr.wg.Add(1)

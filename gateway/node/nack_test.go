@@ -426,50 +426,42 @@ func runRelayLossKey(t *testing.T, cfg peertest.LossyConfig, nack bool, packets 
 	return run
 }
 
-// TestRelayNACKRepairsLossSRTP: the same over an encrypted relay. A retransmission is the same
-// packet index protected again: the far node's SRTP receiver takes it as the late first copy it
-// is (its replay window, as long as the sender's history, covers the NACK round trip).
-func TestRelayNACKRepairsLossSRTP(t *testing.T) {
+// TestRelayNACKRepairsLoss: 5 % random loss on a relay link; with NACK the far reader loses
+// (nearly) nothing and sees its packets in order. The "srtp" case runs over an encrypted relay:
+// a retransmission is the same packet index protected again, which the far node's SRTP receiver
+// takes as the late first copy it is (its replay window, as long as the sender's history, covers
+// the NACK round trip).
+func TestRelayNACKRepairsLoss(t *testing.T) {
 	k, err := rtp.NewSRTPKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := runRelayLossKey(t, peertest.LossyConfig{Random: 0.05, Seed: 9}, true, 3000, k[:])
-	lost := run.sent - run.distinct
-	t.Logf("5%% loss, NACK, SRTP: sent %d, relay dropped %d, reader got %d distinct (lost %d), repair %+v",
-		run.sent, run.dropped, run.distinct, lost, run.repair)
-	if run.dropped < 75 {
-		t.Fatalf("the lossy relay dropped only %d of %d: the test does not test loss", run.dropped, run.sent)
-	}
-	if lost > 3 {
-		t.Errorf("reader lost %d of %d packets with NACK on an SRTP relay", lost, run.sent)
-	}
-	if !run.inOrder {
-		t.Error("reader saw packets out of order")
-	}
-}
-
-// TestRelayNACKRepairsLoss: 5 % random loss on a relay link; with NACK the far reader loses
-// (nearly) nothing and sees its packets in order.
-func TestRelayNACKRepairsLoss(t *testing.T) {
-	cfg := peertest.LossyConfig{Random: 0.05, Seed: 5}
-	run := runRelayLoss(t, cfg, true, 2000)
-	lost := run.sent - run.distinct
-	t.Logf("5%% loss, NACK: sent %d, relay dropped %d, reader got %d distinct (lost %d), repair %+v",
-		run.sent, run.dropped, run.distinct, lost, run.repair)
-	if run.dropped < 50 {
-		t.Fatalf("the lossy relay dropped only %d of %d: the test does not test loss", run.dropped, run.sent)
-	}
-	// Each retransmission crosses the lossy relay too (5 % each try, 4 tries): a residue of a
-	// packet or two is possible on a busy machine, not more.
-	if lost > 3 {
-		t.Errorf("reader lost %d of %d packets with NACK on", lost, run.sent)
-	}
-	if !run.inOrder {
-		t.Error("reader saw packets out of order")
-	}
-	if run.repair.Resent == 0 || run.repair.Filled == 0 {
-		t.Errorf("repair stats %+v: nothing retransmitted", run.repair)
+	for _, tc := range []struct {
+		name    string
+		seed    int64
+		packets int
+		key     []byte
+	}{{"plain", 5, 2000, nil}, {"srtp", 9, 3000, k[:]}} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runRelayLossKey(t, peertest.LossyConfig{Random: 0.05, Seed: tc.seed}, true, tc.packets, tc.key)
+			lost := run.sent - run.distinct
+			t.Logf("5%% loss, NACK, %s: sent %d, relay dropped %d, reader got %d distinct (lost %d), repair %+v",
+				tc.name, run.sent, run.dropped, run.distinct, lost, run.repair)
+			if run.dropped < uint64(run.sent/40) {
+				t.Fatalf("the lossy relay dropped only %d of %d: the test does not test loss", run.dropped, run.sent)
+			}
+			// Each retransmission crosses the lossy relay too (5 % each try, 4 tries): a residue
+			// of a packet or two is possible on a busy machine, not more.
+			if lost > 3 {
+				t.Errorf("reader lost %d of %d packets with NACK on", lost, run.sent)
+			}
+			if !run.inOrder {
+				t.Error("reader saw packets out of order")
+			}
+			if run.repair.Resent == 0 || run.repair.Filled == 0 {
+				t.Errorf("repair stats %+v: nothing retransmitted", run.repair)
+			}
+		})
 	}
 }
 

@@ -54,3 +54,33 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ListenFECPorts binds UDP ports P, P+2 and P+4 on 127.0.0.1 (SMPTE 2022-1's media, column FEC
+// and row FEC ports) and returns P with the three sockets, which the caller closes.
+func ListenFECPorts(t testing.TB) (int, [3]*net.UDPConn) {
+	t.Helper()
+	lo := net.IPv4(127, 0, 0, 1)
+	for range 100 {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: lo})
+		if err != nil {
+			t.Fatalf("ListenFECPorts: %v", err)
+		}
+		p := c.LocalAddr().(*net.UDPAddr).Port
+		if p+5 > 65535 {
+			c.Close()
+			continue
+		}
+		c2, err2 := net.ListenUDP("udp4", &net.UDPAddr{IP: lo, Port: p + 2})
+		c4, err4 := net.ListenUDP("udp4", &net.UDPAddr{IP: lo, Port: p + 4})
+		if err2 == nil && err4 == nil {
+			return p, [3]*net.UDPConn{c, c2, c4}
+		}
+		for _, x := range []*net.UDPConn{c, c2, c4} {
+			if x != nil {
+				x.Close()
+			}
+		}
+	}
+	t.Fatal("ListenFECPorts: no free UDP ports P, P+2, P+4 on 127.0.0.1")
+	return 0, [3]*net.UDPConn{}
+}
