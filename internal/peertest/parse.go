@@ -1,6 +1,8 @@
 package peertest
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -79,6 +81,40 @@ func FFprobeStreams(out string) []map[string]string {
 
 // GstGotEOS reports whether gst-launch-1.0's output contains GstEOSLine.
 func GstGotEOS(out string) bool { return strings.Contains(out, GstEOSLine) }
+
+// GstPlayedThrough judges a gst-launch-1.0 reader from its output and exit error: nil when the
+// pipeline reached EOS and either exited cleanly or failed only in rtspsrc while shutting down
+// after EOS. The second case is a race inside rtspsrc (GStreamer 1.22), seen with
+// GST_DEBUG=rtspsrc:6: on the way to NULL its CLOSE command flushes the connection while its own
+// PAUSE still waits for the server's reply, and the interrupted read is posted as "Could not send
+// message. (Received end-of-file)" before the server could answer. Any error before EOS, from
+// another element, or a run that did not end by itself is still a failure.
+func GstPlayedThrough(out string, exitErr error) error {
+	eos := strings.Index(out, GstEOSLine)
+	if eos < 0 {
+		if exitErr != nil {
+			return fmt.Errorf("no EOS: %w", exitErr)
+		}
+		return errors.New("exited without reaching EOS")
+	}
+	if exitErr == nil {
+		return nil
+	}
+	errs := strings.Count(out, "ERROR: ")
+	if errs == 0 || !strings.Contains(out, "Freeing pipeline") {
+		return fmt.Errorf("reached EOS but did not end by itself: %w", exitErr)
+	}
+	shutdown := strings.Index(out[eos:], "Setting pipeline to NULL")
+	if shutdown < 0 || strings.Count(out[:eos+shutdown], "ERROR: ") != 0 {
+		return fmt.Errorf("error before the pipeline shut down: %w", exitErr)
+	}
+	late := out[eos+shutdown:]
+	if strings.Count(late, "ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:") != errs ||
+		strings.Count(late, "Could not send message.") < errs {
+		return fmt.Errorf("an error other than rtspsrc's shutdown race after EOS: %w", exitErr)
+	}
+	return nil
+}
 
 // RecordCounts parses the camera's `RECORD /path streamN buffers=M (final)`
 // lines (printed when a publisher's session ends, see StartCamera) into

@@ -1,6 +1,7 @@
 package peertest
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -81,5 +82,39 @@ func TestRecordCounts(t *testing.T) {
 	want := map[string]map[int]int{"/pub": {0: 75}, "/pubav": {0: 149, 1: 281}}
 	if got := RecordCounts(out); !reflect.DeepEqual(got, want) {
 		t.Errorf("RecordCounts = %v, want %v", got, want)
+	}
+}
+
+func TestGstPlayedThrough(t *testing.T) {
+	exit1 := errors.New("exit status 1")
+	played := "Setting pipeline to PLAYING ...\nGot EOS from element \"pipeline0\".\nExecution ended after 0:00:02.3\n"
+	// what gst-launch-1.0 1.22 printed when rtspsrc's CLOSE interrupted its own PAUSE after EOS
+	race := played + "Setting pipeline to NULL ...\n" +
+		"ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:s: Could not write to resource.\n" +
+		"Additional debug info:\n../gst/rtsp/gstrtspsrc.c(6766): gst_rtspsrc_try_send (): /GstPipeline:pipeline0/GstRTSPSrc:s:\n" +
+		"Could not send message. (Received end-of-file)\n" +
+		"ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:s: Could not write to resource.\n" +
+		"Additional debug info:\n../gst/rtsp/gstrtspsrc.c(9240): gst_rtspsrc_pause (): /GstPipeline:pipeline0/GstRTSPSrc:s:\n" +
+		"Could not send message. (Received end-of-file)\nFreeing pipeline ...\n"
+	early := "Setting pipeline to PLAYING ...\nERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:s: Could not read from resource.\n" +
+		"Could not send message. (Received end-of-file)\n" + race
+	other := played + "Setting pipeline to NULL ...\nERROR: from element /GstPipeline:pipeline0/GstAvDec:avdec_h264-0: Internal data stream error.\nFreeing pipeline ...\n"
+	for _, c := range []struct {
+		name string
+		out  string
+		err  error
+		ok   bool
+	}{
+		{"clean EOS", played, nil, true},
+		{"rtspsrc shutdown race", race, exit1, true},
+		{"no EOS, exit 0", "Setting pipeline to PLAYING ...\n", nil, false},
+		{"no EOS, exit 1", "ERROR: from element x\n", exit1, false},
+		{"error before EOS", early, exit1, false},
+		{"other element after EOS", other, exit1, false},
+		{"killed after EOS", played, errors.New("timed out"), false},
+	} {
+		if err := GstPlayedThrough(c.out, c.err); (err == nil) != c.ok {
+			t.Errorf("%s: GstPlayedThrough = %v, want ok=%v", c.name, err, c.ok)
+		}
 	}
 }

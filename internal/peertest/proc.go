@@ -215,6 +215,28 @@ func (p *Proc) MustSucceed(timeout time.Duration) string {
 	return p.Output()
 }
 
+// MustPlayGst waits for a gst-launch-1.0 reader and fails the test unless it played through to
+// EOS as GstPlayedThrough judges it. It returns the captured output.
+func (p *Proc) MustPlayGst(timeout time.Duration) string {
+	p.t.Helper()
+	var err error
+	select {
+	case <-p.done:
+		err = p.err
+	case <-time.After(timeout):
+		p.Kill()
+		err = fmt.Errorf("timed out after %v (killed)", timeout)
+	}
+	out := p.Output()
+	if verr := GstPlayedThrough(out, err); verr != nil {
+		p.logTail(verr.Error())
+		p.t.Fatalf("%s: %v", p.desc, verr)
+	} else if err != nil {
+		p.t.Logf("%s: reached EOS; exit %v came from rtspsrc's shutdown race after EOS", p.desc, err)
+	}
+	return out
+}
+
 // Output returns everything the process has written so far (stdout and
 // stderr interleaved).
 func (p *Proc) Output() string {

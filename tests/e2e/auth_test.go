@@ -237,7 +237,7 @@ func TestAuthDigestGStreamer(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			// user-id/user-pw are properties of rtspsrc: they go right after its name=s
 			args := slices.Insert(playGstArgs(g.URL+"demo", proto, 50), 5, "user-id=viewer", "user-pw=view-pw")
-			out := peertest.Run(context.Background(), t, "gst-launch-1.0", args...).MustSucceed(40 * time.Second)
+			out := peertest.Run(context.Background(), t, "gst-launch-1.0", args...).MustPlayGst(40 * time.Second)
 			if !peertest.GstGotEOS(out) {
 				t.Errorf("rtspsrc with credentials: no EOS\n%s", tail(out))
 			}

@@ -199,7 +199,7 @@ func TestClusterServesFromNodes(t *testing.T) {
 	if m := transportRE.FindAllStringSubmatch(ff.Output(), -1); len(m) == 0 || !strings.Contains(m[0][1], "source="+c.a.Addr.String()) {
 		t.Errorf("ffmpeg's SETUP reply does not name node-a (%s) as source: %q", c.a.Addr, m)
 	}
-	gout := gst.MustSucceed(40 * time.Second)
+	gout := gst.MustPlayGst(40 * time.Second)
 	if !peertest.GstGotEOS(gout) {
 		t.Errorf("rtspsrc on player 2 did not reach EOS:\n%s", playTail(gout, 3000))
 	}

@@ -103,7 +103,7 @@ func TestMulticastAcrossNamespaces(t *testing.T) {
 
 	t.Run("gstreamer multicast", func(t *testing.T) {
 		start := time.Now()
-		out := cli.Run(ctx, t, "gst-launch-1.0", playGstArgs(url, "udp-mcast", 50)...).MustSucceed(30 * time.Second)
+		out := cli.Run(ctx, t, "gst-launch-1.0", playGstArgs(url, "udp-mcast", 50)...).MustPlayGst(30 * time.Second)
 		if !peertest.GstGotEOS(out) {
 			t.Errorf("no EOS from rtspsrc protocols=udp-mcast:\n%s", playTail(out, 3000))
 		}

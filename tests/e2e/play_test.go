@@ -331,7 +331,7 @@ func TestPlayDemoGStreamer(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			start := time.Now()
 			out := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(g.URL+"demo", proto, 50)...).
-				MustSucceed(30 * time.Second)
+				MustPlayGst(30 * time.Second)
 			if !peertest.GstGotEOS(out) {
 				t.Errorf("no EOS from gst-launch:\n%s", playTail(out, 3000))
 			}
@@ -475,7 +475,7 @@ func TestPlayPacedRoute(t *testing.T) {
 		t.Errorf("ffmpeg concealed errors on the paced stream")
 	}
 	out := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(g.URL+"paced", "udp", 50)...).
-		MustSucceed(30 * time.Second)
+		MustPlayGst(30 * time.Second)
 	if !peertest.GstGotEOS(out) {
 		t.Errorf("no EOS from rtspsrc on the paced stream:\n%s", playTail(out, 3000))
 	}

@@ -29,7 +29,7 @@ func TestClusterSRTPReaderOnNode(t *testing.T) {
 	// rtspsrc's own property, so it goes right after the element
 	args = append([]string{args[0], "tls-validation-flags=0"}, args[1:]...)
 	gst := c.p2.Run(ctx, t, "gst-launch-1.0", args...)
-	gout := gst.MustSucceed(40 * time.Second)
+	gout := gst.MustPlayGst(40 * time.Second)
 	if !peertest.GstGotEOS(gout) {
 		t.Fatalf("rtspsrc (SRTP) on player 2 did not reach EOS:\n%s", playTail(gout, 3000))
 	}
