@@ -337,6 +337,48 @@ func (m *Merger) Push(leg int, pkt []byte, now int64) {
 	m.release(now)
 }
 
+// Known reports whether pkt is a copy of a sequence number of the current
+// stream that the merger already holds or has output, and then counts it
+// on leg exactly as Push would have (as a duplicate or a late copy). A
+// caller uses it to skip work on copies Push would drop anyway (an SRTP
+// check and decryption per leg); when it returns false, the caller Pushes
+// the packet. After Close it returns false.
+func (m *Merger) Known(leg int, pkt []byte, now int64) bool {
+	if leg < 0 || leg >= m.nlegs {
+		panic(fmt.Sprintf("rtp: Merger.Known: leg %d of %d", leg, m.nlegs))
+	}
+	if len(pkt) < 12 {
+		return false
+	}
+	seq := binary.BigEndian.Uint16(pkt[2:])
+	ssrc := binary.BigEndian.Uint32(pkt[8:])
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || !m.started || ssrc != m.ssrc {
+		return false
+	}
+	ext := m.max + int64(int16(seq-uint16(m.max)))
+	if ext < m.tail || ext > m.max {
+		return false
+	}
+	s := &m.ring[ext&m.mask]
+	if s.state != slotHeld && s.state != slotOut {
+		return false
+	}
+	l := &m.legs[leg]
+	l.st.Received++
+	l.lastAt, l.alive = now, true
+	m.dropMove(leg)
+	if now-s.at > m.skew {
+		l.st.Late++
+	} else {
+		l.st.Duplicates++
+	}
+	s.seen |= 1 << leg
+	m.release(now)
+	return true
+}
+
 // Tick releases what is due at now (see NextDeadline) and settles the
 // per-leg loss counters of sequence numbers old enough.
 func (m *Merger) Tick(now int64) {

@@ -13,12 +13,13 @@ import (
 const maxRelaySkew = 10 * time.Second
 
 // relayMerge is one relayed track's SMPTE 2022-7 receiver: the two legs of a live-live relay meet
-// here, after each leg's own SRTP check (a forged packet on one leg must not take the place of the
-// genuine copy on the other) and before loss repair, which then sees one line with only the
-// packets both legs lost missing. Retransmissions answering its NACKs come back behind the merged
-// line; the merger's Refill hands them on to the repair, which knows what it still misses.
+// here (flow.mergeLeg), after the SRTP check of each number's first copy (a forged packet on one
+// leg must not take the place of the genuine copy on the other) and before loss repair, which
+// then sees one line with only the packets both legs lost missing. Retransmissions answering its
+// NACKs come back behind the merged line; the merger's Refill hands them on to the repair, which
+// knows what it still misses.
 //
-// push runs on the read goroutines of both pairs; the merger serialises them, and with them every
+// The read goroutines of both pairs push into it; the merger serialises them, and with them every
 // write into the track's hub or repair. The timer releases packets held behind a gap when no later
 // packet comes to do it.
 type relayMerge struct {
@@ -51,10 +52,30 @@ func newRelayMerge(fl *flow, hub *rtp.Hub, rx *relayRx, skew time.Duration, pool
 	return mg
 }
 
-// push takes one packet of leg (0 or 1) that passed its leg's SRTP check.
-func (mg *relayMerge) push(leg int, b []byte) {
+// mergeLeg takes one RTP packet of a live-live relay from leg (0 or 1). A copy of a number the
+// merge already has is counted and dropped before any SRTP work: dropping it unchecked is safe,
+// as it can only be dropped, and skipping its decryption halves the relay's cost. The first copy
+// is checked and decrypted with the relay's one SRTP context, shared by the legs (under llmu,
+// since the two pairs' read goroutines both reach it), so the replay window and rollover counter
+// see every index once, in whichever leg's order it came first.
+func (fl *flow) mergeLeg(mg *relayMerge, leg int, b []byte) {
 	now := rtp.Now()
+	fl.llmu.Lock()
+	if mg.m.Known(leg, b, now) {
+		fl.llmu.Unlock()
+		return
+	}
+	if un := fl.srtp.Load(); un != nil {
+		var err error
+		if b, err = un.RTP(b); err != nil {
+			fl.llmu.Unlock()
+			fl.errs.Add(1) // not from the upstream node that holds the relay's key
+			return
+		}
+	}
+	fl.last.Store(time.Now().UnixNano())
 	mg.m.Push(leg, b, now)
+	fl.llmu.Unlock()
 	mg.arm(now)
 }
 

@@ -99,9 +99,10 @@ type flow struct {
 	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
 	// re-pointed with a new key swaps it.
 	srtp atomic.Pointer[rtp.SRTPUnprotector]
-	// srtp2 unprotects a live-live relay's second leg: each leg keeps its own replay window, as
-	// both carry every index.
+	// srtp2 unprotects the SRTCP of a live-live relay's second leg (each leg's reports have their
+	// own index); the legs' SRTP share srtp under llmu (livelive.go).
 	srtp2 atomic.Pointer[rtp.SRTPUnprotector]
+	llmu  sync.Mutex
 	// sources
 	player *demo.Player
 	puller *pull.Puller

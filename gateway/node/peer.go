@@ -128,7 +128,15 @@ func (p *peer) handleRTP(b []byte) {
 		p.dropped.Add(1)
 		return
 	}
-	if un := r.fl.unprotector(p.key.second); un != nil {
+	if r.mg != nil {
+		leg := 0
+		if p.key.second {
+			leg = 1
+		}
+		r.fl.mergeLeg(r.mg, leg, b)
+		return
+	}
+	if un := r.fl.srtp.Load(); un != nil {
 		var err error
 		if b, err = un.RTP(b); err != nil {
 			r.fl.errs.Add(1) // not from the upstream node that holds the relay's key
@@ -136,14 +144,6 @@ func (p *peer) handleRTP(b []byte) {
 		}
 	}
 	r.fl.last.Store(time.Now().UnixNano())
-	if r.mg != nil {
-		leg := 0
-		if p.key.second {
-			leg = 1
-		}
-		r.mg.push(leg, b)
-		return
-	}
 	if r.rx != nil {
 		r.rx.push(r.hub, b)
 		return
@@ -207,7 +207,7 @@ func (p *peer) handleRTCP(b []byte) {
 	}
 }
 
-// unprotector is the relay leg's SRTP context: each leg has its own replay window.
+// unprotector is the relay leg's SRTCP context (the legs' SRTP share one, see mergeLeg).
 func (fl *flow) unprotector(second bool) *rtp.SRTPUnprotector {
 	if second {
 		return fl.srtp2.Load()
