@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"net"
@@ -19,11 +20,13 @@ func (s *releaseSink) DeliverRTP(p *rtp.Packet)  { s.n++; p.Release() }
 func (s *releaseSink) DeliverRTCP(p *rtp.Packet) { p.Release() }
 
 // FuzzRelayDemux feeds arbitrary datagrams into the peer handlers a relay's upstream addresses
-// get (RTP and RTCP), with two relayed tracks, a reader's liveness and no publisher: whatever
-// another host sends, the read goroutine must not panic.
+// get (RTP and RTCP, on both pairs), with two relayed tracks, a live-live relay whose merge sees
+// every datagram on both legs, a reader's liveness and no publisher: whatever another host
+// sends, the read goroutines must not panic.
 func FuzzRelayDemux(f *testing.F) {
 	f.Add(false, mkRTP(1, 7, 9000))
 	f.Add(false, mkRTP(3, 7, 9000))
+	f.Add(false, mkRTP(3, 8, 9000))
 	f.Add(false, []byte{0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0})
 	f.Add(true, mkSR(2, 1<<63, 1234))
 	f.Add(true, mkSR(9, 0, 0))
@@ -44,19 +47,33 @@ func FuzzRelayDemux(f *testing.F) {
 		}
 	})
 	relay := &flow{spec: Flow{Kind: SourceRelay, SSRCs: []uint32{1, 2}}, stream: &nodeStream{hubs: hubs}}
+	// and a live-live relay (SSRC 3) whose two legs come from the same addresses on both pairs
+	llHub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 3, Transparent: true})
+	llHub.AddSink(sink)
+	ll := &flow{spec: Flow{Kind: SourceRelay, SSRCs: []uint32{3}, RTP2: netip.MustParseAddrPort("127.0.0.2:1")}, stream: &nodeStream{hubs: []*rtp.Hub{llHub}}}
+	ll.mg = []*relayMerge{newRelayMerge(ll, llHub, nil, rtp.ClassA, rtp.NewPool(), nil)}
+	f.Cleanup(func() { ll.mg[0].close(); llHub.Close() })
 	reader := &flow{spec: Flow{Kind: SinkUDP}}
-	rtpPeer := newPeer(peerKey{})
-	rtpPeer.members[relay] = struct{}{}
-	rtpPeer.publish()
-	rtcpPeer := newPeer(peerKey{rtcp: true})
-	rtcpPeer.members[relay] = struct{}{}
-	rtcpPeer.members[reader] = struct{}{}
-	rtcpPeer.publish()
+	var rtpPeers, rtcpPeers [2]*peer
+	for i, second := range []bool{false, true} {
+		rtpPeers[i] = newPeer(peerKey{second: second})
+		rtcpPeers[i] = newPeer(peerKey{rtcp: true, second: second})
+		for _, m := range []*flow{relay, ll} {
+			rtpPeers[i].members[m] = struct{}{}
+			rtcpPeers[i].members[m] = struct{}{}
+		}
+		rtcpPeers[i].members[reader] = struct{}{}
+		rtpPeers[i].publish()
+		rtcpPeers[i].publish()
+	}
 	f.Fuzz(func(t *testing.T, isRTCP bool, b []byte) {
-		if isRTCP {
-			rtcpPeer.handleRTCP(b)
-		} else {
-			rtpPeer.handleRTP(b)
+		// the same datagram on both legs, as a live-live relay's two copies
+		for i := range rtpPeers {
+			if isRTCP {
+				rtcpPeers[i].handleRTCP(bytes.Clone(b))
+			} else {
+				rtpPeers[i].handleRTP(bytes.Clone(b))
+			}
 		}
 	})
 }
