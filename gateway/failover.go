@@ -123,6 +123,14 @@ func (c *Control) reingestLocked(ctx context.Context, s *stream, dead *member) {
 		c.log.Error("re-ingest", "route", s.path, "err", err)
 		return
 	}
+	if dead != nil && s.sourceFlow != "" {
+		// The dead node's last report says where its lines stood: new hubs continue them, so
+		// the readers it served keep their SSRC when they move (a node that already relays the
+		// stream keeps its own hubs, which continue by themselves).
+		if st, err := dead.n.Stats(s.sourceFlow); err == nil && len(st.Lines) == len(s.tracks) {
+			f.Continue = st.Lines
+		}
+	}
 	s.sourceFlow, s.ingest = f.ID, to
 	s.sourceUp = make(chan struct{})
 	up := s.sourceUp

@@ -48,7 +48,34 @@ type HubConfig struct {
 	// Later epochs (SSRC change, seq jump, SourceRestarted) continue the line
 	// as in a normal hub, since the upstream line itself was broken.
 	Transparent bool
+	// Continue, with SSRC set to Continue.SSRC, makes the hub carry on the
+	// line of a hub that went away (its node died) instead of starting a
+	// random one: its first packet gets a sequence number past
+	// Continue.NextSeq by the packets the old line may have sent since At
+	// (at Rate, with a margin), and Continue.NextTS advanced by the time
+	// since At. Readers moved here see their SSRC go on with a forward jump,
+	// as after a loss, never a line that goes back.
+	Continue *LinePos
 }
+
+// LinePos is where a hub's output line stood at a moment: the basis for a
+// hub on another node to continue it (HubConfig.Continue).
+type LinePos struct {
+	SSRC    uint32
+	NextSeq uint16
+	NextTS  uint32
+	At      time.Time // wall clock: the position travels between hosts
+	Rate    float64   // packets per second so far
+}
+
+// Continuing a line: the sequence numbers the old line may have used since
+// its last known position are skipped, with this margin, and never more than
+// readers take for a loss rather than a restart (RFC 3550 A.1's
+// MAX_DROPOUT is 3000).
+const (
+	continueMargin  = 50
+	continueMaxSkip = 2500
+)
 
 // HubStats are a hub's counters since it was created.
 type HubStats struct {
@@ -141,6 +168,7 @@ type Hub struct {
 	log         *slog.Logger
 	ssrc        uint32
 	transparent bool // first epoch uses zero offsets, see HubConfig.Transparent
+	cont        *LinePos
 	srInterval  int64
 	srTmpl      []byte // SR + SDES CNAME as marshalled by pion; per report we patch the SR fields
 
@@ -157,8 +185,9 @@ type Hub struct {
 
 	// Published by WriteRTP for NextSeqTS: 1<<48 | seq<<32 | ts of the
 	// highest packet out, and its arrival time.
-	last   atomic.Uint64
-	lastAt atomic.Int64
+	last    atomic.Uint64
+	lastAt  atomic.Int64
+	firstAt atomic.Int64 // the first packet's arrival (monotonic), for LinePos.Rate
 
 	packetsIn, bytesIn, packetsOut, invalid, epochs atomic.Uint64
 }
@@ -186,6 +215,10 @@ func NewHub(cfg HubConfig) *Hub {
 		}
 	} else {
 		h.transparent = cfg.Transparent
+		if cfg.Continue != nil && cfg.Continue.SSRC == cfg.SSRC {
+			c := *cfg.Continue
+			h.cont = &c
+		}
 	}
 	if h.srInterval <= 0 {
 		h.srInterval = int64(5 * time.Second)
@@ -318,6 +351,12 @@ func (h *Hub) rewrite(seq uint16, ts, ssrc uint32, mono int64) (uint16, uint32) 
 				// the input already is a line that began randomly (the
 				// upstream hub's), and readers may switch between the two
 				s.seqOff, s.tsOff = 0, 0
+			} else if c := h.cont; c != nil {
+				el := max(time.Since(c.At), 0)
+				skip := min(c.Rate*el.Seconds()*1.25+continueMargin, continueMaxSkip)
+				s.seqOff = c.NextSeq + uint16(skip) - seq
+				s.tsOff = c.NextTS + ticks(int64(el), h.track.ClockRate) - ts
+				h.log.Info("rtp: continuing a line", "from_seq", c.NextSeq, "skip", uint16(skip), "elapsed", el.Round(time.Millisecond))
 			} else {
 				// RFC 3550 §5.1: random initial sequence number and timestamp.
 				s.seqOff = uint16(rand.Uint32()) - seq
@@ -325,6 +364,7 @@ func (h *Hub) rewrite(seq uint16, ts, ssrc uint32, mono int64) (uint16, uint32) 
 			}
 			s.started = true
 			h.restart.Store(false)
+			h.firstAt.Store(mono)
 		} else {
 			adv := ticks(mono-s.lastAt, h.track.ClockRate)
 			if adv == 0 {
@@ -503,6 +543,20 @@ func (h *Hub) NextSeqTS() (seq uint16, ts uint32, ok bool) {
 	}
 	at := h.lastAt.Load()
 	return uint16(v>>32) + 1, uint32(v) + ticks(Now()-at, h.track.ClockRate), true
+}
+
+// Line reports where the output line stands (for a hub elsewhere to continue it, see
+// HubConfig.Continue). ok is false before the first packet.
+func (h *Hub) Line() (LinePos, bool) {
+	seq, ts, ok := h.NextSeqTS()
+	if !ok {
+		return LinePos{}, false
+	}
+	p := LinePos{SSRC: h.ssrc, NextSeq: seq, NextTS: ts, At: time.Now()}
+	if d := time.Duration(Now() - h.firstAt.Load()); d > 0 {
+		p.Rate = float64(h.packetsIn.Load()) / d.Seconds()
+	}
+	return p, true
 }
 
 // Track returns the hub's track.

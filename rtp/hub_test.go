@@ -408,3 +408,58 @@ func TestHubAddRemoveSinks(t *testing.T) {
 		t.Error("ssrc not rewritten")
 	}
 }
+
+// TestHubContinuesALine: a hub on another node continues a line that went away: same SSRC, the
+// first sequence number a little past the old line's (forward, within what readers take for a
+// loss) and the timestamp advanced by the time since the old line's position.
+func TestHubContinuesALine(t *testing.T) {
+	pool := NewPool()
+	track := Track{Media: "video", PayloadType: 96, ClockRate: 90000}
+	old := NewHub(HubConfig{Track: track, Pool: pool})
+	defer old.Close()
+	for i := range 100 {
+		if err := old.WriteRTP(mkRTP(0xaaaa, uint16(65500+i), uint32(3000*i), 10)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond / 2)
+	}
+	pos, ok := old.Line()
+	if !ok || pos.SSRC != old.SSRC() || pos.Rate <= 0 {
+		t.Fatalf("Line() = %+v, %v", pos, ok)
+	}
+	time.Sleep(100 * time.Millisecond) // the old node went on sending for a while, then died
+	h := NewHub(HubConfig{Track: track, Pool: pool, SSRC: pos.SSRC, Continue: &pos})
+	defer h.Close()
+	s := &recSink{}
+	h.AddSink(s)
+	for i := range 3 {
+		if err := h.WriteRTP(mkRTP(0xbbbb, uint16(7+i), uint32(5e8+3000*i), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.snapshot()
+	first := outHdr(t, got[0])
+	skip := first.SequenceNumber - pos.NextSeq
+	if first.SSRC != pos.SSRC || skip < continueMargin || skip > continueMaxSkip {
+		t.Errorf("first packet ssrc %x seq %d, want ssrc %x and seq %d + %d..%d", first.SSRC, first.SequenceNumber, pos.SSRC, pos.NextSeq, continueMargin, continueMaxSkip)
+	}
+	// 100 ms at 90 kHz is 9000 ticks; allow a loaded machine's scheduling
+	if adv := first.Timestamp - pos.NextTS; adv < 9000 || adv > 90000 {
+		t.Errorf("timestamp advanced %d ticks over ~100 ms", adv)
+	}
+	for i := 1; i < len(got); i++ {
+		if a, b := outHdr(t, got[i-1]), outHdr(t, got[i]); b.SequenceNumber != a.SequenceNumber+1 || b.Timestamp-a.Timestamp != 3000 {
+			t.Errorf("packet %d does not follow %d", i, i-1)
+		}
+	}
+	// a Continue for another SSRC is ignored: a random line
+	h2 := NewHub(HubConfig{Track: track, Pool: pool, SSRC: 0x1, Continue: &pos})
+	defer h2.Close()
+	if h2.cont != nil {
+		t.Error("Continue with another SSRC was taken")
+	}
+	old.Close()
+	h.Close()
+	h2.Close()
+	checkNoLeak(t, pool)
+}

@@ -960,7 +960,9 @@ type FlowStats struct {
 	RtpSource *RtpSourceStats `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
 	// relay_legs: a two-leg relay source's 2022-7 merge counters (rtp.MergerStats, summed over
 	// tracks); unset for others.
-	RelayLegs     *MergerStats `protobuf:"bytes,60,opt,name=relay_legs,json=relayLegs,proto3" json:"relay_legs,omitempty"`
+	RelayLegs *MergerStats `protobuf:"bytes,60,opt,name=relay_legs,json=relayLegs,proto3" json:"relay_legs,omitempty"`
+	// lines: where a source flow's hubs' output lines stand, one per track (node.FlowStats.Lines).
+	Lines         []*LinePos `protobuf:"bytes,61,rep,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1065,6 +1067,92 @@ func (x *FlowStats) GetRelayLegs() *MergerStats {
 	return nil
 }
 
+func (x *FlowStats) GetLines() []*LinePos {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+// LinePos mirrors rtp.LinePos: where an RTP output line stood, for another node to continue it.
+type LinePos struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ssrc  uint32                 `protobuf:"varint,1,opt,name=ssrc,proto3" json:"ssrc,omitempty"`
+	// next_seq is 0..65535; larger values are refused.
+	NextSeq     uint32 `protobuf:"varint,2,opt,name=next_seq,json=nextSeq,proto3" json:"next_seq,omitempty"`
+	NextTs      uint32 `protobuf:"varint,3,opt,name=next_ts,json=nextTs,proto3" json:"next_ts,omitempty"`
+	AtUnixNanos int64  `protobuf:"varint,4,opt,name=at_unix_nanos,json=atUnixNanos,proto3" json:"at_unix_nanos,omitempty"`
+	// rate is packets per second, a finite number >= 0.
+	Rate          float64 `protobuf:"fixed64,5,opt,name=rate,proto3" json:"rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinePos) Reset() {
+	*x = LinePos{}
+	mi := &file_meshgw_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinePos) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinePos) ProtoMessage() {}
+
+func (x *LinePos) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinePos.ProtoReflect.Descriptor instead.
+func (*LinePos) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LinePos) GetSsrc() uint32 {
+	if x != nil {
+		return x.Ssrc
+	}
+	return 0
+}
+
+func (x *LinePos) GetNextSeq() uint32 {
+	if x != nil {
+		return x.NextSeq
+	}
+	return 0
+}
+
+func (x *LinePos) GetNextTs() uint32 {
+	if x != nil {
+		return x.NextTs
+	}
+	return 0
+}
+
+func (x *LinePos) GetAtUnixNanos() int64 {
+	if x != nil {
+		return x.AtUnixNanos
+	}
+	return 0
+}
+
+func (x *LinePos) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
 // MergerStats mirrors rtp.MergerStats.
 type MergerStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1080,7 +1168,7 @@ type MergerStats struct {
 
 func (x *MergerStats) Reset() {
 	*x = MergerStats{}
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1180,7 @@ func (x *MergerStats) String() string {
 func (*MergerStats) ProtoMessage() {}
 
 func (x *MergerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1193,7 @@ func (x *MergerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergerStats.ProtoReflect.Descriptor instead.
 func (*MergerStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{10}
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MergerStats) GetLegs() []*RtpLegStats {
@@ -1168,7 +1256,7 @@ type BackupStats struct {
 
 func (x *BackupStats) Reset() {
 	*x = BackupStats{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1268,7 @@ func (x *BackupStats) String() string {
 func (*BackupStats) ProtoMessage() {}
 
 func (x *BackupStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1281,7 @@ func (x *BackupStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupStats.ProtoReflect.Descriptor instead.
 func (*BackupStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BackupStats) GetMode() string {
@@ -1270,7 +1358,7 @@ type RtpSourceStats struct {
 
 func (x *RtpSourceStats) Reset() {
 	*x = RtpSourceStats{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1370,7 @@ func (x *RtpSourceStats) String() string {
 func (*RtpSourceStats) ProtoMessage() {}
 
 func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1383,7 @@ func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSourceStats.ProtoReflect.Descriptor instead.
 func (*RtpSourceStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RtpSourceStats) GetReceived() uint64 {
@@ -1377,7 +1465,7 @@ type RtpLegStats struct {
 
 func (x *RtpLegStats) Reset() {
 	*x = RtpLegStats{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1477,7 @@ func (x *RtpLegStats) String() string {
 func (*RtpLegStats) ProtoMessage() {}
 
 func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1490,7 @@ func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpLegStats.ProtoReflect.Descriptor instead.
 func (*RtpLegStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RtpLegStats) GetReceived() uint64 {
@@ -1464,7 +1552,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1564,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1577,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1509,7 +1597,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1609,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1622,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1557,7 +1645,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1657,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1670,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{16}
+	return file_meshgw_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Track) GetMedia() string {
@@ -1654,16 +1742,19 @@ type Flow struct {
 	// window travels as rtp_source.skew_nanos). second_pair: a relay sink sends from the node's
 	// live-live pair. rtp2 and rtcp2: a relay source's second leg's upstream addresses,
 	// "ip:port" or empty.
-	SecondPair    bool   `protobuf:"varint,60,opt,name=second_pair,json=secondPair,proto3" json:"second_pair,omitempty"`
-	Rtp2          string `protobuf:"bytes,61,opt,name=rtp2,proto3" json:"rtp2,omitempty"`
-	Rtcp2         string `protobuf:"bytes,62,opt,name=rtcp2,proto3" json:"rtcp2,omitempty"`
+	SecondPair bool   `protobuf:"varint,60,opt,name=second_pair,json=secondPair,proto3" json:"second_pair,omitempty"`
+	Rtp2       string `protobuf:"bytes,61,opt,name=rtp2,proto3" json:"rtp2,omitempty"`
+	Rtcp2      string `protobuf:"bytes,62,opt,name=rtcp2,proto3" json:"rtcp2,omitempty"`
+	// continue_lines: on a source taking over a stream from a dead ingest node, the lines its new
+	// hubs continue (node.Flow.Continue), one per track.
+	ContinueLines []*LinePos `protobuf:"bytes,63,rep,name=continue_lines,json=continueLines,proto3" json:"continue_lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1766,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1779,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{17}
+	return file_meshgw_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Flow) GetId() string {
@@ -1894,6 +1985,13 @@ func (x *Flow) GetRtcp2() string {
 	return ""
 }
 
+func (x *Flow) GetContinueLines() []*LinePos {
+	if x != nil {
+		return x.ContinueLines
+	}
+	return nil
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1911,7 +2009,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2021,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2034,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{18}
+	return file_meshgw_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -1989,7 +2087,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2099,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2112,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{19}
+	return file_meshgw_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -2077,7 +2175,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[20]
+	mi := &file_meshgw_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2187,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[20]
+	mi := &file_meshgw_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2200,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{20}
+	return file_meshgw_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -2215,7 +2313,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xfe\x02\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xac\x03\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
@@ -2228,7 +2326,14 @@ const file_meshgw_proto_rawDesc = "" +
 	"\n" +
 	"rtp_source\x18\x1e \x01(\v2\x1d.meshgw.api.v1.RtpSourceStatsR\trtpSource\x129\n" +
 	"\n" +
-	"relay_legs\x18< \x01(\v2\x1a.meshgw.api.v1.MergerStatsR\trelayLegs\"\xb9\x01\n" +
+	"relay_legs\x18< \x01(\v2\x1a.meshgw.api.v1.MergerStatsR\trelayLegs\x12,\n" +
+	"\x05lines\x18= \x03(\v2\x16.meshgw.api.v1.LinePosR\x05lines\"\x89\x01\n" +
+	"\aLinePos\x12\x12\n" +
+	"\x04ssrc\x18\x01 \x01(\rR\x04ssrc\x12\x19\n" +
+	"\bnext_seq\x18\x02 \x01(\rR\anextSeq\x12\x17\n" +
+	"\anext_ts\x18\x03 \x01(\rR\x06nextTs\x12\"\n" +
+	"\rat_unix_nanos\x18\x04 \x01(\x03R\vatUnixNanos\x12\x12\n" +
+	"\x04rate\x18\x05 \x01(\x01R\x04rate\"\xb9\x01\n" +
 	"\vMergerStats\x12.\n" +
 	"\x04legs\x18\x01 \x03(\v2\x1a.meshgw.api.v1.RtpLegStatsR\x04legs\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\x04R\x06output\x12\x12\n" +
@@ -2274,7 +2379,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xa6\b\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xe5\b\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -2308,7 +2413,8 @@ const file_meshgw_proto_rawDesc = "" +
 	"\vsecond_pair\x18< \x01(\bR\n" +
 	"secondPair\x12\x12\n" +
 	"\x04rtp2\x18= \x01(\tR\x04rtp2\x12\x14\n" +
-	"\x05rtcp2\x18> \x01(\tR\x05rtcp2\x1a7\n" +
+	"\x05rtcp2\x18> \x01(\tR\x05rtcp2\x12=\n" +
+	"\x0econtinue_lines\x18? \x03(\v2\x16.meshgw.api.v1.LinePosR\rcontinueLines\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
@@ -2369,7 +2475,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -2383,56 +2489,59 @@ var file_meshgw_proto_goTypes = []any{
 	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*MergerStats)(nil),    // 12: meshgw.api.v1.MergerStats
-	(*BackupStats)(nil),    // 13: meshgw.api.v1.BackupStats
-	(*RtpSourceStats)(nil), // 14: meshgw.api.v1.RtpSourceStats
-	(*RtpLegStats)(nil),    // 15: meshgw.api.v1.RtpLegStats
-	(*Ping)(nil),           // 16: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 17: meshgw.api.v1.Pong
-	(*Track)(nil),          // 18: meshgw.api.v1.Track
-	(*Flow)(nil),           // 19: meshgw.api.v1.Flow
-	(*OutputSpec)(nil),     // 20: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),      // 21: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),     // 22: meshgw.api.v1.FlowStatus
-	nil,                    // 23: meshgw.api.v1.Flow.MetaEntry
-	nil,                    // 24: meshgw.api.v1.Flow.SrtpRocsEntry
+	(*LinePos)(nil),        // 12: meshgw.api.v1.LinePos
+	(*MergerStats)(nil),    // 13: meshgw.api.v1.MergerStats
+	(*BackupStats)(nil),    // 14: meshgw.api.v1.BackupStats
+	(*RtpSourceStats)(nil), // 15: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),    // 16: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),           // 17: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 18: meshgw.api.v1.Pong
+	(*Track)(nil),          // 19: meshgw.api.v1.Track
+	(*Flow)(nil),           // 20: meshgw.api.v1.Flow
+	(*OutputSpec)(nil),     // 21: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),      // 22: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 23: meshgw.api.v1.FlowStatus
+	nil,                    // 24: meshgw.api.v1.Flow.MetaEntry
+	nil,                    // 25: meshgw.api.v1.Flow.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	17, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	18, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	16, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	19, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	17, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	20, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	18, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	19, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	19, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	20, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	22, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	18, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	23, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	19, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
-	13, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
-	14, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
-	12, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
-	15, // 20: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	15, // 21: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	18, // 22: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	23, // 23: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	19, // 24: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	20, // 25: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
-	21, // 26: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	24, // 27: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
-	2,  // 28: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 29: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	29, // [29:30] is the sub-list for method output_type
-	28, // [28:29] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	14, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
+	15, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
+	13, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
+	12, // 20: meshgw.api.v1.FlowStats.lines:type_name -> meshgw.api.v1.LinePos
+	16, // 21: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	16, // 22: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	19, // 23: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	24, // 24: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	20, // 25: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
+	21, // 26: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	22, // 27: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	25, // 28: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
+	12, // 29: meshgw.api.v1.Flow.continue_lines:type_name -> meshgw.api.v1.LinePos
+	2,  // 30: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 31: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	31, // [31:32] is the sub-list for method output_type
+	30, // [30:31] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -2458,7 +2567,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

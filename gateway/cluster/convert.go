@@ -40,6 +40,7 @@ func FlowToProto(f node.Flow) *api.Flow {
 		SecondPair:        f.SecondPair,
 		Rtp2:              addrPortString(f.RTP2),
 		Rtcp2:             addrPortString(f.RTCP2),
+		ContinueLines:     linesToProto(f.Continue),
 	}
 	if len(f.SRTPKey) > 0 {
 		p.SrtpKey = append([]byte(nil), f.SRTPKey...)
@@ -139,6 +140,9 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 		return node.Flow{}, fmt.Errorf("flow %s: rtcp2: %w", p.Id, err)
 	}
 	f.SecondPair = p.SecondPair
+	if f.Continue, err = linesFromProto(p.ContinueLines); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: continue: %w", p.Id, err)
+	}
 	if len(p.Ssrcs) > 0 {
 		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
 	}
@@ -317,11 +321,38 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost}
 		p.RtpSource.Legs = legsToProto(r.Legs)
 	}
+	p.Lines = linesToProto(s.Lines)
 	if m := s.RelayLegs; m != nil {
 		p.RelayLegs = &api.MergerStats{Legs: legsToProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}
 	}
 	return p
+}
+
+func linesToProto(ls []rtp.LinePos) []*api.LinePos {
+	var p []*api.LinePos
+	for _, l := range ls {
+		p = append(p, &api.LinePos{Ssrc: l.SSRC, NextSeq: uint32(l.NextSeq), NextTs: l.NextTS, AtUnixNanos: l.At.UnixNano(), Rate: l.Rate})
+	}
+	return p
+}
+
+func linesFromProto(p []*api.LinePos) ([]rtp.LinePos, error) {
+	var ls []rtp.LinePos
+	for _, l := range p {
+		switch {
+		case l == nil:
+			return nil, errors.New("empty line position")
+		case l.NextSeq > math.MaxUint16:
+			return nil, fmt.Errorf("line position sequence number %d out of range", l.NextSeq)
+		case math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate < 0:
+			return nil, fmt.Errorf("line position rate %v is not a finite number ≥ 0", l.Rate)
+		case l.Ssrc == 0:
+			return nil, errors.New("line position without SSRC")
+		}
+		ls = append(ls, rtp.LinePos{SSRC: l.Ssrc, NextSeq: uint16(l.NextSeq), NextTS: l.NextTs, At: time.Unix(0, l.AtUnixNanos), Rate: l.Rate})
+	}
+	return ls, nil
 }
 
 func legsToProto(legs []rtp.LegStats) []*api.RtpLegStats {
@@ -362,6 +393,8 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost, LastPacket: s.LastActivity}
 		s.RTPSource.Legs = legsFromProto(r.Legs)
 	}
+	// a node's broken report loses only the positions, which serve one failover
+	s.Lines, _ = linesFromProto(p.Lines)
 	if m := p.RelayLegs; m != nil {
 		s.RelayLegs = &rtp.MergerStats{Legs: legsFromProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}

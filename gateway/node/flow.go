@@ -78,6 +78,11 @@ type Flow struct {
 	// Pacing spaces the stream's output to UDP readers at this multiple of
 	// its average rate (rtp.HubConfig.Pacing); 0 is off.
 	Pacing float64
+	// Continue, on a source that takes over a stream whose ingest node died, is where that
+	// node's hubs' lines stood (FlowStats.Lines of the old source), one per track: new hubs
+	// continue them (rtp.HubConfig.Continue), so readers moved here keep their SSRC and see their
+	// line go on forward.
+	Continue []rtp.LinePos
 
 	// Sinks and ingress: the reader's destination, or the publisher's source address. Relay: the
 	// upstream node's pair addresses the packets come from.
@@ -294,6 +299,9 @@ type FlowStats struct {
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
 	// nil for others.
 	RelayLegs *rtp.MergerStats
+	// Lines are where a source's hubs' output lines stand, one per track (for Flow.Continue);
+	// nil for other flows and before the first packet.
+	Lines []rtp.LinePos
 }
 
 // Events are what a node reports to its control about the streams it ingests.

@@ -73,6 +73,8 @@ type nodeStream struct {
 	hubs   []*rtp.Hub
 	tracks []rtp.Track
 	source *flow // the source flow, nil while none
+	// cont is the lines the next hubs made for the stream continue (Flow.Continue), once
+	cont []rtp.LinePos
 	// live is hubs published for the source's packet path, which must not take the node's lock
 	// per packet.
 	live atomic.Pointer[[]*rtp.Hub]
@@ -270,10 +272,15 @@ func (n *Local) setHubsLocked(s *nodeStream, tracks []rtp.Track, pacing float64,
 	}
 	s.tracks = append([]rtp.Track(nil), tracks...)
 	s.hubs = make([]*rtp.Hub, len(tracks))
+	cont := s.cont
+	s.cont = nil // a later layout change starts new lines
 	for i, t := range tracks {
 		cfg := rtp.HubConfig{Track: t, Pool: n.pool, Logger: n.log, Pacing: pacing}
-		if relaySSRCs != nil {
+		switch {
+		case relaySSRCs != nil:
 			cfg.SSRC, cfg.Transparent = relaySSRCs[i], true
+		case len(cont) == len(tracks):
+			cfg.SSRC, cfg.Continue = cont[i].SSRC, &cont[i]
 		}
 		s.hubs[i] = rtp.NewHub(cfg)
 	}
@@ -316,6 +323,9 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
 	}
 	fl := &flow{spec: f, stream: s}
+	if f.Kind != SourceRelay && s.hubs == nil {
+		s.cont = f.Continue
+	}
 	if f.Backup != nil { // two ingests behind a selector (backup.go)
 		start, err := n.createBackupLocked(fl)
 		if err != nil {
@@ -640,6 +650,19 @@ func (fl *flow) setUnprotect(f Flow) error {
 	return nil
 }
 
+// lines are where hubs' output lines stand; nil unless every hub has sent.
+func lines(hubs []*rtp.Hub) []rtp.LinePos {
+	var out []rtp.LinePos
+	for _, h := range hubs {
+		p, ok := h.Line()
+		if !ok {
+			return nil
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // Delete implements Node. Deleting an unknown flow is not an error: commands are idempotent.
 func (n *Local) Delete(ctx context.Context, id string) error {
 	n.mu.Lock()
@@ -746,6 +769,9 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 	)
 	n.mu.Lock()
 	fl := n.flows[id]
+	if fl != nil && fl.spec.Kind.isSource() && fl.stream.source == fl {
+		st.Lines = lines(fl.stream.hubs)
+	}
 	if fl != nil && fl.spec.Kind == SourceRelay { // spec is rewritten by updates: read it here
 		relay = true
 		for _, k := range peerKeys(fl.spec) {

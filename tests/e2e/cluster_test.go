@@ -351,3 +351,32 @@ func TestClusterIngestNodeFailover(t *testing.T) {
 		t.Errorf("largest silence %v, want under 3 s", gap)
 	}
 }
+
+// TestClusterIngestReaderFailover kills the ingest node under a UDP reader that node serves itself
+// (player 1 is in node-a's client network) and that no other node relays. The stream is
+// re-ingested elsewhere, where new hubs continue node-a's lines from its last report; the reader,
+// moved there, keeps one SSRC per track and its sequence numbers only go forward (a jump over
+// what node-a may have sent since its report, as after a loss).
+func TestClusterIngestReaderFailover(t *testing.T) {
+	c := newCluster(t)
+	cp, ff := c.playCaptured(c.p1, 16*time.Second, 13)
+	time.Sleep(2 * time.Second) // nodes report where their lines stand every second
+	killed := time.Now()
+	_ = c.aP.Signal(syscall.SIGKILL)
+	c.waitLog(c.ctlP, `msg="stream re-ingested".*from=node-a`, 10*time.Second)
+	reingested := time.Since(killed)
+	playCheckFFmpeg(t, "UDP reader served by the ingest node across its death", ff, 40*time.Second, 150)
+	pkts := parseCapture(result(cp, 40*time.Second))
+	srcs, gap, missing, ssrcs := lineReport(t, pkts)
+	t.Logf("ingest node kill under its own reader: re-ingested after %v; player 1 saw %d packets from %v, %d SSRCs, largest silence %v, %d sequence numbers skipped",
+		reingested.Round(time.Millisecond), len(pkts), srcs, ssrcs, gap.Round(time.Millisecond), missing)
+	if ssrcs != 2 {
+		t.Errorf("player 1 saw %d SSRCs, want 2 (the new ingest continues each track's line)", ssrcs)
+	}
+	if srcs[c.a.Addr.String()] == 0 || len(srcs) != 2 {
+		t.Errorf("player 1 got RTP from %v, want node-a and then one other node", srcs)
+	}
+	if gap > 3*time.Second {
+		t.Errorf("largest silence %v, want under 3 s", gap)
+	}
+}
