@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/rtp"
 )
 
 // NodeUp registers a remote node that attached (first time, after its own restart, or after the
@@ -173,17 +174,25 @@ func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
 	if r.closed || r.via != from {
 		return
 	}
-	for _, rf := range r.flows {
+	resume := map[int]*rtp.SRTPSendState{}
+	for track, rf := range r.flows {
 		if rf.tcp || rf.multicast {
 			return // served by the local node, which does not move
 		}
 		if len(rf.flow.SRTPKey) > 0 {
 			// The player's SRTP context follows the old node's packet index (rollover counter,
-			// SRTCP index), which another node cannot know: it would reuse key stream under the
-			// player's key or be refused by it. Such a reader stays; if its node is gone it ends
-			// at session_timeout and the player comes back with new keys.
-			c.log.Warn("SRTP reader not moved to another node", "route", r.s.path, "reader", r.remote, "from", from.name)
-			return
+			// SRTCP index): the new node's sink goes on from where the old one's last report
+			// put it. The line is the same packets on every node (transparent hubs), so an index
+			// sent again carries the same plaintext, and the SRTCP index skips well ahead. With
+			// no report yet (the node died within a second of the reader's start) the index is
+			// unknown: such a reader stays and ends at session_timeout; its player comes back
+			// with new keys.
+			st, err := from.n.Stats(rf.id)
+			if err != nil || st.SRTP == nil {
+				c.log.Warn("SRTP reader not moved: its sender state is unknown", "route", r.s.path, "reader", r.remote, "from", from.name)
+				return
+			}
+			resume[track] = st.SRTP
 		}
 	}
 	if to == nil {
@@ -202,6 +211,7 @@ func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
 		f := rf.flow
 		f.Paused = !r.playing
 		f.Version++
+		f.SRTPResume = resume[track]
 		if _, err := to.n.Apply(ctx, f); err != nil {
 			c.log.Error("move reader: sink", "route", r.s.path, "track", track, "to", to.name, "err", err)
 			continue

@@ -62,6 +62,15 @@ type UDPSink struct {
 	packets, bytes, dropped, errors atomic.Uint64
 }
 
+// SRTPState reports where an SRTP sink's sender state stands (for another node to resume it);
+// ok is false for a plain sink and before its first packet.
+func (s *UDPSink) SRTPState() (SRTPSendState, bool) {
+	if s.srtp == nil {
+		return SRTPSendState{}, false
+	}
+	return s.srtp.state()
+}
+
 // DeliverRTP implements Sink.
 func (s *UDPSink) DeliverRTP(p *Packet) { s.enqueue(p, false) }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash"
+	"sync/atomic"
 )
 
 // protector is the sending half of AES_CM_128_HMAC_SHA1_80 (RFC 3711
@@ -31,6 +32,12 @@ type protector struct {
 
 	rtcpSSRC  uint32
 	rtcpIndex uint32 // next SRTCP index (31 bits)
+
+	// The sender state above, published after every packet for state (the fields above belong
+	// to the egress worker).
+	pubRTP  atomic.Uint64 // 1<<63 | roc<<16 | maxSeq, 0 before the first packet
+	pubSSRC atomic.Uint32
+	pubRTCP atomic.Uint32 // next SRTCP index
 
 	ks   [aes.BlockSize]byte // key stream block
 	iv   [aes.BlockSize]byte // fields, not locals: a local passed to cipher.Block escapes
@@ -121,6 +128,44 @@ func (p *protector) xorCM(k *srtpSessionKeys, ssrc uint32, index uint64, dst, sr
 	}
 }
 
+// SRTPSendState is where an SRTP sender stands on its one SSRC: what another sender (a node a
+// reader moves to) needs to go on under the same key without ever reusing a packet index, and
+// within the receiver's replay window.
+type SRTPSendState struct {
+	SSRC      uint32
+	ROC       uint32 // rollover counter of MaxSeq
+	MaxSeq    uint16 // highest sequence number sent
+	RTCPIndex uint32 // next SRTCP index
+}
+
+// srtcpResumeGap is how far a sender continuing another's state skips ahead in the SRTCP index:
+// the other may have sent reports since its state was read (a report every few seconds per
+// track), and an index must never serve twice.
+const srtcpResumeGap = 1000
+
+// resume makes the protector go on from st: its first packets of st.SSRC continue st's rollover
+// counter, and its SRTCP index starts past st's.
+func (p *protector) resume(st SRTPSendState) {
+	p.started, p.ssrc, p.maxSeq, p.roc = true, st.SSRC, st.MaxSeq, st.ROC
+	p.rtcpSSRC, p.rtcpIndex = st.SSRC, min(st.RTCPIndex+srtcpResumeGap, 1<<31)
+	p.publish()
+}
+
+func (p *protector) publish() {
+	p.pubSSRC.Store(p.ssrc)
+	p.pubRTP.Store(1<<63 | uint64(p.roc)<<16 | uint64(p.maxSeq))
+	p.pubRTCP.Store(p.rtcpIndex)
+}
+
+// state returns the published sender state; ok is false before the first packet.
+func (p *protector) state() (SRTPSendState, bool) {
+	v := p.pubRTP.Load()
+	if v == 0 {
+		return SRTPSendState{}, false
+	}
+	return SRTPSendState{SSRC: p.pubSSRC.Load(), ROC: uint32(v >> 16 & 0xffffffff), MaxSeq: uint16(v), RTCPIndex: p.pubRTCP.Load()}, true
+}
+
 // nextROC returns the rollover counter for an outgoing sequence number and
 // advances the sender state: the counter steps when the sequence wraps, and a
 // late packet from before the wrap keeps the previous one.
@@ -169,6 +214,7 @@ func (p *protector) protectRTP(dst, in []byte) (int, error) {
 	m.Write(dst[:len(in)])
 	m.Write(p.roc4[:])
 	copy(dst[len(in):], m.Sum(p.tag[:0])[:srtpTagLen])
+	p.publish()
 	return len(in) + srtpTagLen, nil
 }
 
@@ -198,6 +244,7 @@ func (p *protector) protectRTCP(dst, in []byte) (int, error) {
 	m.Reset()
 	m.Write(dst[:n])
 	copy(dst[n:], m.Sum(p.tag[:0])[:srtpTagLen])
+	p.publish()
 	return n + srtpTagLen, nil
 }
 

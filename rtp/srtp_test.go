@@ -589,3 +589,68 @@ func BenchmarkReplayFilter(b *testing.B) {
 		}
 	}
 }
+
+// TestSRTPProtectorResumes: a reader's line moves from one sender to another (its node died)
+// across a sequence wrap; the second sender, resumed from the first's published state, is
+// accepted by the reader's one receiver context (pion's), with the rollover counter stepped and
+// its SRTCP index past every one the first used.
+func TestSRTPProtectorResumes(t *testing.T) {
+	k := testKey(t)
+	recv, err := newSRTPContext(k, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newProtector(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 2048)
+	send := func(p *protector, seq uint16) {
+		t.Helper()
+		pkt := mkRTP(7, seq, uint32(seq)*90, 50)
+		n, err := p.protectRTP(out, pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := recv.DecryptRTP(nil, out[:n], nil)
+		if err != nil || !bytes.Equal(plain, pkt) {
+			t.Fatalf("seq %d: the receiver refused or misread it: %v", seq, err)
+		}
+	}
+	sendRTCP := func(p *protector) {
+		t.Helper()
+		sr := []byte{0x80, 200, 0, 6, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+		n, err := p.protectRTCP(out, sr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := recv.DecryptRTCP(nil, out[:n], nil); err != nil {
+			t.Fatalf("SRTCP refused: %v", err)
+		}
+	}
+	if _, ok := a.state(); ok {
+		t.Fatal("state before the first packet")
+	}
+	for seq := uint16(65000); seq != 65530; seq++ {
+		send(a, seq)
+	}
+	sendRTCP(a)
+	sendRTCP(a)
+	st, ok := a.state()
+	if !ok || st != (SRTPSendState{SSRC: 7, ROC: 0, MaxSeq: 65529, RTCPIndex: 2}) {
+		t.Fatalf("state = %+v, %v", st, ok)
+	}
+	b, err := newProtector(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.resume(st)
+	// the new sender's line went on a little past the old one's, across the wrap
+	for seq := uint16(65534); seq != 40; seq++ {
+		send(b, seq)
+	}
+	sendRTCP(b)
+	if st2, _ := b.state(); st2.ROC != 1 || st2.MaxSeq != 39 || st2.RTCPIndex != 2+srtcpResumeGap+1 {
+		t.Errorf("resumed state %+v, want ROC 1, max seq 39, SRTCP index %d", st2, 2+srtcpResumeGap+1)
+	}
+}

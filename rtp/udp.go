@@ -319,6 +319,18 @@ func (u *UDPPair) NewSRTPSink(rtpDst, rtcpDst netip.AddrPort, k SRTPKey) (*UDPSi
 	return u.newSink(rtpDst, rtcpDst, p), nil
 }
 
+// NewSRTPSinkResuming is NewSRTPSink for a reader that another sender served under the same key
+// until now (its node died, or it moves back): the sink goes on from that sender's state, so
+// the reader's SRTP context follows without a rollover mistake and no index is used twice.
+func (u *UDPPair) NewSRTPSinkResuming(rtpDst, rtcpDst netip.AddrPort, k SRTPKey, st SRTPSendState) (*UDPSink, error) {
+	p, err := newProtector(k)
+	if err != nil {
+		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
+	}
+	p.resume(st)
+	return u.newSink(rtpDst, rtcpDst, p), nil
+}
+
 // udpAddr converts once per sink, so the batch can reference a ready
 // net.Addr with no conversion (and no allocation) per packet.
 func udpAddr(ap netip.AddrPort) *net.UDPAddr {

@@ -962,7 +962,9 @@ type FlowStats struct {
 	// tracks); unset for others.
 	RelayLegs *MergerStats `protobuf:"bytes,60,opt,name=relay_legs,json=relayLegs,proto3" json:"relay_legs,omitempty"`
 	// lines: where a source flow's hubs' output lines stand, one per track (node.FlowStats.Lines).
-	Lines         []*LinePos `protobuf:"bytes,61,rep,name=lines,proto3" json:"lines,omitempty"`
+	Lines []*LinePos `protobuf:"bytes,61,rep,name=lines,proto3" json:"lines,omitempty"`
+	// srtp: where an SRTP reader's sink stands as a sender (node.FlowStats.SRTP).
+	Srtp          *SrtpSendState `protobuf:"bytes,62,opt,name=srtp,proto3" json:"srtp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1074,6 +1076,83 @@ func (x *FlowStats) GetLines() []*LinePos {
 	return nil
 }
 
+func (x *FlowStats) GetSrtp() *SrtpSendState {
+	if x != nil {
+		return x.Srtp
+	}
+	return nil
+}
+
+// SrtpSendState mirrors rtp.SRTPSendState: an SRTP sender's position on its SSRC.
+type SrtpSendState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ssrc  uint32                 `protobuf:"varint,1,opt,name=ssrc,proto3" json:"ssrc,omitempty"`
+	Roc   uint32                 `protobuf:"varint,2,opt,name=roc,proto3" json:"roc,omitempty"`
+	// max_seq is 0..65535; larger values are refused.
+	MaxSeq        uint32 `protobuf:"varint,3,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	RtcpIndex     uint32 `protobuf:"varint,4,opt,name=rtcp_index,json=rtcpIndex,proto3" json:"rtcp_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SrtpSendState) Reset() {
+	*x = SrtpSendState{}
+	mi := &file_meshgw_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SrtpSendState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SrtpSendState) ProtoMessage() {}
+
+func (x *SrtpSendState) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SrtpSendState.ProtoReflect.Descriptor instead.
+func (*SrtpSendState) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SrtpSendState) GetSsrc() uint32 {
+	if x != nil {
+		return x.Ssrc
+	}
+	return 0
+}
+
+func (x *SrtpSendState) GetRoc() uint32 {
+	if x != nil {
+		return x.Roc
+	}
+	return 0
+}
+
+func (x *SrtpSendState) GetMaxSeq() uint32 {
+	if x != nil {
+		return x.MaxSeq
+	}
+	return 0
+}
+
+func (x *SrtpSendState) GetRtcpIndex() uint32 {
+	if x != nil {
+		return x.RtcpIndex
+	}
+	return 0
+}
+
 // LinePos mirrors rtp.LinePos: where an RTP output line stood, for another node to continue it.
 type LinePos struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1090,7 +1169,7 @@ type LinePos struct {
 
 func (x *LinePos) Reset() {
 	*x = LinePos{}
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1181,7 @@ func (x *LinePos) String() string {
 func (*LinePos) ProtoMessage() {}
 
 func (x *LinePos) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1194,7 @@ func (x *LinePos) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinePos.ProtoReflect.Descriptor instead.
 func (*LinePos) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{10}
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LinePos) GetSsrc() uint32 {
@@ -1168,7 +1247,7 @@ type MergerStats struct {
 
 func (x *MergerStats) Reset() {
 	*x = MergerStats{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1259,7 @@ func (x *MergerStats) String() string {
 func (*MergerStats) ProtoMessage() {}
 
 func (x *MergerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1272,7 @@ func (x *MergerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergerStats.ProtoReflect.Descriptor instead.
 func (*MergerStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MergerStats) GetLegs() []*RtpLegStats {
@@ -1256,7 +1335,7 @@ type BackupStats struct {
 
 func (x *BackupStats) Reset() {
 	*x = BackupStats{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1347,7 @@ func (x *BackupStats) String() string {
 func (*BackupStats) ProtoMessage() {}
 
 func (x *BackupStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1360,7 @@ func (x *BackupStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupStats.ProtoReflect.Descriptor instead.
 func (*BackupStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BackupStats) GetMode() string {
@@ -1358,7 +1437,7 @@ type RtpSourceStats struct {
 
 func (x *RtpSourceStats) Reset() {
 	*x = RtpSourceStats{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1449,7 @@ func (x *RtpSourceStats) String() string {
 func (*RtpSourceStats) ProtoMessage() {}
 
 func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1462,7 @@ func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSourceStats.ProtoReflect.Descriptor instead.
 func (*RtpSourceStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RtpSourceStats) GetReceived() uint64 {
@@ -1465,7 +1544,7 @@ type RtpLegStats struct {
 
 func (x *RtpLegStats) Reset() {
 	*x = RtpLegStats{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1556,7 @@ func (x *RtpLegStats) String() string {
 func (*RtpLegStats) ProtoMessage() {}
 
 func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1569,7 @@ func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpLegStats.ProtoReflect.Descriptor instead.
 func (*RtpLegStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RtpLegStats) GetReceived() uint64 {
@@ -1552,7 +1631,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1643,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1656,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1597,7 +1676,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1688,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1701,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{16}
+	return file_meshgw_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1645,7 +1724,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1736,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1749,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{17}
+	return file_meshgw_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Track) GetMedia() string {
@@ -1748,13 +1827,16 @@ type Flow struct {
 	// continue_lines: on a source taking over a stream from a dead ingest node, the lines its new
 	// hubs continue (node.Flow.Continue), one per track.
 	ContinueLines []*LinePos `protobuf:"bytes,63,rep,name=continue_lines,json=continueLines,proto3" json:"continue_lines,omitempty"`
+	// srtp_resume: an SRTP reader's sink taking over from another node goes on from its state
+	// (node.Flow.SRTPResume).
+	SrtpResume    *SrtpSendState `protobuf:"bytes,64,opt,name=srtp_resume,json=srtpResume,proto3" json:"srtp_resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1848,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1861,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{18}
+	return file_meshgw_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Flow) GetId() string {
@@ -1992,6 +2074,13 @@ func (x *Flow) GetContinueLines() []*LinePos {
 	return nil
 }
 
+func (x *Flow) GetSrtpResume() *SrtpSendState {
+	if x != nil {
+		return x.SrtpResume
+	}
+	return nil
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2009,7 +2098,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2110,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2123,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{19}
+	return file_meshgw_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -2087,7 +2176,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[20]
+	mi := &file_meshgw_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2188,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[20]
+	mi := &file_meshgw_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2201,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{20}
+	return file_meshgw_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -2175,7 +2264,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[21]
+	mi := &file_meshgw_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2276,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[21]
+	mi := &file_meshgw_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2289,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{21}
+	return file_meshgw_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -2313,7 +2402,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xac\x03\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xde\x03\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
@@ -2327,7 +2416,14 @@ const file_meshgw_proto_rawDesc = "" +
 	"rtp_source\x18\x1e \x01(\v2\x1d.meshgw.api.v1.RtpSourceStatsR\trtpSource\x129\n" +
 	"\n" +
 	"relay_legs\x18< \x01(\v2\x1a.meshgw.api.v1.MergerStatsR\trelayLegs\x12,\n" +
-	"\x05lines\x18= \x03(\v2\x16.meshgw.api.v1.LinePosR\x05lines\"\x89\x01\n" +
+	"\x05lines\x18= \x03(\v2\x16.meshgw.api.v1.LinePosR\x05lines\x120\n" +
+	"\x04srtp\x18> \x01(\v2\x1c.meshgw.api.v1.SrtpSendStateR\x04srtp\"m\n" +
+	"\rSrtpSendState\x12\x12\n" +
+	"\x04ssrc\x18\x01 \x01(\rR\x04ssrc\x12\x10\n" +
+	"\x03roc\x18\x02 \x01(\rR\x03roc\x12\x17\n" +
+	"\amax_seq\x18\x03 \x01(\rR\x06maxSeq\x12\x1d\n" +
+	"\n" +
+	"rtcp_index\x18\x04 \x01(\rR\trtcpIndex\"\x89\x01\n" +
 	"\aLinePos\x12\x12\n" +
 	"\x04ssrc\x18\x01 \x01(\rR\x04ssrc\x12\x19\n" +
 	"\bnext_seq\x18\x02 \x01(\rR\anextSeq\x12\x17\n" +
@@ -2379,7 +2475,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xe5\b\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xa4\t\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -2414,7 +2510,9 @@ const file_meshgw_proto_rawDesc = "" +
 	"secondPair\x12\x12\n" +
 	"\x04rtp2\x18= \x01(\tR\x04rtp2\x12\x14\n" +
 	"\x05rtcp2\x18> \x01(\tR\x05rtcp2\x12=\n" +
-	"\x0econtinue_lines\x18? \x03(\v2\x16.meshgw.api.v1.LinePosR\rcontinueLines\x1a7\n" +
+	"\x0econtinue_lines\x18? \x03(\v2\x16.meshgw.api.v1.LinePosR\rcontinueLines\x12=\n" +
+	"\vsrtp_resume\x18@ \x01(\v2\x1c.meshgw.api.v1.SrtpSendStateR\n" +
+	"srtpResume\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
@@ -2475,7 +2573,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -2489,59 +2587,62 @@ var file_meshgw_proto_goTypes = []any{
 	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*LinePos)(nil),        // 12: meshgw.api.v1.LinePos
-	(*MergerStats)(nil),    // 13: meshgw.api.v1.MergerStats
-	(*BackupStats)(nil),    // 14: meshgw.api.v1.BackupStats
-	(*RtpSourceStats)(nil), // 15: meshgw.api.v1.RtpSourceStats
-	(*RtpLegStats)(nil),    // 16: meshgw.api.v1.RtpLegStats
-	(*Ping)(nil),           // 17: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 18: meshgw.api.v1.Pong
-	(*Track)(nil),          // 19: meshgw.api.v1.Track
-	(*Flow)(nil),           // 20: meshgw.api.v1.Flow
-	(*OutputSpec)(nil),     // 21: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),      // 22: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),     // 23: meshgw.api.v1.FlowStatus
-	nil,                    // 24: meshgw.api.v1.Flow.MetaEntry
-	nil,                    // 25: meshgw.api.v1.Flow.SrtpRocsEntry
+	(*SrtpSendState)(nil),  // 12: meshgw.api.v1.SrtpSendState
+	(*LinePos)(nil),        // 13: meshgw.api.v1.LinePos
+	(*MergerStats)(nil),    // 14: meshgw.api.v1.MergerStats
+	(*BackupStats)(nil),    // 15: meshgw.api.v1.BackupStats
+	(*RtpSourceStats)(nil), // 16: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),    // 17: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),           // 18: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 19: meshgw.api.v1.Pong
+	(*Track)(nil),          // 20: meshgw.api.v1.Track
+	(*Flow)(nil),           // 21: meshgw.api.v1.Flow
+	(*OutputSpec)(nil),     // 22: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),      // 23: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 24: meshgw.api.v1.FlowStatus
+	nil,                    // 25: meshgw.api.v1.Flow.MetaEntry
+	nil,                    // 26: meshgw.api.v1.Flow.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	18, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	19, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	17, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	20, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	18, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	21, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	19, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	20, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	20, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	21, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	23, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	19, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	24, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	20, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
-	14, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
-	15, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
-	13, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
-	12, // 20: meshgw.api.v1.FlowStats.lines:type_name -> meshgw.api.v1.LinePos
-	16, // 21: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	16, // 22: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	19, // 23: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	24, // 24: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	20, // 25: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	21, // 26: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
-	22, // 27: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	25, // 28: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
-	12, // 29: meshgw.api.v1.Flow.continue_lines:type_name -> meshgw.api.v1.LinePos
-	2,  // 30: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 31: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	31, // [31:32] is the sub-list for method output_type
-	30, // [30:31] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	15, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
+	16, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
+	14, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
+	13, // 20: meshgw.api.v1.FlowStats.lines:type_name -> meshgw.api.v1.LinePos
+	12, // 21: meshgw.api.v1.FlowStats.srtp:type_name -> meshgw.api.v1.SrtpSendState
+	17, // 22: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	17, // 23: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	20, // 24: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	25, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	21, // 26: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
+	22, // 27: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	23, // 28: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	26, // 29: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
+	13, // 30: meshgw.api.v1.Flow.continue_lines:type_name -> meshgw.api.v1.LinePos
+	12, // 31: meshgw.api.v1.Flow.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	2,  // 32: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 33: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	33, // [33:34] is the sub-list for method output_type
+	32, // [32:33] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -2567,7 +2668,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

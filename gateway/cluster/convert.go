@@ -41,6 +41,7 @@ func FlowToProto(f node.Flow) *api.Flow {
 		Rtp2:              addrPortString(f.RTP2),
 		Rtcp2:             addrPortString(f.RTCP2),
 		ContinueLines:     linesToProto(f.Continue),
+		SrtpResume:        srtpStateToProto(f.SRTPResume),
 	}
 	if len(f.SRTPKey) > 0 {
 		p.SrtpKey = append([]byte(nil), f.SRTPKey...)
@@ -142,6 +143,9 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 	f.SecondPair = p.SecondPair
 	if f.Continue, err = linesFromProto(p.ContinueLines); err != nil {
 		return node.Flow{}, fmt.Errorf("flow %s: continue: %w", p.Id, err)
+	}
+	if f.SRTPResume, err = srtpStateFromProto(p.SrtpResume); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: srtp resume: %w", p.Id, err)
 	}
 	if len(p.Ssrcs) > 0 {
 		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
@@ -322,11 +326,29 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 		p.RtpSource.Legs = legsToProto(r.Legs)
 	}
 	p.Lines = linesToProto(s.Lines)
+	p.Srtp = srtpStateToProto(s.SRTP)
 	if m := s.RelayLegs; m != nil {
 		p.RelayLegs = &api.MergerStats{Legs: legsToProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}
 	}
 	return p
+}
+
+func srtpStateToProto(st *rtp.SRTPSendState) *api.SrtpSendState {
+	if st == nil {
+		return nil
+	}
+	return &api.SrtpSendState{Ssrc: st.SSRC, Roc: st.ROC, MaxSeq: uint32(st.MaxSeq), RtcpIndex: st.RTCPIndex}
+}
+
+func srtpStateFromProto(p *api.SrtpSendState) (*rtp.SRTPSendState, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if p.MaxSeq > math.MaxUint16 || p.RtcpIndex >= 1<<31 {
+		return nil, fmt.Errorf("sequence number %d or SRTCP index %d out of range", p.MaxSeq, p.RtcpIndex)
+	}
+	return &rtp.SRTPSendState{SSRC: p.Ssrc, ROC: p.Roc, MaxSeq: uint16(p.MaxSeq), RTCPIndex: p.RtcpIndex}, nil
 }
 
 func linesToProto(ls []rtp.LinePos) []*api.LinePos {
@@ -395,6 +417,7 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 	}
 	// a node's broken report loses only the positions, which serve one failover
 	s.Lines, _ = linesFromProto(p.Lines)
+	s.SRTP, _ = srtpStateFromProto(p.Srtp)
 	if m := p.RelayLegs; m != nil {
 		s.RelayLegs = &rtp.MergerStats{Legs: legsFromProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}

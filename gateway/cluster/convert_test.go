@@ -57,6 +57,7 @@ func fullFlow() node.Flow {
 		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
 		NACK:   true, NACKWait: 150 * time.Millisecond,
 		Continue:   []rtp.LinePos{{SSRC: 9, NextSeq: 65535, NextTS: 4e9, At: time.Unix(0, 1700000000123456789), Rate: 312.5}},
+		SRTPResume: &rtp.SRTPSendState{SSRC: 9, ROC: 3, MaxSeq: 65535, RTCPIndex: 1<<31 - 1},
 		SecondPair: true, RTP2: netip.MustParseAddrPort("10.98.0.2:8000"), RTCP2: netip.MustParseAddrPort("10.98.0.2:8001"),
 		SDP: "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
 		SRTPKey:  bytes.Repeat([]byte{7}, rtp.SRTPKeyLen),
@@ -120,6 +121,7 @@ func TestFlowFromProtoErrors(t *testing.T) {
 		"line seq":     {with(ok(), func(p *api.Flow) { p.ContinueLines[0].NextSeq = 70000 }), "sequence number 70000"},
 		"line rate":    {with(ok(), func(p *api.Flow) { p.ContinueLines[0].Rate = nan() }), "rate"},
 		"nil line":     {with(ok(), func(p *api.Flow) { p.ContinueLines[0] = nil }), "empty line position"},
+		"srtp state":   {with(ok(), func(p *api.Flow) { p.SrtpResume.MaxSeq = 1 << 16 }), "srtp resume: sequence number 65536"},
 		"invalid":      {with(ok(), func(p *api.Flow) { p.Kind = "sink.nope" }), `unknown kind "sink.nope"`},
 		"no addresses": {with(ok(), func(p *api.Flow) {
 			p.Kind, p.Backup, p.BackupStallNanos, p.BackupMode, p.Rtp = string(node.SinkUDP), nil, 0, "", ""
@@ -146,6 +148,7 @@ func TestStatsRoundTrip(t *testing.T) {
 		{Packets: 1, Bytes: 2, Dropped: 3, Errors: 4, LastActivity: time.Unix(1700000000, 5)},
 		{Packets: 9, Backup: node.BackupStats{Mode: "switch", Active: "backup", Switches: 3, LastSwitch: time.Unix(1700000001, 6),
 			LastReason: "primary delivered nothing for 1s", PrimaryPackets: 7, BackupPackets: 8, Lost: 1}},
+		{Packets: 7, SRTP: &rtp.SRTPSendState{SSRC: 1, ROC: 2, MaxSeq: 3, RTCPIndex: 4}},
 		{Packets: 6, Lines: []rtp.LinePos{{SSRC: 1, NextSeq: 2, NextTS: 3, At: time.Unix(0, 4), Rate: 5}, {SSRC: 6, NextSeq: 7, NextTS: 8, At: time.Unix(9, 0)}}},
 		{Packets: 5, RelayLegs: &rtp.MergerStats{Output: 10, Lost: 1, Resets: 2, Overruns: 3, Refilled: 4, Legs: []rtp.LegStats{
 			{Received: 1, Invalid: 2, First: 3, Duplicates: 4, Late: 5, Lost: 6, Diverged: 7}, {Received: 8}}}},

@@ -97,6 +97,10 @@ type Flow struct {
 	SRTPKey []byte
 	// SRTPROCs are the rollover counters an SRTP publisher announced per SSRC (MIKEY).
 	SRTPROCs map[uint32]uint32
+	// SRTPResume, on an SRTP reader's SinkUDP that takes over from another node (the reader
+	// moved), is where that node's sender stood (its FlowStats.SRTP): the sink goes on from it,
+	// so the player's SRTP context follows and no packet index serves twice under its key.
+	SRTPResume *rtp.SRTPSendState
 
 	// Backup, on a demo or pull source, is a second source (kind SourcePull or
 	// SourceDemo with its own URL, Transport, Reconnect*; ID and Stream are
@@ -161,6 +165,11 @@ func (f Flow) clone() Flow {
 	f.SRTPKey = slices.Clone(f.SRTPKey)
 	f.TLSCA = slices.Clone(f.TLSCA)
 	f.SRTPROCs = maps.Clone(f.SRTPROCs)
+	f.Continue = slices.Clone(f.Continue)
+	if f.SRTPResume != nil {
+		r := *f.SRTPResume
+		f.SRTPResume = &r
+	}
 	return f
 }
 
@@ -252,6 +261,9 @@ func (f Flow) Validate() error {
 		if f.SecondPair && f.Kind != SinkUDP {
 			return fmt.Errorf("flow %s: only a sink.udp sends from the second pair", f.ID)
 		}
+		if f.SRTPResume != nil && (f.Kind != SinkUDP || len(f.SRTPKey) == 0) {
+			return fmt.Errorf("flow %s: an SRTP sender state to resume needs an SRTP sink.udp", f.ID)
+		}
 	default:
 		return fmt.Errorf("flow %s: unknown kind %q", f.ID, f.Kind)
 	}
@@ -302,6 +314,9 @@ type FlowStats struct {
 	// Lines are where a source's hubs' output lines stand, one per track (for Flow.Continue);
 	// nil for other flows and before the first packet.
 	Lines []rtp.LinePos
+	// SRTP is where an SRTP reader's sink stands as a sender (for Flow.SRTPResume); nil for
+	// other flows and before the first packet.
+	SRTP *rtp.SRTPSendState
 }
 
 // Events are what a node reports to its control about the streams it ingests.

@@ -795,6 +795,9 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 	} else if fl.sink != nil {
 		ss := fl.sink.Stats()
 		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
+		if rs, ok := fl.sink.SRTPState(); ok {
+			st.SRTP = &rs
+		}
 	} else {
 		// ingress and pulls: packets taken; errors are SRTP packets refused (forged, replayed)
 		st.Packets, st.Errors = fl.pkts.Load(), fl.errs.Load()

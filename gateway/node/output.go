@@ -293,7 +293,11 @@ func (n *Local) newSinkLocked(fl *flow) error {
 	if len(f.SRTPKey) > 0 {
 		// protected on the egress workers, per reader (or relay), with the key the control drew
 		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
-		if err == nil {
+		switch {
+		case err != nil:
+		case f.SRTPResume != nil:
+			fl.sink, err = pair.NewSRTPSinkResuming(f.RTP, f.RTCP, k, *f.SRTPResume)
+		default:
 			fl.sink, err = pair.NewSRTPSink(f.RTP, f.RTCP, k)
 		}
 		if err != nil {
