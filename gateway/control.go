@@ -121,6 +121,15 @@ func (c *Control) SetLocalPorts(addr netip.Addr, rtpPort, rtcpPort int) {
 	c.local.info.RTPPort, c.local.info.RTCPPort = rtpPort, rtcpPort
 }
 
+// SetLocalLiveLive tells the control where its local node's second socket pair is
+// (node.live_live_address), so live-live relays to and from it know where their second leg goes.
+func (c *Control) SetLocalLiveLive(addr netip.Addr, rtpPort, rtcpPort int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.local.info.LiveLive = addr.Unmap()
+	c.local.info.LiveLiveRTPPort, c.local.info.LiveLiveRTCPPort = rtpPort, rtcpPort
+}
+
 // Start brings up every always-on source (non-regex routes with a demo or pull source and no
 // on_demand) that no node already carries.
 func (c *Control) Start(ctx context.Context) error {

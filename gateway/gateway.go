@@ -52,6 +52,7 @@ type clusterEvents struct{ c *Control }
 
 func (e clusterEvents) NodeUp(n *cluster.Remote, h cluster.Hello) {
 	e.c.NodeUp(h.Name, n, NodeInfo{Data: h.DataAddr, RTPPort: h.RTPPort, RTCPPort: h.RTCPPort,
+		LiveLive: h.LiveLiveAddr, LiveLiveRTPPort: h.LiveLiveRTPPort, LiveLiveRTCPPort: h.LiveLiveRTCPPort,
 		ClientNetworks: h.ClientNetworks, Boot: h.BootID}, h.Flows, h.Sources)
 }
 func (e clusterEvents) NodeDown(n *cluster.Remote, err error) { e.c.NodeDown(n.Name(), n, err) }
@@ -186,6 +187,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Name:      cfg.Node.Name,
 		UDP:       udpConfig(cfg, host, log),
 		Advertise: cfg.Node.DataAddress,
+		LiveLive:  liveLiveUDPConfig(cfg, log),
 		Events:    ev,
 		Logger:    log,
 	})
@@ -194,6 +196,9 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	ctl := New(cfg, n, log)
 	ctl.SetLocalPorts(n.UDP().LocalAddr(), n.UDP().RTPPort(), n.UDP().RTCPPort())
+	if p := n.LiveLiveUDP(); p != nil {
+		ctl.SetLocalLiveLive(cfg.Node.LiveLiveAddress, p.RTPPort(), p.RTCPPort())
+	}
 	ev.c = ctl
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,
@@ -257,6 +262,16 @@ func udpConfig(cfg *config.Config, host string, log *slog.Logger) rtp.UDPConfig 
 		MulticastInterface: cfg.RTSP.Multicast.Interface,
 		Logger:             log,
 	}
+}
+
+// liveLiveUDPConfig is the second socket pair of a node with node.live_live_address, nil
+// without: the same port numbers as the first pair, on the second network.
+func liveLiveUDPConfig(cfg *config.Config, log *slog.Logger) *rtp.UDPConfig {
+	if !cfg.Node.LiveLiveAddress.IsValid() {
+		return nil
+	}
+	u := udpConfig(cfg, cfg.Node.LiveLiveAddress.String(), log)
+	return &u
 }
 
 // rtspsConfig is the TLS config of the RTSPS listener, nil when rtsps: is absent.

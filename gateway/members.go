@@ -35,6 +35,10 @@ type NodeInfo struct {
 	RTCPPort int
 	// ClientNetworks: UDP readers inside these are served by the node.
 	ClientNetworks []netip.Prefix
+	// LiveLive is the node's address on its second network and LiveLiveRTPPort/RTCPPort its
+	// second pair there (node.live_live_address); invalid and 0 without.
+	LiveLive                          netip.Addr
+	LiveLiveRTPPort, LiveLiveRTCPPort int
 	// Boot changes every time the node process starts, so a restarted node (no flows) is told
 	// apart from one that re-attached after a control restart (flows kept).
 	Boot string
@@ -113,6 +117,15 @@ func (m *member) rtpAddrs() (rtpAP, rtcpAP netip.AddrPort, ok bool) {
 		return netip.AddrPort{}, netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(m.info.Data, uint16(m.info.RTPPort)), netip.AddrPortFrom(m.info.Data, uint16(m.info.RTCPPort)), true
+}
+
+// liveLiveAddrs are the member's second-network addresses, where the second leg of a live-live
+// relay goes to and comes from; ok is false when it has no second network.
+func (m *member) liveLiveAddrs() (rtpAP, rtcpAP netip.AddrPort, ok bool) {
+	if !m.info.LiveLive.IsValid() || m.info.LiveLiveRTPPort == 0 {
+		return netip.AddrPort{}, netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(m.info.LiveLive, uint16(m.info.LiveLiveRTPPort)), netip.AddrPortFrom(m.info.LiveLive, uint16(m.info.LiveLiveRTCPPort)), true
 }
 
 // servesNetwork is the length of the longest client network of m containing a, or -1.

@@ -77,6 +77,7 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 		Name:      nc.Name,
 		UDP:       udpConfig(cfg, nc.DataAddress.String(), log),
 		Advertise: nc.DataAddress,
+		LiveLive:  liveLiveUDPConfig(cfg, log),
 		Events:    ev,
 		Logger:    log,
 	})
@@ -84,13 +85,18 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 		src.Close()
 		return nil, err
 	}
+	hello := cluster.Hello{Name: nc.Name, DataAddr: nc.DataAddress, RTPPort: n.UDP().RTPPort(), RTCPPort: n.UDP().RTCPPort(),
+		ClientNetworks: nc.ClientNetworks, Capabilities: []string{"udp", "relay", "demo", "pull"}}
+	if p := n.LiveLiveUDP(); p != nil {
+		hello.LiveLiveAddr, hello.LiveLiveRTPPort, hello.LiveLiveRTCPPort = nc.LiveLiveAddress, p.RTPPort(), p.RTCPPort()
+		hello.Capabilities = append(hello.Capabilities, "live-live")
+	}
 	agent, err := cluster.NewAgent(cluster.AgentConfig{
 		Control: nc.Control,
 		TLS:     identity.ClientTLS(src, identity.AuthorizeControl(td)),
 		Node:    n,
-		Hello: cluster.Hello{Name: nc.Name, DataAddr: nc.DataAddress, RTPPort: n.UDP().RTPPort(), RTCPPort: n.UDP().RTCPPort(),
-			ClientNetworks: nc.ClientNetworks, Capabilities: []string{"udp", "relay", "demo", "pull"}},
-		Logger: log,
+		Hello:   hello,
+		Logger:  log,
 	})
 	if err != nil {
 		n.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
@@ -15,10 +16,14 @@ import (
 //
 // The far node's hubs are transparent (they keep the ingest hub's SSRC, sequence numbers and
 // timestamps), so a reader moved between nodes sees one continuous line.
+//
+// With control.relay_live_live on and a second network on both nodes, the link runs twice, once
+// over each network (SMPTE 2022-7): a second sink per track sends the same packets from the
+// ingest node's second pair, and the far node merges the legs before loss repair.
 type relay struct {
 	to     *member
 	from   *member
-	sinks  []node.Flow // on from, one per track
+	sinks  []node.Flow // on from: one per track, then the second leg's when it has one
 	source node.Flow   // on to
 	users  int
 }
@@ -50,14 +55,6 @@ func (c *Control) ensureRelay(ctx context.Context, s *stream, to *member) error 
 
 // buildRelay creates the flows of a relay from → to. It holds s.relayMu.
 func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, ntracks int) (*relay, error) {
-	dstRTP, dstRTCP, ok := to.rtpAddrs()
-	if !ok {
-		return nil, fmt.Errorf("node %s has no data address to relay to; set node.data_address in its config", to.name)
-	}
-	srcRTP, srcRTCP, ok := from.rtpAddrs()
-	if !ok {
-		return nil, fmt.Errorf("node %s has no data address to relay from; set node.data_address in its config", from.name)
-	}
 	c.mu.Lock()
 	tracks := s.tracks
 	c.mu.Unlock()
@@ -65,32 +62,87 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 		return nil, fmt.Errorf("stream %s has no tracks yet", s.path)
 	}
 	r := &relay{to: to, from: from}
-	key, err := relayKey()
-	if err != nil {
+	r.source = node.Flow{Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks,
+		Pacing: s.route.Pacing, Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}}
+	if err := c.relaySinks(ctx, s, r, tracks); err != nil {
+		c.dropRelayFlows(r)
 		return nil, err
 	}
-	ssrcs := make([]uint32, len(tracks))
-	for i := range tracks {
-		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP, SRTPKey: key,
-			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: to.name}})
-		st, err := from.n.Apply(ctx, f)
-		if err != nil {
-			c.dropRelayFlows(r)
-			return nil, fmt.Errorf("relay %s→%s track %d: %w", from.name, to.name, i, err)
-		}
-		r.sinks = append(r.sinks, f)
-		ssrcs[i] = st.SSRC
-	}
-	r.source = c.relayNACK(node.Flow{ID: newID("ri"), Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks, SSRCs: ssrcs,
-		RTP: srcRTP, RTCP: srcRTCP, Pacing: s.route.Pacing, SRTPKey: key,
-		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}})
+	r.source = c.relayNACK(r.source)
+	r.source.ID = newID("ri")
 	if _, err := to.n.Apply(ctx, r.source); err != nil {
 		r.source = node.Flow{}
 		c.dropRelayFlows(r)
 		return nil, fmt.Errorf("relay %s→%s: %w", from.name, to.name, err)
 	}
-	c.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks))
+	legs := 1
+	if r.source.RTP2.IsValid() {
+		legs = 2
+	}
+	c.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks), "legs", legs)
 	return r, nil
+}
+
+// relaySinks draws a new key and creates the sinks of relay r on r.from, one per track and leg,
+// and points r.source (not yet applied) at them: upstream addresses, SSRCs, key and the second
+// leg when both nodes have a second network and control.relay_live_live is on.
+func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []rtp.Track) error {
+	dstRTP, dstRTCP, ok := r.to.rtpAddrs()
+	if !ok {
+		return fmt.Errorf("node %s has no data address to relay to; set node.data_address in its config", r.to.name)
+	}
+	srcRTP, srcRTCP, ok := r.from.rtpAddrs()
+	if !ok {
+		return fmt.Errorf("node %s has no data address to relay from; set node.data_address in its config", r.from.name)
+	}
+	// a new key each time: new sinks start their SRTP index afresh, which must never repeat an
+	// index under an old key
+	key, err := relayKey()
+	if err != nil {
+		return err
+	}
+	type leg struct {
+		dstRTP, dstRTCP netip.AddrPort
+		second          bool
+	}
+	legs := []leg{{dstRTP, dstRTCP, false}}
+	var srcRTP2, srcRTCP2 netip.AddrPort
+	if c.cfg.Control.RelayLiveLive > 0 {
+		d2, d2c, ok1 := r.to.liveLiveAddrs()
+		s2, s2c, ok2 := r.from.liveLiveAddrs()
+		if ok1 && ok2 {
+			legs = append(legs, leg{d2, d2c, true})
+			srcRTP2, srcRTCP2 = s2, s2c
+		}
+	}
+	ssrcs := make([]uint32, len(tracks))
+	for _, l := range legs {
+		for i := range tracks {
+			f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i,
+				RTP: l.dstRTP, RTCP: l.dstRTCP, SecondPair: l.second, SRTPKey: key,
+				Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}})
+			st, err := r.from.n.Apply(ctx, f)
+			if err != nil {
+				return fmt.Errorf("relay %s→%s track %d: %w", r.from.name, r.to.name, i, err)
+			}
+			r.sinks = append(r.sinks, f)
+			if !l.second {
+				ssrcs[i] = st.SSRC
+			} else if st.SSRC != ssrcs[i] {
+				// both legs are sinks of one hub: they cannot differ
+				return fmt.Errorf("relay %s→%s track %d: the legs' SSRCs differ (%08x, %08x)", r.from.name, r.to.name, i, ssrcs[i], st.SSRC)
+			}
+		}
+	}
+	r.source.SSRCs = ssrcs
+	r.source.SRTPKey = key
+	r.source.RTP, r.source.RTCP = srcRTP, srcRTCP
+	r.source.RTP2, r.source.RTCP2 = srcRTP2, srcRTCP2
+	r.source.Skew = 0
+	if srcRTP2.IsValid() {
+		r.source.Skew = c.cfg.Control.RelayLiveLive
+	}
+	return nil
 }
 
 // relayKey draws the SRTP key of one relay link. Node-to-node links are always encrypted and
@@ -166,35 +218,13 @@ func (c *Control) repointRelaysLocked(ctx context.Context, s *stream, to *member
 }
 
 func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
-	dstRTP, dstRTCP, ok := r.to.rtpAddrs()
-	srcRTP, srcRTCP, ok2 := r.from.rtpAddrs()
-	if !ok || !ok2 {
-		return fmt.Errorf("relay %s→%s: a node has no data address", r.from.name, r.to.name)
-	}
 	c.mu.Lock()
 	tracks := s.tracks
 	c.mu.Unlock()
-	// a new key: the new upstream's sinks start their SRTP index afresh, which must never
-	// repeat an index under the old key
-	key, err := relayKey()
-	if err != nil {
+	if err := c.relaySinks(ctx, s, r, tracks); err != nil {
 		return err
 	}
-	ssrcs := make([]uint32, len(tracks))
-	for i := range tracks {
-		f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i, RTP: dstRTP, RTCP: dstRTCP, SRTPKey: key,
-			Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}})
-		st, err := r.from.n.Apply(ctx, f)
-		if err != nil {
-			return fmt.Errorf("relay sink track %d: %w", i, err)
-		}
-		r.sinks = append(r.sinks, f)
-		ssrcs[i] = st.SSRC
-	}
 	r.source.Version++
-	r.source.SSRCs = ssrcs
-	r.source.SRTPKey = key
-	r.source.RTP, r.source.RTCP = srcRTP, srcRTCP
 	r.source.Meta[metaPeer] = r.from.name
 	if _, err := r.to.n.Apply(ctx, r.source); err != nil {
 		return fmt.Errorf("update relay source on %s: %w", r.to.name, err)

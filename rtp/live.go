@@ -47,6 +47,16 @@ type MergerConfig struct {
 	// goroutine that called Push or Tick: it must not block and must not
 	// call the Merger.
 	Out func(pkt []byte)
+	// Refill, when set, receives packets that arrive behind the merged
+	// output and are not known copies of packets already output: numbers
+	// given up as lost on every leg (a retransmission answering a NACK sent
+	// downstream of the merger, or a copy slower than Skew), and numbers
+	// too old to be remembered but within Window of the newest. A given-up
+	// number counts as output once refilled, so its later copies are
+	// duplicates; an unremembered one may repeat what was output, so the
+	// receiver must drop sequence numbers it already has (a NACK repairer
+	// does). Without Refill such packets are dropped. It runs like Out.
+	Refill func(pkt []byte)
 	// Pool provides the buffers packets wait in; nil gives the merger its own.
 	Pool *Pool
 	// Logger gets stream resets and window overruns; nil means slog.Default().
@@ -88,6 +98,32 @@ type LegStats struct {
 	Diverged uint64
 }
 
+// Add adds o's counters to l (summing tracks or mergers).
+func (l *LegStats) Add(o LegStats) {
+	l.Received += o.Received
+	l.Invalid += o.Invalid
+	l.First += o.First
+	l.Duplicates += o.Duplicates
+	l.Late += o.Late
+	l.Lost += o.Lost
+	l.Diverged += o.Diverged
+}
+
+// Add adds o's counters to s, leg by leg (s grows to o's legs).
+func (s *MergerStats) Add(o MergerStats) {
+	for len(s.Legs) < len(o.Legs) {
+		s.Legs = append(s.Legs, LegStats{})
+	}
+	for i, l := range o.Legs {
+		s.Legs[i].Add(l)
+	}
+	s.Output += o.Output
+	s.Lost += o.Lost
+	s.Resets += o.Resets
+	s.Overruns += o.Overruns
+	s.Refilled += o.Refilled
+}
+
 // MergerStats are a merger's counters since it was created.
 type MergerStats struct {
 	Legs   []LegStats // one per leg
@@ -101,6 +137,9 @@ type MergerStats struct {
 	// Overruns counts sequence numbers released (output, or given up)
 	// before their time because the window was full.
 	Overruns uint64
+	// Refilled counts packets given to MergerConfig.Refill (counted as
+	// Late on their leg).
+	Refilled uint64
 }
 
 // Slot states. A slot at or after head is waiting or held; one before head
@@ -186,12 +225,13 @@ type mergeLeg struct {
 // The sending side of ST 2022-7 needs no counterpart here: two UDP sinks on
 // one hub already send the same bytes, rewritten once, to both paths.
 type Merger struct {
-	mu    sync.Mutex
-	skew  int64
-	nlegs int
-	out   func([]byte)
-	pool  *Pool
-	log   *slog.Logger
+	mu     sync.Mutex
+	skew   int64
+	nlegs  int
+	out    func([]byte)
+	refill func([]byte)
+	pool   *Pool
+	log    *slog.Logger
 
 	ring []mergeSlot // indexed by extended seq & mask
 	mask int64
@@ -209,8 +249,8 @@ type Merger struct {
 	// the per-leg counters; [head, max] wait; max-tail < len(ring).
 	tail, head, max int64
 
-	legs                           [MaxMergerLegs]mergeLeg
-	output, lost, resets, overruns uint64
+	legs                                     [MaxMergerLegs]mergeLeg
+	output, lost, resets, overruns, refilled uint64
 }
 
 // NewMerger returns a merger. It panics when cfg.Out is nil or cfg.Legs is
@@ -236,13 +276,14 @@ func NewMerger(cfg MergerConfig) *Merger {
 		n *= 2
 	}
 	m := &Merger{
-		skew:  int64(cfg.Skew),
-		nlegs: cfg.Legs,
-		out:   cfg.Out,
-		pool:  cfg.Pool,
-		log:   cfg.Logger,
-		ring:  make([]mergeSlot, n),
-		mask:  int64(n - 1),
+		skew:   int64(cfg.Skew),
+		nlegs:  cfg.Legs,
+		out:    cfg.Out,
+		refill: cfg.Refill,
+		pool:   cfg.Pool,
+		log:    cfg.Logger,
+		ring:   make([]mergeSlot, n),
+		mask:   int64(n - 1),
 		// Pending first copies lie within a window of the oldest one, on
 		// either side of it: 2n entries cannot overflow.
 		fifo:     make([]int64, 2*n),
@@ -332,6 +373,7 @@ func (m *Merger) Stats() MergerStats {
 		Lost:     m.lost,
 		Resets:   m.resets,
 		Overruns: m.overruns,
+		Refilled: m.refilled,
 	}
 	for i := range s.Legs {
 		s.Legs[i] = m.legs[i].st
@@ -380,6 +422,10 @@ func (m *Merger) accept(leg int, b []byte, ext, now int64, count bool) {
 		if !m.holding || m.max-ext >= int64(len(m.ring)) {
 			if count {
 				st.Late++
+				if m.refill != nil && m.max-ext < int64(len(m.ring)) {
+					m.refill(b)
+					m.refilled++
+				}
 			}
 			return
 		}
@@ -406,6 +452,11 @@ func (m *Merger) accept(leg int, b []byte, ext, now int64, count bool) {
 			st.First++
 		}
 		return
+	}
+	if s.state == slotLost && m.refill != nil && count {
+		m.refill(b)
+		s.state = slotOut
+		m.refilled++
 	}
 	if count {
 		if now-s.at > m.skew {

@@ -807,3 +807,35 @@ func (l *liveLeg) hasBetween(o *liveLeg, s uint16, ext func(uint16) int) bool {
 	}
 	return before && after
 }
+
+// TestMergerRefill: packets that come behind the merged output and are not known copies of
+// output ones (a retransmission answering a NACK downstream, or a very late copy) go to Refill; a
+// given-up number is refilled once, a remembered output one never.
+func TestMergerRefill(t *testing.T) {
+	pkts := sendStream(0x99, 100, 400, 0)
+	var refilled []uint16
+	r := newMergeRun(t, MergerConfig{Skew: ClassA, Refill: func(b []byte) {
+		refilled = append(refilled, binary.BigEndian.Uint16(b[2:]))
+	}})
+	lost := map[int]bool{50: true, 51: true} // seqs 150 and 151, given up at about 62 ms
+	evs := append(path{drop: inSet(lost)}.events(0, pkts), path{drop: inSet(lost), delay: ms}.events(1, pkts)...)
+	evs = append(evs,
+		mergeEvent{at: 65 * ms, leg: 0, pkt: pkts[51].b},   // given up, still remembered: refilled
+		mergeEvent{at: 66 * ms, leg: 1, pkt: pkts[51].b},   // now counts as output: a late copy
+		mergeEvent{at: 100 * ms, leg: 0, pkt: pkts[50].b},  // given up and forgotten: passed on
+		mergeEvent{at: 195 * ms, leg: 0, pkt: pkts[190].b}, // output and remembered: a duplicate
+		mergeEvent{at: 300 * ms, leg: 1, pkt: pkts[20].b},  // output but forgotten: passed on
+	)
+	r.play(evs)
+	st := r.m.Stats()
+	if st.Lost != 2 || st.Output != 398 {
+		t.Errorf("stats %+v, want 2 lost and 398 output", st)
+	}
+	if want := []uint16{151, 150, 120}; !slices.Equal(refilled, want) {
+		t.Errorf("refilled %v, want %v", refilled, want)
+	}
+	if st.Refilled != uint64(len(refilled)) {
+		t.Errorf("Refilled = %d, want %d", st.Refilled, len(refilled))
+	}
+	checkLegSums(t, st)
+}

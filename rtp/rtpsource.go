@@ -534,14 +534,7 @@ func (s *RTPSource) Stats() RTPSourceStats {
 		st.Legs = make([]LegStats, len(s.cfg.Legs))
 		for _, m := range s.mergers {
 			for i, l := range m.Stats().Legs {
-				a := &st.Legs[i]
-				a.Received += l.Received
-				a.Invalid += l.Invalid
-				a.First += l.First
-				a.Duplicates += l.Duplicates
-				a.Late += l.Late
-				a.Lost += l.Lost
-				a.Diverged += l.Diverged
+				st.Legs[i].Add(l)
 			}
 		}
 	}

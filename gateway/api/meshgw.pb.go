@@ -385,9 +385,15 @@ type Hello struct {
 	// flows is every flow the node currently runs.
 	Flows []*Flow `protobuf:"bytes,8,rep,name=flows,proto3" json:"flows,omitempty"`
 	// sources is the last reported state of each stream the node ingests.
-	Sources       []*SourceState `protobuf:"bytes,9,rep,name=sources,proto3" json:"sources,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Sources []*SourceState `protobuf:"bytes,9,rep,name=sources,proto3" json:"sources,omitempty"`
+	// live_live_address is the node's address on its second network (node.live_live_address),
+	// where its second socket pair listens on live_live_rtp_port/live_live_rtcp_port; empty when
+	// it has none. Relays between two such nodes can run over both networks (SMPTE 2022-7).
+	LiveLiveAddress  string `protobuf:"bytes,10,opt,name=live_live_address,json=liveLiveAddress,proto3" json:"live_live_address,omitempty"`
+	LiveLiveRtpPort  uint32 `protobuf:"varint,11,opt,name=live_live_rtp_port,json=liveLiveRtpPort,proto3" json:"live_live_rtp_port,omitempty"`
+	LiveLiveRtcpPort uint32 `protobuf:"varint,12,opt,name=live_live_rtcp_port,json=liveLiveRtcpPort,proto3" json:"live_live_rtcp_port,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -481,6 +487,27 @@ func (x *Hello) GetSources() []*SourceState {
 		return x.Sources
 	}
 	return nil
+}
+
+func (x *Hello) GetLiveLiveAddress() string {
+	if x != nil {
+		return x.LiveLiveAddress
+	}
+	return ""
+}
+
+func (x *Hello) GetLiveLiveRtpPort() uint32 {
+	if x != nil {
+		return x.LiveLiveRtpPort
+	}
+	return 0
+}
+
+func (x *Hello) GetLiveLiveRtcpPort() uint32 {
+	if x != nil {
+		return x.LiveLiveRtcpPort
+	}
+	return 0
 }
 
 // SourceState is the last known state of a stream a node ingests.
@@ -930,7 +957,10 @@ type FlowStats struct {
 	// backup is the selector of a source with a backup; absent otherwise.
 	Backup *BackupStats `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
 	// rtp_source: a source.rtp flow's receive counters (rtp.RTPSourceStats); unset for others.
-	RtpSource     *RtpSourceStats `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
+	RtpSource *RtpSourceStats `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
+	// relay_legs: a two-leg relay source's 2022-7 merge counters (rtp.MergerStats, summed over
+	// tracks); unset for others.
+	RelayLegs     *MergerStats `protobuf:"bytes,60,opt,name=relay_legs,json=relayLegs,proto3" json:"relay_legs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1028,6 +1058,98 @@ func (x *FlowStats) GetRtpSource() *RtpSourceStats {
 	return nil
 }
 
+func (x *FlowStats) GetRelayLegs() *MergerStats {
+	if x != nil {
+		return x.RelayLegs
+	}
+	return nil
+}
+
+// MergerStats mirrors rtp.MergerStats.
+type MergerStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Legs          []*RtpLegStats         `protobuf:"bytes,1,rep,name=legs,proto3" json:"legs,omitempty"`
+	Output        uint64                 `protobuf:"varint,2,opt,name=output,proto3" json:"output,omitempty"`
+	Lost          uint64                 `protobuf:"varint,3,opt,name=lost,proto3" json:"lost,omitempty"`
+	Resets        uint64                 `protobuf:"varint,4,opt,name=resets,proto3" json:"resets,omitempty"`
+	Overruns      uint64                 `protobuf:"varint,5,opt,name=overruns,proto3" json:"overruns,omitempty"`
+	Refilled      uint64                 `protobuf:"varint,6,opt,name=refilled,proto3" json:"refilled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergerStats) Reset() {
+	*x = MergerStats{}
+	mi := &file_meshgw_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergerStats) ProtoMessage() {}
+
+func (x *MergerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergerStats.ProtoReflect.Descriptor instead.
+func (*MergerStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MergerStats) GetLegs() []*RtpLegStats {
+	if x != nil {
+		return x.Legs
+	}
+	return nil
+}
+
+func (x *MergerStats) GetOutput() uint64 {
+	if x != nil {
+		return x.Output
+	}
+	return 0
+}
+
+func (x *MergerStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *MergerStats) GetResets() uint64 {
+	if x != nil {
+		return x.Resets
+	}
+	return 0
+}
+
+func (x *MergerStats) GetOverruns() uint64 {
+	if x != nil {
+		return x.Overruns
+	}
+	return 0
+}
+
+func (x *MergerStats) GetRefilled() uint64 {
+	if x != nil {
+		return x.Refilled
+	}
+	return 0
+}
+
 // BackupStats mirrors node.BackupStats.
 type BackupStats struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1046,7 +1168,7 @@ type BackupStats struct {
 
 func (x *BackupStats) Reset() {
 	*x = BackupStats{}
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1180,7 @@ func (x *BackupStats) String() string {
 func (*BackupStats) ProtoMessage() {}
 
 func (x *BackupStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1193,7 @@ func (x *BackupStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupStats.ProtoReflect.Descriptor instead.
 func (*BackupStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{10}
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BackupStats) GetMode() string {
@@ -1148,7 +1270,7 @@ type RtpSourceStats struct {
 
 func (x *RtpSourceStats) Reset() {
 	*x = RtpSourceStats{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1282,7 @@ func (x *RtpSourceStats) String() string {
 func (*RtpSourceStats) ProtoMessage() {}
 
 func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1295,7 @@ func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSourceStats.ProtoReflect.Descriptor instead.
 func (*RtpSourceStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RtpSourceStats) GetReceived() uint64 {
@@ -1255,7 +1377,7 @@ type RtpLegStats struct {
 
 func (x *RtpLegStats) Reset() {
 	*x = RtpLegStats{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1389,7 @@ func (x *RtpLegStats) String() string {
 func (*RtpLegStats) ProtoMessage() {}
 
 func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1402,7 @@ func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpLegStats.ProtoReflect.Descriptor instead.
 func (*RtpLegStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RtpLegStats) GetReceived() uint64 {
@@ -1342,7 +1464,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1476,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1489,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1387,7 +1509,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1521,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1534,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1435,7 +1557,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1569,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1582,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Track) GetMedia() string {
@@ -1527,14 +1649,21 @@ type Flow struct {
 	// srtp_rocs are an SRTP publisher's announced rollover counters by SSRC.
 	SrtpRocs map[uint32]uint32 `protobuf:"bytes,51,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// tls_ca is a pull source's PEM CA for rtsps://.
-	TlsCa         []byte `protobuf:"bytes,52,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
+	TlsCa []byte `protobuf:"bytes,52,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
+	// SMPTE 2022-7 on relay links (node.Flow SecondPair, RTP2, RTCP2; a relay source's merge
+	// window travels as rtp_source.skew_nanos). second_pair: a relay sink sends from the node's
+	// live-live pair. rtp2 and rtcp2: a relay source's second leg's upstream addresses,
+	// "ip:port" or empty.
+	SecondPair    bool   `protobuf:"varint,60,opt,name=second_pair,json=secondPair,proto3" json:"second_pair,omitempty"`
+	Rtp2          string `protobuf:"bytes,61,opt,name=rtp2,proto3" json:"rtp2,omitempty"`
+	Rtcp2         string `protobuf:"bytes,62,opt,name=rtcp2,proto3" json:"rtcp2,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1675,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1688,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{16}
+	return file_meshgw_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Flow) GetId() string {
@@ -1744,6 +1873,27 @@ func (x *Flow) GetTlsCa() []byte {
 	return nil
 }
 
+func (x *Flow) GetSecondPair() bool {
+	if x != nil {
+		return x.SecondPair
+	}
+	return false
+}
+
+func (x *Flow) GetRtp2() string {
+	if x != nil {
+		return x.Rtp2
+	}
+	return ""
+}
+
+func (x *Flow) GetRtcp2() string {
+	if x != nil {
+		return x.Rtcp2
+	}
+	return ""
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1761,7 +1911,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1923,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1936,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{17}
+	return file_meshgw_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -1839,7 +1989,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2001,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2014,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{18}
+	return file_meshgw_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -1927,7 +2077,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2089,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2102,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{19}
+	return file_meshgw_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -2020,7 +2170,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\awelcome\x18\x01 \x01(\v2\x16.meshgw.api.v1.WelcomeH\x00R\awelcome\x122\n" +
 	"\acommand\x18\x02 \x01(\v2\x16.meshgw.api.v1.CommandH\x00R\acommand\x12)\n" +
 	"\x04ping\x18\x03 \x01(\v2\x13.meshgw.api.v1.PingH\x00R\x04pingB\x05\n" +
-	"\x03msg\"\xbd\x02\n" +
+	"\x03msg\"\xc5\x03\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdata_address\x18\x02 \x01(\tR\vdataAddress\x12\x19\n" +
@@ -2030,7 +2180,11 @@ const file_meshgw_proto_rawDesc = "" +
 	"\fcapabilities\x18\x06 \x03(\tR\fcapabilities\x12\x17\n" +
 	"\aboot_id\x18\a \x01(\tR\x06bootId\x12)\n" +
 	"\x05flows\x18\b \x03(\v2\x13.meshgw.api.v1.FlowR\x05flows\x124\n" +
-	"\asources\x18\t \x03(\v2\x1a.meshgw.api.v1.SourceStateR\asources\"\x8b\x01\n" +
+	"\asources\x18\t \x03(\v2\x1a.meshgw.api.v1.SourceStateR\asources\x12*\n" +
+	"\x11live_live_address\x18\n" +
+	" \x01(\tR\x0fliveLiveAddress\x12+\n" +
+	"\x12live_live_rtp_port\x18\v \x01(\rR\x0fliveLiveRtpPort\x12-\n" +
+	"\x13live_live_rtcp_port\x18\f \x01(\rR\x10liveLiveRtcpPort\"\x8b\x01\n" +
 	"\vSourceState\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x10\n" +
 	"\x03sdp\x18\x02 \x01(\fR\x03sdp\x12,\n" +
@@ -2061,7 +2215,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xc3\x02\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xfe\x02\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
@@ -2072,7 +2226,16 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x03fec\x18( \x01(\x04R\x03fec\x122\n" +
 	"\x06backup\x18\a \x01(\v2\x1a.meshgw.api.v1.BackupStatsR\x06backup\x12<\n" +
 	"\n" +
-	"rtp_source\x18\x1e \x01(\v2\x1d.meshgw.api.v1.RtpSourceStatsR\trtpSource\"\x8f\x02\n" +
+	"rtp_source\x18\x1e \x01(\v2\x1d.meshgw.api.v1.RtpSourceStatsR\trtpSource\x129\n" +
+	"\n" +
+	"relay_legs\x18< \x01(\v2\x1a.meshgw.api.v1.MergerStatsR\trelayLegs\"\xb9\x01\n" +
+	"\vMergerStats\x12.\n" +
+	"\x04legs\x18\x01 \x03(\v2\x1a.meshgw.api.v1.RtpLegStatsR\x04legs\x12\x16\n" +
+	"\x06output\x18\x02 \x01(\x04R\x06output\x12\x12\n" +
+	"\x04lost\x18\x03 \x01(\x04R\x04lost\x12\x16\n" +
+	"\x06resets\x18\x04 \x01(\x04R\x06resets\x12\x1a\n" +
+	"\boverruns\x18\x05 \x01(\x04R\boverruns\x12\x1a\n" +
+	"\brefilled\x18\x06 \x01(\x04R\brefilled\"\x8f\x02\n" +
 	"\vBackupStats\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\tR\x06active\x12\x1a\n" +
@@ -2111,7 +2274,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xdb\a\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xa6\b\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
@@ -2141,7 +2304,11 @@ const file_meshgw_proto_rawDesc = "" +
 	"rtp_source\x18\x1e \x01(\v2\x18.meshgw.api.v1.RtpSourceR\trtpSource\x12\x19\n" +
 	"\bsrtp_key\x182 \x01(\fR\asrtpKey\x12>\n" +
 	"\tsrtp_rocs\x183 \x03(\v2!.meshgw.api.v1.Flow.SrtpRocsEntryR\bsrtpRocs\x12\x15\n" +
-	"\x06tls_ca\x184 \x01(\fR\x05tlsCa\x1a7\n" +
+	"\x06tls_ca\x184 \x01(\fR\x05tlsCa\x12\x1f\n" +
+	"\vsecond_pair\x18< \x01(\bR\n" +
+	"secondPair\x12\x12\n" +
+	"\x04rtp2\x18= \x01(\tR\x04rtp2\x12\x14\n" +
+	"\x05rtcp2\x18> \x01(\tR\x05rtcp2\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
@@ -2202,7 +2369,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -2216,53 +2383,56 @@ var file_meshgw_proto_goTypes = []any{
 	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*BackupStats)(nil),    // 12: meshgw.api.v1.BackupStats
-	(*RtpSourceStats)(nil), // 13: meshgw.api.v1.RtpSourceStats
-	(*RtpLegStats)(nil),    // 14: meshgw.api.v1.RtpLegStats
-	(*Ping)(nil),           // 15: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 16: meshgw.api.v1.Pong
-	(*Track)(nil),          // 17: meshgw.api.v1.Track
-	(*Flow)(nil),           // 18: meshgw.api.v1.Flow
-	(*OutputSpec)(nil),     // 19: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),      // 20: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),     // 21: meshgw.api.v1.FlowStatus
-	nil,                    // 22: meshgw.api.v1.Flow.MetaEntry
-	nil,                    // 23: meshgw.api.v1.Flow.SrtpRocsEntry
+	(*MergerStats)(nil),    // 12: meshgw.api.v1.MergerStats
+	(*BackupStats)(nil),    // 13: meshgw.api.v1.BackupStats
+	(*RtpSourceStats)(nil), // 14: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),    // 15: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),           // 16: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 17: meshgw.api.v1.Pong
+	(*Track)(nil),          // 18: meshgw.api.v1.Track
+	(*Flow)(nil),           // 19: meshgw.api.v1.Flow
+	(*OutputSpec)(nil),     // 20: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),      // 21: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 22: meshgw.api.v1.FlowStatus
+	nil,                    // 23: meshgw.api.v1.Flow.MetaEntry
+	nil,                    // 24: meshgw.api.v1.Flow.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	16, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	17, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	15, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	18, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	16, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	19, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	17, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	18, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	18, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	19, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	21, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	17, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	22, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	18, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
-	12, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
-	13, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
-	14, // 19: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	17, // 20: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	22, // 21: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	18, // 22: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	19, // 23: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
-	20, // 24: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	23, // 25: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
-	2,  // 26: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 27: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	27, // [27:28] is the sub-list for method output_type
-	26, // [26:27] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	13, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
+	14, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
+	12, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
+	15, // 20: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	15, // 21: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	18, // 22: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	23, // 23: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	19, // 24: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
+	20, // 25: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	21, // 26: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	24, // 27: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
+	2,  // 28: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 29: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	29, // [29:30] is the sub-list for method output_type
+	28, // [28:29] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -2288,7 +2458,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,10 @@ type Hello struct {
 	// on every address.
 	DataAddr          netip.Addr
 	RTPPort, RTCPPort int
+	// LiveLiveAddr is the node's address on its second network and LiveLiveRTPPort/RTCPPort its
+	// second socket pair there (node.live_live_address); invalid and 0 when it has none.
+	LiveLiveAddr                      netip.Addr
+	LiveLiveRTPPort, LiveLiveRTCPPort int
 	// ClientNetworks are the players' networks this node should serve.
 	ClientNetworks []netip.Prefix
 	Capabilities   []string

@@ -37,6 +37,9 @@ func FlowToProto(f node.Flow) *api.Flow {
 		Output:            outputToProto(f.Output),
 		Nack:              f.NACK,
 		NackWaitNanos:     int64(f.NACKWait),
+		SecondPair:        f.SecondPair,
+		Rtp2:              addrPortString(f.RTP2),
+		Rtcp2:             addrPortString(f.RTCP2),
 	}
 	if len(f.SRTPKey) > 0 {
 		p.SrtpKey = append([]byte(nil), f.SRTPKey...)
@@ -129,6 +132,13 @@ func flowFromProto(p *api.Flow) (node.Flow, error) {
 	if f.RTCP, err = parseAddrPort(p.Rtcp); err != nil {
 		return node.Flow{}, fmt.Errorf("flow %s: rtcp: %w", p.Id, err)
 	}
+	if f.RTP2, err = parseAddrPort(p.Rtp2); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: rtp2: %w", p.Id, err)
+	}
+	if f.RTCP2, err = parseAddrPort(p.Rtcp2); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: rtcp2: %w", p.Id, err)
+	}
+	f.SecondPair = p.SecondPair
 	if len(p.Ssrcs) > 0 {
 		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
 	}
@@ -305,12 +315,34 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 	if r := s.RTPSource; r != nil {
 		p.RtpSource = &api.RtpSourceStats{Received: r.Received, Bytes: r.Bytes, Invalid: r.Invalid, Fec: r.FEC,
 			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost}
-		for _, l := range r.Legs {
-			p.RtpSource.Legs = append(p.RtpSource.Legs, &api.RtpLegStats{Received: l.Received, Invalid: l.Invalid,
+		p.RtpSource.Legs = legsToProto(r.Legs)
+	}
+	if m := s.RelayLegs; m != nil {
+		p.RelayLegs = &api.MergerStats{Legs: legsToProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
+			Overruns: m.Overruns, Refilled: m.Refilled}
+	}
+	return p
+}
+
+func legsToProto(legs []rtp.LegStats) []*api.RtpLegStats {
+	var p []*api.RtpLegStats
+	for _, l := range legs {
+		p = append(p, &api.RtpLegStats{Received: l.Received, Invalid: l.Invalid,
+			First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
+	}
+	return p
+}
+
+// legsFromProto keeps at most rtp.MaxMergerLegs legs.
+func legsFromProto(p []*api.RtpLegStats) []rtp.LegStats {
+	var legs []rtp.LegStats
+	for _, l := range p {
+		if l != nil && len(legs) < rtp.MaxMergerLegs {
+			legs = append(legs, rtp.LegStats{Received: l.Received, Invalid: l.Invalid,
 				First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
 		}
 	}
-	return p
+	return legs
 }
 
 func statsFromProto(p *api.FlowStats) node.FlowStats {
@@ -328,12 +360,11 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 	if r := p.RtpSource; r != nil {
 		s.RTPSource = &rtp.RTPSourceStats{Received: r.Received, Bytes: r.Bytes, Invalid: r.Invalid, FEC: r.Fec,
 			Recovered: r.Recovered, Unrecoverable: r.Unrecoverable, Output: r.Output, Lost: r.Lost, LastPacket: s.LastActivity}
-		for _, l := range r.Legs {
-			if l != nil && len(s.RTPSource.Legs) < rtp.MaxMergerLegs {
-				s.RTPSource.Legs = append(s.RTPSource.Legs, rtp.LegStats{Received: l.Received, Invalid: l.Invalid,
-					First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
-			}
-		}
+		s.RTPSource.Legs = legsFromProto(r.Legs)
+	}
+	if m := p.RelayLegs; m != nil {
+		s.RelayLegs = &rtp.MergerStats{Legs: legsFromProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
+			Overruns: m.Overruns, Refilled: m.Refilled}
 	}
 	return s
 }
@@ -347,6 +378,10 @@ func helloToProto(h Hello) *api.Hello {
 		RtcpPort:     uint32(h.RTCPPort),
 		Capabilities: append([]string(nil), h.Capabilities...),
 		BootId:       h.BootID,
+
+		LiveLiveAddress:  addrString(h.LiveLiveAddr),
+		LiveLiveRtpPort:  uint32(h.LiveLiveRTPPort),
+		LiveLiveRtcpPort: uint32(h.LiveLiveRTCPPort),
 	}
 	for _, n := range h.ClientNetworks {
 		p.ClientNetworks = append(p.ClientNetworks, n.String())
@@ -374,6 +409,13 @@ func helloFromProto(p *api.Hello) (h Hello, skipped []error, err error) {
 		return Hello{}, nil, fmt.Errorf("ports %d/%d out of range", p.RtpPort, p.RtcpPort)
 	}
 	h.RTPPort, h.RTCPPort = int(p.RtpPort), int(p.RtcpPort)
+	if h.LiveLiveAddr, err = parseAddr(p.LiveLiveAddress); err != nil {
+		return Hello{}, nil, fmt.Errorf("live-live address: %w", err)
+	}
+	if p.LiveLiveRtpPort > math.MaxUint16 || p.LiveLiveRtcpPort > math.MaxUint16 {
+		return Hello{}, nil, fmt.Errorf("live-live ports %d/%d out of range", p.LiveLiveRtpPort, p.LiveLiveRtcpPort)
+	}
+	h.LiveLiveRTPPort, h.LiveLiveRTCPPort = int(p.LiveLiveRtpPort), int(p.LiveLiveRtcpPort)
 	for _, s := range p.ClientNetworks {
 		n, err := netip.ParsePrefix(s)
 		if err != nil {

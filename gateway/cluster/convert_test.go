@@ -56,6 +56,7 @@ func fullFlow() node.Flow {
 		BackupStall: 700 * time.Millisecond, BackupMode: node.BackupSwitch,
 		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
 		NACK:   true, NACKWait: 150 * time.Millisecond,
+		SecondPair: true, RTP2: netip.MustParseAddrPort("10.98.0.2:8000"), RTCP2: netip.MustParseAddrPort("10.98.0.2:8001"),
 		SDP: "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
 		SRTPKey:  bytes.Repeat([]byte{7}, rtp.SRTPKeyLen),
 		SRTPROCs: map[uint32]uint32{0xdeadbeef: 2},
@@ -139,6 +140,8 @@ func TestStatsRoundTrip(t *testing.T) {
 		{Packets: 1, Bytes: 2, Dropped: 3, Errors: 4, LastActivity: time.Unix(1700000000, 5)},
 		{Packets: 9, Backup: node.BackupStats{Mode: "switch", Active: "backup", Switches: 3, LastSwitch: time.Unix(1700000001, 6),
 			LastReason: "primary delivered nothing for 1s", PrimaryPackets: 7, BackupPackets: 8, Lost: 1}},
+		{Packets: 5, RelayLegs: &rtp.MergerStats{Output: 10, Lost: 1, Resets: 2, Overruns: 3, Refilled: 4, Legs: []rtp.LegStats{
+			{Received: 1, Invalid: 2, First: 3, Duplicates: 4, Late: 5, Lost: 6, Diverged: 7}, {Received: 8}}}},
 	} {
 		if got := statsFromProto(statsToProto("f", st)); !reflect.DeepEqual(got, st) {
 			t.Errorf("stats round trip\n got %+v\nwant %+v", got, st)
@@ -154,6 +157,7 @@ func TestStatusAndHelloRoundTrip(t *testing.T) {
 	}
 	h := Hello{
 		Name: "n1", DataAddr: netip.MustParseAddr("10.0.0.2"), RTPPort: 8000, RTCPPort: 8001,
+		LiveLiveAddr: netip.MustParseAddr("10.98.0.2"), LiveLiveRTPPort: 8000, LiveLiveRTCPPort: 8001,
 		ClientNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Capabilities: []string{"udp", "multicast"},
 		BootID: "b", Flows: []node.Flow{fullFlow()},
 		Sources: []SourceState{{Stream: "cam", SDP: []byte("v=0"), Tracks: fullFlow().Tracks, Up: true}},

@@ -32,6 +32,11 @@ type Control struct {
 	// RelayNACKWait is control.relay_nack_wait, the most a relayed packet is
 	// held waiting for a missing one. Default 200ms.
 	RelayNACKWait time.Duration
+	// RelayLiveLive is control.relay_live_live: off (0, the default), or the
+	// SMPTE 2022-7 skew a relay's two legs are merged within (A 10ms, B
+	// 50ms, C 450ms, or a duration; on means B). When on, a relay between two nodes
+	// that both have a node.live_live_address runs over both networks.
+	RelayLiveLive time.Duration
 }
 
 // Node is the node: section: this process's node. In a control's file it
@@ -52,6 +57,11 @@ type Node struct {
 	// ClientNetworks is node.client_networks: UDP readers whose address is
 	// inside one of these are served by this node.
 	ClientNetworks []netip.Prefix
+	// LiveLiveAddress is node.live_live_address, the node's address on a
+	// second, independent network. The node opens a second RTP/RTCP pair
+	// there (same port numbers as its first) and relays to and from other
+	// such nodes run over both networks when control.relay_live_live is on.
+	LiveLiveAddress netip.Addr
 }
 
 // IsNodeOnly reports whether the file configures a standalone node.
@@ -81,6 +91,20 @@ func (p *parser) control(c *Control, v *yaml.Node) {
 		{"startup_grace", func(_, v *yaml.Node) { p.duration(&c.StartupGrace, "control.startup_grace", v, true) }},
 		{"relay_nack", func(_, v *yaml.Node) { p.boolean(&c.RelayNACK, "control.relay_nack", v) }},
 		{"relay_nack_wait", func(_, v *yaml.Node) { p.duration(&c.RelayNACKWait, "control.relay_nack_wait", v, false) }},
+		{"relay_live_live", func(_, v *yaml.Node) {
+			s := p.scalar("control.relay_live_live", v, "off or a skew class", "!!bool", "!!str")
+			if s == nil {
+				return
+			}
+			switch strings.ToLower(s.Value) {
+			case "off", "false", "no":
+				c.RelayLiveLive = 0
+			case "on", "true", "yes":
+				c.RelayLiveLive = 50 * time.Millisecond // class B, the usual receiver
+			default:
+				p.skew(&c.RelayLiveLive, "control.relay_live_live", s.Value, v, `off, `)
+			}
+		}},
 	})
 }
 
@@ -102,22 +126,27 @@ func (p *parser) node(n *Node, v *yaml.Node) {
 				}
 			}
 		}},
-		{"data_address", func(_, v *yaml.Node) {
-			var s string
-			if p.strWant(&s, "node.data_address", v, "an IP address") {
-				a, err := netip.ParseAddr(s)
-				switch {
-				case err != nil:
-					p.errorf(v, "node.data_address: %q is not an IP address", s)
-				case a.IsUnspecified() || a.IsMulticast():
-					p.errorf(v, "node.data_address: %s cannot be reached by readers; give the node's own address", a)
-				default:
-					n.DataAddress = a.Unmap()
-				}
-			}
-		}},
+		{"data_address", func(_, v *yaml.Node) { p.nodeAddr(&n.DataAddress, "node.data_address", v) }},
+		{"live_live_address", func(_, v *yaml.Node) { p.nodeAddr(&n.LiveLiveAddress, "node.live_live_address", v) }},
 		{"client_networks", func(_, v *yaml.Node) { n.ClientNetworks = p.prefixes("node.client_networks", v) }},
 	})
+}
+
+// nodeAddr reads one of the node's own unicast addresses.
+func (p *parser) nodeAddr(dst *netip.Addr, path string, v *yaml.Node) {
+	var s string
+	if !p.strWant(&s, path, v, "an IP address") {
+		return
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		p.errorf(v, "%s: %q is not an IP address", path, s)
+	case a.IsUnspecified() || a.IsMulticast():
+		p.errorf(v, "%s: %s cannot be reached by readers or other nodes; give the node's own address", path, a)
+	default:
+		*dst = a.Unmap()
+	}
 }
 
 // prefixes reads a list of CIDR prefixes.

@@ -47,6 +47,19 @@ rtsp: {rtp_port: 9000}
 	}
 }
 
+func TestRelayLiveLiveKeys(t *testing.T) {
+	for in, want := range map[string]time.Duration{"off": 0, "false": 0, "A": 10 * time.Millisecond, "b": 50 * time.Millisecond,
+		"C": 450 * time.Millisecond, "120ms": 120 * time.Millisecond, "on": 50 * time.Millisecond} {
+		c := mustParse(t, "control: {relay_live_live: "+in+"}\nnode: {live_live_address: 10.98.0.1}\nroutes: {a: {source: demo}}\n")
+		if c.Control.RelayLiveLive != want {
+			t.Errorf("relay_live_live %s = %v, want %v", in, c.Control.RelayLiveLive, want)
+		}
+		if c.Node.LiveLiveAddress != netip.MustParseAddr("10.98.0.1") {
+			t.Errorf("live_live_address = %v", c.Node.LiveLiveAddress)
+		}
+	}
+}
+
 func TestClusterErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"node: {control: \"c:1\"}\nroutes: {a: {source: demo}}\n", "t.yaml:2: routes: belong in the control's file"},
@@ -62,6 +75,9 @@ func TestClusterErrors(t *testing.T) {
 		{"control: {node_timeout: 0s}\nroutes: {a: {source: demo}}\n", "t.yaml:1: control.node_timeout:"},
 		{"routes: {a: {source: demo, node: \"a..b\"}}\n", "t.yaml:1: routes.a.node: node name \"a..b\" has an empty label"},
 		{"control: {listn: \":1\"}\nroutes: {a: {source: demo}}\n", "t.yaml:1: control: unknown key \"listn\""},
+		{"control: {relay_live_live: D}\nroutes: {a: {source: demo}}\n", `t.yaml:1: control.relay_live_live: "D", want off, A (10ms), B (50ms), C (450ms) or a duration`},
+		{"control: {relay_live_live: 11s}\nroutes: {a: {source: demo}}\n", `t.yaml:1: control.relay_live_live: "11s", want off, A`},
+		{"node: {control: \"c:1\", live_live_address: 224.0.0.1}\n", "t.yaml:1: node.live_live_address: 224.0.0.1 cannot be reached"},
 	} {
 		_, err := Parse("t.yaml", []byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

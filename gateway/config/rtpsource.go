@@ -237,6 +237,30 @@ func (p *parser) rtpFEC(path string, v *yaml.Node) *FEC {
 	return f
 }
 
+// maxSkew bounds a 2022-7 merge window: beyond it a "live" stream waits longer than a viewer
+// accepts.
+const maxSkew = 10 * time.Second
+
+// skew reads an SMPTE 2022-7 merge window: a receiver class (A 10ms, B 50ms, C 450ms) or a
+// duration up to max. also names other accepted words for the error message.
+func (p *parser) skew(dst *time.Duration, path, s string, v *yaml.Node, also string) {
+	switch strings.ToUpper(s) {
+	case "A":
+		*dst = 10 * time.Millisecond
+	case "B":
+		*dst = 50 * time.Millisecond
+	case "C":
+		*dst = 450 * time.Millisecond
+	default:
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > maxSkew {
+			p.errorf(v, "%s: %q, want %sA (10ms), B (50ms), C (450ms) or a duration up to %v like \"100ms\"", path, s, also, maxSkew)
+			return
+		}
+		*dst = d
+	}
+}
+
 func (p *parser) rtpLiveLive(path string, v *yaml.Node) *LiveLive {
 	m := p.section(path, v)
 	if m == nil {
@@ -259,23 +283,8 @@ func (p *parser) rtpLiveLive(path string, v *yaml.Node) *LiveLive {
 		}},
 		{"skew", func(_, v *yaml.Node) {
 			var s string
-			if !p.str(&s, path+".skew", v) {
-				return
-			}
-			switch strings.ToUpper(s) {
-			case "A":
-				ll.Skew = 10 * time.Millisecond
-			case "B":
-				ll.Skew = 50 * time.Millisecond
-			case "C":
-				ll.Skew = 450 * time.Millisecond
-			default:
-				d, err := time.ParseDuration(s)
-				if err != nil || d <= 0 || d > 10*time.Second {
-					p.errorf(v, "%s.skew: %q, want A (10ms), B (50ms), C (450ms) or a duration up to 10s like \"100ms\"", path, s)
-					return
-				}
-				ll.Skew = d
+			if p.str(&s, path+".skew", v) {
+				p.skew(&ll.Skew, path+".skew", s, v, "")
 			}
 		}},
 	})

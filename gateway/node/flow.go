@@ -111,6 +111,13 @@ type Flow struct {
 	NACK bool
 	// NACKWait bounds how long a SourceRelay with NACK waits for a missing packet (0: 200 ms).
 	NACKWait time.Duration
+	// SMPTE 2022-7 on a relay link: the link runs twice, over the nodes' first and second
+	// networks. SecondPair makes a relay's SinkUDP send from the node's live-live socket pair
+	// (LocalConfig.LiveLive) instead of its first. On a SourceRelay, RTP2 and RTCP2 are the
+	// upstream's live-live pair addresses the second leg comes from; the legs are merged by
+	// sequence number within Skew (0: rtp.ClassB) before loss repair and the hubs.
+	SecondPair  bool
+	RTP2, RTCP2 netip.AddrPort
 	// SourceRTP: SDP is the stream's description (empty: one MPEG-TS track, PT 33); RTPInterface
 	// the interface multicast groups are joined on; FECColumns/FECRows the SMPTE 2022-1 L and D
 	// (decoding is on when FECColumns > 0; FECRows 0 is column FEC only); Leg2 the 2022-7 second
@@ -217,6 +224,12 @@ func (f Flow) Validate() error {
 		if len(f.SRTPKey) != 0 && len(f.SRTPKey) != rtp.SRTPKeyLen {
 			return fmt.Errorf("flow %s: relay SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), rtp.SRTPKeyLen)
 		}
+		if f.RTP2.IsValid() != f.RTCP2.IsValid() {
+			return fmt.Errorf("flow %s: a relay's second leg needs both the upstream's RTP and RTCP addresses", f.ID)
+		}
+		if f.Skew < 0 || f.Skew > maxRelaySkew {
+			return fmt.Errorf("flow %s: relay skew %v, want 0..%v", f.ID, f.Skew, maxRelaySkew)
+		}
 	case SinkRTP:
 		if err := f.Output.validate(f); err != nil {
 			return fmt.Errorf("flow %s: %w", f.ID, err)
@@ -230,6 +243,9 @@ func (f Flow) Validate() error {
 		}
 		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
 			return fmt.Errorf("flow %s: %s needs RTP and RTCP addresses", f.ID, f.Kind)
+		}
+		if f.SecondPair && f.Kind != SinkUDP {
+			return fmt.Errorf("flow %s: only a sink.udp sends from the second pair", f.ID)
 		}
 	default:
 		return fmt.Errorf("flow %s: unknown kind %q", f.ID, f.Kind)
@@ -275,6 +291,9 @@ type FlowStats struct {
 	Backup BackupStats
 	// RTPSource holds a SourceRTP flow's receive counters (FEC, 2022-7 legs); nil for others.
 	RTPSource *rtp.RTPSourceStats
+	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
+	// nil for others.
+	RelayLegs *rtp.MergerStats
 }
 
 // Events are what a node reports to its control about the streams it ingests.

@@ -35,6 +35,10 @@ type LocalConfig struct {
 	// every FlowStatus.Source, as the pair's bound address may be a wildcard or a private address
 	// behind NAT.
 	Advertise netip.Addr
+	// LiveLive, when set, opens a second socket pair on the node's second network
+	// (node.live_live_address): relays between two such nodes run over both networks as the two
+	// legs of SMPTE 2022-7 (Flow.SecondPair, Flow.RTP2).
+	LiveLive *rtp.UDPConfig
 }
 
 // Local is a node inside the control's process: it serves UDP readers and publishers from its
@@ -43,6 +47,7 @@ type LocalConfig struct {
 type Local struct {
 	name      string
 	udp       *rtp.UDPPair
+	udp2      *rtp.UDPPair // the live-live pair, nil without
 	pool      *rtp.Pool
 	events    Events
 	log       *slog.Logger
@@ -94,6 +99,9 @@ type flow struct {
 	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
 	// re-pointed with a new key swaps it.
 	srtp atomic.Pointer[rtp.SRTPUnprotector]
+	// srtp2 unprotects a live-live relay's second leg: each leg keeps its own replay window, as
+	// both carry every index.
+	srtp2 atomic.Pointer[rtp.SRTPUnprotector]
 	// sources
 	player *demo.Player
 	puller *pull.Puller
@@ -110,9 +118,12 @@ type flow struct {
 	hist *relayHistory
 	rx   []*relayRx
 	fb   atomic.Pointer[rtp.UDPSink]
+	// livelive.go: a two-leg relay source's per-track merges and its feedback over the second pair
+	mg  []*relayMerge
+	fb2 atomic.Pointer[rtp.UDPSink]
 }
 
-// NewLocal opens the node's UDP socket pair.
+// NewLocal opens the node's UDP socket pair (two with LiveLive).
 func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -127,8 +138,19 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.Name, err)
 	}
+	var udp2 *rtp.UDPPair
+	if cfg.LiveLive != nil {
+		lc := *cfg.LiveLive
+		if lc.Logger == nil {
+			lc.Logger = cfg.Logger
+		}
+		if udp2, err = rtp.ListenUDP(lc); err != nil {
+			udp.Close()
+			return nil, fmt.Errorf("node %s: live-live pair: %w", cfg.Name, err)
+		}
+	}
 	return &Local{
-		name: cfg.Name, udp: udp, pool: rtp.NewPool(), events: cfg.Events, advertise: cfg.Advertise,
+		name: cfg.Name, udp: udp, udp2: udp2, pool: rtp.NewPool(), events: cfg.Events, advertise: cfg.Advertise,
 		log:     cfg.Logger.With("node", cfg.Name),
 		streams: map[string]*nodeStream{}, flows: map[string]*flow{}, peers: map[peerKey]*peer{},
 	}, nil
@@ -139,6 +161,17 @@ func (n *Local) Name() string { return n.name }
 
 // UDP exposes the node's socket pair (ports for logs and tests).
 func (n *Local) UDP() *rtp.UDPPair { return n.udp }
+
+// LiveLiveUDP returns the node's second socket pair (LocalConfig.LiveLive), nil without one.
+func (n *Local) LiveLiveUDP() *rtp.UDPPair { return n.udp2 }
+
+// pair returns the socket pair of the first or second network.
+func (n *Local) pair(second bool) *rtp.UDPPair {
+	if second {
+		return n.udp2
+	}
+	return n.udp
+}
 
 // Hub gives the hub of a stream's track to the control's interleaved sessions.
 func (n *Local) Hub(stream string, track int) (*rtp.Hub, error) {
@@ -273,6 +306,9 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		if err := n.peerConflictLocked(nil, f); err != nil {
 			return nil, err
 		}
+		if err := n.checkSecondPair(f.RTP2.IsValid()); err != nil {
+			return nil, err
+		}
 	}
 	s := n.stream(f.Stream)
 	if s.source != nil {
@@ -341,6 +377,7 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 	n.addFlowLocked(fl)
 	if f.Kind == SourceRelay {
 		n.setRepairLocked(fl, f)
+		n.setLiveLiveLocked(fl, f)
 		n.movePeersLocked(fl, Flow{}, f)
 	}
 	return start, nil
@@ -529,17 +566,23 @@ func (n *Local) updateRelayLocked(fl *flow, f Flow) (FlowStatus, error) {
 	if err := n.peerConflictLocked(fl, f); err != nil {
 		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 	}
+	if err := n.checkSecondPair(f.RTP2.IsValid()); err != nil {
+		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
+	}
 	prev := fl.spec
-	if !bytes.Equal(prev.SRTPKey, f.SRTPKey) {
-		// a re-pointed relay comes with a new key (its new upstream starts its own index)
+	if !bytes.Equal(prev.SRTPKey, f.SRTPKey) || prev.RTP2.IsValid() != f.RTP2.IsValid() {
+		// a re-pointed relay comes with a new key (its new upstream starts its own index), and
+		// may gain or lose its second leg
 		if err := fl.setUnprotect(f); err != nil {
 			return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 		}
 	}
-	// Pacing belongs to the hubs, which stay: the created value stands, as do the NACK settings.
-	f.Pacing, f.NACK, f.NACKWait = prev.Pacing, prev.NACK, prev.NACKWait
+	// Pacing belongs to the hubs, which stay: the created value stands, as do the NACK and
+	// merge settings.
+	f.Pacing, f.NACK, f.NACKWait, f.Skew = prev.Pacing, prev.NACK, prev.NACKWait, prev.Skew
 	fl.spec = f
 	n.setRepairLocked(fl, f)
+	n.setLiveLiveLocked(fl, f)
 	n.movePeersLocked(fl, prev, f)
 	return n.statusLocked(fl), nil
 }
@@ -561,10 +604,20 @@ func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
 	return n.statusLocked(fl), nil
 }
 
-// setUnprotect gives an ingress or relay flow the unprotector of f's key (none without one).
+// checkSecondPair refuses a flow that needs the live-live pair on a node without one.
+func (n *Local) checkSecondPair(needed bool) error {
+	if needed && n.udp2 == nil {
+		return errors.New("this node has no second network for a live-live relay (node.live_live_address)")
+	}
+	return nil
+}
+
+// setUnprotect gives an ingress or relay flow the unprotector of f's key (none without one), and
+// a relay with a second leg a second one for it.
 func (fl *flow) setUnprotect(f Flow) error {
 	if len(f.SRTPKey) == 0 {
 		fl.srtp.Store(nil)
+		fl.srtp2.Store(nil)
 		return nil
 	}
 	k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
@@ -575,7 +628,14 @@ func (fl *flow) setUnprotect(f Flow) error {
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.ID, err)
 	}
+	var un2 *rtp.SRTPUnprotector
+	if f.RTP2.IsValid() {
+		if un2, err = rtp.NewSRTPUnprotector(k, f.SRTPROCs); err != nil {
+			return fmt.Errorf("flow %s: %w", f.ID, err)
+		}
+	}
 	fl.srtp.Store(un)
+	fl.srtp2.Store(un2)
 	return nil
 }
 
@@ -630,6 +690,7 @@ func (n *Local) teardownLocked(fl *flow) func() {
 		}
 		player, puller, sel, rtpSrc := fl.player, fl.puller, fl.sel, fl.rtpSrc
 		n.stopRepairLocked(fl)
+		n.stopLiveLiveLocked(fl)
 		return func() {
 			if sel != nil {
 				sel.close()
@@ -698,6 +759,7 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 	}
 	if relay {
 		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
+		st.RelayLegs = fl.liveLiveStats()
 	} else if fl.out != nil {
 		st = fl.out.stats()
 	} else if fl.rtpSrc != nil {
@@ -777,7 +839,11 @@ func (n *Local) Close() error {
 	for _, h := range hubs {
 		h.Close()
 	}
-	if err := n.udp.Close(); err != nil {
+	err := n.udp.Close()
+	if n.udp2 != nil {
+		err = errors.Join(err, n.udp2.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("node %s: %w", n.name, err)
 	}
 	return nil

@@ -415,7 +415,7 @@ func (rx *relayRx) expireLocked(now int64) {
 // nackLocked asks for the missing packets in [from, to] whose last request is older than the
 // retry interval, in as few RTCP packets as their spacing allows.
 func (rx *relayRx) nackLocked(from, to uint16, now int64) {
-	fb := rx.fl.fb.Load()
+	fb, fb2 := rx.fl.fb.Load(), rx.fl.fb2.Load() // fb2: a live-live relay asks over both networks
 	if fb == nil {
 		return
 	}
@@ -438,7 +438,7 @@ func (rx *relayRx) nackLocked(from, to uint16, now int64) {
 		if open {
 			rx.fcis = append(rx.fcis, uint32(pid)<<16|uint32(blp))
 			if len(rx.fcis) == maxFCI {
-				rx.sendNACKLocked(fb)
+				rx.sendNACKLocked(fb, fb2)
 			}
 		}
 		pid, blp, open = s, 0, true
@@ -447,17 +447,21 @@ func (rx *relayRx) nackLocked(from, to uint16, now int64) {
 		rx.fcis = append(rx.fcis, uint32(pid)<<16|uint32(blp))
 	}
 	if len(rx.fcis) > 0 {
-		rx.sendNACKLocked(fb)
+		rx.sendNACKLocked(fb, fb2)
 	}
 }
 
-func (rx *relayRx) sendNACKLocked(fb *rtp.UDPSink) {
+func (rx *relayRx) sendNACKLocked(fb, fb2 *rtp.UDPSink) {
 	rx.buf = appendNACK(rx.buf[:0], rx.sender, rx.ssrc, rx.fcis)
 	rx.fcis = rx.fcis[:0]
-	p := rx.pool.Get(len(rx.buf))
-	copy(p.Bytes(), rx.buf)
 	rx.nacks.Add(1)
-	fb.DeliverRTCP(p)
+	for _, s := range [2]*rtp.UDPSink{fb, fb2} {
+		if s != nil {
+			p := rx.pool.Get(len(rx.buf))
+			copy(p.Bytes(), rx.buf)
+			s.DeliverRTCP(p)
+		}
+	}
 }
 
 // armLocked runs the timer while a gap is open, for retries and for giving up when no later

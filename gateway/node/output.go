@@ -286,17 +286,21 @@ func (n *Local) newSinkLocked(fl *flow) error {
 		fl.out = out
 		return nil
 	}
+	if err := n.checkSecondPair(f.SecondPair); err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	pair := n.pair(f.SecondPair)
 	if len(f.SRTPKey) > 0 {
 		// protected on the egress workers, per reader (or relay), with the key the control drew
 		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
 		if err == nil {
-			fl.sink, err = n.udp.NewSRTPSink(f.RTP, f.RTCP, k)
+			fl.sink, err = pair.NewSRTPSink(f.RTP, f.RTCP, k)
 		}
 		if err != nil {
 			return fmt.Errorf("flow %s: %w", f.ID, err)
 		}
 	} else {
-		fl.sink = n.udp.NewSink(f.RTP, f.RTCP)
+		fl.sink = pair.NewSink(f.RTP, f.RTCP)
 	}
 	if f.NACK && f.Kind == SinkUDP {
 		fl.hist = newRelayHistory(fl.sink, fl.hub.SSRC())

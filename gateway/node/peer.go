@@ -12,22 +12,25 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 )
 
-// peerKey names one remote address on one socket of the node's pair.
+// peerKey names one remote address on one socket of one of the node's pairs.
 type peerKey struct {
 	addr netip.AddrPort
 	rtcp bool
+	// second is the live-live pair on the node's second network
+	second bool
 }
 
-func newPeerKey(addr netip.AddrPort, rtcp bool) peerKey {
+func newPeerKey(addr netip.AddrPort, rtcp, second bool) peerKey {
 	// the pair's demux keys unmapped addresses; ours must match them
-	return peerKey{addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()), rtcp: rtcp}
+	return peerKey{addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()), rtcp: rtcp, second: second}
 }
 
 // route is where a datagram from a peer goes: a hub, on behalf of a flow (for its counters).
 type route struct {
 	hub *rtp.Hub
 	fl  *flow
-	rx  *relayRx // loss repair of a NACK relay's track, nil without
+	rx  *relayRx    // loss repair of a NACK relay's track, nil without
+	mg  *relayMerge // 2022-7 merge of a live-live relay's track, nil without
 }
 
 // peer is the node's one handler for one remote address on one socket of its pair. The pair
@@ -76,6 +79,9 @@ func (p *peer) publish() {
 					if i < len(f.rx) {
 						r.rx = f.rx[i]
 					}
+					if i < len(f.mg) {
+						r.mg = f.mg[i]
+					}
 					routes[ssrc] = r
 				}
 			}
@@ -122,7 +128,7 @@ func (p *peer) handleRTP(b []byte) {
 		p.dropped.Add(1)
 		return
 	}
-	if un := r.fl.srtp.Load(); un != nil {
+	if un := r.fl.unprotector(p.key.second); un != nil {
 		var err error
 		if b, err = un.RTP(b); err != nil {
 			r.fl.errs.Add(1) // not from the upstream node that holds the relay's key
@@ -130,6 +136,14 @@ func (p *peer) handleRTP(b []byte) {
 		}
 	}
 	r.fl.last.Store(time.Now().UnixNano())
+	if r.mg != nil {
+		leg := 0
+		if p.key.second {
+			leg = 1
+		}
+		r.mg.push(leg, b)
+		return
+	}
 	if r.rx != nil {
 		r.rx.push(r.hub, b)
 		return
@@ -173,7 +187,7 @@ func (p *peer) handleRTCP(b []byte) {
 	}
 	if ssrc, ok := rtcpSender(b); ok {
 		if r, ok := (*p.routes.Load())[ssrc]; ok {
-			if un := r.fl.srtp.Load(); un != nil {
+			if un := r.fl.unprotector(p.key.second); un != nil {
 				var err error
 				if b, err = un.RTCP(b); err != nil {
 					r.fl.errs.Add(1)
@@ -191,6 +205,14 @@ func (p *peer) handleRTCP(b []byte) {
 	if len(alive) == 0 {
 		p.dropped.Add(1)
 	}
+}
+
+// unprotector is the relay leg's SRTP context: each leg has its own replay window.
+func (fl *flow) unprotector(second bool) *rtp.SRTPUnprotector {
+	if second {
+		return fl.srtp2.Load()
+	}
+	return fl.srtp.Load()
 }
 
 // rtcpSender returns the sender SSRC of the first report of a compound RTCP packet, which RFC 3550
@@ -213,9 +235,9 @@ func (n *Local) joinPeerLocked(k peerKey, fl *flow) {
 		p = newPeer(k)
 		n.peers[k] = p
 		if k.rtcp {
-			n.udp.HandleRTCP(k.addr, p.handleRTCP)
+			n.pair(k.second).HandleRTCP(k.addr, p.handleRTCP)
 		} else {
-			n.udp.HandleRTP(k.addr, p.handleRTP)
+			n.pair(k.second).HandleRTP(k.addr, p.handleRTP)
 		}
 	}
 	p.members[fl] = struct{}{}
@@ -235,19 +257,25 @@ func (n *Local) leavePeerLocked(k peerKey, fl *flow) {
 	}
 	delete(n.peers, k)
 	if k.rtcp {
-		n.udp.HandleRTCP(k.addr, nil)
+		n.pair(k.second).HandleRTCP(k.addr, nil)
 	} else {
-		n.udp.HandleRTP(k.addr, nil)
+		n.pair(k.second).HandleRTP(k.addr, nil)
 	}
 }
 
 // peerKeys are the addresses a flow receives from.
 func peerKeys(f Flow) []peerKey {
 	switch f.Kind {
-	case SourceRelay, IngressUDP:
-		return []peerKey{newPeerKey(f.RTP, false), newPeerKey(f.RTCP, true)}
+	case SourceRelay:
+		ks := []peerKey{newPeerKey(f.RTP, false, false), newPeerKey(f.RTCP, true, false)}
+		if f.RTP2.IsValid() {
+			ks = append(ks, newPeerKey(f.RTP2, false, true), newPeerKey(f.RTCP2, true, true))
+		}
+		return ks
+	case IngressUDP:
+		return []peerKey{newPeerKey(f.RTP, false, false), newPeerKey(f.RTCP, true, false)}
 	case SinkUDP:
-		return []peerKey{newPeerKey(f.RTCP, true)}
+		return []peerKey{newPeerKey(f.RTCP, true, f.SecondPair)}
 	}
 	return nil
 }
