@@ -169,11 +169,13 @@ func (c *cluster) startLLCaptures(ctx context.Context, d time.Duration) llCaptur
 type llCounts struct {
 	window    int // sequence numbers inside the window
 	lost      [2]int
-	both      int // lost on both legs
-	reader    int // missing at the reader
-	notBoth   int // of those, delivered by at least one leg
-	bothGot   int // lost on both legs, yet at the reader (a repair, or a capture that missed one)
-	ssrcs     int // SSRCs at the reader
+	both      int    // lost on both legs
+	late      [2]int // arrived on the leg after a later sequence number (a retransmission)
+	bothFirst int    // not on time on either leg: lost on both at the first try
+	reader    int    // missing at the reader
+	notBoth   int    // of those, delivered by at least one leg
+	bothGot   int    // lost on both legs, yet at the reader (a repair, or a capture that missed one)
+	ssrcs     int    // SSRCs at the reader
 	legPkts   [2]int
 	readPkts  int
 	bigFrames int // frames over 1480 bytes of UDP (an unsegmented GSO datagram)
@@ -184,8 +186,8 @@ type llCounts struct {
 
 func (n llCounts) String() string {
 	pct := func(k int) string { return fmt.Sprintf("%d (%.2f %%)", k, 100*float64(k)/float64(max(n.window, 1))) }
-	return fmt.Sprintf("window %d seqs over %d SSRCs; leg A lost %s, leg B lost %s, both %s; reader missed %s (%d of them delivered by a leg), %d lost on both yet at the reader; packets: leg A %d, leg B %d, reader %d; reader's largest silence %v",
-		n.window, n.ssrcs, pct(n.lost[legA]), pct(n.lost[legB]), pct(n.both), pct(n.reader), n.notBoth, n.bothGot,
+	return fmt.Sprintf("window %d seqs over %d SSRCs; leg A lost %s, leg B lost %s, both %s; late (resent) on A %d, on B %d; not on time on either leg %s; reader missed %s (%d of them delivered by a leg), %d lost on both yet at the reader; packets: leg A %d, leg B %d, reader %d; reader's largest silence %v",
+		n.window, n.ssrcs, pct(n.lost[legA]), pct(n.lost[legB]), pct(n.both), n.late[legA], n.late[legB], pct(n.bothFirst), pct(n.reader), n.notBoth, n.bothGot,
 		n.legPkts[legA], n.legPkts[legB], n.readPkts, n.maxGap.Round(time.Millisecond))
 }
 
@@ -225,9 +227,9 @@ func countLL(t *testing.T, legs [2][]rtpSeen, reader []rtpSeen) llCounts {
 	}
 	wide := func(p rtpSeen) int { r := ref[p.ssrc]; return r + int(int16(uint16(p.seq-r))) }
 	type line struct {
-		seen     map[int]bool
-		lo, hi   int
-		anything bool
+		seen, late map[int]bool
+		lo, hi     int
+		anything   bool
 	}
 	lines := func(pkts []rtpSeen) map[string]*line {
 		m := map[string]*line{}
@@ -240,10 +242,13 @@ func countLL(t *testing.T, legs [2][]rtpSeen, reader []rtpSeen) llCounts {
 			}
 			l := m[p.ssrc]
 			if l == nil {
-				l = &line{seen: map[int]bool{}}
+				l = &line{seen: map[int]bool{}, late: map[int]bool{}}
 				m[p.ssrc] = l
 			}
 			s := wide(p)
+			if l.anything && s < l.hi && !l.seen[s] {
+				l.late[s] = true // the captures are in arrival order
+			}
 			l.seen[s] = true
 			if !l.anything || s < l.lo {
 				l.lo = s
@@ -282,6 +287,15 @@ func countLL(t *testing.T, legs [2][]rtpSeen, reader []rtpSeen) llCounts {
 			}
 			if lb {
 				n.lost[legB]++
+			}
+			if a.late[s] {
+				n.late[legA]++
+			}
+			if b.late[s] {
+				n.late[legB]++
+			}
+			if (la || a.late[s]) && (lb || b.late[s]) {
+				n.bothFirst++
 			}
 			if la && lb {
 				n.both++
@@ -438,8 +452,10 @@ func TestRelayLiveLiveWithNACK(t *testing.T) {
 	t.Logf("10 %% per leg, NACK on: %s; nft dropped A %d, B %d; ffmpeg decoded %d frames", n, loss.dropped(legA), loss.dropped(legB), frames)
 	t.Logf("reader: %s", strings.Join(n.readerSeq, "; "))
 	checkLegsSegmented(t, n)
-	if n.both == 0 {
-		t.Logf("no packet was lost on both legs in the window: NACK had nothing to repair this run")
+	// With 10 % on each leg about 1 % of the packets miss both legs at the first try (some 13
+	// in the window): those are NACK's work, resent late on a leg.
+	if n.bothFirst < 3 {
+		t.Errorf("only %d packets missed both legs at the first try: the test does not test NACK behind the merge", n.bothFirst)
 	}
 	// NACK gives up a gap after relay_nack_wait; with 10 % per leg and retransmissions crossing
 	// the lossy legs too, a rare give-up is legitimate, more than 0.1 % is not.
@@ -479,7 +495,7 @@ func TestRelayLiveLiveOneLeg(t *testing.T) {
 			ff := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 4)...)
 			c.waitLog(c.ctlP, `msg="relay up".*to=node-b`, 15*time.Second)
 			playCheckFFmpeg(t, "ffmpeg on player 2", ff, 40*time.Second, 50)
-			onSecond := parseCapture(result(second, 30*time.Second))
+			onSecond := capturedFrames(result(second, 30*time.Second))
 			onFirst := parseCapture(result(first, 30*time.Second))
 			up := regexp.MustCompile(`msg="relay up".*`).FindString(c.ctlP.Output())
 			t.Logf("%s: %d RTP packets on the data network, %d on the second; %s", tc.name, len(onFirst), len(onSecond), up)
@@ -487,13 +503,25 @@ func TestRelayLiveLiveOneLeg(t *testing.T) {
 				t.Errorf("relay up line %q, want legs=1", up)
 			}
 			if len(onSecond) != 0 {
-				t.Errorf("%d packets on the second network, want none: %+v", len(onSecond), onSecond[:min(5, len(onSecond))])
+				t.Errorf("%d UDP packets on the second network, want none: %q", len(onSecond), onSecond[:min(5, len(onSecond))])
 			}
 			if len(onFirst) < 100 {
 				t.Errorf("%d relay packets on the data network, want ≥ 100", len(onFirst))
 			}
 		})
 	}
+}
+
+// capturedFrames returns the lines of a captureFilter output that stand for a frame, RTP or not.
+func capturedFrames(out string) []string {
+	var frames []string
+	for _, line := range strings.Split(out, "\n") {
+		at, _, _ := strings.Cut(strings.TrimSpace(line), ",")
+		if v, err := strconv.ParseFloat(at, 64); err == nil && v > 1e9 {
+			frames = append(frames, line)
+		}
+	}
+	return frames
 }
 
 // TestRelayLiveLiveTable measures the reader's residual loss against loss induced on each leg,
