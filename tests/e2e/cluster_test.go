@@ -48,6 +48,9 @@ type clusterOpts struct {
 	// relayLiveLive and relayNACK, when set, are written as control.relay_live_live and
 	// control.relay_nack.
 	relayLiveLive, relayNACK string
+	// nodeTimeout, when set, replaces control.node_timeout (2s): tests that do not kill nodes
+	// take a longer one, so that a shared machine's stall of a few seconds does not move work.
+	nodeTimeout string
 }
 
 // newClusterOpts is newCluster with opts.
@@ -76,6 +79,10 @@ func newClusterOpts(t *testing.T, opts clusterOpts, extraRoutes ...func(*cluster
 		}
 		return ""
 	}
+	nodeTimeout := "2s"
+	if opts.nodeTimeout != "" {
+		nodeTimeout = opts.nodeTimeout
+	}
 	ctlExtra := ""
 	if opts.relayLiveLive != "" {
 		ctlExtra += ", relay_live_live: " + opts.relayLiveLive
@@ -89,12 +96,12 @@ func newClusterOpts(t *testing.T, opts clusterOpts, extraRoutes ...func(*cluster
 		return fmt.Sprintf("identity: {trust_domain: meshgw.test, cert: %s, key: %s, bundle: %s}\n",
 			filepath.Join(c.dir, base+".pem"), filepath.Join(c.dir, base+".key"), filepath.Join(c.dir, "ca.pem"))
 	}
-	c.controlCfgPath = c.write("control.yaml", fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: 2s, startup_grace: 2s%[4]s}
+	c.controlCfgPath = c.write("control.yaml", fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: %[6]s, startup_grace: 2s%[4]s}
 node: {name: control, data_address: %[1]s%[5]s}
 rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
 %[2]sroutes:
   demo: {source: demo, node: node-a}
-%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl)))
+%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl), nodeTimeout))
 	for _, n := range []struct {
 		name   string
 		h      *peertest.Host
