@@ -562,7 +562,9 @@ func TestRelayLiveLiveTable(t *testing.T) {
 	for mi, m := range modes {
 		t.Run(m.sub, func(t *testing.T) {
 			c, loss := newLLCluster(t, "B", m.nack)
-			secs := len(patterns)*(phase+2) + 6
+			// a phase takes longer than its captures (tshark's start, nft, the counting): the
+			// reader outlives them all and is stopped at the end
+			secs := len(patterns)*(phase+10) + 10
 			ctx := context.Background()
 			ff := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, secs)...)
 			c.waitLog(c.ctlP, `msg="relay up".*to=node-b.*legs=2`, 15*time.Second)
