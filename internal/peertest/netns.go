@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,12 @@ const NetnsDev = "eth0"
 // host i gets 10.99.0.(i+1).
 const NetnsSubnet = "10.99.0.0/24"
 
+// NetnsDev2 is the name of a host's interface on the second link (AddLink2).
+const NetnsDev2 = "eth1"
+
+// NetnsSubnet2 numbers the second link: host i gets 10.98.0.(i+1) on it.
+const NetnsSubnet2 = "10.98.0.0/24"
+
 // Netns is a set of network namespaces ("hosts") on one private link: a
 // veth pair for two hosts, or a Linux bridge (in an extra namespace) for
 // more.  Every host also has lo up and a 224.0.0.0/4 route on its
@@ -30,7 +37,7 @@ type Netns struct {
 	// Hosts are the namespaces, in creation order.
 	Hosts []*Host
 	// Hub is the namespace holding the bridge "br0" when there are more
-	// than two hosts ("" otherwise).
+	// than two hosts ("" otherwise), and "br1" once AddLink2 made it.
 	Hub string
 }
 
@@ -42,6 +49,14 @@ type Host struct {
 	Dev string
 	// Addr is the host's address on the link (in NetnsSubnet).
 	Addr netip.Addr
+	// Port is the hub's end of the host's veth on br0 ("" for a pair):
+	// rules there act on what the host sends before the link carries it.
+	Port string
+	// Dev2, Addr2 and Port2 are the same on the second link (br1); empty
+	// unless AddLink2 gave the host one.
+	Dev2  string
+	Addr2 netip.Addr
+	Port2 string
 }
 
 // NewNetns creates two hosts joined by a veth pair (see NewNetnsN).
@@ -73,11 +88,7 @@ func NewNetnsN(t testing.TB, prefix string, n int) *Netns {
 
 	ip := func(args ...string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
+		runIP(t, args...)
 	}
 	addNS := func(name string) {
 		t.Helper()
@@ -105,6 +116,7 @@ func NewNetnsN(t testing.TB, prefix string, n int) *Netns {
 		ip("-n", nn.Hub, "link", "set", "br0", "up")
 		for i, h := range nn.Hosts {
 			port := "p" + strconv.Itoa(i)
+			h.Port = port
 			ip("-n", h.Name, "link", "add", h.Dev, "type", "veth", "peer", "name", port, "netns", nn.Hub)
 			ip("-n", nn.Hub, "link", "set", port, "master", "br0")
 			ip("-n", nn.Hub, "link", "set", port, "up")
@@ -116,6 +128,58 @@ func NewNetnsN(t testing.TB, prefix string, n int) *Netns {
 		ip("-n", h.Name, "route", "add", "224.0.0.0/4", "dev", h.Dev)
 	}
 	return nn
+}
+
+// runIP runs the ip program and fails the test if it fails.
+func runIP(t testing.TB, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+}
+
+// AddLink2 joins the given hosts (of a set with a hub, n > 2) on a second,
+// independent link: a bridge "br1" in the hub namespace, a veth NetnsDev2
+// in each host and the address 10.98.0.(i+1) for host i (NetnsSubnet2),
+// so a host keeps its index on both links.  Nothing is routed between the
+// links.  It fills in the hosts' Dev2, Addr2 and Port2 (hub port "qI").
+// Call it once per set; everything goes with the namespaces.
+func (nn *Netns) AddLink2(t testing.TB, hosts ...*Host) {
+	t.Helper()
+	if nn.Hub == "" {
+		t.Fatal("AddLink2: the set has no hub (it needs n > 2 hosts)")
+	}
+	subnet := netip.MustParsePrefix(NetnsSubnet2)
+	runIP(t, "-n", nn.Hub, "link", "add", "br1", "type", "bridge", "mcast_snooping", "0")
+	runIP(t, "-n", nn.Hub, "link", "set", "br1", "up")
+	for _, h := range hosts {
+		i := slices.Index(nn.Hosts, h)
+		if i < 0 {
+			t.Fatalf("AddLink2: %s is not a host of this set", h)
+		}
+		if h.Dev2 != "" {
+			t.Fatalf("AddLink2: %s already has a second link", h)
+		}
+		a := subnet.Addr().As4()
+		a[3] = byte(i + 1)
+		h.Dev2, h.Addr2, h.Port2 = NetnsDev2, netip.AddrFrom4(a), "q"+strconv.Itoa(i)
+		runIP(t, "-n", h.Name, "link", "add", h.Dev2, "type", "veth", "peer", "name", h.Port2, "netns", nn.Hub)
+		runIP(t, "-n", nn.Hub, "link", "set", h.Port2, "master", "br1")
+		runIP(t, "-n", nn.Hub, "link", "set", h.Port2, "up")
+		runIP(t, "-n", h.Name, "addr", "add", fmt.Sprintf("%s/%d", h.Addr2, subnet.Bits()), "dev", h.Dev2)
+		runIP(t, "-n", h.Name, "link", "set", h.Dev2, "up")
+	}
+}
+
+// HubHost is the hub namespace as a Host (Name only), for running
+// programs there, e.g. nft on the hub ports; nil for a pair.
+func (nn *Netns) HubHost() *Host {
+	if nn.Hub == "" {
+		return nil
+	}
+	return &Host{Name: nn.Hub}
 }
 
 // names returns all namespaces of the set, hub last.

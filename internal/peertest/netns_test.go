@@ -25,10 +25,16 @@ func netnsExists(t *testing.T, name string) bool {
 // tcpCheck listens with socat on server and connects from client.
 func tcpCheck(t *testing.T, server, client *Host) {
 	t.Helper()
+	tcpCheckAt(t, server, server.Addr.String(), client)
+}
+
+// tcpCheckAt is tcpCheck to the server's address addr.
+func tcpCheckAt(t *testing.T, server *Host, addr string, client *Host) {
+	t.Helper()
 	ctx := context.Background()
-	srv := server.Run(ctx, t, "socat", "-u", "TCP-LISTEN:7000,bind="+server.Addr.String()+",reuseaddr", "STDOUT")
+	srv := server.Run(ctx, t, "socat", "-u", "TCP-LISTEN:7000,bind="+addr+",reuseaddr", "STDOUT")
 	time.Sleep(300 * time.Millisecond) // let socat bind
-	cmd := client.Command(ctx, "socat", "-u", "STDIN", "TCP:"+server.Addr.String()+":7000,connect-timeout=5")
+	cmd := client.Command(ctx, "socat", "-u", "STDIN", "TCP:"+addr+":7000,connect-timeout=5")
 	cmd.Stdin = strings.NewReader("hello from " + client.Name + "\n")
 	Start(t, cmd).MustSucceed(20 * time.Second)
 	if out := srv.MustSucceed(20 * time.Second); !strings.Contains(out, "hello from "+client.Name) {
@@ -68,6 +74,31 @@ func TestNetnsBridge(t *testing.T) {
 	}
 	tcpCheck(t, nn.Hosts[0], nn.Hosts[2])
 	tcpCheck(t, nn.Hosts[2], nn.Hosts[1])
+}
+
+// TestNetnsSecondLink: AddLink2 joins some hosts on a second link, numbered like the first, and
+// leaves the others off it.
+func TestNetnsSecondLink(t *testing.T) {
+	Require(t, "socat")
+	nn := NewNetnsN(t, "mgwtest", 4)
+	a, b, off := nn.Hosts[1], nn.Hosts[3], nn.Hosts[2]
+	nn.AddLink2(t, a, b)
+	if a.Addr2.String() != "10.98.0.2" || b.Addr2.String() != "10.98.0.4" || a.Dev2 != NetnsDev2 || a.Port2 != "q1" || a.Port != "p1" {
+		t.Fatalf("second link: %+v %+v", a, b)
+	}
+	if off.Dev2 != "" || off.Addr2.IsValid() {
+		t.Fatalf("host %s got a second link: %+v", off, off)
+	}
+	tcpCheckAt(t, b, b.Addr2.String(), a)
+	tcpCheckAt(t, a, a.Addr2.String(), b)
+	// the host left off has no route to the second link
+	out, err := off.Command(context.Background(), "ip", "route", "get", b.Addr2.String()).CombinedOutput()
+	if err == nil {
+		t.Errorf("%s has a route to %s: %s", off, b.Addr2, out)
+	}
+	if hub := nn.HubHost(); hub == nil || hub.Name != nn.Hub {
+		t.Errorf("HubHost %v, hub %q", hub, nn.Hub)
+	}
 }
 
 // TestNetnsMulticastCamera pulls the camera's multicast stream across the

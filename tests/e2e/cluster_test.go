@@ -37,30 +37,79 @@ type cluster struct {
 // extraRoutes, if given, add route lines (indented by two spaces) under routes:.
 func newCluster(t *testing.T, extraRoutes ...func(*cluster) string) *cluster {
 	t.Helper()
+	return newClusterOpts(t, clusterOpts{}, extraRoutes...)
+}
+
+// clusterOpts are the settings newClusterOpts adds to the cluster's configs (zero: none).
+type clusterOpts struct {
+	// liveLive names the members ("control", "node-a", "node-b") that get a second network
+	// (peertest's AddLink2: eth1, 10.98.0.x) and node.live_live_address on it.
+	liveLive []string
+	// relayLiveLive and relayNACK, when set, are written as control.relay_live_live and
+	// control.relay_nack.
+	relayLiveLive, relayNACK string
+	// nodeTimeout, when set, replaces control.node_timeout (2s): tests that do not kill nodes
+	// take a longer one, so that a shared machine's stall of a few seconds does not move work.
+	nodeTimeout string
+}
+
+// newClusterOpts is newCluster with opts.
+func newClusterOpts(t *testing.T, opts clusterOpts, extraRoutes ...func(*cluster) string) *cluster {
+	t.Helper()
 	peertest.Require(t, "ffmpeg", "tshark")
 	peertest.RequireNetns(t)
 	nn := peertest.NewNetnsN(t, "mgwcl", 5)
 	c := &cluster{t: t, nn: nn, ctl: nn.Hosts[0], a: nn.Hosts[1], b: nn.Hosts[2], p1: nn.Hosts[3], p2: nn.Hosts[4], dir: t.TempDir()}
+	members := map[string]*peertest.Host{"control": c.ctl, "node-a": c.a, "node-b": c.b}
+	var second []*peertest.Host
+	for _, name := range opts.liveLive {
+		h := members[name]
+		if h == nil {
+			t.Fatalf("clusterOpts.liveLive: no member %q", name)
+		}
+		second = append(second, h)
+	}
+	if len(second) > 0 {
+		nn.AddLink2(t, second...)
+	}
+	// nodeExtra and ctlExtra continue the flow mappings of node: and control:.
+	nodeExtra := func(h *peertest.Host) string {
+		if h.Addr2.IsValid() {
+			return ", live_live_address: " + h.Addr2.String()
+		}
+		return ""
+	}
+	nodeTimeout := "2s"
+	if opts.nodeTimeout != "" {
+		nodeTimeout = opts.nodeTimeout
+	}
+	ctlExtra := ""
+	if opts.relayLiveLive != "" {
+		ctlExtra += ", relay_live_live: " + opts.relayLiveLive
+	}
+	if opts.relayNACK != "" {
+		ctlExtra += ", relay_nack: " + opts.relayNACK
+	}
 	bin := meshgwBinary(t)
 	peertest.Run(context.Background(), t, bin, "certs", "-dir", c.dir, "-td", "meshgw.test", "node-a", "node-b").MustSucceed(30 * time.Second)
 	idn := func(base string) string {
 		return fmt.Sprintf("identity: {trust_domain: meshgw.test, cert: %s, key: %s, bundle: %s}\n",
 			filepath.Join(c.dir, base+".pem"), filepath.Join(c.dir, base+".key"), filepath.Join(c.dir, "ca.pem"))
 	}
-	c.controlCfgPath = c.write("control.yaml", fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: 2s, startup_grace: 2s}
-node: {name: control, data_address: %[1]s}
+	c.controlCfgPath = c.write("control.yaml", fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: %[6]s, startup_grace: 2s%[4]s}
+node: {name: control, data_address: %[1]s%[5]s}
 rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
 %[2]sroutes:
   demo: {source: demo, node: node-a}
-%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes)))
+%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl), nodeTimeout))
 	for _, n := range []struct {
 		name   string
 		h      *peertest.Host
 		player *peertest.Host
 	}{{"node-a", c.a, c.p1}, {"node-b", c.b, c.p2}} {
-		c.write(n.name+".yaml", fmt.Sprintf(`node: {name: %s, control: "%s:8443", data_address: %s, client_networks: [%s/32]}
+		c.write(n.name+".yaml", fmt.Sprintf(`node: {name: %s, control: "%s:8443", data_address: %s, client_networks: [%s/32]%s}
 rtsp: {rtp_port: 8000}
-%s`, n.name, c.ctl.Addr, n.h.Addr, n.player.Addr, idn(n.name)))
+%s`, n.name, c.ctl.Addr, n.h.Addr, n.player.Addr, nodeExtra(n.h), idn(n.name)))
 	}
 	c.url = fmt.Sprintf("rtsp://%s:8554/demo", c.ctl.Addr)
 	c.ctlP = c.startControl()
