@@ -76,15 +76,7 @@ func runLiveLiveRelay(t *testing.T, legA, legB peertest.LossyConfig, nack bool, 
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	var got []hdr
-	for last, stable := -1, 0; stable < 10; time.Sleep(50 * time.Millisecond) {
-		got = r.snapshot()
-		if len(got) == last {
-			stable++
-		} else {
-			last, stable = len(got), 0
-		}
-	}
+	got := r.waitQuiet()
 	run := liveLiveRun{sent: packets, dropA: lossyA.Dropped(), dropB: lossyB.Dropped(), inOrder: true}
 	for _, s := range run.dropA {
 		if slices.Contains(run.dropB, s) {

@@ -389,15 +389,7 @@ func runRelayLossKey(t *testing.T, cfg peertest.LossyConfig, nack bool, packets 
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	var got []hdr
-	for last, stable := -1, 0; stable < 10; time.Sleep(50 * time.Millisecond) {
-		got = r.snapshot()
-		if len(got) == last {
-			stable++
-		} else {
-			last, stable = len(got), 0
-		}
-	}
+	got := r.waitQuiet()
 	run := nackRun{sent: packets, dropped: lossy.Stats().Dropped, inOrder: true}
 	seen := map[uint16]bool{}
 	for i, h := range got {

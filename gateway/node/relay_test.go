@@ -101,6 +101,20 @@ func listenLoopback(t testing.TB) *net.UDPConn {
 }
 
 // pairAddrs are where another node sends to n's pair on loopback.
+// waitQuiet waits until the reader has got nothing new for half a second and returns what it got.
+func (r *testReader) waitQuiet() []hdr {
+	var got []hdr
+	for last, stable := -1, 0; stable < 10; time.Sleep(50 * time.Millisecond) {
+		got = r.snapshot()
+		if len(got) == last {
+			stable++
+		} else {
+			last, stable = len(got), 0
+		}
+	}
+	return got
+}
+
 func pairAddrs(n *Local) (netip.AddrPort, netip.AddrPort) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	return netip.AddrPortFrom(lo, uint16(n.UDP().RTPPort())), netip.AddrPortFrom(lo, uint16(n.UDP().RTCPPort()))

@@ -191,18 +191,23 @@ func (p *Proc) ExitCode() int {
 // When the result is an error, the last TailBytes of output are logged.
 func (p *Proc) Wait(timeout time.Duration) error {
 	p.t.Helper()
-	var err error
-	select {
-	case <-p.done:
-		err = p.err
-	case <-time.After(timeout):
-		p.Kill()
-		err = fmt.Errorf("%s: timed out after %v (killed)", p.desc, timeout)
-	}
+	err := p.wait(timeout)
 	if err != nil {
 		p.logTail(err.Error())
 	}
 	return err
+}
+
+// wait waits up to timeout for the exit and returns its error, killing the process group on
+// timeout.
+func (p *Proc) wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("%s: timed out after %v (killed)", p.desc, timeout)
+	}
 }
 
 // MustSucceed waits like Wait and fails the test unless the process exits
@@ -219,14 +224,7 @@ func (p *Proc) MustSucceed(timeout time.Duration) string {
 // EOS as GstPlayedThrough judges it. It returns the captured output.
 func (p *Proc) MustPlayGst(timeout time.Duration) string {
 	p.t.Helper()
-	var err error
-	select {
-	case <-p.done:
-		err = p.err
-	case <-time.After(timeout):
-		p.Kill()
-		err = fmt.Errorf("timed out after %v (killed)", timeout)
-	}
+	err := p.wait(timeout)
 	out := p.Output()
 	if verr := GstPlayedThrough(out, err); verr != nil {
 		p.logTail(verr.Error())
