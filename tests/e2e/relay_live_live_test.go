@@ -365,19 +365,27 @@ func checkLegsSegmented(t *testing.T, n llCounts) {
 	}
 }
 
-// TestRelayLiveLiveLossyLegs: each leg of a live-live relay (NACK off) loses 10 % at random,
-// independently. The reader misses only what both legs lost: about 1 %, not 10 %.
-func TestRelayLiveLiveLossyLegs(t *testing.T) {
-	c, loss := newLLCluster(t, "B", "false")
+// runLossyLegs drops 10 % at random on each leg of a live-live relay (skew B, relay_nack as
+// nack) under an 18 s ffmpeg reader and returns what the captures counted.
+func runLossyLegs(t *testing.T, nack string) (llCounts, int, *peertest.Proc) {
+	t.Helper()
+	c, loss := newLLCluster(t, "B", nack)
 	loss.set(legA, "numgen random mod 10 0")
 	loss.set(legB, "numgen random mod 10 0")
 	cs, ff := c.llReader(20, 18)
 	n := cs.results(t, c)
 	_ = ff.Wait(40 * time.Second)
 	frames, _ := peertest.FFmpegFrames(ff.Output())
-	t.Logf("10 %% per leg, NACK off: %s; nft dropped A %d, B %d; ffmpeg decoded %d frames", n, loss.dropped(legA), loss.dropped(legB), frames)
+	t.Logf("10 %% per leg, relay_nack %s: %s; nft dropped A %d, B %d; ffmpeg decoded %d frames", nack, n, loss.dropped(legA), loss.dropped(legB), frames)
 	t.Logf("reader: %s", strings.Join(n.readerSeq, "; "))
 	checkLegsSegmented(t, n)
+	return n, frames, ff
+}
+
+// TestRelayLiveLiveLossyLegs: each leg of a live-live relay (NACK off) loses 10 % at random,
+// independently. The reader misses only what both legs lost: about 1 %, not 10 %.
+func TestRelayLiveLiveLossyLegs(t *testing.T) {
+	n, frames, ff := runLossyLegs(t, "false")
 	for leg := range n.lost {
 		if share := float64(n.lost[leg]) / float64(n.window); share < 0.05 || share > 0.15 {
 			t.Errorf("leg %s lost %.1f %% of the window, want 5–15 %%: the loss is not what the test set", legNames[leg], 100*share)
@@ -446,16 +454,7 @@ func TestRelayLiveLiveLegCut(t *testing.T) {
 // TestRelayLiveLiveWithNACK: both legs lose 10 % at random and NACK repair is on behind the
 // merge: the reader misses (next to) nothing.
 func TestRelayLiveLiveWithNACK(t *testing.T) {
-	c, loss := newLLCluster(t, "B", "true")
-	loss.set(legA, "numgen random mod 10 0")
-	loss.set(legB, "numgen random mod 10 0")
-	cs, ff := c.llReader(20, 18)
-	n := cs.results(t, c)
-	_ = ff.Wait(40 * time.Second)
-	frames, _ := peertest.FFmpegFrames(ff.Output())
-	t.Logf("10 %% per leg, NACK on: %s; nft dropped A %d, B %d; ffmpeg decoded %d frames", n, loss.dropped(legA), loss.dropped(legB), frames)
-	t.Logf("reader: %s", strings.Join(n.readerSeq, "; "))
-	checkLegsSegmented(t, n)
+	n, frames, ff := runLossyLegs(t, "true")
 	// With 10 % on each leg about 1 % of the packets miss both legs at the first try (some 13
 	// in the window): those are NACK's work, resent late on a leg.
 	if n.bothFirst < 3 {
