@@ -48,7 +48,7 @@ type clusterOpts struct {
 	// relayLiveLive and relayNACK, when set, are written as control.relay_live_live and
 	// control.relay_nack.
 	relayLiveLive, relayNACK string
-	// nodeTimeout, when set, replaces control.node_timeout (2s): tests that do not kill nodes
+	// nodeTimeout, when set, replaces control.node_timeout (5s): tests that do not kill nodes
 	// take a longer one, so that a shared machine's stall of a few seconds does not move work.
 	nodeTimeout string
 }
@@ -79,7 +79,10 @@ func newClusterOpts(t *testing.T, opts clusterOpts, extraRoutes ...func(*cluster
 		}
 		return ""
 	}
-	nodeTimeout := "2s"
+	// Killed nodes are noticed at once (their TCP stream closes); the timeout only catches frozen
+	// ones, which no e2e test makes. 5 s keeps a stall of this shared 2-core machine from
+	// declaring a healthy node dead in the middle of a measurement.
+	nodeTimeout := "5s"
 	if opts.nodeTimeout != "" {
 		nodeTimeout = opts.nodeTimeout
 	}
@@ -171,7 +174,8 @@ type rtpSeen struct {
 // over UDP from any node, decoded as RTP by port range.
 func captureOn(ctx context.Context, t *testing.T, h *peertest.Host, d time.Duration) *peertest.Proc {
 	t.Helper()
-	return h.Run(ctx, t, "tshark", "-n", "-i", peertest.NetnsDev, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())),
+	// -l: line-buffered, so tshark's closing message on stderr cannot land inside a line
+	return h.Run(ctx, t, "tshark", "-l", "-n", "-i", peertest.NetnsDev, "-a", fmt.Sprintf("duration:%d", int(d.Seconds())),
 		"-f", "udp and src port 8000", "-d", "udp.port==1024-65535,rtp",
 		"-T", "fields", "-E", "separator=,", "-E", "aggregator=|", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "rtp.ssrc", "-e", "rtp.seq", "-e", "udp.dstport", "-e", "udp.length")
 }

@@ -57,7 +57,7 @@ func newClusterSecure(t *testing.T) *cluster {
 	t.Helper()
 	c := newCluster(t)
 	certFile, keyFile, _ := selfSigned(t, c.dir, "rtsps")
-	cfg := fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: 2s, startup_grace: 2s}
+	cfg := fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: 5s, startup_grace: 2s}
 node: {name: control, data_address: %[1]s}
 rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
 rtsps: {listen: "%[1]s:8322", cert: %[2]s, key: %[3]s}
