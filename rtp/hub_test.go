@@ -428,7 +428,7 @@ func TestHubContinuesALine(t *testing.T) {
 		t.Fatalf("Line() = %+v, %v", pos, ok)
 	}
 	time.Sleep(100 * time.Millisecond) // the old node went on sending for a while, then died
-	h := NewHub(HubConfig{Track: track, Pool: pool, SSRC: pos.SSRC, Continue: &pos})
+	h := NewHub(HubConfig{Track: track, Pool: pool, SSRC: pos.SSRC, Continue: &pos, Logger: slog.New(slog.DiscardHandler)})
 	defer h.Close()
 	s := &recSink{}
 	h.AddSink(s)
