@@ -244,6 +244,9 @@ func (r *reader) Close() {
 	keep := r.c.detached && via != nil && !via.local
 	r.c.mu.Unlock()
 	ctx := context.Background()
+	if via != nil && !keep {
+		r.logReception(via, flows)
+	}
 	for track, rf := range flows {
 		switch {
 		case rf.multicast:
@@ -260,6 +263,24 @@ func (r *reader) Close() {
 		r.c.releaseRelay(r.s, via)
 	}
 	r.c.releaseReader(r.s)
+}
+
+// logReception logs what a leaving UDP reader's RTCP receiver reports said about each track
+// (from its node's last stats): the loss, jitter and round trip the player saw.
+func (r *reader) logReception(via *member, flows map[int]*readerFlow) {
+	for track, rf := range flows {
+		if rf.id == "" || rf.multicast || rf.tcp {
+			continue
+		}
+		st, err := via.n.Stats(rf.id)
+		if err != nil || st.Reception == nil {
+			continue
+		}
+		rr := st.Reception
+		r.c.log.Info("reader reception", "route", r.s.path, "reader", r.remote, "node", via.name, "track", track,
+			"reports", rr.Reports, "lost", rr.CumulativeLost, "fraction_lost", rr.FractionLost,
+			"jitter", rr.Jitter.Round(10*time.Microsecond), "rtt", rr.RTT.Round(10*time.Microsecond))
+	}
 }
 
 // joinMulticast counts one more multicast player of a track; the first starts the group's sink.

@@ -183,6 +183,12 @@ type Hub struct {
 	srMu sync.Mutex // guards sr: written by WriteRTCP, read when a report is due
 	sr   srcSR
 
+	// sent remembers our last sender reports (the middle 32 bits of their NTP time, and when
+	// they left, monotonic), so a reader's receiver report that echoes one gives the round trip.
+	sentMu sync.Mutex
+	sent   [8]sentSR
+	sentN  int
+
 	// Published by WriteRTP for NextSeqTS: 1<<48 | seq<<32 | ts of the
 	// highest packet out, and its arrival time.
 	last    atomic.Uint64
@@ -422,6 +428,10 @@ func (h *Hub) sendSR(sinks []*hubSink, all bool, now time.Time, inTS, outTS uint
 	binary.BigEndian.PutUint32(p.buf[srPacketsOff:], h.src.packets)
 	binary.BigEndian.PutUint32(p.buf[srOctetsOff:], h.src.octets)
 	p.recv = int64(now.Sub(monoBase))
+	h.sentMu.Lock()
+	h.sent[h.sentN%len(h.sent)] = sentSR{lsr: uint32(ntp >> 16), mono: p.recv}
+	h.sentN++
+	h.sentMu.Unlock()
 	p.refs.Add(int32(n - 1))
 	for _, e := range sinks {
 		if all || e.needSR.Load() {
@@ -429,6 +439,24 @@ func (h *Hub) sendSR(sinks []*hubSink, all bool, now time.Time, inTS, outTS uint
 			e.s.DeliverRTCP(p)
 		}
 	}
+}
+
+type sentSR struct {
+	lsr  uint32
+	mono int64
+}
+
+// SRSentAt returns when the sender report whose NTP middle bits are lsr left the hub
+// (monotonic, see Now), if it is one of the last few.
+func (h *Hub) SRSentAt(lsr uint32) (int64, bool) {
+	h.sentMu.Lock()
+	defer h.sentMu.Unlock()
+	for _, e := range h.sent {
+		if e.lsr == lsr && e.mono != 0 {
+			return e.mono, true
+		}
+	}
+	return 0, false
 }
 
 // sourceNTP maps an input timestamp through the source's latest SR of the

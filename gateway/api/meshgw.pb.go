@@ -964,7 +964,9 @@ type FlowStats struct {
 	// lines: where a source flow's hubs' output lines stand, one per track (node.FlowStats.Lines).
 	Lines []*LinePos `protobuf:"bytes,61,rep,name=lines,proto3" json:"lines,omitempty"`
 	// srtp: where an SRTP reader's sink stands as a sender (node.FlowStats.SRTP).
-	Srtp          *SrtpSendState `protobuf:"bytes,62,opt,name=srtp,proto3" json:"srtp,omitempty"`
+	Srtp *SrtpSendState `protobuf:"bytes,62,opt,name=srtp,proto3" json:"srtp,omitempty"`
+	// reception: what a UDP reader's RTCP receiver reports said (node.FlowStats.Reception).
+	Reception     *ReceptionStats `protobuf:"bytes,63,opt,name=reception,proto3" json:"reception,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1083,6 +1085,107 @@ func (x *FlowStats) GetSrtp() *SrtpSendState {
 	return nil
 }
 
+func (x *FlowStats) GetReception() *ReceptionStats {
+	if x != nil {
+		return x.Reception
+	}
+	return nil
+}
+
+// ReceptionStats mirrors rtp.ReceptionStats.
+type ReceptionStats struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Reports uint64                 `protobuf:"varint,1,opt,name=reports,proto3" json:"reports,omitempty"`
+	// fraction_lost is 0..1.
+	FractionLost   float64 `protobuf:"fixed64,2,opt,name=fraction_lost,json=fractionLost,proto3" json:"fraction_lost,omitempty"`
+	CumulativeLost int64   `protobuf:"varint,3,opt,name=cumulative_lost,json=cumulativeLost,proto3" json:"cumulative_lost,omitempty"`
+	HighestSeq     uint32  `protobuf:"varint,4,opt,name=highest_seq,json=highestSeq,proto3" json:"highest_seq,omitempty"`
+	JitterNanos    int64   `protobuf:"varint,5,opt,name=jitter_nanos,json=jitterNanos,proto3" json:"jitter_nanos,omitempty"`
+	RttNanos       int64   `protobuf:"varint,6,opt,name=rtt_nanos,json=rttNanos,proto3" json:"rtt_nanos,omitempty"`
+	LastUnixNanos  int64   `protobuf:"varint,7,opt,name=last_unix_nanos,json=lastUnixNanos,proto3" json:"last_unix_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReceptionStats) Reset() {
+	*x = ReceptionStats{}
+	mi := &file_meshgw_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceptionStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceptionStats) ProtoMessage() {}
+
+func (x *ReceptionStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceptionStats.ProtoReflect.Descriptor instead.
+func (*ReceptionStats) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReceptionStats) GetReports() uint64 {
+	if x != nil {
+		return x.Reports
+	}
+	return 0
+}
+
+func (x *ReceptionStats) GetFractionLost() float64 {
+	if x != nil {
+		return x.FractionLost
+	}
+	return 0
+}
+
+func (x *ReceptionStats) GetCumulativeLost() int64 {
+	if x != nil {
+		return x.CumulativeLost
+	}
+	return 0
+}
+
+func (x *ReceptionStats) GetHighestSeq() uint32 {
+	if x != nil {
+		return x.HighestSeq
+	}
+	return 0
+}
+
+func (x *ReceptionStats) GetJitterNanos() int64 {
+	if x != nil {
+		return x.JitterNanos
+	}
+	return 0
+}
+
+func (x *ReceptionStats) GetRttNanos() int64 {
+	if x != nil {
+		return x.RttNanos
+	}
+	return 0
+}
+
+func (x *ReceptionStats) GetLastUnixNanos() int64 {
+	if x != nil {
+		return x.LastUnixNanos
+	}
+	return 0
+}
+
 // SrtpSendState mirrors rtp.SRTPSendState: an SRTP sender's position on its SSRC.
 type SrtpSendState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1097,7 +1200,7 @@ type SrtpSendState struct {
 
 func (x *SrtpSendState) Reset() {
 	*x = SrtpSendState{}
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1212,7 @@ func (x *SrtpSendState) String() string {
 func (*SrtpSendState) ProtoMessage() {}
 
 func (x *SrtpSendState) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[10]
+	mi := &file_meshgw_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1225,7 @@ func (x *SrtpSendState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SrtpSendState.ProtoReflect.Descriptor instead.
 func (*SrtpSendState) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{10}
+	return file_meshgw_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SrtpSendState) GetSsrc() uint32 {
@@ -1169,7 +1272,7 @@ type LinePos struct {
 
 func (x *LinePos) Reset() {
 	*x = LinePos{}
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1284,7 @@ func (x *LinePos) String() string {
 func (*LinePos) ProtoMessage() {}
 
 func (x *LinePos) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[11]
+	mi := &file_meshgw_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1297,7 @@ func (x *LinePos) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinePos.ProtoReflect.Descriptor instead.
 func (*LinePos) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{11}
+	return file_meshgw_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LinePos) GetSsrc() uint32 {
@@ -1247,7 +1350,7 @@ type MergerStats struct {
 
 func (x *MergerStats) Reset() {
 	*x = MergerStats{}
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1362,7 @@ func (x *MergerStats) String() string {
 func (*MergerStats) ProtoMessage() {}
 
 func (x *MergerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[12]
+	mi := &file_meshgw_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1375,7 @@ func (x *MergerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergerStats.ProtoReflect.Descriptor instead.
 func (*MergerStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{12}
+	return file_meshgw_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MergerStats) GetLegs() []*RtpLegStats {
@@ -1335,7 +1438,7 @@ type BackupStats struct {
 
 func (x *BackupStats) Reset() {
 	*x = BackupStats{}
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1450,7 @@ func (x *BackupStats) String() string {
 func (*BackupStats) ProtoMessage() {}
 
 func (x *BackupStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[13]
+	mi := &file_meshgw_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1463,7 @@ func (x *BackupStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupStats.ProtoReflect.Descriptor instead.
 func (*BackupStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{13}
+	return file_meshgw_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BackupStats) GetMode() string {
@@ -1437,7 +1540,7 @@ type RtpSourceStats struct {
 
 func (x *RtpSourceStats) Reset() {
 	*x = RtpSourceStats{}
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1552,7 @@ func (x *RtpSourceStats) String() string {
 func (*RtpSourceStats) ProtoMessage() {}
 
 func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[14]
+	mi := &file_meshgw_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1565,7 @@ func (x *RtpSourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSourceStats.ProtoReflect.Descriptor instead.
 func (*RtpSourceStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{14}
+	return file_meshgw_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RtpSourceStats) GetReceived() uint64 {
@@ -1544,7 +1647,7 @@ type RtpLegStats struct {
 
 func (x *RtpLegStats) Reset() {
 	*x = RtpLegStats{}
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1659,7 @@ func (x *RtpLegStats) String() string {
 func (*RtpLegStats) ProtoMessage() {}
 
 func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[15]
+	mi := &file_meshgw_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1672,7 @@ func (x *RtpLegStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpLegStats.ProtoReflect.Descriptor instead.
 func (*RtpLegStats) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{15}
+	return file_meshgw_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RtpLegStats) GetReceived() uint64 {
@@ -1631,7 +1734,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1746,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[16]
+	mi := &file_meshgw_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1759,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{16}
+	return file_meshgw_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Ping) GetNonce() uint64 {
@@ -1676,7 +1779,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1791,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[17]
+	mi := &file_meshgw_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1804,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{17}
+	return file_meshgw_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Pong) GetNonce() uint64 {
@@ -1724,7 +1827,7 @@ type Track struct {
 
 func (x *Track) Reset() {
 	*x = Track{}
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1839,7 @@ func (x *Track) String() string {
 func (*Track) ProtoMessage() {}
 
 func (x *Track) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[18]
+	mi := &file_meshgw_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1852,7 @@ func (x *Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Track.ProtoReflect.Descriptor instead.
 func (*Track) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{18}
+	return file_meshgw_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Track) GetMedia() string {
@@ -1836,7 +1939,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +1951,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[19]
+	mi := &file_meshgw_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +1964,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{19}
+	return file_meshgw_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Flow) GetId() string {
@@ -2098,7 +2201,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[20]
+	mi := &file_meshgw_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2213,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[20]
+	mi := &file_meshgw_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2226,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{20}
+	return file_meshgw_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -2176,7 +2279,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[21]
+	mi := &file_meshgw_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2291,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[21]
+	mi := &file_meshgw_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2304,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{21}
+	return file_meshgw_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -2264,7 +2367,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[22]
+	mi := &file_meshgw_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2379,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[22]
+	mi := &file_meshgw_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2392,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{22}
+	return file_meshgw_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -2402,7 +2505,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\breplaced\x18\x05 \x01(\bR\breplaced\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"7\n" +
 	"\x05Stats\x12.\n" +
-	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\xde\x03\n" +
+	"\x05flows\x18\x01 \x03(\v2\x18.meshgw.api.v1.FlowStatsR\x05flows\"\x9b\x04\n" +
 	"\tFlowStats\x12\x17\n" +
 	"\aflow_id\x18\x01 \x01(\tR\x06flowId\x12\x18\n" +
 	"\apackets\x18\x02 \x01(\x04R\apackets\x12\x14\n" +
@@ -2417,7 +2520,17 @@ const file_meshgw_proto_rawDesc = "" +
 	"\n" +
 	"relay_legs\x18< \x01(\v2\x1a.meshgw.api.v1.MergerStatsR\trelayLegs\x12,\n" +
 	"\x05lines\x18= \x03(\v2\x16.meshgw.api.v1.LinePosR\x05lines\x120\n" +
-	"\x04srtp\x18> \x01(\v2\x1c.meshgw.api.v1.SrtpSendStateR\x04srtp\"m\n" +
+	"\x04srtp\x18> \x01(\v2\x1c.meshgw.api.v1.SrtpSendStateR\x04srtp\x12;\n" +
+	"\treception\x18? \x01(\v2\x1d.meshgw.api.v1.ReceptionStatsR\treception\"\x81\x02\n" +
+	"\x0eReceptionStats\x12\x18\n" +
+	"\areports\x18\x01 \x01(\x04R\areports\x12#\n" +
+	"\rfraction_lost\x18\x02 \x01(\x01R\ffractionLost\x12'\n" +
+	"\x0fcumulative_lost\x18\x03 \x01(\x03R\x0ecumulativeLost\x12\x1f\n" +
+	"\vhighest_seq\x18\x04 \x01(\rR\n" +
+	"highestSeq\x12!\n" +
+	"\fjitter_nanos\x18\x05 \x01(\x03R\vjitterNanos\x12\x1b\n" +
+	"\trtt_nanos\x18\x06 \x01(\x03R\brttNanos\x12&\n" +
+	"\x0flast_unix_nanos\x18\a \x01(\x03R\rlastUnixNanos\"m\n" +
 	"\rSrtpSendState\x12\x12\n" +
 	"\x04ssrc\x18\x01 \x01(\rR\x04ssrc\x12\x10\n" +
 	"\x03roc\x18\x02 \x01(\rR\x03roc\x12\x17\n" +
@@ -2573,7 +2686,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                // 0: meshgw.api.v1.Op
 	(Code)(0),              // 1: meshgw.api.v1.Code
@@ -2587,62 +2700,64 @@ var file_meshgw_proto_goTypes = []any{
 	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
 	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
 	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*SrtpSendState)(nil),  // 12: meshgw.api.v1.SrtpSendState
-	(*LinePos)(nil),        // 13: meshgw.api.v1.LinePos
-	(*MergerStats)(nil),    // 14: meshgw.api.v1.MergerStats
-	(*BackupStats)(nil),    // 15: meshgw.api.v1.BackupStats
-	(*RtpSourceStats)(nil), // 16: meshgw.api.v1.RtpSourceStats
-	(*RtpLegStats)(nil),    // 17: meshgw.api.v1.RtpLegStats
-	(*Ping)(nil),           // 18: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 19: meshgw.api.v1.Pong
-	(*Track)(nil),          // 20: meshgw.api.v1.Track
-	(*Flow)(nil),           // 21: meshgw.api.v1.Flow
-	(*OutputSpec)(nil),     // 22: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),      // 23: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),     // 24: meshgw.api.v1.FlowStatus
-	nil,                    // 25: meshgw.api.v1.Flow.MetaEntry
-	nil,                    // 26: meshgw.api.v1.Flow.SrtpRocsEntry
+	(*ReceptionStats)(nil), // 12: meshgw.api.v1.ReceptionStats
+	(*SrtpSendState)(nil),  // 13: meshgw.api.v1.SrtpSendState
+	(*LinePos)(nil),        // 14: meshgw.api.v1.LinePos
+	(*MergerStats)(nil),    // 15: meshgw.api.v1.MergerStats
+	(*BackupStats)(nil),    // 16: meshgw.api.v1.BackupStats
+	(*RtpSourceStats)(nil), // 17: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),    // 18: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),           // 19: meshgw.api.v1.Ping
+	(*Pong)(nil),           // 20: meshgw.api.v1.Pong
+	(*Track)(nil),          // 21: meshgw.api.v1.Track
+	(*Flow)(nil),           // 22: meshgw.api.v1.Flow
+	(*OutputSpec)(nil),     // 23: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),      // 24: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),     // 25: meshgw.api.v1.FlowStatus
+	nil,                    // 26: meshgw.api.v1.Flow.MetaEntry
+	nil,                    // 27: meshgw.api.v1.Flow.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
 	8,  // 1: meshgw.api.v1.NodeMessage.ack:type_name -> meshgw.api.v1.Ack
 	9,  // 2: meshgw.api.v1.NodeMessage.source_event:type_name -> meshgw.api.v1.SourceEvent
 	10, // 3: meshgw.api.v1.NodeMessage.stats:type_name -> meshgw.api.v1.Stats
-	19, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
+	20, // 4: meshgw.api.v1.NodeMessage.pong:type_name -> meshgw.api.v1.Pong
 	6,  // 5: meshgw.api.v1.ControlMessage.welcome:type_name -> meshgw.api.v1.Welcome
 	7,  // 6: meshgw.api.v1.ControlMessage.command:type_name -> meshgw.api.v1.Command
-	18, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
-	21, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
+	19, // 7: meshgw.api.v1.ControlMessage.ping:type_name -> meshgw.api.v1.Ping
+	22, // 8: meshgw.api.v1.Hello.flows:type_name -> meshgw.api.v1.Flow
 	5,  // 9: meshgw.api.v1.Hello.sources:type_name -> meshgw.api.v1.SourceState
-	20, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
+	21, // 10: meshgw.api.v1.SourceState.tracks:type_name -> meshgw.api.v1.Track
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
-	21, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
+	22, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	24, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
-	20, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
+	25, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	21, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
-	15, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
-	16, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
-	14, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
-	13, // 20: meshgw.api.v1.FlowStats.lines:type_name -> meshgw.api.v1.LinePos
-	12, // 21: meshgw.api.v1.FlowStats.srtp:type_name -> meshgw.api.v1.SrtpSendState
-	17, // 22: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	17, // 23: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	20, // 24: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	25, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	21, // 26: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	22, // 27: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
-	23, // 28: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	26, // 29: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
-	13, // 30: meshgw.api.v1.Flow.continue_lines:type_name -> meshgw.api.v1.LinePos
-	12, // 31: meshgw.api.v1.Flow.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
-	2,  // 32: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 33: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	33, // [33:34] is the sub-list for method output_type
-	32, // [32:33] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	16, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
+	17, // 18: meshgw.api.v1.FlowStats.rtp_source:type_name -> meshgw.api.v1.RtpSourceStats
+	15, // 19: meshgw.api.v1.FlowStats.relay_legs:type_name -> meshgw.api.v1.MergerStats
+	14, // 20: meshgw.api.v1.FlowStats.lines:type_name -> meshgw.api.v1.LinePos
+	13, // 21: meshgw.api.v1.FlowStats.srtp:type_name -> meshgw.api.v1.SrtpSendState
+	12, // 22: meshgw.api.v1.FlowStats.reception:type_name -> meshgw.api.v1.ReceptionStats
+	18, // 23: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	18, // 24: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
+	21, // 25: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
+	26, // 26: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	22, // 27: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
+	23, // 28: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
+	24, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	27, // 30: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
+	14, // 31: meshgw.api.v1.Flow.continue_lines:type_name -> meshgw.api.v1.LinePos
+	13, // 32: meshgw.api.v1.Flow.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	2,  // 33: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 34: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	34, // [34:35] is the sub-list for method output_type
+	33, // [33:34] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -2668,7 +2783,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -327,6 +327,10 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 	}
 	p.Lines = linesToProto(s.Lines)
 	p.Srtp = srtpStateToProto(s.SRTP)
+	if r := s.Reception; r != nil {
+		p.Reception = &api.ReceptionStats{Reports: r.Reports, FractionLost: r.FractionLost, CumulativeLost: r.CumulativeLost,
+			HighestSeq: r.HighestSeq, JitterNanos: int64(r.Jitter), RttNanos: int64(r.RTT), LastUnixNanos: r.Last.UnixNano()}
+	}
 	if m := s.RelayLegs; m != nil {
 		p.RelayLegs = &api.MergerStats{Legs: legsToProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}
@@ -418,6 +422,10 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 	// a node's broken report loses only the positions, which serve one failover
 	s.Lines, _ = linesFromProto(p.Lines)
 	s.SRTP, _ = srtpStateFromProto(p.Srtp)
+	if r := p.Reception; r != nil {
+		s.Reception = &rtp.ReceptionStats{Reports: r.Reports, FractionLost: r.FractionLost, CumulativeLost: r.CumulativeLost,
+			HighestSeq: r.HighestSeq, Jitter: time.Duration(r.JitterNanos), RTT: time.Duration(r.RttNanos), Last: time.Unix(0, r.LastUnixNanos)}
+	}
 	if m := p.RelayLegs; m != nil {
 		s.RelayLegs = &rtp.MergerStats{Legs: legsFromProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}

@@ -148,6 +148,8 @@ func TestStatsRoundTrip(t *testing.T) {
 		{Packets: 1, Bytes: 2, Dropped: 3, Errors: 4, LastActivity: time.Unix(1700000000, 5)},
 		{Packets: 9, Backup: node.BackupStats{Mode: "switch", Active: "backup", Switches: 3, LastSwitch: time.Unix(1700000001, 6),
 			LastReason: "primary delivered nothing for 1s", PrimaryPackets: 7, BackupPackets: 8, Lost: 1}},
+		{Packets: 8, Reception: &rtp.ReceptionStats{Reports: 3, FractionLost: 0.25, CumulativeLost: -1, HighestSeq: 70000,
+			Jitter: time.Millisecond, RTT: 20 * time.Millisecond, Last: time.Unix(0, 5)}},
 		{Packets: 7, SRTP: &rtp.SRTPSendState{SSRC: 1, ROC: 2, MaxSeq: 3, RTCPIndex: 4}},
 		{Packets: 6, Lines: []rtp.LinePos{{SSRC: 1, NextSeq: 2, NextTS: 3, At: time.Unix(0, 4), Rate: 5}, {SSRC: 6, NextSeq: 7, NextTS: 8, At: time.Unix(9, 0)}}},
 		{Packets: 5, RelayLegs: &rtp.MergerStats{Output: 10, Lost: 1, Resets: 2, Overruns: 3, Refilled: 4, Legs: []rtp.LegStats{

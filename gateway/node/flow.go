@@ -317,6 +317,9 @@ type FlowStats struct {
 	// SRTP is where an SRTP reader's sink stands as a sender (for Flow.SRTPResume); nil for
 	// other flows and before the first packet.
 	SRTP *rtp.SRTPSendState
+	// Reception is what the reader of a plain UDP sink said about its line in its RTCP receiver
+	// reports (loss, jitter, round trip); nil before its first report.
+	Reception *rtp.ReceptionStats
 }
 
 // Events are what a node reports to its control about the streams it ingests.

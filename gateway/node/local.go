@@ -124,6 +124,9 @@ type flow struct {
 	// livelive.go: a two-leg relay source's per-track merges and its feedback over the second pair
 	mg  []*relayMerge
 	fb2 atomic.Pointer[rtp.UDPSink]
+	// rr is what the reader of a UDP sink reports about its line (peer.go noteReports)
+	rrMu sync.Mutex
+	rr   rtp.ReceptionStats
 }
 
 // NewLocal opens the node's UDP socket pair (two with LiveLive).
@@ -798,6 +801,12 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		if rs, ok := fl.sink.SRTPState(); ok {
 			st.SRTP = &rs
 		}
+		fl.rrMu.Lock()
+		if fl.rr.Reports > 0 {
+			rr := fl.rr
+			st.Reception = &rr
+		}
+		fl.rrMu.Unlock()
 	} else {
 		// ingress and pulls: packets taken; errors are SRTP packets refused (forged, replayed)
 		st.Packets, st.Errors = fl.pkts.Load(), fl.errs.Load()

@@ -172,6 +172,7 @@ func (p *peer) handleRTCP(b []byte) {
 	}
 	if len(alive) > 0 {
 		answerNACKs(b, alive) // a far node asking its relay sinks for lost packets
+		noteReports(b, alive)
 	}
 	if in := p.ingress.Load(); in != nil {
 		if un := in.fl.srtp.Load(); un != nil {
@@ -213,6 +214,23 @@ func (fl *flow) unprotector(second bool) *rtp.SRTPUnprotector {
 		return fl.srtp2.Load()
 	}
 	return fl.srtp.Load()
+}
+
+// noteReports keeps what a reader's receiver reports say about the lines its sinks send (loss,
+// jitter, round trip). SRTP readers send SRTCP, whose report blocks are encrypted: their sinks
+// keep no reception statistics.
+func noteReports(b []byte, alive []*flow) {
+	now := rtp.Now()
+	r := rtp.NewReportBlocks(b)
+	for blk, ok := r.Next(); ok; blk, ok = r.Next() {
+		for _, f := range alive {
+			if h := f.hub; h != nil && len(f.spec.SRTPKey) == 0 && h.SSRC() == blk.SSRC {
+				f.rrMu.Lock()
+				f.rr.Note(blk, h.Track().ClockRate, now, h.SRSentAt)
+				f.rrMu.Unlock()
+			}
+		}
+	}
 }
 
 // rtcpSender returns the sender SSRC of the first report of a compound RTCP packet, which RFC 3550

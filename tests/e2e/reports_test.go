@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+var receptionRE = regexp.MustCompile(`msg="reader reception".* reader=(\S+) .*track=(\d) reports=(\d+) lost=(-?\d+) fraction_lost=\S+ jitter=(\S+) rtt=(\S+)`)
+
+// TestReaderReceptionReports: a real player's RTCP receiver reports reach the gateway's stats.
+// GStreamer rtspsrc reads the demo over UDP for 12 s; when it leaves, the gateway logs, per
+// track, how many reports it sent, their loss and jitter, and the round trip from the sender
+// reports they echoed. (FFmpeg 5.1 sends only an empty RR at the start, to open NATs: nothing to
+// measure, so it is not the peer here.)
+func TestReaderReceptionReports(t *testing.T) {
+	peertest.Require(t, "gst-launch-1.0", "gst:rtspsrc", "gst:avdec_h264", "gst:avdec_aac")
+	port := peertest.FreePort(t)
+	cfg := fmt.Sprintf("log_level: info\nrtsp:\n  listen: 127.0.0.1:%d\n  rtp_port: 0\nroutes:\n  demo: {source: demo}\n", port)
+	path := filepath.Join(t.TempDir(), "meshgw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := peertest.Run(context.Background(), t, meshgwBinary(t), "run", "-c", path)
+	if _, err := gw.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second); err != nil {
+		t.Fatalf("gateway did not start: %v", err)
+	}
+	t.Cleanup(func() { _ = gw.Stop(5 * time.Second) })
+	url := fmt.Sprintf("rtsp://127.0.0.1:%d/demo", port)
+	gst := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(url, "udp", 300)...) // 12 s of video: its first report comes 2.5-7.5 s in
+	gst.MustPlayGst(40 * time.Second)
+	// the session ends with its TEARDOWN (or its connection); the log lines follow at once
+	var lines [][]string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		lines = receptionRE.FindAllStringSubmatch(gw.Output(), -1)
+		if len(lines) >= 2 { // two tracks
+			break
+		}
+	}
+	tracks := map[string]bool{}
+	for _, m := range lines {
+		t.Log(m[0])
+		reports, _ := strconv.Atoi(m[3])
+		lost, _ := strconv.Atoi(m[4])
+		jitter, err1 := time.ParseDuration(m[5])
+		rtt, err2 := time.ParseDuration(m[6])
+		// a report may count a duplicate as received, which makes the cumulative loss negative
+		// (RFC 3550 §6.4.1); on loopback it stays near 0
+		if reports < 1 || lost < -10 || lost > 50 || err1 != nil || err2 != nil || jitter > time.Second || rtt > time.Second {
+			t.Errorf("implausible reception line: %s", m[0])
+		}
+		tracks[m[2]] = true
+	}
+	if !tracks["0"] || !tracks["1"] {
+		t.Errorf("reception logged for tracks %v, want video and audio\n%s", tracks, playTail(gw.Output(), 3000))
+	}
+}
