@@ -147,6 +147,26 @@ type srcSR struct {
 	ssrc uint32
 	ntp  uint64
 	rtp  uint32
+	at   int64 // arrival (monotonic), for the DLSR of our receiver reports
+}
+
+// recvStats is the hub's receiver statistics of its input source (RFC 3550 A.1, A.8), for the
+// receiver reports a node sends upstream. WriteRTP owns the plain fields and publishes the
+// atomic ones for ReceptionReport, which runs on another goroutine.
+type recvStats struct {
+	started bool
+	ssrc    uint32
+	maxSeq  uint16
+	cycles  uint32
+	transit int32
+	jitter  uint32 // scaled by 16 (A.8's integer form)
+
+	pubSSRC   atomic.Uint32
+	pubBase   atomic.Uint32 // extended sequence number of the source's first packet
+	pubMax    atomic.Uint32 // extended highest sequence number
+	pubCount  atomic.Uint64 // packets received from this source
+	pubJitter atomic.Uint32 // scaled by 16
+	pubGen    atomic.Uint32 // bumped when the source changes, so interval counters restart
 }
 
 // Hub fans one track's packets from its one active source out to its sinks.
@@ -182,6 +202,8 @@ type Hub struct {
 
 	srMu sync.Mutex // guards sr: written by WriteRTCP, read when a report is due
 	sr   srcSR
+
+	rx recvStats
 
 	// sent remembers our last sender reports (the middle 32 bits of their NTP time, and when
 	// they left, monotonic), so a reader's receiver report that echoes one gives the round trip.
@@ -288,6 +310,7 @@ func (h *Hub) WriteRTP(b []byte) error {
 	inSeq := binary.BigEndian.Uint16(b[2:])
 	inTS := binary.BigEndian.Uint32(b[4:])
 	inSSRC := binary.BigEndian.Uint32(b[8:])
+	h.noteRx(inSeq, inTS, inSSRC, mono)
 	outSeq, outTS := h.rewrite(inSeq, inTS, inSSRC, mono)
 
 	p := h.pool.Get(len(b))
@@ -392,6 +415,86 @@ func (h *Hub) rewrite(seq uint16, ts, ssrc uint32, mono int64) (uint16, uint32) 
 		h.last.Store(1<<48 | uint64(outSeq)<<32 | uint64(outTS))
 	}
 	return outSeq, outTS
+}
+
+// noteRx updates the receiver statistics with one input packet (RFC 3550 A.1 without probation:
+// the source is the one the hub was given; A.8 for the jitter, in the integer form).
+func (h *Hub) noteRx(seq uint16, ts, ssrc uint32, mono int64) {
+	r := &h.rx
+	arrival := int32(ticks(mono, h.track.ClockRate))
+	transit := arrival - int32(ts)
+	fresh := !r.started || ssrc != r.ssrc
+	if !fresh {
+		switch d := seq - r.maxSeq; {
+		case d < 0x8000:
+			if d > maxDropout {
+				fresh = true // the source restarted its numbering
+			} else {
+				if seq < r.maxSeq {
+					r.cycles += 1 << 16
+				}
+				r.maxSeq = seq
+			}
+		case -d > maxMisorder:
+			fresh = true
+		}
+	}
+	if fresh {
+		r.started, r.ssrc, r.maxSeq, r.cycles, r.jitter = true, ssrc, seq, 0, 0
+		r.transit = transit
+		r.pubSSRC.Store(ssrc)
+		r.pubBase.Store(uint32(seq))
+		r.pubCount.Store(0)
+		r.pubGen.Add(1)
+	} else {
+		d := transit - r.transit
+		r.transit = transit
+		if d < 0 {
+			d = -d
+		}
+		r.jitter += uint32(d) - ((r.jitter + 8) >> 4)
+	}
+	r.pubMax.Store(r.cycles | uint32(r.maxSeq))
+	r.pubJitter.Store(r.jitter)
+	r.pubCount.Add(1)
+}
+
+// RRInterval is what the sender of receiver reports about one hub's input keeps between two
+// reports (RFC 3550 A.3's expected_prior and received_prior).
+type RRInterval struct {
+	gen                      uint32
+	expectedPrior, recvPrior uint32
+}
+
+// ReceptionReport returns the report block a receiver report about the hub's current input
+// should carry now (monotonic, see Now), advancing iv; false while no packet has come.
+func (h *Hub) ReceptionReport(iv *RRInterval, now int64) (ReportBlock, bool) {
+	r := &h.rx
+	gen := r.pubGen.Load()
+	if gen == 0 {
+		return ReportBlock{}, false
+	}
+	ssrc, base, maxExt, count := r.pubSSRC.Load(), r.pubBase.Load(), r.pubMax.Load(), uint32(r.pubCount.Load())
+	if iv.gen != gen {
+		*iv = RRInterval{gen: gen}
+	}
+	expected := maxExt - base + 1
+	lost := int64(expected) - int64(count)
+	lost = max(min(lost, 0x7fffff), -0x800000)
+	blk := ReportBlock{SSRC: ssrc, CumulativeLost: int32(lost), HighestSeq: maxExt, Jitter: r.pubJitter.Load() >> 4}
+	expInt, recvInt := expected-iv.expectedPrior, count-iv.recvPrior
+	iv.expectedPrior, iv.recvPrior = expected, count
+	if lostInt := int64(expInt) - int64(recvInt); expInt > 0 && lostInt > 0 {
+		blk.FractionLost = uint8(min(lostInt<<8/int64(expInt), 255))
+	}
+	h.srMu.Lock()
+	sr := h.sr
+	h.srMu.Unlock()
+	if sr.ok && sr.ssrc == ssrc {
+		blk.LSR = uint32(sr.ntp >> 16)
+		blk.DLSR = uint32(max(now-sr.at, 0) << 16 / int64(time.Second))
+	}
+	return blk, true
 }
 
 // ticks converts a monotonic duration to RTP clock ticks without overflow.
@@ -509,7 +612,7 @@ func (h *Hub) WriteRTCP(b []byte) error {
 				return fmt.Errorf("hub %s/%d: sender report: %w", h.track.Media, h.track.PayloadType, err)
 			}
 			h.srMu.Lock()
-			h.sr = srcSR{ok: true, ssrc: sr.SSRC, ntp: sr.NTPTime, rtp: sr.RTPTime}
+			h.sr = srcSR{ok: true, ssrc: sr.SSRC, ntp: sr.NTPTime, rtp: sr.RTPTime, at: Now()}
 			h.srMu.Unlock()
 		}
 		off = end

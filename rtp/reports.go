@@ -144,3 +144,33 @@ func (s *ReceptionStats) Note(b ReportBlock, hz uint32, now int64, sentAt func(l
 	}
 	s.Last = time.Now()
 }
+
+// AppendReceiverReport appends an RTCP RR from reporter carrying blk, followed by the SDES CNAME
+// chunk RFC 3550 §6.1 asks every compound packet to carry, without allocating beyond dst's
+// growth.
+func AppendReceiverReport(dst []byte, reporter uint32, cname string, blk ReportBlock) []byte {
+	if len(cname) > 255 {
+		cname = cname[:255]
+	}
+	dst = append(dst, 0x81, 201, 0, 7)
+	dst = binary.BigEndian.AppendUint32(dst, reporter)
+	dst = binary.BigEndian.AppendUint32(dst, blk.SSRC)
+	lost := uint32(blk.CumulativeLost) & 0xffffff
+	dst = append(dst, blk.FractionLost, byte(lost>>16), byte(lost>>8), byte(lost))
+	dst = binary.BigEndian.AppendUint32(dst, blk.HighestSeq)
+	dst = binary.BigEndian.AppendUint32(dst, blk.Jitter)
+	dst = binary.BigEndian.AppendUint32(dst, blk.LSR)
+	dst = binary.BigEndian.AppendUint32(dst, blk.DLSR)
+	// SDES: one chunk (SSRC, CNAME item, end), padded to 32 bits
+	chunk := 4 + 2 + len(cname) + 1
+	chunk = (chunk + 3) &^ 3
+	dst = append(dst, 0x81, 202)
+	dst = binary.BigEndian.AppendUint16(dst, uint16((4+chunk)/4-1))
+	dst = binary.BigEndian.AppendUint32(dst, reporter)
+	dst = append(dst, 1, byte(len(cname)))
+	dst = append(dst, cname...)
+	for n := 4 + 2 + len(cname); n < chunk; n++ {
+		dst = append(dst, 0)
+	}
+	return dst
+}

@@ -121,3 +121,66 @@ func FuzzReportBlocks(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendReceiverReport: pion reads our RR back field for field, with its CNAME.
+func TestAppendReceiverReport(t *testing.T) {
+	blk := ReportBlock{SSRC: 0xfeed, FractionLost: 3, CumulativeLost: -5, HighestSeq: 123456, Jitter: 77, LSR: 0xabcdef01, DLSR: 999}
+	for _, cname := range []string{"", "a", "meshgw-node", "four"} {
+		b := AppendReceiverReport(nil, 0x1234, cname, blk)
+		pkts, err := rtcp.Unmarshal(b)
+		if err != nil || len(pkts) != 2 {
+			t.Fatalf("cname %q: pion: %v (%d packets)", cname, err, len(pkts))
+		}
+		got, _ := pionReports(b)
+		if len(got) != 1 || got[0] != blk {
+			t.Errorf("cname %q: pion read %+v, want %+v", cname, got, blk)
+		}
+		sdes, ok := pkts[1].(*rtcp.SourceDescription)
+		if !ok || len(sdes.Chunks) != 1 || len(sdes.Chunks[0].Items) != 1 || sdes.Chunks[0].Items[0].Text != cname {
+			t.Errorf("cname %q: SDES %+v", cname, pkts[1])
+		}
+	}
+}
+
+// TestHubReceptionReport: the hub's report about its input counts loss, the highest sequence
+// number across a wrap, and echoes the source's SR.
+func TestHubReceptionReport(t *testing.T) {
+	h := NewHub(HubConfig{Track: Track{Media: "video", PayloadType: 96, ClockRate: 90000}})
+	defer h.Close()
+	var iv RRInterval
+	if _, ok := h.ReceptionReport(&iv, Now()); ok {
+		t.Fatal("a report before any packet")
+	}
+	sent := 0
+	for seq := uint16(65500); seq != 100; seq++ {
+		if seq%10 == 3 {
+			continue // lost
+		}
+		if err := h.WriteRTP(mkRTP(0xabc, seq, uint32(seq)*3000, 10)); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	sr, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: 0xabc, NTPTime: 0x0001_2345_6789_0000}})
+	if err := h.WriteRTCP(sr); err != nil {
+		t.Fatal(err)
+	}
+	blk, ok := h.ReceptionReport(&iv, Now()+int64(time.Second/2))
+	total := 136 // 65500..99
+	if !ok || blk.SSRC != 0xabc || blk.HighestSeq != 1<<16|99 || int(blk.CumulativeLost) != total-sent {
+		t.Fatalf("report %+v, want highest %d, lost %d", blk, 1<<16|99, total-sent)
+	}
+	if want := uint8((total - sent) * 256 / total); blk.FractionLost != want {
+		t.Errorf("fraction lost %d, want %d", blk.FractionLost, want)
+	}
+	if blk.LSR != 0x23456789 || blk.DLSR < 65536/2 || blk.DLSR > 65536 {
+		t.Errorf("LSR %08x DLSR %d, want 23456789 and about half a second", blk.LSR, blk.DLSR)
+	}
+	// the next interval had no loss
+	for seq := uint16(100); seq != 120; seq++ {
+		_ = h.WriteRTP(mkRTP(0xabc, seq, uint32(seq)*3000, 10))
+	}
+	if blk, _ := h.ReceptionReport(&iv, Now()); blk.FractionLost != 0 || int(blk.CumulativeLost) != total-sent {
+		t.Errorf("second report %+v", blk)
+	}
+}

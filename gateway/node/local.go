@@ -35,6 +35,9 @@ type LocalConfig struct {
 	// every FlowStatus.Source, as the pair's bound address may be a wildcard or a private address
 	// behind NAT.
 	Advertise netip.Addr
+	// ReportInterval is the mean interval of the receiver reports the node sends its UDP
+	// publishers (0: DefaultReportInterval).
+	ReportInterval time.Duration
 	// LiveLive, when set, opens a second socket pair on the node's second network
 	// (node.live_live_address): relays between two such nodes run over both networks as the two
 	// legs of SMPTE 2022-7 (Flow.SecondPair, Flow.RTP2).
@@ -63,6 +66,8 @@ type Local struct {
 	peers   map[peerKey]*peer
 	nflows  uint64 // flows ever created, for Flows' order
 	closed  bool
+	done    chan struct{} // closed by Close: ends reportLoop
+	wg      sync.WaitGroup
 	// after holds event reports queued under the lock, delivered once it is released
 	after []func()
 }
@@ -127,6 +132,8 @@ type flow struct {
 	// rr is what the reader of a UDP sink reports about its line (peer.go noteReports)
 	rrMu sync.Mutex
 	rr   rtp.ReceptionStats
+	// up sends a plain UDP publisher's ingress its receiver reports (reports.go)
+	up *upstreamReports
 }
 
 // NewLocal opens the node's UDP socket pair (two with LiveLive).
@@ -155,11 +162,19 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 			return nil, fmt.Errorf("node %s: live-live pair: %w", cfg.Name, err)
 		}
 	}
-	return &Local{
+	n := &Local{
 		name: cfg.Name, udp: udp, udp2: udp2, pool: rtp.NewPool(), events: cfg.Events, advertise: cfg.Advertise,
 		log:     cfg.Logger.With("node", cfg.Name),
 		streams: map[string]*nodeStream{}, flows: map[string]*flow{}, peers: map[peerKey]*peer{},
-	}, nil
+		done: make(chan struct{}),
+	}
+	interval := cfg.ReportInterval
+	if interval <= 0 {
+		interval = DefaultReportInterval
+	}
+	n.wg.Add(1)
+	go n.reportLoop(interval)
+	return n, nil
 }
 
 // Name implements Node.
@@ -613,6 +628,7 @@ func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
 	if err := fl.setUnprotect(f); err != nil {
 		return FlowStatus{}, err
 	}
+	fl.up = n.newUpstreamReports(f)
 	n.addFlowLocked(fl)
 	n.movePeersLocked(fl, Flow{}, f)
 	return n.statusLocked(fl), nil
@@ -698,7 +714,13 @@ func (n *Local) teardownLocked(fl *flow) func() {
 		}
 	case IngressUDP:
 		n.movePeersLocked(fl, f, Flow{})
-		return func() {}
+		up := fl.up
+		fl.up = nil
+		return func() {
+			if up != nil {
+				up.out.Close()
+			}
+		}
 	default:
 		n.movePeersLocked(fl, f, Flow{}) // a relay's upstream
 		s := fl.stream
@@ -854,6 +876,7 @@ func (n *Local) Close() error {
 		return nil
 	}
 	n.closed = true
+	close(n.done)
 	var stops []func()
 	// sinks first so sources can release their hubs
 	for id, fl := range n.flows {
@@ -875,6 +898,7 @@ func (n *Local) Close() error {
 	for _, stop := range stops {
 		stop()
 	}
+	n.wg.Wait()
 	for _, h := range hubs {
 		h.Close()
 	}

@@ -91,3 +91,54 @@ func TestNoteReportsDoesNotAllocate(t *testing.T) {
 		t.Error("the report was not noted")
 	}
 }
+
+// TestPublisherGetsReceiverReports: a UDP publisher that loses some packets on the way gets RTCP
+// receiver reports from the node's RTCP port about its SSRC: the loss, the highest sequence
+// number and its own last SR echoed.
+func TestPublisherGetsReceiverReports(t *testing.T) {
+	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0"}, ReportInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	mustApply(t, n, Flow{ID: "src", Version: 1, Kind: SourcePublisher, Stream: "s", Tracks: video})
+	pub := newUpstream(t)
+	prtp, prtcp := pub.addrs()
+	mustApply(t, n, Flow{ID: "in", Version: 1, Kind: IngressUDP, Stream: "s", RTP: prtp, RTCP: prtcp})
+	_, nRTCP := pairAddrs(n)
+	lost := 0
+	for i := range 200 {
+		if i%20 == 7 {
+			lost++ // "lost" on the way: never sent
+			continue
+		}
+		pub.sendRTP(t, n, 0xcafe, uint16(1000+i), uint32(i*3000))
+	}
+	if _, err := pub.rtcp.WriteToUDPAddrPort(mkSR(0xcafe, 0x0000_1111_2222_0000, 0), nRTCP); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	_ = pub.rtcp.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		m, err := pub.rtcp.Read(buf)
+		if err != nil {
+			t.Fatalf("the publisher got no receiver report with its SR echoed: %v", err)
+		}
+		pkts, err := rtcp.Unmarshal(buf[:m])
+		if err != nil {
+			t.Fatalf("not RTCP: %v", err)
+		}
+		rr, ok := pkts[0].(*rtcp.ReceiverReport)
+		if !ok || len(rr.Reports) != 1 {
+			t.Fatalf("got %T, want an RR with one block", pkts[0])
+		}
+		r := rr.Reports[0]
+		if r.LastSenderReport == 0 {
+			continue // a report from before the SR arrived
+		}
+		if r.SSRC != 0xcafe || r.LastSequenceNumber != 1199 || r.TotalLost != uint32(lost) || r.LastSenderReport != 0x11112222 {
+			t.Errorf("report %+v, want SSRC cafe, highest 1199, %d lost, LSR 11112222", r, lost)
+		}
+		return
+	}
+}

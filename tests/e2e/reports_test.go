@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +61,38 @@ func TestReaderReceptionReports(t *testing.T) {
 	}
 	if !tracks["0"] || !tracks["1"] {
 		t.Errorf("reception logged for tracks %v, want video and audio\n%s", tracks, playTail(gw.Output(), 3000))
+	}
+}
+
+// TestPublisherReceiverReports: a GStreamer publisher over UDP gets RTCP receiver reports from
+// the node about each of its streams (RTCP ends at each hop, DESIGN §4): tshark sees RRs leave
+// the node's RTCP port with a report block that echoes the publisher's own sender reports.
+func TestPublisherReceiverReports(t *testing.T) {
+	peertest.Require(t, "tshark", "gst-launch-1.0", "gst:rtspclientsink", "gst:x264enc", "gst:videotestsrc")
+	g := startGateway(t, "rtsp:\n  listen: LISTEN\nroutes:\n  pub:\n    source: publisher\n")
+	port := g.Node.UDP().RTCPPort()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cp := peertest.Run(ctx, t, "tshark", "-l", "-n", "-i", "lo", "-a", "duration:16", "-f", fmt.Sprintf("udp and src port %d", port),
+		"-d", fmt.Sprintf("udp.port==%d,rtcp", port), "-T", "fields", "-E", "separator=;",
+		"-e", "rtcp.pt", "-e", "rtcp.ssrc.identifier", "-e", "rtcp.ssrc.cum_nr", "-e", "rtcp.ssrc.lsr")
+	time.Sleep(time.Second) // tshark needs a moment to open the interface
+	pub := peertest.Run(ctx, t, "gst-launch-1.0", rtspclientsinkArgs(g.URL+"pub", "udp", 13, false)...)
+	_ = cp.Wait(30 * time.Second)
+	pub.Kill() // rtspclientsink may never end after EOS (README "Tests"); the capture is what counts
+	rrs, echoed := 0, 0
+	for _, l := range strings.Split(cp.Output(), "\n") {
+		f := strings.Split(strings.TrimSpace(l), ";")
+		if len(f) != 4 || !strings.HasPrefix(f[0], "201") || f[1] == "" {
+			continue
+		}
+		rrs++
+		if f[3] != "" && f[3] != "0" && f[3] != "0x00000000" {
+			echoed++
+		}
+	}
+	t.Logf("the node sent %d receiver reports to the publisher, %d echoing its SR", rrs, echoed)
+	if rrs == 0 || echoed == 0 {
+		t.Errorf("no receiver report with an echoed SR reached the publisher; capture:\n%s", playTail(cp.Output(), 2000))
 	}
 }
