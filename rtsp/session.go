@@ -62,14 +62,21 @@ type session struct {
 	seen atomic.Int64 // unix nanos of the last RTSP request or interleaved frame
 	// recording gates a publisher's interleaved media without a lock per frame.
 	recording atomic.Bool
+
+	// rr is what an interleaved reader's RTCP receiver reports said per track (rrMu; the
+	// connection's read goroutine writes, close reads)
+	rrMu sync.Mutex
+	rr   map[int]*rtp.ReceptionStats
 }
 
-// frameRoute is where frames on one interleaved channel go: hub is nil for a reader's channels
-// (its RTCP only proves it is alive).
+// frameRoute is where frames on one interleaved channel go: hub is nil for a reader's channels,
+// whose RTCP proves the reader alive and reports on line, the hub it reads.
 type frameRoute struct {
-	ss   *session
-	hub  *rtp.Hub
-	rtcp bool
+	ss    *session
+	hub   *rtp.Hub
+	line  *rtp.Hub
+	track int
+	rtcp  bool
 	// srtp unprotects an SRTP publisher's frames (nil: plain); only the connection's read
 	// goroutine uses it
 	srtp *rtp.SRTPUnprotector
@@ -146,6 +153,7 @@ func (ss *session) close(reason string) {
 		}
 	}
 	ss.mu.Unlock()
+	ss.logReception()
 	ss.c.forget(ss)
 	ss.c.s.removeSession(ss)
 	if ss.release != nil {
@@ -215,13 +223,15 @@ func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Re
 	return uint8(ch), nil
 }
 
-// markChannels routes a track's interleaved channels to this session; publishers' frames go to hub.
-func (ss *session) markChannels(ch uint8, hub *rtp.Hub, un *rtp.SRTPUnprotector) {
+// markChannels routes track's interleaved channels to this session; publishers' frames go to
+// hub, a reader's receiver reports are read about it.
+func (ss *session) markChannels(ch uint8, track int, hub *rtp.Hub, un *rtp.SRTPUnprotector) {
+	var line *rtp.Hub
 	if ss.read != nil {
-		hub = nil
+		hub, line = nil, hub
 	}
-	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub, srtp: un})
-	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, rtcp: true, srtp: un})
+	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub, track: track, srtp: un})
+	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, line: line, track: track, rtcp: true, srtp: un})
 }
 
 func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers.Transport) *base.Response {
@@ -262,7 +272,7 @@ func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers
 			return errResponse(err)
 		}
 		st.tcp, st.channel, st.hub, st.srtp = true, ch, hub, key
-		ss.markChannels(ch, hub, nil)
+		ss.markChannels(ch, track, hub, nil)
 		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
 		ssrc := hub.SSRC()
 		reply.SSRC = &ssrc
@@ -380,7 +390,7 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 			}
 		}
 		st.tcp, st.channel, st.hub = true, ch, hub
-		ss.markChannels(ch, hub, un)
+		ss.markChannels(ch, track, hub, un)
 		reply.InterleavedIDs = &[2]int{int(ch), int(ch) + 1}
 	} else {
 		ports := t.ClientPorts
@@ -538,6 +548,10 @@ func (ss *session) onTeardown(c *conn, req *base.Request) *base.Response {
 // for every frame, so it takes no lock.
 func (ss *session) onFrame(r *frameRoute, b []byte) {
 	ss.touch()
+	if r.line != nil {
+		ss.noteReports(r, b)
+		return
+	}
 	if r.hub == nil || !ss.recording.Load() {
 		return
 	}
@@ -560,6 +574,42 @@ func (ss *session) onFrame(r *frameRoute, b []byte) {
 	}
 	if err != nil {
 		ss.c.log.Debug("rtsp publisher sent a bad packet", "session", ss.id, "err", err)
+	}
+}
+
+// noteReports keeps what an interleaved reader's receiver reports say about its track's line.
+// An SRTP reader's SRTCP has its report blocks encrypted: their SSRC does not match the line's,
+// so nothing is noted.
+func (ss *session) noteReports(r *frameRoute, b []byte) {
+	now := rtp.Now()
+	it := rtp.NewReportBlocks(b)
+	for blk, ok := it.Next(); ok; blk, ok = it.Next() {
+		if blk.SSRC != r.line.SSRC() {
+			continue
+		}
+		ss.rrMu.Lock()
+		st := ss.rr[r.track]
+		if st == nil {
+			if ss.rr == nil {
+				ss.rr = map[int]*rtp.ReceptionStats{}
+			}
+			st = &rtp.ReceptionStats{} // once per track of the session
+			ss.rr[r.track] = st
+		}
+		st.Note(blk, r.line.Track().ClockRate, now, r.line.SRSentAt)
+		ss.rrMu.Unlock()
+	}
+}
+
+// logReception logs what an interleaved reader reported about each track, as the control does
+// for UDP readers when they leave.
+func (ss *session) logReception() {
+	ss.rrMu.Lock()
+	defer ss.rrMu.Unlock()
+	for track, rr := range ss.rr {
+		ss.c.log.Info("reader reception", "route", ss.path, "reader", ss.remote.Addr(), "transport", "tcp", "track", track,
+			"reports", rr.Reports, "lost", rr.CumulativeLost, "fraction_lost", rr.FractionLost,
+			"jitter", rr.Jitter.Round(10*time.Microsecond), "rtt", rr.RTT.Round(10*time.Microsecond))
 	}
 }
 

@@ -16,10 +16,10 @@ import (
 
 var receptionRE = regexp.MustCompile(`msg="reader reception".* reader=(\S+) .*track=(\d) reports=(\d+) lost=(-?\d+) fraction_lost=\S+ jitter=(\S+) rtt=(\S+)`)
 
-// TestReaderReceptionReports: a real player's RTCP receiver reports reach the gateway's stats.
-// GStreamer rtspsrc reads the demo over UDP for 12 s; when it leaves, the gateway logs, per
-// track, how many reports it sent, their loss and jitter, and the round trip from the sender
-// reports they echoed. (FFmpeg 5.1 sends only an empty RR at the start, to open NATs: nothing to
+// TestReaderReceptionReports: real players' RTCP receiver reports reach the gateway's stats.
+// Two GStreamer rtspsrc readers, one over UDP and one interleaved (TCP), read the demo for 12 s;
+// when they leave, the gateway logs, per reader and track, how many reports each sent, their
+// loss and jitter, and the round trip from the sender reports they echoed. (FFmpeg 5.1 sends only an empty RR at the start, to open NATs: nothing to
 // measure, so it is not the peer here.)
 func TestReaderReceptionReports(t *testing.T) {
 	peertest.Require(t, "gst-launch-1.0", "gst:rtspsrc", "gst:avdec_h264", "gst:avdec_aac")
@@ -35,13 +35,16 @@ func TestReaderReceptionReports(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = gw.Stop(5 * time.Second) })
 	url := fmt.Sprintf("rtsp://127.0.0.1:%d/demo", port)
-	gst := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(url, "udp", 300)...) // 12 s of video: its first report comes 2.5-7.5 s in
-	gst.MustPlayGst(40 * time.Second)
+	// 12 s of video: a player's first report comes 2.5-7.5 s in
+	udp := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(url, "udp", 300)...)
+	tcp := peertest.Run(context.Background(), t, "gst-launch-1.0", playGstArgs(url, "tcp", 300)...)
+	udp.MustPlayGst(40 * time.Second)
+	tcp.MustPlayGst(40 * time.Second)
 	// the session ends with its TEARDOWN (or its connection); the log lines follow at once
 	var lines [][]string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		lines = receptionRE.FindAllStringSubmatch(gw.Output(), -1)
-		if len(lines) >= 2 { // two tracks
+		if len(lines) >= 4 { // two readers, two tracks
 			break
 		}
 	}
@@ -57,10 +60,16 @@ func TestReaderReceptionReports(t *testing.T) {
 		if reports < 1 || lost < -10 || lost > 50 || err1 != nil || err2 != nil || jitter > time.Second || rtt > time.Second {
 			t.Errorf("implausible reception line: %s", m[0])
 		}
-		tracks[m[2]] = true
+		transport := "udp"
+		if strings.Contains(m[0], "transport=tcp") {
+			transport = "tcp"
+		}
+		tracks[transport+"/"+m[2]] = true
 	}
-	if !tracks["0"] || !tracks["1"] {
-		t.Errorf("reception logged for tracks %v, want video and audio\n%s", tracks, playTail(gw.Output(), 3000))
+	for _, want := range []string{"udp/0", "udp/1", "tcp/0", "tcp/1"} {
+		if !tracks[want] {
+			t.Errorf("no reception logged for %s (got %v)\n%s", want, tracks, playTail(gw.Output(), 3000))
+		}
 	}
 }
 
