@@ -464,26 +464,17 @@ func TestNACKTable(t *testing.T) {
 		t.Skip("set MESHGW_PROTECT_TABLE=1 to measure")
 	}
 	const packets = 5000
-	cases := []struct {
-		name string
-		cfg  peertest.LossyConfig
-	}{
-		{"random 1 %", peertest.LossyConfig{Random: 0.01, Seed: 1}},
-		{"random 5 %", peertest.LossyConfig{Random: 0.05, Seed: 2}},
-		{"random 10 %", peertest.LossyConfig{Random: 0.10, Seed: 3}},
-		{"bursts of 5 (every 250)", peertest.LossyConfig{Burst: 5, BurstEvery: 250}},
-		{"bursts of 20 (every 250)", peertest.LossyConfig{Burst: 20, BurstEvery: 250}},
-	}
+	cases := peertest.TableLosses()
 	var rows []string
 	for _, c := range cases {
-		off := runRelayLoss(t, c.cfg, false, packets)
-		on := runRelayLoss(t, c.cfg, true, packets)
-		rows = append(rows, fmt.Sprintf("| %s | %.2f %% | %.3f %% | %.3f %% | %d | %d | %d | %t |", c.name,
+		off := runRelayLoss(t, c.Cfg, false, packets)
+		on := runRelayLoss(t, c.Cfg, true, packets)
+		rows = append(rows, fmt.Sprintf("| %s | %.2f %% | %.3f %% | %.3f %% | %d | %d | %d | %t |", c.Name,
 			100*float64(off.sent-off.distinct)/float64(off.sent),
 			100*float64(on.sent-int(on.hubIn))/float64(on.sent),
 			100*float64(on.sent-on.distinct)/float64(on.sent), on.repair.NACKs, on.repair.Resent, on.repair.Lost, on.inOrder))
 		if len(on.missing) > 0 {
-			t.Logf("%s: with NACK, lost positions %v; repair %+v", c.name, on.missing, on.repair)
+			t.Logf("%s: with NACK, lost positions %v; repair %+v", c.Name, on.missing, on.repair)
 		}
 	}
 	t.Logf("relay link, %d packets at 1000/s, loss on the media path\n| induced loss | residual without NACK (reader) | with NACK, at the far hub | with NACK, reader | NACKs sent | packets resent | gaps given up | reader in order |\n|---|---|---|---|---|---|---|---|\n%s",

@@ -38,6 +38,24 @@ type LossyConfig struct {
 	Listen netip.AddrPort
 }
 
+// NamedLoss is one row of a residual-loss table: a name and the loss a LossyRelay induces.
+type NamedLoss struct {
+	Name string
+	Cfg  LossyConfig
+}
+
+// TableLosses are the induced losses the protection tables measure against (random 1, 5 and
+// 10 %, bursts of 5 and 20 in every 250), seeded so runs compare.
+func TableLosses() []NamedLoss {
+	return []NamedLoss{
+		{"random 1 %", LossyConfig{Random: 0.01, Seed: 1}},
+		{"random 5 %", LossyConfig{Random: 0.05, Seed: 2}},
+		{"random 10 %", LossyConfig{Random: 0.10, Seed: 3}},
+		{"bursts of 5 (every 250)", LossyConfig{Burst: 5, BurstEvery: 250}},
+		{"bursts of 20 (every 250)", LossyConfig{Burst: 20, BurstEvery: 250}},
+	}
+}
+
 // LossyStats are a relay's counters. Received = Forwarded + Dropped +
 // Errors, plus what was still delayed when the relay stopped.
 type LossyStats struct {

@@ -271,16 +271,7 @@ func TestOutputFECTable(t *testing.T) {
 	if os.Getenv("MESHGW_PROTECT_TABLE") == "" {
 		t.Skip("set MESHGW_PROTECT_TABLE=1 to measure")
 	}
-	losses := []struct {
-		name string
-		cfg  peertest.LossyConfig
-	}{
-		{"random 1 %", peertest.LossyConfig{Random: 0.01, Seed: 1}},
-		{"random 5 %", peertest.LossyConfig{Random: 0.05, Seed: 2}},
-		{"random 10 %", peertest.LossyConfig{Random: 0.10, Seed: 3}},
-		{"bursts of 5 (every 250)", peertest.LossyConfig{Burst: 5, BurstEvery: 250}},
-		{"bursts of 20 (every 250)", peertest.LossyConfig{Burst: 20, BurstEvery: 250}},
-	}
+	losses := peertest.TableLosses()
 	fecs := []struct{ name, yaml string }{
 		{"1D 5×5", "{columns: 5, rows: 5, mode: column}"},
 		{"2D 5×5", "{columns: 5, rows: 5}"},
@@ -289,10 +280,10 @@ func TestOutputFECTable(t *testing.T) {
 	}
 	var rows []string
 	for _, l := range losses {
-		row := "| " + l.name
+		row := "| " + l.Name
 		for _, f := range fecs {
 			var res fecResult
-			t.Run(l.name+"/"+f.name, func(t *testing.T) { res = runFECOutput(t, f.yaml, l.cfg, 8) })
+			t.Run(l.Name+"/"+f.name, func(t *testing.T) { res = runFECOutput(t, f.yaml, l.Cfg, 8) })
 			row += fmt.Sprintf(" | %.2f %% → %.3f %%", 100*float64(res.considered)/float64(max(res.window, 1)),
 				100*float64(res.considered-res.rebuilt)/float64(max(res.window, 1)))
 		}
