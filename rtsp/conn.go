@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp/access"
+	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
 const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
@@ -413,7 +414,7 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	if res := c.authorize(req, access.Publish, path); res != nil {
 		return res
 	}
-	ssd, tracks, err := parseSDP(req.Body)
+	ssd, tracks, err := meshsdp.Parse(req.Body)
 	if err != nil {
 		return statusf(base.StatusBadRequest, "%v", err)
 	}

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 	"github.com/meshgw/meshgw/rtsp/pull"
+	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
 // Backup modes of a source flow (Flow.BackupMode); the config's names.
@@ -398,7 +398,7 @@ func compatible(a, b []rtp.Track) bool {
 
 // codecsFor classifies the tracks of a leg from its description.
 func codecsFor(sdp []byte, n int) []codec {
-	names := rtsp.TrackCodecs(sdp)
+	names := meshsdp.TrackCodecs(sdp)
 	out := make([]codec, n)
 	for i := range out {
 		if i < len(names) {
