@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/keyframe"
 	"github.com/meshgw/meshgw/rtsp/demo"
 	"github.com/meshgw/meshgw/rtsp/pull"
 	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
@@ -257,7 +258,7 @@ type selLeg struct {
 	// mismatch: the leg's track layout is not the stream's; its packets
 	// are dropped until it connects again.
 	mismatch atomic.Bool
-	codecs   atomic.Pointer[[]codec]
+	codecs   atomic.Pointer[[]keyframe.Codec]
 	pkts     atomic.Uint64
 }
 
@@ -397,12 +398,12 @@ func compatible(a, b []rtp.Track) bool {
 }
 
 // codecsFor classifies the tracks of a leg from its description.
-func codecsFor(sdp []byte, n int) []codec {
+func codecsFor(sdp []byte, n int) []keyframe.Codec {
 	names := meshsdp.TrackCodecs(sdp)
-	out := make([]codec, n)
+	out := make([]keyframe.Codec, n)
 	for i := range out {
 		if i < len(names) {
-			out[i] = codecOf(names[i])
+			out[i] = keyframe.CodecOf(names[i])
 		}
 	}
 	return out
@@ -411,12 +412,12 @@ func codecsFor(sdp []byte, n int) []codec {
 // newTracksLocked lays the selector out for the stream's (new) tracks. The
 // first H.264/H.265/MPEG-TS video track is the one whose keyframes time the
 // switches; without one, switches happen at once.
-func (sel *selector) newTracksLocked(tracks []rtp.Track, codecs []codec) {
+func (sel *selector) newTracksLocked(tracks []rtp.Track, codecs []keyframe.Codec) {
 	ts := make([]*selTrack, len(tracks))
 	key := -1
 	for i, t := range tracks {
 		ts[i] = &selTrack{i: i, pt: t.PayloadType, scratch: make([]byte, 0, 1500)}
-		if key < 0 && codecs[i] != codecOther && (t.Media == "video" || codecs[i] == codecMP2T) {
+		if key < 0 && codecs[i] != keyframe.Other && (t.Media == "video" || codecs[i] == keyframe.MP2T) {
 			key = i
 		}
 	}
@@ -562,7 +563,7 @@ func (l *selLeg) WriteRTP(track int, pkt []byte) {
 	}
 	if t.key || !sel.hasKey(tp) {
 		if target := sel.consider(active, now); target == l.i &&
-			(isKeyStart(l.codec(track), pkt) || now-sel.pendingSince.Load() > sel.keyWait) {
+			(keyframe.IsStart(l.codec(track), pkt) || now-sel.pendingSince.Load() > sel.keyWait) {
 			gen, active = sel.commit(l.i, now)
 		}
 	}
@@ -580,11 +581,11 @@ func (l *selLeg) WriteRTP(track int, pkt []byte) {
 }
 
 // codec returns the leg's codec of a track.
-func (l *selLeg) codec(track int) codec {
+func (l *selLeg) codec(track int) keyframe.Codec {
 	if cp := l.codecs.Load(); cp != nil && track < len(*cp) {
 		return (*cp)[track]
 	}
-	return codecOther
+	return keyframe.Other
 }
 
 func (sel *selector) hasKey(tp *[]*selTrack) bool {
