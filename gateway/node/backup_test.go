@@ -1,16 +1,14 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/backup"
 	"github.com/meshgw/meshgw/rtsp/demo"
@@ -21,24 +19,6 @@ import (
 // node's wiring of it: laying the stream out, refusing legs, logging and
 // running real ingests.
 
-// lockedBuf is a log destination shared with the node's goroutines.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // selHarness is a real node whose backed-up source's two legs the test
 // drives itself (the ingests are built but never started).
 type selHarness struct {
@@ -47,14 +27,14 @@ type selHarness struct {
 	sel  *selector
 	sdp  []byte
 	trks []rtp.Track
-	logs *lockedBuf
+	logs *peertest.LogBuffer
 }
 
 func newSelHarness(t testing.TB, mode string, stall time.Duration) *selHarness {
 	t.Helper()
-	logs := &lockedBuf{}
+	logs := &peertest.LogBuffer{}
 	n, err := NewLocal(LocalConfig{UDP: rtp.UDPConfig{RTPAddr: "127.0.0.1:0"},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

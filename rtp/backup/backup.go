@@ -134,13 +134,8 @@ type Config struct {
 // arrive on different goroutines, and a hub takes one writer at a time),
 // reads a few atomics and allocates nothing.
 type Selector struct {
-	hubs      *atomic.Pointer[[]*rtp.Hub]
-	forwarded *atomic.Uint64
-	pool      *rtp.Pool
-	log       *slog.Logger
-	ready     func(leg int, sdp []byte, tracks []rtp.Track) error
-	down      func(leg int, err error)
-	mode      string
+	cfg  Config // Mode and Stall as given; mode and stall are the ones in force
+	mode string // Auto, Merge or Switch
 
 	stall, holdDown, keyWait int64 // monotonic ns
 
@@ -227,8 +222,7 @@ func unpackState(v uint64) (gen uint64, phase, active int) {
 // New builds a selector; Start runs its merge driver.
 func New(cfg Config) *Selector {
 	sel := &Selector{
-		hubs: cfg.Hubs, forwarded: cfg.Forwarded, pool: cfg.Pool, log: cfg.Logger,
-		ready: cfg.Ready, down: cfg.Down,
+		cfg:   cfg,
 		mode:  cfg.Mode,
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
@@ -360,7 +354,7 @@ func (sel *Selector) Refused(leg int) (first bool) {
 
 // OnReady implements pull.Handler: Config.Ready decides.
 func (l *Leg) OnReady(sdp []byte, tracks []rtp.Track) error {
-	return l.sel.ready(l.i, sdp, tracks)
+	return l.sel.cfg.Ready(l.i, sdp, tracks)
 }
 
 // Ready accepts the leg into the stream with its tracks' codecs: its
@@ -395,14 +389,14 @@ func (l *Leg) OnDisconnect(err error) {
 	sel := l.sel
 	l.up.Store(false)
 	l.last.Store(rtp.Now() - sel.stall - 1) // a disconnect is a stall at once
-	if sel.down != nil {
-		sel.down(l.i, err)
+	if sel.cfg.Down != nil {
+		sel.cfg.Down(l.i, err)
 	}
 }
 
 // hub returns the stream's hub of a track, nil when there is none.
 func (sel *Selector) hub(track int) *rtp.Hub {
-	hp := sel.hubs.Load()
+	hp := sel.cfg.Hubs.Load()
 	if hp == nil || track < 0 || track >= len(*hp) {
 		return nil
 	}
@@ -504,7 +498,7 @@ func (sel *Selector) forward(t *track, pkt []byte) {
 		pkt = t.scratch
 	}
 	t.fence, t.sent = uint16(pkt[2])<<8|uint16(pkt[3]), true
-	sel.forwarded.Add(1)
+	sel.cfg.Forwarded.Add(1)
 	_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
 }
 
@@ -563,7 +557,7 @@ func (sel *Selector) commit(leg int, now int64) (uint64, int) {
 	sel.lastReason = sel.pendReason
 	reason, n := sel.lastReason, sel.switches
 	sel.mu.Unlock()
-	sel.log.Info("backup: switched", "to", legNames[leg], "reason", reason,
+	sel.cfg.Logger.Info("backup: switched", "to", legNames[leg], "reason", reason,
 		"waited_for_keyframe", waited.Round(time.Millisecond), "switches", n)
 	return gen, leg
 }
@@ -614,7 +608,7 @@ func (sel *Selector) decide(phase int, why string) int {
 	}
 	sel.mu.Unlock()
 	if cur == phaseDetect {
-		sel.log.Info("backup: auto mode decided", "mode", phaseNames[phase], "why", why)
+		sel.cfg.Logger.Info("backup: auto mode decided", "mode", phaseNames[phase], "why", why)
 		return phase
 	}
 	return cur
@@ -624,7 +618,7 @@ func (sel *Selector) decide(phase int, why string) int {
 func (sel *Selector) merge(t *track, leg int, pkt []byte, now int64) {
 	if t.merger == nil {
 		t.merger = rtp.NewMerger(rtp.MergerConfig{
-			Skew: mergeSkew, Legs: 2, Pool: sel.pool, Logger: sel.log,
+			Skew: mergeSkew, Legs: 2, Pool: sel.cfg.Pool, Logger: sel.cfg.Logger,
 			Out: func(b []byte) { sel.merged(t, b) },
 		})
 		t.fenceOn = t.sent

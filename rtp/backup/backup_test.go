@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/keyframe"
 )
@@ -52,24 +52,6 @@ func (s *recSink) got() []recPkt {
 	return append([]recPkt(nil), s.pkts...)
 }
 
-// lockedBuf is a log destination shared with the node's goroutines.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // harness is a selector whose two legs the test drives itself, in front of
 // real hubs with a recording sink each. It plays the owner's part (the
 // node's, in gateway/node) as Config.Ready: the first leg up lays the
@@ -85,7 +67,7 @@ type harness struct {
 	codecs []keyframe.Codec
 	trks   []rtp.Track
 	sinks  []*recSink
-	logs   *lockedBuf
+	logs   *peertest.LogBuffer
 	// next input seq/ts per leg and track
 	seq [2][2]uint16
 	ts  [2][2]uint32
@@ -98,9 +80,9 @@ var demoTracks = []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}
 
 func newHarness(t testing.TB, mode string, stall time.Duration) *harness {
 	t.Helper()
-	logs := &lockedBuf{}
+	logs := &peertest.LogBuffer{}
 	h := &harness{t: t, pool: rtp.NewPool(), logs: logs, trks: demoTracks, codecs: []keyframe.Codec{keyframe.H264, keyframe.Other},
-		log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		log: logs.Logger()}
 	h.sel = New(Config{Mode: mode, Stall: stall, Hubs: &h.hubs, Forwarded: &h.fwd, Pool: h.pool, Logger: h.log, Ready: h.onReady})
 	h.seq = [2][2]uint16{{1000, 3000}, {50000, 60000}}
 	h.ts = [2][2]uint32{{90000, 48000}, {7_000_000, 9_000_000}}
