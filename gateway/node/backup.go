@@ -144,7 +144,7 @@ type selector struct {
 	f   *flow
 	log *slog.Logger
 
-	sel     *backup.Selector
+	core    *backup.Selector
 	ingests [2]ingest
 }
 
@@ -153,13 +153,13 @@ type selector struct {
 func (n *Local) createBackupLocked(fl *flow) (func(), error) {
 	f := fl.spec
 	sel := &selector{n: n, s: fl.stream, f: fl, log: n.log.With("stream", f.Stream, "flow", f.ID)}
-	sel.sel = backup.New(backup.Config{
+	sel.core = backup.New(backup.Config{
 		Mode: f.BackupMode, Stall: f.BackupStall,
 		Hubs: &fl.stream.live, Forwarded: &fl.pkts, Pool: n.pool, Logger: sel.log,
 		Ready: sel.ready, Down: sel.down,
 	})
 	for i, spec := range []Flow{f, *f.Backup} {
-		in, err := n.newIngest(spec, f.Stream, sel.sel.Leg(i))
+		in, err := n.newIngest(spec, f.Stream, sel.core.Leg(i))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", backup.LegName(i), err)
 		}
@@ -170,7 +170,7 @@ func (n *Local) createBackupLocked(fl *flow) (func(), error) {
 }
 
 func (sel *selector) start() {
-	sel.sel.Start()
+	sel.core.Start()
 	for _, in := range sel.ingests {
 		in.Start()
 	}
@@ -182,11 +182,11 @@ func (sel *selector) close() {
 	for _, in := range sel.ingests {
 		in.Close()
 	}
-	sel.sel.Close()
+	sel.core.Close()
 }
 
 // stats reports the selector's state.
-func (sel *selector) stats() BackupStats { return sel.sel.Stats() }
+func (sel *selector) stats() BackupStats { return sel.core.Stats() }
 
 // codecsFor classifies the tracks of a leg from its description.
 func codecsFor(sdp []byte, n int) []keyframe.Codec {
@@ -218,15 +218,15 @@ func (sel *selector) ready(leg int, sdp []byte, tracks []rtp.Track) error {
 	case s.hubs == nil || (leg == backup.LegPrimary && !backup.Compatible(s.tracks, tracks)):
 		// the first leg up lays the stream out; the primary's layout wins
 		replaced = n.setHubsLocked(s, tracks, sel.f.spec.Pacing, nil)
-		sel.sel.SetTracks(tracks, codecs)
+		sel.core.SetTracks(tracks, codecs)
 		report = true
-		if sel.sel.Leg(other).Mismatch() {
+		if sel.core.Leg(other).Mismatch() {
 			// the other leg's layout was the old one
 			sel.log.Warn("backup: the "+backup.LegName(other)+"'s tracks no longer match the stream's; its packets are dropped until it reconnects",
 				"stream_tracks", len(tracks))
 		}
 	case !backup.Compatible(s.tracks, tracks):
-		first := sel.sel.Refused(leg)
+		first := sel.core.Refused(leg)
 		n.mu.Unlock()
 		err := fmt.Errorf("backup: the %s's tracks %v do not match the stream's %v (need the same number, media kinds and clock rates)",
 			backup.LegName(leg), tracks, s.tracks)
@@ -236,9 +236,9 @@ func (sel *selector) ready(leg int, sdp []byte, tracks []rtp.Track) error {
 		return err
 	default:
 		report = leg == backup.LegPrimary && sameLayout(s.tracks, tracks)
-		sel.sel.NewSession(leg)
+		sel.core.NewSession(leg)
 	}
-	sel.sel.Leg(leg).Ready(codecs)
+	sel.core.Leg(leg).Ready(codecs)
 	n.mu.Unlock()
 	sel.f.last.Store(time.Now().UnixNano())
 	if report && n.events != nil {
@@ -253,7 +253,7 @@ func (sel *selector) down(leg int, err error) {
 		return
 	}
 	other := 1 - leg
-	if sel.sel.Leg(other).Up() {
+	if sel.core.Leg(other).Up() {
 		sel.log.Warn("backup: "+backup.LegName(leg)+" disconnected; the "+backup.LegName(other)+" carries the stream", "err", err)
 		return
 	}

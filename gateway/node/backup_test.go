@@ -56,12 +56,12 @@ func newSelHarness(t testing.TB, mode string, stall time.Duration) *selHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl.sel.sel.Start()
+	fl.sel.core.Start()
 	return &selHarness{t: t, n: n, sel: fl.sel, sdp: clip.SDP(), trks: clip.Tracks(), logs: logs}
 }
 
 // leg is the handler of leg i, as its ingest drives it.
-func (h *selHarness) leg(i int) pull.Handler { return h.sel.sel.Leg(i) }
+func (h *selHarness) leg(i int) pull.Handler { return h.sel.core.Leg(i) }
 
 func TestSelectorRefusesOtherLayoutOnceLogged(t *testing.T) {
 	h := newSelHarness(t, BackupSwitch, time.Second)
