@@ -100,7 +100,8 @@ func newAuthFixture(t *testing.T, secure bool, remote string) *authFixture {
 		"basic": mk("basic", "only", []string{"*"}, nil, false),
 	}, Anonymous: access.Permissions{Read: access.Patterns{open}}}
 	bans := access.NewBans(access.BanConfig{MaxFailures: 3, Window: time.Minute, BanTime: time.Minute}, nil)
-	s := &Server{cfg: ServerConfig{Auth: pol, Bans: bans, NonceLifetime: time.Minute, Logger: slog.New(slog.DiscardHandler)}, lim: newLimiter(Limits{})}
+	s := &Server{cfg: ServerConfig{Auth: pol, Bans: bans, NonceLifetime: time.Minute, Logger: slog.New(slog.DiscardHandler)}, lim: newLimiter(Limits{}),
+		verifier: access.NewVerifier(access.VerifierConfig{})}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		t.Fatal(err)
 	}

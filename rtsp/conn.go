@@ -45,6 +45,8 @@ type conn struct {
 	authed bool
 	// uncounted is set once the connection has left the unauthenticated count.
 	uncounted bool
+	// hangup is set by a refusal after which the connection is closed (auth.go's denial.hangup).
+	hangup bool
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -221,6 +223,10 @@ func (c *conn) handle(req *base.Request) bool {
 		res.Header = base.Header{}
 	}
 	res.Header["CSeq"] = cseq
+	if c.hangup {
+		c.writeFinal(res)
+		return false
+	}
 	url := "*"
 	if req.URL != nil {
 		url = req.URL.String()
