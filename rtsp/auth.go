@@ -226,10 +226,10 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 		return &denial{res: statusf(base.StatusBadRequest, "malformed Authorization header"), reason: "malformed Authorization header: " + err.Error()}
 	}
 	u := p.Users[cr.user]
-	if cr.basic && !c.secure && !p.AllowBasicPlain {
-		return c.unauthorized("Basic credentials over plain RTSP refused (use RTSPS or Digest, or set auth.allow_basic_plain)", cr.user, nil, false)
-	}
 	if cr.basic {
+		if !c.secure && !p.AllowBasicPlain {
+			return c.unauthorized("Basic credentials over plain RTSP refused (use RTSPS or Digest, or set auth.allow_basic_plain)", cr.user, nil, false)
+		}
 		att, d := c.reserve(cr.user)
 		if d != nil {
 			return d
