@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 const (
@@ -57,18 +59,18 @@ type UDPSink struct {
 	// srtp, when set, protects every packet on the sink's egress worker (never on the hub's
 	// path, which fans out to every reader of a stream on one goroutine); only that worker
 	// uses it.
-	srtp *protector
+	srtp *srtp.Protector
 
 	packets, bytes, dropped, errors atomic.Uint64
 }
 
 // SRTPState reports where an SRTP sink's sender state stands (for another node to resume it);
 // ok is false for a plain sink and before its first packet.
-func (s *UDPSink) SRTPState() (SRTPSendState, bool) {
+func (s *UDPSink) SRTPState() (srtp.SendState, bool) {
 	if s.srtp == nil {
-		return SRTPSendState{}, false
+		return srtp.SendState{}, false
 	}
-	return s.srtp.state()
+	return s.srtp.State()
 }
 
 // DeliverRTP implements Sink.
@@ -314,17 +316,17 @@ func (w *egressWorker) take(s *UDPSink, now int64) (taken int, wait int64) {
 // one; nil means it could not be protected (counted as an error, dropped).
 func (w *egressWorker) protect(s *UDPSink, it udpItem) *Packet {
 	in := it.p
-	over := srtpOverhead
+	over := srtp.RTPOverhead
 	if it.rtcp {
-		over = srtcpOverhead
+		over = srtp.RTCPOverhead
 	}
 	q := w.u.pool.Get(len(in.buf) + over)
 	var n int
 	var err error
 	if it.rtcp {
-		n, err = s.srtp.protectRTCP(q.buf, in.buf)
+		n, err = s.srtp.ProtectRTCP(q.buf, in.buf)
 	} else {
-		n, err = s.srtp.protectRTP(q.buf, in.buf)
+		n, err = s.srtp.ProtectRTP(q.buf, in.buf)
 	}
 	in.Release()
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // InterleavedConfig configures an InterleavedWriter.
@@ -326,7 +328,7 @@ func (w *InterleavedWriter) stop(err error) {
 // ilProtector is the SRTP state of one interleaved reader track, shared by its RTP and RTCP
 // channels.
 type ilProtector struct {
-	p    *protector
+	p    *srtp.Protector
 	rtcp bool
 }
 
@@ -336,17 +338,17 @@ type ilProtector struct {
 // one would be wrong.
 func (w *InterleavedWriter) protect(s *ilSlot, pr *ilProtector, hdr *[4]byte) *Packet {
 	in := s.p
-	over := srtpOverhead
+	over := srtp.RTPOverhead
 	if pr.rtcp {
-		over = srtcpOverhead
+		over = srtp.RTCPOverhead
 	}
 	q := in.pool.Get(len(in.buf) + over)
 	var n int
 	var err error
 	if pr.rtcp {
-		n, err = pr.p.protectRTCP(q.buf, in.buf)
+		n, err = pr.p.ProtectRTCP(q.buf, in.buf)
 	} else {
-		n, err = pr.p.protectRTP(q.buf, in.buf)
+		n, err = pr.p.ProtectRTP(q.buf, in.buf)
 	}
 	if err != nil || n > maxInterleavedFrame {
 		w.errs.Add(1)
@@ -360,11 +362,11 @@ func (w *InterleavedWriter) protect(s *ilSlot, pr *ilProtector, hdr *[4]byte) *P
 // SRTPSink returns the sink for one SRTP reader track: like Sink, but every
 // frame is protected with k on the writer goroutine, right before it is
 // written.
-func (w *InterleavedWriter) SRTPSink(rtpChannel uint8, k SRTPKey) (Sink, error) {
+func (w *InterleavedWriter) SRTPSink(rtpChannel uint8, k srtp.Key) (Sink, error) {
 	if rtpChannel == 255 {
 		return nil, errors.New("rtp: interleaved RTP channel 255 leaves none for RTCP")
 	}
-	p, err := newProtector(k)
+	p, err := srtp.NewProtector(k)
 	if err != nil {
 		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
 	}

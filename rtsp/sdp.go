@@ -12,6 +12,7 @@ import (
 	psdp "github.com/pion/sdp/v3"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // maxSDPTracks bounds how many media sections a description may carry; each one becomes a hub.
@@ -85,7 +86,7 @@ func ReaderSDP(src []byte, title string, origin netip.Addr, sessionID uint64) ([
 // mediaKey is what a secure reader description says of one media: its key,
 // as MIKEY a=key-mgmt (GStreamer, gortsplib) and SDES a=crypto (FFmpeg).
 type mediaKey struct {
-	key   rtp.SRTPKey
+	key   srtp.Key
 	ssrcs []uint32
 }
 

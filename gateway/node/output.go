@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // OutputSpec is what a SinkRTP needs besides its destination (Flow.RTP, Flow.RTCP).
@@ -292,7 +293,7 @@ func (n *Local) newSinkLocked(fl *flow) error {
 	pair := n.pair(f.SecondPair)
 	if len(f.SRTPKey) > 0 {
 		// protected on the egress workers, per reader (or relay), with the key the control drew
-		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+		k, err := srtp.KeyFromBytes(f.SRTPKey)
 		switch {
 		case err != nil:
 		case f.SRTPResume != nil:
