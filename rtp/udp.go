@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"github.com/meshgw/meshgw/rtp/ring"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -285,8 +286,7 @@ func (u *UDPPair) newSink(rtpDst, rtcpDst netip.AddrPort, p *srtp.Protector) *UD
 		pair:    u,
 		rtpDst:  udpAddr(rtpDst),
 		rtcpDst: udpAddr(rtcpDst),
-		q:       make([]udpItem, min(initialUDPRing, u.cfg.QueueLen)),
-		max:     u.cfg.QueueLen,
+		q:       ring.New[udpItem](initialUDPRing, u.cfg.QueueLen),
 		srtp:    p,
 	}
 	u.sinksMu.Lock()
