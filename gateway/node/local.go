@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/rtpout"
 	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 	"github.com/meshgw/meshgw/rtsp/pull"
@@ -123,7 +124,7 @@ type flow struct {
 	pkts, bytes, errs atomic.Uint64
 	// rtpout (output.go, nack.go): a SinkRTP's output; a NACK relay sink's history; a NACK
 	// relay source's per-track repair and its feedback sink to the upstream's RTCP address.
-	out  *rtpOutput
+	out  *rtpout.Output
 	hist *relayHistory
 	rx   []*relayRx
 	fb   atomic.Pointer[rtp.UDPSink]
@@ -814,7 +815,7 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
 		st.RelayLegs = fl.liveLiveStats()
 	} else if fl.out != nil {
-		st = fl.out.stats()
+		st = outputStats(fl.out)
 	} else if fl.rtpSrc != nil {
 		rtpSourceStats(fl.rtpSrc, &st)
 		return st, nil
