@@ -8,7 +8,7 @@ import (
 
 	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/node"
-	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // NodeUp registers a remote node that attached (first time, after its own restart, or after the
@@ -174,7 +174,7 @@ func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
 	if r.closed || r.via != from {
 		return
 	}
-	resume := map[int]*rtp.SRTPSendState{}
+	resume := map[int]*srtp.SendState{}
 	for track, rf := range r.flows {
 		if rf.tcp || rf.multicast {
 			return // served by the local node, which does not move

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // relay carries one stream from its ingest node to one other node over RTP/UDP: a UDP sink per
@@ -150,7 +151,7 @@ func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []
 // an upstream's address must not reach readers. The key reaches both nodes only inside their
 // flows, over the control's mTLS channel.
 func relayKey() ([]byte, error) {
-	k, err := rtp.NewSRTPKey()
+	k, err := srtp.NewKey()
 	if err != nil {
 		return nil, fmt.Errorf("relay key: %w", err)
 	}

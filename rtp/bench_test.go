@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // BenchmarkHubFanout: one packet through validation, rewrite and fan-out to
@@ -76,7 +78,7 @@ func benchUDPFanout(b *testing.B, n int, noGSO, secure bool) {
 				r := newUDPReceiver(b)
 				go drainUDP(r)
 				if secure {
-					k, err := NewSRTPKey()
+					k, err := srtp.NewKey()
 					if err != nil {
 						b.Fatal(err)
 					}

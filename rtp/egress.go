@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/meshgw/meshgw/rtp/ring"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 const (
@@ -48,27 +51,25 @@ type UDPSink struct {
 	// sinks without taking their locks.
 	queued atomic.Int32
 
-	mu      sync.Mutex
-	q       []udpItem // ring, grown by doubling up to max
-	max     int
-	head, n int
-	closed  bool
+	mu     sync.Mutex
+	q      ring.Queue[udpItem]
+	closed bool
 
 	// srtp, when set, protects every packet on the sink's egress worker (never on the hub's
 	// path, which fans out to every reader of a stream on one goroutine); only that worker
 	// uses it.
-	srtp *protector
+	srtp *srtp.Protector
 
 	packets, bytes, dropped, errors atomic.Uint64
 }
 
 // SRTPState reports where an SRTP sink's sender state stands (for another node to resume it);
 // ok is false for a plain sink and before its first packet.
-func (s *UDPSink) SRTPState() (SRTPSendState, bool) {
+func (s *UDPSink) SRTPState() (srtp.SendState, bool) {
 	if s.srtp == nil {
-		return SRTPSendState{}, false
+		return srtp.SendState{}, false
 	}
-	return s.srtp.state()
+	return s.srtp.State()
 }
 
 // DeliverRTP implements Sink.
@@ -79,36 +80,17 @@ func (s *UDPSink) DeliverRTCP(p *Packet) { s.enqueue(p, true) }
 
 func (s *UDPSink) enqueue(p *Packet, rtcp bool) {
 	s.mu.Lock()
-	if s.n == len(s.q) && len(s.q) < s.max && !s.closed {
-		s.growLocked()
-	}
-	if s.closed || s.n == len(s.q) {
+	if s.closed || !s.q.Push(udpItem{p: p, rtcp: rtcp}) {
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		p.Release()
 		return
 	}
-	i := s.head + s.n
-	if i >= len(s.q) {
-		i -= len(s.q)
-	}
-	s.q[i] = udpItem{p: p, rtcp: rtcp}
-	s.n++
 	s.queued.Store(1)
 	s.mu.Unlock()
 	if s.w != nil {
 		s.w.notify()
 	}
-}
-
-// growLocked doubles the ring (up to max). It allocates, but only while a
-// reader's queue reaches a new high-water mark, never in steady state.
-func (s *UDPSink) growLocked() {
-	q := make([]udpItem, min(2*len(s.q), s.max))
-	for i := 0; i < s.n; i++ {
-		q[i] = s.q[(s.head+i)%len(s.q)]
-	}
-	s.q, s.head = q, 0
 }
 
 // Stats returns the sink's counters.
@@ -133,12 +115,8 @@ func (s *UDPSink) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	for ; s.n > 0; s.n-- {
-		s.q[s.head].p.Release()
-		s.q[s.head] = udpItem{}
-		if s.head++; s.head == len(s.q) {
-			s.head = 0
-		}
+	for s.q.Len() > 0 {
+		s.q.Pop().p.Release()
 	}
 	s.queued.Store(0)
 }
@@ -269,23 +247,17 @@ func (w *egressWorker) take(s *UDPSink, now int64) (taken int, wait int64) {
 		room := min(udpBurst-taken, w.rtp.room(), w.rtcp.room())
 		s.mu.Lock()
 		k := 0
-		for ; k < room && s.n > 0; k++ {
-			it := s.q[s.head]
-			if !it.rtcp && it.p.depart > now {
+		for ; k < room && s.q.Len() > 0; k++ {
+			if it := s.q.Front(); !it.rtcp && it.p.depart > now {
 				wait = it.p.depart
 				break
 			}
-			s.q[s.head] = udpItem{}
-			if s.head++; s.head == len(s.q) {
-				s.head = 0
-			}
-			s.n--
-			w.taken[k] = it
+			w.taken[k] = s.q.Pop()
 		}
-		if s.n == 0 {
+		if s.q.Len() == 0 {
 			s.queued.Store(0)
 		}
-		more := s.n > 0
+		more := s.q.Len() > 0
 		s.mu.Unlock()
 		// protection and batching happen outside the lock: the hub must not wait for them
 		for _, it := range w.taken[:k] {
@@ -314,17 +286,17 @@ func (w *egressWorker) take(s *UDPSink, now int64) (taken int, wait int64) {
 // one; nil means it could not be protected (counted as an error, dropped).
 func (w *egressWorker) protect(s *UDPSink, it udpItem) *Packet {
 	in := it.p
-	over := srtpOverhead
+	over := srtp.RTPOverhead
 	if it.rtcp {
-		over = srtcpOverhead
+		over = srtp.RTCPOverhead
 	}
 	q := w.u.pool.Get(len(in.buf) + over)
 	var n int
 	var err error
 	if it.rtcp {
-		n, err = s.srtp.protectRTCP(q.buf, in.buf)
+		n, err = s.srtp.ProtectRTCP(q.buf, in.buf)
 	} else {
-		n, err = s.srtp.protectRTP(q.buf, in.buf)
+		n, err = s.srtp.ProtectRTP(q.buf, in.buf)
 	}
 	in.Release()
 	if err != nil {

@@ -295,8 +295,8 @@ func TestUDPSinkRingGrows(t *testing.T) {
 	}
 	r := newUDPReceiver(t)
 	s := u.NewSink(r.addrs())
-	if len(s.q) != initialUDPRing {
-		t.Fatalf("initial ring %d, want %d", len(s.q), initialUDPRing)
+	if s.q.Cap() != initialUDPRing {
+		t.Fatalf("initial ring %d, want %d", s.q.Cap(), initialUDPRing)
 	}
 	held := Now() + int64(time.Hour) // never due: everything stays queued
 	for i := range 1100 {
@@ -308,7 +308,7 @@ func TestUDPSinkRingGrows(t *testing.T) {
 		}
 	}
 	s.mu.Lock()
-	n, size := s.n, len(s.q)
+	n, size := s.q.Len(), s.q.Cap()
 	s.mu.Unlock()
 	if n != 1000 || size != 1000 || s.Stats().Dropped != 100 {
 		t.Errorf("queued %d in a ring of %d, stats %+v: want 1000, 1000 and 100 drops", n, size, s.Stats())

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshgw/meshgw/rtp/ring"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // InterleavedConfig configures an InterleavedWriter.
@@ -50,11 +53,9 @@ type InterleavedWriter struct {
 	log        *slog.Logger
 
 	mu      sync.Mutex
-	slots   []ilSlot // ring of frames, grown by doubling up to max
-	max     int
-	head, n int
-	msgs    [][]byte // RTSP messages, written before any queued frame
-	stopped bool     // closed or failed: nothing more is queued
+	slots   ring.Queue[ilSlot] // frames
+	msgs    [][]byte           // RTSP messages, written before any queued frame
+	stopped bool               // closed or failed: nothing more is queued
 	err     error
 
 	wake      chan struct{} // capacity 1
@@ -97,8 +98,7 @@ func NewInterleavedWriter(w net.Conn, cfg InterleavedConfig) *InterleavedWriter 
 		timeout:    cfg.WriteTimeout,
 		evictAfter: int64(cfg.EvictAfter),
 		log:        cfg.Logger.With("remote", w.RemoteAddr().String()),
-		slots:      make([]ilSlot, min(initialUDPRing, cfg.QueueLen)),
-		max:        cfg.QueueLen,
+		slots:      ring.New[ilSlot](initialUDPRing, cfg.QueueLen),
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -143,10 +143,7 @@ func (w *InterleavedWriter) enqueue(p *Packet, ch uint8) {
 		return
 	}
 	w.mu.Lock()
-	if w.n == len(w.slots) && len(w.slots) < w.max && !w.stopped {
-		w.growLocked()
-	}
-	if w.stopped || w.n == len(w.slots) {
+	if w.stopped || !w.slots.Push(ilSlot{hdr: [4]byte{'$', ch, byte(len(p.buf) >> 8), byte(len(p.buf))}, p: p}) {
 		if !w.stopped && w.evictAfter > 0 {
 			w.evictIfStuckLocked()
 		}
@@ -155,30 +152,11 @@ func (w *InterleavedWriter) enqueue(p *Packet, ch uint8) {
 		p.Release()
 		return
 	}
-	i := w.head + w.n
-	if i >= len(w.slots) {
-		i -= len(w.slots)
-	}
-	s := &w.slots[i]
-	s.hdr = [4]byte{'$', ch, byte(len(p.buf) >> 8), byte(len(p.buf))}
-	s.p = p
-	w.n++
-	wasIdle := w.n == 1 && len(w.msgs) == 0
+	wasIdle := w.slots.Len() == 1 && len(w.msgs) == 0
 	w.mu.Unlock()
 	if wasIdle {
 		w.notify()
 	}
-}
-
-// growLocked doubles the ring (up to max), keeping the frames in order from
-// head. The writer goroutine may be writing frames out of the old array: it
-// took that array under mu, and the old array stays valid and unchanged.
-func (w *InterleavedWriter) growLocked() {
-	slots := make([]ilSlot, min(2*len(w.slots), w.max))
-	for i := 0; i < w.n; i++ {
-		slots[i] = w.slots[(w.head+i)%len(w.slots)]
-	}
-	w.slots, w.head = slots, 0
 }
 
 // run is the writer goroutine.
@@ -188,7 +166,8 @@ func (w *InterleavedWriter) run() {
 		w.mu.Lock()
 		msgs := w.msgs
 		w.msgs = nil
-		start, k, slots := w.head, min(w.n, interleavedBatch), w.slots
+		batch := w.slots.View(interleavedBatch)
+		k := batch.Len()
 		w.mu.Unlock()
 
 		if len(msgs) == 0 && k == 0 {
@@ -201,15 +180,16 @@ func (w *InterleavedWriter) run() {
 			}
 		}
 
-		// The slots [start, start+k) stay put while we write: producers only
-		// fill slots past head+n, and head moves after the write.
+		// The batch's slots stay put while we write: producers only fill slots
+		// past them, the ring may grow into a new array (the batch's stays valid
+		// and unchanged), and they are popped after the write.
 		w.bufs = w.backing[:0]
 		for _, m := range msgs {
 			w.bufs = append(w.bufs, m)
 		}
 		var size uint64
 		for i := 0; i < k; i++ {
-			s := &slots[(start+i)%len(slots)]
+			s := batch.At(i)
 			if pr := w.srtp[s.hdr[1]].Load(); pr != nil {
 				q := w.protect(s, pr, &w.protHdr[i])
 				w.prot[i] = q
@@ -229,16 +209,10 @@ func (w *InterleavedWriter) run() {
 		}
 
 		w.mu.Lock()
-		for i := 0; i < k; i++ {
-			s := &w.slots[w.head]
-			s.p.Release()
-			s.p = nil
-			if w.head++; w.head == len(w.slots) {
-				w.head = 0
-			}
+		for range k {
+			w.slots.Pop().p.Release()
 		}
-		w.n -= k
-		if w.n < len(w.slots)/2 {
+		if w.slots.Len() < w.slots.Cap()/2 {
 			w.fullSince = 0
 		}
 		w.mu.Unlock()
@@ -306,12 +280,8 @@ func (w *InterleavedWriter) stop(err error) {
 		w.err = err
 	}
 	w.stopped = true
-	for ; w.n > 0; w.n-- {
-		w.slots[w.head].p.Release()
-		w.slots[w.head].p = nil
-		if w.head++; w.head == len(w.slots) {
-			w.head = 0
-		}
+	for w.slots.Len() > 0 {
+		w.slots.Pop().p.Release()
 		w.dropped.Add(1)
 	}
 	w.msgs = nil
@@ -326,7 +296,7 @@ func (w *InterleavedWriter) stop(err error) {
 // ilProtector is the SRTP state of one interleaved reader track, shared by its RTP and RTCP
 // channels.
 type ilProtector struct {
-	p    *protector
+	p    *srtp.Protector
 	rtcp bool
 }
 
@@ -336,17 +306,17 @@ type ilProtector struct {
 // one would be wrong.
 func (w *InterleavedWriter) protect(s *ilSlot, pr *ilProtector, hdr *[4]byte) *Packet {
 	in := s.p
-	over := srtpOverhead
+	over := srtp.RTPOverhead
 	if pr.rtcp {
-		over = srtcpOverhead
+		over = srtp.RTCPOverhead
 	}
 	q := in.pool.Get(len(in.buf) + over)
 	var n int
 	var err error
 	if pr.rtcp {
-		n, err = pr.p.protectRTCP(q.buf, in.buf)
+		n, err = pr.p.ProtectRTCP(q.buf, in.buf)
 	} else {
-		n, err = pr.p.protectRTP(q.buf, in.buf)
+		n, err = pr.p.ProtectRTP(q.buf, in.buf)
 	}
 	if err != nil || n > maxInterleavedFrame {
 		w.errs.Add(1)
@@ -360,11 +330,11 @@ func (w *InterleavedWriter) protect(s *ilSlot, pr *ilProtector, hdr *[4]byte) *P
 // SRTPSink returns the sink for one SRTP reader track: like Sink, but every
 // frame is protected with k on the writer goroutine, right before it is
 // written.
-func (w *InterleavedWriter) SRTPSink(rtpChannel uint8, k SRTPKey) (Sink, error) {
+func (w *InterleavedWriter) SRTPSink(rtpChannel uint8, k srtp.Key) (Sink, error) {
 	if rtpChannel == 255 {
 		return nil, errors.New("rtp: interleaved RTP channel 255 leaves none for RTCP")
 	}
-	p, err := newProtector(k)
+	p, err := srtp.NewProtector(k)
 	if err != nil {
 		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
 	}

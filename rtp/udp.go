@@ -12,6 +12,9 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/meshgw/meshgw/rtp/ring"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // UDPConfig configures a UDPPair.
@@ -278,13 +281,12 @@ func (u *UDPPair) NewSink(rtpDst, rtcpDst netip.AddrPort) *UDPSink {
 	return u.newSink(rtpDst, rtcpDst, nil)
 }
 
-func (u *UDPPair) newSink(rtpDst, rtcpDst netip.AddrPort, p *protector) *UDPSink {
+func (u *UDPPair) newSink(rtpDst, rtcpDst netip.AddrPort, p *srtp.Protector) *UDPSink {
 	s := &UDPSink{
 		pair:    u,
 		rtpDst:  udpAddr(rtpDst),
 		rtcpDst: udpAddr(rtcpDst),
-		q:       make([]udpItem, min(initialUDPRing, u.cfg.QueueLen)),
-		max:     u.cfg.QueueLen,
+		q:       ring.New[udpItem](initialUDPRing, u.cfg.QueueLen),
 		srtp:    p,
 	}
 	u.sinksMu.Lock()
@@ -311,8 +313,8 @@ func (u *UDPPair) newSink(rtpDst, rtcpDst netip.AddrPort, p *protector) *UDPSink
 // k (AES_CM_128_HMAC_SHA1_80). The sink's egress worker protects each packet
 // into a buffer of its own right before sending, so the cost spreads over the
 // workers' cores like the sending itself.
-func (u *UDPPair) NewSRTPSink(rtpDst, rtcpDst netip.AddrPort, k SRTPKey) (*UDPSink, error) {
-	p, err := newProtector(k)
+func (u *UDPPair) NewSRTPSink(rtpDst, rtcpDst netip.AddrPort, k srtp.Key) (*UDPSink, error) {
+	p, err := srtp.NewProtector(k)
 	if err != nil {
 		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
 	}
@@ -322,12 +324,12 @@ func (u *UDPPair) NewSRTPSink(rtpDst, rtcpDst netip.AddrPort, k SRTPKey) (*UDPSi
 // NewSRTPSinkResuming is NewSRTPSink for a reader that another sender served under the same key
 // until now (its node died, or it moves back): the sink goes on from that sender's state, so
 // the reader's SRTP context follows without a rollover mistake and no index is used twice.
-func (u *UDPPair) NewSRTPSinkResuming(rtpDst, rtcpDst netip.AddrPort, k SRTPKey, st SRTPSendState) (*UDPSink, error) {
-	p, err := newProtector(k)
+func (u *UDPPair) NewSRTPSinkResuming(rtpDst, rtcpDst netip.AddrPort, k srtp.Key, st srtp.SendState) (*UDPSink, error) {
+	p, err := srtp.NewProtector(k)
 	if err != nil {
 		return nil, fmt.Errorf("rtp: srtp sink: %w", err)
 	}
-	p.resume(st)
+	p.Resume(st)
 	return u.newSink(rtpDst, rtcpDst, p), nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	psdp "github.com/pion/sdp/v3"
 
-	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
@@ -48,7 +48,7 @@ func ReaderSDP(src []byte, title string, origin netip.Addr, sessionID uint64) ([
 // mediaKey is what a secure reader description says of one media: its key,
 // as MIKEY a=key-mgmt (GStreamer, gortsplib) and SDES a=crypto (FFmpeg).
 type mediaKey struct {
-	key   rtp.SRTPKey
+	key   srtp.Key
 	ssrcs []uint32
 }
 

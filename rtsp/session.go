@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 type sessionState int
@@ -33,7 +34,7 @@ type trackSetup struct {
 	sink      rtp.Sink // interleaved reader sink while playing
 	transport headers.Transport
 	// srtp keys an interleaved reader's sink (nil: plain)
-	srtp *rtp.SRTPKey
+	srtp *srtp.Key
 }
 
 // session is one RTSP session: a reader (read != nil) or a publisher (pub != nil).
@@ -79,7 +80,7 @@ type frameRoute struct {
 	rtcp  bool
 	// srtp unprotects an SRTP publisher's frames (nil: plain); only the connection's read
 	// goroutine uses it
-	srtp *rtp.SRTPUnprotector
+	srtp *srtp.Unprotector
 }
 
 func newSession(c *conn, path, base string) *session {
@@ -225,7 +226,7 @@ func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Re
 
 // markChannels routes track's interleaved channels to this session; publishers' frames go to
 // hub, a reader's receiver reports are read about it.
-func (ss *session) markChannels(ch uint8, track int, hub *rtp.Hub, un *rtp.SRTPUnprotector) {
+func (ss *session) markChannels(ch uint8, track int, hub *rtp.Hub, un *srtp.Unprotector) {
 	var line *rtp.Hub
 	if ss.read != nil {
 		hub, line = nil, hub
@@ -383,9 +384,9 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 		if err != nil {
 			return errResponse(err)
 		}
-		var un *rtp.SRTPUnprotector
+		var un *srtp.Unprotector
 		if params != nil {
-			if un, err = rtp.NewSRTPUnprotector(params.Key, params.ROCs); err != nil {
+			if un, err = srtp.NewUnprotector(params.Key, params.ROCs); err != nil {
 				return errResponse(err)
 			}
 		}
@@ -417,7 +418,7 @@ func (ss *session) setupRecord(c *conn, req *base.Request, reqPath string, ts []
 	res = ss.setupDone(st, reply, headers.TransportModeRecord)
 	if t.Secure {
 		// our key for the RTCP we would send the publisher; RFC 4567 answers a KeyMgmt with one
-		k, err := rtp.NewSRTPKey()
+		k, err := srtp.NewKey()
 		if err != nil {
 			return errResponse(err)
 		}

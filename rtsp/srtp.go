@@ -14,7 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/bluenviron/gortsplib/v4/pkg/mikey"
 
-	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // SRTPMode is a route's SRTP policy.
@@ -49,7 +49,7 @@ func (m SRTPMode) String() string {
 // (AES_CM_128_HMAC_SHA1_80) and, for a sender that announced them by MIKEY,
 // the rollover counter each SSRC starts at.
 type SRTPParams struct {
-	Key  rtp.SRTPKey
+	Key  srtp.Key
 	ROCs map[uint32]uint32
 }
 
@@ -81,7 +81,7 @@ const sdesSuite = "AES_CM_128_HMAC_SHA1_80"
 
 // cryptoAttr is the value of an SDES a=crypto attribute carrying k. It has no
 // lifetime or MKI: FFmpeg wants the inline key to decode to exactly 30 bytes.
-func cryptoAttr(k rtp.SRTPKey) string {
+func cryptoAttr(k srtp.Key) string {
 	return "1 " + sdesSuite + " inline:" + k.Base64()
 }
 
@@ -90,56 +90,56 @@ func cryptoAttr(k rtp.SRTPKey) string {
 // parameters, and returns the key. Only AES_CM_128_HMAC_SHA1_80 without MKI,
 // key derivation rate 0 and encrypted, authenticated SRTP and SRTCP is
 // accepted; anything else is an error naming what is unsupported.
-func ParseCrypto(v string) (rtp.SRTPKey, error) {
+func ParseCrypto(v string) (srtp.Key, error) {
 	f := strings.Fields(v)
 	if len(f) < 3 {
-		return rtp.SRTPKey{}, errors.New("a=crypto: want \"tag suite key-params\"")
+		return srtp.Key{}, errors.New("a=crypto: want \"tag suite key-params\"")
 	}
 	if len(f[0]) < 1 || len(f[0]) > 9 || strings.Trim(f[0], "0123456789") != "" {
-		return rtp.SRTPKey{}, fmt.Errorf("a=crypto: tag %q is not 1-9 digits", sanitizeLine(f[0]))
+		return srtp.Key{}, fmt.Errorf("a=crypto: tag %q is not 1-9 digits", sanitizeLine(f[0]))
 	}
 	if f[1] != sdesSuite {
-		return rtp.SRTPKey{}, fmt.Errorf("a=crypto: suite %q is not supported (only %s)", sanitizeLine(f[1]), sdesSuite)
+		return srtp.Key{}, fmt.Errorf("a=crypto: suite %q is not supported (only %s)", sanitizeLine(f[1]), sdesSuite)
 	}
 	if strings.Contains(f[2], ";") {
-		return rtp.SRTPKey{}, errors.New("a=crypto: more than one key is not supported")
+		return srtp.Key{}, errors.New("a=crypto: more than one key is not supported")
 	}
 	kp, ok := strings.CutPrefix(f[2], "inline:")
 	if !ok {
-		return rtp.SRTPKey{}, errors.New("a=crypto: the key method is not \"inline\"")
+		return srtp.Key{}, errors.New("a=crypto: the key method is not \"inline\"")
 	}
 	parts := strings.Split(kp, "|")
 	if len(parts) > 3 {
-		return rtp.SRTPKey{}, errors.New("a=crypto: too many |-separated key parameters")
+		return srtp.Key{}, errors.New("a=crypto: too many |-separated key parameters")
 	}
 	for _, p := range parts[1:] {
 		if strings.Contains(p, ":") {
-			return rtp.SRTPKey{}, errors.New("a=crypto: MKI is not supported")
+			return srtp.Key{}, errors.New("a=crypto: MKI is not supported")
 		}
 		if p == "" || strings.Trim(strings.TrimPrefix(p, "2^"), "0123456789") != "" {
-			return rtp.SRTPKey{}, fmt.Errorf("a=crypto: lifetime %q is not a number or 2^n", sanitizeLine(p))
+			return srtp.Key{}, fmt.Errorf("a=crypto: lifetime %q is not a number or 2^n", sanitizeLine(p))
 		}
 	}
 	raw, err := base64.StdEncoding.DecodeString(parts[0])
 	if err != nil {
-		return rtp.SRTPKey{}, fmt.Errorf("a=crypto: key is not base64: %w", err)
+		return srtp.Key{}, fmt.Errorf("a=crypto: key is not base64: %w", err)
 	}
-	k, err := rtp.SRTPKeyFromBytes(raw)
+	k, err := srtp.KeyFromBytes(raw)
 	if err != nil {
-		return rtp.SRTPKey{}, fmt.Errorf("a=crypto: %w", err)
+		return srtp.Key{}, fmt.Errorf("a=crypto: %w", err)
 	}
 	for _, sp := range f[3:] {
 		switch {
 		case strings.HasPrefix(sp, "KDR="):
 			if sp != "KDR=0" {
-				return rtp.SRTPKey{}, errors.New("a=crypto: a key derivation rate other than 0 is not supported")
+				return srtp.Key{}, errors.New("a=crypto: a key derivation rate other than 0 is not supported")
 			}
 		case sp == "UNENCRYPTED_SRTP", sp == "UNENCRYPTED_SRTCP", sp == "UNAUTHENTICATED_SRTP":
-			return rtp.SRTPKey{}, fmt.Errorf("a=crypto: %s is not supported", sp)
+			return srtp.Key{}, fmt.Errorf("a=crypto: %s is not supported", sp)
 		case strings.HasPrefix(sp, "WSH="), strings.HasPrefix(sp, "FEC_ORDER="):
 			// window size hint and FEC order do not change the transform
 		default:
-			return rtp.SRTPKey{}, fmt.Errorf("a=crypto: session parameter %q is not supported", sanitizeLine(sp))
+			return srtp.Key{}, fmt.Errorf("a=crypto: session parameter %q is not supported", sanitizeLine(sp))
 		}
 	}
 	return k, nil
@@ -158,7 +158,7 @@ const (
 // gortsplib, MediaMTX and Axis cameras do, which is safe only over TLS. ssrcs
 // are announced with ROC 0: every meshgw sender starts its context at the
 // reader's first packet.
-func mikeyFor(k rtp.SRTPKey, ssrcs []uint32) (*mikey.Message, error) {
+func mikeyFor(k srtp.Key, ssrcs []uint32) (*mikey.Message, error) {
 	var csb [4]byte
 	rnd := make([]byte, 16)
 	if _, err := rand.Read(csb[:]); err != nil {
@@ -270,7 +270,7 @@ func paramsFromMIKEY(m *mikey.Message, now time.Time) (SRTPParams, error) {
 	if kemac == nil || len(kemac.SubPayloads) != 1 {
 		return p, errors.New("mikey: want one key in a KEMAC payload")
 	}
-	k, err := rtp.SRTPKeyFromBytes(kemac.SubPayloads[0].KeyData)
+	k, err := srtp.KeyFromBytes(kemac.SubPayloads[0].KeyData)
 	if err != nil {
 		return p, fmt.Errorf("mikey: %w", err)
 	}
@@ -294,7 +294,7 @@ func keyMgmtParams(v base.HeaderValue, now time.Time) (SRTPParams, error) {
 }
 
 // keyMgmtHeader is the KeyMgmt response header carrying k for url.
-func keyMgmtHeader(url string, k rtp.SRTPKey, ssrcs []uint32) (base.HeaderValue, error) {
+func keyMgmtHeader(url string, k srtp.Key, ssrcs []uint32) (base.HeaderValue, error) {
 	m, err := mikeyFor(k, ssrcs)
 	if err != nil {
 		return nil, err
@@ -303,7 +303,7 @@ func keyMgmtHeader(url string, k rtp.SRTPKey, ssrcs []uint32) (base.HeaderValue,
 }
 
 // keyMgmtAttr is the value of an SDP a=key-mgmt attribute carrying k.
-func keyMgmtAttr(k rtp.SRTPKey, ssrcs []uint32) (string, error) {
+func keyMgmtAttr(k srtp.Key, ssrcs []uint32) (string, error) {
 	m, err := mikeyFor(k, ssrcs)
 	if err != nil {
 		return "", err

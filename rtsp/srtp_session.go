@@ -5,7 +5,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
-	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // srtpPolicy is what SRTP allows for one SETUP.
@@ -61,7 +61,7 @@ func (ss *session) recordPolicy(c *conn, track int) srtpPolicy {
 
 // readerKey is the key a reader's track is protected with, nil for plain RTP. A secure
 // transport takes the key its DESCRIBE gave, or a new one the SETUP answer hands over.
-func (ss *session) readerKey(c *conn, req *base.Request, track int, secure bool, sp srtpPolicy) (*rtp.SRTPKey, *base.Response) {
+func (ss *session) readerKey(c *conn, req *base.Request, track int, secure bool, sp srtpPolicy) (*srtp.Key, *base.Response) {
 	if !secure && !sp.keyed {
 		return nil, nil
 	}
@@ -79,7 +79,7 @@ func (ss *session) readerKey(c *conn, req *base.Request, track int, secure bool,
 		k := keys[track].key
 		return &k, nil
 	}
-	k, err := rtp.NewSRTPKey()
+	k, err := srtp.NewKey()
 	if err != nil {
 		return nil, errResponse(err)
 	}
@@ -106,7 +106,7 @@ func (ss *session) publisherKey(req *base.Request, track int, secure bool, sp sr
 }
 
 // withKeyMgmt adds the KeyMgmt header carrying k to a successful SETUP answer.
-func withKeyMgmt(res *base.Response, req *base.Request, k rtp.SRTPKey, ssrc *uint32) *base.Response {
+func withKeyMgmt(res *base.Response, req *base.Request, k srtp.Key, ssrc *uint32) *base.Response {
 	if res.StatusCode != base.StatusOK {
 		return res
 	}
@@ -131,7 +131,7 @@ func (c *conn) describeKeys(rs ReadStream, path string) ([]mediaKey, error) {
 	}
 	keys := make([]mediaKey, len(rs.Tracks()))
 	for i := range keys {
-		k, err := rtp.NewSRTPKey()
+		k, err := srtp.NewKey()
 		if err != nil {
 			return nil, err
 		}

@@ -14,12 +14,12 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/mikey"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 
-	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
-func newKey(t testing.TB) rtp.SRTPKey {
+func newKey(t testing.TB) srtp.Key {
 	t.Helper()
-	k, err := rtp.NewSRTPKey()
+	k, err := srtp.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func FuzzParseCrypto(f *testing.F) {
 // FuzzMIKEY feeds MIKEY messages (raw bytes, as they come base64-decoded from a=key-mgmt or a
 // KeyMgmt header) through gortsplib's decoder and meshgw's policy check.
 func FuzzMIKEY(f *testing.F) {
-	k := rtp.SRTPKey{1, 2, 3}
+	k := srtp.Key{1, 2, 3}
 	m, err := mikeyFor(k, []uint32{1, 2})
 	if err != nil {
 		f.Fatal(err)
@@ -249,7 +249,7 @@ func FuzzMIKEY(f *testing.F) {
 
 // FuzzPublisherKeys: an announced description with any key attributes yields keys or an error.
 func FuzzPublisherKeys(f *testing.F) {
-	k := rtp.SRTPKey{9}
+	k := srtp.Key{9}
 	attr, err := keyMgmtAttr(k, nil)
 	if err != nil {
 		f.Fatal(err)

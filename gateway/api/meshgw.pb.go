@@ -1186,7 +1186,7 @@ func (x *ReceptionStats) GetLastUnixNanos() int64 {
 	return 0
 }
 
-// SrtpSendState mirrors rtp.SRTPSendState: an SRTP sender's position on its SSRC.
+// SrtpSendState mirrors srtp.SendState: an SRTP sender's position on its SSRC.
 type SrtpSendState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ssrc  uint32                 `protobuf:"varint,1,opt,name=ssrc,proto3" json:"ssrc,omitempty"`

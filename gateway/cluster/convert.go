@@ -14,6 +14,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/api"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // FlowToProto converts a flow for the wire. Unset addresses become empty strings and empty
@@ -338,21 +339,21 @@ func statsToProto(id string, s node.FlowStats) *api.FlowStats {
 	return p
 }
 
-func srtpStateToProto(st *rtp.SRTPSendState) *api.SrtpSendState {
+func srtpStateToProto(st *srtp.SendState) *api.SrtpSendState {
 	if st == nil {
 		return nil
 	}
 	return &api.SrtpSendState{Ssrc: st.SSRC, Roc: st.ROC, MaxSeq: uint32(st.MaxSeq), RtcpIndex: st.RTCPIndex}
 }
 
-func srtpStateFromProto(p *api.SrtpSendState) (*rtp.SRTPSendState, error) {
+func srtpStateFromProto(p *api.SrtpSendState) (*srtp.SendState, error) {
 	if p == nil {
 		return nil, nil
 	}
 	if p.MaxSeq > math.MaxUint16 || p.RtcpIndex >= 1<<31 {
 		return nil, fmt.Errorf("sequence number %d or SRTCP index %d out of range", p.MaxSeq, p.RtcpIndex)
 	}
-	return &rtp.SRTPSendState{SSRC: p.Ssrc, ROC: p.Roc, MaxSeq: uint16(p.MaxSeq), RTCPIndex: p.RtcpIndex}, nil
+	return &srtp.SendState{SSRC: p.Ssrc, ROC: p.Roc, MaxSeq: uint16(p.MaxSeq), RTCPIndex: p.RtcpIndex}, nil
 }
 
 func linesToProto(ls []rtp.LinePos) []*api.LinePos {

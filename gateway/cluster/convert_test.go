@@ -22,6 +22,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/api"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // testCAPEM is a self-signed certificate: a pull flow's TLS CA must hold one to validate.
@@ -57,10 +58,10 @@ func fullFlow() node.Flow {
 		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
 		NACK:   true, NACKWait: 150 * time.Millisecond,
 		Continue:   []rtp.LinePos{{SSRC: 9, NextSeq: 65535, NextTS: 4e9, At: time.Unix(0, 1700000000123456789), Rate: 312.5}},
-		SRTPResume: &rtp.SRTPSendState{SSRC: 9, ROC: 3, MaxSeq: 65535, RTCPIndex: 1<<31 - 1},
+		SRTPResume: &srtp.SendState{SSRC: 9, ROC: 3, MaxSeq: 65535, RTCPIndex: 1<<31 - 1},
 		SecondPair: true, RTP2: netip.MustParseAddrPort("10.98.0.2:8000"), RTCP2: netip.MustParseAddrPort("10.98.0.2:8001"),
 		SDP: "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
-		SRTPKey:  bytes.Repeat([]byte{7}, rtp.SRTPKeyLen),
+		SRTPKey:  bytes.Repeat([]byte{7}, srtp.KeyLen),
 		SRTPROCs: map[uint32]uint32{0xdeadbeef: 2},
 		TLSCA:    testCAPEM,
 	}
@@ -150,7 +151,7 @@ func TestStatsRoundTrip(t *testing.T) {
 			LastReason: "primary delivered nothing for 1s", PrimaryPackets: 7, BackupPackets: 8, Lost: 1}},
 		{Packets: 8, Reception: &rtp.ReceptionStats{Reports: 3, FractionLost: 0.25, CumulativeLost: -1, HighestSeq: 70000,
 			Jitter: time.Millisecond, RTT: 20 * time.Millisecond, Last: time.Unix(0, 5)}},
-		{Packets: 7, SRTP: &rtp.SRTPSendState{SSRC: 1, ROC: 2, MaxSeq: 3, RTCPIndex: 4}},
+		{Packets: 7, SRTP: &srtp.SendState{SSRC: 1, ROC: 2, MaxSeq: 3, RTCPIndex: 4}},
 		{Packets: 6, Lines: []rtp.LinePos{{SSRC: 1, NextSeq: 2, NextTS: 3, At: time.Unix(0, 4), Rate: 5}, {SSRC: 6, NextSeq: 7, NextTS: 8, At: time.Unix(9, 0)}}},
 		{Packets: 5, RelayLegs: &rtp.MergerStats{Output: 10, Lost: 1, Resets: 2, Overruns: 3, Refilled: 4, Legs: []rtp.LegStats{
 			{Received: 1, Invalid: 2, First: 3, Duplicates: 4, Late: 5, Lost: 6, Diverged: 7}, {Received: 8}}}},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // FlowKind says what a flow is.
@@ -100,7 +101,7 @@ type Flow struct {
 	// SRTPResume, on an SRTP reader's SinkUDP that takes over from another node (the reader
 	// moved), is where that node's sender stood (its FlowStats.SRTP): the sink goes on from it,
 	// so the player's SRTP context follows and no packet index serves twice under its key.
-	SRTPResume *rtp.SRTPSendState
+	SRTPResume *srtp.SendState
 
 	// Backup, on a demo or pull source, is a second source (kind SourcePull or
 	// SourceDemo with its own URL, Transport, Reconnect*; ID and Stream are
@@ -195,8 +196,8 @@ func (f Flow) Validate() error {
 	if f.Stream == "" {
 		return fmt.Errorf("flow %s: no stream", f.ID)
 	}
-	if len(f.SRTPKey) != 0 && len(f.SRTPKey) != rtp.SRTPKeyLen {
-		return fmt.Errorf("flow %s: SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), rtp.SRTPKeyLen)
+	if len(f.SRTPKey) != 0 && len(f.SRTPKey) != srtp.KeyLen {
+		return fmt.Errorf("flow %s: SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), srtp.KeyLen)
 	}
 	switch f.Kind {
 	case SourceDemo:
@@ -235,8 +236,8 @@ func (f Flow) Validate() error {
 		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
 			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
 		}
-		if len(f.SRTPKey) != 0 && len(f.SRTPKey) != rtp.SRTPKeyLen {
-			return fmt.Errorf("flow %s: relay SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), rtp.SRTPKeyLen)
+		if len(f.SRTPKey) != 0 && len(f.SRTPKey) != srtp.KeyLen {
+			return fmt.Errorf("flow %s: relay SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), srtp.KeyLen)
 		}
 		if f.RTP2.IsValid() != f.RTCP2.IsValid() {
 			return fmt.Errorf("flow %s: a relay's second leg needs both the upstream's RTP and RTCP addresses", f.ID)
@@ -249,8 +250,8 @@ func (f Flow) Validate() error {
 			return fmt.Errorf("flow %s: %w", f.ID, err)
 		}
 	case SinkUDP, SinkMulticast, IngressUDP:
-		if len(f.SRTPKey) != 0 && (len(f.SRTPKey) != rtp.SRTPKeyLen || f.Kind == SinkMulticast) {
-			return fmt.Errorf("flow %s: SRTP key of %d bytes on %s (want %d bytes, on sink.udp or ingress.udp)", f.ID, len(f.SRTPKey), f.Kind, rtp.SRTPKeyLen)
+		if len(f.SRTPKey) != 0 && (len(f.SRTPKey) != srtp.KeyLen || f.Kind == SinkMulticast) {
+			return fmt.Errorf("flow %s: SRTP key of %d bytes on %s (want %d bytes, on sink.udp or ingress.udp)", f.ID, len(f.SRTPKey), f.Kind, srtp.KeyLen)
 		}
 		if f.Track < 0 {
 			return fmt.Errorf("flow %s: negative track", f.ID)
@@ -316,7 +317,7 @@ type FlowStats struct {
 	Lines []rtp.LinePos
 	// SRTP is where an SRTP reader's sink stands as a sender (for Flow.SRTPResume); nil for
 	// other flows and before the first packet.
-	SRTP *rtp.SRTPSendState
+	SRTP *srtp.SendState
 	// Reception is what the reader of a plain UDP sink said about its line in its RTCP receiver
 	// reports (loss, jitter, round trip); nil before its first report.
 	Reception *rtp.ReceptionStats

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // newLiveLiveLocal is a node with a second pair on 127.0.0.2, standing in for a second network.
@@ -52,7 +53,7 @@ func runLiveLiveRelay(t *testing.T, legA, legB peertest.LossyConfig, nack bool, 
 	_, aRTCP2 := secondPairAddrs(a)
 	legA.To, legB.To = bRTP, bRTP2
 	lossyA, lossyB := peertest.StartLossyRelay(t, legA), peertest.StartLossyRelay(t, legB)
-	k, err := rtp.NewSRTPKey()
+	k, err := srtp.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func BenchmarkRelayLiveLive(b *testing.B) {
 			defer hub.Close()
 			sink := &releaseSink{}
 			hub.AddSink(sink)
-			k, err := rtp.NewSRTPKey()
+			k, err := srtp.NewKey()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -227,7 +228,7 @@ func BenchmarkRelayLiveLive(b *testing.B) {
 				p.members[fl] = struct{}{}
 				p.publish()
 			}
-			prot, err := rtp.NewSRTPProtector(k)
+			prot, err := srtp.NewProtector(k)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/rtpout"
+	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 	"github.com/meshgw/meshgw/rtsp/pull"
 )
@@ -105,10 +107,10 @@ type flow struct {
 	// srtp unprotects an SRTP publisher's ingress or an encrypted relay (nil: plain). Only the
 	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
 	// re-pointed with a new key swaps it.
-	srtp atomic.Pointer[rtp.SRTPUnprotector]
+	srtp atomic.Pointer[srtp.Unprotector]
 	// srtp2 unprotects the SRTCP of a live-live relay's second leg (each leg's reports have their
 	// own index); the legs' SRTP share srtp under llmu (livelive.go).
-	srtp2 atomic.Pointer[rtp.SRTPUnprotector]
+	srtp2 atomic.Pointer[srtp.Unprotector]
 	llmu  sync.Mutex
 	// sources
 	player *demo.Player
@@ -122,7 +124,7 @@ type flow struct {
 	pkts, bytes, errs atomic.Uint64
 	// rtpout (output.go, nack.go): a SinkRTP's output; a NACK relay sink's history; a NACK
 	// relay source's per-track repair and its feedback sink to the upstream's RTCP address.
-	out  *rtpOutput
+	out  *rtpout.Output
 	hist *relayHistory
 	rx   []*relayRx
 	fb   atomic.Pointer[rtp.UDPSink]
@@ -447,7 +449,7 @@ type pullHandler struct {
 // pullReplay is one track's replay filter; the pull client may call from a goroutine per track.
 type pullReplay struct {
 	mu sync.Mutex
-	f  *rtp.ReplayFilter
+	f  *srtp.ReplayFilter
 }
 
 func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
@@ -461,7 +463,7 @@ func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
 	if strings.HasPrefix(strings.ToLower(h.f.spec.URL), "rtsps://") {
 		rs := make([]*pullReplay, len(tracks))
 		for i := range rs {
-			rs[i] = &pullReplay{f: rtp.NewReplayFilter()}
+			rs[i] = &pullReplay{f: srtp.NewReplayFilter()}
 		}
 		h.replay.Store(&rs)
 	}
@@ -650,17 +652,17 @@ func (fl *flow) setUnprotect(f Flow) error {
 		fl.srtp2.Store(nil)
 		return nil
 	}
-	k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+	k, err := srtp.KeyFromBytes(f.SRTPKey)
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.ID, err)
 	}
-	un, err := rtp.NewSRTPUnprotector(k, f.SRTPROCs)
+	un, err := srtp.NewUnprotector(k, f.SRTPROCs)
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.ID, err)
 	}
-	var un2 *rtp.SRTPUnprotector
+	var un2 *srtp.Unprotector
 	if f.RTP2.IsValid() {
-		if un2, err = rtp.NewSRTPUnprotector(k, f.SRTPROCs); err != nil {
+		if un2, err = srtp.NewUnprotector(k, f.SRTPROCs); err != nil {
 			return fmt.Errorf("flow %s: %w", f.ID, err)
 		}
 	}
@@ -813,7 +815,7 @@ func (n *Local) Stats(id string) (FlowStats, error) {
 		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
 		st.RelayLegs = fl.liveLiveStats()
 	} else if fl.out != nil {
-		st = fl.out.stats()
+		st = outputStats(fl.out)
 	} else if fl.rtpSrc != nil {
 		rtpSourceStats(fl.rtpSrc, &st)
 		return st, nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // capSink records the sequence numbers a hub delivers, in order.
@@ -427,7 +428,7 @@ func runRelayLossKey(t *testing.T, cfg peertest.LossyConfig, nack bool, packets 
 // takes as the late first copy it is (its replay window, as long as the sender's history, covers
 // the NACK round trip).
 func TestRelayNACKRepairsLoss(t *testing.T) {
-	k, err := rtp.NewSRTPKey()
+	k, err := srtp.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 
 	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/rtpout"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // OutputSpec is what a SinkRTP needs besides its destination (Flow.RTP, Flow.RTCP).
@@ -68,182 +67,18 @@ func (o OutputSpec) validate(f Flow) error {
 	return nil
 }
 
-// rtpOutput is a SinkRTP: the hub delivers one track's packets to it and it forwards each one to
-// every leg, then feeds it to the 2022-1 encoder, whose FEC packets go to each leg's FEC ports.
-//
-// Each leg sends from a socket pair of its own rather than the node's shared pair: the multicast
-// TTL is a socket option, and an output's TTL is its own. The pair still brings the batched
-// egress (sendmmsg, GSO) and the per-sink queue that never blocks the hub; one egress worker per
-// leg keeps its media, column and row FEC in one send order.
-type rtpOutput struct {
-	pool *rtp.Pool
-	legs []*outLeg
-	enc  *fec.Encoder // nil without FEC
-	// emit is the encoder's callback, bound once: a method value made per packet would allocate.
-	emit func(fec.Kind, []byte)
-
-	// mu serialises deliveries (a hub delivers from one goroutine, but a late delivery from a
-	// replaced hub may overlap the new hub's) and the encoder they drive.
-	mu     sync.Mutex
-	closed bool
-	depart int64 // the departure of the media packet being encoded, for its FEC (under mu)
-
-	encErrs atomic.Uint64
+// newRTPOutput opens the sockets of a SinkRTP flow f (validated): the per-packet output that
+// rtp/rtpout carries, configured from f's destinations and OutputSpec.
+func newRTPOutput(f Flow, pool *rtp.Pool, log *slog.Logger) (*rtpout.Output, error) {
+	cfg := rtpout.Config{RTP: f.RTP, RTCP: f.RTCP, Leg2: f.Output.Leg2, TTL: f.Output.TTL, Pool: pool, Logger: log}
+	cfg.FEC, _ = f.Output.fecConfig()
+	return rtpout.New(cfg)
 }
 
-// outLeg is one destination of an output and its sinks.
-type outLeg struct {
-	pair     *rtp.UDPPair
-	media    *rtp.UDPSink
-	col, row *rtp.UDPSink // nil without that FEC stream
-}
-
-// newRTPOutput opens the sockets of an output described by f (validated).
-func newRTPOutput(f Flow, pool *rtp.Pool, queueLen int, log *slog.Logger) (*rtpOutput, error) {
-	o := &rtpOutput{pool: pool}
-	o.emit = o.emitFEC
-	cfg, withFEC := f.Output.fecConfig()
-	if withFEC {
-		// RFC 3550 §5.1: random first sequence numbers for the FEC streams too.
-		cfg.ColumnSeq, cfg.RowSeq = uint16(rand.Uint32()), uint16(rand.Uint32())
-		enc, err := fec.NewEncoder(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("output FEC: %w", err)
-		}
-		o.enc = enc
-	}
-	dsts := [][2]netip.AddrPort{{f.RTP, f.RTCP}}
-	if f.Output.Leg2.IsValid() {
-		dsts = append(dsts, [2]netip.AddrPort{f.Output.Leg2, addPort(f.Output.Leg2, 1)})
-	}
-	for _, d := range dsts {
-		bind := "0.0.0.0:0"
-		if d[0].Addr().Unmap().Is6() {
-			bind = "[::]:0"
-		}
-		pair, err := rtp.ListenUDP(rtp.UDPConfig{RTPAddr: bind, QueueLen: queueLen, MulticastTTL: f.Output.TTL,
-			EgressWorkers: 1, Pool: pool, Logger: log})
-		if err != nil {
-			o.Close()
-			return nil, fmt.Errorf("output %s: %w", d[0], err)
-		}
-		leg := &outLeg{pair: pair, media: pair.NewSink(d[0], d[1])}
-		if withFEC && cfg.Mode != fec.ModeRow {
-			leg.col = pair.NewSink(addPort(d[0], 2), addPort(d[0], 3))
-		}
-		if withFEC && cfg.Mode != fec.ModeColumn {
-			leg.row = pair.NewSink(addPort(d[0], 4), addPort(d[0], 5))
-		}
-		o.legs = append(o.legs, leg)
-	}
-	return o, nil
-}
-
-func addPort(ap netip.AddrPort, d uint16) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr(), ap.Port()+d)
-}
-
-// DeliverRTP implements rtp.Sink.
-func (o *rtpOutput) DeliverRTP(p *rtp.Packet) {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		p.Release()
-		return
-	}
-	for range o.legs {
-		p.Ref() // all before the first delivery, see emitFEC
-	}
-	for _, l := range o.legs {
-		l.media.DeliverRTP(p)
-	}
-	// After the media, so each leg's worker sends a row's packets before its FEC. The packet
-	// stays ours (one reference) until the encoder has read it.
-	if o.enc != nil {
-		o.depart = p.Depart()
-		if err := o.enc.Push(p.Bytes(), o.emit); err != nil {
-			o.encErrs.Add(1)
-		}
-	}
-	o.mu.Unlock()
-	p.Release()
-}
-
-// emitFEC sends one FEC packet, copied out of the encoder's buffer, to every leg. Every
-// reference is taken before the first delivery: a leg's worker may send and release its
-// reference at once.
-func (o *rtpOutput) emitFEC(k fec.Kind, b []byte) {
-	n := 0
-	for _, l := range o.legs {
-		if l.fecSink(k) != nil {
-			n++
-		}
-	}
-	if n == 0 {
-		return
-	}
-	q := o.pool.Get(len(b))
-	copy(q.Bytes(), b)
-	q.SetDepart(o.depart) // with pacing, not ahead of the media packet that completed it
-	for range n - 1 {
-		q.Ref()
-	}
-	for _, l := range o.legs {
-		if s := l.fecSink(k); s != nil {
-			s.DeliverRTP(q)
-		}
-	}
-}
-
-func (l *outLeg) fecSink(k fec.Kind) *rtp.UDPSink {
-	if k == fec.Row {
-		return l.row
-	}
-	return l.col
-}
-
-// DeliverRTCP implements rtp.Sink: the hub's sender reports go to each leg's RTCP port.
-func (o *rtpOutput) DeliverRTCP(p *rtp.Packet) {
-	for range o.legs {
-		p.Ref()
-	}
-	for _, l := range o.legs {
-		l.media.DeliverRTCP(p)
-	}
-	p.Release()
-}
-
-// stats sums the output's counters over its legs.
-func (o *rtpOutput) stats() FlowStats {
-	var st FlowStats
-	for _, l := range o.legs {
-		ms := l.media.Stats()
-		st.Packets += ms.Packets
-		st.Bytes += ms.Bytes
-		st.Dropped += ms.Dropped
-		st.Errors += ms.Errors
-		for _, s := range []*rtp.UDPSink{l.col, l.row} {
-			if s != nil {
-				fs := s.Stats()
-				st.FEC += fs.Packets
-				st.Dropped += fs.Dropped
-				st.Errors += fs.Errors
-			}
-		}
-	}
-	st.Errors += o.encErrs.Load()
-	return st
-}
-
-// Close stops the output and closes its sockets. Idempotent.
-func (o *rtpOutput) Close() {
-	o.mu.Lock()
-	o.closed = true
-	legs := o.legs
-	o.mu.Unlock()
-	for _, l := range legs {
-		_ = l.pair.Close() // closes its sinks
-	}
+// outputStats are a SinkRTP flow's counters: its output's, summed over the legs.
+func outputStats(o *rtpout.Output) FlowStats {
+	st := o.Stats()
+	return FlowStats{Packets: st.Packets, Bytes: st.Bytes, FEC: st.FEC, Dropped: st.Dropped, Errors: st.Errors}
 }
 
 // hubSink is what a sink flow hands its hub: the output, the relay history in front of a UDP
@@ -279,7 +114,7 @@ func (fl *flow) closeSink() {
 func (n *Local) newSinkLocked(fl *flow) error {
 	f := fl.spec
 	if f.Kind == SinkRTP {
-		out, err := newRTPOutput(f, n.pool, 0, n.log.With("stream", f.Stream, "output", f.RTP.String()))
+		out, err := newRTPOutput(f, n.pool, n.log.With("stream", f.Stream, "output", f.RTP.String()))
 		if err != nil {
 			return err
 		}
@@ -292,7 +127,7 @@ func (n *Local) newSinkLocked(fl *flow) error {
 	pair := n.pair(f.SecondPair)
 	if len(f.SRTPKey) > 0 {
 		// protected on the egress workers, per reader (or relay), with the key the control drew
-		k, err := rtp.SRTPKeyFromBytes(f.SRTPKey)
+		k, err := srtp.KeyFromBytes(f.SRTPKey)
 		switch {
 		case err != nil:
 		case f.SRTPResume != nil:

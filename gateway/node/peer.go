@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // peerKey names one remote address on one socket of one of the node's pairs.
@@ -209,7 +210,7 @@ func (p *peer) handleRTCP(b []byte) {
 }
 
 // unprotector is the relay leg's SRTCP context (the legs' SRTP share one, see mergeLeg).
-func (fl *flow) unprotector(second bool) *rtp.SRTPUnprotector {
+func (fl *flow) unprotector(second bool) *srtp.Unprotector {
 	if second {
 		return fl.srtp2.Load()
 	}

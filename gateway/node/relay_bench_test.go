@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // releaseSink counts and releases what a hub gives it.
@@ -106,14 +107,14 @@ func benchRelayIngress(b *testing.B, nack, secure bool) {
 	up := src.LocalAddr().(*net.UDPAddr).AddrPort()
 	ctx := context.Background()
 	var key []byte
-	var prot *rtp.SRTPProtector
+	var prot *srtp.Protector
 	if secure {
-		k, err := rtp.NewSRTPKey()
+		k, err := srtp.NewKey()
 		if err != nil {
 			b.Fatal(err)
 		}
 		key = k[:]
-		if prot, err = rtp.NewSRTPProtector(k); err != nil {
+		if prot, err = srtp.NewProtector(k); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // hdr is what a reader sees of an RTP packet's line.
@@ -515,13 +516,13 @@ func TestRelayEncrypted(t *testing.T) {
 			ev.mu.Lock()
 			tracks := ev.tracks["s1"]
 			ev.mu.Unlock()
-			k1, err := rtp.NewSRTPKey()
+			k1, err := srtp.NewKey()
 			if err != nil {
 				t.Fatal(err)
 			}
 			k2 := k1
 			if !sameKey {
-				if k2, err = rtp.NewSRTPKey(); err != nil {
+				if k2, err = srtp.NewKey(); err != nil {
 					t.Fatal(err)
 				}
 			}

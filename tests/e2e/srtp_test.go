@@ -18,7 +18,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/internal/peertest"
-	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp"
 )
 
@@ -262,12 +262,12 @@ func TestSRTPWireEncrypted(t *testing.T) {
 	if st, _, _ := readResponse(t, br); st != 200 {
 		t.Fatalf("PLAY: %d", st)
 	}
-	un, err := rtp.NewSRTPUnprotector(key, nil)
+	un, err := srtp.NewUnprotector(key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := rtp.NewSRTPKey()
-	wrong, _ := rtp.NewSRTPUnprotector(other, nil)
+	other, _ := srtp.NewKey()
+	wrong, _ := srtp.NewUnprotector(other, nil)
 	buf := make([]byte, 2048)
 	const want = 50
 	got, differ := 0, 0
@@ -299,7 +299,7 @@ func TestSRTPWireEncrypted(t *testing.T) {
 }
 
 // firstCrypto returns the key of the first a=crypto line of an SDP.
-func firstCrypto(t testing.TB, sdp string) rtp.SRTPKey {
+func firstCrypto(t testing.TB, sdp string) srtp.Key {
 	t.Helper()
 	for _, l := range strings.Split(sdp, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=crypto:"); ok {
@@ -311,7 +311,7 @@ func firstCrypto(t testing.TB, sdp string) rtp.SRTPKey {
 		}
 	}
 	t.Fatalf("no a=crypto in\n%s", sdp)
-	return rtp.SRTPKey{}
+	return srtp.Key{}
 }
 
 // tlsDialQuiet dials RTSPS trusting g's certificate, returning errors instead of failing.

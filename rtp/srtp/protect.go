@@ -1,4 +1,4 @@
-package rtp
+package srtp
 
 import (
 	"crypto/aes"
@@ -7,20 +7,21 @@ import (
 	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is the SRTP default transform (RFC 3711 §4.2.1), not a free choice
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash"
 	"sync/atomic"
 )
 
-// protector is the sending half of AES_CM_128_HMAC_SHA1_80 (RFC 3711
-// §4.1.1, §4.2.1, §4.3) for one reader. pion/srtp's context does the same
-// but allocates twice per packet in its HMAC (Sum(nil)), and this runs once
-// per packet per reader; so the egress keeps its own transform, checked
-// against pion's unprotect in the tests, and ingress keeps pion's (one
-// context per publisher, with its replay window).
+// Protector protects one sender's RTP and RTCP with an AES_CM_128_HMAC_SHA1_80 key, allocating
+// nothing: the sending half of the suite (RFC 3711 §4.1.1, §4.2.1, §4.3), which the egress
+// workers and interleaved writers run per reader, and senders outside the data plane (load
+// generators, benchmarks of the receiving side) use too. pion/srtp's context does the same but
+// allocates twice per packet in its HMAC (Sum(nil)), and this runs once per packet per reader;
+// so the egress keeps its own transform, checked against pion's unprotect in the tests.
 //
-// It is not safe for concurrent use; SRTPSink serialises calls.
-type protector struct {
-	rtp, rtcp srtpSessionKeys
+// It is not safe for concurrent use; rtp's SRTP sinks serialise calls (State excepted).
+type Protector struct {
+	rtp, rtcp sessionKeys
 
 	// RTP sender state of the one SSRC a reader's line carries: the highest
 	// sequence number sent and the rollover counter (RFC 3711 §3.3.1). A new
@@ -33,7 +34,7 @@ type protector struct {
 	rtcpSSRC  uint32
 	rtcpIndex uint32 // next SRTCP index (31 bits)
 
-	// The sender state above, published after every packet for state (the fields above belong
+	// The sender state above, published after every packet for State (the fields above belong
 	// to the egress worker).
 	pubRTP  atomic.Uint64 // 1<<63 | roc<<16 | maxSeq, 0 before the first packet
 	pubSSRC atomic.Uint32
@@ -45,8 +46,8 @@ type protector struct {
 	roc4 [4]byte
 }
 
-// srtpSessionKeys are the session keys of one direction's RTP or RTCP.
-type srtpSessionKeys struct {
+// sessionKeys are the session keys of one direction's RTP or RTCP.
+type sessionKeys struct {
 	block cipher.Block
 	salt  [14]byte
 	mac   hash.Hash
@@ -62,20 +63,21 @@ const (
 	labelRTCPSlt = 0x05
 )
 
-const srtpTagLen = 10
+const tagLen = 10
 
-var errSRTPLimit = errors.New("srtp: key used for 2^31 SRTCP packets; a new key is needed")
+var errRTCPLimit = errors.New("srtp: key used for 2^31 SRTCP packets; a new key is needed")
 
-func newProtector(k SRTPKey) (*protector, error) {
+// NewProtector returns a protector for k; rollover counters start at 0.
+func NewProtector(k Key) (*Protector, error) {
 	master, err := aes.NewCipher(k[:16])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("srtp: %w", err)
 	}
 	var salt [14]byte
 	copy(salt[:], k[16:])
-	p := &protector{}
+	p := &Protector{}
 	for _, d := range []struct {
-		keys                 *srtpSessionKeys
+		keys                 *sessionKeys
 		enc, auth, saltLabel byte
 	}{{&p.rtp, labelRTPEnc, labelRTPAuth, labelRTPSalt}, {&p.rtcp, labelRTCPEnc, labelRTCPAut, labelRTCPSlt}} {
 		var encKey [16]byte
@@ -84,7 +86,7 @@ func newProtector(k SRTPKey) (*protector, error) {
 		kdf(master, salt, d.auth, authKey[:])
 		kdf(master, salt, d.saltLabel, d.keys.salt[:])
 		if d.keys.block, err = aes.NewCipher(encKey[:]); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("srtp: %w", err)
 		}
 		d.keys.mac = hmac.New(sha1.New, authKey[:])
 	}
@@ -107,7 +109,7 @@ func kdf(master cipher.Block, salt [14]byte, label byte, out []byte) {
 
 // xorCM encrypts (or decrypts) src into dst with AES in counter mode from the
 // IV (session salt * 2^16) XOR (ssrc * 2^64) XOR (index * 2^16).
-func (p *protector) xorCM(k *srtpSessionKeys, ssrc uint32, index uint64, dst, src []byte) {
+func (p *Protector) xorCM(k *sessionKeys, ssrc uint32, index uint64, dst, src []byte) {
 	iv := &p.iv
 	copy(iv[:14], k.salt[:])
 	iv[14], iv[15] = 0, 0
@@ -128,10 +130,10 @@ func (p *protector) xorCM(k *srtpSessionKeys, ssrc uint32, index uint64, dst, sr
 	}
 }
 
-// SRTPSendState is where an SRTP sender stands on its one SSRC: what another sender (a node a
+// SendState is where an SRTP sender stands on its one SSRC: what another sender (a node a
 // reader moves to) needs to go on under the same key without ever reusing a packet index, and
 // within the receiver's replay window.
-type SRTPSendState struct {
+type SendState struct {
 	SSRC      uint32
 	ROC       uint32 // rollover counter of MaxSeq
 	MaxSeq    uint16 // highest sequence number sent
@@ -143,33 +145,37 @@ type SRTPSendState struct {
 // track), and an index must never serve twice.
 const srtcpResumeGap = 1000
 
-// resume makes the protector go on from st: its first packets of st.SSRC continue st's rollover
-// counter, and its SRTCP index starts past st's.
-func (p *protector) resume(st SRTPSendState) {
+// Resume makes the protector go on from st, another sender's state under the same key: its first
+// packets of st.SSRC continue st's rollover counter, and its SRTCP index starts past st's. Call
+// it before the first packet.
+func (p *Protector) Resume(st SendState) {
 	p.started, p.ssrc, p.maxSeq, p.roc = true, st.SSRC, st.MaxSeq, st.ROC
 	p.rtcpSSRC, p.rtcpIndex = st.SSRC, min(st.RTCPIndex+srtcpResumeGap, 1<<31)
 	p.publish()
 }
 
-func (p *protector) publish() {
+// publish makes the sender state readable by State from other goroutines.
+func (p *Protector) publish() {
 	p.pubSSRC.Store(p.ssrc)
 	p.pubRTP.Store(1<<63 | uint64(p.roc)<<16 | uint64(p.maxSeq))
 	p.pubRTCP.Store(p.rtcpIndex)
 }
 
-// state returns the published sender state; ok is false before the first packet.
-func (p *protector) state() (SRTPSendState, bool) {
+// State returns the sender state published after the last packet (for another sender to Resume);
+// ok is false before the first packet. Unlike the other methods it may be called from any
+// goroutine.
+func (p *Protector) State() (SendState, bool) {
 	v := p.pubRTP.Load()
 	if v == 0 {
-		return SRTPSendState{}, false
+		return SendState{}, false
 	}
-	return SRTPSendState{SSRC: p.pubSSRC.Load(), ROC: uint32(v >> 16 & 0xffffffff), MaxSeq: uint16(v), RTCPIndex: p.pubRTCP.Load()}, true
+	return SendState{SSRC: p.pubSSRC.Load(), ROC: uint32(v >> 16 & 0xffffffff), MaxSeq: uint16(v), RTCPIndex: p.pubRTCP.Load()}, true
 }
 
 // nextROC returns the rollover counter for an outgoing sequence number and
 // advances the sender state: the counter steps when the sequence wraps, and a
 // late packet from before the wrap keeps the previous one.
-func (p *protector) nextROC(ssrc uint32, seq uint16) uint32 {
+func (p *Protector) nextROC(ssrc uint32, seq uint16) uint32 {
 	if !p.started || ssrc != p.ssrc {
 		p.started, p.ssrc, p.maxSeq, p.roc = true, ssrc, seq, 0
 		return 0
@@ -193,14 +199,14 @@ func (p *protector) nextROC(ssrc uint32, seq uint16) uint32 {
 	}
 }
 
-// protectRTP writes the SRTP packet of the RTP packet in into dst, which
-// needs room for len(in)+10 bytes, and returns its length.
-func (p *protector) protectRTP(dst, in []byte) (int, error) {
-	hl, err := srtpClearLen(in)
+// ProtectRTP writes the SRTP form of the RTP packet in into dst, which needs
+// len(in)+RTPOverhead bytes, and returns its length.
+func (p *Protector) ProtectRTP(dst, in []byte) (int, error) {
+	hl, err := clearLen(in)
 	if err != nil {
 		return 0, err
 	}
-	if len(dst) < len(in)+srtpTagLen {
+	if len(dst) < len(in)+tagLen {
 		return 0, errors.New("srtp: output buffer too small")
 	}
 	seq := binary.BigEndian.Uint16(in[2:])
@@ -213,18 +219,18 @@ func (p *protector) protectRTP(dst, in []byte) (int, error) {
 	m.Reset()
 	m.Write(dst[:len(in)])
 	m.Write(p.roc4[:])
-	copy(dst[len(in):], m.Sum(p.tag[:0])[:srtpTagLen])
+	copy(dst[len(in):], m.Sum(p.tag[:0])[:tagLen])
 	p.publish()
-	return len(in) + srtpTagLen, nil
+	return len(in) + tagLen, nil
 }
 
-// protectRTCP writes the SRTCP packet of a compound RTCP packet into dst
-// (room for len(in)+14 bytes) and returns its length.
-func (p *protector) protectRTCP(dst, in []byte) (int, error) {
+// ProtectRTCP writes the SRTCP form of a compound RTCP packet into dst
+// (len(in)+RTCPOverhead bytes) and returns its length.
+func (p *Protector) ProtectRTCP(dst, in []byte) (int, error) {
 	if len(in) < 8 || in[0]>>6 != 2 {
 		return 0, errors.New("srtp: RTCP packet too short or not version 2")
 	}
-	if len(dst) < len(in)+4+srtpTagLen {
+	if len(dst) < len(in)+4+tagLen {
 		return 0, errors.New("srtp: output buffer too small")
 	}
 	ssrc := binary.BigEndian.Uint32(in[4:])
@@ -232,7 +238,7 @@ func (p *protector) protectRTCP(dst, in []byte) (int, error) {
 		p.rtcpSSRC, p.rtcpIndex = ssrc, 0
 	}
 	if p.rtcpIndex >= 1<<31 {
-		return 0, errSRTPLimit
+		return 0, errRTCPLimit
 	}
 	idx := p.rtcpIndex
 	p.rtcpIndex++
@@ -243,26 +249,30 @@ func (p *protector) protectRTCP(dst, in []byte) (int, error) {
 	m := p.rtcp.mac
 	m.Reset()
 	m.Write(dst[:n])
-	copy(dst[n:], m.Sum(p.tag[:0])[:srtpTagLen])
+	copy(dst[n:], m.Sum(p.tag[:0])[:tagLen])
 	p.publish()
-	return n + srtpTagLen, nil
+	return n + tagLen, nil
 }
 
-// srtpClearLen is the length of a packet's RTP header with CSRCs and
+// errInvalidRTP rejects a packet too short or malformed for an RTP header
+// (worded as rtp.ErrInvalidRTP, which this package may not import).
+var errInvalidRTP = errors.New("invalid RTP packet")
+
+// clearLen is the length of a packet's RTP header with CSRCs and
 // extension, the part SRTP leaves in clear.
-func srtpClearLen(b []byte) (int, error) {
+func clearLen(b []byte) (int, error) {
 	if len(b) < 12 || b[0]>>6 != 2 {
-		return 0, ErrInvalidRTP
+		return 0, errInvalidRTP
 	}
 	n := 12 + 4*int(b[0]&0x0f)
 	if b[0]&0x10 != 0 {
 		if len(b) < n+4 {
-			return 0, ErrInvalidRTP
+			return 0, errInvalidRTP
 		}
 		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:]))
 	}
 	if n > len(b) {
-		return 0, ErrInvalidRTP
+		return 0, errInvalidRTP
 	}
 	return n, nil
 }

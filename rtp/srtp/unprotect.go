@@ -1,4 +1,4 @@
-package rtp
+package srtp
 
 import (
 	"crypto/hmac"
@@ -8,14 +8,14 @@ import (
 
 // rtpUnprotector is the receiving half of AES_CM_128_HMAC_SHA1_80 for SRTP
 // (RFC 3711 §3.3): rollover counter estimation per SSRC (Appendix A), a
-// srtpReplayWindow-packet replay window (§3.3.2), authentication before anything else is
+// replayWindow-packet replay window (§3.3.2), authentication before anything else is
 // trusted, then decryption. It allocates nothing per packet once an SSRC is
 // known (pion/srtp's context allocates three times per packet, and this runs
 // for every packet a publisher, camera or relay sends).
 //
-// Not safe for concurrent use; SRTPUnprotector serialises calls.
+// Not safe for concurrent use; Unprotector serialises calls.
 type rtpUnprotector struct {
-	p     *protector // session keys (and its scratch buffers)
+	p     *Protector // session keys (and its scratch buffers)
 	ssrcs map[uint32]*rxState
 	// startROC is the rollover counter a sender announced for an SSRC (MIKEY).
 	startROC map[uint32]uint32
@@ -25,8 +25,8 @@ type rtpUnprotector struct {
 type rxState struct {
 	roc     uint32
 	maxSeq  uint16
-	highest uint64                        // highest packet index authenticated so far
-	window  [srtpReplayWindow / 64]uint64 // bit index%srtpReplayWindow: index was received
+	highest uint64                    // highest packet index authenticated so far
+	window  [replayWindow / 64]uint64 // bit index%replayWindow: index was received
 }
 
 // maxRxSSRCs bounds the SSRCs one context tracks: one stream has a handful, and a sender that
@@ -40,8 +40,8 @@ var (
 	errSRTPSSRCs  = errors.New("too many SSRCs under one key")
 )
 
-func newRTPUnprotector(k SRTPKey, rocs map[uint32]uint32) (*rtpUnprotector, error) {
-	p, err := newProtector(k)
+func newRTPUnprotector(k Key, rocs map[uint32]uint32) (*rtpUnprotector, error) {
+	p, err := NewProtector(k)
 	if err != nil {
 		return nil, err
 	}
@@ -75,10 +75,10 @@ func (st *rxState) seen(index uint64) bool {
 	if index > st.highest {
 		return false
 	}
-	if st.highest-index >= srtpReplayWindow {
+	if st.highest-index >= replayWindow {
 		return true
 	}
-	i := index % srtpReplayWindow
+	i := index % replayWindow
 	return st.window[i/64]&(1<<(i%64)) != 0
 }
 
@@ -86,29 +86,29 @@ func (st *rxState) seen(index uint64) bool {
 // its size: moving the highest index forward clears the bits of the indexes skipped over.
 func (st *rxState) accept(index uint64, roc uint32, seq uint16) {
 	if index > st.highest {
-		if index-st.highest >= srtpReplayWindow {
-			st.window = [srtpReplayWindow / 64]uint64{}
+		if index-st.highest >= replayWindow {
+			st.window = [replayWindow / 64]uint64{}
 		} else {
 			for j := st.highest + 1; j < index; j++ {
-				i := j % srtpReplayWindow
+				i := j % replayWindow
 				st.window[i/64] &^= 1 << (i % 64)
 			}
 		}
 		st.highest = index
 		st.roc, st.maxSeq = roc, seq
 	}
-	i := index % srtpReplayWindow
+	i := index % replayWindow
 	st.window[i/64] |= 1 << (i % 64)
 }
 
 // unprotect authenticates b and writes the plain packet into dst (room for len(b) bytes),
 // returning its length.
 func (u *rtpUnprotector) unprotect(dst, b []byte) (int, error) {
-	hl, err := srtpClearLen(b)
+	hl, err := clearLen(b)
 	if err != nil {
 		return 0, err
 	}
-	n := len(b) - srtpTagLen
+	n := len(b) - tagLen
 	if n < hl {
 		return 0, errSRTPShort
 	}
@@ -134,7 +134,7 @@ func (u *rtpUnprotector) unprotect(dst, b []byte) (int, error) {
 	m.Reset()
 	m.Write(b[:n])
 	m.Write(p.roc4[:])
-	if !hmac.Equal(m.Sum(p.tag[:0])[:srtpTagLen], b[n:]) {
+	if !hmac.Equal(m.Sum(p.tag[:0])[:tagLen], b[n:]) {
 		return 0, errSRTPAuth
 	}
 	if !known {
@@ -151,7 +151,7 @@ func (u *rtpUnprotector) unprotect(dst, b []byte) (int, error) {
 }
 
 // ReplayFilter drops RTP packets whose SSRC and extended sequence number were already seen or
-// are older than the srtpReplayWindow (RFC 3711 §3.3.2 applied to packets that were
+// are older than the replayWindow (RFC 3711 §3.3.2 applied to packets that were
 // authenticated elsewhere: gortsplib's pull client decrypts SRTP without replay protection).
 // It allocates only for a new SSRC. Not safe for concurrent use.
 type ReplayFilter struct {
