@@ -217,14 +217,51 @@ func TestPackageMapNamesEveryPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dirs := goDirs(t)
+	var missing []string
+	for d := range dirs {
+		if !named[d] {
+			missing = append(missing, d)
+		}
+	}
+	slices.Sort(missing)
+	for _, d := range missing {
+		t.Errorf("%s holds Go files but is not a row of the package map in %s: add the row \"| `%s` | what it carries | what it may import |\"",
+			d, archDoc, d)
+	}
+}
+
+// TestPackageMapHasNoStaleRows is the other half: a row of the package map names a directory that
+// holds Go files, so a package that was renamed, moved or removed does not linger in the map.
+func TestPackageMapHasNoStaleRows(t *testing.T) {
+	named, err := packageMap(filepath.Join(root, archDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := goDirs(t)
+	var stale []string
+	for d := range named {
+		if !dirs[d] {
+			stale = append(stale, d)
+		}
+	}
+	slices.Sort(stale)
+	for _, d := range stale {
+		t.Errorf("the package map in %s has a row for %s, which holds no Go files: remove the row or fix its path", archDoc, d)
+	}
+}
+
+// goDirs are the module-relative directories that hold Go files: the packages go list reports
+// and those it skips on this platform (build tags), without testdata, vendor and hidden trees.
+func goDirs(t *testing.T) map[string]bool {
+	t.Helper()
 	dirs := map[string]bool{}
 	for _, p := range list(t) {
 		if r := rel(p.ImportPath); r != "" {
 			dirs[r] = true
 		}
 	}
-	// Directories go list skips on this platform (build tags) are packages too.
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -242,17 +279,7 @@ func TestPackageMapNamesEveryPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var missing []string
-	for d := range dirs {
-		if !named[d] {
-			missing = append(missing, d)
-		}
-	}
-	slices.Sort(missing)
-	for _, d := range missing {
-		t.Errorf("%s holds Go files but is not a row of the package map in %s: add the row \"| `%s` | what it carries | what it may import |\"",
-			d, archDoc, d)
-	}
+	return dirs
 }
 
 // mapRow is a package map row: its first cell is one package path in backquotes.
