@@ -217,15 +217,7 @@ func TestPackageMapNamesEveryPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs := goDirs(t)
-	var missing []string
-	for d := range dirs {
-		if !named[d] {
-			missing = append(missing, d)
-		}
-	}
-	slices.Sort(missing)
-	for _, d := range missing {
+	for _, d := range without(goDirs(t), named) {
 		t.Errorf("%s holds Go files but is not a row of the package map in %s: add the row \"| `%s` | what it carries | what it may import |\"",
 			d, archDoc, d)
 	}
@@ -238,17 +230,21 @@ func TestPackageMapHasNoStaleRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs := goDirs(t)
-	var stale []string
-	for d := range named {
-		if !dirs[d] {
-			stale = append(stale, d)
-		}
-	}
-	slices.Sort(stale)
-	for _, d := range stale {
+	for _, d := range without(named, goDirs(t)) {
 		t.Errorf("the package map in %s has a row for %s, which holds no Go files: remove the row or fix its path", archDoc, d)
 	}
+}
+
+// without lists, sorted, the keys of a that are not in b.
+func without(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // goDirs are the module-relative directories that hold Go files: the packages go list reports
