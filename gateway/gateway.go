@@ -219,6 +219,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Bans:              access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil),
 		BanTime:           cfg.Auth.BanTime,
 		NonceLifetime:     cfg.Auth.NonceLifetime,
+		Hashing:           access.VerifierConfig{Slots: cfg.Auth.MaxConcurrentHashes, Wait: cfg.Auth.HashWait},
 		Limits: rtsp.Limits{
 			MaxSessions: cfg.RTSP.Limits.MaxSessions, MaxSessionsPerRoute: cfg.RTSP.Limits.MaxSessionsPerRoute,
 			MaxSessionsPerAddress: cfg.RTSP.Limits.MaxSessionsPerAddress, MaxUnauthConns: cfg.RTSP.Limits.MaxUnauthenticated,

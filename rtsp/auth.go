@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,6 +156,9 @@ type denial struct {
 	res    *base.Response
 	reason string
 	user   string
+	// hangup closes the connection after the response, so a refused guesser pays a new
+	// connection (and TLS handshake) for its next try and does not hold an unauthenticated slot.
+	hangup bool
 }
 
 // checkBan refuses every request of a banned address with 403 without looking at credentials;
@@ -183,6 +188,7 @@ func (c *conn) authorize(req *base.Request, action access.Action, route string) 
 		c.markAuthenticated()
 		return nil
 	}
+	c.hangup = c.hangup || d.hangup
 	// A challenge to a client that sent no credentials yet is how every login starts: Info, not Warn.
 	level := slog.LevelWarn
 	if d.reason == reasonNoCredentials {
@@ -211,9 +217,9 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 	h, has := req.Header["Authorization"]
 	if !has {
 		if p.Anonymous.Allows(action, route) {
-			return c.callout(req, action, route, "", "", false)
+			return c.callout(req, action, route, "", "", nil, false)
 		}
-		return c.unauthorized(reasonNoCredentials, "", false, false)
+		return c.unauthorized(reasonNoCredentials, "", nil, false)
 	}
 	cr, err := parseAuthorization(h)
 	if err != nil {
@@ -222,47 +228,37 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 	u := p.Users[cr.user]
 	if cr.basic {
 		if !c.secure && !p.AllowBasicPlain {
-			return c.unauthorized("Basic credentials over plain RTSP refused (use RTSPS or Digest, or set auth.allow_basic_plain)", cr.user, false, false)
+			return c.unauthorized("Basic credentials over plain RTSP refused (use RTSPS or Digest, or set auth.allow_basic_plain)", cr.user, nil, false)
 		}
-		switch {
-		case u == nil && p.Callout != nil:
+		att, d := c.reserve(cr.user)
+		if d != nil {
+			return d
+		}
+		defer att.Release()
+		if u == nil && p.Callout != nil {
 			// Not ours: the callout authenticates it, so it gets the password.
-			return c.callout(req, action, route, cr.user, cr.password, true)
+			return c.callout(req, action, route, cr.user, cr.password, att, true)
+		}
+		var h *access.PasswordHash
+		if u != nil {
+			h = u.Password
+		}
+		// h nil (unknown user, or one with only Digest HA1 values) runs the dummy check, in the
+		// same slots, so the answer's timing does not tell which user names exist.
+		ok, err := c.s.verifier.Verify(c.s.ctx, h, cr.password)
+		switch {
+		case err != nil:
+			return c.busy(cr.user, err)
 		case u == nil:
-			access.DummyVerify(cr.password)
-			return c.unauthorized("unknown user", cr.user, true, false)
-		case u.Password == nil:
-			access.DummyVerify(cr.password)
-			return c.unauthorized("user has no password hash, only Digest HA1 values; Basic cannot be checked", cr.user, true, false)
-		case !u.Password.Verify(cr.password):
-			return c.unauthorized("wrong password", cr.user, true, false)
+			return c.unauthorized("unknown user", cr.user, att, false)
+		case h == nil:
+			return c.unauthorized("user has no password hash, only Digest HA1 values; Basic cannot be checked", cr.user, att, false)
+		case !ok:
+			return c.unauthorized("wrong password", cr.user, att, false)
 		}
 	} else {
-		if cr.realm != p.Realm {
-			return c.unauthorized("digest realm "+fmt.Sprintf("%q", cr.realm)+" is not ours", cr.user, false, false)
-		}
-		valid, fresh := c.s.checkNonce(cr.nonce, addr, time.Now())
-		if !valid {
-			return c.unauthorized("digest nonce not issued to this address by this server", cr.user, false, false)
-		}
-		if !fresh {
-			return c.unauthorized("digest nonce expired", cr.user, false, true)
-		}
-		if r, ok := authRoute(req.Method, cr.uri); !ok || r != route {
-			return &denial{res: statusf(base.StatusBadRequest, "digest uri does not name the requested route"), reason: "digest uri names another route", user: cr.user}
-		}
-		var ha1 string
-		if u != nil {
-			ha1 = u.HA1(cr.alg)
-		}
-		if ha1 == "" {
-			// Unknown user, or no HA1 for this algorithm: the same answer either way, so the
-			// response does not tell which user names exist.
-			return c.unauthorized("unknown user or no "+cr.alg+" HA1 for the user", cr.user, true, false)
-		}
-		want := access.DigestHash(cr.alg, strings.ToLower(ha1)+":"+cr.nonce+":"+access.DigestHash(cr.alg, string(req.Method)+":"+cr.uri))
-		if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(cr.response))) != 1 {
-			return c.unauthorized("wrong password (digest response mismatch)", cr.user, true, false)
+		if d := c.checkDigest(req, cr, u, route); d != nil {
+			return d
 		}
 	}
 	if !u.Allows(action, route) {
@@ -276,11 +272,72 @@ func (c *conn) decide(req *base.Request, action access.Action, route string) *de
 		c.log.Info("rtsp authenticated", "user", cr.user, "scheme", scheme, "action", string(action), "path", route)
 	}
 	c.user = cr.user
-	return c.callout(req, action, route, cr.user, "", false)
+	return c.callout(req, action, route, cr.user, "", nil, false)
 }
 
-// unauthorized answers 401 with a fresh challenge; failed counts toward the address's ban.
-func (c *conn) unauthorized(reason, user string, failed, stale bool) *denial {
+// reserve takes the attempt's place in the address's failure count before a password is
+// checked, so guesses in flight count toward the ban before any hash runs. An address whose
+// failed and pending attempts reach auth.max_failures gets 403 without a check, and the
+// connection is closed as for a banned address.
+func (c *conn) reserve(user string) (*access.Attempt, *denial) {
+	att, ok := c.s.cfg.Bans.Reserve(c.remote.Addr())
+	if !ok {
+		return nil, &denial{res: statusf(base.StatusForbidden, "too many failed logins from this address"),
+			reason: "address has reached auth.max_failures with failed and pending logins", user: user, hangup: true}
+	}
+	return att, nil
+}
+
+// checkDigest checks Digest credentials for u (nil: unknown user). Realm, nonce and uri errors
+// are not guesses; a wrong response is, and counts toward the ban like a wrong Basic password.
+func (c *conn) checkDigest(req *base.Request, cr credentials, u *access.User, route string) *denial {
+	p := c.s.cfg.Auth
+	if cr.realm != p.Realm {
+		return c.unauthorized("digest realm "+fmt.Sprintf("%q", cr.realm)+" is not ours", cr.user, nil, false)
+	}
+	valid, fresh := c.s.checkNonce(cr.nonce, c.remote.Addr(), time.Now())
+	if !valid {
+		return c.unauthorized("digest nonce not issued to this address by this server", cr.user, nil, false)
+	}
+	if !fresh {
+		return c.unauthorized("digest nonce expired", cr.user, nil, true)
+	}
+	if r, ok := authRoute(req.Method, cr.uri); !ok || r != route {
+		return &denial{res: statusf(base.StatusBadRequest, "digest uri does not name the requested route"), reason: "digest uri names another route", user: cr.user}
+	}
+	att, d := c.reserve(cr.user)
+	if d != nil {
+		return d
+	}
+	defer att.Release()
+	var ha1 string
+	if u != nil {
+		ha1 = u.HA1(cr.alg)
+	}
+	if ha1 == "" {
+		// Unknown user, or no HA1 for this algorithm: the same answer either way, so the
+		// response does not tell which user names exist.
+		return c.unauthorized("unknown user or no "+cr.alg+" HA1 for the user", cr.user, att, false)
+	}
+	want := access.DigestHash(cr.alg, strings.ToLower(ha1)+":"+cr.nonce+":"+access.DigestHash(cr.alg, string(req.Method)+":"+cr.uri))
+	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(cr.response))) != 1 {
+		return c.unauthorized("wrong password (digest response mismatch)", cr.user, att, false)
+	}
+	return nil
+}
+
+// busy refuses a login whose password check found no free verifier slot in time: 503 with
+// Retry-After, and the connection is closed so it does not hold a slot of its own. Nothing was
+// hashed and nothing counts toward a ban.
+func (c *conn) busy(user string, err error) *denial {
+	res := statusf(base.StatusServiceUnavailable, "too many logins being checked; retry later")
+	res.Header["Retry-After"] = base.HeaderValue{strconv.Itoa(max(1, int(math.Ceil(c.s.verifier.Wait().Seconds()))))}
+	return &denial{res: res, reason: "password check not started: " + err.Error() + " (auth.max_concurrent_hashes, auth.hash_wait)", user: user, hangup: true}
+}
+
+// unauthorized answers 401 with a fresh challenge; a non-nil att is confirmed as a failure and
+// counts toward the address's ban.
+func (c *conn) unauthorized(reason, user string, att *access.Attempt, stale bool) *denial {
 	d := &denial{res: statusf(base.StatusUnauthorized, "credentials required"), reason: reason, user: user}
 	if ch := c.challenge(stale); len(ch) > 0 {
 		d.res.Header["WWW-Authenticate"] = ch
@@ -290,8 +347,8 @@ func (c *conn) unauthorized(reason, user string, failed, stale bool) *denial {
 		d.res = statusf(base.StatusForbidden, "no login method is available over plain RTSP; use RTSPS")
 		d.reason += "; no login method available over plain RTSP"
 	}
-	if failed {
-		n, banned := c.s.cfg.Bans.Fail(c.remote.Addr())
+	if att != nil {
+		n, banned := att.Fail()
 		d.reason = fmt.Sprintf("%s (failure %d)", reason, n)
 		if banned {
 			c.log.Warn("rtsp address banned after repeated authentication failures", "failures", n, "ban_time", c.s.cfg.BanTime)
@@ -301,8 +358,9 @@ func (c *conn) unauthorized(reason, user string, failed, stale bool) *denial {
 }
 
 // callout asks the external service when one is configured. external means the callout is the
-// authenticator (a Basic user unknown to the config): a refusal is then a failed login.
-func (c *conn) callout(req *base.Request, action access.Action, route, user, password string, external bool) *denial {
+// authenticator (a Basic user unknown to the config): a refusal then confirms att as a failed
+// login.
+func (c *conn) callout(req *base.Request, action access.Action, route, user, password string, att *access.Attempt, external bool) *denial {
 	co := c.s.cfg.Auth.Callout
 	if co == nil {
 		return nil
@@ -325,7 +383,10 @@ func (c *conn) callout(req *base.Request, action access.Action, route, user, pas
 	}
 	why := fmt.Sprintf("auth callout answered %d", status)
 	if external || user == "" {
-		return c.unauthorized(why, user, external, false)
+		if !external {
+			att = nil
+		}
+		return c.unauthorized(why, user, att, false)
 	}
 	return &denial{res: statusf(base.StatusForbidden, "refused by the authentication service"), reason: why, user: user}
 }

@@ -100,7 +100,8 @@ func newAuthFixture(t *testing.T, secure bool, remote string) *authFixture {
 		"basic": mk("basic", "only", []string{"*"}, nil, false),
 	}, Anonymous: access.Permissions{Read: access.Patterns{open}}}
 	bans := access.NewBans(access.BanConfig{MaxFailures: 3, Window: time.Minute, BanTime: time.Minute}, nil)
-	s := &Server{cfg: ServerConfig{Auth: pol, Bans: bans, NonceLifetime: time.Minute, Logger: slog.New(slog.DiscardHandler)}, lim: newLimiter(Limits{})}
+	s := &Server{cfg: ServerConfig{Auth: pol, Bans: bans, NonceLifetime: time.Minute, Logger: slog.New(slog.DiscardHandler)}, lim: newLimiter(Limits{}),
+		verifier: access.NewVerifier(access.VerifierConfig{})}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		t.Fatal(err)
 	}
@@ -301,4 +302,26 @@ func FuzzParseAuthorization(f *testing.F) {
 			authRoute(base.Describe, cr.uri)
 		}
 	})
+}
+
+// TestConcurrentDigestGuesses: Digest guesses share the Basic accounting, so 20 wrong responses at
+// once from one address get exactly max_failures 401s and 403 for the rest.
+func TestConcurrentDigestGuesses(t *testing.T) {
+	f := newAuthFixture(t, false, "192.0.2.40:1")
+	url := "rtsp://h/cam/1"
+	ch := f.c.decide(f.req(base.Describe, url), access.Read, "cam/1")
+	const n = 20
+	statuses := make(chan int, n)
+	for range n {
+		c := &conn{s: f.s, remote: f.c.remote, log: f.s.cfg.Logger}
+		h := digest(t, ch.res, base.Describe, url, "alice", "test", "guess", headers.AuthAlgorithmSHA256)
+		go func() { statuses <- status(c.decide(f.req(base.Describe, url, h), access.Read, "cam/1")) }()
+	}
+	got := map[int]int{}
+	for range n {
+		got[<-statuses]++
+	}
+	if got[401] != 3 || got[403] != n-3 {
+		t.Errorf("statuses %v, want 3 × 401 and %d × 403", got, n-3)
+	}
 }

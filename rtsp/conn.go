@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp/access"
+	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
 const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
@@ -45,6 +46,8 @@ type conn struct {
 	authed bool
 	// uncounted is set once the connection has left the unauthenticated count.
 	uncounted bool
+	// hangup is set by a refusal after which the connection is closed (auth.go's denial.hangup).
+	hangup bool
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -146,6 +149,9 @@ func (c *conn) readLoop() error {
 			}
 			continue
 		}
+		if !tokenChar(first[0]) {
+			return c.refuseNotRTSP(first[0])
+		}
 		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -169,6 +175,36 @@ func (c *conn) readLoop() error {
 			return nil
 		}
 	}
+}
+
+// tlsHandshakeByte starts every TLS record that carries a handshake, a ClientHello among them.
+const tlsHandshakeByte = 0x16
+
+// errNotRTSP ends a connection whose bytes cannot begin an RTSP message.
+var errNotRTSP = errors.New("not RTSP")
+
+// tokenChar reports whether b may begin an RTSP request: its method is a token (RFC 7826 §20.1,
+// RFC 7230 tchar). Anything else is not RTSP, and waiting for the rest of a "request" that
+// never ends in a line break (a TLS ClientHello) would hold the connection for read_timeout.
+func tokenChar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+}
+
+// refuseNotRTSP ends a connection whose next byte cannot begin an RTSP message, at once: a TLS
+// ClientHello (a client that wanted RTSPS on the plain port) is closed without an answer it could
+// not read; other bytes get 400 first, in case a person is reading.
+func (c *conn) refuseNotRTSP(first byte) error {
+	if first == tlsHandshakeByte && !c.secure {
+		c.log.Info("rtsp connection closed: TLS handshake on the plain RTSP port (use rtsps:// and the RTSPS port)")
+		return errNotRTSP
+	}
+	c.log.Info("rtsp bad request", "err", fmt.Sprintf("byte 0x%02x cannot begin an RTSP message", first), "status", int(base.StatusBadRequest))
+	c.writeFinal(&base.Response{StatusCode: base.StatusBadRequest, StatusMessage: "Bad Request: not an RTSP message", Header: base.Header{}})
+	return errNotRTSP
 }
 
 // sessionsAlive reports whether a quiet connection's sessions still show life elsewhere (RTCP on
@@ -221,6 +257,10 @@ func (c *conn) handle(req *base.Request) bool {
 		res.Header = base.Header{}
 	}
 	res.Header["CSeq"] = cseq
+	if c.hangup {
+		c.writeFinal(res)
+		return false
+	}
 	url := "*"
 	if req.URL != nil {
 		url = req.URL.String()
@@ -413,7 +453,7 @@ func (c *conn) onAnnounce(req *base.Request) *base.Response {
 	if res := c.authorize(req, access.Publish, path); res != nil {
 		return res
 	}
-	ssd, tracks, err := parseSDP(req.Body)
+	ssd, tracks, err := meshsdp.Parse(req.Body)
 	if err != nil {
 		return statusf(base.StatusBadRequest, "%v", err)
 	}

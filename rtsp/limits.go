@@ -176,19 +176,26 @@ func (c *conn) reserveSession(route string) (func(), *base.Response) {
 	return release, nil
 }
 
+// refusedFirstByteWait bounds how long a refused connection may stay silent before it is closed
+// without an answer: a client sends its first request (after a TLS handshake on RTSPS) within a
+// few round trips, and an idle connection over the cap must not hold a goroutine for read_timeout.
+const refusedFirstByteWait = 2 * time.Second
+
 // serveRefused answers the first request of a connection over the unauthenticated-connection cap
-// with 503 and closes it. The whole exchange is bounded by read_timeout, and it needs no conn
+// with 503 and closes it. The request must begin within refusedFirstByteWait and end within
+// read_timeout; bytes that cannot begin an RTSP request close it at once. It needs no conn
 // (whose frame buffer alone is 64 KiB) so that a flood costs little.
 func (s *Server) serveRefused(nc net.Conn) {
 	defer s.lim.rejectDone()
 	defer nc.Close()
 	stop := context.AfterFunc(s.ctx, func() { nc.Close() })
 	defer stop()
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	_ = nc.SetDeadline(time.Now().Add(min(s.cfg.ReadTimeout, refusedFirstByteWait)))
 	br := bufio.NewReaderSize(nc, 4096)
-	if _, err := br.Peek(1); err != nil {
+	if first, err := br.Peek(1); err != nil || !tokenChar(first[0]) {
 		return
 	}
+	_ = nc.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
 	req, err := readRequest(br, s.cfg.MaxRequestBytes, s.cfg.Limits.MaxHeaders)
 	if err != nil {
 		return

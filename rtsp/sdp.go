@@ -7,52 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	psdp "github.com/pion/sdp/v3"
 
 	"github.com/meshgw/meshgw/rtp"
+	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
-// maxSDPTracks bounds how many media sections a description may carry; each one becomes a hub.
-const maxSDPTracks = 16
-
-// ParseSDP decodes a session description from a publisher or an upstream source and derives its
-// tracks, one per media section, in order. gortsplib's decoder is used because it tolerates what
-// real encoders write (VLC's trailing semicolons, shared payload types, missing lines).
-func ParseSDP(b []byte) ([]rtp.Track, error) {
-	_, tracks, err := parseSDP(b)
-	return tracks, err
-}
-
-func parseSDP(b []byte) (*sdp.SessionDescription, []rtp.Track, error) {
-	var ssd sdp.SessionDescription
-	if err := ssd.Unmarshal(b); err != nil {
-		return nil, nil, fmt.Errorf("invalid SDP: %w", err)
-	}
-	if len(ssd.MediaDescriptions) == 0 {
-		return nil, nil, fmt.Errorf("invalid SDP: no media sections")
-	}
-	if len(ssd.MediaDescriptions) > maxSDPTracks {
-		return nil, nil, fmt.Errorf("invalid SDP: %d media sections, at most %d are accepted", len(ssd.MediaDescriptions), maxSDPTracks)
-	}
-	var desc description.Session
-	if err := desc.Unmarshal(&ssd); err != nil {
-		return nil, nil, fmt.Errorf("invalid SDP: %w", err)
-	}
-	tracks := make([]rtp.Track, len(desc.Medias))
-	for i, m := range desc.Medias {
-		if len(m.Formats) == 0 {
-			return nil, nil, fmt.Errorf("invalid SDP: media %d has no format", i+1)
-		}
-		f := m.Formats[0]
-		tracks[i] = rtp.Track{Media: string(m.Type), PayloadType: f.PayloadType(), ClockRate: uint32(f.ClockRate())}
-		if tracks[i].ClockRate == 0 {
-			return nil, nil, fmt.Errorf("invalid SDP: media %d has no clock rate", i+1)
-		}
-	}
-	return &ssd, tracks, nil
-}
+// maxSDPTracks bounds how many media sections a description may carry (see sdp.MaxTracks).
+const maxSDPTracks = meshsdp.MaxTracks
 
 // controlOf returns the a=control attribute of each media section (empty where absent).
 func controlOf(ssd *sdp.SessionDescription) []string {
@@ -92,7 +55,7 @@ type mediaKey struct {
 // readerSDP is ReaderSDP with, when keys is not nil, RTP/SAVP media that
 // carry keys[i].
 func readerSDP(src []byte, title string, origin netip.Addr, sessionID uint64, keys []mediaKey) ([]byte, error) {
-	in, _, err := parseSDP(src)
+	in, _, err := meshsdp.Parse(src)
 	if err != nil {
 		return nil, err
 	}

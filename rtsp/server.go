@@ -57,6 +57,9 @@ type ServerConfig struct {
 	BanTime time.Duration
 	// NonceLifetime is how long a Digest nonce is accepted after it was issued.
 	NonceLifetime time.Duration
+	// Hashing bounds password checks (Basic against argon2id or bcrypt): how many run at once and
+	// how long a login waits for one before it is refused with 503. Zero: one per CPU, 2 s.
+	Hashing access.VerifierConfig
 	// Limits caps sessions, unauthenticated connections and header lines (limits.go).
 	Limits Limits
 }
@@ -105,6 +108,7 @@ type Server struct {
 	closed   bool
 
 	lim      *limiter
+	verifier *access.Verifier
 	nonceKey [32]byte
 }
 
@@ -122,6 +126,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		cfg: cfg, ln: ln, tlsLn: tlsLn, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		conns: map[*conn]struct{}{}, sessions: map[string]*session{}, lim: newLimiter(cfg.Limits),
+		verifier: access.NewVerifier(cfg.Hashing),
 	}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		ln.Close()

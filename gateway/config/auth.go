@@ -31,6 +31,15 @@ type Auth struct {
 	FailureWindow time.Duration
 	// BanTime is auth.ban_time. Default 10m.
 	BanTime time.Duration
+	// MaxConcurrentHashes is auth.max_concurrent_hashes: password hashes (Basic logins checked
+	// against argon2id or bcrypt, and the equally costly dummy check for unknown users) computed
+	// at once. Default 0: one per CPU. Each argon2id check allocates its hash's m= (19 MiB for
+	// `meshgw passwd` hashes; bcrypt a few KiB), so the memory for hashing is at most this many
+	// times the largest m= among the users (at least 19 MiB): 8 CPUs × 19 MiB = 152 MiB.
+	MaxConcurrentHashes int
+	// HashWait is auth.hash_wait: how long a login waits for a free hashing slot before it is
+	// refused with 503 and Retry-After, at no hashing cost. Default 2s.
+	HashWait time.Duration
 	// AllowIPs is auth.allow_ips: when not empty, clients must come from these networks.
 	AllowIPs []netip.Prefix
 	// HTTP is auth.http, the URL of an external authorization service (empty: none).
@@ -45,7 +54,7 @@ type Auth struct {
 
 func defaultAuth() Auth {
 	return Auth{Realm: "meshgw", NonceLifetime: 5 * time.Minute, MaxFailures: 5, FailureWindow: time.Minute,
-		BanTime: 10 * time.Minute, HTTPTimeout: 5 * time.Second}
+		BanTime: 10 * time.Minute, HTTPTimeout: 5 * time.Second, HashWait: access.DefaultHashWait}
 }
 
 func (p *parser) auth(a *Auth, v *yaml.Node) {
@@ -68,6 +77,8 @@ func (p *parser) auth(a *Auth, v *yaml.Node) {
 		{"max_failures", func(_, v *yaml.Node) { p.integer(&a.MaxFailures, "auth.max_failures", v, 0, 1000) }},
 		{"failure_window", func(_, v *yaml.Node) { p.duration(&a.FailureWindow, "auth.failure_window", v, false) }},
 		{"ban_time", func(_, v *yaml.Node) { p.duration(&a.BanTime, "auth.ban_time", v, false) }},
+		{"max_concurrent_hashes", func(_, v *yaml.Node) { p.integer(&a.MaxConcurrentHashes, "auth.max_concurrent_hashes", v, 0, 1024) }},
+		{"hash_wait", func(_, v *yaml.Node) { p.duration(&a.HashWait, "auth.hash_wait", v, false) }},
 		{"allow_ips", func(_, v *yaml.Node) { a.AllowIPs = p.prefixes("auth.allow_ips", v) }},
 		{"http", func(_, v *yaml.Node) {
 			var s string

@@ -38,6 +38,8 @@ auth:
   max_failures: 3
   failure_window: 30s
   ban_time: 1h
+  max_concurrent_hashes: 3
+  hash_wait: 500ms
   allow_ips: [10.0.0.0/8, "::1/128"]
   http: https://auth.example/check
   http_timeout: 2s
@@ -53,7 +55,7 @@ routes:
 	a := c.Auth
 	if !a.Enabled || a.Realm != "cams" || !a.AllowBasicPlain || a.NonceLifetime != time.Minute || a.MaxFailures != 3 ||
 		a.FailureWindow != 30*time.Second || a.BanTime != time.Hour || len(a.AllowIPs) != 2 || a.HTTP != "https://auth.example/check" ||
-		a.HTTPTimeout != 2*time.Second || len(a.Users) != 2 {
+		a.HTTPTimeout != 2*time.Second || len(a.Users) != 2 || a.MaxConcurrentHashes != 3 || a.HashWait != 500*time.Millisecond {
 		t.Fatalf("auth %+v", a)
 	}
 	if s := a.String(); strings.Contains(s, "argon") || strings.Contains(s, "0a2450") {
@@ -109,6 +111,8 @@ func TestAuthErrors(t *testing.T) {
 		{"auth: {anonymous: {read: [a]}, realm: 'a\"b'}\n" + r, `auth.realm: must be non-empty`},
 		{"auth: {anonymous: {read: [a]}, max_failures: -1}\n" + r, `auth.max_failures: -1 is out of range`},
 		{"auth: {anonymous: {read: [a]}, ban_time: 10}\n" + r, `auth.ban_time: expected a duration`},
+		{"auth:\n  anonymous: {read: [a]}\n  max_concurrent_hashes: 5000\n" + r, `t.yaml:3: auth.max_concurrent_hashes: 5000 is out of range (0-1024)`},
+		{"auth:\n  anonymous: {read: [a]}\n  hash_wait: 0s\n" + r, `t.yaml:3: auth.hash_wait: must be greater than 0`},
 		{"auth: {anonymous: {raed: [a]}}\n" + r, `auth.anonymous: unknown key "raed"; did you mean "read"?`},
 		{"rtsp: {max_request_headers: 2}\n" + r, `rtsp.max_request_headers: 2 is out of range (8-255)`},
 		{"rtsp: {max_sessions: -1}\n" + r, `rtsp.max_sessions: -1 is out of range`},

@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meshgw/meshgw/fec"
-	"github.com/meshgw/meshgw/rtsp"
+	"github.com/meshgw/meshgw/rtsp/sdp"
 )
 
 // RTPSource is what a route with source: rtp://HOST:PORT receives: plain
@@ -183,7 +183,7 @@ func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
 		p.errorf(v, "%s.sdp: %v", path, err)
 		return
 	}
-	tracks, ports, err := rtsp.ParseSourceSDP(b)
+	tracks, ports, err := sdp.ParseSource(b)
 	if err != nil {
 		p.errorf(v, "%s.sdp: %s: %v", path, name, err)
 		return

@@ -105,7 +105,7 @@ type Flow struct {
 	// Backup, on a demo or pull source, is a second source (kind SourcePull or
 	// SourceDemo with its own URL, Transport, Reconnect*; ID and Stream are
 	// the parent's) that runs hot next to this one behind a selector (see
-	// backup.go): switched to when this source stalls for BackupStall (0:
+	// rtp/backup): switched to when this source stalls for BackupStall (0:
 	// DefaultBackupStall), or merged with it as a 2022-7 leg, by BackupMode
 	// (BackupAuto, BackupMerge, BackupSwitch; "" is BackupAuto).
 	Backup      *Flow

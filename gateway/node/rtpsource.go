@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtsp"
+	"github.com/meshgw/meshgw/rtsp/sdp"
 )
 
 // maxSkew bounds a SourceRTP flow's 2022-7 skew: beyond it the merger's
@@ -42,9 +42,9 @@ func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
 	}
 	ports := []int{int(ap.Port())}
 	if f.SDP == "" {
-		cfg.SDP, cfg.Tracks = rtsp.MPEGTSSourceSDP()
+		cfg.SDP, cfg.Tracks = sdp.MPEGTSSource()
 	} else {
-		tracks, mports, err := rtsp.ParseSourceSDP([]byte(f.SDP))
+		tracks, mports, err := sdp.ParseSource([]byte(f.SDP))
 		if err != nil {
 			return cfg, fmt.Errorf("SDP: %w", err)
 		}

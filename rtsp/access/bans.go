@@ -30,6 +30,8 @@ type banRecord struct {
 	fails  []time.Time // times of recent failures, oldest first, at most MaxFailures
 	until  time.Time   // banned until; zero when not banned
 	latest time.Time
+	// pending counts attempts reserved and not yet confirmed (their password is being checked).
+	pending int
 }
 
 // ClientKey is the address a client is counted under, for bans and per-address limits: an IPv4
@@ -84,22 +86,103 @@ func (b *Bans) Fail(addr netip.Addr) (int, bool) {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.failLocked(b.recordLocked(addr, now), now)
+}
+
+// Attempt is one password check's place in its address's failure count, taken before the check
+// runs so that checks already in flight count toward the ban: without it, guesses that arrive
+// together are all verified before the first failure is counted. Exactly one of Fail and Release
+// settles it; later calls do nothing.
+type Attempt struct {
+	b    *Bans
+	addr netip.Addr
+	done bool
+}
+
+// Reserve takes a place for one password check from addr. It refuses (nil, false) when the
+// address's failures in the window plus its checks in flight already reach MaxFailures, or it is
+// banned: then at most MaxFailures guesses per address are ever verified in a window, however
+// many arrive at once. A nil Bans, or one that never bans, always grants (a nil *Attempt, whose
+// methods do nothing).
+func (b *Bans) Reserve(addr netip.Addr) (*Attempt, bool) {
+	if b == nil || b.cfg.MaxFailures <= 0 {
+		return nil, true
+	}
+	addr = ClientKey(addr)
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.recordLocked(addr, now)
+	if !r.until.IsZero() {
+		if now.Before(r.until) {
+			return nil, false
+		}
+		r.until, r.fails = time.Time{}, r.fails[:0] // the ban ran out, as in Banned
+	}
+	if b.recentLocked(r, now)+r.pending >= b.cfg.MaxFailures {
+		return nil, false
+	}
+	r.pending++
+	return &Attempt{b: b, addr: addr}, true
+}
+
+// Fail confirms the attempt as a failed login: it counts like Bans.Fail.
+func (a *Attempt) Fail() (int, bool) {
+	if a == nil || a.done {
+		return 0, false
+	}
+	a.done = true
+	now := a.b.now()
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	r := a.b.recordLocked(a.addr, now)
+	r.pending = max(r.pending-1, 0)
+	return a.b.failLocked(r, now)
+}
+
+// Release gives the place back without counting a failure (the password was right, or it was
+// never checked).
+func (a *Attempt) Release() {
+	if a == nil || a.done {
+		return
+	}
+	a.done = true
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	if r := a.b.addrs[a.addr]; r != nil {
+		r.pending = max(r.pending-1, 0)
+	}
+}
+
+// recordLocked is addr's record, made (evicting if the table is full) when there is none.
+func (b *Bans) recordLocked(addr netip.Addr, now time.Time) *banRecord {
 	r := b.addrs[addr]
 	if r == nil {
 		if len(b.addrs) >= b.cfg.MaxTracked {
 			b.evictLocked(now)
 		}
-		r = &banRecord{}
+		r = &banRecord{latest: now}
 		b.addrs[addr] = r
 	}
-	r.latest = now
+	return r
+}
+
+// recentLocked drops failures older than the window and counts the rest.
+func (b *Bans) recentLocked(r *banRecord, now time.Time) int {
 	kept := r.fails[:0]
 	for _, t := range r.fails {
 		if now.Sub(t) < b.cfg.Window {
 			kept = append(kept, t)
 		}
 	}
-	r.fails = append(kept, now)
+	r.fails = kept
+	return len(kept)
+}
+
+func (b *Bans) failLocked(r *banRecord, now time.Time) (int, bool) {
+	r.latest = now
+	b.recentLocked(r, now)
+	r.fails = append(r.fails, now)
 	if len(r.fails) > b.cfg.MaxFailures {
 		r.fails = r.fails[len(r.fails)-b.cfg.MaxFailures:]
 	}
@@ -117,6 +200,9 @@ func (b *Bans) evictLocked(now time.Time) {
 	var oldest netip.Addr
 	var oldestT time.Time
 	for a, r := range b.addrs {
+		if r.pending > 0 {
+			continue // an attempt in flight will settle on this record
+		}
 		if (r.until.IsZero() || !now.Before(r.until)) && now.Sub(r.latest) >= b.cfg.Window {
 			delete(b.addrs, a)
 			continue

@@ -31,6 +31,12 @@ const (
 	maxArgonKeyLen    = 128
 )
 
+// DummyMemoryKiB is what one dummy check (DummyVerify) allocates: a new argon2id hash's m=.
+const DummyMemoryKiB = argonMemoryKiB
+
+// bcryptMemoryKiB rounds up bcrypt's working state (its 4 KiB of S-boxes and key schedule).
+const bcryptMemoryKiB = 5
+
 // BcryptCost is the cost of new bcrypt hashes.
 const BcryptCost = 10
 
@@ -52,6 +58,14 @@ func (h *PasswordHash) Kind() string { return h.kind }
 
 // String is the hash in the form it was parsed from.
 func (h *PasswordHash) String() string { return h.text }
+
+// MemoryKiB is what one check against the hash allocates: argon2id's m=, a few KiB for bcrypt.
+func (h *PasswordHash) MemoryKiB() uint32 {
+	if h.kind == "argon2id" {
+		return h.mem
+	}
+	return bcryptMemoryKiB
+}
 
 // Verify reports whether password matches the hash, in time independent of where they differ.
 func (h *PasswordHash) Verify(password string) bool {

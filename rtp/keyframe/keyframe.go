@@ -1,29 +1,34 @@
-package node
+package keyframe
 
 import "encoding/binary"
 
-// codec is what the backup selector knows of a track's payload: enough to
+// Codec is what keyframe detection knows of a track's payload: enough to
 // find the packets where a decoder can start.
-type codec uint8
+type Codec uint8
 
+// The codecs whose keyframes IsStart finds.
 const (
-	codecOther codec = iota // cannot be classified: every packet is a switch point
-	codecH264
-	codecH265
-	codecMP2T
+	// Other cannot be classified: every packet is a start point.
+	Other Codec = iota
+	// H264 is H.264 over RTP (RFC 6184).
+	H264
+	// H265 is H.265 over RTP (RFC 7798).
+	H265
+	// MP2T is MPEG-TS over RTP (RFC 2250).
+	MP2T
 )
 
-// codecOf maps a codec name (rtsp.TrackCodecs) to a codec.
-func codecOf(name string) codec {
+// CodecOf maps a codec name, as rtsp/sdp.TrackCodecs gives it, to a Codec.
+func CodecOf(name string) Codec {
 	switch name {
 	case "H264":
-		return codecH264
+		return H264
 	case "H265":
-		return codecH265
+		return H265
 	case "MPEG-TS":
-		return codecMP2T
+		return MP2T
 	}
-	return codecOther
+	return Other
 }
 
 // rtpPayload returns the payload of an RTP packet (after CSRCs, extension and
@@ -49,20 +54,20 @@ func rtpPayload(b []byte) []byte {
 	return b[n:end]
 }
 
-// isKeyStart reports whether the RTP packet pkt begins a point where a decoder
+// IsStart reports whether the RTP packet pkt begins a point where a decoder
 // can start the stream of codec c: the parameter sets or the first slice of an
 // H.264 IDR or H.265 IRAP picture, or an MPEG-TS packet flagged random access.
 // A codec it cannot classify gives true: such a stream is switched at once.
 //
 // pkt is untrusted: any byte sequence gives an answer, never a panic.
-func isKeyStart(c codec, pkt []byte) bool {
+func IsStart(c Codec, pkt []byte) bool {
 	p := rtpPayload(pkt)
 	switch c {
-	case codecH264:
+	case H264:
 		return h264KeyStart(p)
-	case codecH265:
+	case H265:
 		return h265KeyStart(p)
-	case codecMP2T:
+	case MP2T:
 		return mp2tKeyStart(p)
 	}
 	return true

@@ -1,4 +1,4 @@
-package rtsp
+package sdp
 
 import (
 	"slices"
@@ -23,13 +23,13 @@ func TestTrackCodecs(t *testing.T) {
 }
 
 // FuzzTrackCodecs: descriptions come from upstream servers; any bytes give an answer, and one
-// that ParseSDP accepts gives one codec per track.
+// that Parse accepts gives one codec per track.
 func FuzzTrackCodecs(f *testing.F) {
 	f.Add([]byte(codecsSDP))
 	f.Add([]byte("v=0\r\nm=video 0 RTP/AVP 96\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		codecs := TrackCodecs(b)
-		if tracks, err := ParseSDP(b); err == nil && len(codecs) != len(tracks) {
+		if _, tracks, err := Parse(b); err == nil && len(codecs) != len(tracks) {
 			t.Fatalf("%d codecs for %d tracks", len(codecs), len(tracks))
 		}
 	})

@@ -1,4 +1,4 @@
-package rtsp
+package sdp
 
 import (
 	"strings"
@@ -10,8 +10,8 @@ const sourceSDP = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=cam\r\nc=IN IP4 239.1.1.1
 	"m=audio 5006 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\n" +
 	"a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\n"
 
-func TestParseSourceSDP(t *testing.T) {
-	tracks, ports, err := ParseSourceSDP([]byte(sourceSDP))
+func TestParseSource(t *testing.T) {
+	tracks, ports, err := ParseSource([]byte(sourceSDP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,8 +19,8 @@ func TestParseSourceSDP(t *testing.T) {
 		ports[0] != 5004 || ports[1] != 5006 {
 		t.Fatalf("tracks %+v ports %v", tracks, ports)
 	}
-	sdp, ts := MPEGTSSourceSDP()
-	got, ports, err := ParseSourceSDP(sdp)
+	sdp, ts := MPEGTSSource()
+	got, ports, err := ParseSource(sdp)
 	if err != nil || len(got) != 1 || got[0] != ts[0] || ports[0] != 0 {
 		t.Fatalf("MPEG-TS SDP: %+v %v %v", got, ports, err)
 	}
@@ -31,18 +31,18 @@ func TestParseSourceSDP(t *testing.T) {
 		"empty":    {"", "invalid SDP"},
 		"no media": {"v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\nt=0 0\r\n", "no media"},
 	} {
-		if _, _, err := ParseSourceSDP([]byte(c.sdp)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := ParseSource([]byte(c.sdp)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err %v, want %q", name, err, c.want)
 		}
 	}
 }
 
-func FuzzParseSourceSDP(f *testing.F) {
+func FuzzParseSource(f *testing.F) {
 	f.Add([]byte(sourceSDP))
 	f.Add([]byte(mpegTSSDP))
 	f.Add([]byte("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tracks, ports, err := ParseSourceSDP(b)
+		tracks, ports, err := ParseSource(b)
 		if err != nil {
 			return
 		}

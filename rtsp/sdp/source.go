@@ -1,4 +1,4 @@
-package rtsp
+package sdp
 
 import (
 	"fmt"
@@ -12,19 +12,19 @@ import (
 const mpegTSSDP = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=meshgw rtp source\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n" +
 	"m=video 0 RTP/AVP 33\r\na=rtpmap:33 MP2T/90000\r\n"
 
-// MPEGTSSourceSDP returns the description of an rtp:// source without an
+// MPEGTSSource returns the description of an rtp:// source without an
 // SDP file (MPEG-TS over RTP) and its one track.
-func MPEGTSSourceSDP() ([]byte, []rtp.Track) {
+func MPEGTSSource() ([]byte, []rtp.Track) {
 	return []byte(mpegTSSDP), []rtp.Track{{Media: "video", PayloadType: 33, ClockRate: 90000}}
 }
 
-// ParseSourceSDP reads the SDP file of a plain RTP source (rtp://): its
+// ParseSource reads the SDP file of a plain RTP source (rtp://): its
 // tracks, one per media section, and the UDP port each m= line names (0
 // where the line leaves it to the route's URL). The sections must be plain
 // RTP/AVP (no SRTP keys can be given to an rtp:// source) on even ports,
 // so that RTCP fits on port+1.
-func ParseSourceSDP(b []byte) ([]rtp.Track, []int, error) {
-	ssd, tracks, err := parseSDP(b)
+func ParseSource(b []byte) ([]rtp.Track, []int, error) {
+	ssd, tracks, err := Parse(b)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package rtsp
+package sdp
 
 import "github.com/bluenviron/gortsplib/v4/pkg/description"
 
@@ -8,7 +8,7 @@ import "github.com/bluenviron/gortsplib/v4/pkg/description"
 // description that does not parse gives nil: callers treat its tracks as
 // of unknown codec.
 func TrackCodecs(sdp []byte) []string {
-	ssd, _, err := parseSDP(sdp)
+	ssd, _, err := Parse(sdp)
 	if err != nil {
 		return nil
 	}
