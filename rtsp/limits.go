@@ -31,7 +31,7 @@ type Limits struct {
 	MaxHeaders int
 }
 
-// Status codes of the limits (documented in the README):
+// Status codes of the limits (documented in docs/SECURITY.md):
 //   - a session cap answers 453 Not Enough Bandwidth: RFC 2326 §7.1.1/RFC 7826 §17.4.29 name it
 //     for a request refused for lack of resources, and it is what route max_readers answers;
 //   - the unauthenticated-connection cap answers 503 Service Unavailable with Retry-After

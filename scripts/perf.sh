@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/perf.sh - measures every figure of README's "Performance" section in one run.
+# scripts/perf.sh - measures every figure of docs/PERFORMANCE.md in one run.
 #
 # usage: scripts/perf.sh [SECONDS per load run, default 20]
 #

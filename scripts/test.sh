@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the project's full test command (see README.md).
 #
-# Steps, in order: gofmt, go vet, staticcheck, go build, go test (all
+# Steps, in order: gofmt, go mod tidy -diff, go vet, staticcheck, go build, go test (all
 # packages, -v, counted), go test -race (rtp, rtsp, fec), `meshgw check` for every
 # configs/*.yaml, and bounded fuzzing of every Fuzz target (FUZZTIME, default
 # 15s each).  Every step runs even when an earlier one failed; the script
@@ -36,6 +36,11 @@ if [ -n "$unformatted" ]; then
 else
   echo "ok"
 fi
+
+section "go mod tidy -diff"
+# go.mod and go.sum must be what `go mod tidy` makes of the imports (a module imported directly is
+# not "// indirect", nothing unused is listed); the diff shows what to change.
+go mod tidy -diff || fail "go mod tidy -diff (run go mod tidy and commit go.mod and go.sum)"
 
 section "go vet ./..."
 go vet ./... || fail "go vet"

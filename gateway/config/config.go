@@ -3,8 +3,8 @@
 // route table that maps a requested RTSP path to a source.
 //
 // The file layout follows mediamtx (a top-level map of settings and a routes
-// map keyed by path name) so that its users feel at home; the README's
-// "Configuration reference" documents every key.
+// map keyed by path name) so that its users feel at home; docs/CONFIG.md
+// (the configuration reference) documents every key.
 package config
 
 import (
