@@ -48,6 +48,12 @@ type Control struct {
 	started bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	// adopted is closed when FinishAdoption has rebuilt the state from the nodes' reports; nil
+	// when there is no startup grace (nothing to wait for). graceEnd is when the grace ends.
+	// Both are set before the front door opens and never change after (grace.go).
+	adopted  chan struct{}
+	graceEnd time.Time
 }
 
 // stream is the control's view of one live (or starting) instance of a route.
@@ -330,6 +336,9 @@ func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (
 	if !ok {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
 	}
+	if err := c.awaitAdoption(ctx, r); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -362,10 +371,7 @@ func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (
 		c.releaseReader(s)
 		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "source could not start", Err: err}
 	}
-	wait := r.OnDemandStartTimeout
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
+	wait := startTimeout(r)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -148,10 +148,7 @@ func (c *Control) reingestLocked(ctx context.Context, s *stream, dead *member) {
 		return
 	}
 	c.log.Info("stream re-ingested", "route", s.path, "from", dead.name, "to", to.name)
-	wait := s.route.OnDemandStartTimeout
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
+	wait := startTimeout(s.route)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -397,8 +394,10 @@ func (c *Control) memberLocked(name string) *member {
 
 // FinishAdoption ends the startup grace: relays left half-built by the restart are rebuilt for
 // the readers that need them, streams whose ingest node never came back are started elsewhere,
-// and then every always-on source nobody carries is started.
+// and then every always-on source nobody carries is started. Requests held during the grace go
+// on once it returns (grace.go).
 func (c *Control) FinishAdoption(ctx context.Context) error {
+	defer c.endHold()
 	c.mu.Lock()
 	var streams []*stream
 	for _, s := range c.streams {

@@ -82,7 +82,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 // OpenControl builds and starts the control of a cluster: Open's gateway plus the mTLS gRPC
 // endpoint nodes dial. It refuses to start without a SPIFFE identity. Always-on sources start
 // after control.startup_grace, once nodes that outlived a previous control have re-attached and
-// re-reported their flows, so a restart adopts streams instead of duplicating them.
+// re-reported their flows, so a restart adopts streams instead of duplicating them; RTSP requests
+// that arrive during the grace wait for the rebuilt state (grace.go).
 func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,6 +105,9 @@ func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ga
 	}
 	g.ident = src
 	g.stop = make(chan struct{})
+	if cfg.Control.StartupGrace > 0 {
+		g.Control.holdRequests(cfg.Control.StartupGrace)
+	}
 	g.cluster, err = cluster.NewServer(cluster.ServerConfig{
 		TLS:         identity.ServerTLS(src, identity.AuthorizeAnyNode(td)),
 		NodeTimeout: cfg.Control.NodeTimeout,

@@ -34,6 +34,11 @@ func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string
 	if r.Source != config.SourcePublisher {
 		return nil, rtsp.Errorf(405, "route %q takes its stream from %s, not from publishers", path, r.Source)
 	}
+	// An adopted stream of the route keeps its ID and flows only if the publisher comes after
+	// the adoption; before it, the publisher would make a new stream the adoption then refuses.
+	if err := c.awaitAdoption(ctx, r); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

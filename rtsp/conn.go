@@ -335,11 +335,17 @@ func errResponse(err error) *base.Response {
 	} else if m, ok := statusText[st]; ok {
 		msg = m
 	}
+	h := base.Header{}
 	var e *Error
-	if errors.As(err, &e) && e.Msg != "" {
-		msg += ": " + sanitizeLine(e.Msg)
+	if errors.As(err, &e) {
+		if e.Msg != "" {
+			msg += ": " + sanitizeLine(e.Msg)
+		}
+		if e.RetryAfter > 0 {
+			h["Retry-After"] = base.HeaderValue{strconv.Itoa(int(max(1, (e.RetryAfter+time.Second-1)/time.Second)))}
+		}
 	}
-	return &base.Response{StatusCode: st, StatusMessage: msg, Header: base.Header{}}
+	return &base.Response{StatusCode: st, StatusMessage: msg, Header: h}
 }
 
 func statusf(status base.StatusCode, format string, args ...any) *base.Response {

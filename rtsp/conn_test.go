@@ -168,3 +168,22 @@ func FuzzTokenChar(f *testing.F) {
 		t.Fatalf("%q begins a request with method %q, but its first byte is refused", b, req.Method)
 	})
 }
+
+// A handler's temporary refusal carries Retry-After in whole seconds, rounded up; other errors
+// carry none.
+func TestErrResponseRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want base.HeaderValue
+	}{
+		{&Error{Status: StatusServiceUnavailable, Msg: "busy", RetryAfter: 1500 * time.Millisecond}, base.HeaderValue{"2"}},
+		{&Error{Status: StatusServiceUnavailable, RetryAfter: time.Millisecond}, base.HeaderValue{"1"}},
+		{&Error{Status: StatusServiceUnavailable, Msg: "busy"}, nil},
+		{errors.New("plain"), nil},
+	} {
+		res := errResponse(c.err)
+		if got := res.Header["Retry-After"]; len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
+			t.Errorf("errResponse(%v): Retry-After %q, want %q", c.err, got, c.want)
+		}
+	}
+}

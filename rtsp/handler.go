@@ -104,6 +104,9 @@ type Error struct {
 	Status base.StatusCode
 	Msg    string
 	Err    error
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds, at least 1): the refusal
+	// is temporary and the client may come back then.
+	RetryAfter time.Duration
 }
 
 // Errorf builds an *Error with a formatted message.

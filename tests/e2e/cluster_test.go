@@ -346,6 +346,92 @@ func TestClusterControlRestart(t *testing.T) {
 	playCheckFFmpeg(t, "ffmpeg after the control restart", ff2, 40*time.Second, 40)
 }
 
+// TestClusterControlRestartReconnect kills the control under UDP readers on both nodes and has
+// players reconnect the moment the restarted control listens, several at once, as players whose
+// RTSP connection died with the control do. Their requests wait out the startup grace: the
+// surviving readers' packets never stop, nothing is started or re-ingested, and the new readers
+// are served by the nodes of their own networks.
+func TestClusterControlRestartReconnect(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	// The surviving readers and the new ones take RTP ports from apart ranges, so the captures
+	// tell them apart (ffmpeg's default range would hand a new reader the ports an old one left).
+	oldPorts := []string{"-min_port", "20000", "-max_port", "20010"}
+	newPorts := []string{"-min_port", "30000", "-max_port", "30100"}
+	caps := []*peertest.Proc{captureOn(ctx, t, c.p1, 24*time.Second), captureOn(ctx, t, c.p2, 24*time.Second)}
+	time.Sleep(time.Second) // tshark needs a moment to open the interface
+	old1 := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 30, oldPorts...)...)
+	old2 := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 30, oldPorts...)...)
+	c.waitLog(c.ctlP, `msg="relay up".*to=node-b`, 10*time.Second)
+	time.Sleep(3 * time.Second)
+	_ = c.ctlP.Signal(syscall.SIGKILL)
+	_ = c.ctlP.Wait(5 * time.Second)
+	time.Sleep(time.Second)
+	c.ctlP = c.startControl()
+	listening := time.Now()
+	var fresh []*peertest.Proc
+	for range 2 {
+		for _, h := range []*peertest.Host{c.p1, c.p2} {
+			fresh = append(fresh, h.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 4, newPorts...)...))
+		}
+	}
+	for i, p := range fresh {
+		playCheckFFmpeg(t, fmt.Sprintf("new reader %d after the control restart", i+1), p, 40*time.Second, 40)
+	}
+	done := time.Now()
+	t.Logf("new readers done %v after the restarted control listened", done.Sub(listening).Round(time.Millisecond))
+	old1.Kill()
+	old2.Kill()
+	out := c.ctlP.Output()
+	if !regexp.MustCompile(`msg="state rebuilt from nodes".*adopted_readers=2`).MatchString(out) {
+		t.Errorf("the restarted control did not adopt both readers:\n%s", playTail(out, 4000))
+	}
+	for _, bad := range []string{`msg="source started"`, `msg="stream re-ingested"`, `msg="deleting a flow the control does not want"`} {
+		if n := strings.Count(out, bad); n != 0 {
+			t.Errorf("the restarted control logged %s %d times, want none", bad, n)
+		}
+	}
+	for i, want := range []string{c.a.Addr.String(), c.b.Addr.String()} {
+		// The new readers share the stream's lines, so only the surviving reader's packets
+		// (one line per track) go through lineReport; the new ones are counted by sender.
+		var survived []rtpSeen
+		nsrcs := map[string]int{}
+		for _, p := range parseCapture(result(caps[i], 40*time.Second)) {
+			if p.port >= 30000 {
+				nsrcs[p.src]++
+			} else {
+				survived = append(survived, p)
+			}
+		}
+		srcs, gap, missing, ssrcs := lineReport(t, survived)
+		t.Logf("player %d: surviving reader saw %d packets from %v, %d SSRCs, largest silence %v, %d missing; new readers' packets by sender %v",
+			i+1, len(survived), srcs, ssrcs, gap.Round(time.Millisecond), missing, nsrcs)
+		// The margins of TestClusterControlRestart: a GSO frame of two short segments reads as
+		// one missing packet, so a couple are tolerated.
+		if gap > 500*time.Millisecond || missing > 2 {
+			t.Errorf("player %d: the surviving reader's packets stopped across the restart: silence %v, %d missing", i+1, gap, missing)
+		}
+		if ssrcs != 2 {
+			t.Errorf("player %d: the surviving reader saw %d SSRCs, want 2", i+1, ssrcs)
+		}
+		// A reader whose flows were deleted shows no gap, only an end: its packets must still
+		// be arriving when the new readers are done.
+		if n := len(survived); n == 0 || survived[n-1].at < float64(done.UnixNano())/1e9 {
+			t.Errorf("player %d: the surviving reader's packets ended before the new readers were done", i+1)
+		}
+		for name, ss := range map[string]map[string]int{"surviving reader": srcs, "new readers": nsrcs} {
+			if ss[want] < 100 {
+				t.Errorf("player %d: %s got %d packets from their node %s, want >= 100 (senders %v)", i+1, name, ss[want], want, ss)
+			}
+			for src, n := range ss {
+				if src != want {
+					t.Errorf("player %d: %s got %d packets from %s, want all from %s", i+1, name, n, src, want)
+				}
+			}
+		}
+	}
+}
+
 // result waits for p to end and returns its output (tshark ends on its own duration).
 func result(p *peertest.Proc, d time.Duration) string {
 	_ = p.Wait(d)
