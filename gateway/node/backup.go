@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 	"github.com/meshgw/meshgw/rtsp/pull"
@@ -36,7 +37,7 @@ const (
 	// whose keyframes the selector cannot see still switches, at once.
 	maxKeyWait = 10 * time.Second
 	// mergeSkew is the 2022-7 skew window of merge mode.
-	mergeSkew = rtp.ClassB
+	mergeSkew = merge.ClassB
 	// autoMatches is how many packets of one leg must meet their twins on
 	// the other leg before auto mode merges; autoGiveUp how many packets
 	// of the backup may pass without any evidence before it switches.
@@ -268,7 +269,7 @@ type selTrack struct {
 	pt     uint8 // the stream's payload type for the track
 	key    bool  // switches wait for a keyframe on this track
 	gen    uint64
-	merger *rtp.Merger
+	merger *merge.Merger
 	// fence is the last sequence number forwarded directly before merge
 	// mode began; merged copies up to it were already sent.
 	fence   uint16
@@ -728,8 +729,8 @@ func (sel *selector) decide(phase int, why string) int {
 // merge pushes a packet of leg into the track's 2022-7 merger (t.mu held).
 func (sel *selector) merge(t *selTrack, leg int, pkt []byte, now int64) {
 	if t.merger == nil {
-		t.merger = rtp.NewMerger(rtp.MergerConfig{
-			Skew: mergeSkew, Legs: 2, Pool: sel.n.pool, Logger: sel.log,
+		t.merger = merge.New(merge.Config{
+			Skew: mergeSkew, Legs: 2, Logger: sel.log,
 			Out: func(b []byte) { sel.merged(t, b) },
 		})
 		t.fenceOn = t.sent

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
+	"github.com/meshgw/meshgw/rtp/nack"
 )
 
 // peerKey names one remote address on one socket of one of the node's pairs.
@@ -29,8 +31,8 @@ func newPeerKey(addr netip.AddrPort, rtcp, second bool) peerKey {
 type route struct {
 	hub *rtp.Hub
 	fl  *flow
-	rx  *relayRx    // loss repair of a NACK relay's track, nil without
-	mg  *relayMerge // 2022-7 merge of a live-live relay's track, nil without
+	rx  *nack.Repairer // loss repair of a NACK relay's track, nil without
+	mg  *merge.Timed   // 2022-7 merge of a live-live relay's track, nil without
 }
 
 // peer is the node's one handler for one remote address on one socket of its pair. The pair
@@ -145,7 +147,7 @@ func (p *peer) handleRTP(b []byte) {
 	}
 	r.fl.last.Store(time.Now().UnixNano())
 	if r.rx != nil {
-		r.rx.push(r.hub, b)
+		r.rx.Push(r.hub, b)
 		return
 	}
 	relayWrite(r.fl, r.hub, b)
