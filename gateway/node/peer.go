@@ -154,16 +154,7 @@ func (p *peer) handleRTP(b []byte) {
 }
 
 // relayWrite passes one relayed packet to its hub and counts it on the relay flow.
-func relayWrite(fl *flow, hub *rtp.Hub, b []byte) {
-	if err := hub.WriteRTP(b); err != nil {
-		if !errors.Is(err, rtp.ErrClosed) {
-			fl.errs.Add(1)
-		}
-		return
-	}
-	fl.pkts.Add(1)
-	fl.bytes.Add(uint64(len(b)))
-}
+func relayWrite(fl *flow, hub *rtp.Hub, b []byte) { fl.relayCounts().Write(hub, b) }
 
 // handleRTCP takes one RTCP datagram from the peer, on the pair's read goroutine.
 func (p *peer) handleRTCP(b []byte) {

@@ -17,8 +17,12 @@ import (
 // feedback sinks, and what it writes into the hub counts on the flow like the relay's other
 // packets (relayWrite).
 func newRepairer(fl *flow, pool *rtp.Pool, wait time.Duration) *nack.Repairer {
-	return nack.NewRepairer(nack.Config{Pool: pool, Wait: wait, Feedback: &fl.fb,
-		Packets: &fl.pkts, Bytes: &fl.bytes, Errors: &fl.errs})
+	return nack.NewRepairer(nack.Config{Pool: pool, Wait: wait, Feedback: &fl.fb, Counts: fl.relayCounts()})
+}
+
+// relayCounts are the counters of relay flow fl that its hubs' input counts on.
+func (fl *flow) relayCounts() nack.Counts {
+	return nack.Counts{Packets: &fl.pkts, Bytes: &fl.bytes, Errors: &fl.errs}
 }
 
 // answerNACKs retransmits what a compound RTCP packet from a far node asks for, from the

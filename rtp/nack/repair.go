@@ -53,6 +53,25 @@ type Feedback struct {
 // the one it replaces, for the caller to close.
 func (f *Feedback) Swap(i int, s *rtp.UDPSink) *rtp.UDPSink { return f.paths[i].Swap(s) }
 
+// Counts are the counters a relay flow keeps of what reaches its hubs: the packets and bytes
+// taken, and the packets refused (not for being closed). A Repairer adds what it writes; the
+// flow's other paths into its hubs add theirs through Write too.
+type Counts struct {
+	Packets, Bytes, Errors *atomic.Uint64
+}
+
+// Write passes one packet to hub and counts it.
+func (c Counts) Write(hub *rtp.Hub, b []byte) {
+	if err := hub.WriteRTP(b); err != nil {
+		if !errors.Is(err, rtp.ErrClosed) {
+			c.Errors.Add(1)
+		}
+		return
+	}
+	c.Packets.Add(1)
+	c.Bytes.Add(uint64(len(b)))
+}
+
 // Config configures a Repairer.
 type Config struct {
 	// Pool gives the buffers packets wait in behind a gap.
@@ -61,11 +80,9 @@ type Config struct {
 	Wait time.Duration
 	// Feedback is where the NACKs go; nil or empty sends none.
 	Feedback *Feedback
-	// Packets, Bytes and Errors count what the Repairer writes into hubs: the packets and bytes
-	// taken, and the packets refused (not for being closed). They are the relay flow's
-	// counters, which its other paths into its hubs add to as well; nil gives the Repairer
-	// its own.
-	Packets, Bytes, Errors *atomic.Uint64
+	// Counts are the relay flow's counters, which count what the Repairer writes into hubs; a
+	// nil one gives the Repairer its own.
+	Counts Counts
 }
 
 // Repairer repairs one relayed track: it passes packets to the hub in sequence order, holds
@@ -81,7 +98,7 @@ type Repairer struct {
 	wait   int64
 	retry  int64
 
-	pkts, bytes, errs *atomic.Uint64 // the flow's (Config)
+	counts Counts
 
 	mu      sync.Mutex
 	closed  bool
@@ -113,10 +130,9 @@ func NewRepairer(cfg Config) *Repairer {
 		fb = &Feedback{}
 	}
 	rx := &Repairer{pool: cfg.Pool, fb: fb, sender: rand.Uint32(), wait: int64(wait),
-		retry: max(int64(wait)/nackTries, int64(2*time.Millisecond)),
-		pkts:  cfg.Packets, bytes: cfg.Bytes, errs: cfg.Errors,
-		fcis: make([]uint32, 0, maxFCI), buf: make([]byte, 0, 12+4*maxFCI)}
-	for _, c := range []**atomic.Uint64{&rx.pkts, &rx.bytes, &rx.errs} {
+		retry:  max(int64(wait)/nackTries, int64(2*time.Millisecond)),
+		counts: cfg.Counts, fcis: make([]uint32, 0, maxFCI), buf: make([]byte, 0, 12+4*maxFCI)}
+	for _, c := range []**atomic.Uint64{&rx.counts.Packets, &rx.counts.Bytes, &rx.counts.Errors} {
 		if *c == nil {
 			*c = new(atomic.Uint64)
 		}
@@ -129,7 +145,7 @@ func NewRepairer(cfg Config) *Repairer {
 // Push takes one relayed packet for hub (the track's: the last one given is the one written to).
 func (rx *Repairer) Push(hub *rtp.Hub, b []byte) {
 	if len(b) < 12 {
-		rx.write(hub, b) // the hub counts it as invalid
+		rx.counts.Write(hub, b) // the hub counts it as invalid
 		return
 	}
 	now := time.Now().UnixNano()
@@ -203,22 +219,10 @@ func (rx *Repairer) restartLocked(ssrc uint32, seq uint16) {
 	rx.next, rx.top = seq, seq-1
 }
 
-// write passes one packet to hub, counting it on the flow.
-func (rx *Repairer) write(hub *rtp.Hub, b []byte) {
-	if err := hub.WriteRTP(b); err != nil {
-		if !errors.Is(err, rtp.ErrClosed) {
-			rx.errs.Add(1)
-		}
-		return
-	}
-	rx.pkts.Add(1)
-	rx.bytes.Add(uint64(len(b)))
-}
-
 // deliverLocked passes the packet at next to the hub.
 func (rx *Repairer) deliverLocked(b []byte) {
 	if rx.hub != nil {
-		rx.write(rx.hub, b)
+		rx.counts.Write(rx.hub, b)
 	}
 	if !rx.gapLocked() {
 		rx.top++
