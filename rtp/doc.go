@@ -1,8 +1,9 @@
 // Package rtp is the node data plane of meshgw: pooled packet buffers, track
 // hubs that rewrite a source's packets into one continuous RTP line and fan
 // them out to sinks, and the egress/ingress transports (batched UDP with
-// sendmmsg/recvmmsg, RTSP-interleaved TCP), and the SMPTE 2022-7 live-live
-// merger that turns two legs of one stream into one.
+// sendmmsg/recvmmsg, RTSP-interleaved TCP). Per-packet pieces with one job
+// each live in sub-packages: rtp/merge (SMPTE 2022-7 live-live, which an
+// RTPSource with two legs uses) and rtp/nack (relay loss repair).
 //
 // The rules it is built around (DESIGN.md §4): a hub has one active source;
 // each sink gets each packet once; a slow sink drops and counts instead of

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/meshgw/meshgw/fec"
+	"github.com/meshgw/meshgw/rtp/merge"
 )
 
 // SourceHandler consumes what an RTPSource receives. It has the method set
@@ -57,7 +58,7 @@ const (
 // RTPSourceConfig configures an RTPSource.
 type RTPSourceConfig struct {
 	// Legs are the paths: one, or two for SMPTE 2022-7 live-live (up to
-	// MaxMergerLegs), each with one port per track.
+	// merge.MaxLegs), each with one port per track.
 	Legs []RTPLeg
 	// Interface is the network interface multicast groups are joined on;
 	// empty lets the kernel choose.
@@ -75,7 +76,7 @@ type RTPSourceConfig struct {
 	// stream has moved two matrices (and a recvmmsg batch) past the gap and
 	// FECMinHold (default DefaultFECMinHold) has passed.
 	FECHold, FECMinHold time.Duration
-	// Skew is the 2022-7 merge window (ClassA, ClassB, ClassC or any
+	// Skew is the 2022-7 merge window (merge.ClassA, ClassB, ClassC or any
 	// duration; 0 means ClassB).
 	Skew time.Duration
 	// StallTimeout is the silence after which OnDisconnect reports the
@@ -104,7 +105,7 @@ type RTPSourceStats struct {
 	Output, Lost uint64
 	// Legs are the 2022-7 merger's per-leg counters, summed over tracks
 	// (nil with one leg).
-	Legs []LegStats
+	Legs []merge.LegStats
 	// LastPacket is the arrival of the latest datagram (zero: none yet).
 	LastPacket time.Time
 }
@@ -123,9 +124,9 @@ type RTPSource struct {
 	pool *Pool
 
 	conns   []*net.UDPConn
-	inputs  []*rtpInput // leg-major: inputs[leg*ntracks+track]
-	mergers []*Merger   // per track, nil with one leg
-	outs    []*trackOut // per track
+	inputs  []*rtpInput     // leg-major: inputs[leg*ntracks+track]
+	mergers []*merge.Merger // per track, nil with one leg
+	outs    []*trackOut     // per track
 
 	sess      sync.Mutex // serialises OnReady/OnDisconnect
 	live      atomic.Bool
@@ -197,8 +198,8 @@ func newDetachedSource(cfg RTPSourceConfig, h SourceHandler) (*RTPSource, error)
 	if len(cfg.Legs) == 0 {
 		cfg.Legs = []RTPLeg{{Addr: netip.IPv4Unspecified(), Ports: make([]int, len(cfg.Tracks))}}
 	}
-	if len(cfg.Legs) > MaxMergerLegs {
-		return nil, fmt.Errorf("rtp source: %d legs, want 1..%d", len(cfg.Legs), MaxMergerLegs)
+	if len(cfg.Legs) > merge.MaxLegs {
+		return nil, fmt.Errorf("rtp source: %d legs, want 1..%d", len(cfg.Legs), merge.MaxLegs)
 	}
 	for i, l := range cfg.Legs {
 		if !l.Addr.IsValid() {
@@ -232,9 +233,9 @@ func newDetachedSource(cfg RTPSourceConfig, h SourceHandler) (*RTPSource, error)
 		s.outs[t] = o
 	}
 	if len(cfg.Legs) > 1 {
-		s.mergers = make([]*Merger, nt)
+		s.mergers = make([]*merge.Merger, nt)
 		for t := range nt {
-			s.mergers[t] = NewMerger(MergerConfig{Skew: cfg.Skew, Legs: len(cfg.Legs), Out: s.outs[t].fn, Pool: s.pool, Logger: s.log})
+			s.mergers[t] = merge.New(merge.Config{Skew: cfg.Skew, Legs: len(cfg.Legs), Out: s.outs[t].fn, Logger: s.log})
 		}
 	}
 	for l := range cfg.Legs {
@@ -531,7 +532,7 @@ func (s *RTPSource) Stats() RTPSourceStats {
 		st.Lost += o.lost.Load()
 	}
 	if s.mergers != nil {
-		st.Legs = make([]LegStats, len(s.cfg.Legs))
+		st.Legs = make([]merge.LegStats, len(s.cfg.Legs))
 		for _, m := range s.mergers {
 			for i, l := range m.Stats().Legs {
 				st.Legs[i].Add(l)

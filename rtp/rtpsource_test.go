@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/fec"
+	"github.com/meshgw/meshgw/rtp/merge"
 )
 
 // srcRec is a SourceHandler that records what it gets.
@@ -273,7 +274,7 @@ func TestRTPSourceFEC(t *testing.T) {
 // and wants the merge complete and in order, with per-leg counters.
 func TestRTPSourceLiveLive(t *testing.T) {
 	rec := newSrcRec()
-	s := startSource(t, RTPSourceConfig{Legs: make([]RTPLeg, 0, 2), Tracks: tsTrack, Skew: ClassB}, rec)
+	s := startSource(t, RTPSourceConfig{Legs: make([]RTPLeg, 0, 2), Tracks: tsTrack, Skew: merge.ClassB}, rec)
 	a, b := dial(t, legAddr(s, 0, 0), 0), dial(t, legAddr(s, 1, 0), 0)
 	const n = 1000
 	for i := range n {
@@ -438,7 +439,7 @@ func (h *countHandler) OnDisconnect(error)            {}
 func BenchmarkRTPSourceLiveLive(b *testing.B) {
 	h := &countHandler{}
 	pool := NewPool()
-	cfg := RTPSourceConfig{Tracks: tsTrack, Pool: pool, Skew: ClassA, Logger: slog.New(slog.DiscardHandler), Legs: []RTPLeg{
+	cfg := RTPSourceConfig{Tracks: tsTrack, Pool: pool, Skew: merge.ClassA, Logger: slog.New(slog.DiscardHandler), Legs: []RTPLeg{
 		{Addr: netip.IPv4Unspecified(), Ports: []int{0}}, {Addr: netip.IPv4Unspecified(), Ports: []int{0}}}}
 	s, err := newDetachedSource(cfg, h)
 	if err != nil {
@@ -528,7 +529,7 @@ func (h *orderHandler) OnDisconnect(error)    {}
 // must be complete and in order.
 func TestRTPSourceLiveLiveFEC(t *testing.T) {
 	rec := newSrcRec()
-	s := startSource(t, RTPSourceConfig{Legs: make([]RTPLeg, 0, 2), Tracks: tsTrack, FEC: true, Columns: 5, Rows: 5, Skew: ClassA}, rec)
+	s := startSource(t, RTPSourceConfig{Legs: make([]RTPLeg, 0, 2), Tracks: tsTrack, FEC: true, Columns: 5, Rows: 5, Skew: merge.ClassA}, rec)
 	media, evs := fecStream(t, 1500, 5, 5, fec.Mode2D)
 	drop := [2]map[int]bool{{}, {}}
 	for i := 100; i < 1300; i += 53 {

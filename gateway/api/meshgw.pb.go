@@ -958,7 +958,7 @@ type FlowStats struct {
 	Backup *BackupStats `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
 	// rtp_source: a source.rtp flow's receive counters (rtp.RTPSourceStats); unset for others.
 	RtpSource *RtpSourceStats `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
-	// relay_legs: a two-leg relay source's 2022-7 merge counters (rtp.MergerStats, summed over
+	// relay_legs: a two-leg relay source's 2022-7 merge counters (merge.Stats, summed over
 	// tracks); unset for others.
 	RelayLegs *MergerStats `protobuf:"bytes,60,opt,name=relay_legs,json=relayLegs,proto3" json:"relay_legs,omitempty"`
 	// lines: where a source flow's hubs' output lines stand, one per track (node.FlowStats.Lines).
@@ -1335,7 +1335,7 @@ func (x *LinePos) GetRate() float64 {
 	return 0
 }
 
-// MergerStats mirrors rtp.MergerStats.
+// MergerStats mirrors rtp/merge.Stats.
 type MergerStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Legs          []*RtpLegStats         `protobuf:"bytes,1,rep,name=legs,proto3" json:"legs,omitempty"`
@@ -1631,7 +1631,7 @@ func (x *RtpSourceStats) GetLegs() []*RtpLegStats {
 	return nil
 }
 
-// RtpLegStats mirrors rtp.LegStats.
+// RtpLegStats mirrors rtp/merge.LegStats.
 type RtpLegStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Received      uint64                 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/api"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -382,7 +383,7 @@ func linesFromProto(p []*api.LinePos) ([]rtp.LinePos, error) {
 	return ls, nil
 }
 
-func legsToProto(legs []rtp.LegStats) []*api.RtpLegStats {
+func legsToProto(legs []merge.LegStats) []*api.RtpLegStats {
 	var p []*api.RtpLegStats
 	for _, l := range legs {
 		p = append(p, &api.RtpLegStats{Received: l.Received, Invalid: l.Invalid,
@@ -391,12 +392,12 @@ func legsToProto(legs []rtp.LegStats) []*api.RtpLegStats {
 	return p
 }
 
-// legsFromProto keeps at most rtp.MaxMergerLegs legs.
-func legsFromProto(p []*api.RtpLegStats) []rtp.LegStats {
-	var legs []rtp.LegStats
+// legsFromProto keeps at most merge.MaxLegs legs.
+func legsFromProto(p []*api.RtpLegStats) []merge.LegStats {
+	var legs []merge.LegStats
 	for _, l := range p {
-		if l != nil && len(legs) < rtp.MaxMergerLegs {
-			legs = append(legs, rtp.LegStats{Received: l.Received, Invalid: l.Invalid,
+		if l != nil && len(legs) < merge.MaxLegs {
+			legs = append(legs, merge.LegStats{Received: l.Received, Invalid: l.Invalid,
 				First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost, Diverged: l.Diverged})
 		}
 	}
@@ -428,7 +429,7 @@ func statsFromProto(p *api.FlowStats) node.FlowStats {
 			HighestSeq: r.HighestSeq, Jitter: time.Duration(r.JitterNanos), RTT: time.Duration(r.RttNanos), Last: time.Unix(0, r.LastUnixNanos)}
 	}
 	if m := p.RelayLegs; m != nil {
-		s.RelayLegs = &rtp.MergerStats{Legs: legsFromProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
+		s.RelayLegs = &merge.Stats{Legs: legsFromProto(m.Legs), Output: m.Output, Lost: m.Lost, Resets: m.Resets,
 			Overruns: m.Overruns, Refilled: m.Refilled}
 	}
 	return s

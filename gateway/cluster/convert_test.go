@@ -22,6 +22,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/api"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -153,7 +154,7 @@ func TestStatsRoundTrip(t *testing.T) {
 			Jitter: time.Millisecond, RTT: 20 * time.Millisecond, Last: time.Unix(0, 5)}},
 		{Packets: 7, SRTP: &srtp.SendState{SSRC: 1, ROC: 2, MaxSeq: 3, RTCPIndex: 4}},
 		{Packets: 6, Lines: []rtp.LinePos{{SSRC: 1, NextSeq: 2, NextTS: 3, At: time.Unix(0, 4), Rate: 5}, {SSRC: 6, NextSeq: 7, NextTS: 8, At: time.Unix(9, 0)}}},
-		{Packets: 5, RelayLegs: &rtp.MergerStats{Output: 10, Lost: 1, Resets: 2, Overruns: 3, Refilled: 4, Legs: []rtp.LegStats{
+		{Packets: 5, RelayLegs: &merge.Stats{Output: 10, Lost: 1, Resets: 2, Overruns: 3, Refilled: 4, Legs: []merge.LegStats{
 			{Received: 1, Invalid: 2, First: 3, Duplicates: 4, Late: 5, Lost: 6, Diverged: 7}, {Received: 8}}}},
 	} {
 		if got := statsFromProto(statsToProto("f", st)); !reflect.DeepEqual(got, st) {
@@ -247,7 +248,7 @@ func TestRTPSourceStatsRoundTrip(t *testing.T) {
 	at := time.Unix(0, 1700000000123456789)
 	s := node.FlowStats{Packets: 9, Bytes: 900, Dropped: 1, Errors: 2, LastActivity: at,
 		RTPSource: &rtp.RTPSourceStats{Received: 9, Bytes: 900, Invalid: 2, FEC: 4, Recovered: 3, Unrecoverable: 1, Output: 11, Lost: 1,
-			Legs: []rtp.LegStats{
+			Legs: []merge.LegStats{
 				{Received: 1, Invalid: 2, First: 3, Duplicates: 4, Late: 5, Lost: 6, Diverged: 7},
 				{Received: 7, Invalid: 6, First: 5, Duplicates: 4, Late: 3, Lost: 2, Diverged: 1}}, LastPacket: at}}
 	b, err := proto.Marshal(statsToProto("f", s))

@@ -155,7 +155,7 @@ func (n *Local) createBackupLocked(fl *flow) (func(), error) {
 	sel := &selector{n: n, s: fl.stream, f: fl, log: n.log.With("stream", f.Stream, "flow", f.ID)}
 	sel.core = backup.New(backup.Config{
 		Mode: f.BackupMode, Stall: f.BackupStall,
-		Hubs: &fl.stream.live, Forwarded: &fl.pkts, Pool: n.pool, Logger: sel.log,
+		Hubs: &fl.stream.live, Forwarded: &fl.pkts, Logger: sel.log,
 		Ready: sel.ready, Down: sel.down,
 	})
 	for i, spec := range []Flow{f, *f.Backup} {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -125,7 +126,7 @@ type Flow struct {
 	// networks. SecondPair makes a relay's SinkUDP send from the node's live-live socket pair
 	// (LocalConfig.LiveLive) instead of its first. On a SourceRelay, RTP2 and RTCP2 are the
 	// upstream's live-live pair addresses the second leg comes from; the legs are merged by
-	// sequence number within Skew (0: rtp.ClassB) before loss repair and the hubs.
+	// sequence number within Skew (0: merge.ClassB) before loss repair and the hubs.
 	SecondPair  bool
 	RTP2, RTCP2 netip.AddrPort
 	// SourceRTP: SDP is the stream's description (empty: one MPEG-TS track, PT 33); RTPInterface
@@ -311,7 +312,7 @@ type FlowStats struct {
 	RTPSource *rtp.RTPSourceStats
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
 	// nil for others.
-	RelayLegs *rtp.MergerStats
+	RelayLegs *merge.Stats
 	// Lines are where a source's hubs' output lines stand, one per track (for Flow.Continue);
 	// nil for other flows and before the first packet.
 	Lines []rtp.LinePos

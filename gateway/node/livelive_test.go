@@ -11,6 +11,8 @@ import (
 
 	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
+	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -37,8 +39,8 @@ type liveLiveRun struct {
 	dropA, dropB, both []uint16 // sequence numbers each lossy relay dropped, and both did
 	missing            []uint16 // numbers the reader on B never got, between its first and last
 	inOrder            bool
-	legs               *rtp.MergerStats
-	repair             RepairStats
+	legs               *merge.Stats
+	repair             nack.Stats
 }
 
 // runLiveLiveRelay sends packets at about 1000/s; during, when set, runs after each one with the
@@ -64,7 +66,7 @@ func runLiveLiveRelay(t *testing.T, legA, legB peertest.LossyConfig, nack bool, 
 		t.Fatalf("the legs' sinks send SSRCs %08x and %08x", st.SSRC, st2.SSRC)
 	}
 	mustApply(t, b, Flow{ID: "ri", Version: 1, Kind: SourceRelay, Stream: "s", Tracks: video, SSRCs: []uint32{st.SSRC},
-		RTP: lossyA.Addr(), RTCP: aRTCP, RTP2: lossyB.Addr(), RTCP2: aRTCP2, Skew: rtp.ClassB, NACK: nack, SRTPKey: key})
+		RTP: lossyA.Addr(), RTCP: aRTCP, RTP2: lossyB.Addr(), RTCP2: aRTCP2, Skew: merge.ClassB, NACK: nack, SRTPKey: key})
 	r := newTestReader(t)
 	_ = r.rtpConn.SetReadBuffer(4 << 20)
 	mustApply(t, b, sinkTo("rd", "s", r))
@@ -219,9 +221,9 @@ func BenchmarkRelayLiveLive(b *testing.B) {
 				b.Fatal(err)
 			}
 			if legs == 2 {
-				mg := newRelayMerge(fl, hub, nil, rtp.ClassB, rtp.NewPool(), nil)
-				defer mg.close()
-				fl.mg = []*relayMerge{mg}
+				mg := newRelayMerge(fl, hub, nil, merge.ClassB, nil)
+				defer mg.Close()
+				fl.mg = []*merge.Timed{mg}
 			}
 			peers := []*peer{newPeer(peerKey{}), newPeer(peerKey{second: true})}[:legs]
 			for _, p := range peers {
@@ -252,7 +254,7 @@ func BenchmarkRelayLiveLive(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			time.Sleep(3 * rtp.ClassB) // the merge holds a stream's first packets for the skew
+			time.Sleep(3 * merge.ClassB) // the merge holds a stream's first packets for the skew
 			if sink.n < b.N-1 || fl.errs.Load() != 0 {
 				b.Fatalf("hub passed %d of %d packets, %d refused", sink.n, b.N, fl.errs.Load())
 			}

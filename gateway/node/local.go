@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
+	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/rtpout"
 	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
@@ -122,15 +124,15 @@ type flow struct {
 	// pkts counts ingress packets; bytes are counted for relays; errs are packets refused
 	// (malformed relay packets, SRTP that failed, replays of an rtsps:// pull)
 	pkts, bytes, errs atomic.Uint64
-	// rtpout (output.go, nack.go): a SinkRTP's output; a NACK relay sink's history; a NACK
-	// relay source's per-track repair and its feedback sink to the upstream's RTCP address.
+	// rtpout (output.go, repair.go): a SinkRTP's output; a NACK relay sink's history; a NACK
+	// relay source's per-track repair and its feedback sinks to the upstream's RTCP address
+	// (the second over the second pair, livelive.go).
 	out  *rtpout.Output
-	hist *relayHistory
-	rx   []*relayRx
-	fb   atomic.Pointer[rtp.UDPSink]
-	// livelive.go: a two-leg relay source's per-track merges and its feedback over the second pair
-	mg  []*relayMerge
-	fb2 atomic.Pointer[rtp.UDPSink]
+	hist *nack.History
+	rx   []*nack.Repairer
+	fb   nack.Feedback
+	// livelive.go: a two-leg relay source's per-track merges
+	mg []*merge.Timed
 	// rr is what the reader of a UDP sink reports about its line (peer.go noteReports)
 	rrMu sync.Mutex
 	rr   rtp.ReceptionStats

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/rtpout"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
@@ -102,7 +103,7 @@ func (fl *flow) closeSink() {
 		fl.out.Close()
 	}
 	if fl.hist != nil {
-		fl.hist.close()
+		fl.hist.Close()
 	}
 	if fl.sink != nil {
 		fl.sink.Close()
@@ -142,7 +143,7 @@ func (n *Local) newSinkLocked(fl *flow) error {
 		fl.sink = pair.NewSink(f.RTP, f.RTCP)
 	}
 	if f.NACK && f.Kind == SinkUDP {
-		fl.hist = newRelayHistory(fl.sink, fl.hub.SSRC())
+		fl.hist = nack.NewHistory(fl.sink, fl.hub.SSRC())
 	}
 	return nil
 }
@@ -155,10 +156,10 @@ func (n *Local) setRepairLocked(fl *flow, f Flow) {
 	}
 	if fl.rx == nil {
 		for range f.Tracks {
-			fl.rx = append(fl.rx, newRelayRx(fl, n.pool, f.NACKWait))
+			fl.rx = append(fl.rx, newRepairer(fl, n.pool, f.NACKWait))
 		}
 	}
-	if old := fl.fb.Swap(n.udp.NewSink(f.RTP, f.RTCP)); old != nil {
+	if old := fl.fb.Swap(0, n.udp.NewSink(f.RTP, f.RTCP)); old != nil {
 		old.Close()
 	}
 }
@@ -166,9 +167,9 @@ func (n *Local) setRepairLocked(fl *flow, f Flow) {
 // stopRepairLocked ends a relay source's repair: held packets are released, no more NACKs.
 func (n *Local) stopRepairLocked(fl *flow) {
 	for _, rx := range fl.rx {
-		rx.close()
+		rx.Close()
 	}
-	if fb := fl.fb.Swap(nil); fb != nil {
+	if fb := fl.fb.Swap(0, nil); fb != nil {
 		fb.Close()
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
+	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -30,8 +32,8 @@ func newPeerKey(addr netip.AddrPort, rtcp, second bool) peerKey {
 type route struct {
 	hub *rtp.Hub
 	fl  *flow
-	rx  *relayRx    // loss repair of a NACK relay's track, nil without
-	mg  *relayMerge // 2022-7 merge of a live-live relay's track, nil without
+	rx  *nack.Repairer // loss repair of a NACK relay's track, nil without
+	mg  *merge.Timed   // 2022-7 merge of a live-live relay's track, nil without
 }
 
 // peer is the node's one handler for one remote address on one socket of its pair. The pair
@@ -146,23 +148,14 @@ func (p *peer) handleRTP(b []byte) {
 	}
 	r.fl.last.Store(time.Now().UnixNano())
 	if r.rx != nil {
-		r.rx.push(r.hub, b)
+		r.rx.Push(r.hub, b)
 		return
 	}
 	relayWrite(r.fl, r.hub, b)
 }
 
 // relayWrite passes one relayed packet to its hub and counts it on the relay flow.
-func relayWrite(fl *flow, hub *rtp.Hub, b []byte) {
-	if err := hub.WriteRTP(b); err != nil {
-		if !errors.Is(err, rtp.ErrClosed) {
-			fl.errs.Add(1)
-		}
-		return
-	}
-	fl.pkts.Add(1)
-	fl.bytes.Add(uint64(len(b)))
-}
+func relayWrite(fl *flow, hub *rtp.Hub, b []byte) { fl.relayCounts().Write(hub, b) }
 
 // handleRTCP takes one RTCP datagram from the peer, on the pair's read goroutine.
 func (p *peer) handleRTCP(b []byte) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -52,8 +53,8 @@ func FuzzRelayDemux(f *testing.F) {
 	llHub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 3, Transparent: true})
 	llHub.AddSink(sink)
 	ll := &flow{spec: Flow{Kind: SourceRelay, SSRCs: []uint32{3}, RTP2: netip.MustParseAddrPort("127.0.0.2:1")}, stream: &nodeStream{hubs: []*rtp.Hub{llHub}}}
-	ll.mg = []*relayMerge{newRelayMerge(ll, llHub, nil, rtp.ClassA, rtp.NewPool(), nil)}
-	f.Cleanup(func() { ll.mg[0].close(); llHub.Close() })
+	ll.mg = []*merge.Timed{newRelayMerge(ll, llHub, nil, merge.ClassA, nil)}
+	f.Cleanup(func() { ll.mg[0].Close(); llHub.Close() })
 	reader := &flow{spec: Flow{Kind: SinkUDP}}
 	var rtpPeers, rtcpPeers [2]*peer
 	for i, second := range []bool{false, true} {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/keyframe"
+	"github.com/meshgw/meshgw/rtp/merge"
 )
 
 // Modes of a Selector (Config.Mode); the config's names.
@@ -37,7 +38,7 @@ const (
 	// whose keyframes the selector cannot see still switches, at once.
 	maxKeyWait = 10 * time.Second
 	// mergeSkew is the 2022-7 skew window of merge mode.
-	mergeSkew = rtp.ClassB
+	mergeSkew = merge.ClassB
 	// autoMatches is how many packets of one leg must meet their twins on
 	// the other leg before auto mode merges; autoGiveUp how many packets
 	// of the backup may pass without any evidence before it switches.
@@ -111,9 +112,8 @@ type Config struct {
 	Hubs *atomic.Pointer[[]*rtp.Hub]
 	// Forwarded counts the packets written into the hubs. Required.
 	Forwarded *atomic.Uint64
-	// Pool and Logger serve the merge mode's 2022-7 mergers; Logger the
-	// selector's own lines too. Required.
-	Pool   *rtp.Pool
+	// Logger serves the selector's own lines and the merge mode's 2022-7
+	// mergers. Required.
 	Logger *slog.Logger
 	// Ready is a leg's OnReady: the owner lays the stream out (SetTracks)
 	// or accepts the leg into it (Leg.Ready), or refuses it. Required.
@@ -189,7 +189,7 @@ type track struct {
 	pt     uint8 // the stream's payload type for the track
 	key    bool  // switches wait for a keyframe on this track
 	gen    uint64
-	merger *rtp.Merger
+	merger *merge.Merger
 	// fence is the last sequence number forwarded directly before merge
 	// mode began; merged copies up to it were already sent.
 	fence   uint16
@@ -617,8 +617,8 @@ func (sel *Selector) decide(phase int, why string) int {
 // merge pushes a packet of leg into the track's 2022-7 merger (t.mu held).
 func (sel *Selector) merge(t *track, leg int, pkt []byte, now int64) {
 	if t.merger == nil {
-		t.merger = rtp.NewMerger(rtp.MergerConfig{
-			Skew: mergeSkew, Legs: 2, Pool: sel.cfg.Pool, Logger: sel.cfg.Logger,
+		t.merger = merge.New(merge.Config{
+			Skew: mergeSkew, Legs: 2, Logger: sel.cfg.Logger,
 			Out: func(b []byte) { sel.merged(t, b) },
 		})
 		t.fenceOn = t.sent

@@ -83,7 +83,7 @@ func newHarness(t testing.TB, mode string, stall time.Duration) *harness {
 	logs := &peertest.LogBuffer{}
 	h := &harness{t: t, pool: rtp.NewPool(), logs: logs, trks: demoTracks, codecs: []keyframe.Codec{keyframe.H264, keyframe.Other},
 		log: logs.Logger()}
-	h.sel = New(Config{Mode: mode, Stall: stall, Hubs: &h.hubs, Forwarded: &h.fwd, Pool: h.pool, Logger: h.log, Ready: h.onReady})
+	h.sel = New(Config{Mode: mode, Stall: stall, Hubs: &h.hubs, Forwarded: &h.fwd, Logger: h.log, Ready: h.onReady})
 	h.seq = [2][2]uint16{{1000, 3000}, {50000, 60000}}
 	h.ts = [2][2]uint32{{90000, 48000}, {7_000_000, 9_000_000}}
 	h.sel.Start()

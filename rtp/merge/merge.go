@@ -1,4 +1,4 @@
-package rtp
+package merge
 
 import (
 	"encoding/binary"
@@ -9,37 +9,42 @@ import (
 )
 
 // Receiver classes of SMPTE ST 2022-7 by the path differential delay (skew)
-// between legs they tolerate. They are the usual values of MergerConfig.Skew.
+// between legs they tolerate. They are the usual values of Config.Skew.
 const (
 	ClassA = 10 * time.Millisecond  // low skew
 	ClassB = 50 * time.Millisecond  // moderate skew
 	ClassC = 450 * time.Millisecond // high skew
 )
 
-// MaxMergerLegs is the largest MergerConfig.Legs: ST 2022-7 uses two legs,
+// MaxLegs is the largest Config.Legs: ST 2022-7 uses two legs,
 // a few deployments more.
-const MaxMergerLegs = 4
+const MaxLegs = 4
 
-// DefaultMergerWindow is the default MergerConfig.Window: at ClassC it covers
+// DefaultWindow is the default Config.Window: at ClassC it covers
 // about 9000 packets/s (some 95 Mbit/s of 1316-byte payloads), at ClassB
 // eight times that.
-const DefaultMergerWindow = 4096
+const DefaultWindow = 4096
+
+// maxDropout is how far (in sequence numbers) a packet may lie from the
+// merged stream and still belong to it (RFC 3550 A.1 MAX_DROPOUT, as rtp's
+// hubs use it).
+const maxDropout = 3000
 
 const (
-	minMergerWindow = 64
-	// maxMergerWindow keeps every sequence number the merger remembers
+	minWindow = 64
+	// maxWindow keeps every sequence number the merger remembers
 	// within half the 16-bit space of each other, so the 16-bit numbers
 	// extend without ambiguity.
-	maxMergerWindow = 16384
+	maxWindow = 16384
 )
 
-// MergerConfig configures a Merger.
-type MergerConfig struct {
+// Config configures a Merger.
+type Config struct {
 	// Skew is how long a packet may wait for its missing predecessors, which
 	// is the path differential delay (plus jitter) the merger tolerates:
 	// ClassA, ClassB or ClassC. 0 means ClassB.
 	Skew time.Duration
-	// Legs is the number of paths, 2 for ST 2022-7 (1..MaxMergerLegs);
+	// Legs is the number of paths, 2 for ST 2022-7 (1..MaxLegs);
 	// 0 means 2. Leg numbers passed to Push are 0..Legs-1.
 	Legs int
 	// Out receives the merged packets in sequence order. The buffer is
@@ -57,15 +62,13 @@ type MergerConfig struct {
 	// receiver must drop sequence numbers it already has (a NACK repairer
 	// does). Without Refill such packets are dropped. It runs like Out.
 	Refill func(pkt []byte)
-	// Pool provides the buffers packets wait in; nil gives the merger its own.
-	Pool *Pool
 	// Logger gets stream resets and window overruns; nil means slog.Default().
 	Logger *slog.Logger
 	// Window is how many sequence numbers the merger keeps, buffered ahead
-	// of the output and remembered behind it (default DefaultMergerWindow,
+	// of the output and remembered behind it (default DefaultWindow,
 	// rounded up to a power of two, 64..16384). It must exceed the packets
 	// one Skew holds at the stream's rate; when it does not, packets are
-	// released before their time and MergerStats.Overruns counts them.
+	// released before their time and Stats.Overruns counts them.
 	Window int
 }
 
@@ -110,7 +113,7 @@ func (l *LegStats) Add(o LegStats) {
 }
 
 // Add adds o's counters to s, leg by leg (s grows to o's legs).
-func (s *MergerStats) Add(o MergerStats) {
+func (s *Stats) Add(o Stats) {
 	for len(s.Legs) < len(o.Legs) {
 		s.Legs = append(s.Legs, LegStats{})
 	}
@@ -124,8 +127,8 @@ func (s *MergerStats) Add(o MergerStats) {
 	s.Refilled += o.Refilled
 }
 
-// MergerStats are a merger's counters since it was created.
-type MergerStats struct {
+// Stats are a merger's counters since it was created.
+type Stats struct {
 	Legs   []LegStats // one per leg
 	Output uint64     // packets given to Out
 	// Lost counts sequence numbers missing on all legs: given up when a
@@ -137,7 +140,7 @@ type MergerStats struct {
 	// Overruns counts sequence numbers released (output, or given up)
 	// before their time because the window was full.
 	Overruns uint64
-	// Refilled counts packets given to MergerConfig.Refill (counted as
+	// Refilled counts packets given to Config.Refill (counted as
 	// Late on their leg).
 	Refilled uint64
 }
@@ -152,7 +155,7 @@ const (
 )
 
 type mergeSlot struct {
-	pkt *Packet
+	pkt *buffer
 	// at is the first copy's arrival (monotonic ns); copies arriving after
 	// at+skew are late. A lost slot gets at = give-up time - skew, so the
 	// same test makes every copy after the give-up late.
@@ -168,7 +171,7 @@ type legMove struct {
 	ssrc uint32
 	seq  uint16 // highest sequence number of the move
 	n    int    // packets consistent with the move
-	held *Packet
+	held *buffer
 	hSeq uint16 // held's sequence number: the earliest of the move
 }
 
@@ -180,7 +183,7 @@ type mergeLeg struct {
 }
 
 // Merger is an SMPTE ST 2022-7 live-live receiver: it merges two (up to
-// MaxMergerLegs) copies of one RTP stream, sent over separate paths with
+// MaxLegs) copies of one RTP stream, sent over separate paths with
 // identical sequence numbers, into one stream in which a packet is missing
 // only when it was lost on every leg.
 //
@@ -205,7 +208,7 @@ type mergeLeg struct {
 // alone to protect it.
 //
 // Timing contract: the Merger owns no goroutine and reads no clock. Push and
-// Tick take the time (monotonic ns, normally Now()) and release whatever is
+// Tick take the time (monotonic ns, normally rtp.Now()) and release whatever is
 // due at that time. When packets are waiting for missing predecessors,
 // NextDeadline reports the time at which one becomes due; unless a Push
 // comes first, the owner must call Tick at (or soon after) that time,
@@ -220,7 +223,10 @@ type mergeLeg struct {
 // Push, Tick, NextDeadline, Stats and Close are safe for concurrent use
 // (legs usually arrive on different goroutines); one short mutex
 // serialises them, and Out runs under it. Nothing is allocated per valid
-// packet.
+// packet: the copies that wait come from the merger's own buffers (see
+// buffers), recycled as they leave.
+//
+// Timed is a Merger with the timer that drives it.
 //
 // The sending side of ST 2022-7 needs no counterpart here: two UDP sinks on
 // one hub already send the same bytes, rewritten once, to both paths.
@@ -230,7 +236,7 @@ type Merger struct {
 	nlegs  int
 	out    func([]byte)
 	refill func([]byte)
-	pool   *Pool
+	bufs   buffers
 	log    *slog.Logger
 
 	ring []mergeSlot // indexed by extended seq & mask
@@ -249,30 +255,30 @@ type Merger struct {
 	// the per-leg counters; [head, max] wait; max-tail < len(ring).
 	tail, head, max int64
 
-	legs                                     [MaxMergerLegs]mergeLeg
+	legs                                     [MaxLegs]mergeLeg
 	output, lost, resets, overruns, refilled uint64
 }
 
-// NewMerger returns a merger. It panics when cfg.Out is nil or cfg.Legs is
-// out of range, which are programming errors.
-func NewMerger(cfg MergerConfig) *Merger {
+// New returns a merger. It panics when cfg.Out is nil or cfg.Legs is out of
+// range, which are programming errors.
+func New(cfg Config) *Merger {
 	if cfg.Out == nil {
-		panic("rtp: NewMerger: Out is nil")
+		panic("merge: New: Out is nil")
 	}
 	if cfg.Legs == 0 {
 		cfg.Legs = 2
 	}
-	if cfg.Legs < 1 || cfg.Legs > MaxMergerLegs {
-		panic(fmt.Sprintf("rtp: NewMerger: %d legs, want 1..%d", cfg.Legs, MaxMergerLegs))
+	if cfg.Legs < 1 || cfg.Legs > MaxLegs {
+		panic(fmt.Sprintf("merge: New: %d legs, want 1..%d", cfg.Legs, MaxLegs))
 	}
 	if cfg.Skew <= 0 {
 		cfg.Skew = ClassB
 	}
 	if cfg.Window <= 0 {
-		cfg.Window = DefaultMergerWindow
+		cfg.Window = DefaultWindow
 	}
-	n := minMergerWindow
-	for n < cfg.Window && n < maxMergerWindow {
+	n := minWindow
+	for n < cfg.Window && n < maxWindow {
 		n *= 2
 	}
 	m := &Merger{
@@ -280,7 +286,6 @@ func NewMerger(cfg MergerConfig) *Merger {
 		nlegs:  cfg.Legs,
 		out:    cfg.Out,
 		refill: cfg.Refill,
-		pool:   cfg.Pool,
 		log:    cfg.Logger,
 		ring:   make([]mergeSlot, n),
 		mask:   int64(n - 1),
@@ -288,9 +293,6 @@ func NewMerger(cfg MergerConfig) *Merger {
 		// either side of it: 2n entries cannot overflow.
 		fifo:     make([]int64, 2*n),
 		fifoMask: 2*n - 1,
-	}
-	if m.pool == nil {
-		m.pool = NewPool()
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -300,12 +302,12 @@ func NewMerger(cfg MergerConfig) *Merger {
 }
 
 // Push hands the merger one packet received on leg (0..Legs-1) at now
-// (monotonic ns, see Now). pkt is copied if it is needed; the caller keeps
+// (monotonic ns, normally rtp.Now()). pkt is copied if it is needed; the caller keeps
 // it. Push releases what is due at now, calling Out. After Close it does
 // nothing. It panics on a leg out of range.
 func (m *Merger) Push(leg int, pkt []byte, now int64) {
 	if leg < 0 || leg >= m.nlegs {
-		panic(fmt.Sprintf("rtp: Merger.Push: leg %d of %d", leg, m.nlegs))
+		panic(fmt.Sprintf("merge: Merger.Push: leg %d of %d", leg, m.nlegs))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -314,7 +316,7 @@ func (m *Merger) Push(leg int, pkt []byte, now int64) {
 	}
 	l := &m.legs[leg]
 	l.st.Received++
-	if len(pkt) > LargePacketSize || checkRTP(pkt) != nil {
+	if !validRTP(pkt) {
 		l.st.Invalid++
 		m.release(now)
 		return
@@ -345,7 +347,7 @@ func (m *Merger) Push(leg int, pkt []byte, now int64) {
 // the packet. After Close it returns false.
 func (m *Merger) Known(leg int, pkt []byte, now int64) bool {
 	if leg < 0 || leg >= m.nlegs {
-		panic(fmt.Sprintf("rtp: Merger.Known: leg %d of %d", leg, m.nlegs))
+		panic(fmt.Sprintf("merge: Merger.Known: leg %d of %d", leg, m.nlegs))
 	}
 	if len(pkt) < 12 {
 		return false
@@ -406,10 +408,10 @@ func (m *Merger) NextDeadline() (at int64, ok bool) {
 }
 
 // Stats returns the merger's counters.
-func (m *Merger) Stats() MergerStats {
+func (m *Merger) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := MergerStats{
+	s := Stats{
 		Legs:     make([]LegStats, m.nlegs),
 		Output:   m.output,
 		Lost:     m.lost,
@@ -423,8 +425,8 @@ func (m *Merger) Stats() MergerStats {
 	return s
 }
 
-// Close returns the packets still waiting to the pool without outputting
-// them; later calls do nothing. It is idempotent.
+// Close drops the packets still waiting without outputting them; later
+// calls do nothing. It is idempotent.
 func (m *Merger) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -435,7 +437,7 @@ func (m *Merger) Close() {
 	if m.started {
 		for e := m.head; e <= m.max; e++ {
 			if s := &m.ring[e&m.mask]; s.pkt != nil {
-				s.pkt.Release()
+				m.bufs.put(s.pkt)
 				s.pkt = nil
 			}
 		}
@@ -484,9 +486,7 @@ func (m *Merger) accept(leg int, b []byte, ext, now int64, count bool) {
 	}
 	s := &m.ring[ext&m.mask]
 	if s.state == slotWaiting {
-		p := m.pool.Get(len(b))
-		copy(p.buf, b)
-		p.recv = now
+		p := m.bufs.get(b)
 		s.pkt, s.at, s.state = p, now, slotHeld
 		s.seen |= 1 << leg
 		m.fifoPush(ext)
@@ -573,8 +573,8 @@ func (m *Merger) release(now int64) {
 func (m *Merger) releaseHead(now int64) {
 	s := &m.ring[m.head&m.mask]
 	if s.state == slotHeld {
-		m.out(s.pkt.buf)
-		s.pkt.Release()
+		m.out(s.pkt.b)
+		m.bufs.put(s.pkt)
 		s.pkt = nil
 		s.state = slotOut
 		m.output++
@@ -602,7 +602,7 @@ func (m *Merger) settleTail() {
 }
 
 func (m *Merger) fifoPush(ext int64) {
-	if m.fifoN == len(m.fifo) { // cannot happen (see NewMerger); stay safe
+	if m.fifoN == len(m.fifo) { // cannot happen (see New); stay safe
 		m.fifoHead = (m.fifoHead + 1) & m.fifoMask
 		m.fifoN--
 	}
@@ -650,12 +650,9 @@ func (m *Merger) diverge(leg int, b []byte, seq uint16, ssrc uint32, now int64) 
 	// stream's first, which no other copy may bring.
 	if mv.held == nil || int16(seq-mv.hSeq) < 0 {
 		if mv.held != nil {
-			mv.held.Release()
+			m.bufs.put(mv.held)
 		}
-		p := m.pool.Get(len(b))
-		copy(p.buf, b)
-		p.recv = now
-		mv.held, mv.hSeq = p, seq
+		mv.held, mv.hSeq = m.bufs.get(b), seq
 	}
 }
 
@@ -705,7 +702,7 @@ func (m *Merger) reset(leg int, b []byte, seq uint16, now int64) {
 	for i := range m.nlegs {
 		mv := &m.legs[i].mv
 		if mv.held != nil && mv.ssrc == ssrc && seqDist(mv.hSeq, seq) <= maxDropout {
-			m.accept(i, mv.held.buf, m.max+int64(int16(mv.hSeq-uint16(m.max))), now, false)
+			m.accept(i, mv.held.b, m.max+int64(int16(mv.hSeq-uint16(m.max))), now, false)
 		}
 		m.dropMove(i)
 	}
@@ -716,7 +713,7 @@ func (m *Merger) reset(leg int, b []byte, seq uint16, now int64) {
 func (m *Merger) dropMove(leg int) {
 	mv := &m.legs[leg].mv
 	if mv.held != nil {
-		mv.held.Release()
+		m.bufs.put(mv.held)
 	}
 	*mv = legMove{}
 }

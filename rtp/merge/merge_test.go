@@ -1,4 +1,4 @@
-package rtp
+package merge
 
 import (
 	"bytes"
@@ -37,22 +37,20 @@ type mergeEvent struct {
 
 // mergeRun is a merger under test and everything it output.
 type mergeRun struct {
-	t    *testing.T
-	pool *Pool
-	m    *Merger
-	out  [][]byte
+	t   *testing.T
+	m   *Merger
+	out [][]byte
 }
 
-func newMergeRun(t *testing.T, cfg MergerConfig) *mergeRun {
+func newMergeRun(t *testing.T, cfg Config) *mergeRun {
 	t.Helper()
-	r := &mergeRun{t: t, pool: NewPool()}
-	cfg.Pool = r.pool
+	r := &mergeRun{t: t}
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.Out = func(b []byte) { r.out = append(r.out, bytes.Clone(b)) }
-	r.m = NewMerger(cfg)
+	r.m = New(cfg)
 	t.Cleanup(func() {
 		r.m.Close()
-		checkNoLeak(t, r.pool)
+		checkNoLeak(t, r.m)
 	})
 	return r
 }
@@ -201,7 +199,7 @@ func firstDiff(a, b []uint16) int {
 
 func around(s []uint16, i int) []uint16 { return s[max(0, i-3):min(len(s), i+3)] }
 
-func checkLeg(t *testing.T, st MergerStats, leg int, want LegStats) {
+func checkLeg(t *testing.T, st Stats, leg int, want LegStats) {
 	t.Helper()
 	if got := st.Legs[leg]; got != want {
 		t.Errorf("leg %d: %+v, want %+v", leg, got, want)
@@ -209,7 +207,7 @@ func checkLeg(t *testing.T, st MergerStats, leg int, want LegStats) {
 }
 
 // checkLegSums checks that each leg's packets are counted once.
-func checkLegSums(t *testing.T, st MergerStats) {
+func checkLegSums(t *testing.T, st Stats) {
 	t.Helper()
 	for i, l := range st.Legs {
 		if sum := l.Invalid + l.First + l.Duplicates + l.Late + l.Diverged; sum != l.Received {
@@ -219,7 +217,7 @@ func checkLegSums(t *testing.T, st MergerStats) {
 }
 
 func TestMergerPerfectLegs(t *testing.T) {
-	r := newMergeRun(t, MergerConfig{Skew: ClassA})
+	r := newMergeRun(t, Config{Skew: ClassA})
 	pkts := sendStream(0xaaaa, 1000, 3000, 0)
 	a := path{}.events(0, pkts)
 	b := path{delay: 2 * ms}.events(1, pkts)
@@ -257,7 +255,7 @@ func TestMergerIndependentLoss(t *testing.T) {
 					both++
 				}
 			}
-			r := newMergeRun(t, MergerConfig{Skew: tc.skew})
+			r := newMergeRun(t, Config{Skew: tc.skew})
 			a := path{jitter: 3 * ms, drop: inSet(dropA), rng: rng}.events(0, pkts)
 			b := path{delay: 5 * ms, jitter: 3 * ms, drop: inSet(dropB), rng: rng}.events(1, pkts)
 			r.play(append(a, b...))
@@ -286,7 +284,7 @@ func TestMergerLegCut(t *testing.T) {
 	const n = 5000
 	pkts := sendStream(0x77, 40000, n, 0)
 	cut := func(i int) bool { return i >= 1000 && i < 3000 }
-	r := newMergeRun(t, MergerConfig{Skew: ClassA})
+	r := newMergeRun(t, Config{Skew: ClassA})
 	a := path{drop: cut}.events(0, pkts)
 	b := path{delay: 4 * ms}.events(1, pkts)
 	r.play(append(a, b...))
@@ -306,7 +304,7 @@ func TestMergerSkewWithinClass(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	pkts := sendStream(0x99, 500, n, 0)
 	dropA := randomDrops(rng, n, 0, 0.10)
-	r := newMergeRun(t, MergerConfig{Skew: ClassB})
+	r := newMergeRun(t, Config{Skew: ClassB})
 	a := path{drop: inSet(dropA)}.events(0, pkts)
 	b := path{delay: 30 * ms}.events(1, pkts)
 	r.play(append(a, b...))
@@ -328,7 +326,7 @@ func TestMergerSkewBeyondClass(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	pkts := sendStream(0x99, 500, n, 0)
 	dropA := randomDrops(rng, n, 5, 0.10)
-	r := newMergeRun(t, MergerConfig{Skew: ClassB})
+	r := newMergeRun(t, Config{Skew: ClassB})
 	a := path{drop: inSet(dropA)}.events(0, pkts)
 	b := path{delay: 80 * ms}.events(1, pkts)
 	r.play(append(a, b...))
@@ -365,7 +363,7 @@ func TestMergerReset(t *testing.T) {
 			rng := rand.New(rand.NewPCG(11, 12))
 			s1 := sendStream(0x1111, 60000, n, 100*ms)
 			s2 := sendStream(tc.ssrc2, 60000+n+tc.seqJump, n, 100*ms+n*ms+tc.pause)
-			r := newMergeRun(t, MergerConfig{Skew: ClassB})
+			r := newMergeRun(t, Config{Skew: ClassB})
 			var evs []mergeEvent
 			var want []uint16
 			for _, s := range [][]sent{s1, s2} {
@@ -405,7 +403,7 @@ func TestMergerReset(t *testing.T) {
 // brings earlier packets a little later still gets them out.
 func TestMergerStartHold(t *testing.T) {
 	pkts := sendStream(1, 100, 50, 0)
-	r := newMergeRun(t, MergerConfig{Skew: ClassA})
+	r := newMergeRun(t, Config{Skew: ClassA})
 	a := path{drop: func(i int) bool { return i < 3 }}.events(0, pkts)
 	b := path{delay: 5 * ms}.events(1, pkts)
 	r.play(append(a, b...))
@@ -416,7 +414,7 @@ func TestMergerStartHold(t *testing.T) {
 // (counted), and nothing waits beyond the window.
 func TestMergerWindowOverrun(t *testing.T) {
 	pkts := sendStream(1, 0, 1000, 0)
-	r := newMergeRun(t, MergerConfig{Skew: ClassC, Window: 64})
+	r := newMergeRun(t, Config{Skew: ClassC, Window: 64})
 	lost := func(i int) bool { return i == 500 }
 	a := path{drop: lost}.events(0, pkts)
 	r.play(a)
@@ -428,14 +426,14 @@ func TestMergerWindowOverrun(t *testing.T) {
 }
 
 func TestMergerInvalidAndClose(t *testing.T) {
-	r := newMergeRun(t, MergerConfig{Legs: 3})
+	r := newMergeRun(t, Config{Legs: 3})
 	r.m.Push(2, []byte{1, 2, 3}, 0)
 	r.m.Push(0, mkRTP(1, 10, 0, 10), 0)
 	r.m.Push(1, mkRTP(1, 12, 0, 10), 1)
 	if at, ok := r.m.NextDeadline(); !ok || at != int64(ClassB) {
 		t.Fatalf("NextDeadline = %d, %v; want %d", at, ok, int64(ClassB))
 	}
-	r.m.Close() // the two waiting packets go back to the pool
+	r.m.Close() // the two waiting packets are dropped
 	r.m.Push(0, mkRTP(1, 11, 0, 10), 2)
 	r.m.Tick(int64(time.Hour))
 	if len(r.out) != 0 {
@@ -445,16 +443,15 @@ func TestMergerInvalidAndClose(t *testing.T) {
 	if st.Legs[2].Invalid != 1 || st.Legs[2].Received != 1 || len(st.Legs) != 3 {
 		t.Errorf("stats %+v", st)
 	}
-	checkNoLeak(t, r.pool)
+	checkNoLeak(t, r.m)
 }
 
 // TestMergerConcurrentLegs pushes two complete legs from two goroutines on
 // the real clock (run it with -race).
 func TestMergerConcurrentLegs(t *testing.T) {
 	const n = 20000
-	pool := NewPool()
 	var got []uint16
-	m := NewMerger(MergerConfig{Pool: pool, Skew: ClassA, Logger: slog.New(slog.DiscardHandler), Out: func(b []byte) {
+	m := New(Config{Skew: ClassA, Logger: slog.New(slog.DiscardHandler), Out: func(b []byte) {
 		got = append(got, binary.BigEndian.Uint16(b[2:]))
 	}})
 	pkts := sendStream(9, 65500, n, 0)
@@ -464,20 +461,21 @@ func TestMergerConcurrentLegs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, s := range pkts {
-				m.Push(leg, s.b, Now())
+				m.Push(leg, s.b, now())
 			}
 		}()
 	}
 	wg.Wait()
 	time.Sleep(time.Duration(ClassA) + time.Millisecond)
-	m.Tick(Now())
+	m.Tick(now())
 	want := wantSeqs(pkts, func(int) bool { return false })
 	m.mu.Lock() // got is written under the merger's lock
-	defer m.mu.Unlock()
-	if !slices.Equal(got, want) {
+	same := slices.Equal(got, want)
+	m.mu.Unlock()
+	if !same {
 		t.Fatalf("output %d packets, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
 	}
-	checkNoLeak(t, pool)
+	checkNoLeak(t, m)
 }
 
 // raceEnabled: with -race, sync.Pool drops a share of what is put back on
@@ -499,7 +497,7 @@ func TestMergerDoesNotAllocate(t *testing.T) {
 	if raceEnabled() {
 		t.Skip("sync.Pool drops buffers on purpose under -race")
 	}
-	m := NewMerger(MergerConfig{Out: func([]byte) {}})
+	m := New(Config{Out: func([]byte) {}})
 	defer m.Close()
 	pkt := mkRTP(1, 0, 0, 1200)
 	var seq uint16
@@ -555,7 +553,7 @@ func listenLiveLeg(t *testing.T, leg int, m *Merger, poke chan<- struct{}) *live
 				return
 			}
 			b := buf[:n]
-			m.Push(leg, b, Now())
+			m.Push(leg, b, now())
 			select { // wake the driver: the deadline may have moved
 			case poke <- struct{}{}:
 			default:
@@ -601,13 +599,13 @@ func driveMerger(m *Merger, poke <-chan struct{}) (stop func()) {
 		defer timer.Stop()
 		for {
 			if at, ok := m.NextDeadline(); ok {
-				timer.Reset(time.Duration(at - Now()))
+				timer.Reset(time.Duration(at - now()))
 			} else {
 				timer.Stop()
 			}
 			select {
 			case <-timer.C:
-				m.Tick(Now())
+				m.Tick(now())
 			case <-poke:
 			case <-done:
 				return
@@ -656,9 +654,8 @@ func TestLiveInteropGStreamer(t *testing.T) {
 // liveInterop runs frames of GStreamer through relays configured by ca and
 // cb (To is filled in); during, if set, runs once the first packet is in.
 func liveInterop(t *testing.T, frames int, ca, cb peertest.LossyConfig, during func(b *peertest.LossyRelay)) {
-	pool := NewPool()
 	var outs [][]byte // written by Out, under the merger's lock
-	m := NewMerger(MergerConfig{Skew: ClassB, Pool: pool, Out: func(b []byte) { outs = append(outs, bytes.Clone(b)) }})
+	m := New(Config{Skew: ClassB, Out: func(b []byte) { outs = append(outs, bytes.Clone(b)) }})
 	poke := make(chan struct{}, 1)
 	legA, legB := listenLiveLeg(t, 0, m, poke), listenLiveLeg(t, 1, m, poke)
 	stop := driveMerger(m, poke)
@@ -701,7 +698,7 @@ func liveInterop(t *testing.T, frames int, ca, cb peertest.LossyConfig, during f
 	stop()
 	legA.close()
 	legB.close()
-	m.Tick(Now() + int64(time.Second)) // release and settle everything
+	m.Tick(now() + int64(time.Second)) // release and settle everything
 	st := m.Stats()
 
 	// What was sent: what each leg got plus what its relay dropped. Both
@@ -789,7 +786,7 @@ func liveInterop(t *testing.T, frames int, ca, cb peertest.LossyConfig, during f
 	if len(sent) < 500 {
 		t.Errorf("only %d packets sent", len(sent))
 	}
-	checkNoLeak(t, pool) // Tick released everything, so nothing waits
+	checkNoLeak(t, m) // Tick released everything, so nothing waits
 }
 
 // hasBetween reports whether some leg got a packet before s and one after
@@ -815,7 +812,7 @@ func (l *liveLeg) hasBetween(o *liveLeg, s uint16, ext func(uint16) int) bool {
 func TestMergerRefill(t *testing.T) {
 	pkts := sendStream(0x99, 100, 400, 0)
 	var refilled []uint16
-	r := newMergeRun(t, MergerConfig{Skew: ClassA, Refill: func(b []byte) {
+	r := newMergeRun(t, Config{Skew: ClassA, Refill: func(b []byte) {
 		refilled = append(refilled, binary.BigEndian.Uint16(b[2:]))
 	}})
 	lost := map[int]bool{50: true, 51: true} // seqs 150 and 151, given up at about 62 ms
@@ -848,9 +845,9 @@ func TestMergerKnown(t *testing.T) {
 	pkts := sendStream(0x42, 65000, 3000, 0)
 	evs := append(path{drop: inSet(randomDrops(rng, len(pkts), 0, 0.1)), jitter: 3 * ms, rng: rng}.events(0, pkts),
 		path{drop: inSet(randomDrops(rng, len(pkts), 0, 0.1)), delay: 5 * ms, jitter: 3 * ms, rng: rng}.events(1, pkts)...)
-	all := newMergeRun(t, MergerConfig{Skew: ClassB})
+	all := newMergeRun(t, Config{Skew: ClassB})
 	all.play(slices.Clone(evs))
-	asked := newMergeRun(t, MergerConfig{Skew: ClassB})
+	asked := newMergeRun(t, Config{Skew: ClassB})
 	known := 0
 	slices.SortStableFunc(evs, func(a, b mergeEvent) int { return cmp.Compare(a.at, b.at) })
 	var now int64

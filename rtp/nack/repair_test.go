@@ -1,21 +1,16 @@
-package node
+package nack
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
 
-	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // capSink records the sequence numbers a hub delivers, in order.
@@ -39,19 +34,19 @@ func (c *capSink) got() []uint16 {
 }
 
 // newTestRx is a relay repair in front of a transparent hub (SSRC 7) whose output is recorded.
-func newTestRx(t *testing.T, wait time.Duration) (*relayRx, *rtp.Hub, *capSink) {
+func newTestRx(t *testing.T, wait time.Duration, fb *Feedback) (*Repairer, *rtp.Hub, *capSink) {
 	t.Helper()
-	hub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 7, Transparent: true})
+	hub := rtp.NewHub(rtp.HubConfig{Track: video, SSRC: 7, Transparent: true})
 	cs := &capSink{}
 	hub.AddSink(cs)
-	rx := newRelayRx(&flow{}, rtp.NewPool(), wait)
-	t.Cleanup(func() { rx.close(); hub.Close() })
+	rx := NewRepairer(Config{Pool: rtp.NewPool(), Wait: wait, Feedback: fb})
+	t.Cleanup(func() { rx.Close(); hub.Close() })
 	return rx, hub, cs
 }
 
-func pushSeqs(rx *relayRx, hub *rtp.Hub, seqs ...uint16) {
+func pushSeqs(rx *Repairer, hub *rtp.Hub, seqs ...uint16) {
 	for _, s := range seqs {
-		rx.push(hub, mkRTP(7, s, uint32(s)*100))
+		rx.Push(hub, mkRTP(7, s, uint32(s)*100))
 	}
 }
 
@@ -64,10 +59,10 @@ func waitSeqs(t *testing.T, cs *capSink, want []uint16) {
 	}
 }
 
-// TestRelayRxReorders: packets behind a gap wait for it; a filled gap releases them in order;
+// TestRepairerReorders: packets behind a gap wait for it; a filled gap releases them in order;
 // duplicates and late copies are dropped; a gap nobody fills is given up after the wait.
-func TestRelayRxReorders(t *testing.T) {
-	rx, hub, cs := newTestRx(t, 30*time.Millisecond)
+func TestRepairerReorders(t *testing.T) {
+	rx, hub, cs := newTestRx(t, 30*time.Millisecond, nil)
 	pushSeqs(rx, hub, 65533, 65534, 1, 65535, 0) // across the wrap, 65535 and 0 late
 	waitSeqs(t, cs, []uint16{65533, 65534, 65535, 0, 1})
 	pushSeqs(rx, hub, 1, 65535, 4, 3, 2) // two stale duplicates, then a gap filled backwards
@@ -76,7 +71,7 @@ func TestRelayRxReorders(t *testing.T) {
 	waitSeqs(t, cs, []uint16{65533, 65534, 65535, 0, 1, 2, 3, 4, 6, 7})
 	pushSeqs(rx, hub, 5, 8)
 	waitSeqs(t, cs, []uint16{65533, 65534, 65535, 0, 1, 2, 3, 4, 6, 7, 8})
-	st := rx.stats()
+	st := rx.Stats()
 	if st.Filled != 4 || st.Lost != 1 || st.Dups != 3 {
 		t.Errorf("stats %+v, want 4 filled, 1 lost, 3 dups", st)
 	}
@@ -84,7 +79,7 @@ func TestRelayRxReorders(t *testing.T) {
 	// (The hub itself takes the step back as a new epoch and continues its line at +1.)
 	pushSeqs(rx, hub, 10, 10+rxWindow+5, 62000)
 	waitSeqs(t, cs, []uint16{65533, 65534, 65535, 0, 1, 2, 3, 4, 6, 7, 8, 10, 10 + rxWindow + 5, 10 + rxWindow + 6})
-	if st := rx.stats(); st.Lost != 2 {
+	if st := rx.Stats(); st.Lost != 2 {
 		t.Errorf("lost %d after a jump over one missing packet, want 2", st.Lost)
 	}
 }
@@ -137,19 +132,20 @@ func (nc *nackCapture) get() [][]uint16 {
 	return slices.Clone(nc.lists)
 }
 
-// TestRelayRxNACKs: a gap is asked for at once in one generic NACK (RFC 4585, checked with
+// TestRepairerNACKs: a gap is asked for at once in one generic NACK (RFC 4585, checked with
 // pion/rtcp), asked again after the retry interval, at most nackTries times, and not after it
 // was filled.
-func TestRelayRxNACKs(t *testing.T) {
+func TestRepairerNACKs(t *testing.T) {
 	pair, err := rtp.ListenUDP(rtp.UDPConfig{RTPAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pair.Close()
 	nc := newNACKCapture(t)
-	rx, hub, cs := newTestRx(t, 400*time.Millisecond)
 	dst := nc.c.LocalAddr().(*net.UDPAddr).AddrPort()
-	rx.fl.fb.Store(pair.NewSink(dst, dst))
+	fb := &Feedback{}
+	fb.Swap(0, pair.NewSink(dst, dst))
+	rx, hub, cs := newTestRx(t, 400*time.Millisecond, fb)
 	pushSeqs(rx, hub, 100, 125) // 101-124 missing: PID 101 + BLP 102-117, PID 118 + BLP 119-124
 	var want []uint16
 	for s := uint16(101); s < 125; s++ {
@@ -178,24 +174,23 @@ func TestRelayRxNACKs(t *testing.T) {
 			t.Errorf("retry asks for %v, want %v", l, want)
 		}
 	}
-	if st := rx.stats(); st.Lost != uint64(len(want)) || st.NACKs != uint64(len(lists)) {
+	if st := rx.Stats(); st.Lost != uint64(len(want)) || st.NACKs != uint64(len(lists)) {
 		t.Errorf("stats %+v with %d NACKs seen", st, len(lists))
 	}
 }
 
-// TestRelayHistory: a NACKed packet still in the ring goes out again; one overwritten does not.
-func TestRelayHistory(t *testing.T) {
+// TestHistory: a NACKed packet still in the ring goes out again; one overwritten does not.
+func TestHistory(t *testing.T) {
 	pair, err := rtp.ListenUDP(rtp.UDPConfig{RTPAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pair.Close()
-	r := newTestReader(t)
+	r := newSeqReader(t)
 	// room for the whole burst: a loaded machine may not read the socket for a while
-	_ = r.rtpConn.SetReadBuffer(4 << 20)
-	rtpDst, rtcpDst := r.dst()
-	h := newRelayHistory(pair.NewSink(rtpDst, rtcpDst), 7)
-	defer h.close()
+	_ = r.conn.SetReadBuffer(4 << 20)
+	h := NewHistory(pair.NewSink(r.addr(), r.addr()), 7)
+	defer h.Close()
 	pool := rtp.NewPool()
 	const n = histSize + 100
 	for i := range n {
@@ -208,25 +203,23 @@ func TestRelayHistory(t *testing.T) {
 		}
 	}
 	r.wait(t, n, 10*time.Second)
-	if !h.resend(n-1) || !h.resend(200) || h.resend(10) || h.resend(n) {
+	if !h.Resend(n-1) || !h.Resend(200) || h.Resend(10) || h.Resend(n) {
 		t.Fatal("resend: want the last histSize packets only")
 	}
-	if h.resend(200) {
+	if h.Resend(200) {
 		t.Fatal("a packet was resent twice within resendGap")
 	}
 	got := r.wait(t, n+2, 10*time.Second)
-	if got[n].seq != n-1 || got[n+1].seq != 200 {
-		t.Errorf("retransmitted %d, %d; want %d, 200", got[n].seq, got[n+1].seq, n-1)
+	if got[n] != n-1 || got[n+1] != 200 {
+		t.Errorf("retransmitted %d, %d; want %d, 200", got[n], got[n+1], n-1)
 	}
-	if h.resent.Load() != 2 || h.missed.Load() != 2 {
-		t.Errorf("resent %d missed %d", h.resent.Load(), h.missed.Load())
+	if st := h.Stats(); st.Resent != 2 || st.Missed != 2 {
+		t.Errorf("resent %d missed %d", st.Resent, st.Missed)
 	}
-	// answerNACKs finds the history by the media SSRC the NACK names
-	fl := &flow{hist: h}
-	answerNACKs(appendNACK(nil, 1, 8, []uint32{uint32(n-2) << 16}), []*flow{fl}) // other SSRC
-	answerNACKs(appendNACK(nil, 1, 7, []uint32{uint32(n-5)<<16 | 0b101}), []*flow{fl})
+	// a NACK entry: its PID and the numbers its BLP names
+	h.Answer(n-5, 0b101)
 	got = r.wait(t, n+5, 10*time.Second)
-	if got[n+2].seq != n-5 || got[n+3].seq != n-4 || got[n+4].seq != n-2 {
+	if got[n+2] != n-5 || got[n+3] != n-4 || got[n+4] != n-2 {
 		t.Errorf("NACK answered with %v", got[n+2:])
 	}
 }
@@ -236,7 +229,7 @@ func TestNACKReaderMatchesPion(t *testing.T) {
 	rr, _ := (&rtcp.ReceiverReport{SSRC: 3}).Marshal()
 	pli, _ := (&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 2}).Marshal()
 	nk1, _ := (&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: 9, Nacks: []rtcp.NackPair{{PacketID: 65530, LostPackets: 0x8001}, {PacketID: 4}}}).Marshal()
-	nk2 := appendNACK(nil, 5, 10, []uint32{7<<16 | 0xffff})
+	nk2 := Append(nil, 5, 10, []uint32{7<<16 | 0xffff})
 	b := slices.Concat(rr, nk1, pli, nk2)
 	ours, err := readNACKs(b)
 	if err != nil {
@@ -261,11 +254,11 @@ type nackEntry struct {
 
 func readNACKs(b []byte) ([]nackEntry, error) {
 	var out []nackEntry
-	r := newNACKReader(b)
+	r := NewReader(b)
 	for {
-		m, pid, blp, ok := r.next()
+		m, pid, blp, ok := r.Next()
 		if !ok {
-			return out, r.err
+			return out, r.Err()
 		}
 		out = append(out, nackEntry{m, pid, blp})
 	}
@@ -308,7 +301,7 @@ func FuzzNACKReader(f *testing.F) {
 	rr, _ := (&rtcp.ReceiverReport{SSRC: 3}).Marshal()
 	nk, _ := (&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: 9, Nacks: []rtcp.NackPair{{PacketID: 1, LostPackets: 3}}}).Marshal()
 	f.Add(slices.Concat(rr, nk))
-	f.Add(appendNACK(nil, 1, 2, []uint32{1, 2, 3}))
+	f.Add(Append(nil, 1, 2, []uint32{1, 2, 3}))
 	f.Add([]byte{0xa1, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 5, 0, 0, 0, 0, 0, 4}) // padded
 	f.Add([]byte{0x81, 205, 0, 9})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -328,14 +321,14 @@ func FuzzNACKReader(f *testing.F) {
 	})
 }
 
-// BenchmarkRelayRx is the per-packet cost of loss repair on the receiving side with 1 % loss
+// BenchmarkRepairer is the per-packet cost of loss repair on the receiving side with 1 % loss
 // (each loss filled by the next packet, as a fast retransmission would); 0 allocs/op.
-func BenchmarkRelayRx(b *testing.B) {
-	hub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 7, Transparent: true})
+func BenchmarkRepairer(b *testing.B) {
+	hub := rtp.NewHub(rtp.HubConfig{Track: video, SSRC: 7, Transparent: true})
 	defer hub.Close()
 	hub.AddSink(&releaseSink{})
-	rx := newRelayRx(&flow{}, rtp.NewPool(), 0)
-	defer rx.close()
+	rx := NewRepairer(Config{Pool: rtp.NewPool()})
+	defer rx.Close()
 	pkt := mkRTP(7, 0, 0)
 	b.ReportAllocs()
 	for i := range b.N {
@@ -346,162 +339,27 @@ func BenchmarkRelayRx(b *testing.B) {
 			seq--
 		}
 		binary.BigEndian.PutUint16(pkt[2:], seq)
-		rx.push(hub, pkt)
+		rx.Push(hub, pkt)
 	}
 }
 
-// nackRun is one relay A → lossy relay → B with a reader on B.
-type nackRun struct {
-	sent, distinct int
-	hubIn          uint64 // packets the far node's relay passed to its hub
-	dropped        uint64 // by the lossy relay (media and retransmissions)
-	inOrder        bool
-	repair         RepairStats
-	// missing are the lost packets' positions in the line (by sequence number after the first
-	// one the reader got), for telling a lost head or tail from a lost middle
-	missing []int
-}
-
-// runRelayLoss relays packets from A to B through a lossy relay on the media path (RTCP, with
-// the NACKs, goes direct) and counts what B's reader gets.
-func runRelayLoss(t *testing.T, cfg peertest.LossyConfig, nack bool, packets int) nackRun {
-	t.Helper()
-	return runRelayLossKey(t, cfg, nack, packets, nil)
-}
-
-// runRelayLossKey is runRelayLoss over a relay encrypted with key (SRTP both ends) when key is set.
-func runRelayLossKey(t *testing.T, cfg peertest.LossyConfig, nack bool, packets int, key []byte) nackRun {
-	t.Helper()
-	a, b := newLocal(t, nil), newLocal(t, nil)
-	send := publishTo(t, a, "s")
-	bRTP, bRTCP := pairAddrs(b)
-	aRTP, aRTCP := pairAddrs(a)
-	cfg.To = bRTP
-	lossy := peertest.StartLossyRelay(t, cfg)
-	st := mustApply(t, a, Flow{ID: "rl", Version: 1, Kind: SinkUDP, Stream: "s", RTP: lossy.Addr(), RTCP: bRTCP, NACK: nack, SRTPKey: key})
-	_ = aRTP
-	mustApply(t, b, Flow{ID: "ri", Version: 1, Kind: SourceRelay, Stream: "s", Tracks: video, SSRCs: []uint32{st.SSRC},
-		RTP: lossy.Addr(), RTCP: aRTCP, NACK: nack, SRTPKey: key})
-	r := newTestReader(t)
-	// a gap filled releases the packets held behind it at once: room for them at the reader
-	_ = r.rtpConn.SetReadBuffer(4 << 20)
-	mustApply(t, b, sinkTo("rd", "s", r))
-	// 1000 packets/s in bursts of 10, as a video frame arrives
-	for i := range packets {
-		send(i)
-		if i%10 == 9 {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	got := r.waitQuiet()
-	run := nackRun{sent: packets, dropped: lossy.Stats().Dropped, inOrder: true}
-	seen := map[uint16]bool{}
-	for i, h := range got {
-		seen[h.seq] = true
-		if i > 0 && int16(h.seq-got[i-1].seq) <= 0 {
-			run.inOrder = false
-		}
-	}
-	run.distinct = len(seen)
-	if st, err := b.Stats("ri"); err == nil {
-		run.hubIn = st.Packets
-	}
-	if len(got) > 0 {
-		for i := range packets {
-			if s := got[0].seq + uint16(i); !seen[s] {
-				run.missing = append(run.missing, i)
-			}
-		}
-	}
-	if nack {
-		sa, _ := a.RepairStats("rl")
-		sb, _ := b.RepairStats("ri")
-		sb.Resent, sb.Missed = sa.Resent, sa.Missed
-		run.repair = sb
-	}
-	return run
-}
-
-// TestRelayNACKRepairsLoss: 5 % random loss on a relay link; with NACK the far reader loses
-// (nearly) nothing and sees its packets in order. The "srtp" case runs over an encrypted relay:
-// a retransmission is the same packet index protected again, which the far node's SRTP receiver
-// takes as the late first copy it is (its replay window, as long as the sender's history, covers
-// the NACK round trip).
-func TestRelayNACKRepairsLoss(t *testing.T) {
-	k, err := srtp.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name    string
-		seed    int64
-		packets int
-		key     []byte
-	}{{"plain", 5, 2000, nil}, {"srtp", 9, 3000, k[:]}} {
-		t.Run(tc.name, func(t *testing.T) {
-			run := runRelayLossKey(t, peertest.LossyConfig{Random: 0.05, Seed: tc.seed}, true, tc.packets, tc.key)
-			lost := run.sent - run.distinct
-			t.Logf("5%% loss, NACK, %s: sent %d, relay dropped %d, reader got %d distinct (lost %d), repair %+v",
-				tc.name, run.sent, run.dropped, run.distinct, lost, run.repair)
-			if run.dropped < uint64(run.sent/40) {
-				t.Fatalf("the lossy relay dropped only %d of %d: the test does not test loss", run.dropped, run.sent)
-			}
-			// Each retransmission crosses the lossy relay too (5 % each try, 4 tries): a residue
-			// of a packet or two is possible on a busy machine, not more.
-			if lost > 3 {
-				t.Errorf("reader lost %d of %d packets with NACK on", lost, run.sent)
-			}
-			if !run.inOrder {
-				t.Error("reader saw packets out of order")
-			}
-			if run.repair.Resent == 0 || run.repair.Filled == 0 {
-				t.Errorf("repair stats %+v: nothing retransmitted", run.repair)
-			}
-		})
-	}
-}
-
-// TestNACKTable measures residual loss on a relay link with and without NACK for the issue's
-// table (MESHGW_PROTECT_TABLE=1 go test ./gateway/node -run TestNACKTable -v).
-func TestNACKTable(t *testing.T) {
-	if os.Getenv("MESHGW_PROTECT_TABLE") == "" {
-		t.Skip("set MESHGW_PROTECT_TABLE=1 to measure")
-	}
-	const packets = 5000
-	cases := peertest.TableLosses()
-	var rows []string
-	for _, c := range cases {
-		off := runRelayLoss(t, c.Cfg, false, packets)
-		on := runRelayLoss(t, c.Cfg, true, packets)
-		rows = append(rows, fmt.Sprintf("| %s | %.2f %% | %.3f %% | %.3f %% | %d | %d | %d | %t |", c.Name,
-			100*float64(off.sent-off.distinct)/float64(off.sent),
-			100*float64(on.sent-int(on.hubIn))/float64(on.sent),
-			100*float64(on.sent-on.distinct)/float64(on.sent), on.repair.NACKs, on.repair.Resent, on.repair.Lost, on.inOrder))
-		if len(on.missing) > 0 {
-			t.Logf("%s: with NACK, lost positions %v; repair %+v", c.Name, on.missing, on.repair)
-		}
-	}
-	t.Logf("relay link, %d packets at 1000/s, loss on the media path\n| induced loss | residual without NACK (reader) | with NACK, at the far hub | with NACK, reader | NACKs sent | packets resent | gaps given up | reader in order |\n|---|---|---|---|---|---|---|---|\n%s",
-		packets, strings.Join(rows, "\n"))
-}
-
-// FuzzRelayRx pushes arbitrary sequence numbers (two bytes each; a third byte, when odd, runs
+// FuzzRepairer pushes arbitrary sequence numbers (two bytes each; a third byte, when odd, runs
 // the timer as if the wait had passed) through a relay repair: it must not panic and never pass
 // on more packets than it got.
-func FuzzRelayRx(f *testing.F) {
+func FuzzRepairer(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 3, 0, 0, 2, 1, 0, 4, 0})
 	f.Add([]byte{255, 255, 0, 0, 0, 0, 0, 1, 1})
 	f.Add([]byte{0, 10, 0, 20, 0, 0, 0, 15, 1, 0, 11, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		hub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 7, Transparent: true})
+		hub := rtp.NewHub(rtp.HubConfig{Track: video, SSRC: 7, Transparent: true})
 		defer hub.Close()
 		cs := &capSink{}
 		hub.AddSink(cs)
-		rx := newRelayRx(&flow{}, rtp.NewPool(), time.Hour)
-		defer rx.close()
+		rx := NewRepairer(Config{Pool: rtp.NewPool(), Wait: time.Hour})
+		defer rx.Close()
 		pushed := 0
 		for i := 0; i+2 < len(b); i += 3 {
-			rx.push(hub, mkRTP(7, binary.BigEndian.Uint16(b[i:]), 0))
+			rx.Push(hub, mkRTP(7, binary.BigEndian.Uint16(b[i:]), 0))
 			pushed++
 			if b[i+2]&1 == 1 {
 				rx.mu.Lock()
@@ -519,14 +377,10 @@ func FuzzRelayRx(f *testing.F) {
 	})
 }
 
-// BenchmarkRelayIngressNACK is BenchmarkRelayIngress with the relay's NACK repair on (no loss:
-// the cost of watching for gaps); 0 allocs/op.
-func BenchmarkRelayIngressNACK(b *testing.B) { benchRelayIngress(b, true, false) }
-
-// BenchmarkRelayHistory is the sending side's extra cost per packet with NACK on: keeping the
+// BenchmarkHistory is the sending side's extra cost per packet with NACK on: keeping the
 // packet in the history ring on its way to the UDP sink (sending runs on the egress worker),
 // and one retransmission per 100 packets; 0 allocs/op.
-func BenchmarkRelayHistory(b *testing.B) {
+func BenchmarkHistory(b *testing.B) {
 	pair, err := rtp.ListenUDP(rtp.UDPConfig{RTPAddr: "127.0.0.1:0", QueueLen: 4096})
 	if err != nil {
 		b.Fatal(err)
@@ -534,8 +388,8 @@ func BenchmarkRelayHistory(b *testing.B) {
 	defer pair.Close()
 	rd := listenLoopback(b)
 	dst := rd.LocalAddr().(*net.UDPAddr).AddrPort()
-	h := newRelayHistory(pair.NewSink(dst, dst), 7)
-	defer h.close()
+	h := NewHistory(pair.NewSink(dst, dst), 7)
+	defer h.Close()
 	pool := rtp.NewPool()
 	pkt := mkRTP(7, 0, 0)
 	send := func(i int) {
@@ -552,7 +406,7 @@ func BenchmarkRelayHistory(b *testing.B) {
 	for i := range b.N {
 		send(20000 + i)
 		if i%100 == 0 {
-			h.resend(uint16(20000 + i - 50))
+			h.Resend(uint16(20000 + i - 50))
 		}
 	}
 }

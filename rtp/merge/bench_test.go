@@ -1,4 +1,4 @@
-package rtp
+package merge
 
 import (
 	"encoding/binary"
@@ -13,11 +13,9 @@ import (
 // sequence number, i.e. two Pushes (the copy of the first, the duplicate
 // check of the second).
 func BenchmarkMerger(b *testing.B) {
-	pool := NewPool()
 	var out int
-	m := NewMerger(MergerConfig{
+	m := New(Config{
 		Skew:   ClassA,
-		Pool:   pool,
 		Logger: slog.New(slog.DiscardHandler),
 		Out:    func([]byte) { out++ },
 	})
@@ -41,7 +39,7 @@ func BenchmarkMerger(b *testing.B) {
 	}
 	b.StopTimer()
 	m.Close()
-	checkNoLeak(b, pool)
+	checkNoLeak(b, m)
 	if out == 0 {
 		b.Fatal("nothing merged")
 	}

@@ -1,4 +1,4 @@
-package rtp
+package merge
 
 import (
 	"bytes"
@@ -38,12 +38,10 @@ func FuzzMerger(f *testing.F) {
 			m    *Merger
 			outs []outRec
 		)
-		pool := NewPool()
-		m = NewMerger(MergerConfig{
+		m = New(Config{
 			Skew:   5 * time.Millisecond,
 			Legs:   3,
 			Window: 64,
-			Pool:   pool,
 			Logger: slog.New(slog.DiscardHandler),
 			// Out runs under the merger's lock, so reading the reset
 			// counter here tells which stream the packet belongs to.
@@ -119,6 +117,6 @@ func FuzzMerger(f *testing.F) {
 			t.Fatalf("received %d, pushed %d", recv, n)
 		}
 		m.Close()
-		checkNoLeak(t, pool)
+		checkNoLeak(t, m)
 	})
 }
