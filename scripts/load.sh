@@ -27,14 +27,27 @@
 # refuses a plain publisher, while a keyed reader is served the same either way. Latency is
 # reported as unavailable (payloads are encrypted); delivery and loss come from the clear headers.
 # Compare with a plain run of the same arguments; scripts/perf.sh does both.
+# -routes N (a meshload flag) spreads the readers over N routes load0..load{N-1}, each with its
+# own publisher, and reports loss per route and track:
+#   scripts/load.sh -routes 10 -readers 100 -duration 10s
+# LOAD_ORIGIN=1 is the pulled shape: a second meshgw (127.0.0.1:28554, RTP from 28000) is the
+# origin, serving one clip at rtsp://127.0.0.1:28554/clip (a publisher route meshload publishes
+# its synthetic stream to, -publish-url); the gateway under test gets N always-on routes
+# pull0..pull{N-1} (just "pull" for N=1), each `source: rtsp://127.0.0.1:28554/clip`, N taken
+# from -routes in ARGS; meshload waits until every route answers DESCRIBE (-wait-routes 60s),
+# then reads them. -pid is the gateway under test's, so its CPU per delivered packet counts
+# ingesting the N pulls and delivering to the readers; RSS is in the report's gateway line.
+#   LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 100 -duration 10s
+#   LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 0 -duration 10s     # RSS with the pulls, no readers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
 gw=""
 far=""
+origin=""
 cleanup() {
-  for p in $far $gw; do
+  for p in $far $gw $origin; do
     if kill -0 "$p" 2>/dev/null; then
       kill "$p" 2>/dev/null || true
       wait "$p" 2>/dev/null || true
@@ -51,6 +64,39 @@ url=rtsp://127.0.0.1:18554/load
 srtp=off
 tlsargs=()
 rtsps=""
+pubargs=(-publish)
+pulls=""
+if [ -n "${LOAD_ORIGIN:-}" ]; then
+  if [ -n "${LOAD_CLUSTER:-}${LOAD_SRTP:-}" ]; then
+    echo "load.sh: LOAD_ORIGIN goes with neither LOAD_CLUSTER nor LOAD_SRTP" >&2
+    exit 2
+  fi
+  # N from -routes in ARGS (the last one wins, as in meshload)
+  routes=1
+  prev=""
+  for a in "$@"; do
+    case "$a" in
+      -routes=* | --routes=*) routes=${a#*=} ;;
+    esac
+    case "$prev" in
+      -routes | --routes) routes=$a ;;
+    esac
+    prev=$a
+  done
+  if ! [[ "$routes" =~ ^[1-9][0-9]*$ ]]; then
+    echo "load.sh: -routes $routes: want a positive number" >&2
+    exit 2
+  fi
+  url=rtsp://127.0.0.1:18554/pull
+  pubargs=(-publish-url rtsp://127.0.0.1:28554/clip -wait-routes 60s)
+  pull() { printf '  %s:\n    source: rtsp://127.0.0.1:28554/clip\n    reconnect_min: 200ms\n    reconnect_max: 1s\n' "$1"; }
+  if [ "$routes" = 1 ]; then
+    pulls=$(pull pull)
+  else
+    pulls=$(for ((i = 0; i < routes; i++)); do pull "pull$i"; done)
+  fi
+  printf 'log_level: warn\nrtsp: {listen: 127.0.0.1:28554, rtp_port: 28000}\nroutes:\n  clip:\n    source: publisher\n' >"$tmp/origin.yaml"
+fi
 if [ -n "${LOAD_SRTP:-}" ]; then
   if [ -n "${LOAD_CLUSTER:-}" ]; then
     echo "load.sh: LOAD_SRTP and LOAD_CLUSTER together are not supported" >&2
@@ -82,7 +128,28 @@ routes:
     source: publisher
     pacing: ${LOAD_PACING:-0}
     srtp: ${srtp}
+${pulls}
 YAML
+
+waitport() { # PORT PID LOG: wait for an RTSP port (bash's /dev/tcp: no extra tools needed)
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "load.sh: meshgw exited at start:" >&2
+      cat "$3" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
+if [ -n "${LOAD_ORIGIN:-}" ]; then
+  "$tmp/meshgw" run -c "$tmp/origin.yaml" 2>"$tmp/origin.log" &
+  origin=$!
+  waitport 28554 "$origin" "$tmp/origin.log"
+fi
 
 role=run
 if [ -n "${LOAD_CLUSTER:-}" ]; then
@@ -107,21 +174,10 @@ if [ -n "${LOAD_CLUSTER:-}" ]; then
   sleep 1
 fi
 
-# wait for the RTSP port (bash's /dev/tcp: no extra tools needed)
-for _ in $(seq 100); do
-  if (exec 3<>/dev/tcp/127.0.0.1/18554) 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$gw" 2>/dev/null; then
-    echo "load.sh: meshgw exited at start:" >&2
-    cat "$tmp/meshgw.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+waitport 18554 "$gw" "$tmp/meshgw.log"
 
 status=0
-"$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" -publish -readers 100 "$@" || status=$?
+"$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" "${pubargs[@]}" -readers 100 "$@" || status=$?
 
 kill "$gw"
 wait "$gw" 2>/dev/null || true
@@ -133,6 +189,15 @@ if [ -n "$far" ]; then
   if [ -s "$tmp/far.log" ]; then
     echo "load.sh: far node log:" >&2
     cat "$tmp/far.log" >&2
+  fi
+fi
+if [ -n "$origin" ]; then
+  kill "$origin"
+  wait "$origin" 2>/dev/null || true
+  origin=""
+  if [ -s "$tmp/origin.log" ]; then
+    echo "load.sh: origin log:" >&2
+    cat "$tmp/origin.log" >&2
   fi
 fi
 if [ -s "$tmp/meshgw.log" ]; then
