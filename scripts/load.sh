@@ -4,7 +4,7 @@
 # usage: scripts/load.sh [MESHLOAD ARGS...]
 #
 # Builds ./cmd/meshgw and ./cmd/meshload into a temporary directory, starts the gateway on
-# 127.0.0.1:18554 (RTP from port 18000) with the routes demo (the built-in stream) and
+# 127.0.0.1:18554 (RTP from port 18000; LOAD_PORT, LOAD_RTP_PORT) with the routes demo (the built-in stream) and
 # load, load0, load1, ... (publisher routes, one regex), waits for its RTSP port, runs
 #   meshload -pid <gateway pid> -url rtsp://127.0.0.1:18554/load -publish -readers 100 ARGS...
 # (see LOAD_SRTP below for the rtsps:// variant)
@@ -27,6 +27,10 @@
 # refuses a plain publisher, while a keyed reader is served the same either way. Latency is
 # reported as unavailable (payloads are encrypted); delivery and loss come from the clear headers.
 # Compare with a plain run of the same arguments; scripts/perf.sh does both.
+# LOAD_PORT and LOAD_RTP_PORT move the gateway under test off 18554 and 18000 (LOAD_ORIGIN_PORT
+# and LOAD_ORIGIN_RTP_PORT the origin below off 28554 and 28000), e.g. when another run holds
+# them; a port that already answers is refused rather than measured, since -pid would then not be
+# the process serving the readers.
 # -routes N (a meshload flag) spreads the readers over N routes load0..load{N-1}, each with its
 # own publisher, and reports loss per route and track:
 #   scripts/load.sh -routes 10 -readers 100 -duration 10s
@@ -60,7 +64,11 @@ trap cleanup EXIT
 go build -o "$tmp/meshgw" ./cmd/meshgw
 go build -o "$tmp/meshload" ./cmd/meshload
 
-url=rtsp://127.0.0.1:18554/load
+port=${LOAD_PORT:-18554}
+rtpport=${LOAD_RTP_PORT:-18000}
+oport=${LOAD_ORIGIN_PORT:-28554}
+ortpport=${LOAD_ORIGIN_RTP_PORT:-28000}
+url=rtsp://127.0.0.1:$port/load
 srtp=off
 tlsargs=()
 rtsps=""
@@ -87,15 +95,15 @@ if [ -n "${LOAD_ORIGIN:-}" ]; then
     echo "load.sh: -routes $routes: want a positive number" >&2
     exit 2
   fi
-  url=rtsp://127.0.0.1:18554/pull
-  pubargs=(-publish-url rtsp://127.0.0.1:28554/clip -wait-routes 60s)
-  pull() { printf '  %s:\n    source: rtsp://127.0.0.1:28554/clip\n    reconnect_min: 200ms\n    reconnect_max: 1s\n' "$1"; }
+  url=rtsp://127.0.0.1:$port/pull
+  pubargs=(-publish-url "rtsp://127.0.0.1:$oport/clip" -wait-routes 60s)
+  pull() { printf '  %s:\n    source: rtsp://127.0.0.1:%s/clip\n    reconnect_min: 200ms\n    reconnect_max: 1s\n' "$1" "$oport"; }
   if [ "$routes" = 1 ]; then
     pulls=$(pull pull)
   else
     pulls=$(for ((i = 0; i < routes; i++)); do pull "pull$i"; done)
   fi
-  printf 'log_level: warn\nrtsp: {listen: 127.0.0.1:28554, rtp_port: 28000}\nroutes:\n  clip:\n    source: publisher\n' >"$tmp/origin.yaml"
+  printf 'log_level: warn\nrtsp: {listen: 127.0.0.1:%s, rtp_port: %s}\nroutes:\n  clip:\n    source: publisher\n' "$oport" "$ortpport" >"$tmp/origin.yaml"
 fi
 if [ -n "${LOAD_SRTP:-}" ]; then
   if [ -n "${LOAD_CLUSTER:-}" ]; then
@@ -117,8 +125,8 @@ fi
 cat >"$tmp/meshgw.yaml" <<YAML
 log_level: warn
 rtsp:
-  listen: 127.0.0.1:18554
-  rtp_port: 18000
+  listen: 127.0.0.1:${port}
+  rtp_port: ${rtpport}
   egress_workers: ${LOAD_EGRESS_WORKERS:-0}
 ${rtsps}
 routes:
@@ -131,9 +139,17 @@ routes:
 ${pulls}
 YAML
 
+inuse() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $port ${LOAD_ORIGIN:+$oport}; do
+  if inuse "$p"; then
+    echo "load.sh: 127.0.0.1:$p already answers (another run?); set LOAD_PORT / LOAD_ORIGIN_PORT" >&2
+    exit 1
+  fi
+done
+
 waitport() { # PORT PID LOG: wait for an RTSP port (bash's /dev/tcp: no extra tools needed)
   for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    if inuse "$1"; then
       return 0
     fi
     if ! kill -0 "$2" 2>/dev/null; then
@@ -148,7 +164,7 @@ waitport() { # PORT PID LOG: wait for an RTSP port (bash's /dev/tcp: no extra to
 if [ -n "${LOAD_ORIGIN:-}" ]; then
   "$tmp/meshgw" run -c "$tmp/origin.yaml" 2>"$tmp/origin.log" &
   origin=$!
-  waitport 28554 "$origin" "$tmp/origin.log"
+  waitport "$oport" "$origin" "$tmp/origin.log"
 fi
 
 role=run
@@ -174,7 +190,7 @@ if [ -n "${LOAD_CLUSTER:-}" ]; then
   sleep 1
 fi
 
-waitport 18554 "$gw" "$tmp/meshgw.log"
+waitport "$port" "$gw" "$tmp/meshgw.log"
 
 status=0
 "$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" "${pubargs[@]}" -readers 100 "$@" || status=$?
