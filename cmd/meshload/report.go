@@ -185,7 +185,7 @@ func (r *Report) writeTable(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "meshload: %d %s readers of %s (%s), setup %.1fs, window %s\n",
-		r.ReadersOK, r.Transport, strings.Join(r.Streams, " "), rcv, r.SetupSeconds, fmtSeconds(r.WindowSeconds))
+		r.ReadersOK, r.Transport, fmtStreams(r.Streams), rcv, r.SetupSeconds, fmtSeconds(r.WindowSeconds))
 	if r.ReadersFailed > 0 {
 		fmt.Fprintf(&b, "failed      %d of %d readers did not set up; first: %s\n", r.ReadersFailed, r.Readers, r.FirstError)
 	}
@@ -247,6 +247,14 @@ func (r *Report) writeTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// fmtStreams lists the routes read, eliding the middle of a long list.
+func fmtStreams(s []string) string {
+	if len(s) <= 4 {
+		return strings.Join(s, " ")
+	}
+	return fmt.Sprintf("%s %s … %s (%d routes)", s[0], s[1], s[len(s)-1], len(s))
 }
 
 // maxRouteLines is how many routes with loss the table lists one by one
