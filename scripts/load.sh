@@ -50,13 +50,21 @@ tmp=$(mktemp -d)
 gw=""
 far=""
 origin=""
-cleanup() {
-  for p in $far $gw $origin; do
-    if kill -0 "$p" 2>/dev/null; then
-      kill "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
+# stop PID...: end processes this script started (those still running) and wait for them
+stop() {
+  for p in "$@"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
   done
+}
+showlog() { # FILE NAME: show a log if something was written to it
+  if [ -s "$1" ]; then
+    echo "load.sh: $2 log:" >&2
+    cat "$1" >&2
+  fi
+}
+cleanup() {
+  stop $far $gw $origin
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -195,29 +203,10 @@ waitport "$port" "$gw" "$tmp/meshgw.log"
 status=0
 "$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" "${pubargs[@]}" -readers 100 "$@" || status=$?
 
-kill "$gw"
-wait "$gw" 2>/dev/null || true
-gw=""
-if [ -n "$far" ]; then
-  kill "$far"
-  wait "$far" 2>/dev/null || true
-  far=""
-  if [ -s "$tmp/far.log" ]; then
-    echo "load.sh: far node log:" >&2
-    cat "$tmp/far.log" >&2
-  fi
-fi
-if [ -n "$origin" ]; then
-  kill "$origin"
-  wait "$origin" 2>/dev/null || true
-  origin=""
-  if [ -s "$tmp/origin.log" ]; then
-    echo "load.sh: origin log:" >&2
-    cat "$tmp/origin.log" >&2
-  fi
-fi
-if [ -s "$tmp/meshgw.log" ]; then
-  echo "load.sh: meshgw log:" >&2
-  cat "$tmp/meshgw.log" >&2
-fi
+stop $gw $far $origin
+gw="" far="" origin=""
+# the gateway's log last, after the far node's and the origin's
+showlog "$tmp/far.log" "far node"
+showlog "$tmp/origin.log" origin
+showlog "$tmp/meshgw.log" meshgw
 exit "$status"
