@@ -4,7 +4,7 @@
 # usage: scripts/load.sh [MESHLOAD ARGS...]
 #
 # Builds ./cmd/meshgw and ./cmd/meshload into a temporary directory, starts the gateway on
-# 127.0.0.1:18554 (RTP from port 18000) with the routes demo (the built-in stream) and
+# 127.0.0.1:18554 (RTP from port 18000; LOAD_PORT, LOAD_RTP_PORT) with the routes demo (the built-in stream) and
 # load, load0, load1, ... (publisher routes, one regex), waits for its RTSP port, runs
 #   meshload -pid <gateway pid> -url rtsp://127.0.0.1:18554/load -publish -readers 100 ARGS...
 # (see LOAD_SRTP below for the rtsps:// variant)
@@ -27,19 +27,44 @@
 # refuses a plain publisher, while a keyed reader is served the same either way. Latency is
 # reported as unavailable (payloads are encrypted); delivery and loss come from the clear headers.
 # Compare with a plain run of the same arguments; scripts/perf.sh does both.
+# LOAD_PORT and LOAD_RTP_PORT move the gateway under test off 18554 and 18000 (LOAD_ORIGIN_PORT
+# and LOAD_ORIGIN_RTP_PORT the origin below off 28554 and 28000), e.g. when another run holds
+# them; a port that already answers is refused rather than measured, since -pid would then not be
+# the process serving the readers.
+# -routes N (a meshload flag) spreads the readers over N routes load0..load{N-1}, each with its
+# own publisher, and reports loss per route and track:
+#   scripts/load.sh -routes 10 -readers 100 -duration 10s
+# LOAD_ORIGIN=1 is the pulled shape: a second meshgw (127.0.0.1:28554, RTP from 28000) is the
+# origin, serving one clip at rtsp://127.0.0.1:28554/clip (a publisher route meshload publishes
+# its synthetic stream to, -publish-url); the gateway under test gets N always-on routes
+# pull0..pull{N-1} (just "pull" for N=1), each `source: rtsp://127.0.0.1:28554/clip`, N taken
+# from -routes in ARGS; meshload waits until every route answers DESCRIBE (-wait-routes 60s),
+# then reads them. -pid is the gateway under test's, so its CPU per delivered packet counts
+# ingesting the N pulls and delivering to the readers; RSS is in the report's gateway line.
+#   LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 100 -duration 10s
+#   LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 0 -duration 10s     # RSS with the pulls, no readers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
 gw=""
 far=""
-cleanup() {
-  for p in $far $gw; do
-    if kill -0 "$p" 2>/dev/null; then
-      kill "$p" 2>/dev/null || true
-      wait "$p" 2>/dev/null || true
-    fi
+origin=""
+# stop PID...: end processes this script started (those still running) and wait for them
+stop() {
+  for p in "$@"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
   done
+}
+showlog() { # FILE NAME: show a log if something was written to it
+  if [ -s "$1" ]; then
+    echo "load.sh: $2 log:" >&2
+    cat "$1" >&2
+  fi
+}
+cleanup() {
+  stop $far $gw $origin
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -47,10 +72,47 @@ trap cleanup EXIT
 go build -o "$tmp/meshgw" ./cmd/meshgw
 go build -o "$tmp/meshload" ./cmd/meshload
 
-url=rtsp://127.0.0.1:18554/load
+port=${LOAD_PORT:-18554}
+rtpport=${LOAD_RTP_PORT:-18000}
+oport=${LOAD_ORIGIN_PORT:-28554}
+ortpport=${LOAD_ORIGIN_RTP_PORT:-28000}
+url=rtsp://127.0.0.1:$port/load
 srtp=off
 tlsargs=()
 rtsps=""
+pubargs=(-publish)
+pulls=""
+if [ -n "${LOAD_ORIGIN:-}" ]; then
+  if [ -n "${LOAD_CLUSTER:-}${LOAD_SRTP:-}" ]; then
+    echo "load.sh: LOAD_ORIGIN goes with neither LOAD_CLUSTER nor LOAD_SRTP" >&2
+    exit 2
+  fi
+  # N from -routes in ARGS (the last one wins, as in meshload)
+  routes=1
+  prev=""
+  for a in "$@"; do
+    case "$a" in
+      -routes=* | --routes=*) routes=${a#*=} ;;
+    esac
+    case "$prev" in
+      -routes | --routes) routes=$a ;;
+    esac
+    prev=$a
+  done
+  if ! [[ "$routes" =~ ^[1-9][0-9]*$ ]]; then
+    echo "load.sh: -routes $routes: want a positive number" >&2
+    exit 2
+  fi
+  url=rtsp://127.0.0.1:$port/pull
+  pubargs=(-publish-url "rtsp://127.0.0.1:$oport/clip" -wait-routes 60s)
+  pull() { printf '  %s:\n    source: rtsp://127.0.0.1:%s/clip\n    reconnect_min: 200ms\n    reconnect_max: 1s\n' "$1" "$oport"; }
+  if [ "$routes" = 1 ]; then
+    pulls=$(pull pull)
+  else
+    pulls=$(for ((i = 0; i < routes; i++)); do pull "pull$i"; done)
+  fi
+  printf 'log_level: warn\nrtsp: {listen: 127.0.0.1:%s, rtp_port: %s}\nroutes:\n  clip:\n    source: publisher\n' "$oport" "$ortpport" >"$tmp/origin.yaml"
+fi
 if [ -n "${LOAD_SRTP:-}" ]; then
   if [ -n "${LOAD_CLUSTER:-}" ]; then
     echo "load.sh: LOAD_SRTP and LOAD_CLUSTER together are not supported" >&2
@@ -71,8 +133,8 @@ fi
 cat >"$tmp/meshgw.yaml" <<YAML
 log_level: warn
 rtsp:
-  listen: 127.0.0.1:18554
-  rtp_port: 18000
+  listen: 127.0.0.1:${port}
+  rtp_port: ${rtpport}
   egress_workers: ${LOAD_EGRESS_WORKERS:-0}
 ${rtsps}
 routes:
@@ -82,7 +144,36 @@ routes:
     source: publisher
     pacing: ${LOAD_PACING:-0}
     srtp: ${srtp}
+${pulls}
 YAML
+
+inuse() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $port ${LOAD_ORIGIN:+$oport}; do
+  if inuse "$p"; then
+    echo "load.sh: 127.0.0.1:$p already answers (another run?); set LOAD_PORT / LOAD_ORIGIN_PORT" >&2
+    exit 1
+  fi
+done
+
+waitport() { # PORT PID LOG: wait for an RTSP port (bash's /dev/tcp: no extra tools needed)
+  for _ in $(seq 100); do
+    if inuse "$1"; then
+      return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "load.sh: meshgw exited at start:" >&2
+      cat "$3" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
+if [ -n "${LOAD_ORIGIN:-}" ]; then
+  "$tmp/meshgw" run -c "$tmp/origin.yaml" 2>"$tmp/origin.log" &
+  origin=$!
+  waitport "$oport" "$origin" "$tmp/origin.log"
+fi
 
 role=run
 if [ -n "${LOAD_CLUSTER:-}" ]; then
@@ -107,36 +198,15 @@ if [ -n "${LOAD_CLUSTER:-}" ]; then
   sleep 1
 fi
 
-# wait for the RTSP port (bash's /dev/tcp: no extra tools needed)
-for _ in $(seq 100); do
-  if (exec 3<>/dev/tcp/127.0.0.1/18554) 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$gw" 2>/dev/null; then
-    echo "load.sh: meshgw exited at start:" >&2
-    cat "$tmp/meshgw.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+waitport "$port" "$gw" "$tmp/meshgw.log"
 
 status=0
-"$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" -publish -readers 100 "$@" || status=$?
+"$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" "${pubargs[@]}" -readers 100 "$@" || status=$?
 
-kill "$gw"
-wait "$gw" 2>/dev/null || true
-gw=""
-if [ -n "$far" ]; then
-  kill "$far"
-  wait "$far" 2>/dev/null || true
-  far=""
-  if [ -s "$tmp/far.log" ]; then
-    echo "load.sh: far node log:" >&2
-    cat "$tmp/far.log" >&2
-  fi
-fi
-if [ -s "$tmp/meshgw.log" ]; then
-  echo "load.sh: meshgw log:" >&2
-  cat "$tmp/meshgw.log" >&2
-fi
+stop $gw $far $origin
+gw="" far="" origin=""
+# the gateway's log last, after the far node's and the origin's
+showlog "$tmp/far.log" "far node"
+showlog "$tmp/origin.log" origin
+showlog "$tmp/meshgw.log" meshgw
 exit "$status"

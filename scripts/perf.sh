@@ -6,7 +6,7 @@
 # Runs the data-plane benchmarks (with -benchmem: allocations per packet) and then the load
 # scenarios through scripts/load.sh, each of which starts its own gateway, loads it with
 # cmd/meshload, reads the gateway's CPU from /proc and compares it with a raw sendmmsg floor
-# measured on the same reader sockets in the same run. Takes about 3 minutes + 11 x SECONDS x 2.
+# measured on the same reader sockets in the same run. Takes about 3 minutes + 14 x SECONDS x 2.
 # Run it on an otherwise idle machine: the ratios hold under noise, absolute figures do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,15 @@ scripts/load.sh -readers 1000 -duration "$secs"
 
 section "ingest: 2 publishers x 50 Mbit/s over UDP, one reader each"
 scripts/load.sh -publishers 2 -bitrate 50000000 -readers 2 -duration "$secs" -floor=false
+
+section "10 published routes, 100 UDP readers spread over them (loss per route and track)"
+scripts/load.sh -routes 10 -readers 100 -duration "$secs"
+
+section "100 routes pulled from one origin serving one clip, one UDP reader each"
+LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 100 -duration "$secs"
+
+section "same 100 pulls running, no readers: RSS"
+LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 0 -duration "$secs"
 
 section "100 TCP-interleaved readers"
 scripts/load.sh -readers 100 -transport tcp -duration "$secs"

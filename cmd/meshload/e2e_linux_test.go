@@ -28,7 +28,7 @@ import (
 // "load" and the demo route, and returns its RTSP base URL.
 func startGateway(t *testing.T) string {
 	t.Helper()
-	return gwtest.Start(t, "rtsp:\n  listen: LISTEN\nroutes:\n  load:\n    source: publisher\n  demo:\n    source: demo\n").URL
+	return gwtest.Start(t, "rtsp:\n  listen: LISTEN\nroutes:\n  load:\n    source: publisher\n  \"~^multi[0-9]$\":\n    source: publisher\n  demo:\n    source: demo\n").URL
 }
 
 func runForTest(t *testing.T, cfg Config) *Report {
@@ -108,6 +108,65 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if rep.Floor != nil || rep.Gateway != nil {
 			t.Errorf("floor %+v gateway %+v: neither applies", rep.Floor, rep.Gateway)
+		}
+	})
+
+	t.Run("three published routes, readers spread over them", func(t *testing.T) {
+		cfg := defaultConfig()
+		cfg.URL = base + "multi"
+		cfg.Routes = 3
+		cfg.Readers = 4
+		cfg.Publish = true
+		cfg.Stream.Bitrate = 500_000
+		cfg.Warmup = 500 * time.Millisecond
+		cfg.Duration = 1500 * time.Millisecond
+		cfg.Floor = false
+		rep := runForTest(t, cfg)
+		rr := rep.Routes
+		if rep.ReadersOK != 4 || rr == nil || rr.Routes != 3 || rr.MinReaders != 1 || rr.MaxReaders != 2 {
+			t.Fatalf("readers ok %d (%s), routes %+v", rep.ReadersOK, rep.FirstError, rr)
+		}
+		if rr.Delivered != rep.Delivered.Packets || rr.RoutesWithLoss != 0 || rep.Publish == nil || rep.Publish.Publishers != 3 {
+			t.Errorf("routes %+v publish %+v", rr, rep.Publish)
+		}
+		for _, r := range rr.PerRoute {
+			if len(r.Tracks) != 1 || r.Tracks[0].MaxSSRCs != 1 || r.Tracks[0].Expected == 0 {
+				t.Errorf("route %+v", r)
+			}
+		}
+	})
+
+	t.Run("three routes pulled from an origin, then none read", func(t *testing.T) {
+		origin := gwtest.Start(t, "rtsp:\n  listen: LISTEN\nroutes:\n  clip:\n    source: publisher\n").URL
+		var y strings.Builder
+		y.WriteString("rtsp:\n  listen: LISTEN\nroutes:\n")
+		for i := range 3 {
+			fmt.Fprintf(&y, "  pull%d:\n    source: %sclip\n    reconnect_min: 100ms\n    reconnect_max: 500ms\n", i, origin)
+		}
+		gw := gwtest.Start(t, y.String()).URL
+		cfg := defaultConfig()
+		cfg.URL = gw + "pull"
+		cfg.Routes = 3
+		cfg.Readers = 3
+		cfg.PublishURL = origin + "clip"
+		cfg.WaitRoutes = 10 * time.Second
+		cfg.Stream.Bitrate = 500_000
+		cfg.Warmup = 500 * time.Millisecond
+		cfg.Duration = 1500 * time.Millisecond
+		cfg.Floor = false
+		rep := runForTest(t, cfg)
+		rr := rep.Routes
+		if rep.ReadersOK != 3 || rr == nil || rr.Routes != 3 || rr.MinReaders != 1 || rep.RoutesReadySeconds <= 0 {
+			t.Fatalf("readers ok %d (%s), routes %+v, ready after %vs", rep.ReadersOK, rep.FirstError, rr, rep.RoutesReadySeconds)
+		}
+		if rep.Delivered.Packets == 0 || rep.Latency == nil || rep.Publish == nil || rep.Publish.Publishers != 1 || rep.Publish.URL != cfg.PublishURL {
+			t.Errorf("delivered %d latency %+v publish %+v", rep.Delivered.Packets, rep.Latency, rep.Publish)
+		}
+		cfg.Readers = 0
+		cfg.Duration = 500 * time.Millisecond
+		rep = runForTest(t, cfg)
+		if rep.ReadersOK != 0 || rep.Delivered.Packets != 0 || rep.Floor != nil || rep.RoutesReadySeconds <= 0 {
+			t.Errorf("no readers: %+v", rep)
 		}
 	})
 

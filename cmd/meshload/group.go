@@ -30,9 +30,25 @@ func (s *schedLog) add(at int64, size, track int) {
 	s.n++
 }
 
+// maxSSRCs is how many SSRCs one track accounts on lines of their own. A
+// track normally carries one; a second appears when a source is replaced
+// without the gateway keeping the line continuous. Packets of further SSRCs
+// are counted as stray.
+const maxSSRCs = 4
+
+// ssrcLine is the sequence accounting of one SSRC on a track.
+type ssrcLine struct {
+	ssrc uint32
+	seq  seqLine
+}
+
 // lineState is the receive side of one reader track.
 type lineState struct {
-	seq   seqLine
+	// seqs[:nseq] are the track's sequence lines, one per SSRC in the order
+	// they appeared; cur is the one the last packet went to, looked at first.
+	seqs  [maxSSRCs]ssrcLine
+	nseq  int
+	cur   int
 	track int
 	rtcp  uint64
 	stray uint64
@@ -97,7 +113,12 @@ func (g *rxGroup) onRTP(i int, b []byte, now int64) {
 		l.stray++
 		return
 	}
-	l.seq.add(seq, len(b))
+	sl := l.seqFor(ssrc)
+	if sl == nil {
+		l.stray++
+		return
+	}
+	sl.add(seq, len(b))
 	if len(payload) >= loadHdrLen && string(payload[:4]) == loadMagic {
 		if l.srtp && !g.floor {
 			// an SRTP payload that reads as our header was not encrypted (the floor's
@@ -112,6 +133,41 @@ func (g *rxGroup) onRTP(i int, b []byte, now int64) {
 	}
 }
 
+// seqFor returns the sequence line of ssrc, starting one if there is room;
+// nil when the track already has maxSSRCs others.
+func (l *lineState) seqFor(ssrc uint32) *seqLine {
+	if l.nseq > 0 && l.seqs[l.cur].ssrc == ssrc {
+		return &l.seqs[l.cur].seq
+	}
+	for j := range l.nseq {
+		if l.seqs[j].ssrc == ssrc {
+			l.cur = j
+			return &l.seqs[j].seq
+		}
+	}
+	if l.nseq == maxSSRCs {
+		return nil
+	}
+	l.cur = l.nseq
+	l.seqs[l.cur] = ssrcLine{ssrc: ssrc}
+	l.nseq++
+	return &l.seqs[l.cur].seq
+}
+
+// snap copies the track's counters.
+func (l *lineState) snap() lineSnap {
+	s := lineSnap{Seqs: make([]seqSnap, l.nseq), RTCP: l.rtcp, Stray: l.stray, Clear: l.clear}
+	for j := range s.Seqs {
+		q := l.seqs[j].seq.snap()
+		q.SSRC = l.seqs[j].ssrc
+		s.Seqs[j] = q
+		s.Received += q.Received
+		s.Bytes += q.Bytes
+		s.Dups += q.Dups
+	}
+	return s
+}
+
 // onRTCP counts one RTCP datagram of line i; the caller holds g.mu.
 func (g *rxGroup) onRTCP(i int) { g.lines[i].rtcp++ }
 
@@ -121,10 +177,7 @@ func (g *rxGroup) snapshot(dst []lineSnap, h *latencyHist) []lineSnap {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := range g.lines {
-		l := &g.lines[i]
-		s := l.seq.snap()
-		s.RTCP, s.Stray, s.Clear = l.rtcp, l.stray, l.clear
-		dst = append(dst, s)
+		dst = append(dst, g.lines[i].snap())
 	}
 	h.merge(&g.hist)
 	return dst
@@ -151,7 +204,8 @@ func (g *rxGroup) startFloor(ssrc uint32) {
 	defer g.mu.Unlock()
 	g.floor, g.floorSSRC = true, ssrc
 	for i := range g.lines {
-		g.lines[i].seq = seqLine{}
+		g.lines[i].seqs = [maxSSRCs]ssrcLine{}
+		g.lines[i].nseq, g.lines[i].cur = 0, 0
 		g.lines[i].stray = 0
 		g.lines[i].rtcp = 0
 	}

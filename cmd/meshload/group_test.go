@@ -3,6 +3,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -40,7 +41,7 @@ func TestGroupOnRTP(t *testing.T) {
 	g.onRTP(i, mk(1000, 7, 0), 0)
 	g.onRTP(i, mk(0, 99, 0), 0)
 	s = g.snapshot(s[:0], new(latencyHist))
-	if s[0].Received != 1 || s[0].Stray != 1 || s[0].Max != 0 {
+	if s[0].Received != 1 || s[0].Stray != 1 || len(s[0].Seqs) != 1 || s[0].Seqs[0].Max != 0 || s[0].Seqs[0].SSRC != 99 {
 		t.Fatalf("floor snapshot %+v", s[0])
 	}
 }
@@ -143,7 +144,7 @@ func TestGroupOnRTPSRTP(t *testing.T) {
 	g.onRTP(i, enc(12, 7), 1000) // 11 lost
 	g.onRTP(i, clear(13, 7), 1000)
 	s := g.snapshot(nil, new(latencyHist))
-	if s[0].Received != 3 || s[0].Max-s[0].Base != 3 || s[0].Clear != 1 {
+	if s[0].Received != 3 || s[0].Seqs[0].Max-s[0].Seqs[0].Base != 3 || s[0].Clear != 1 {
 		t.Fatalf("snapshot %+v", s[0])
 	}
 	if g.hist.total != 0 {
@@ -161,6 +162,49 @@ func TestGroupOnRTPSRTP(t *testing.T) {
 	}
 }
 
+// Each SSRC on a track is a sequence line of its own: a second SSRC is not a
+// jump of the first one's numbers, and loss is counted within each.
+func TestGroupSSRCLines(t *testing.T) {
+	var g rxGroup
+	i := g.addLine(0, nil, false)
+	pkt := make([]byte, 100)
+	mk := func(seq uint16, ssrc uint32) []byte {
+		putRTPHeader(pkt, seq, 0, ssrc, false)
+		return pkt
+	}
+	g.onRTP(i, mk(100, 1), 0)
+	a := g.snapshot(nil, new(latencyHist))[0]
+	g.onRTP(i, mk(101, 1), 0)
+	g.onRTP(i, mk(40000, 2), 0) // a new SSRC far away in sequence space: no loss
+	g.onRTP(i, mk(103, 1), 0)   // 102 lost on SSRC 1
+	g.onRTP(i, mk(40001, 2), 0)
+	g.onRTP(i, mk(40003, 2), 0) // 40002 lost on SSRC 2
+	b := g.snapshot(nil, new(latencyHist))[0]
+	if len(b.Seqs) != 2 || b.Seqs[0].SSRC != 1 || b.Seqs[1].SSRC != 2 || b.Received != 6 {
+		t.Fatalf("snapshot %+v", b)
+	}
+	w := window(a, b)
+	// SSRC 1: 101..103 expected 3, received 2; SSRC 2 started inside: 40000..40003, 4 expected, 3 received
+	if w.Expected != 7 || w.Received != 5 || w.Lost != 2 || w.SSRCs != 2 {
+		t.Fatalf("window %+v", w)
+	}
+	for ssrc := uint32(3); ssrc <= maxSSRCs+1; ssrc++ {
+		g.onRTP(i, mk(1, ssrc), 0)
+	}
+	c := g.snapshot(nil, new(latencyHist))[0]
+	if len(c.Seqs) != maxSSRCs || c.Stray != 1 {
+		t.Fatalf("beyond %d SSRCs: %d lines, stray %d", maxSSRCs, len(c.Seqs), c.Stray)
+	}
+	seq := uint16(200)
+	if allocs := testing.AllocsPerRun(1000, func() {
+		seq++
+		g.onRTP(i, mk(seq, 1), 0)
+		g.onRTP(i, mk(seq, 3), 0)
+	}); allocs != 0 {
+		t.Fatalf("onRTP switching SSRCs allocates %.1f times per packet", allocs)
+	}
+}
+
 func TestStreamURLs(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.URL = "rtsp://127.0.0.1:8554/load/"
@@ -175,5 +219,73 @@ func TestStreamURLs(t *testing.T) {
 	cfg.Publishers = 1
 	if us, _ := cfg.streamURLs(); len(us) != 1 || us[0].String() != cfg.URL {
 		t.Fatalf("single url %v", us)
+	}
+}
+
+func TestRouteURLs(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.URL = "rtsp://127.0.0.1:8554/pull"
+	cfg.Routes = 3
+	us, err := cfg.streamURLs()
+	if err != nil || len(us) != 3 || us[1].String() != "rtsp://127.0.0.1:8554/pull1" {
+		t.Fatalf("urls %v err %v", us, err)
+	}
+	if pub, err := cfg.publishURLs(us); err != nil || pub != nil {
+		t.Fatalf("nothing to publish: %v %v", pub, err)
+	}
+	cfg.Publish = true
+	if pub, _ := cfg.publishURLs(us); len(pub) != 3 {
+		t.Fatalf("a publisher per route: %v", pub)
+	}
+	cfg.PublishURL = "rtsp://127.0.0.1:9554/clip"
+	if pub, _ := cfg.publishURLs(us); len(pub) != 1 || pub[0].String() != cfg.PublishURL {
+		t.Fatalf("one publisher to the origin: %v", pub)
+	}
+}
+
+func TestRouteOfSpreadsEvenly(t *testing.T) {
+	for _, c := range []struct{ readers, routes int }{{100, 10}, {100, 100}, {7, 3}, {3, 10}, {0, 5}} {
+		n := make([]int, c.routes)
+		for i := range c.readers {
+			n[routeOf(i, c.routes)]++
+		}
+		lo, hi := n[0], n[0]
+		for _, k := range n {
+			lo, hi = min(lo, k), max(hi, k)
+		}
+		if hi-lo > 1 {
+			t.Errorf("%d readers over %d routes: %v", c.readers, c.routes, n)
+		}
+	}
+}
+
+func TestRouteReport(t *testing.T) {
+	a := &routeAcc{routes: make([]RouteReport, 4)}
+	for r := range 4 {
+		a.addReader(r)
+		a.addReader(r)
+	}
+	a.addReader(3)
+	// route 0 clean; route 1 loses 1 %; route 2 loses 10 % on track 1 only; route 3 clean
+	a.addLine(0, 0, lineWindow{Expected: 100, Received: 100, SSRCs: 1})
+	a.addLine(1, 0, lineWindow{Expected: 100, Received: 99, Lost: 1, SSRCs: 1})
+	a.addLine(2, 0, lineWindow{Expected: 50, Received: 50, SSRCs: 1})
+	a.addLine(2, 1, lineWindow{Expected: 50, Received: 40, Lost: 10, SSRCs: 2})
+	a.addLine(3, 0, lineWindow{Expected: 100, Received: 100, SSRCs: 1})
+	rep := a.report()
+	if rep.Routes != 4 || rep.Delivered != 389 || rep.RoutesWithLoss != 2 || rep.MinReaders != 2 || rep.MaxReaders != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.MinPercent != 0 || rep.MedianPercent != 0.5 || rep.MaxPercent != 10 {
+		t.Fatalf("loss min %v median %v max %v", rep.MinPercent, rep.MedianPercent, rep.MaxPercent)
+	}
+	tr := rep.PerRoute[2].Tracks
+	if len(tr) != 2 || tr[0].Lost != 0 || tr[1].Lost != 10 || tr[1].Percent != 20 || tr[1].MaxSSRCs != 2 {
+		t.Fatalf("route 2 tracks %+v", tr)
+	}
+	var b strings.Builder
+	writeRoutes(&b, rep)
+	if !strings.Contains(b.String(), "median 0.5000 %") || !strings.Contains(b.String(), "track 1 lost 10 of 50") {
+		t.Fatalf("table:\n%s", b.String())
 	}
 }

@@ -9,6 +9,14 @@
 //	meshload -url rtsp://127.0.0.1:8554/demo -readers 100 -pid $(pidof meshgw)
 //	meshload -url rtsp://127.0.0.1:8554/load -publish -readers 100 -pid ...
 //	meshload -url rtsps://127.0.0.1:8322/load -tls-ca cert.pem -srtp -publish ...
+//	meshload -url rtsp://127.0.0.1:8554/load -routes 10 -publish -readers 100 -pid ...
+//	meshload -url rtsp://127.0.0.1:8554/pull -routes 100 -publish-url rtsp://origin/clip -wait-routes 30s ...
+//
+// With -routes N the readers are dealt over N routes (the URL path with
+// suffix 0..N-1), each published by its own publisher (-publish) or pulled by
+// the gateway from an origin meshload publishes one stream to (-publish-url);
+// delivery and loss are reported per route and track, each SSRC a sequence
+// line of its own.
 //
 // Over rtsps:// a route with SRTP describes its tracks with keys (SDES
 // a=crypto, MIKEY a=key-mgmt); readers then SETUP plain RTP/AVP as FFmpeg
@@ -64,7 +72,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshload: %v\n", err)
 		return 1
 	}
-	if rep.ReadersFailed > 0 || rep.Delivered.Packets == 0 {
+	if rep.ReadersFailed > 0 || (cfg.Readers > 0 && rep.Delivered.Packets == 0) {
 		return 3
 	}
 	return 0
@@ -92,7 +100,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, bool, error) {
 	fs.IntVar(&cfg.PID, "pid", 0, "gateway process to measure CPU and RSS of (/proc/PID); without it CPU figures are omitted")
 	fs.BoolVar(&cfg.Publish, "publish", false, "publish synthetic H.264 RTP streams first (route must be source: publisher)")
 	fs.StringVar(&cfg.PublishTransport, "publish-transport", cfg.PublishTransport, "publishers' transport: udp or tcp")
-	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "independent published streams; with more than 1 the URL path gets suffix 0..K-1")
+	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "independent published streams; with more than 1 the URL path gets suffix 0..K-1 (the older name of -routes K with -publish)")
+	fs.IntVar(&cfg.Routes, "routes", cfg.Routes, "routes to read, readers dealt to them in turn; with more than 1 the URL path gets suffix 0..N-1; with -publish each gets its own publisher; loss is reported per route and track")
+	fs.StringVar(&cfg.PublishURL, "publish-url", "", "publish one synthetic stream to this URL (an origin the routes pull from) instead of to the routes")
+	fs.DurationVar(&cfg.WaitRoutes, "wait-routes", 0, "before the readers, wait up to this long for every route to answer DESCRIBE (pulled routes: until the pull is up); 0 does not wait")
 	fs.IntVar(&cfg.Stream.Bitrate, "bitrate", cfg.Stream.Bitrate, "bits per second of each published stream (RTP headers included)")
 	fs.IntVar(&cfg.Stream.FPS, "fps", cfg.Stream.FPS, "frames per second of the published stream")
 	fs.IntVar(&cfg.Stream.GOP, "gop", cfg.Stream.GOP, "frames per group of pictures (one keyframe each)")

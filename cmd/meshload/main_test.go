@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -25,6 +26,11 @@ func TestFlags(t *testing.T) {
 		{"-url", "rtsp://h/p", "-publish", "-fps", "0"},
 		{"-url", "rtsp://h/p", "extra"},
 		{"-url", "rtsps://h/p", "-tls-insecure", "-tls-ca", "ca.pem"},
+		{"-url", "rtsp://h/p", "-routes", "0"},
+		{"-url", "rtsp://h/p", "-publish", "-publishers", "2", "-routes", "3"},
+		{"-url", "rtsp://h/p", "-publish-url", "http://x/"},
+		{"-url", "rtsp://h/p", "-publish-url", "rtsp://o/clip", "-publishers", "2"},
+		{"-url", "rtsp://h/p", "-wait-routes", "-1s"},
 	} {
 		errs.Reset()
 		if code := realMain(args, &out, &errs); code != 2 {
@@ -34,6 +40,14 @@ func TestFlags(t *testing.T) {
 	cfg, asJSON, err := parseFlags([]string{"-url", "rtsp://h/p", "-readers", "1000", "-rcvbuf", "0", "-json", "-publish", "-publishers", "2"}, &errs)
 	if err != nil || !asJSON || cfg.Readers != 1000 || cfg.RcvBuf != 0 || !cfg.Publish || cfg.Publishers != 2 || !cfg.Floor {
 		t.Fatalf("cfg %+v json %v err %v", cfg, asJSON, err)
+	}
+	cfg, _, err = parseFlags([]string{"-url", "rtsp://h/pull", "-routes", "100", "-publish-url", "rtsp://o/clip", "-wait-routes", "30s", "-readers", "0"}, &errs)
+	if err != nil || cfg.Routes != 100 || cfg.routeCount() != 100 || cfg.PublishURL != "rtsp://o/clip" || cfg.WaitRoutes != 30*time.Second || cfg.Readers != 0 {
+		t.Fatalf("routes: cfg %+v err %v", cfg, err)
+	}
+	cfg, _, err = parseFlags([]string{"-url", "rtsp://h/load", "-publish", "-publishers", "4"}, &errs)
+	if err != nil || cfg.routeCount() != 4 {
+		t.Fatalf("-publishers as routes: cfg %+v err %v", cfg, err)
 	}
 	cfg, _, err = parseFlags([]string{"-url", "rtsps://h/p", "-tls-ca", "/nonexistent/ca.pem", "-srtp"}, &errs)
 	if err != nil || cfg.TLSCA != "/nonexistent/ca.pem" || !cfg.SRTP {

@@ -72,11 +72,14 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 	var best *reader
 	var bestRecv, bestLine, bytes uint64
 	d, l := &rep.Delivered, &rep.Loss
+	routes := newRouteAcc(rn.urls)
 	for _, r := range rn.readers {
 		var recv, exp, lost uint64
+		routes.addReader(r.route)
 		for _, rl := range r.lines {
 			a, b := s0.line(rl), s1.line(rl)
 			w := window(a, b)
+			routes.addLine(r.route, rl.track, w)
 			recv += w.Received
 			exp += w.Expected
 			lost += w.Lost
@@ -109,6 +112,9 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 		}
 	}
 	l.Percent = pct(l.Lost, l.Expected)
+	if len(rn.urls) > 1 {
+		rep.Routes = routes.report()
+	}
 	if secs > 0 {
 		d.PktPerSec = float64(d.Packets) / secs
 		d.BitsPerSec = float64(bytes) * 8 / secs
@@ -147,7 +153,7 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 		rep.Truncated += t
 	}
 	rep.KeepaliveErrors = rn.ka.errors()
-	if d.Packets == 0 {
+	if d.Packets == 0 && rn.cfg.Readers > 0 {
 		rn.note("no media packet was delivered in the window")
 	}
 	return best, nil

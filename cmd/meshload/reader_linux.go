@@ -34,6 +34,7 @@ type udpSlot struct {
 // reader is one RTSP reader session.
 type reader struct {
 	idx    int
+	route  int       // index of the route (stream URL) it reads
 	url    *base.URL // aggregate control URL: PLAY, PAUSE, GET_PARAMETER, TEARDOWN
 	rc     *rtspConn
 	lines  []readerLine

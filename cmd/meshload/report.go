@@ -26,6 +26,11 @@ type Report struct {
 	// bookkeeping, so typically twice what was set); -1 when not applicable.
 	RcvBuf        int     `json:"rcvbuf_effective"`
 	WindowSeconds float64 `json:"window_seconds"`
+	// RoutesReadySeconds is how long every route took to answer DESCRIBE
+	// (-wait-routes); 0 when not waited for.
+	RoutesReadySeconds float64 `json:"routes_ready_seconds,omitempty"`
+	// Routes is delivery and loss per route, with more than one route.
+	Routes *RoutesReport `json:"routes,omitempty"`
 
 	Publish   *PublishReport `json:"publish,omitempty"`
 	Delivered DeliveryReport `json:"delivered"`
@@ -55,9 +60,49 @@ type Report struct {
 	Notes           []string `json:"notes,omitempty"`
 }
 
+// RoutesReport is delivery and loss per route over the window, and how
+// loss spreads over the routes.
+type RoutesReport struct {
+	Routes         int           `json:"routes"`
+	MinReaders     int           `json:"min_readers"` // readers playing on the route with the fewest
+	MaxReaders     int           `json:"max_readers"`
+	Delivered      uint64        `json:"delivered"` // packets, all routes
+	MinPercent     float64       `json:"loss_min_percent"`
+	MedianPercent  float64       `json:"loss_median_percent"`
+	MaxPercent     float64       `json:"loss_max_percent"`
+	RoutesWithLoss int           `json:"routes_with_loss"`
+	PerRoute       []RouteReport `json:"per_route"`
+}
+
+// RouteReport is one route's readers over the window.
+type RouteReport struct {
+	URL       string        `json:"url"`
+	Readers   int           `json:"readers"`
+	Delivered uint64        `json:"delivered"`
+	Expected  uint64        `json:"expected"`
+	Lost      uint64        `json:"lost"`
+	Percent   float64       `json:"loss_percent"`
+	Tracks    []TrackReport `json:"tracks"`
+}
+
+// TrackReport is one track of a route, summed over its readers' lines; each
+// line counts loss per SSRC (sequence gaps of each SSRC on its own).
+type TrackReport struct {
+	Track    int     `json:"track"`
+	Lines    int     `json:"lines"` // readers that set the track up
+	Expected uint64  `json:"expected"`
+	Received uint64  `json:"received"`
+	Lost     uint64  `json:"lost"`
+	Percent  float64 `json:"loss_percent"`
+	// MaxSSRCs is the most SSRCs one reader received on this track in the
+	// window: 1 for a continuous stream.
+	MaxSSRCs int `json:"max_ssrcs"`
+}
+
 // PublishReport describes the synthetic streams meshload published.
 type PublishReport struct {
 	Publishers   int    `json:"publishers"`
+	URL          string `json:"url,omitempty"` // -publish-url (an origin); "" when published to the routes
 	Transport    string `json:"transport"`
 	BitrateBPS   int    `json:"bitrate_bps"`
 	FPS          int    `json:"fps"`
@@ -129,7 +174,9 @@ func (r *Report) writeJSON(w io.Writer) error {
 func (r *Report) writeTable(w io.Writer) error {
 	var b strings.Builder
 	rcv := "kernel TCP buffers"
-	if r.RcvBuf >= 0 {
+	if r.ReadersOK == 0 {
+		rcv = "no reader"
+	} else if r.RcvBuf >= 0 {
 		rcv = fmt.Sprintf("rcvbuf %d", r.RcvBuf)
 		if r.RcvBufRequested == 0 {
 			rcv += ", kernel default"
@@ -138,19 +185,28 @@ func (r *Report) writeTable(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "meshload: %d %s readers of %s (%s), setup %.1fs, window %s\n",
-		r.ReadersOK, r.Transport, strings.Join(r.Streams, " "), rcv, r.SetupSeconds, fmtSeconds(r.WindowSeconds))
+		r.ReadersOK, r.Transport, fmtStreams(r.Streams), rcv, r.SetupSeconds, fmtSeconds(r.WindowSeconds))
 	if r.ReadersFailed > 0 {
 		fmt.Fprintf(&b, "failed      %d of %d readers did not set up; first: %s\n", r.ReadersFailed, r.Readers, r.FirstError)
 	}
 	if p := r.Publish; p != nil {
 		fmt.Fprintf(&b, "publish     %d × %.1f Mbit/s over %s at %d fps: %d frames, %d packets, %d send failures\n",
 			p.Publishers, float64(p.BitrateBPS)/1e6, p.Transport, p.FPS, p.Frames, p.Packets, p.SendFailures)
+		if p.URL != "" {
+			fmt.Fprintf(&b, "origin      published to %s, which the routes pull\n", p.URL)
+		}
+	}
+	if r.RoutesReadySeconds > 0 {
+		fmt.Fprintf(&b, "routes up   all answered DESCRIBE after %.1fs\n", r.RoutesReadySeconds)
 	}
 	d := r.Delivered
 	fmt.Fprintf(&b, "delivered   %.0f pkt/s  %.1f Mbit/s   source %.0f pkt/s\n", d.PktPerSec, d.BitsPerSec/1e6, d.SourcePktPerSec)
 	l := r.Loss
 	fmt.Fprintf(&b, "loss        %d of %d (%.4f %%), readers with loss %d, worst %.4f %%, dup %d, reordered %d\n",
 		l.Lost, l.Expected, l.Percent, l.ReadersWithLoss, l.WorstPercent, l.Duplicates, l.Reorders)
+	if rr := r.Routes; rr != nil {
+		writeRoutes(&b, rr)
+	}
 	if lt := r.Latency; lt != nil {
 		fmt.Fprintf(&b, "latency     p50 %s  p99 %s  max %s\n", fmtUS(lt.P50us), fmtUS(lt.P99us), fmtUS(lt.MaxUS))
 	}
@@ -164,7 +220,9 @@ func (r *Report) writeTable(w io.Writer) error {
 	if r.SRTPReaders > 0 {
 		fmt.Fprintf(&b, "srtp        %d readers receive SRTP, %d packets with a clear payload\n", r.SRTPReaders, r.ClearSRTPPayloads)
 	}
-	if g := r.Gateway; g != nil {
+	if g := r.Gateway; g != nil && r.Delivered.Packets == 0 {
+		fmt.Fprintf(&b, "gateway     %.1f %% of a core, nothing delivered, RSS %.1f MB\n", g.CorePercent, float64(g.RSSBytes)/1e6)
+	} else if g != nil {
 		fmt.Fprintf(&b, "gateway     %.1f %% of a core, %.2f µs/pkt, RSS %.1f MB\n", g.CorePercent, g.USPerPkt, float64(g.RSSBytes)/1e6)
 	} else {
 		b.WriteString("gateway     CPU not measured (no -pid)\n")
@@ -189,6 +247,41 @@ func (r *Report) writeTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// fmtStreams lists the routes read, eliding the middle of a long list.
+func fmtStreams(s []string) string {
+	if len(s) <= 4 {
+		return strings.Join(s, " ")
+	}
+	return fmt.Sprintf("%s %s … %s (%d routes)", s[0], s[1], s[len(s)-1], len(s))
+}
+
+// maxRouteLines is how many routes with loss the table lists one by one
+// (-json has them all).
+const maxRouteLines = 10
+
+// writeRoutes prints the spread of loss over the routes, then the routes
+// that lost packets, each track on its own.
+func writeRoutes(b *strings.Builder, rr *RoutesReport) {
+	fmt.Fprintf(b, "routes      %d, %d–%d readers each, delivered %d pkt; loss per route min %.4f %% median %.4f %% max %.4f %%, routes with loss %d\n",
+		rr.Routes, rr.MinReaders, rr.MaxReaders, rr.Delivered, rr.MinPercent, rr.MedianPercent, rr.MaxPercent, rr.RoutesWithLoss)
+	listed := 0
+	for _, r := range rr.PerRoute {
+		if r.Lost == 0 {
+			continue
+		}
+		if listed == maxRouteLines {
+			fmt.Fprintf(b, "route       … %d more routes with loss (-json lists all)\n", rr.RoutesWithLoss-listed)
+			break
+		}
+		listed++
+		fmt.Fprintf(b, "route       %s: %d readers", r.URL, r.Readers)
+		for _, t := range r.Tracks {
+			fmt.Fprintf(b, "; track %d lost %d of %d (%.4f %%), ≤%d SSRC", t.Track, t.Lost, t.Expected, t.Percent, t.MaxSSRCs)
+		}
+		b.WriteByte('\n')
+	}
 }
 
 // fmtUS prints microseconds with a unit that keeps two or three digits.

@@ -20,6 +20,7 @@ type runner struct {
 	clock    clock
 	progress io.Writer
 	rep      *Report
+	urls     []*base.URL // the routes read
 
 	pubs    []*publisher
 	workers []*udpWorker
@@ -40,6 +41,10 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	pubURLs, err := cfg.publishURLs(urls)
+	if err != nil {
+		return nil, err
+	}
 	tc, err := cfg.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -48,11 +53,12 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		URL: cfg.URL, Transport: cfg.Transport, Tracks: cfg.Tracks, Readers: cfg.Readers,
 		RcvBufRequested: cfg.RcvBuf, RcvBuf: -1,
 	}}
+	rn.urls = urls
 	for _, u := range urls {
 		rn.rep.Streams = append(rn.rep.Streams, u.String())
 	}
 	defer rn.shutdown()
-	if err := rn.start(ctx, urls); err != nil {
+	if err := rn.start(ctx, urls, pubURLs); err != nil {
 		return rn.rep, err
 	}
 	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
@@ -63,7 +69,7 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		return rn.rep, err
 	}
 	switch {
-	case !cfg.Floor:
+	case !cfg.Floor, len(rn.readers) == 0:
 	case cfg.Transport == "tcp":
 		rn.note("floor: n/a for tcp readers")
 	default:
@@ -82,11 +88,12 @@ func (rn *runner) logf(format string, args ...any) {
 
 func (rn *runner) note(s string) { rn.rep.Notes = append(rn.rep.Notes, s) }
 
-// start publishes, starts the receive workers and sets the readers up.
-func (rn *runner) start(ctx context.Context, urls []*base.URL) error {
+// start publishes, waits for the routes if asked to, starts the receive
+// workers and sets the readers up.
+func (rn *runner) start(ctx context.Context, urls, pubURLs []*base.URL) error {
 	cfg := &rn.cfg
-	if cfg.Publish {
-		for _, u := range urls {
+	if len(pubURLs) > 0 {
+		for _, u := range pubURLs {
 			p, err := openPublisher(ctx, cfg, rn.tls, u, rn.clock)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", u, err)
@@ -95,6 +102,14 @@ func (rn *runner) start(ctx context.Context, urls []*base.URL) error {
 			go p.run()
 		}
 		rn.logf("publishing %d × %.1f Mbit/s over %s", len(rn.pubs), float64(cfg.Stream.Bitrate)/1e6, cfg.PublishTransport)
+	}
+	if cfg.WaitRoutes > 0 {
+		t0 := time.Now()
+		if err := waitRoutes(ctx, cfg, rn.tls, urls); err != nil {
+			return err
+		}
+		rn.rep.RoutesReadySeconds = time.Since(t0).Seconds()
+		rn.logf("%d routes answer DESCRIBE after %.1fs", len(urls), rn.rep.RoutesReadySeconds)
 	}
 	if cfg.Transport == "udp" {
 		for range cfg.RxWorkers {
@@ -145,7 +160,7 @@ func (rn *runner) start(ctx context.Context, urls []*base.URL) error {
 }
 
 // openReaders sets cfg.Readers readers up, SetupParallel at a time; reader
-// i reads urls[i%len(urls)]. It keeps the ones that play and returns how
+// i reads urls[routeOf(i, len(urls))]. It keeps the ones that play and returns how
 // many failed and the error of the first (lowest index) that did.
 func (rn *runner) openReaders(ctx context.Context, env *readerEnv, urls []*base.URL) (int, error) {
 	n := rn.cfg.Readers
@@ -158,11 +173,13 @@ func (rn *runner) openReaders(ctx context.Context, env *readerEnv, urls []*base.
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				r, err := env.openReader(ctx, i, urls[i%len(urls)])
+				route := routeOf(i, len(urls))
+				r, err := env.openReader(ctx, i, urls[route])
 				if err != nil {
 					errs[i] = fmt.Errorf("reader %d: %w", i, err)
 					continue
 				}
+				r.route = route
 				out[i] = r
 			}
 		}()
@@ -255,8 +272,8 @@ func (rn *runner) shutdown() {
 			rn.note(fmt.Sprintf("publisher %s stopped: %v", p.url, p.err))
 		}
 	}
-	if rn.cfg.Publish {
-		rn.rep.Publish = &PublishReport{Publishers: rn.cfg.Publishers, Transport: rn.cfg.PublishTransport,
+	if len(rn.pubs) > 0 {
+		rn.rep.Publish = &PublishReport{Publishers: len(rn.pubs), URL: rn.cfg.PublishURL, Transport: rn.cfg.PublishTransport,
 			BitrateBPS: rn.cfg.Stream.Bitrate, FPS: rn.cfg.Stream.FPS, Frames: frames, Packets: packets, SendFailures: failed}
 	}
 }

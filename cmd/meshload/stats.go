@@ -105,8 +105,9 @@ func (l *seqLine) lost() uint64 {
 	return e - l.received
 }
 
-// lineSnap is a copy of one line's counters at an instant.
-type lineSnap struct {
+// seqSnap is a copy of one sequence line's counters at an instant.
+type seqSnap struct {
+	SSRC     uint32
 	Started  bool
 	Base     int64
 	Max      int64
@@ -115,26 +116,38 @@ type lineSnap struct {
 	Dups     uint64
 	Reorders uint64
 	Late     uint64
-	RTCP     uint64
-	Stray    uint64 // RTP that is not the stream being measured (wrong SSRC in the floor, malformed)
-	Clear    uint64 // packets of an SRTP line whose payload was not encrypted
 }
 
-func (l *seqLine) snap() lineSnap {
-	return lineSnap{Started: l.started, Base: l.base, Max: l.max, Received: l.received, Bytes: l.bytes,
+func (l *seqLine) snap() seqSnap {
+	return seqSnap{Started: l.started, Base: l.base, Max: l.max, Received: l.received, Bytes: l.bytes,
 		Dups: l.dups, Reorders: l.reorders, Late: l.late}
+}
+
+// lineSnap is a copy of one reader track's counters at an instant: a
+// sequence line per SSRC seen on it, in the order they appeared, and the
+// track's totals.
+type lineSnap struct {
+	Seqs     []seqSnap
+	Received uint64 // summed over Seqs
+	Bytes    uint64 // summed over Seqs
+	Dups     uint64 // summed over Seqs
+	RTCP     uint64
+	Stray    uint64 // RTP that is not the stream being measured (wrong SSRC in the floor, malformed, SSRCs beyond maxSSRCs)
+	Clear    uint64 // packets of an SRTP line whose payload was not encrypted
 }
 
 // lineWindow is what one line did between two snapshots.
 type lineWindow struct {
 	Expected, Received, Lost, Bytes, Dups, Reorders, RTCP uint64
+	SSRCs                                                 int // sequence lines that received in the window
 }
 
-// window returns the counters of the interval from a to b. Expected is the
-// advance of the highest sequence number, so packets lost at the start of the
-// interval are counted even though none of them arrived; a line that started
-// inside the interval counts from its first packet.
-func window(a, b lineSnap) lineWindow {
+// seqWindow returns the counters of one sequence line over the interval
+// from a to b. Expected is the advance of the highest sequence number, so
+// packets lost at the start of the interval are counted even though none of
+// them arrived; a line that started inside the interval counts from its
+// first packet.
+func seqWindow(a, b seqSnap) lineWindow {
 	if !b.Started {
 		return lineWindow{}
 	}
@@ -143,7 +156,6 @@ func window(a, b lineSnap) lineWindow {
 		Bytes:    b.Bytes - a.Bytes,
 		Dups:     b.Dups - a.Dups,
 		Reorders: b.Reorders - a.Reorders,
-		RTCP:     b.RTCP - a.RTCP,
 	}
 	if a.Started {
 		w.Expected = uint64(b.Max - a.Max)
@@ -155,5 +167,32 @@ func window(a, b lineSnap) lineWindow {
 	if w.Received < w.Expected {
 		w.Lost = w.Expected - w.Received
 	}
+	if w.Received > 0 {
+		w.SSRCs = 1
+	}
+	return w
+}
+
+// window returns what a track did from a to b: each SSRC's sequence line
+// accounted on its own (a new SSRC starts a line of its own rather than
+// showing as a jump in one line), then summed. Lines keep their order, so b's
+// lines extend a's.
+func window(a, b lineSnap) lineWindow {
+	var w lineWindow
+	for j, sb := range b.Seqs {
+		var sa seqSnap
+		if j < len(a.Seqs) && a.Seqs[j].SSRC == sb.SSRC {
+			sa = a.Seqs[j]
+		}
+		s := seqWindow(sa, sb)
+		w.Expected += s.Expected
+		w.Received += s.Received
+		w.Lost += s.Lost
+		w.Bytes += s.Bytes
+		w.Dups += s.Dups
+		w.Reorders += s.Reorders
+		w.SSRCs += s.SSRCs
+	}
+	w.RTCP = b.RTCP - a.RTCP
 	return w
 }

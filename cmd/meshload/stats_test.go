@@ -87,12 +87,12 @@ func TestSeqLineBigJumpClearsWindow(t *testing.T) {
 	}
 }
 
-func TestWindow(t *testing.T) {
+func TestSeqWindow(t *testing.T) {
 	var l seqLine
 	feed(&l, 1, 2, 3)
 	a := l.snap()
 	feed(&l, 4, 6, 7, 7) // 5 lost, one duplicate
-	w := window(a, l.snap())
+	w := seqWindow(a, l.snap())
 	if w.Expected != 4 || w.Received != 3 || w.Lost != 1 || w.Dups != 1 || w.Bytes != 300 {
 		t.Fatalf("window %+v", w)
 	}
@@ -100,12 +100,12 @@ func TestWindow(t *testing.T) {
 	var m seqLine
 	a = m.snap()
 	feed(&m, 10, 12)
-	w = window(a, m.snap())
+	w = seqWindow(a, m.snap())
 	if w.Expected != 3 || w.Lost != 1 {
 		t.Fatalf("late start window %+v", w)
 	}
 	// a line that never started did nothing
-	if w := window(lineSnap{}, lineSnap{}); w != (lineWindow{}) {
+	if w := seqWindow(seqSnap{}, seqSnap{}); w != (lineWindow{}) {
 		t.Fatalf("idle window %+v", w)
 	}
 	// a packet from before the window arriving inside it must not make loss negative
@@ -113,7 +113,7 @@ func TestWindow(t *testing.T) {
 	feed(&n, 1, 2, 4)
 	a = n.snap()
 	feed(&n, 3)
-	if w := window(a, n.snap()); w.Lost != 0 || w.Expected != 0 || w.Received != 1 {
+	if w := seqWindow(a, n.snap()); w.Lost != 0 || w.Expected != 0 || w.Received != 1 {
 		t.Fatalf("straddling reorder window %+v", w)
 	}
 }
