@@ -27,13 +27,21 @@ import (
 
 const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
 
-// conn is one RTSP connection. Its goroutine reads requests and interleaved frames in order; its
-// InterleavedWriter owns the write side so responses never split a media frame.
+// conn is one RTSP connection. Its goroutine reads requests and interleaved frames in order and,
+// until the connection plays media over TCP, writes the responses itself; from then on its
+// InterleavedWriter owns the write side so responses never split a media frame. A UDP-only
+// connection so holds one goroutine and a small read buffer (see issue 18: per-session memory).
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	br     *bufio.Reader
-	w      *rtp.InterleavedWriter
+	s  *Server
+	nc net.Conn
+	// br starts small (requests are small; longer lines and bodies are read through it in pieces)
+	// and is replaced by a large one when frames arrive that need it (growReader).
+	br *bufio.Reader
+	// w is nil until a session plays over TCP (writer); only the connection's goroutine uses it.
+	w *rtp.InterleavedWriter
+	// werr is the error of a failed direct response write: like a failed writer, the connection
+	// then sends nothing more.
+	werr   error
 	log    *slog.Logger
 	remote netip.AddrPort
 	local  netip.AddrPort
@@ -54,27 +62,56 @@ type conn struct {
 	// described holds the SRTP keys the last secure DESCRIBE of each route gave this client.
 	described map[string][]mediaKey
 	// routes maps an interleaved channel to its session and hub, read lock-free for every frame a
-	// TCP client sends; SETUP fills it and the session's close clears it.
-	routes [256]atomic.Pointer[frameRoute]
-
-	// frame is the scratch buffer interleaved payloads are read into; hubs copy what they keep.
-	frame [65536]byte
+	// TCP client sends; the first interleaved SETUP creates it (channelRoutes), SETUP fills it and
+	// the session's close clears it. nil: no channel was ever set up.
+	routes atomic.Pointer[[256]atomic.Pointer[frameRoute]]
 }
+
+const (
+	// requestReadBuffer is the read buffer of a connection that has not received media frames:
+	// RTSP requests are a few hundred bytes, and a longer line or body is still read whole
+	// (readRequest), only in more pieces.
+	requestReadBuffer = 1024
+	// frameReadBuffer holds any interleaved frame (4-byte header, at most 65535 bytes), so a
+	// frame is handed on from the read buffer without a copy; a TCP publisher's connection and
+	// one that receives a frame too large for requestReadBuffer get it.
+	frameReadBuffer = 4 + 0xffff
+)
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc,
-		br:       bufio.NewReaderSize(nc, 8192),
+		br:       bufio.NewReaderSize(nc, requestReadBuffer),
 		remote:   addrPortOf(nc.RemoteAddr()),
 		local:    addrPortOf(nc.LocalAddr()),
 		sessions: map[*session]struct{}{},
 	}
 	_, c.secure = nc.(*tls.Conn)
 	c.log = s.log.With("remote", c.remote.String())
-	c.w = rtp.NewInterleavedWriter(nc, rtp.InterleavedConfig{
-		QueueLen: s.cfg.TCPQueue, WriteTimeout: s.cfg.WriteTimeout, EvictAfter: s.cfg.SlowReaderTimeout, Logger: c.log,
-	})
 	return c
+}
+
+// writer returns the connection's InterleavedWriter, starting it on first use: only a session
+// playing over TCP needs one. Called by the connection's goroutine only; every response it writes
+// afterwards goes through the writer.
+func (c *conn) writer() *rtp.InterleavedWriter {
+	if c.w == nil {
+		c.w = rtp.NewInterleavedWriter(c.nc, rtp.InterleavedConfig{
+			QueueLen: c.s.cfg.TCPQueue, WriteTimeout: c.s.cfg.WriteTimeout, EvictAfter: c.s.cfg.SlowReaderTimeout, Logger: c.log,
+		})
+	}
+	return c.w
+}
+
+// channelRoutes returns the connection's interleaved channel table, creating it on the first
+// interleaved SETUP (on the connection's goroutine, the only one that creates it).
+func (c *conn) channelRoutes() *[256]atomic.Pointer[frameRoute] {
+	if r := c.routes.Load(); r != nil {
+		return r
+	}
+	r := new([256]atomic.Pointer[frameRoute])
+	c.routes.Store(r)
+	return r
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
@@ -102,7 +139,9 @@ func (c *conn) run() {
 		ss.close("connection closed")
 	}
 	c.uncount() // before the client can see the close and reconnect into its slot
-	c.w.Close()
+	if c.w != nil {
+		c.w.Close()
+	}
 	c.nc.Close()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		c.log.Debug("rtsp connection closed", "err", err)
@@ -226,14 +265,34 @@ func (c *conn) readFrame() error {
 		return err
 	}
 	n := int(hdr[2])<<8 | int(hdr[3])
-	buf := c.frame[:n]
-	if _, err := io.ReadFull(c.br, buf); err != nil {
+	var r *frameRoute
+	if routes := c.routes.Load(); routes != nil {
+		r = routes[hdr[1]].Load()
+	}
+	if r == nil {
+		_, err := c.br.Discard(n)
 		return err
 	}
-	if r := c.routes[hdr[1]].Load(); r != nil {
-		r.ss.onFrame(r, buf)
+	// A publisher's media, or a frame that does not fit, needs the large buffer; a TCP reader's
+	// receiver reports are small and rare.
+	if (r.hub != nil || n > c.br.Size()) && c.br.Size() < frameReadBuffer {
+		c.growReader()
 	}
-	return nil
+	// The frame is used in place; hubs copy what they keep.
+	buf, err := c.br.Peek(n)
+	if err != nil {
+		return err
+	}
+	r.ss.onFrame(r, buf)
+	_, err = c.br.Discard(n)
+	return err
+}
+
+// growReader gives the connection the read buffer that holds any frame. The small buffer is
+// wrapped, so what it still holds is read first; once it is empty, reads of the large buffer
+// bypass it.
+func (c *conn) growReader() {
+	c.br = bufio.NewReaderSize(c.br, frameReadBuffer)
 }
 
 // handle answers one request; it returns false when the connection must end.
@@ -284,7 +343,7 @@ func (c *conn) writeResponse(res *base.Response, method, url string) {
 		c.log.Error("rtsp marshal response", "err", err)
 		return
 	}
-	if err := c.w.WriteMessage(b); err != nil {
+	if err := c.write(b); err != nil {
 		c.log.Debug("rtsp write response", "err", err)
 	}
 	if res.StatusCode >= 400 {
@@ -292,10 +351,32 @@ func (c *conn) writeResponse(res *base.Response, method, url string) {
 	}
 }
 
-// writeFinal sends a last response before the connection is dropped. The writer is stopped
-// first, so it no longer touches the socket and the response cannot be lost in its queue.
+// write sends one RTSP message: through the writer once there is one, else straight to the
+// socket (only the connection's goroutine writes then).
+func (c *conn) write(b []byte) error {
+	if c.w != nil {
+		return c.w.WriteMessage(b)
+	}
+	if c.werr != nil {
+		return c.werr
+	}
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		c.werr = fmt.Errorf("set write deadline: %w", err)
+		return c.werr
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		c.werr = fmt.Errorf("write: %w", err)
+		return c.werr
+	}
+	return nil
+}
+
+// writeFinal sends a last response before the connection is dropped. The writer, if any, is
+// stopped first, so it no longer touches the socket and the response cannot be lost in its queue.
 func (c *conn) writeFinal(res *base.Response) {
-	c.w.Close()
+	if c.w != nil {
+		c.w.Close()
+	}
 	res.Header["Server"] = base.HeaderValue{"meshgw"}
 	if res.StatusMessage == "" {
 		res.StatusMessage = base.StatusMessages[res.StatusCode]

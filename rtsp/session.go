@@ -142,9 +142,11 @@ func (ss *session) close(reason string) {
 	ss.closed = true
 	ss.recording.Store(false)
 	close(ss.quit)
-	for i := range ss.c.routes {
-		if r := ss.c.routes[i].Load(); r != nil && r.ss == ss {
-			ss.c.routes[i].CompareAndSwap(r, nil)
+	if routes := ss.c.routes.Load(); routes != nil {
+		for i := range routes {
+			if r := routes[i].Load(); r != nil && r.ss == ss {
+				routes[i].CompareAndSwap(r, nil)
+			}
 		}
 	}
 	for i := range ss.setups {
@@ -218,7 +220,7 @@ func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Re
 		return 0, statusf(base.StatusBadRequest, "no interleaved channel left")
 	}
 	// channels must be unique on the connection, across its sessions
-	if ss.c.routes[ch].Load() != nil || ss.c.routes[ch+1].Load() != nil {
+	if routes := ss.c.routes.Load(); routes != nil && (routes[ch].Load() != nil || routes[ch+1].Load() != nil) {
 		return 0, statusf(base.StatusBadRequest, "interleaved channels %d-%d already in use", ch, ch+1)
 	}
 	return uint8(ch), nil
@@ -231,8 +233,9 @@ func (ss *session) markChannels(ch uint8, track int, hub *rtp.Hub, un *srtp.Unpr
 	if ss.read != nil {
 		hub, line = nil, hub
 	}
-	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub, track: track, srtp: un})
-	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, line: line, track: track, rtcp: true, srtp: un})
+	routes := ss.c.channelRoutes()
+	routes[ch].Store(&frameRoute{ss: ss, hub: hub, track: track, srtp: un})
+	routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, line: line, track: track, rtcp: true, srtp: un})
 }
 
 func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers.Transport) *base.Response {
@@ -461,13 +464,13 @@ func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
 		}
 		if st.tcp {
 			if st.srtp != nil {
-				sink, err := c.w.SRTPSink(st.channel, *st.srtp)
+				sink, err := c.writer().SRTPSink(st.channel, *st.srtp)
 				if err != nil {
 					return errResponse(err)
 				}
 				st.sink = sink
 			} else {
-				st.sink = c.w.Sink(st.channel)
+				st.sink = c.writer().Sink(st.channel)
 			}
 			st.hub.AddSink(st.sink)
 		}
