@@ -45,11 +45,13 @@ type UDPConfig struct {
 
 const (
 	defaultUDPQueueLen = 4096
-	initialUDPRing     = 64
-	udpSocketBuffer    = 4 << 20 // asked for; the kernel caps it at [rw]mem_max
-	udpBatch           = 64      // messages per sendmmsg/recvmmsg
-	udpBurst           = 32      // packets taken from one sink per round-robin turn
-	maxEgressWorkers   = 8
+	// initialUDPRing is a sink's first ring: an idle or low-rate reader keeps 8 slots (128
+	// bytes), and a reader that gets bursts grows its ring once, by doubling, to what they need.
+	initialUDPRing   = 8
+	udpSocketBuffer  = 4 << 20 // asked for; the kernel caps it at [rw]mem_max
+	udpBatch         = 64      // messages per sendmmsg/recvmmsg
+	udpBurst         = 32      // packets taken from one sink per round-robin turn
+	maxEgressWorkers = 8
 )
 
 // batchWriter is the part of ipv4.PacketConn / ipv6.PacketConn we use:
