@@ -127,7 +127,14 @@ func (c *conn) run() {
 	// An ending connection leaves the unauthenticated count, even if a panic ends it.
 	defer c.uncount()
 	c.log.Debug("rtsp connection opened")
-	err := c.readLoop()
+	c.finish(c.readLoop())
+}
+
+// finish ends the connection and its sessions. It is not part of run so that run's frame, which
+// stays on the stack while the connection waits for its next message, is small: an idle
+// connection's stack then shrinks at garbage collection to the smallest size that holds the
+// waiting read (issue 18: with thousands of sessions, stacks are most of the memory).
+func (c *conn) finish(err error) {
 	c.mu.Lock()
 	owned := make([]*session, 0, len(c.sessions))
 	for ss := range c.sessions {
@@ -191,29 +198,44 @@ func (c *conn) readLoop() error {
 		if !tokenChar(first[0]) {
 			return c.refuseNotRTSP(first[0])
 		}
-		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// begun but not finished within read_timeout: a slow or slow-loris client
-				c.log.Info("rtsp request not complete within read_timeout; closing", "read_timeout", c.s.cfg.ReadTimeout)
-				return err
+		if err := c.nextRequest(); err != nil {
+			if errors.Is(err, errHangup) {
+				return nil
 			}
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// The byte stream cannot be resynchronised after a bad message: answer and hang up.
-			status := base.StatusBadRequest
-			if errors.Is(err, errTooLarge) && strings.Contains(err.Error(), "body") {
-				status = base.StatusRequestEntityTooLarge
-			}
-			c.log.Info("rtsp bad request", "err", err, "status", int(status))
-			c.writeFinal(&base.Response{StatusCode: status, Header: base.Header{}})
 			return err
 		}
-		if !c.handle(req) {
-			return nil
-		}
 	}
+}
+
+// errHangup ends a connection after a request that was answered normally (nextRequest).
+var errHangup = errors.New("hang up")
+
+// nextRequest reads and answers one request; errHangup means the connection must end. Kept out of
+// readLoop so that readLoop's frame, on the stack while the connection waits, stays small.
+func (c *conn) nextRequest() error {
+	req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// begun but not finished within read_timeout: a slow or slow-loris client
+			c.log.Info("rtsp request not complete within read_timeout; closing", "read_timeout", c.s.cfg.ReadTimeout)
+			return err
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		// The byte stream cannot be resynchronised after a bad message: answer and hang up.
+		status := base.StatusBadRequest
+		if errors.Is(err, errTooLarge) && strings.Contains(err.Error(), "body") {
+			status = base.StatusRequestEntityTooLarge
+		}
+		c.log.Info("rtsp bad request", "err", err, "status", int(status))
+		c.writeFinal(&base.Response{StatusCode: status, Header: base.Header{}})
+		return err
+	}
+	if !c.handle(req) {
+		return errHangup
+	}
+	return nil
 }
 
 // tlsHandshakeByte starts every TLS record that carries a handshake, a ClientHello among them.
