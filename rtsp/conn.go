@@ -35,8 +35,12 @@ type conn struct {
 	s  *Server
 	nc net.Conn
 	// br starts small (requests are small; longer lines and bodies are read through it in pieces)
-	// and is replaced by a large one when frames arrive that need it (growReader).
+	// and is replaced by a large one when frames arrive that need it (growReader). A connection
+	// without interleaved channels gives it back to the server's pool while it waits with
+	// nothing buffered (nil then; see nextByte), so an idle session holds no read buffer.
 	br *bufio.Reader
+	// pre is what a pooled br reads: the byte that ended the wait, then the socket.
+	pre prefixReader
 	// w is nil until a session plays over TCP (writer); only the connection's goroutine uses it.
 	w *rtp.InterleavedWriter
 	// werr is the error of a failed direct response write: like a failed writer, the connection
@@ -81,11 +85,11 @@ const (
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc,
-		br:       bufio.NewReaderSize(nc, requestReadBuffer),
 		remote:   addrPortOf(nc.RemoteAddr()),
 		local:    addrPortOf(nc.LocalAddr()),
 		sessions: map[*session]struct{}{},
 	}
+	c.pre.r = nc
 	_, c.secure = nc.(*tls.Conn)
 	c.log = s.log.With("remote", c.remote.String())
 	return c
@@ -178,7 +182,7 @@ func (c *conn) readLoop() error {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.idleDeadline())); err != nil {
 			return err
 		}
-		first, err := c.br.Peek(1)
+		first, err := c.nextByte()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.sessionsAlive() {
 				continue
@@ -205,6 +209,42 @@ func (c *conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+// nextByte waits for the next message and returns its first byte, unread. A connection that could
+// hold no frame (it has no interleaved channel) waits without a read buffer: the wait is a 1-byte
+// read, and the buffer comes from the server's pool when a message begins.
+func (c *conn) nextByte() ([]byte, error) {
+	if c.br != nil && c.br.Buffered() == 0 && c.routes.Load() == nil && c.br.Size() == requestReadBuffer {
+		c.br.Reset(nil)
+		c.s.readers.Put(c.br)
+		c.br = nil
+	}
+	if c.br == nil {
+		if _, err := io.ReadFull(c.nc, c.pre.b[:]); err != nil {
+			return nil, err
+		}
+		c.pre.has = true
+		c.br = c.s.readers.Get().(*bufio.Reader)
+		c.br.Reset(&c.pre)
+	}
+	return c.br.Peek(1)
+}
+
+// prefixReader reads b (when has is set), then r.
+type prefixReader struct {
+	b   [1]byte
+	has bool
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if p.has && len(b) > 0 {
+		b[0] = p.b[0]
+		p.has = false
+		return 1, nil
+	}
+	return p.r.Read(b)
 }
 
 // errHangup ends a connection after a request that was answered normally (nextRequest).
