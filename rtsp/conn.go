@@ -213,22 +213,44 @@ func (c *conn) readLoop() error {
 
 // nextByte waits for the next message and returns its first byte, unread. A connection that could
 // hold no frame (it has no interleaved channel) waits without a read buffer: the wait is a 1-byte
-// read, and the buffer comes from the server's pool when a message begins.
+// read, and the buffer comes from the server's pool when a message begins. What stays on the
+// stack during the wait is kept small (see finish).
 func (c *conn) nextByte() ([]byte, error) {
 	if c.br != nil && c.br.Buffered() == 0 && c.routes.Load() == nil && c.br.Size() == requestReadBuffer {
-		c.br.Reset(nil)
-		c.s.readers.Put(c.br)
-		c.br = nil
+		c.putReader()
 	}
 	if c.br == nil {
-		if _, err := io.ReadFull(c.nc, c.pre.b[:]); err != nil {
+		if err := c.waitByte(); err != nil {
 			return nil, err
 		}
-		c.pre.has = true
-		c.br = c.s.readers.Get().(*bufio.Reader)
-		c.br.Reset(&c.pre)
+		c.takeReader()
 	}
 	return c.br.Peek(1)
+}
+
+// waitByte reads the first byte of the next message into pre.
+func (c *conn) waitByte() error {
+	for {
+		n, err := c.nc.Read(c.pre.b[:])
+		if n == 1 {
+			c.pre.has = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (c *conn) putReader() {
+	c.br.Reset(nil)
+	c.s.readers.Put(c.br)
+	c.br = nil
+}
+
+func (c *conn) takeReader() {
+	c.br = c.s.readers.Get().(*bufio.Reader)
+	c.br.Reset(&c.pre)
 }
 
 // prefixReader reads b (when has is set), then r.
