@@ -115,6 +115,9 @@ type Server struct {
 	// readers holds the requestReadBuffer readers of connections waiting for their next request
 	// (conn.nextByte): thousands of idle sessions share a few.
 	readers sync.Pool
+
+	// watch ends sessions whose stream ended (session.watch).
+	watch watcher
 }
 
 // NewServer opens the listener; Start begins accepting.
@@ -134,6 +137,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		verifier: access.NewVerifier(cfg.Hashing),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, requestReadBuffer) }
+	s.watch = watcher{s: s, groups: map[<-chan struct{}]*watchGroup{}}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		ln.Close()
 		cancel()
