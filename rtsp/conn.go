@@ -30,7 +30,8 @@ const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, 
 // conn is one RTSP connection. Its goroutine reads requests and interleaved frames in order and,
 // until the connection plays media over TCP, writes the responses itself; from then on its
 // InterleavedWriter owns the write side so responses never split a media frame. A UDP-only
-// connection so holds one goroutine and a small read buffer (see issue 18: per-session memory).
+// connection so holds one goroutine, and a read buffer only while a request arrives: with
+// thousands of sessions, what each idle one holds is what the gateway's memory is.
 type conn struct {
 	s  *Server
 	nc net.Conn
@@ -137,7 +138,7 @@ func (c *conn) run() {
 // finish ends the connection and its sessions. It is not part of run so that run's frame, which
 // stays on the stack while the connection waits for its next message, is small: an idle
 // connection's stack then shrinks at garbage collection to the smallest size that holds the
-// waiting read (issue 18: with thousands of sessions, stacks are most of the memory).
+// waiting read (with thousands of idle sessions, stacks are most of the memory).
 func (c *conn) finish(err error) {
 	c.mu.Lock()
 	owned := make([]*session, 0, len(c.sessions))
