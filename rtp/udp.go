@@ -45,11 +45,13 @@ type UDPConfig struct {
 
 const (
 	defaultUDPQueueLen = 4096
-	initialUDPRing     = 64
-	udpSocketBuffer    = 4 << 20 // asked for; the kernel caps it at [rw]mem_max
-	udpBatch           = 64      // messages per sendmmsg/recvmmsg
-	udpBurst           = 32      // packets taken from one sink per round-robin turn
-	maxEgressWorkers   = 8
+	// initialUDPRing is a sink's first ring: an idle or low-rate reader keeps 8 slots (128
+	// bytes), and a reader that gets bursts grows its ring once, by doubling, to what they need.
+	initialUDPRing   = 8
+	udpSocketBuffer  = 4 << 20 // asked for; the kernel caps it at [rw]mem_max
+	udpBatch         = 64      // messages per sendmmsg/recvmmsg
+	udpBurst         = 32      // packets taken from one sink per round-robin turn
+	maxEgressWorkers = 8
 )
 
 // batchWriter is the part of ipv4.PacketConn / ipv6.PacketConn we use:
@@ -363,24 +365,44 @@ func (u *UDPPair) Close() error {
 	return nil
 }
 
-// demux maps remote addresses to ingress handlers. The map is copied on
-// every (rare) change and read through an atomic pointer, so the read loop
-// takes no lock and allocates nothing per packet.
+// demux maps remote addresses to ingress handlers. Each shard's map is
+// copied on every (rare) change and read through an atomic pointer, so the
+// read loop takes no lock and allocates nothing per packet.
 type demux struct {
+	shards [demuxShards]demuxShard
+}
+
+// demuxShards splits a demux's map so that registering one remote copies a 64th of it: every
+// UDP reader registers its RTCP address, and copying the whole map for each made setting up N
+// readers cost O(N²) time and garbage.
+const demuxShards = 64
+
+// demuxShard is a copy-on-write map: the read goroutine looks up without a lock, set replaces it.
+type demuxShard struct {
 	mu sync.Mutex
 	m  atomic.Pointer[map[netip.AddrPort]func([]byte)]
 }
 
 func (d *demux) init() {
-	m := map[netip.AddrPort]func([]byte){}
-	d.m.Store(&m)
+	for i := range d.shards {
+		m := map[netip.AddrPort]func([]byte){}
+		d.shards[i].m.Store(&m)
+	}
+}
+
+// shard picks remote's shard from its port and the address's last byte, the parts that differ
+// between clients.
+func (d *demux) shard(remote netip.AddrPort) *demuxShard {
+	a := remote.Addr().As16()
+	return &d.shards[(remote.Port()^uint16(a[15]))%demuxShards]
 }
 
 func (d *demux) set(remote netip.AddrPort, fn func([]byte)) {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	old := *d.m.Load()
+	sh := d.shard(remote)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	old := *sh.m.Load()
 	next := make(map[netip.AddrPort]func([]byte), len(old)+1)
 	for k, v := range old {
 		next[k] = v
@@ -390,11 +412,11 @@ func (d *demux) set(remote netip.AddrPort, fn func([]byte)) {
 	} else {
 		next[remote] = fn
 	}
-	d.m.Store(&next)
+	sh.m.Store(&next)
 }
 
 func (d *demux) lookup(remote netip.AddrPort) func([]byte) {
-	return (*d.m.Load())[remote]
+	return (*d.shard(remote).m.Load())[remote]
 }
 
 // HandleRTP registers fn for RTP datagrams from remote (fn=nil

@@ -27,13 +27,26 @@ import (
 
 const publicMethods = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN"
 
-// conn is one RTSP connection. Its goroutine reads requests and interleaved frames in order; its
-// InterleavedWriter owns the write side so responses never split a media frame.
+// conn is one RTSP connection. Its goroutine reads requests and interleaved frames in order and,
+// until the connection plays media over TCP, writes the responses itself; from then on its
+// InterleavedWriter owns the write side so responses never split a media frame. A UDP-only
+// connection so holds one goroutine, and a read buffer only while a request arrives: with
+// thousands of sessions, what each idle one holds is what the gateway's memory is.
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	br     *bufio.Reader
-	w      *rtp.InterleavedWriter
+	s  *Server
+	nc net.Conn
+	// br starts small (requests are small; longer lines and bodies are read through it in pieces)
+	// and is replaced by a large one when frames arrive that need it (growReader). A connection
+	// without interleaved channels gives it back to the server's pool while it waits with
+	// nothing buffered (nil then; see nextByte), so an idle session holds no read buffer.
+	br *bufio.Reader
+	// pre is what a pooled br reads: the byte that ended the wait, then the socket.
+	pre prefixReader
+	// w is nil until a session plays over TCP (writer); only the connection's goroutine uses it.
+	w *rtp.InterleavedWriter
+	// werr is the error of a failed direct response write: like a failed writer, the connection
+	// then sends nothing more.
+	werr   error
 	log    *slog.Logger
 	remote netip.AddrPort
 	local  netip.AddrPort
@@ -54,27 +67,56 @@ type conn struct {
 	// described holds the SRTP keys the last secure DESCRIBE of each route gave this client.
 	described map[string][]mediaKey
 	// routes maps an interleaved channel to its session and hub, read lock-free for every frame a
-	// TCP client sends; SETUP fills it and the session's close clears it.
-	routes [256]atomic.Pointer[frameRoute]
-
-	// frame is the scratch buffer interleaved payloads are read into; hubs copy what they keep.
-	frame [65536]byte
+	// TCP client sends; the first interleaved SETUP creates it (channelRoutes), SETUP fills it and
+	// the session's close clears it. nil: no channel was ever set up.
+	routes atomic.Pointer[[256]atomic.Pointer[frameRoute]]
 }
+
+const (
+	// requestReadBuffer is the read buffer of a connection that has not received media frames:
+	// RTSP requests are a few hundred bytes, and a longer line or body is still read whole
+	// (readRequest), only in more pieces.
+	requestReadBuffer = 1024
+	// frameReadBuffer holds any interleaved frame (4-byte header, at most 65535 bytes), so a
+	// frame is handed on from the read buffer without a copy; a TCP publisher's connection and
+	// one that receives a frame too large for requestReadBuffer get it.
+	frameReadBuffer = 4 + 0xffff
+)
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc,
-		br:       bufio.NewReaderSize(nc, 8192),
 		remote:   addrPortOf(nc.RemoteAddr()),
 		local:    addrPortOf(nc.LocalAddr()),
 		sessions: map[*session]struct{}{},
 	}
+	c.pre.r = nc
 	_, c.secure = nc.(*tls.Conn)
 	c.log = s.log.With("remote", c.remote.String())
-	c.w = rtp.NewInterleavedWriter(nc, rtp.InterleavedConfig{
-		QueueLen: s.cfg.TCPQueue, WriteTimeout: s.cfg.WriteTimeout, EvictAfter: s.cfg.SlowReaderTimeout, Logger: c.log,
-	})
 	return c
+}
+
+// writer returns the connection's InterleavedWriter, starting it on first use: only a session
+// playing over TCP needs one. Called by the connection's goroutine only; every response it writes
+// afterwards goes through the writer.
+func (c *conn) writer() *rtp.InterleavedWriter {
+	if c.w == nil {
+		c.w = rtp.NewInterleavedWriter(c.nc, rtp.InterleavedConfig{
+			QueueLen: c.s.cfg.TCPQueue, WriteTimeout: c.s.cfg.WriteTimeout, EvictAfter: c.s.cfg.SlowReaderTimeout, Logger: c.log,
+		})
+	}
+	return c.w
+}
+
+// channelRoutes returns the connection's interleaved channel table, creating it on the first
+// interleaved SETUP (on the connection's goroutine, the only one that creates it).
+func (c *conn) channelRoutes() *[256]atomic.Pointer[frameRoute] {
+	if r := c.routes.Load(); r != nil {
+		return r
+	}
+	r := new([256]atomic.Pointer[frameRoute])
+	c.routes.Store(r)
+	return r
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
@@ -90,7 +132,14 @@ func (c *conn) run() {
 	// An ending connection leaves the unauthenticated count, even if a panic ends it.
 	defer c.uncount()
 	c.log.Debug("rtsp connection opened")
-	err := c.readLoop()
+	c.finish(c.readLoop())
+}
+
+// finish ends the connection and its sessions. It is not part of run so that run's frame, which
+// stays on the stack while the connection waits for its next message, is small: an idle
+// connection's stack then shrinks at garbage collection to the smallest size that holds the
+// waiting read (with thousands of idle sessions, stacks are most of the memory).
+func (c *conn) finish(err error) {
 	c.mu.Lock()
 	owned := make([]*session, 0, len(c.sessions))
 	for ss := range c.sessions {
@@ -102,7 +151,9 @@ func (c *conn) run() {
 		ss.close("connection closed")
 	}
 	c.uncount() // before the client can see the close and reconnect into its slot
-	c.w.Close()
+	if c.w != nil {
+		c.w.Close()
+	}
 	c.nc.Close()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		c.log.Debug("rtsp connection closed", "err", err)
@@ -132,7 +183,7 @@ func (c *conn) readLoop() error {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.idleDeadline())); err != nil {
 			return err
 		}
-		first, err := c.br.Peek(1)
+		first, err := c.nextByte()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.sessionsAlive() {
 				continue
@@ -152,29 +203,102 @@ func (c *conn) readLoop() error {
 		if !tokenChar(first[0]) {
 			return c.refuseNotRTSP(first[0])
 		}
-		req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// begun but not finished within read_timeout: a slow or slow-loris client
-				c.log.Info("rtsp request not complete within read_timeout; closing", "read_timeout", c.s.cfg.ReadTimeout)
-				return err
+		if err := c.nextRequest(); err != nil {
+			if errors.Is(err, errHangup) {
+				return nil
 			}
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// The byte stream cannot be resynchronised after a bad message: answer and hang up.
-			status := base.StatusBadRequest
-			if errors.Is(err, errTooLarge) && strings.Contains(err.Error(), "body") {
-				status = base.StatusRequestEntityTooLarge
-			}
-			c.log.Info("rtsp bad request", "err", err, "status", int(status))
-			c.writeFinal(&base.Response{StatusCode: status, Header: base.Header{}})
 			return err
 		}
-		if !c.handle(req) {
+	}
+}
+
+// nextByte waits for the next message and returns its first byte, unread. A connection that could
+// hold no frame (it has no interleaved channel) waits without a read buffer: the wait is a 1-byte
+// read, and the buffer comes from the server's pool when a message begins. What stays on the
+// stack during the wait is kept small (see finish).
+func (c *conn) nextByte() ([]byte, error) {
+	if c.br != nil && c.br.Buffered() == 0 && c.routes.Load() == nil && c.br.Size() == requestReadBuffer {
+		c.putReader()
+	}
+	if c.br == nil {
+		if err := c.waitByte(); err != nil {
+			return nil, err
+		}
+		c.takeReader()
+	}
+	return c.br.Peek(1)
+}
+
+// waitByte reads the first byte of the next message into pre.
+func (c *conn) waitByte() error {
+	for {
+		n, err := c.nc.Read(c.pre.b[:])
+		if n == 1 {
+			c.pre.has = true
 			return nil
 		}
+		if err != nil {
+			return err
+		}
 	}
+}
+
+func (c *conn) putReader() {
+	c.br.Reset(nil)
+	c.s.readers.Put(c.br)
+	c.br = nil
+}
+
+func (c *conn) takeReader() {
+	c.br = c.s.readers.Get().(*bufio.Reader)
+	c.br.Reset(&c.pre)
+}
+
+// prefixReader reads b (when has is set), then r.
+type prefixReader struct {
+	b   [1]byte
+	has bool
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if p.has && len(b) > 0 {
+		b[0] = p.b[0]
+		p.has = false
+		return 1, nil
+	}
+	return p.r.Read(b)
+}
+
+// errHangup ends a connection after a request that was answered normally (nextRequest).
+var errHangup = errors.New("hang up")
+
+// nextRequest reads and answers one request; errHangup means the connection must end. Kept out of
+// readLoop so that readLoop's frame, on the stack while the connection waits, stays small.
+func (c *conn) nextRequest() error {
+	req, err := readRequest(c.br, c.s.cfg.MaxRequestBytes, c.s.cfg.Limits.MaxHeaders)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// begun but not finished within read_timeout: a slow or slow-loris client
+			c.log.Info("rtsp request not complete within read_timeout; closing", "read_timeout", c.s.cfg.ReadTimeout)
+			return err
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		// The byte stream cannot be resynchronised after a bad message: answer and hang up.
+		status := base.StatusBadRequest
+		if errors.Is(err, errTooLarge) && strings.Contains(err.Error(), "body") {
+			status = base.StatusRequestEntityTooLarge
+		}
+		c.log.Info("rtsp bad request", "err", err, "status", int(status))
+		c.writeFinal(&base.Response{StatusCode: status, Header: base.Header{}})
+		return err
+	}
+	if !c.handle(req) {
+		return errHangup
+	}
+	return nil
 }
 
 // tlsHandshakeByte starts every TLS record that carries a handshake, a ClientHello among them.
@@ -226,14 +350,34 @@ func (c *conn) readFrame() error {
 		return err
 	}
 	n := int(hdr[2])<<8 | int(hdr[3])
-	buf := c.frame[:n]
-	if _, err := io.ReadFull(c.br, buf); err != nil {
+	var r *frameRoute
+	if routes := c.routes.Load(); routes != nil {
+		r = routes[hdr[1]].Load()
+	}
+	if r == nil {
+		_, err := c.br.Discard(n)
 		return err
 	}
-	if r := c.routes[hdr[1]].Load(); r != nil {
-		r.ss.onFrame(r, buf)
+	// A publisher's media, or a frame that does not fit, needs the large buffer; a TCP reader's
+	// receiver reports are small and rare.
+	if (r.hub != nil || n > c.br.Size()) && c.br.Size() < frameReadBuffer {
+		c.growReader()
 	}
-	return nil
+	// The frame is used in place; hubs copy what they keep.
+	buf, err := c.br.Peek(n)
+	if err != nil {
+		return err
+	}
+	r.ss.onFrame(r, buf)
+	_, err = c.br.Discard(n)
+	return err
+}
+
+// growReader gives the connection the read buffer that holds any frame. The small buffer is
+// wrapped, so what it still holds is read first; once it is empty, reads of the large buffer
+// bypass it.
+func (c *conn) growReader() {
+	c.br = bufio.NewReaderSize(c.br, frameReadBuffer)
 }
 
 // handle answers one request; it returns false when the connection must end.
@@ -284,7 +428,7 @@ func (c *conn) writeResponse(res *base.Response, method, url string) {
 		c.log.Error("rtsp marshal response", "err", err)
 		return
 	}
-	if err := c.w.WriteMessage(b); err != nil {
+	if err := c.write(b); err != nil {
 		c.log.Debug("rtsp write response", "err", err)
 	}
 	if res.StatusCode >= 400 {
@@ -292,10 +436,32 @@ func (c *conn) writeResponse(res *base.Response, method, url string) {
 	}
 }
 
-// writeFinal sends a last response before the connection is dropped. The writer is stopped
-// first, so it no longer touches the socket and the response cannot be lost in its queue.
+// write sends one RTSP message: through the writer once there is one, else straight to the
+// socket (only the connection's goroutine writes then).
+func (c *conn) write(b []byte) error {
+	if c.w != nil {
+		return c.w.WriteMessage(b)
+	}
+	if c.werr != nil {
+		return c.werr
+	}
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		c.werr = fmt.Errorf("set write deadline: %w", err)
+		return c.werr
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		c.werr = fmt.Errorf("write: %w", err)
+		return c.werr
+	}
+	return nil
+}
+
+// writeFinal sends a last response before the connection is dropped. The writer, if any, is
+// stopped first, so it no longer touches the socket and the response cannot be lost in its queue.
 func (c *conn) writeFinal(res *base.Response) {
-	c.w.Close()
+	if c.w != nil {
+		c.w.Close()
+	}
 	res.Header["Server"] = base.HeaderValue{"meshgw"}
 	if res.StatusMessage == "" {
 		res.StatusMessage = base.StatusMessages[res.StatusCode]

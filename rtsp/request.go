@@ -59,7 +59,9 @@ func readRequest(br *bufio.Reader, max, maxHeaders int) (*base.Request, error) {
 		}
 	}
 	var req base.Request
-	if err := req.Unmarshal(bufio.NewReader(bytes.NewReader(msg))); err != nil {
+	// The whole message is in msg: a reader the size of msg (not bufio's 4 KiB default) lets the
+	// codec peek at any line of it.
+	if err := req.Unmarshal(bufio.NewReaderSize(bytes.NewReader(msg), len(msg))); err != nil {
 		return nil, fmt.Errorf("malformed request: %w", err)
 	}
 	return &req, nil

@@ -1,6 +1,7 @@
 package rtsp
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -110,6 +111,13 @@ type Server struct {
 	lim      *limiter
 	verifier *access.Verifier
 	nonceKey [32]byte
+
+	// readers holds the requestReadBuffer readers of connections waiting for their next request
+	// (conn.nextByte): thousands of idle sessions share a few.
+	readers sync.Pool
+
+	// watch ends sessions whose stream ended (session.watch).
+	watch watcher
 }
 
 // NewServer opens the listener; Start begins accepting.
@@ -128,6 +136,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		conns: map[*conn]struct{}{}, sessions: map[string]*session{}, lim: newLimiter(cfg.Limits),
 		verifier: access.NewVerifier(cfg.Hashing),
 	}
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, requestReadBuffer) }
+	s.watch = watcher{s: s, groups: map[<-chan struct{}]*watchGroup{}}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		ln.Close()
 		cancel()

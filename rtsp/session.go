@@ -58,7 +58,6 @@ type session struct {
 	state  sessionState
 	setups []trackSetup
 	closed bool
-	quit   chan struct{}
 
 	seen atomic.Int64 // unix nanos of the last RTSP request or interleaved frame
 	// recording gates a publisher's interleaved media without a lock per frame.
@@ -84,7 +83,7 @@ type frameRoute struct {
 }
 
 func newSession(c *conn, path, base string) *session {
-	ss := &session{id: newSessionID(), c: c, path: path, base: base, remote: c.remote, quit: make(chan struct{})}
+	ss := &session{id: newSessionID(), c: c, path: path, base: base, remote: c.remote}
 	ss.touch()
 	return ss
 }
@@ -111,26 +110,25 @@ func (ss *session) header() base.HeaderValue {
 	return headers.Session{Session: ss.id, Timeout: &to}.Marshal()
 }
 
-// watch ends the session when its stream ends under it, by closing the connection: the reader's
-// player then sees the end of the stream instead of silence.
-func (ss *session) watch() {
-	var done <-chan struct{}
-	if ss.read != nil {
-		done = ss.read.Done()
-	} else {
-		done = ss.pub.Done()
+// done is closed when the session's stream ends under it.
+func (ss *session) done() <-chan struct{} {
+	switch {
+	case ss.read != nil:
+		return ss.read.Done()
+	case ss.pub != nil:
+		return ss.pub.Done()
 	}
-	ss.c.s.wg.Add(1)
-	go func() {
-		defer ss.c.s.wg.Done()
-		select {
-		case <-done:
-			ss.c.log.Info("rtsp session ended by the stream", "session", ss.id, "path", ss.path)
-			ss.close("stream ended")
-			ss.c.nc.Close()
-		case <-ss.quit:
-		}
-	}()
+	return nil
+}
+
+// watch ends the session when its stream ends under it, by closing the connection: the reader's
+// player then sees the end of the stream instead of silence (watcher).
+func (ss *session) watch() { ss.c.s.watch.add(ss, ss.done()) }
+
+func (ss *session) isClosed() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.closed
 }
 
 func (ss *session) close(reason string) {
@@ -141,10 +139,11 @@ func (ss *session) close(reason string) {
 	}
 	ss.closed = true
 	ss.recording.Store(false)
-	close(ss.quit)
-	for i := range ss.c.routes {
-		if r := ss.c.routes[i].Load(); r != nil && r.ss == ss {
-			ss.c.routes[i].CompareAndSwap(r, nil)
+	if routes := ss.c.routes.Load(); routes != nil {
+		for i := range routes {
+			if r := routes[i].Load(); r != nil && r.ss == ss {
+				routes[i].CompareAndSwap(r, nil)
+			}
 		}
 	}
 	for i := range ss.setups {
@@ -154,6 +153,7 @@ func (ss *session) close(reason string) {
 		}
 	}
 	ss.mu.Unlock()
+	ss.c.s.watch.remove(ss, ss.done())
 	ss.logReception()
 	ss.c.forget(ss)
 	ss.c.s.removeSession(ss)
@@ -218,7 +218,7 @@ func (ss *session) allocChannel(t headers.Transport, track int) (uint8, *base.Re
 		return 0, statusf(base.StatusBadRequest, "no interleaved channel left")
 	}
 	// channels must be unique on the connection, across its sessions
-	if ss.c.routes[ch].Load() != nil || ss.c.routes[ch+1].Load() != nil {
+	if routes := ss.c.routes.Load(); routes != nil && (routes[ch].Load() != nil || routes[ch+1].Load() != nil) {
 		return 0, statusf(base.StatusBadRequest, "interleaved channels %d-%d already in use", ch, ch+1)
 	}
 	return uint8(ch), nil
@@ -231,8 +231,9 @@ func (ss *session) markChannels(ch uint8, track int, hub *rtp.Hub, un *srtp.Unpr
 	if ss.read != nil {
 		hub, line = nil, hub
 	}
-	ss.c.routes[ch].Store(&frameRoute{ss: ss, hub: hub, track: track, srtp: un})
-	ss.c.routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, line: line, track: track, rtcp: true, srtp: un})
+	routes := ss.c.channelRoutes()
+	routes[ch].Store(&frameRoute{ss: ss, hub: hub, track: track, srtp: un})
+	routes[ch+1].Store(&frameRoute{ss: ss, hub: hub, line: line, track: track, rtcp: true, srtp: un})
 }
 
 func (ss *session) setupPlay(c *conn, req *base.Request, track int, ts []headers.Transport) *base.Response {
@@ -461,13 +462,13 @@ func (ss *session) onPlay(c *conn, req *base.Request) *base.Response {
 		}
 		if st.tcp {
 			if st.srtp != nil {
-				sink, err := c.w.SRTPSink(st.channel, *st.srtp)
+				sink, err := c.writer().SRTPSink(st.channel, *st.srtp)
 				if err != nil {
 					return errResponse(err)
 				}
 				st.sink = sink
 			} else {
-				st.sink = c.w.Sink(st.channel)
+				st.sink = c.writer().Sink(st.channel)
 			}
 			st.hub.AddSink(st.sink)
 		}
