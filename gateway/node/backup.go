@@ -28,17 +28,16 @@ const DefaultBackupStall = backup.DefaultStall
 // BackupStats is what a source flow's selector reports (FlowStats.Backup).
 type BackupStats = backup.Stats
 
-// ingest is one source feeding a selector leg through the pull.Handler
-// method set.
+// ingest is one source feeding a selector leg (an rtp.SourceHandler).
 type ingest interface {
 	Start()
 	Close()
 }
 
 // newIngest builds the ingest of one leg of a backed-up source. Every ingest
-// kind drives h with the pull.Handler method set; a new kind (the rtp://
-// receiver) plugs in here.
-func (n *Local) newIngest(spec Flow, stream string, h pull.Handler) (ingest, error) {
+// kind drives h, an rtp.SourceHandler; a new kind (the rtp:// receiver)
+// plugs in here.
+func (n *Local) newIngest(spec Flow, stream string, h rtp.SourceHandler) (ingest, error) {
 	switch spec.Kind {
 	case SourcePull:
 		return pull.New(pull.Config{
@@ -46,7 +45,12 @@ func (n *Local) newIngest(spec Flow, stream string, h pull.Handler) (ingest, err
 			Logger: n.log.With("stream", stream),
 		}, h), nil
 	case SourceDemo:
-		return n.newDemoIngest(stream, h)
+		clip, err := n.demoClip()
+		if err != nil {
+			return nil, fmt.Errorf("demo clip: %w", err)
+		}
+		// the player announces the clip to the leg as a session at Start
+		return demo.NewPlayer(clip, h, n.log.With("stream", stream)), nil
 	case SourceRTP:
 		cfg, err := rtpSourceConfig(spec)
 		if err != nil {
@@ -65,7 +69,7 @@ func (n *Local) newIngest(spec Flow, stream string, h pull.Handler) (ingest, err
 // leg) and the log.
 type rtpIngest struct {
 	cfg rtp.RTPSourceConfig
-	h   pull.Handler
+	h   rtp.SourceHandler
 
 	mu     sync.Mutex
 	src    *rtp.RTPSource
@@ -249,8 +253,8 @@ func (sel *selector) ready(leg int, sdp []byte, tracks []rtp.Track) error {
 
 // down is a leg's OnDisconnect, after the selector took the leg for stalled.
 func (sel *selector) down(leg int, err error) {
-	if errors.Is(err, pull.ErrClosed) {
-		return
+	if errors.Is(err, pull.ErrClosed) || errors.Is(err, rtp.ErrClosed) {
+		return // the flow is being deleted
 	}
 	other := 1 - leg
 	if sel.core.Leg(other).Up() {
@@ -260,39 +264,4 @@ func (sel *selector) down(leg int, err error) {
 	if n := sel.n; n.events != nil {
 		n.events.SourceDown(sel.s.id, fmt.Errorf("%s and %s down: %w", backup.LegName(leg), backup.LegName(other), err))
 	}
-}
-
-// demoIngest plays the demo clip into a leg, announcing it as a session.
-type demoIngest struct {
-	h      pull.Handler
-	clip   *demo.Clip
-	player *demo.Player
-	log    *slog.Logger
-}
-
-func (n *Local) newDemoIngest(stream string, h pull.Handler) (ingest, error) {
-	clip, err := n.demoClip()
-	if err != nil {
-		return nil, fmt.Errorf("demo clip: %w", err)
-	}
-	log := n.log.With("stream", stream)
-	return &demoIngest{h: h, clip: clip, player: demo.NewPlayer(clip, demoWriter{h}, log), log: log}, nil
-}
-
-func (d *demoIngest) Start() {
-	if err := d.h.OnReady(d.clip.SDP(), d.clip.Tracks()); err != nil {
-		d.log.Warn("demo source refused", "err", err)
-		return
-	}
-	d.player.Start()
-}
-
-func (d *demoIngest) Close() { d.player.Close() }
-
-// demoWriter hands the demo player's packets to a handler.
-type demoWriter struct{ h pull.Handler }
-
-func (w demoWriter) WriteRTP(track int, pkt []byte) error {
-	w.h.WriteRTP(track, pkt)
-	return nil
 }

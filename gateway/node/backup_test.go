@@ -61,7 +61,7 @@ func newSelHarness(t testing.TB, mode string, stall time.Duration) *selHarness {
 }
 
 // leg is the handler of leg i, as its ingest drives it.
-func (h *selHarness) leg(i int) pull.Handler { return h.sel.core.Leg(i) }
+func (h *selHarness) leg(i int) rtp.SourceHandler { return h.sel.core.Leg(i) }
 
 func TestSelectorRefusesOtherLayoutOnceLogged(t *testing.T) {
 	h := newSelHarness(t, BackupSwitch, time.Second)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -364,15 +363,9 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		if err != nil {
 			return nil, fmt.Errorf("demo clip: %w", err)
 		}
-		replaced := n.setHubsLocked(s, clip.Tracks(), f.Pacing, nil)
-		fl.player = demo.NewPlayer(clip, hubWriter{s: s, n: n}, n.log.With("stream", f.Stream))
-		sdp, tracks := clip.SDP(), clip.Tracks()
-		start = func() {
-			fl.player.Start()
-			if n.events != nil {
-				n.events.SourceReady(f.Stream, sdp, tracks, replaced)
-			}
-		}
+		// Start announces the clip (streamInput.OnReady lays the hubs out), then plays
+		fl.player = demo.NewPlayer(clip, n.newStreamInput(fl), n.log.With("stream", f.Stream))
+		start = fl.player.Start
 	case SourcePull:
 		var tlsCfg *tls.Config
 		if len(f.TLSCA) > 0 {
@@ -383,7 +376,7 @@ func (n *Local) createSourceLocked(f Flow) (func(), error) {
 		fl.puller = pull.New(pull.Config{
 			URL: f.URL, Transport: f.Transport, ReconnectMin: f.ReconnectMin, ReconnectMax: f.ReconnectMax,
 			TLSConfig: tlsCfg, Logger: n.log.With("stream", f.Stream),
-		}, &pullHandler{n: n, s: s, f: fl})
+		}, n.newStreamInput(fl))
 		start = fl.puller.Start
 	case SourceRTP:
 		if err := n.startRTPSourceLocked(fl); err != nil {
@@ -421,88 +414,6 @@ func (n *Local) addFlowLocked(fl *flow) {
 	n.nflows++
 	fl.seq = n.nflows
 	n.flows[fl.spec.ID] = fl
-}
-
-// hubWriter feeds the demo player's packets into the stream's hubs.
-type hubWriter struct {
-	n *Local
-	s *nodeStream
-}
-
-func (w hubWriter) WriteRTP(track int, pkt []byte) error {
-	h := w.s.liveHub(track)
-	if h == nil {
-		return fmt.Errorf("stream %s has no live track %d", w.s.id, track)
-	}
-	return h.WriteRTP(pkt)
-}
-
-// pullHandler connects a puller to its stream.
-type pullHandler struct {
-	n *Local
-	s *nodeStream
-	f *flow
-	// replay drops replayed packets per track of an rtsps:// pull: the pull client
-	// authenticates and decrypts SRTP but keeps no replay window. Rebuilt at every
-	// (re)connect, as a camera may restart its sequence numbers.
-	replay atomic.Pointer[[]*pullReplay]
-}
-
-// pullReplay is one track's replay filter; the pull client may call from a goroutine per track.
-type pullReplay struct {
-	mu sync.Mutex
-	f  *srtp.ReplayFilter
-}
-
-func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
-	h.n.mu.Lock()
-	if h.n.flows[h.f.spec.ID] != h.f {
-		h.n.mu.Unlock()
-		return errors.New("flow deleted")
-	}
-	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing, nil)
-	h.n.mu.Unlock()
-	if strings.HasPrefix(strings.ToLower(h.f.spec.URL), "rtsps://") {
-		rs := make([]*pullReplay, len(tracks))
-		for i := range rs {
-			rs[i] = &pullReplay{f: srtp.NewReplayFilter()}
-		}
-		h.replay.Store(&rs)
-	}
-	h.f.last.Store(time.Now().UnixNano())
-	if h.n.events != nil {
-		h.n.events.SourceReady(h.s.id, sdp, tracks, replaced)
-	}
-	return nil
-}
-
-func (h *pullHandler) WriteRTP(track int, pkt []byte) {
-	if rs := h.replay.Load(); rs != nil && track >= 0 && track < len(*rs) {
-		r := (*rs)[track]
-		r.mu.Lock()
-		fresh := r.f.Fresh(pkt)
-		r.mu.Unlock()
-		if !fresh {
-			h.f.errs.Add(1)
-			return
-		}
-	}
-	if hub := h.s.liveHub(track); hub != nil {
-		h.f.pkts.Add(1)
-		_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
-	}
-}
-
-func (h *pullHandler) WriteRTCP(track int, pkt []byte) {
-	if hub := h.s.liveHub(track); hub != nil {
-		_ = hub.WriteRTCP(pkt)
-	}
-}
-
-func (h *pullHandler) OnDisconnect(err error) {
-	if h.n.events != nil {
-		h.n.events.SourceDown(h.s.id, err)
-	}
 }
 
 func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {

@@ -88,7 +88,7 @@ func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
 }
 
 // startRTPSourceLocked binds a SourceRTP flow's sockets; its packets go to
-// the stream's hubs through the same handler as a pulled source's.
+// the stream's hubs through its streamInput, like a pulled source's.
 func (n *Local) startRTPSourceLocked(fl *flow) error {
 	cfg, err := rtpSourceConfig(fl.spec)
 	if err != nil {
@@ -96,7 +96,7 @@ func (n *Local) startRTPSourceLocked(fl *flow) error {
 	}
 	cfg.Pool = n.pool
 	cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", fl.spec.URL)
-	src, err := rtp.NewRTPSource(cfg, &pullHandler{n: n, s: fl.stream, f: fl})
+	src, err := rtp.NewRTPSource(cfg, n.newStreamInput(fl))
 	if err != nil {
 		return err
 	}
