@@ -138,10 +138,10 @@ func (f Flow) validateBackup() error {
 	return nil
 }
 
-// selector wires the two ingests of a backed-up source to the stream: the
-// per-packet choice between them is the backup.Selector's (rtp/backup); the
-// node lays the stream's hubs out when a leg announces its tracks, and
-// reports the legs' state.
+// selector runs a source flow with a backup: it wires the two ingests to the
+// stream. The per-packet choice between them is the backup.Selector's
+// (rtp/backup); the node lays the stream's hubs out when a leg announces its
+// tracks, and reports the legs' state.
 type selector struct {
 	n   *Local
 	s   *nodeStream
@@ -152,45 +152,55 @@ type selector struct {
 	ingests [2]ingest
 }
 
-// createBackupLocked builds the selector and both ingests of a source flow
-// with a backup; the returned start runs them.
-func (n *Local) createBackupLocked(fl *flow) (func(), error) {
-	f := fl.spec
-	sel := &selector{n: n, s: fl.stream, f: fl, log: n.log.With("stream", f.Stream, "flow", f.ID)}
-	sel.core = backup.New(backup.Config{
-		Mode: f.BackupMode, Stall: f.BackupStall,
-		Hubs: &fl.stream.live, Forwarded: &fl.pkts, Logger: sel.log,
-		Ready: sel.ready, Down: sel.down,
-	})
-	for i, spec := range []Flow{f, *f.Backup} {
-		in, err := n.newIngest(spec, f.Stream, sel.core.Leg(i))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", backup.LegName(i), err)
+// start builds the selector and both ingests; what it returns runs them.
+func (sel *selector) start(n *Local, fl *flow) (func(), error) {
+	return n.startSourceLocked(fl, func() (func(), error) {
+		f := fl.spec
+		sel.n, sel.s, sel.f, sel.log = n, fl.stream, fl, n.log.With("stream", f.Stream, "flow", f.ID)
+		sel.core = backup.New(backup.Config{
+			Mode: f.BackupMode, Stall: f.BackupStall,
+			Hubs: &fl.stream.live, Forwarded: &fl.pkts, Logger: sel.log,
+			Ready: sel.ready, Down: sel.down,
+		})
+		for i, spec := range []Flow{f, *f.Backup} {
+			in, err := n.newIngest(spec, f.Stream, sel.core.Leg(i))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", backup.LegName(i), err)
+			}
+			sel.ingests[i] = in
 		}
-		sel.ingests[i] = in
-	}
-	fl.sel = sel
-	return sel.start, nil
+		return sel.run, nil
+	})
 }
 
-func (sel *selector) start() {
+func (sel *selector) run() {
 	sel.core.Start()
 	for _, in := range sel.ingests {
 		in.Start()
 	}
 }
 
-// close stops both ingests (which may call back into the node: no lock
-// held), then the selector's merge driver.
-func (sel *selector) close() {
-	for _, in := range sel.ingests {
-		in.Close()
-	}
-	sel.core.Close()
+func (sel *selector) update(_ *Local, fl *flow, f Flow) error {
+	keepSpec(fl, f)
+	return nil
 }
 
-// stats reports the selector's state.
-func (sel *selector) stats() BackupStats { return sel.core.Stats() }
+// stats: Packets counts what the selector put into the hubs.
+func (sel *selector) stats(_ *Local, fl *flow, st *FlowStats) {
+	fl.counts(st)
+	st.Backup = sel.core.Stats()
+}
+
+// stop stops both ingests (which may call back into the node: no lock
+// held), then the selector's merge driver, then the hubs.
+func (sel *selector) stop(n *Local, fl *flow) func() {
+	return closeHubs(n.stopSourceLocked(fl), func() {
+		for _, in := range sel.ingests {
+			in.Close()
+		}
+		sel.core.Close()
+	})
+}
 
 // codecsFor classifies the tracks of a leg from its description.
 func codecsFor(sdp []byte, n int) []keyframe.Codec {

@@ -45,19 +45,24 @@ func newSelHarness(t testing.TB, mode string, stall time.Duration) *selHarness {
 		}
 	})
 	f := Flow{ID: "src", Stream: "st", Kind: SourceDemo, Backup: &Flow{Kind: SourceDemo}, BackupMode: mode, BackupStall: stall}
+	r, role, err := newRunner(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flow{spec: f, run: r, role: role}
 	n.mu.Lock()
-	_, err = n.createSourceLocked(f) // its start is not run: the test is the ingests
-	fl := n.flows["src"]
+	_, err = r.start(n, fl) // what it returns is not run: the test is the ingests
 	n.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sel := r.(*selector)
 	clip, err := demo.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl.sel.core.Start()
-	return &selHarness{t: t, n: n, sel: fl.sel, sdp: clip.SDP(), trks: clip.Tracks(), logs: logs}
+	sel.core.Start()
+	return &selHarness{t: t, n: n, sel: sel, sdp: clip.SDP(), trks: clip.Tracks(), logs: logs}
 }
 
 // leg is the handler of leg i, as its ingest drives it.
@@ -101,7 +106,7 @@ func TestSelectorDisconnectLogged(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "primary disconnected; the backup carries the stream") {
 		t.Errorf("no log line about the disconnect")
 	}
-	if st := h.sel.stats(); st.Mode != BackupSwitch || st.Active != "primary" {
+	if st := h.sel.core.Stats(); st.Mode != BackupSwitch || st.Active != "primary" {
 		t.Errorf("stats %+v", st)
 	}
 }

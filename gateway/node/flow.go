@@ -145,15 +145,6 @@ type Flow struct {
 	Meta map[string]string
 }
 
-// isSource tells sources, which create a stream's hubs, from the flows that hang on them.
-func (k FlowKind) isSource() bool {
-	switch k {
-	case SourceDemo, SourcePull, SourcePublisher, SourceRelay, SourceRTP:
-		return true
-	}
-	return false
-}
-
 // clone copies f deeply: a node keeps flows beyond the call that brought them and hands them out
 // again, and neither side may see the other's later changes.
 func (f Flow) clone() Flow {

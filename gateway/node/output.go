@@ -8,9 +8,7 @@ import (
 
 	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/rtpout"
-	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // OutputSpec is what a SinkRTP needs besides its destination (Flow.RTP, Flow.RTCP).
@@ -108,44 +106,6 @@ func (fl *flow) closeSink() {
 	if fl.sink != nil {
 		fl.sink.Close()
 	}
-}
-
-// newSinkLocked opens what a new sink flow sends through: an output's sockets, or a UDP sink on
-// the node's pair (with a retransmission history when it is a NACK relay sink).
-func (n *Local) newSinkLocked(fl *flow) error {
-	f := fl.spec
-	if f.Kind == SinkRTP {
-		out, err := newRTPOutput(f, n.pool, n.log.With("stream", f.Stream, "output", f.RTP.String()))
-		if err != nil {
-			return err
-		}
-		fl.out = out
-		return nil
-	}
-	if err := n.checkSecondPair(f.SecondPair); err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
-	}
-	pair := n.pair(f.SecondPair)
-	if len(f.SRTPKey) > 0 {
-		// protected on the egress workers, per reader (or relay), with the key the control drew
-		k, err := srtp.KeyFromBytes(f.SRTPKey)
-		switch {
-		case err != nil:
-		case f.SRTPResume != nil:
-			fl.sink, err = pair.NewSRTPSinkResuming(f.RTP, f.RTCP, k, *f.SRTPResume)
-		default:
-			fl.sink, err = pair.NewSRTPSink(f.RTP, f.RTCP, k)
-		}
-		if err != nil {
-			return fmt.Errorf("flow %s: %w", f.ID, err)
-		}
-	} else {
-		fl.sink = pair.NewSink(f.RTP, f.RTCP)
-	}
-	if f.NACK && f.Kind == SinkUDP {
-		fl.hist = nack.NewHistory(fl.sink, fl.hub.SSRC())
-	}
-	return nil
 }
 
 // setRepairLocked gives a NACK relay source its per-track repair (once: NACK and NACKWait are

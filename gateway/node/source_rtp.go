@@ -87,21 +87,39 @@ func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
 	return cfg, nil
 }
 
-// startRTPSourceLocked binds a SourceRTP flow's sockets; its packets go to
-// the stream's hubs through its streamInput, like a pulled source's.
-func (n *Local) startRTPSourceLocked(fl *flow) error {
-	cfg, err := rtpSourceConfig(fl.spec)
-	if err != nil {
-		return err
-	}
-	cfg.Pool = n.pool
-	cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", fl.spec.URL)
-	src, err := rtp.NewRTPSource(cfg, n.newStreamInput(fl))
-	if err != nil {
-		return err
-	}
-	fl.rtpSrc = src
+// rtpSource runs a SourceRTP flow: the rtp:// receiver, feeding the stream's input.
+type rtpSource struct {
+	src *rtp.RTPSource
+}
+
+// start binds the flow's sockets; its packets go to the stream's hubs through its streamInput,
+// like a pulled source's.
+func (r *rtpSource) start(n *Local, fl *flow) (func(), error) {
+	return n.startSourceLocked(fl, func() (func(), error) {
+		cfg, err := rtpSourceConfig(fl.spec)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Pool = n.pool
+		cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", fl.spec.URL)
+		src, err := rtp.NewRTPSource(cfg, n.newStreamInput(fl))
+		if err != nil {
+			return nil, err
+		}
+		r.src = src
+		return nil, nil
+	})
+}
+
+func (r *rtpSource) update(_ *Local, fl *flow, f Flow) error {
+	keepSpec(fl, f)
 	return nil
+}
+
+func (r *rtpSource) stats(_ *Local, _ *flow, st *FlowStats) { rtpSourceStats(r.src, st) }
+
+func (r *rtpSource) stop(n *Local, fl *flow) func() {
+	return closeHubs(n.stopSourceLocked(fl), func() { r.src.Close() })
 }
 
 // rtpSourceStats fills a SourceRTP flow's stats: Packets/Bytes are what its

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/meshgw/meshgw/rtp/srtp"
+)
+
+// startSinkLocked is what every sink kind's start shares: the flow hangs on its track's hub,
+// open (the kind's part) makes what it sends through, a reader's receiver reports join its
+// address's peer, and an unpaused sink starts receiving.
+func (n *Local) startSinkLocked(fl *flow, open func() error) error {
+	f := fl.spec
+	s := n.streams[f.Stream]
+	if s == nil || s.hubs == nil {
+		return fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
+	}
+	if f.Track >= len(s.hubs) {
+		return fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
+	}
+	fl.stream, fl.hub = s, s.hubs[f.Track]
+	if err := open(); err != nil {
+		return err
+	}
+	n.addFlowLocked(fl)
+	// a reader's receiver reports prove it is alive
+	n.movePeersLocked(fl, Flow{}, f)
+	if !f.Paused {
+		fl.hub.AddSink(fl.hubSink())
+		fl.added = true
+	}
+	return nil
+}
+
+// updateSinkLocked pauses or resumes a sink (the only change a sink takes), hanging it on its
+// track's new hub if the stream's layout was replaced meanwhile.
+func (n *Local) updateSinkLocked(fl *flow, f Flow) error {
+	if fl.hub == nil {
+		s := fl.stream
+		if s.hubs == nil || fl.spec.Track >= len(s.hubs) {
+			return fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
+		}
+		fl.hub = s.hubs[fl.spec.Track]
+	}
+	switch {
+	case f.Paused && fl.added:
+		fl.hub.RemoveSink(fl.hubSink())
+		fl.added = false
+	case !f.Paused && !fl.added:
+		fl.hub.AddSink(fl.hubSink())
+		fl.added = true
+	}
+	keepSpec(fl, f)
+	return nil
+}
+
+// stopSinkLocked takes a sink off its hub and its peer; the returned function closes it and a
+// stream left with neither source nor sinks.
+func (n *Local) stopSinkLocked(fl *flow) func() {
+	if fl.added && fl.hub != nil {
+		fl.hub.RemoveSink(fl.hubSink())
+	}
+	n.movePeersLocked(fl, fl.spec, Flow{})
+	orphan := n.dropOrphanLocked(fl.stream)
+	return func() {
+		fl.closeSink()
+		orphan()
+	}
+}
+
+// newUDPSinkLocked opens a UDP sink on the node's pair (the second for a live-live relay leg),
+// SRTP-protected with the flow's key if it has one.
+func (n *Local) newUDPSinkLocked(fl *flow) error {
+	f := fl.spec
+	if err := n.checkSecondPair(f.SecondPair); err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	pair := n.pair(f.SecondPair)
+	if len(f.SRTPKey) == 0 {
+		fl.sink = pair.NewSink(f.RTP, f.RTCP)
+		return nil
+	}
+	// protected on the egress workers, per reader (or relay), with the key the control drew
+	k, err := srtp.KeyFromBytes(f.SRTPKey)
+	switch {
+	case err != nil:
+	case f.SRTPResume != nil:
+		fl.sink, err = pair.NewSRTPSinkResuming(f.RTP, f.RTCP, k, *f.SRTPResume)
+	default:
+		fl.sink, err = pair.NewSRTPSink(f.RTP, f.RTCP, k)
+	}
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.ID, err)
+	}
+	return nil
+}
+
+// udpSinkStats are a UDP or multicast sink's counters, its SRTP sender state and what its
+// reader reported.
+func udpSinkStats(fl *flow, st *FlowStats) {
+	ss := fl.sink.Stats()
+	st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
+	if rs, ok := fl.sink.SRTPState(); ok {
+		st.SRTP = &rs
+	}
+	fl.rrMu.Lock()
+	if fl.rr.Reports > 0 {
+		rr := fl.rr
+		st.Reception = &rr
+	}
+	fl.rrMu.Unlock()
+	fl.lastActivity(st)
+}

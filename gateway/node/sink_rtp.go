@@ -1,0 +1,27 @@
+package node
+
+// rtpSink runs a SinkRTP flow: one track to a plain RTP output (rtp/rtpout) with its own
+// sockets, FEC and second 2022-7 leg (output.go).
+type rtpSink struct{}
+
+func (rtpSink) start(n *Local, fl *flow) (func(), error) {
+	return nil, n.startSinkLocked(fl, func() error {
+		f := fl.spec
+		out, err := newRTPOutput(f, n.pool, n.log.With("stream", f.Stream, "output", f.RTP.String()))
+		if err != nil {
+			return err
+		}
+		fl.out = out
+		return nil
+	})
+}
+
+func (rtpSink) update(n *Local, fl *flow, f Flow) error { return n.updateSinkLocked(fl, f) }
+
+// stats: Packets and Bytes are the media packets sent over both legs, FEC the FEC packets.
+func (rtpSink) stats(_ *Local, fl *flow, st *FlowStats) {
+	*st = outputStats(fl.out)
+	fl.lastActivity(st)
+}
+
+func (rtpSink) stop(n *Local, fl *flow) func() { return n.stopSinkLocked(fl) }
