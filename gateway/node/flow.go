@@ -31,7 +31,7 @@ const (
 	// IngressUDP flows or interleaved on the control's connection.
 	SourcePublisher FlowKind = "source.publisher"
 	// SourceRTP receives plain RTP over UDP (URL rtp://HOST:PORT), optionally with SMPTE 2022-1
-	// FEC and as two 2022-7 legs; see rtpsource.go.
+	// FEC and as two 2022-7 legs; see source_rtp.go.
 	SourceRTP FlowKind = "source.rtp"
 	// SourceRelay takes a stream another node relays to this one over RTP/UDP (the upstream node
 	// runs a SinkUDP per track to this node's pair). Its hubs are transparent: they output the

@@ -101,10 +101,14 @@ type flow struct {
 	role   role
 	seq    uint64 // creation order
 	stream *nodeStream
-	// sinks
-	sink  *rtp.UDPSink
-	hub   *rtp.Hub
-	added bool
+	// sinks: the hub, what the flow hangs on it (hubSink: an output, the relay history in front
+	// of a UDP sink, the UDP sink itself; added while it hangs there) and how it is closed
+	// (without the node's lock); sink is the flow's UDP sink, if any
+	hub       *rtp.Hub
+	hubSink   rtp.Sink
+	added     bool
+	closeSink func()
+	sink      *rtp.UDPSink
 	// srtp unprotects an SRTP publisher's ingress or an encrypted relay (nil: plain). Only the
 	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
 	// re-pointed with a new key swaps it.
@@ -445,7 +449,7 @@ func (n *Local) dropOrphanLocked(s *nodeStream) func() {
 
 func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 	for _, f := range n.flows {
-		if f.stream == s && f.isSink() {
+		if f.stream == s && f.role == roleSink {
 			return true
 		}
 	}

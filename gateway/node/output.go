@@ -80,34 +80,6 @@ func outputStats(o *rtpout.Output) FlowStats {
 	return FlowStats{Packets: st.Packets, Bytes: st.Bytes, FEC: st.FEC, Dropped: st.Dropped, Errors: st.Errors}
 }
 
-// hubSink is what a sink flow hands its hub: the output, the relay history in front of a UDP
-// sink, or the UDP sink itself.
-func (fl *flow) hubSink() rtp.Sink {
-	switch {
-	case fl.out != nil:
-		return fl.out
-	case fl.hist != nil:
-		return fl.hist
-	}
-	return fl.sink
-}
-
-// isSink tells flows that hang a sink on a hub.
-func (fl *flow) isSink() bool { return fl.sink != nil || fl.out != nil }
-
-// closeSink releases a sink flow's sockets and buffers, without the node's lock.
-func (fl *flow) closeSink() {
-	if fl.out != nil {
-		fl.out.Close()
-	}
-	if fl.hist != nil {
-		fl.hist.Close()
-	}
-	if fl.sink != nil {
-		fl.sink.Close()
-	}
-}
-
 // setRepairLocked gives a NACK relay source its per-track repair (once: NACK and NACKWait are
 // fixed at creation) and a feedback sink aimed at its current upstream's RTCP address.
 func (n *Local) setRepairLocked(fl *flow, f Flow) {

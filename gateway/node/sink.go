@@ -3,13 +3,15 @@ package node
 import (
 	"fmt"
 
+	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
 // startSinkLocked is what every sink kind's start shares: the flow hangs on its track's hub,
-// open (the kind's part) makes what it sends through, a reader's receiver reports join its
-// address's peer, and an unpaused sink starts receiving.
-func (n *Local) startSinkLocked(fl *flow, open func() error) error {
+// open (the kind's part) makes what it sends through and returns the rtp.Sink to hang on the hub
+// and its closing, a reader's receiver reports join its address's peer, and an unpaused sink
+// starts receiving.
+func (n *Local) startSinkLocked(fl *flow, open func() (rtp.Sink, func(), error)) error {
 	f := fl.spec
 	s := n.streams[f.Stream]
 	if s == nil || s.hubs == nil {
@@ -19,14 +21,16 @@ func (n *Local) startSinkLocked(fl *flow, open func() error) error {
 		return fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
 	}
 	fl.stream, fl.hub = s, s.hubs[f.Track]
-	if err := open(); err != nil {
+	hs, closeSink, err := open()
+	if err != nil {
 		return err
 	}
+	fl.hubSink, fl.closeSink = hs, closeSink
 	n.addFlowLocked(fl)
 	// a reader's receiver reports prove it is alive
 	n.movePeersLocked(fl, Flow{}, f)
 	if !f.Paused {
-		fl.hub.AddSink(fl.hubSink())
+		fl.hub.AddSink(fl.hubSink)
 		fl.added = true
 	}
 	return nil
@@ -44,10 +48,10 @@ func (n *Local) updateSinkLocked(fl *flow, f Flow) error {
 	}
 	switch {
 	case f.Paused && fl.added:
-		fl.hub.RemoveSink(fl.hubSink())
+		fl.hub.RemoveSink(fl.hubSink)
 		fl.added = false
 	case !f.Paused && !fl.added:
-		fl.hub.AddSink(fl.hubSink())
+		fl.hub.AddSink(fl.hubSink)
 		fl.added = true
 	}
 	keepSpec(fl, f)
@@ -58,7 +62,7 @@ func (n *Local) updateSinkLocked(fl *flow, f Flow) error {
 // stream left with neither source nor sinks.
 func (n *Local) stopSinkLocked(fl *flow) func() {
 	if fl.added && fl.hub != nil {
-		fl.hub.RemoveSink(fl.hubSink())
+		fl.hub.RemoveSink(fl.hubSink)
 	}
 	n.movePeersLocked(fl, fl.spec, Flow{})
 	orphan := n.dropOrphanLocked(fl.stream)
@@ -68,8 +72,8 @@ func (n *Local) stopSinkLocked(fl *flow) func() {
 	}
 }
 
-// newUDPSinkLocked opens a UDP sink on the node's pair (the second for a live-live relay leg),
-// SRTP-protected with the flow's key if it has one.
+// newUDPSinkLocked opens fl.sink, a UDP sink on the node's pair (the second for a live-live relay
+// leg), SRTP-protected with the flow's key if it has one.
 func (n *Local) newUDPSinkLocked(fl *flow) error {
 	f := fl.spec
 	if err := n.checkSecondPair(f.SecondPair); err != nil {

@@ -1,11 +1,19 @@
 package node
 
+import "github.com/meshgw/meshgw/rtp"
+
 // multicastSink runs a SinkMulticast flow: one track to a multicast group, a UDP sink on the
 // node's pair aimed at the group (never SRTP: Validate refuses a key).
 type multicastSink struct{}
 
 func (multicastSink) start(n *Local, fl *flow) (func(), error) {
-	return nil, n.startSinkLocked(fl, func() error { return n.newUDPSinkLocked(fl) })
+	return nil, n.startSinkLocked(fl, func() (rtp.Sink, func(), error) {
+		if err := n.newUDPSinkLocked(fl); err != nil {
+			return nil, nil, err
+		}
+		sink := fl.sink
+		return sink, func() { sink.Close() }, nil
+	})
 }
 
 func (multicastSink) update(n *Local, fl *flow, f Flow) error { return n.updateSinkLocked(fl, f) }

@@ -1,18 +1,20 @@
 package node
 
+import "github.com/meshgw/meshgw/rtp"
+
 // rtpSink runs a SinkRTP flow: one track to a plain RTP output (rtp/rtpout) with its own
 // sockets, FEC and second 2022-7 leg (output.go).
 type rtpSink struct{}
 
 func (rtpSink) start(n *Local, fl *flow) (func(), error) {
-	return nil, n.startSinkLocked(fl, func() error {
+	return nil, n.startSinkLocked(fl, func() (rtp.Sink, func(), error) {
 		f := fl.spec
 		out, err := newRTPOutput(f, n.pool, n.log.With("stream", f.Stream, "output", f.RTP.String()))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		fl.out = out
-		return nil
+		return out, func() { out.Close() }, nil
 	})
 }
 

@@ -1,20 +1,29 @@
 package node
 
-import "github.com/meshgw/meshgw/rtp/nack"
+import (
+	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/nack"
+)
 
 // udpSink runs a SinkUDP flow: one track to one UDP reader (or to another node, for a relay),
 // SRTP-protected when the flow has a key, behind a retransmission history on a NACK relay link.
 type udpSink struct{}
 
 func (udpSink) start(n *Local, fl *flow) (func(), error) {
-	return nil, n.startSinkLocked(fl, func() error {
+	return nil, n.startSinkLocked(fl, func() (rtp.Sink, func(), error) {
 		if err := n.newUDPSinkLocked(fl); err != nil {
-			return err
+			return nil, nil, err
 		}
-		if fl.spec.NACK {
-			fl.hist = nack.NewHistory(fl.sink, fl.hub.SSRC())
+		sink := fl.sink
+		if !fl.spec.NACK {
+			return sink, func() { sink.Close() }, nil
 		}
-		return nil
+		hist := nack.NewHistory(sink, fl.hub.SSRC())
+		fl.hist = hist
+		return hist, func() {
+			hist.Close()
+			sink.Close()
+		}, nil
 	})
 }
 
