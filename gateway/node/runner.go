@@ -151,3 +151,21 @@ func (fl *flow) lastActivity(st *FlowStats) {
 		st.LastActivity = time.Unix(0, l)
 	}
 }
+
+// clientSource is the part a source runner shares whose client (the demo player, the pull
+// client) feeds the stream's input: nothing to update, the flow's own counters, and the client
+// closed before the hubs.
+type clientSource struct {
+	close func() // the client's Close
+}
+
+func (r *clientSource) update(_ *Local, fl *flow, f Flow) error {
+	keepSpec(fl, f)
+	return nil
+}
+
+func (r *clientSource) stats(_ *Local, fl *flow, st *FlowStats) { fl.counts(st) }
+
+func (r *clientSource) stop(n *Local, fl *flow) func() {
+	return closeHubs(n.stopSourceLocked(fl), r.close)
+}

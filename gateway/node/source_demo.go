@@ -8,7 +8,7 @@ import (
 
 // demoSource runs a SourceDemo flow: the embedded clip, played into the stream's input.
 type demoSource struct {
-	player *demo.Player
+	clientSource
 }
 
 func (r *demoSource) start(n *Local, fl *flow) (func(), error) {
@@ -18,18 +18,8 @@ func (r *demoSource) start(n *Local, fl *flow) (func(), error) {
 			return nil, fmt.Errorf("demo clip: %w", err)
 		}
 		// Start announces the clip (streamInput.OnReady lays the hubs out), then plays
-		r.player = demo.NewPlayer(clip, n.newStreamInput(fl), n.log.With("stream", fl.spec.Stream))
-		return r.player.Start, nil
+		player := demo.NewPlayer(clip, n.newStreamInput(fl), n.log.With("stream", fl.spec.Stream))
+		r.close = player.Close
+		return player.Start, nil
 	})
-}
-
-func (r *demoSource) update(_ *Local, fl *flow, f Flow) error {
-	keepSpec(fl, f)
-	return nil
-}
-
-func (r *demoSource) stats(_ *Local, fl *flow, st *FlowStats) { fl.counts(st) }
-
-func (r *demoSource) stop(n *Local, fl *flow) func() {
-	return closeHubs(n.stopSourceLocked(fl), r.player.Close)
 }
