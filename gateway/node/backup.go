@@ -37,30 +37,30 @@ type ingest interface {
 // newIngest builds the ingest of one leg of a backed-up source. Every ingest
 // kind drives h, an rtp.SourceHandler; a new kind (the rtp:// receiver)
 // plugs in here.
-func (n *Local) newIngest(spec Flow, stream string, h rtp.SourceHandler) (ingest, error) {
-	switch spec.Kind {
-	case SourcePull:
+func (n *Local) newIngest(spec Spec, stream string, h rtp.SourceHandler) (ingest, error) {
+	switch sp := spec.(type) {
+	case PullSource:
 		return pull.New(pull.Config{
-			URL: spec.URL, Transport: spec.Transport, ReconnectMin: spec.ReconnectMin, ReconnectMax: spec.ReconnectMax,
+			URL: sp.URL, Transport: sp.Transport, ReconnectMin: sp.ReconnectMin, ReconnectMax: sp.ReconnectMax,
 			Logger: n.log.With("stream", stream),
 		}, h), nil
-	case SourceDemo:
+	case DemoSource:
 		clip, err := n.demoClip()
 		if err != nil {
 			return nil, fmt.Errorf("demo clip: %w", err)
 		}
 		// the player announces the clip to the leg as a session at Start
 		return demo.NewPlayer(clip, h, n.log.With("stream", stream)), nil
-	case SourceRTP:
-		cfg, err := rtpSourceConfig(spec)
+	case RTPSource:
+		cfg, err := rtpSourceConfig(sp)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Pool = n.pool
-		cfg.Logger = n.log.With("stream", stream, "source", spec.URL)
+		cfg.Logger = n.log.With("stream", stream, "source", sp.URL)
 		return &rtpIngest{cfg: cfg, h: h}, nil
 	}
-	return nil, fmt.Errorf("%s cannot feed a backed-up stream", spec.Kind)
+	return nil, fmt.Errorf("%s cannot feed a backed-up stream", spec.Kind())
 }
 
 // rtpIngest puts an rtp:// receiver behind a selector leg. The receiver binds its sockets and
@@ -101,39 +101,32 @@ func (r *rtpIngest) Close() {
 	}
 }
 
-// validateBackup checks the backup fields of a flow (part of Validate).
-func (f Flow) validateBackup() error {
-	if f.Backup == nil {
-		if f.BackupStall != 0 || f.BackupMode != "" {
-			return fmt.Errorf("flow %s: backup stall or mode without a backup", f.ID)
-		}
+// validateBackup checks the backup of a source flow (part of Validate).
+func validateBackup(id, stream string, b *Backup) error {
+	if b == nil {
 		return nil
 	}
-	switch f.Kind {
-	case SourcePull, SourceDemo, SourceRTP:
-	default:
-		return fmt.Errorf("flow %s: %s takes no backup", f.ID, f.Kind)
-	}
-	switch f.BackupMode {
+	switch b.Mode {
 	case "", BackupAuto, BackupMerge, BackupSwitch:
 	default:
-		return fmt.Errorf("flow %s: backup mode %q, want auto, merge or switch", f.ID, f.BackupMode)
+		return fmt.Errorf("flow %s: backup mode %q, want auto, merge or switch", id, b.Mode)
 	}
-	if f.BackupStall < 0 {
-		return fmt.Errorf("flow %s: negative backup stall", f.ID)
+	if b.Stall < 0 {
+		return fmt.Errorf("flow %s: negative backup stall", id)
 	}
-	b := *f.Backup
-	if b.Backup != nil {
-		return fmt.Errorf("flow %s: a backup has no backup of its own", f.ID)
+	if b.Source == nil {
+		return fmt.Errorf("flow %s: backup without a source", id)
 	}
-	switch b.Kind {
-	case SourcePull, SourceDemo:
+	if bb, ok := b.Source.(backedUp); ok && bb.backup() != nil {
+		return fmt.Errorf("flow %s: a backup has no backup of its own", id)
+	}
+	switch b.Source.(type) {
+	case PullSource, DemoSource:
 	default:
-		return fmt.Errorf("flow %s: backup of kind %s; want %s or %s", f.ID, b.Kind, SourcePull, SourceDemo)
+		return fmt.Errorf("flow %s: backup of kind %s; want %s or %s", id, b.Source.Kind(), SourcePull, SourceDemo)
 	}
-	b.ID, b.Stream = f.ID+"/backup", f.Stream
-	if err := b.Validate(); err != nil {
-		return fmt.Errorf("flow %s: backup: %w", f.ID, err)
+	if err := (Flow{ID: id + "/backup", Stream: stream, Spec: b.Source}).Validate(); err != nil {
+		return fmt.Errorf("flow %s: backup: %w", id, err)
 	}
 	return nil
 }
@@ -143,10 +136,11 @@ func (f Flow) validateBackup() error {
 // (rtp/backup); the node lays the stream's hubs out when a leg announces its
 // tracks, and reports the legs' state.
 type selector struct {
-	n   *Local
-	s   *nodeStream
-	f   *flow
-	log *slog.Logger
+	n      *Local
+	s      *nodeStream
+	f      *flow
+	log    *slog.Logger
+	pacing float64
 
 	core    *backup.Selector
 	ingests [2]ingest
@@ -156,13 +150,15 @@ type selector struct {
 func (sel *selector) start(n *Local, fl *flow) (func(), error) {
 	return n.startSourceLocked(fl, func() (func(), error) {
 		f := fl.spec
+		b := f.Spec.(backedUp).backup()
 		sel.n, sel.s, sel.f, sel.log = n, fl.stream, fl, n.log.With("stream", f.Stream, "flow", f.ID)
+		sel.pacing = f.Spec.(continuer).hubs().Pacing
 		sel.core = backup.New(backup.Config{
-			Mode: f.BackupMode, Stall: f.BackupStall,
+			Mode: b.Mode, Stall: b.Stall,
 			Hubs: &fl.stream.live, Forwarded: &fl.pkts, Logger: sel.log,
 			Ready: sel.ready, Down: sel.down,
 		})
-		for i, spec := range []Flow{f, *f.Backup} {
+		for i, spec := range []Spec{f.Spec, b.Source} {
 			in, err := n.newIngest(spec, f.Stream, sel.core.Leg(i))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", backup.LegName(i), err)
@@ -231,7 +227,7 @@ func (sel *selector) ready(leg int, sdp []byte, tracks []rtp.Track) error {
 	switch {
 	case s.hubs == nil || (leg == backup.LegPrimary && !backup.Compatible(s.tracks, tracks)):
 		// the first leg up lays the stream out; the primary's layout wins
-		replaced = n.setHubsLocked(s, tracks, sel.f.spec.Pacing, nil)
+		replaced = n.setHubsLocked(s, tracks, sel.pacing, nil)
 		sel.core.SetTracks(tracks, codecs)
 		report = true
 		if sel.core.Leg(other).Mismatch() {

@@ -8,19 +8,19 @@ import "fmt"
 type udpIngress struct{}
 
 func (udpIngress) start(n *Local, fl *flow) (func(), error) {
-	f := fl.spec
+	f, sp := fl.spec, fl.spec.Spec.(UDPIngress)
 	s := n.streams[f.Stream]
-	if s == nil || s.hubs == nil || f.Track >= len(s.hubs) {
-		return nil, fmt.Errorf("stream %s track %d is not live on this node: %w", f.Stream, f.Track, ErrNotFound)
+	if s == nil || s.hubs == nil || sp.Track >= len(s.hubs) {
+		return nil, fmt.Errorf("stream %s track %d is not live on this node: %w", f.Stream, sp.Track, ErrNotFound)
 	}
-	fl.stream, fl.hub = s, s.hubs[f.Track]
+	fl.stream, fl.hub = s, s.hubs[sp.Track]
 	if err := n.peerConflictLocked(fl, f); err != nil {
 		return nil, err
 	}
-	if err := fl.setUnprotect(f); err != nil {
+	if err := fl.setUnprotect(f.ID, sp.SRTPKey, sp.SRTPROCs, false); err != nil {
 		return nil, err
 	}
-	fl.up = n.newUpstreamReports(f)
+	fl.up = n.newUpstreamReports(sp)
 	n.addFlowLocked(fl)
 	n.movePeersLocked(fl, Flow{}, f)
 	return nil, nil

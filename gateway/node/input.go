@@ -2,7 +2,6 @@ package node
 
 import (
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +17,12 @@ import (
 // backup.Legs, which write into the same hubs through the selector; relays and UDP publishers
 // arrive through the node's peers, which hold their hubs directly.)
 type streamInput struct {
-	n *Local
-	s *nodeStream
-	f *flow
+	n      *Local
+	s      *nodeStream
+	f      *flow
+	pacing float64 // of the hubs OnReady lays out
+	// replays: the source is an rtsps:// pull (see replay)
+	replays bool
 	// replay drops replayed packets per track of an rtsps:// pull: the pull client
 	// authenticates and decrypts SRTP but keeps no replay window. Rebuilt at every
 	// (re)connect, as a camera may restart its sequence numbers.
@@ -33,8 +35,10 @@ type pullReplay struct {
 	f  *srtp.ReplayFilter
 }
 
-func (n *Local) newStreamInput(fl *flow) *streamInput {
-	return &streamInput{n: n, s: fl.stream, f: fl}
+// newStreamInput is source flow fl's input; its hubs are paced at pacing, and replays turns the
+// replay check of an rtsps:// pull on.
+func (n *Local) newStreamInput(fl *flow, pacing float64, replays bool) *streamInput {
+	return &streamInput{n: n, s: fl.stream, f: fl, pacing: pacing, replays: replays}
 }
 
 func (in *streamInput) OnReady(sdp []byte, tracks []rtp.Track) error {
@@ -43,9 +47,9 @@ func (in *streamInput) OnReady(sdp []byte, tracks []rtp.Track) error {
 		in.n.mu.Unlock()
 		return errors.New("flow deleted")
 	}
-	replaced := in.n.setHubsLocked(in.s, tracks, in.f.spec.Pacing, nil)
+	replaced := in.n.setHubsLocked(in.s, tracks, in.pacing, nil)
 	in.n.mu.Unlock()
-	if strings.HasPrefix(strings.ToLower(in.f.spec.URL), "rtsps://") {
+	if in.replays {
 		rs := make([]*pullReplay, len(tracks))
 		for i := range rs {
 			rs[i] = &pullReplay{f: srtp.NewReplayFilter()}

@@ -109,6 +109,7 @@ type flow struct {
 	added     bool
 	closeSink func()
 	sink      *rtp.UDPSink
+	srtpOut   bool // the UDP sink protects with SRTP: its reader's reports are encrypted
 	// srtp unprotects an SRTP publisher's ingress or an encrypted relay (nil: plain). Only the
 	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
 	// re-pointed with a new key swaps it.
@@ -244,7 +245,7 @@ func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
 	}
 	n.mu.Unlock()
 	if err != nil {
-		return FlowStatus{}, fmt.Errorf("node %s: apply %s %s: %w", n.name, f.Kind, f.ID, err)
+		return FlowStatus{}, fmt.Errorf("node %s: apply %s %s: %w", n.name, f.Kind(), f.ID, err)
 	}
 	if start != nil {
 		start()
@@ -350,8 +351,8 @@ func (n *Local) statusLocked(fl *flow) FlowStatus {
 }
 
 func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
-	if f.Kind != fl.spec.Kind || f.Stream != fl.spec.Stream || f.Track != fl.spec.Track {
-		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind, fl.spec.Stream)
+	if f.Kind() != fl.spec.Kind() || f.Stream != fl.spec.Stream || f.Track() != fl.spec.Track() {
+		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind(), fl.spec.Stream)
 	}
 	if f.Version != 0 && f.Version <= fl.spec.Version {
 		// a retried command, or a stale one that arrived late: the state stands
@@ -371,26 +372,26 @@ func (n *Local) checkSecondPair(needed bool) error {
 	return nil
 }
 
-// setUnprotect gives an ingress or relay flow the unprotector of f's key (none without one), and
-// a relay with a second leg a second one for it.
-func (fl *flow) setUnprotect(f Flow) error {
-	if len(f.SRTPKey) == 0 {
+// setUnprotect gives an ingress or relay flow the unprotector of key (none without one) with the
+// rollover counters rocs, and a relay with a second leg a second one for it.
+func (fl *flow) setUnprotect(id string, key []byte, rocs map[uint32]uint32, second bool) error {
+	if len(key) == 0 {
 		fl.srtp.Store(nil)
 		fl.srtp2.Store(nil)
 		return nil
 	}
-	k, err := srtp.KeyFromBytes(f.SRTPKey)
+	k, err := srtp.KeyFromBytes(key)
 	if err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
+		return fmt.Errorf("flow %s: %w", id, err)
 	}
-	un, err := srtp.NewUnprotector(k, f.SRTPROCs)
+	un, err := srtp.NewUnprotector(k, rocs)
 	if err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
+		return fmt.Errorf("flow %s: %w", id, err)
 	}
 	var un2 *srtp.Unprotector
-	if f.RTP2.IsValid() {
-		if un2, err = srtp.NewUnprotector(k, f.SRTPROCs); err != nil {
-			return fmt.Errorf("flow %s: %w", f.ID, err)
+	if second {
+		if un2, err = srtp.NewUnprotector(k, rocs); err != nil {
+			return fmt.Errorf("flow %s: %w", id, err)
 		}
 	}
 	fl.srtp.Store(un)

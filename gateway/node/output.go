@@ -11,7 +11,7 @@ import (
 	"github.com/meshgw/meshgw/rtp/rtpout"
 )
 
-// OutputSpec is what a SinkRTP needs besides its destination (Flow.RTP, Flow.RTCP).
+// OutputSpec is what an RTPSink needs besides its destination (RTPSink.RTP, RTPSink.RTCP).
 type OutputSpec struct {
 	// Leg2 is the second 2022-7 leg's RTP destination (its RTCP goes to port+1); invalid for
 	// none. Both legs carry identical packets: same bytes, same SSRC, sequence numbers and
@@ -34,7 +34,7 @@ func (o OutputSpec) fecConfig() (fec.Config, bool) {
 	return fec.Config{Columns: o.FECColumns, Rows: o.FECRows, Mode: o.FECMode}, true
 }
 
-func (o OutputSpec) validate(f Flow) error {
+func (o OutputSpec) validate(f RTPSink) error {
 	if f.Track < 0 {
 		return errors.New("negative track")
 	}
@@ -66,9 +66,9 @@ func (o OutputSpec) validate(f Flow) error {
 	return nil
 }
 
-// newRTPOutput opens the sockets of a SinkRTP flow f (validated): the per-packet output that
+// newRTPOutput opens the sockets of an RTPSink f (validated): the per-packet output that
 // rtp/rtpout carries, configured from f's destinations and OutputSpec.
-func newRTPOutput(f Flow, pool *rtp.Pool, log *slog.Logger) (*rtpout.Output, error) {
+func newRTPOutput(f RTPSink, pool *rtp.Pool, log *slog.Logger) (*rtpout.Output, error) {
 	cfg := rtpout.Config{RTP: f.RTP, RTCP: f.RTCP, Leg2: f.Output.Leg2, TTL: f.Output.TTL, Pool: pool, Logger: log}
 	cfg.FEC, _ = f.Output.fecConfig()
 	return rtpout.New(cfg)
@@ -82,7 +82,7 @@ func outputStats(o *rtpout.Output) FlowStats {
 
 // setRepairLocked gives a NACK relay source its per-track repair (once: NACK and NACKWait are
 // fixed at creation) and a feedback sink aimed at its current upstream's RTCP address.
-func (n *Local) setRepairLocked(fl *flow, f Flow) {
+func (n *Local) setRepairLocked(fl *flow, f RelaySource) {
 	if !f.NACK {
 		return
 	}

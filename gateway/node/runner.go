@@ -41,39 +41,39 @@ const (
 	roleIngress
 )
 
-// newRunner maps a (validated) flow to its runner: the one place that looks at a flow's kind to
-// choose behaviour. A source with a backup runs its two ingests behind a selector (backup.go),
-// whatever its own kind.
+// newRunner maps a (validated) flow's spec to its runner: the one place that looks at a flow's
+// kind to choose behaviour. A source with a backup runs its two ingests behind a selector
+// (backup.go), whatever its own kind.
 func newRunner(f Flow) (runner, role, error) {
-	if f.Backup != nil {
+	if b, ok := f.Spec.(backedUp); ok && b.backup() != nil {
 		return &selector{}, roleSource, nil
 	}
-	switch f.Kind {
-	case SourceDemo:
+	switch f.Spec.(type) {
+	case DemoSource:
 		return &demoSource{}, roleSource, nil
-	case SourcePull:
+	case PullSource:
 		return &pullSource{}, roleSource, nil
-	case SourcePublisher:
+	case PublisherSource:
 		return publisherSource{}, roleSource, nil
-	case SourceRTP:
+	case RTPSource:
 		return &rtpSource{}, roleSource, nil
-	case SourceRelay:
+	case RelaySource:
 		return relaySource{}, roleSource, nil
-	case SinkUDP:
+	case UDPSink:
 		return udpSink{}, roleSink, nil
-	case SinkMulticast:
+	case MulticastSink:
 		return multicastSink{}, roleSink, nil
-	case SinkRTP:
+	case RTPSink:
 		return rtpSink{}, roleSink, nil
-	case IngressUDP:
+	case UDPIngress:
 		return udpIngress{}, roleIngress, nil
 	}
-	return nil, 0, fmt.Errorf("flow %s: unknown kind %q", f.ID, f.Kind)
+	return nil, 0, fmt.Errorf("flow %s: unknown kind %q", f.ID, f.Kind())
 }
 
 // startSourceLocked is what every source kind's start shares: the stream gets fl as its one
 // source, open (the kind's part) sets its pieces up, and fl is recorded. A source taking over
-// the stream of a node that died continues its lines (Flow.Continue), unless it is a relay,
+// the stream of a node that died continues its lines (Hubs.Continue), unless it is a relay,
 // whose hubs carry the upstream's line. A stream this call created goes again when open fails.
 func (n *Local) startSourceLocked(fl *flow, open func() (func(), error)) (func(), error) {
 	f := fl.spec
@@ -83,8 +83,8 @@ func (n *Local) startSourceLocked(fl *flow, open func() (func(), error)) (func()
 		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
 	}
 	fl.stream = s
-	if f.Kind != SourceRelay && s.hubs == nil {
-		s.cont = f.Continue
+	if c, ok := f.Spec.(continuer); ok && s.hubs == nil {
+		s.cont = c.hubs().Continue
 	}
 	start, err := open()
 	if err != nil {
@@ -131,9 +131,9 @@ func closeHubs(hubs []*rtp.Hub, then func()) func() {
 }
 
 // keepSpec is the update of a flow whose pieces take no change: the new version, labels and
-// Paused are kept.
+// (on a sink) Paused are kept.
 func keepSpec(fl *flow, f Flow) {
-	fl.spec.Paused = f.Paused
+	fl.spec = fl.spec.WithPaused(f.Paused())
 	fl.spec.Version = f.Version
 	fl.spec.Meta = f.Meta
 }

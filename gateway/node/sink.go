@@ -12,15 +12,15 @@ import (
 // and its closing, a reader's receiver reports join its address's peer, and an unpaused sink
 // starts receiving.
 func (n *Local) startSinkLocked(fl *flow, open func() (rtp.Sink, func(), error)) error {
-	f := fl.spec
+	f, track := fl.spec, fl.spec.Track()
 	s := n.streams[f.Stream]
 	if s == nil || s.hubs == nil {
 		return fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
 	}
-	if f.Track >= len(s.hubs) {
-		return fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
+	if track >= len(s.hubs) {
+		return fmt.Errorf("stream %s has no track %d: %w", f.Stream, track, ErrNotFound)
 	}
-	fl.stream, fl.hub = s, s.hubs[f.Track]
+	fl.stream, fl.hub = s, s.hubs[track]
 	hs, closeSink, err := open()
 	if err != nil {
 		return err
@@ -29,7 +29,7 @@ func (n *Local) startSinkLocked(fl *flow, open func() (rtp.Sink, func(), error))
 	n.addFlowLocked(fl)
 	// a reader's receiver reports prove it is alive
 	n.movePeersLocked(fl, Flow{}, f)
-	if !f.Paused {
+	if !f.Paused() {
 		fl.hub.AddSink(fl.hubSink)
 		fl.added = true
 	}
@@ -41,16 +41,16 @@ func (n *Local) startSinkLocked(fl *flow, open func() (rtp.Sink, func(), error))
 func (n *Local) updateSinkLocked(fl *flow, f Flow) error {
 	if fl.hub == nil {
 		s := fl.stream
-		if s.hubs == nil || fl.spec.Track >= len(s.hubs) {
+		if s.hubs == nil || fl.spec.Track() >= len(s.hubs) {
 			return fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
 		}
-		fl.hub = s.hubs[fl.spec.Track]
+		fl.hub = s.hubs[fl.spec.Track()]
 	}
 	switch {
-	case f.Paused && fl.added:
+	case f.Paused() && fl.added:
 		fl.hub.RemoveSink(fl.hubSink)
 		fl.added = false
-	case !f.Paused && !fl.added:
+	case !f.Paused() && !fl.added:
 		fl.hub.AddSink(fl.hubSink)
 		fl.added = true
 	}
@@ -72,29 +72,30 @@ func (n *Local) stopSinkLocked(fl *flow) func() {
 	}
 }
 
-// newUDPSinkLocked opens fl.sink, a UDP sink on the node's pair (the second for a live-live relay
-// leg), SRTP-protected with the flow's key if it has one.
-func (n *Local) newUDPSinkLocked(fl *flow) error {
-	f := fl.spec
-	if err := n.checkSecondPair(f.SecondPair); err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
+// newUDPSinkLocked opens fl.sink, a UDP sink to sp's destination on the node's pair (the second
+// for a live-live relay leg), SRTP-protected with sp's key if it has one. A multicast sink is
+// such a sink without key, second pair or resume.
+func (n *Local) newUDPSinkLocked(fl *flow, sp UDPSink) error {
+	id := fl.spec.ID
+	if err := n.checkSecondPair(sp.SecondPair); err != nil {
+		return fmt.Errorf("flow %s: %w", id, err)
 	}
-	pair := n.pair(f.SecondPair)
-	if len(f.SRTPKey) == 0 {
-		fl.sink = pair.NewSink(f.RTP, f.RTCP)
+	pair := n.pair(sp.SecondPair)
+	if len(sp.SRTPKey) == 0 {
+		fl.sink = pair.NewSink(sp.RTP, sp.RTCP)
 		return nil
 	}
 	// protected on the egress workers, per reader (or relay), with the key the control drew
-	k, err := srtp.KeyFromBytes(f.SRTPKey)
+	k, err := srtp.KeyFromBytes(sp.SRTPKey)
 	switch {
 	case err != nil:
-	case f.SRTPResume != nil:
-		fl.sink, err = pair.NewSRTPSinkResuming(f.RTP, f.RTCP, k, *f.SRTPResume)
+	case sp.SRTPResume != nil:
+		fl.sink, err = pair.NewSRTPSinkResuming(sp.RTP, sp.RTCP, k, *sp.SRTPResume)
 	default:
-		fl.sink, err = pair.NewSRTPSink(f.RTP, f.RTCP, k)
+		fl.sink, err = pair.NewSRTPSink(sp.RTP, sp.RTCP, k)
 	}
 	if err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
+		return fmt.Errorf("flow %s: %w", id, err)
 	}
 	return nil
 }

@@ -8,7 +8,8 @@ type multicastSink struct{}
 
 func (multicastSink) start(n *Local, fl *flow) (func(), error) {
 	return nil, n.startSinkLocked(fl, func() (rtp.Sink, func(), error) {
-		if err := n.newUDPSinkLocked(fl); err != nil {
+		sp := fl.spec.Spec.(MulticastSink)
+		if err := n.newUDPSinkLocked(fl, UDPSink{RTP: sp.RTP, RTCP: sp.RTCP}); err != nil {
 			return nil, nil, err
 		}
 		sink := fl.sink

@@ -8,8 +8,8 @@ type rtpSink struct{}
 
 func (rtpSink) start(n *Local, fl *flow) (func(), error) {
 	return nil, n.startSinkLocked(fl, func() (rtp.Sink, func(), error) {
-		f := fl.spec
-		out, err := newRTPOutput(f, n.pool, n.log.With("stream", f.Stream, "output", f.RTP.String()))
+		sp := fl.spec.Spec.(RTPSink)
+		out, err := newRTPOutput(sp, n.pool, n.log.With("stream", fl.spec.Stream, "output", sp.RTP.String()))
 		if err != nil {
 			return nil, nil, err
 		}

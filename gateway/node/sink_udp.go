@@ -11,11 +11,13 @@ type udpSink struct{}
 
 func (udpSink) start(n *Local, fl *flow) (func(), error) {
 	return nil, n.startSinkLocked(fl, func() (rtp.Sink, func(), error) {
-		if err := n.newUDPSinkLocked(fl); err != nil {
+		sp := fl.spec.Spec.(UDPSink)
+		if err := n.newUDPSinkLocked(fl, sp); err != nil {
 			return nil, nil, err
 		}
 		sink := fl.sink
-		if !fl.spec.NACK {
+		fl.srtpOut = len(sp.SRTPKey) > 0
+		if !sp.NACK {
 			return sink, func() { sink.Close() }, nil
 		}
 		hist := nack.NewHistory(sink, fl.hub.SSRC())

@@ -18,7 +18,7 @@ func (r *demoSource) start(n *Local, fl *flow) (func(), error) {
 			return nil, fmt.Errorf("demo clip: %w", err)
 		}
 		// Start announces the clip (streamInput.OnReady lays the hubs out), then plays
-		player := demo.NewPlayer(clip, n.newStreamInput(fl), n.log.With("stream", fl.spec.Stream))
+		player := demo.NewPlayer(clip, n.newStreamInput(fl, fl.spec.Spec.(DemoSource).Pacing, false), n.log.With("stream", fl.spec.Stream))
 		r.close = player.Close
 		return player.Start, nil
 	})

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"strings"
 
 	"github.com/meshgw/meshgw/rtsp/pull"
 )
@@ -14,17 +15,17 @@ type pullSource struct {
 
 func (r *pullSource) start(n *Local, fl *flow) (func(), error) {
 	return n.startSourceLocked(fl, func() (func(), error) {
-		f := fl.spec
+		f, sp := fl.spec, fl.spec.Spec.(PullSource)
 		var tlsCfg *tls.Config
-		if len(f.TLSCA) > 0 {
+		if len(sp.TLSCA) > 0 {
 			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(f.TLSCA) // Validate checked it holds a certificate
+			pool.AppendCertsFromPEM(sp.TLSCA) // Validate checked it holds a certificate
 			tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 		puller := pull.New(pull.Config{
-			URL: f.URL, Transport: f.Transport, ReconnectMin: f.ReconnectMin, ReconnectMax: f.ReconnectMax,
+			URL: sp.URL, Transport: sp.Transport, ReconnectMin: sp.ReconnectMin, ReconnectMax: sp.ReconnectMax,
 			TLSConfig: tlsCfg, Logger: n.log.With("stream", f.Stream),
-		}, n.newStreamInput(fl))
+		}, n.newStreamInput(fl, sp.Pacing, strings.HasPrefix(strings.ToLower(sp.URL), "rtsps://")))
 		r.close = puller.Close
 		return puller.Start, nil
 	})

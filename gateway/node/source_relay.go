@@ -11,22 +11,22 @@ import (
 type relaySource struct{}
 
 func (relaySource) start(n *Local, fl *flow) (func(), error) {
-	f := fl.spec
+	f, sp := fl.spec, fl.spec.Spec.(RelaySource)
 	// before the stream exists, so that a refused relay leaves nothing behind
 	if err := n.peerConflictLocked(nil, f); err != nil {
 		return nil, err
 	}
-	if err := n.checkSecondPair(f.RTP2.IsValid()); err != nil {
+	if err := n.checkSecondPair(sp.RTP2.IsValid()); err != nil {
 		return nil, err
 	}
 	start, err := n.startSourceLocked(fl, func() (func(), error) {
 		var start func()
-		if n.setHubsLocked(fl.stream, f.Tracks, f.Pacing, f.SSRCs) && n.events != nil {
+		if n.setHubsLocked(fl.stream, sp.Tracks, sp.Pacing, sp.SSRCs) && n.events != nil {
 			// readers of the old layout cannot follow; the control ends them
-			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
+			start = func() { n.events.SourceReady(f.Stream, nil, sp.Tracks, true) }
 		}
 		// an encrypted relay: the upstream node's relay sinks protect with the same key
-		if err := fl.setUnprotect(f); err != nil {
+		if err := fl.setUnprotect(f.ID, sp.SRTPKey, nil, sp.RTP2.IsValid()); err != nil {
 			return nil, err
 		}
 		return start, nil
@@ -34,8 +34,8 @@ func (relaySource) start(n *Local, fl *flow) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	n.setRepairLocked(fl, f)
-	n.setLiveLiveLocked(fl, f)
+	n.setRepairLocked(fl, sp)
+	n.setLiveLiveLocked(fl, sp)
 	n.movePeersLocked(fl, Flow{}, f)
 	return start, nil
 }
@@ -44,29 +44,31 @@ func (relaySource) start(n *Local, fl *flow) (func(), error) {
 // hubs were recreated). The hubs stay, so their readers stay attached: the new upstream SSRC
 // begins a hub epoch that continues the readers' line.
 func (relaySource) update(n *Local, fl *flow, f Flow) error {
-	if !sameLayout(fl.spec.Tracks, f.Tracks) {
+	sp, prevSp := f.Spec.(RelaySource), fl.spec.Spec.(RelaySource)
+	if !sameLayout(prevSp.Tracks, sp.Tracks) {
 		return fmt.Errorf("node %s: relay %s: the track layout is fixed; delete and re-create the flow", n.name, f.ID)
 	}
 	if err := n.peerConflictLocked(fl, f); err != nil {
 		return fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 	}
-	if err := n.checkSecondPair(f.RTP2.IsValid()); err != nil {
+	if err := n.checkSecondPair(sp.RTP2.IsValid()); err != nil {
 		return fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 	}
 	prev := fl.spec
-	if !bytes.Equal(prev.SRTPKey, f.SRTPKey) || prev.RTP2.IsValid() != f.RTP2.IsValid() {
+	if !bytes.Equal(prevSp.SRTPKey, sp.SRTPKey) || prevSp.RTP2.IsValid() != sp.RTP2.IsValid() {
 		// a re-pointed relay comes with a new key (its new upstream starts its own index), and
 		// may gain or lose its second leg
-		if err := fl.setUnprotect(f); err != nil {
+		if err := fl.setUnprotect(f.ID, sp.SRTPKey, nil, sp.RTP2.IsValid()); err != nil {
 			return fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
 		}
 	}
 	// Pacing belongs to the hubs, which stay: the created value stands, as do the NACK and
 	// merge settings.
-	f.Pacing, f.NACK, f.NACKWait, f.Skew = prev.Pacing, prev.NACK, prev.NACKWait, prev.Skew
+	sp.Pacing, sp.NACK, sp.NACKWait, sp.Skew = prevSp.Pacing, prevSp.NACK, prevSp.NACKWait, prevSp.Skew
+	f.Spec = sp
 	fl.spec = f
-	n.setRepairLocked(fl, f)
-	n.setLiveLiveLocked(fl, f)
+	n.setRepairLocked(fl, sp)
+	n.setLiveLiveLocked(fl, sp)
 	n.movePeersLocked(fl, prev, f)
 	return nil
 }

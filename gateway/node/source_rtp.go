@@ -34,7 +34,7 @@ func parseRTPSourceURL(s string) (netip.AddrPort, error) {
 // the tracks from its SDP (one MPEG-TS track without one), track 0 on the
 // URL's port and the others on their m= ports, leg 2 shifted by the same
 // amount. It is also the flow's validation.
-func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
+func rtpSourceConfig(f RTPSource) (rtp.RTPSourceConfig, error) {
 	var cfg rtp.RTPSourceConfig
 	ap, err := parseRTPSourceURL(f.URL)
 	if err != nil {
@@ -83,7 +83,7 @@ func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
 	}
 	cfg.FEC, cfg.Columns, cfg.Rows = f.FECColumns > 0, f.FECColumns, f.FECRows
 	cfg.Skew = f.Skew
-	cfg.Interface = f.RTPInterface
+	cfg.Interface = f.Interface
 	return cfg, nil
 }
 
@@ -96,13 +96,14 @@ type rtpSource struct {
 // like a pulled source's.
 func (r *rtpSource) start(n *Local, fl *flow) (func(), error) {
 	return n.startSourceLocked(fl, func() (func(), error) {
-		cfg, err := rtpSourceConfig(fl.spec)
+		sp := fl.spec.Spec.(RTPSource)
+		cfg, err := rtpSourceConfig(sp)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Pool = n.pool
-		cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", fl.spec.URL)
-		src, err := rtp.NewRTPSource(cfg, n.newStreamInput(fl))
+		cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", sp.URL)
+		src, err := rtp.NewRTPSource(cfg, n.newStreamInput(fl, sp.Pacing, false))
 		if err != nil {
 			return nil, err
 		}
