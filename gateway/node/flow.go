@@ -439,43 +439,44 @@ func (f Flow) clone() Flow {
 	return f
 }
 
-// redacted says whether a key was redacted from s.
-func redacted(key []byte) string {
+// redacted formats a keyed spec for logs: plain is the spec without its key (a type without a
+// String method, so no recursion), key the key it had.
+func redacted(plain any, key []byte) string {
 	if len(key) > 0 {
-		return " (SRTP key redacted)"
+		return fmt.Sprintf("%+v (SRTP key redacted)", plain)
 	}
-	return ""
+	return fmt.Sprintf("%+v", plain)
 }
 
 // String describes the spec for logs with its key redacted.
 func (s UDPSink) String() string {
-	key := redacted(s.SRTPKey)
+	type plain UDPSink
+	key := s.SRTPKey
 	s.SRTPKey = nil
-	type plain UDPSink // no String method: no recursion
-	return fmt.Sprintf("%+v%s", plain(s), key)
+	return redacted(plain(s), key)
+}
+
+// String describes the spec for logs with its key redacted.
+func (s UDPIngress) String() string {
+	type plain UDPIngress
+	key := s.SRTPKey
+	s.SRTPKey = nil
+	return redacted(plain(s), key)
+}
+
+// String describes the spec for logs with its key redacted.
+func (s RelaySource) String() string {
+	type plain RelaySource
+	key := s.SRTPKey
+	s.SRTPKey = nil
+	return redacted(plain(s), key)
 }
 
 // GoString is String, so %#v redacts too.
 func (s UDPSink) GoString() string { return s.String() }
 
-// String describes the spec for logs with its key redacted.
-func (s UDPIngress) String() string {
-	key := redacted(s.SRTPKey)
-	s.SRTPKey = nil
-	type plain UDPIngress // no String method: no recursion
-	return fmt.Sprintf("%+v%s", plain(s), key)
-}
-
 // GoString is String, so %#v redacts too.
 func (s UDPIngress) GoString() string { return s.String() }
-
-// String describes the spec for logs with its key redacted.
-func (s RelaySource) String() string {
-	key := redacted(s.SRTPKey)
-	s.SRTPKey = nil
-	type plain RelaySource // no String method: no recursion
-	return fmt.Sprintf("%+v%s", plain(s), key)
-}
 
 // GoString is String, so %#v redacts too.
 func (s RelaySource) GoString() string { return s.String() }
