@@ -272,7 +272,7 @@ func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
 		}
 		return fmt.Errorf("on node %s: %w", m.name, err)
 	}
-	c.log.Info("source started", "route", s.path, "kind", f.Kind, "stream", s.id, "node", m.name)
+	c.log.Info("source started", "route", s.path, "kind", f.Kind(), "stream", s.id, "node", m.name)
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
-// Backup modes of a source flow (Flow.BackupMode); the config's names.
+// Backup modes of a source flow (Backup.Mode); the config's names.
 const (
 	BackupAuto   = backup.Auto
 	BackupMerge  = backup.Merge

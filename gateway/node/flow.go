@@ -662,10 +662,10 @@ type FlowStats struct {
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
 	// nil for others.
 	RelayLegs *merge.Stats
-	// Lines are where a source's hubs' output lines stand, one per track (for Flow.Continue);
+	// Lines are where a source's hubs' output lines stand, one per track (for Hubs.Continue);
 	// nil for other flows and before the first packet.
 	Lines []rtp.LinePos
-	// SRTP is where an SRTP reader's sink stands as a sender (for Flow.SRTPResume); nil for
+	// SRTP is where an SRTP reader's sink stands as a sender (for UDPSink.SRTPResume); nil for
 	// other flows and before the first packet.
 	SRTP *srtp.SendState
 	// Reception is what the reader of a plain UDP sink said about its line in its RTCP receiver

@@ -9,7 +9,7 @@ import (
 	"github.com/meshgw/meshgw/rtp/nack"
 )
 
-// maxRelaySkew bounds Flow.Skew on a relay (as config bounds it): the merge holds packets this
+// maxRelaySkew bounds RelaySource.Skew (as config bounds it): the merge holds packets this
 // long behind a gap.
 const maxRelaySkew = 10 * time.Second
 

@@ -39,7 +39,7 @@ type LocalConfig struct {
 	ReportInterval time.Duration
 	// LiveLive, when set, opens a second socket pair on the node's second network
 	// (node.live_live_address): relays between two such nodes run over both networks as the two
-	// legs of SMPTE 2022-7 (Flow.SecondPair, Flow.RTP2).
+	// legs of SMPTE 2022-7 (UDPSink.SecondPair, RelaySource.RTP2).
 	LiveLive *rtp.UDPConfig
 }
 
@@ -77,7 +77,7 @@ type nodeStream struct {
 	hubs   []*rtp.Hub
 	tracks []rtp.Track
 	source *flow // the source flow, nil while none
-	// cont is the lines the next hubs made for the stream continue (Flow.Continue), once
+	// cont is the lines the next hubs made for the stream continue (Hubs.Continue), once
 	cont []rtp.LinePos
 	// live is hubs published for the source's packet path, which must not take the node's lock
 	// per packet.

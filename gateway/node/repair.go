@@ -43,7 +43,7 @@ func answerNACKs(b []byte, sinks []*flow) {
 }
 
 // RepairStats returns the loss repair counters of a relay flow (SourceRelay or SinkUDP with
-// Flow.NACK), summed over its tracks.
+// UDPSink.NACK or RelaySource.NACK), summed over its tracks.
 func (n *Local) RepairStats(id string) (nack.Stats, error) {
 	n.mu.Lock()
 	fl := n.flows[id]
