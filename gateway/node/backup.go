@@ -182,9 +182,10 @@ func (sel *selector) update(_ *Local, fl *flow, f Flow) error {
 }
 
 // stats: Packets counts what the selector put into the hubs.
-func (sel *selector) stats(_ *Local, fl *flow, st *FlowStats) {
-	fl.counts(st)
+func (sel *selector) stats(_ *Local, fl *flow) FlowStats {
+	st := fl.counts()
 	st.Backup = sel.core.Stats()
+	return st
 }
 
 // stop stops both ingests (which may call back into the node: no lock

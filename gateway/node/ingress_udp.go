@@ -32,7 +32,7 @@ func (udpIngress) update(_ *Local, fl *flow, f Flow) error {
 }
 
 // stats: packets taken; errors are SRTP packets refused (forged, replayed).
-func (udpIngress) stats(_ *Local, fl *flow, st *FlowStats) { fl.counts(st) }
+func (udpIngress) stats(_ *Local, fl *flow) FlowStats { return fl.counts() }
 
 func (udpIngress) stop(n *Local, fl *flow) func() {
 	n.movePeersLocked(fl, fl.spec, Flow{})

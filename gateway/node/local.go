@@ -459,17 +459,16 @@ func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 
 // Stats implements Node.
 func (n *Local) Stats(id string) (FlowStats, error) {
-	var st FlowStats
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	fl := n.flows[id]
 	if fl == nil {
 		return FlowStats{}, fmt.Errorf("flow %s: %w", id, ErrNotFound)
 	}
+	st := fl.run.stats(n, fl)
 	if fl.role == roleSource && fl.stream.source == fl {
 		st.Lines = lines(fl.stream.hubs)
 	}
-	fl.run.stats(n, fl, &st)
 	return st, nil
 }
 

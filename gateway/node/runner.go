@@ -22,8 +22,9 @@ type runner interface {
 	// update applies f, a newer version of fl's flow (same kind, stream and track), and keeps it
 	// as fl.spec.
 	update(n *Local, fl *flow, f Flow) error
-	// stats fills st with the flow's counters.
-	stats(n *Local, fl *flow, st *FlowStats)
+	// stats returns the flow's counters (by value: a pointer through the interface would move
+	// them to the heap on every call).
+	stats(n *Local, fl *flow) FlowStats
 	// stop detaches the flow and returns what must run without the lock (stopping a source
 	// waits for its goroutines, which may be calling back into the node).
 	stop(n *Local, fl *flow) func()
@@ -138,11 +139,12 @@ func keepSpec(fl *flow, f Flow) {
 	fl.spec.Meta = f.Meta
 }
 
-// counts fills the counters every source and ingress keeps on its flow: packets taken, packets
+// counts are the counters every source and ingress keeps on its flow: packets taken, packets
 // refused before the hub (SRTP that failed, replays of an rtsps:// pull), the last activity.
-func (fl *flow) counts(st *FlowStats) {
-	st.Packets, st.Errors = fl.pkts.Load(), fl.errs.Load()
-	fl.lastActivity(st)
+func (fl *flow) counts() FlowStats {
+	st := FlowStats{Packets: fl.pkts.Load(), Errors: fl.errs.Load()}
+	fl.lastActivity(&st)
+	return st
 }
 
 // lastActivity sets st.LastActivity from the flow's last packet, if any.
@@ -164,7 +166,7 @@ func (r *clientSource) update(_ *Local, fl *flow, f Flow) error {
 	return nil
 }
 
-func (r *clientSource) stats(_ *Local, fl *flow, st *FlowStats) { fl.counts(st) }
+func (r *clientSource) stats(_ *Local, fl *flow) FlowStats { return fl.counts() }
 
 func (r *clientSource) stop(n *Local, fl *flow) func() {
 	return closeHubs(n.stopSourceLocked(fl), r.close)

@@ -102,11 +102,13 @@ func (n *Local) newUDPSinkLocked(fl *flow, sp UDPSink) error {
 
 // udpSinkStats are a UDP or multicast sink's counters, its SRTP sender state and what its
 // reader reported.
-func udpSinkStats(fl *flow, st *FlowStats) {
+func udpSinkStats(fl *flow) FlowStats {
+	var st FlowStats
 	ss := fl.sink.Stats()
 	st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
 	if rs, ok := fl.sink.SRTPState(); ok {
-		st.SRTP = &rs
+		held := rs // only an SRTP sink's state goes to the heap
+		st.SRTP = &held
 	}
 	fl.rrMu.Lock()
 	if fl.rr.Reports > 0 {
@@ -114,5 +116,6 @@ func udpSinkStats(fl *flow, st *FlowStats) {
 		st.Reception = &rr
 	}
 	fl.rrMu.Unlock()
-	fl.lastActivity(st)
+	fl.lastActivity(&st)
+	return st
 }

@@ -19,6 +19,6 @@ func (multicastSink) start(n *Local, fl *flow) (func(), error) {
 
 func (multicastSink) update(n *Local, fl *flow, f Flow) error { return n.updateSinkLocked(fl, f) }
 
-func (multicastSink) stats(_ *Local, fl *flow, st *FlowStats) { udpSinkStats(fl, st) }
+func (multicastSink) stats(_ *Local, fl *flow) FlowStats { return udpSinkStats(fl) }
 
 func (multicastSink) stop(n *Local, fl *flow) func() { return n.stopSinkLocked(fl) }

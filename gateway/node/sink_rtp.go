@@ -21,9 +21,10 @@ func (rtpSink) start(n *Local, fl *flow) (func(), error) {
 func (rtpSink) update(n *Local, fl *flow, f Flow) error { return n.updateSinkLocked(fl, f) }
 
 // stats: Packets and Bytes are the media packets sent over both legs, FEC the FEC packets.
-func (rtpSink) stats(_ *Local, fl *flow, st *FlowStats) {
-	*st = outputStats(fl.out)
-	fl.lastActivity(st)
+func (rtpSink) stats(_ *Local, fl *flow) FlowStats {
+	st := outputStats(fl.out)
+	fl.lastActivity(&st)
+	return st
 }
 
 func (rtpSink) stop(n *Local, fl *flow) func() { return n.stopSinkLocked(fl) }

@@ -31,6 +31,6 @@ func (udpSink) start(n *Local, fl *flow) (func(), error) {
 
 func (udpSink) update(n *Local, fl *flow, f Flow) error { return n.updateSinkLocked(fl, f) }
 
-func (udpSink) stats(_ *Local, fl *flow, st *FlowStats) { udpSinkStats(fl, st) }
+func (udpSink) stats(_ *Local, fl *flow) FlowStats { return udpSinkStats(fl) }
 
 func (udpSink) stop(n *Local, fl *flow) func() { return n.stopSinkLocked(fl) }

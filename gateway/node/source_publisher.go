@@ -33,7 +33,7 @@ func (publisherSource) update(n *Local, fl *flow, f Flow) error {
 	return nil
 }
 
-func (publisherSource) stats(_ *Local, fl *flow, st *FlowStats) { fl.counts(st) }
+func (publisherSource) stats(_ *Local, fl *flow) FlowStats { return fl.counts() }
 
 func (publisherSource) stop(n *Local, fl *flow) func() {
 	return closeHubs(n.stopSourceLocked(fl), nil)

@@ -75,7 +75,8 @@ func (relaySource) update(n *Local, fl *flow, f Flow) error {
 
 // stats: Packets and Bytes are what went into the hubs, Dropped the datagrams from the
 // upstream's addresses that no relay of the node expects, Errors the packets refused.
-func (relaySource) stats(n *Local, fl *flow, st *FlowStats) {
+func (relaySource) stats(n *Local, fl *flow) FlowStats {
+	var st FlowStats
 	for _, k := range peerKeys(fl.spec) { // spec is rewritten by updates: read under the lock
 		if p := n.peers[k]; p != nil {
 			st.Dropped += p.dropped.Load()
@@ -83,7 +84,8 @@ func (relaySource) stats(n *Local, fl *flow, st *FlowStats) {
 	}
 	st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
 	st.RelayLegs = fl.liveLiveStats()
-	fl.lastActivity(st)
+	fl.lastActivity(&st)
+	return st
 }
 
 func (relaySource) stop(n *Local, fl *flow) func() {

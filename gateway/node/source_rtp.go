@@ -117,18 +117,20 @@ func (r *rtpSource) update(_ *Local, fl *flow, f Flow) error {
 	return nil
 }
 
-func (r *rtpSource) stats(_ *Local, _ *flow, st *FlowStats) { rtpSourceStats(r.src, st) }
+func (r *rtpSource) stats(_ *Local, _ *flow) FlowStats { return rtpSourceStats(r.src) }
 
 func (r *rtpSource) stop(n *Local, fl *flow) func() {
 	return closeHubs(n.stopSourceLocked(fl), func() { r.src.Close() })
 }
 
-// rtpSourceStats fills a SourceRTP flow's stats: Packets/Bytes are what its
+// rtpSourceStats are a SourceRTP flow's stats: Packets/Bytes are what its
 // sockets received, Dropped the sequence numbers readers miss, Errors the
 // datagrams that were not RTP.
-func rtpSourceStats(src *rtp.RTPSource, st *FlowStats) {
+func rtpSourceStats(src *rtp.RTPSource) FlowStats {
+	var st FlowStats
 	s := src.Stats()
 	st.Packets, st.Bytes, st.Dropped, st.Errors = s.Received, s.Bytes, s.Lost, s.Invalid
 	st.LastActivity = s.LastPacket
 	st.RTPSource = &s
+	return st
 }
