@@ -275,22 +275,28 @@ func (n *Local) leavePeerLocked(k peerKey, fl *flow) {
 	}
 }
 
-// peerKeys are the addresses a flow receives from.
+// peerKeys are the addresses a flow receives from: those of its spec if it receives from any
+// (a relay source's upstream, a publisher's ingress, a reader's RTCP to its UDP sink).
 func peerKeys(f Flow) []peerKey {
-	switch sp := f.Spec.(type) {
-	case RelaySource:
-		ks := []peerKey{newPeerKey(sp.RTP, false, false), newPeerKey(sp.RTCP, true, false)}
-		if sp.RTP2.IsValid() {
-			ks = append(ks, newPeerKey(sp.RTP2, false, true), newPeerKey(sp.RTCP2, true, true))
-		}
-		return ks
-	case UDPIngress:
-		return []peerKey{newPeerKey(sp.RTP, false, false), newPeerKey(sp.RTCP, true, false)}
-	case UDPSink:
-		return []peerKey{newPeerKey(sp.RTCP, true, sp.SecondPair)}
+	if r, ok := f.Spec.(interface{ peerKeys() []peerKey }); ok {
+		return r.peerKeys()
 	}
 	return nil
 }
+
+func (s RelaySource) peerKeys() []peerKey {
+	ks := []peerKey{newPeerKey(s.RTP, false, false), newPeerKey(s.RTCP, true, false)}
+	if s.RTP2.IsValid() {
+		ks = append(ks, newPeerKey(s.RTP2, false, true), newPeerKey(s.RTCP2, true, true))
+	}
+	return ks
+}
+
+func (s UDPIngress) peerKeys() []peerKey {
+	return []peerKey{newPeerKey(s.RTP, false, false), newPeerKey(s.RTCP, true, false)}
+}
+
+func (s UDPSink) peerKeys() []peerKey { return []peerKey{newPeerKey(s.RTCP, true, s.SecondPair)} }
 
 // peerConflictLocked refuses a flow that would take datagrams meant for another: one upstream hub
 // relayed into two streams, or a publisher and a relay on one address (a publisher's packets are
