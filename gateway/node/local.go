@@ -15,7 +15,6 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/nack"
-	"github.com/meshgw/meshgw/rtp/rtpout"
 	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 )
@@ -123,10 +122,9 @@ type flow struct {
 	// pkts counts ingress packets; bytes are counted for relays; errs are packets refused
 	// (malformed relay packets, SRTP that failed, replays of an rtsps:// pull)
 	pkts, bytes, errs atomic.Uint64
-	// rtpout (output.go, repair.go): a SinkRTP's output; a NACK relay sink's history; a NACK
-	// relay source's per-track repair and its feedback sinks to the upstream's RTCP address
-	// (the second over the second pair, livelive.go).
-	out  *rtpout.Output
+	// repair.go: a NACK relay sink's history; a NACK relay source's per-track repair and its
+	// feedback sinks to the upstream's RTCP address (the second over the second pair,
+	// livelive.go).
 	hist *nack.History
 	rx   []*nack.Repairer
 	fb   nack.Feedback

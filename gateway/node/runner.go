@@ -65,7 +65,7 @@ func newRunner(f Flow) (runner, role, error) {
 	case MulticastSink:
 		return multicastSink{}, roleSink, nil
 	case RTPSink:
-		return rtpSink{}, roleSink, nil
+		return &rtpSink{}, roleSink, nil
 	case UDPIngress:
 		return udpIngress{}, roleIngress, nil
 	}
