@@ -216,35 +216,36 @@ func newStream(id, path string, r config.Route) *stream {
 
 // sourceFlowFor is the source flow of s for its route.
 func sourceFlowFor(s *stream) (node.Flow, error) {
-	f := node.Flow{ID: newID("src"), Version: 1, Stream: s.id, Pacing: s.route.Pacing,
+	f := node.Flow{ID: newID("src"), Version: 1, Stream: s.id,
 		Meta: map[string]string{metaRole: roleSource, metaRoute: s.path}}
+	hubs := node.Hubs{Pacing: s.route.Pacing}
+	var backup *node.Backup
+	if r := s.route; r.Backup != "" {
+		var b node.Spec = node.DemoSource{}
+		if r.Backup != config.SourceDemo {
+			b = node.PullSource{URL: r.Backup, Transport: r.SourceTransport, ReconnectMin: r.ReconnectMin, ReconnectMax: r.ReconnectMax}
+		}
+		backup = &node.Backup{Source: b, Stall: r.BackupStall, Mode: r.BackupMode}
+	}
 	switch {
 	case s.route.Source == config.SourceDemo:
-		f.Kind = node.SourceDemo
+		f.Spec = node.DemoSource{Hubs: hubs, Backup: backup}
 	case s.route.IsPull():
-		f.Kind = node.SourcePull
-		f.URL = s.route.Source
-		f.Transport = s.route.SourceTransport
-		f.ReconnectMin, f.ReconnectMax = s.route.ReconnectMin, s.route.ReconnectMax
+		sp := node.PullSource{URL: s.route.Source, Transport: s.route.SourceTransport,
+			ReconnectMin: s.route.ReconnectMin, ReconnectMax: s.route.ReconnectMax, Hubs: hubs, Backup: backup}
 		if s.route.SourceTLSCA != "" {
 			// read by the control, so a remote node pulling the camera needs no file of its own
 			ca, err := os.ReadFile(s.route.SourceTLSCA)
 			if err != nil {
 				return f, fmt.Errorf("route %s: source_tls_ca: %w", s.path, err)
 			}
-			f.TLSCA = ca
+			sp.TLSCA = ca
 		}
+		f.Spec = sp
 	case s.route.IsRTP() && s.route.RTPSource != nil:
-		rtpSourceFlow(&f, s.route)
+		f.Spec = rtpSourceSpec(s.route, hubs, backup)
 	default:
 		return f, fmt.Errorf("route %s has no source the control can start", s.path)
-	}
-	if r := s.route; r.Backup != "" {
-		b := node.Flow{Kind: node.SourceDemo}
-		if r.Backup != config.SourceDemo {
-			b = node.Flow{Kind: node.SourcePull, URL: r.Backup, Transport: r.SourceTransport, ReconnectMin: r.ReconnectMin, ReconnectMax: r.ReconnectMax}
-		}
-		f.Backup, f.BackupStall, f.BackupMode = &b, r.BackupStall, r.BackupMode
 	}
 	return f, nil
 }
@@ -271,7 +272,7 @@ func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
 		}
 		return fmt.Errorf("on node %s: %w", m.name, err)
 	}
-	c.log.Info("source started", "route", s.path, "kind", f.Kind, "stream", s.id, "node", m.name)
+	c.log.Info("source started", "route", s.path, "kind", f.Kind(), "stream", s.id, "node", m.name)
 	return nil
 }
 

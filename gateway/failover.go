@@ -129,7 +129,7 @@ func (c *Control) reingestLocked(ctx context.Context, s *stream, dead *member) {
 		// the readers it served keep their SSRC when they move (a node that already relays the
 		// stream keeps its own hubs, which continue by themselves).
 		if st, err := dead.n.Stats(s.sourceFlow); err == nil && len(st.Lines) == len(s.tracks) {
-			f.Continue = st.Lines
+			f = f.WithContinue(st.Lines)
 		}
 	}
 	s.sourceFlow, s.ingest = f.ID, to
@@ -176,7 +176,7 @@ func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
 		if rf.tcp || rf.multicast {
 			return // served by the local node, which does not move
 		}
-		if len(rf.flow.SRTPKey) > 0 {
+		if sp, ok := rf.flow.Spec.(node.UDPSink); ok && len(sp.SRTPKey) > 0 {
 			// The player's SRTP context follows the old node's packet index (rollover counter,
 			// SRTCP index): the new node's sink goes on from where the old one's last report
 			// put it. The line is the same packets on every node (transparent hubs), so an index
@@ -206,9 +206,12 @@ func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
 	}
 	for track, rf := range r.flows {
 		f := rf.flow
-		f.Paused = !r.playing
+		f = f.WithPaused(!r.playing)
 		f.Version++
-		f.SRTPResume = resume[track]
+		if sp, ok := f.Spec.(node.UDPSink); ok {
+			sp.SRTPResume = resume[track]
+			f.Spec = sp
+		}
 		if _, err := to.n.Apply(ctx, f); err != nil {
 			c.log.Error("move reader: sink", "route", r.s.path, "track", track, "to", to.name, "err", err)
 			continue
@@ -359,7 +362,7 @@ func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]cluster.Sou
 	case roleOutput:
 		return c.adoptOutputLocked(m, s, f)
 	case roleReader:
-		if f.Kind != node.SinkUDP || f.Meta[metaSession] == "" {
+		if f.Kind() != node.SinkUDP || f.Meta[metaSession] == "" {
 			return false
 		}
 		var rd *reader
@@ -371,11 +374,11 @@ func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]cluster.Sou
 		if rd == nil {
 			addr, _ := netip.ParseAddr(f.Meta[metaReader])
 			rd = &reader{c: c, s: s, id: f.Meta[metaSession], remote: addr, gone: s.gone, via: m,
-				flows: map[int]*readerFlow{}, playing: !f.Paused, adopted: true}
+				flows: map[int]*readerFlow{}, playing: !f.Paused(), adopted: true}
 			s.rdrs[rd] = struct{}{}
 			s.readers++
 		}
-		rd.flows[f.Track] = &readerFlow{id: f.ID, flow: f}
+		rd.flows[f.Track()] = &readerFlow{id: f.ID, flow: f}
 	default:
 		return false
 	}

@@ -100,8 +100,7 @@ func TestReadDuringGraceWaitsForAdoption(t *testing.T) {
 	}
 
 	remote := &recNode{name: "node-a"}
-	src := node.Flow{ID: "src-old", Version: 1, Kind: node.SourceDemo, Stream: "st-old",
-		Meta: map[string]string{metaRole: roleSource, metaRoute: "demo"}}
+	src := node.Flow{ID: "src-old", Version: 1, Stream: "st-old", Spec: node.DemoSource{}, Meta: map[string]string{metaRole: roleSource, metaRoute: "demo"}}
 	c.NodeUp("node-a", remote, NodeInfo{Data: netip.MustParseAddr("10.0.0.2"), RTPPort: 8000, RTCPPort: 8001},
 		[]node.Flow{src}, []cluster.SourceState{{Stream: "st-old", Up: true, SDP: []byte("v=0\r\n"),
 			Tracks: []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}}}})

@@ -133,8 +133,8 @@ func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 		cfg := o.FEC.FECConfig()
 		spec.FECColumns, spec.FECRows, spec.FECMode = cfg.Columns, cfg.Rows, cfg.Mode
 	}
-	return node.Flow{ID: newID("out"), Version: 1, Kind: node.SinkRTP, Stream: rd.s.id, Track: track,
-		RTP: at(o.Dest, 0), RTCP: at(o.Dest, 1), Output: spec,
+	return node.Flow{ID: newID("out"), Version: 1, Stream: rd.s.id,
+		Spec: node.RTPSink{Track: track, RTP: at(o.Dest, 0), RTCP: at(o.Dest, 1), Output: spec},
 		Meta: map[string]string{metaRole: roleOutput, metaRoute: rd.s.path, metaSession: rd.id, metaOutput: strconv.Itoa(idx)}}, nil
 }
 
@@ -142,7 +142,7 @@ func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 // restarted; false for a flow that matches no configured output (it is deleted).
 func (c *Control) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
 	idx, err := strconv.Atoi(f.Meta[metaOutput])
-	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || f.Kind != node.SinkRTP || f.Meta[metaSession] == "" {
+	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || f.Kind() != node.SinkRTP || f.Meta[metaSession] == "" {
 		return false
 	}
 	rd := s.outputs[idx]
@@ -155,15 +155,23 @@ func (c *Control) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
 	} else if rd.id != f.Meta[metaSession] || rd.via != m {
 		return false // the output was already adopted from another node's flows
 	}
-	rd.flows[f.Track] = &readerFlow{id: f.ID, flow: f}
+	rd.flows[f.Track()] = &readerFlow{id: f.ID, flow: f}
 	return true
 }
 
 // relayNACK sets a relay flow's loss repair from control.relay_nack.
 func (c *Control) relayNACK(f node.Flow) node.Flow {
-	f.NACK = c.cfg.Control.RelayNACK
-	if f.NACK && f.Kind == node.SourceRelay {
-		f.NACKWait = c.cfg.Control.RelayNACKWait
+	nack := c.cfg.Control.RelayNACK
+	switch sp := f.Spec.(type) {
+	case node.UDPSink:
+		sp.NACK = nack
+		f.Spec = sp
+	case node.RelaySource:
+		sp.NACK = nack
+		if nack {
+			sp.NACKWait = c.cfg.Control.RelayNACKWait
+		}
+		f.Spec = sp
 	}
 	return f
 }

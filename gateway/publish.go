@@ -68,7 +68,8 @@ func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string
 	}
 	// One source flow per stream for its whole life: a returning publisher with the same tracks
 	// continues the readers' line instead of starting a new one.
-	_, err := c.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Kind: node.SourcePublisher, Stream: s.id, Tracks: tracks, Pacing: s.route.Pacing})
+	_, err := c.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Stream: s.id,
+		Spec: node.PublisherSource{Tracks: tracks, Hubs: node.Hubs{Pacing: s.route.Pacing}}})
 	if err != nil {
 		p.Close()
 		return nil, errStatus("publisher source", err)
@@ -105,10 +106,11 @@ func (p *publication) setupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc n
 	if track < 0 || track >= len(p.tracks) {
 		return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
 	}
-	f := node.Flow{ID: newID("in"), Version: 1, Kind: node.IngressUDP, Stream: p.s.id, Track: track, RTP: rtpSrc, RTCP: rtcpSrc}
+	in := node.UDPIngress{Track: track, RTP: rtpSrc, RTCP: rtcpSrc}
 	if sp != nil {
-		f.SRTPKey, f.SRTPROCs = sp.Key[:], sp.ROCs
+		in.SRTPKey, in.SRTPROCs = sp.Key[:], sp.ROCs
 	}
+	f := node.Flow{ID: newID("in"), Version: 1, Stream: p.s.id, Spec: in}
 	st, err := p.c.node.Apply(ctx, f)
 	if err != nil {
 		return rtsp.UDPSetup{}, errStatus("publisher ingress", err)

@@ -94,7 +94,8 @@ func (r *reader) setupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.
 	if err != nil {
 		return rtsp.UDPSetup{}, err
 	}
-	f := node.Flow{ID: newID("rd"), Version: 1, Kind: node.SinkUDP, Stream: r.s.id, Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true, SRTPKey: key,
+	f := node.Flow{ID: newID("rd"), Version: 1, Stream: r.s.id,
+		Spec: node.UDPSink{Track: track, RTP: rtpDst, RTCP: rtcpDst, Paused: true, SRTPKey: key},
 		Meta: map[string]string{metaRole: roleReader, metaRoute: r.s.path, metaSession: r.id, metaReader: r.remote.String()}}
 	st, err := m.n.Apply(ctx, f)
 	if err != nil {
@@ -175,7 +176,7 @@ func (r *reader) Play(ctx context.Context) ([]rtsp.TrackPosition, error) {
 				pos[track] = rtsp.TrackPosition{Seq: seq, TS: ts, OK: ok}
 			}
 		default:
-			rf.flow.Paused = false
+			rf.flow = rf.flow.WithPaused(false)
 			rf.flow.Version++
 			st, err := r.via.n.Apply(ctx, rf.flow)
 			if err != nil {
@@ -200,7 +201,7 @@ func (r *reader) Pause(ctx context.Context) error {
 			r.c.leaveMulticast(r.s, track)
 		case rf.tcp:
 		default:
-			rf.flow.Paused = true
+			rf.flow = rf.flow.WithPaused(true)
 			rf.flow.Version++
 			if _, err := r.via.n.Apply(ctx, rf.flow); err != nil {
 				return errStatus("pause reader sink", err)
@@ -297,8 +298,8 @@ func (c *Control) joinMulticast(ctx context.Context, s *stream, track int) (node
 	c.mu.Unlock()
 	mc := c.cfg.RTSP.Multicast
 	port := uint16(mc.Port + 2*track)
-	f := node.Flow{ID: mf.id, Version: 0, Kind: node.SinkMulticast, Stream: s.id, Track: track,
-		RTP: netip.AddrPortFrom(group, port), RTCP: netip.AddrPortFrom(group, port+1)}
+	f := node.Flow{ID: mf.id, Version: 0, Stream: s.id,
+		Spec: node.MulticastSink{Track: track, RTP: netip.AddrPortFrom(group, port), RTCP: netip.AddrPortFrom(group, port+1)}}
 	st, err := c.node.Apply(ctx, f) // idempotent for later players: returns the position
 	if err != nil {
 		c.leaveMulticast(s, track)

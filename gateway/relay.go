@@ -63,8 +63,8 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 		return nil, fmt.Errorf("stream %s has no tracks yet", s.path)
 	}
 	r := &relay{to: to, from: from}
-	r.source = node.Flow{Version: 1, Kind: node.SourceRelay, Stream: s.id, Tracks: tracks,
-		Pacing: s.route.Pacing, Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}}
+	r.source = node.Flow{Version: 1, Stream: s.id, Spec: node.RelaySource{Tracks: tracks, Pacing: s.route.Pacing},
+		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}}
 	if err := c.relaySinks(ctx, s, r, tracks); err != nil {
 		c.dropRelayFlows(r)
 		return nil, err
@@ -77,7 +77,7 @@ func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, n
 		return nil, fmt.Errorf("relay %s→%s: %w", from.name, to.name, err)
 	}
 	legs := 1
-	if r.source.RTP2.IsValid() {
+	if rs, _ := r.source.Spec.(node.RelaySource); rs.RTP2.IsValid() {
 		legs = 2
 	}
 	c.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks), "legs", legs)
@@ -119,8 +119,8 @@ func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []
 	ssrcs := make([]uint32, len(tracks))
 	for _, l := range legs {
 		for i := range tracks {
-			f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Kind: node.SinkUDP, Stream: s.id, Track: i,
-				RTP: l.dstRTP, RTCP: l.dstRTCP, SecondPair: l.second, SRTPKey: key,
+			f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Stream: s.id,
+				Spec: node.UDPSink{Track: i, RTP: l.dstRTP, RTCP: l.dstRTCP, SecondPair: l.second, SRTPKey: key},
 				Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}})
 			st, err := r.from.n.Apply(ctx, f)
 			if err != nil {
@@ -135,14 +135,16 @@ func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []
 			}
 		}
 	}
-	r.source.SSRCs = ssrcs
-	r.source.SRTPKey = key
-	r.source.RTP, r.source.RTCP = srcRTP, srcRTCP
-	r.source.RTP2, r.source.RTCP2 = srcRTP2, srcRTCP2
-	r.source.Skew = 0
+	rs, _ := r.source.Spec.(node.RelaySource) // an adopted one is a relay source by its role
+	rs.SSRCs = ssrcs
+	rs.SRTPKey = key
+	rs.RTP, rs.RTCP = srcRTP, srcRTCP
+	rs.RTP2, rs.RTCP2 = srcRTP2, srcRTCP2
+	rs.Skew = 0
 	if srcRTP2.IsValid() {
-		r.source.Skew = c.cfg.Control.RelayLiveLive
+		rs.Skew = c.cfg.Control.RelayLiveLive
 	}
+	r.source.Spec = rs
 	return nil
 }
 

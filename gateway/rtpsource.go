@@ -5,17 +5,15 @@ import (
 	"github.com/meshgw/meshgw/gateway/node"
 )
 
-// rtpSourceFlow fills the source flow of a route with an rtp:// source.
-func rtpSourceFlow(f *node.Flow, r config.Route) {
+// rtpSourceSpec is the source spec of a route with an rtp:// source.
+func rtpSourceSpec(r config.Route, hubs node.Hubs, backup *node.Backup) node.RTPSource {
 	src := r.RTPSource
-	f.Kind = node.SourceRTP
-	f.URL = r.Source
-	f.SDP = string(src.SDP)
-	f.RTPInterface = src.Interface
+	sp := node.RTPSource{URL: r.Source, SDP: string(src.SDP), Interface: src.Interface, Hubs: hubs, Backup: backup}
 	if src.FEC != nil {
-		f.FECColumns, f.FECRows = src.FEC.Columns, src.FEC.Rows
+		sp.FECColumns, sp.FECRows = src.FEC.Columns, src.FEC.Rows
 	}
 	if src.LiveLive != nil {
-		f.Leg2, f.Skew = src.LiveLive.Leg2, src.LiveLive.Skew
+		sp.Leg2, sp.Skew = src.LiveLive.Leg2, src.LiveLive.Skew
 	}
+	return sp
 }

@@ -5,6 +5,12 @@
 // each live in sub-packages: rtp/merge (SMPTE 2022-7 live-live, which an
 // RTPSource with two legs uses) and rtp/nack (relay loss repair).
 //
+// Every source hands its stream on the same way, through a SourceHandler:
+// OnReady with the description and tracks, then the packets of each track,
+// then OnDisconnect. The RTSP pull client, the demo player and RTPSource
+// drive one; a node's stream input (its hubs) and a backup selector's legs
+// implement it, so any source can feed a stream or either side of a backup.
+//
 // The rules it is built around (DESIGN.md §4): a hub has one active source;
 // each sink gets each packet once; a slow sink drops and counts instead of
 // blocking anyone; packet buffers are pooled, reference counted and shared

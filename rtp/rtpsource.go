@@ -18,26 +18,6 @@ import (
 	"github.com/meshgw/meshgw/rtp/merge"
 )
 
-// SourceHandler consumes what an RTPSource receives. It has the method set
-// of rtsp/pull.Handler, so anything that sits behind a pull source (a
-// stream's hubs, a backup selector) sits behind an RTPSource unchanged.
-type SourceHandler interface {
-	// OnReady is called when packets start to flow (again), before the
-	// first of them, with the stream's description and tracks. An error
-	// drops the packets until a retry a second later succeeds.
-	OnReady(sdp []byte, tracks []Track) error
-	// WriteRTP gets one RTP packet of tracks[track], in sequence order;
-	// pkt is reused once the call returns. Calls for one track are
-	// sequential.
-	WriteRTP(track int, pkt []byte)
-	// WriteRTCP gets one RTCP datagram received for tracks[track].
-	WriteRTCP(track int, pkt []byte)
-	// OnDisconnect is called once for each OnReady that returned nil: when
-	// no packet came for RTPSourceConfig.StallTimeout, or at Close
-	// (ErrClosed).
-	OnDisconnect(err error)
-}
-
 // RTPLeg is one path a plain RTP source arrives on: a local address (or a
 // multicast group to join) and, per track, the media port. RTCP is expected
 // on port+1, column FEC on port+2 and row FEC on port+4.

@@ -1878,61 +1878,26 @@ func (x *Track) GetClockRate() uint32 {
 
 // Flow mirrors node.Flow, the unit of steering.
 type Flow struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Version           uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Kind              string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Stream            string                 `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
-	Track             int64                  `protobuf:"varint,5,opt,name=track,proto3" json:"track,omitempty"`
-	Url               string                 `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
-	Transport         string                 `protobuf:"bytes,7,opt,name=transport,proto3" json:"transport,omitempty"`
-	ReconnectMinNanos int64                  `protobuf:"varint,8,opt,name=reconnect_min_nanos,json=reconnectMinNanos,proto3" json:"reconnect_min_nanos,omitempty"`
-	ReconnectMaxNanos int64                  `protobuf:"varint,9,opt,name=reconnect_max_nanos,json=reconnectMaxNanos,proto3" json:"reconnect_max_nanos,omitempty"`
-	Tracks            []*Track               `protobuf:"bytes,10,rep,name=tracks,proto3" json:"tracks,omitempty"`
-	Pacing            float64                `protobuf:"fixed64,11,opt,name=pacing,proto3" json:"pacing,omitempty"`
-	// rtp and rtcp are "ip:port" (IPv6 in brackets), empty when unset.
-	Rtp    string            `protobuf:"bytes,12,opt,name=rtp,proto3" json:"rtp,omitempty"`
-	Rtcp   string            `protobuf:"bytes,13,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
-	Paused bool              `protobuf:"varint,14,opt,name=paused,proto3" json:"paused,omitempty"`
-	Ssrcs  []uint32          `protobuf:"varint,15,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
-	Meta   map[string]string `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// backup is a second source (kind, url, transport, reconnect_*; no id, stream or backup of
-	// its own) that runs next to this one; see node.Flow.Backup.
-	Backup           *Flow `protobuf:"bytes,17,opt,name=backup,proto3" json:"backup,omitempty"`
-	BackupStallNanos int64 `protobuf:"varint,18,opt,name=backup_stall_nanos,json=backupStallNanos,proto3" json:"backup_stall_nanos,omitempty"`
-	// backup_mode is "auto", "merge", "switch" or empty (auto).
-	BackupMode string `protobuf:"bytes,19,opt,name=backup_mode,json=backupMode,proto3" json:"backup_mode,omitempty"`
-	// output configures a sink.rtp flow (issue 6, helper rtpout; field numbers 40+).
-	Output *OutputSpec `protobuf:"bytes,40,opt,name=output,proto3" json:"output,omitempty"`
-	// nack turns on NACK loss repair on a relay link; nack_wait_nanos bounds a relay source's wait
-	// for a missing packet (0: the node's default).
-	Nack          bool  `protobuf:"varint,41,opt,name=nack,proto3" json:"nack,omitempty"`
-	NackWaitNanos int64 `protobuf:"varint,42,opt,name=nack_wait_nanos,json=nackWaitNanos,proto3" json:"nack_wait_nanos,omitempty"`
-	// source.rtp settings (node.Flow SDP, RTPInterface, FECColumns/FECRows, Leg2, Skew); unset for
-	// other kinds.
-	RtpSource *RtpSource `protobuf:"bytes,30,opt,name=rtp_source,json=rtpSource,proto3" json:"rtp_source,omitempty"`
-	// SRTP and TLS (issue 5, helper srtp; field numbers 50+).
-	// srtp_key is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) of an SRTP reader's
-	// sink, a publisher's ingress or both ends of a relay; it travels only on this mTLS channel and
-	// is never logged.
-	SrtpKey []byte `protobuf:"bytes,50,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
-	// srtp_rocs are an SRTP publisher's announced rollover counters by SSRC.
-	SrtpRocs map[uint32]uint32 `protobuf:"bytes,51,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// tls_ca is a pull source's PEM CA for rtsps://.
-	TlsCa []byte `protobuf:"bytes,52,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
-	// SMPTE 2022-7 on relay links (node.Flow SecondPair, RTP2, RTCP2; a relay source's merge
-	// window travels as rtp_source.skew_nanos). second_pair: a relay sink sends from the node's
-	// live-live pair. rtp2 and rtcp2: a relay source's second leg's upstream addresses,
-	// "ip:port" or empty.
-	SecondPair bool   `protobuf:"varint,60,opt,name=second_pair,json=secondPair,proto3" json:"second_pair,omitempty"`
-	Rtp2       string `protobuf:"bytes,61,opt,name=rtp2,proto3" json:"rtp2,omitempty"`
-	Rtcp2      string `protobuf:"bytes,62,opt,name=rtcp2,proto3" json:"rtcp2,omitempty"`
-	// continue_lines: on a source taking over a stream from a dead ingest node, the lines its new
-	// hubs continue (node.Flow.Continue), one per track.
-	ContinueLines []*LinePos `protobuf:"bytes,63,rep,name=continue_lines,json=continueLines,proto3" json:"continue_lines,omitempty"`
-	// srtp_resume: an SRTP reader's sink taking over from another node goes on from its state
-	// (node.Flow.SRTPResume).
-	SrtpResume    *SrtpSendState `protobuf:"bytes,64,opt,name=srtp_resume,json=srtpResume,proto3" json:"srtp_resume,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Version uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Stream  string                 `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	Meta    map[string]string      `protobuf:"bytes,16,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// spec is what the flow is (node.Flow.Spec), one message per kind; a flow without one is
+	// refused.
+	//
+	// Types that are valid to be assigned to Spec:
+	//
+	//	*Flow_Demo
+	//	*Flow_Pull
+	//	*Flow_Publisher
+	//	*Flow_RtpSource
+	//	*Flow_Relay
+	//	*Flow_UdpSink
+	//	*Flow_MulticastSink
+	//	*Flow_UdpIngress
+	//	*Flow_RtpSink
+	Spec          isFlow_Spec `protobuf_oneof:"spec"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1981,95 +1946,11 @@ func (x *Flow) GetVersion() uint64 {
 	return 0
 }
 
-func (x *Flow) GetKind() string {
-	if x != nil {
-		return x.Kind
-	}
-	return ""
-}
-
 func (x *Flow) GetStream() string {
 	if x != nil {
 		return x.Stream
 	}
 	return ""
-}
-
-func (x *Flow) GetTrack() int64 {
-	if x != nil {
-		return x.Track
-	}
-	return 0
-}
-
-func (x *Flow) GetUrl() string {
-	if x != nil {
-		return x.Url
-	}
-	return ""
-}
-
-func (x *Flow) GetTransport() string {
-	if x != nil {
-		return x.Transport
-	}
-	return ""
-}
-
-func (x *Flow) GetReconnectMinNanos() int64 {
-	if x != nil {
-		return x.ReconnectMinNanos
-	}
-	return 0
-}
-
-func (x *Flow) GetReconnectMaxNanos() int64 {
-	if x != nil {
-		return x.ReconnectMaxNanos
-	}
-	return 0
-}
-
-func (x *Flow) GetTracks() []*Track {
-	if x != nil {
-		return x.Tracks
-	}
-	return nil
-}
-
-func (x *Flow) GetPacing() float64 {
-	if x != nil {
-		return x.Pacing
-	}
-	return 0
-}
-
-func (x *Flow) GetRtp() string {
-	if x != nil {
-		return x.Rtp
-	}
-	return ""
-}
-
-func (x *Flow) GetRtcp() string {
-	if x != nil {
-		return x.Rtcp
-	}
-	return ""
-}
-
-func (x *Flow) GetPaused() bool {
-	if x != nil {
-		return x.Paused
-	}
-	return false
-}
-
-func (x *Flow) GetSsrcs() []uint32 {
-	if x != nil {
-		return x.Ssrcs
-	}
-	return nil
 }
 
 func (x *Flow) GetMeta() map[string]string {
@@ -2079,107 +1960,965 @@ func (x *Flow) GetMeta() map[string]string {
 	return nil
 }
 
-func (x *Flow) GetBackup() *Flow {
+func (x *Flow) GetSpec() isFlow_Spec {
 	if x != nil {
-		return x.Backup
+		return x.Spec
 	}
 	return nil
 }
 
-func (x *Flow) GetBackupStallNanos() int64 {
+func (x *Flow) GetDemo() *DemoSource {
 	if x != nil {
-		return x.BackupStallNanos
-	}
-	return 0
-}
-
-func (x *Flow) GetBackupMode() string {
-	if x != nil {
-		return x.BackupMode
-	}
-	return ""
-}
-
-func (x *Flow) GetOutput() *OutputSpec {
-	if x != nil {
-		return x.Output
+		if x, ok := x.Spec.(*Flow_Demo); ok {
+			return x.Demo
+		}
 	}
 	return nil
 }
 
-func (x *Flow) GetNack() bool {
+func (x *Flow) GetPull() *PullSource {
 	if x != nil {
-		return x.Nack
+		if x, ok := x.Spec.(*Flow_Pull); ok {
+			return x.Pull
+		}
 	}
-	return false
+	return nil
 }
 
-func (x *Flow) GetNackWaitNanos() int64 {
+func (x *Flow) GetPublisher() *PublisherSource {
 	if x != nil {
-		return x.NackWaitNanos
+		if x, ok := x.Spec.(*Flow_Publisher); ok {
+			return x.Publisher
+		}
 	}
-	return 0
+	return nil
 }
 
 func (x *Flow) GetRtpSource() *RtpSource {
 	if x != nil {
-		return x.RtpSource
+		if x, ok := x.Spec.(*Flow_RtpSource); ok {
+			return x.RtpSource
+		}
 	}
 	return nil
 }
 
-func (x *Flow) GetSrtpKey() []byte {
+func (x *Flow) GetRelay() *RelaySource {
 	if x != nil {
-		return x.SrtpKey
+		if x, ok := x.Spec.(*Flow_Relay); ok {
+			return x.Relay
+		}
 	}
 	return nil
 }
 
-func (x *Flow) GetSrtpRocs() map[uint32]uint32 {
+func (x *Flow) GetUdpSink() *UdpSink {
 	if x != nil {
-		return x.SrtpRocs
+		if x, ok := x.Spec.(*Flow_UdpSink); ok {
+			return x.UdpSink
+		}
 	}
 	return nil
 }
 
-func (x *Flow) GetTlsCa() []byte {
+func (x *Flow) GetMulticastSink() *MulticastSink {
 	if x != nil {
-		return x.TlsCa
+		if x, ok := x.Spec.(*Flow_MulticastSink); ok {
+			return x.MulticastSink
+		}
 	}
 	return nil
 }
 
-func (x *Flow) GetSecondPair() bool {
+func (x *Flow) GetUdpIngress() *UdpIngress {
 	if x != nil {
-		return x.SecondPair
+		if x, ok := x.Spec.(*Flow_UdpIngress); ok {
+			return x.UdpIngress
+		}
 	}
-	return false
+	return nil
 }
 
-func (x *Flow) GetRtp2() string {
+func (x *Flow) GetRtpSink() *RtpSink {
 	if x != nil {
-		return x.Rtp2
+		if x, ok := x.Spec.(*Flow_RtpSink); ok {
+			return x.RtpSink
+		}
 	}
-	return ""
+	return nil
 }
 
-func (x *Flow) GetRtcp2() string {
-	if x != nil {
-		return x.Rtcp2
-	}
-	return ""
+type isFlow_Spec interface {
+	isFlow_Spec()
 }
 
-func (x *Flow) GetContinueLines() []*LinePos {
+type Flow_Demo struct {
+	Demo *DemoSource `protobuf:"bytes,100,opt,name=demo,proto3,oneof"`
+}
+
+type Flow_Pull struct {
+	Pull *PullSource `protobuf:"bytes,101,opt,name=pull,proto3,oneof"`
+}
+
+type Flow_Publisher struct {
+	Publisher *PublisherSource `protobuf:"bytes,102,opt,name=publisher,proto3,oneof"`
+}
+
+type Flow_RtpSource struct {
+	RtpSource *RtpSource `protobuf:"bytes,103,opt,name=rtp_source,json=rtpSource,proto3,oneof"`
+}
+
+type Flow_Relay struct {
+	Relay *RelaySource `protobuf:"bytes,104,opt,name=relay,proto3,oneof"`
+}
+
+type Flow_UdpSink struct {
+	UdpSink *UdpSink `protobuf:"bytes,105,opt,name=udp_sink,json=udpSink,proto3,oneof"`
+}
+
+type Flow_MulticastSink struct {
+	MulticastSink *MulticastSink `protobuf:"bytes,106,opt,name=multicast_sink,json=multicastSink,proto3,oneof"`
+}
+
+type Flow_UdpIngress struct {
+	UdpIngress *UdpIngress `protobuf:"bytes,107,opt,name=udp_ingress,json=udpIngress,proto3,oneof"`
+}
+
+type Flow_RtpSink struct {
+	RtpSink *RtpSink `protobuf:"bytes,108,opt,name=rtp_sink,json=rtpSink,proto3,oneof"`
+}
+
+func (*Flow_Demo) isFlow_Spec() {}
+
+func (*Flow_Pull) isFlow_Spec() {}
+
+func (*Flow_Publisher) isFlow_Spec() {}
+
+func (*Flow_RtpSource) isFlow_Spec() {}
+
+func (*Flow_Relay) isFlow_Spec() {}
+
+func (*Flow_UdpSink) isFlow_Spec() {}
+
+func (*Flow_MulticastSink) isFlow_Spec() {}
+
+func (*Flow_UdpIngress) isFlow_Spec() {}
+
+func (*Flow_RtpSink) isFlow_Spec() {}
+
+// Hubs mirrors node.Hubs: the hubs a source lays out.
+type Hubs struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Pacing float64                `protobuf:"fixed64,1,opt,name=pacing,proto3" json:"pacing,omitempty"`
+	// continue_lines: on a source taking over a stream from a dead ingest node, the lines its new
+	// hubs continue, one per track.
+	ContinueLines []*LinePos `protobuf:"bytes,2,rep,name=continue_lines,json=continueLines,proto3" json:"continue_lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hubs) Reset() {
+	*x = Hubs{}
+	mi := &file_meshgw_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hubs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hubs) ProtoMessage() {}
+
+func (x *Hubs) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hubs.ProtoReflect.Descriptor instead.
+func (*Hubs) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Hubs) GetPacing() float64 {
+	if x != nil {
+		return x.Pacing
+	}
+	return 0
+}
+
+func (x *Hubs) GetContinueLines() []*LinePos {
 	if x != nil {
 		return x.ContinueLines
 	}
 	return nil
 }
 
-func (x *Flow) GetSrtpResume() *SrtpSendState {
+// Backup mirrors node.Backup: a second source (demo or pull, without a backup of its own) that
+// runs next to a source.
+type Backup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Source:
+	//
+	//	*Backup_Demo
+	//	*Backup_Pull
+	Source     isBackup_Source `protobuf_oneof:"source"`
+	StallNanos int64           `protobuf:"varint,3,opt,name=stall_nanos,json=stallNanos,proto3" json:"stall_nanos,omitempty"`
+	// mode is "auto", "merge", "switch" or empty (auto).
+	Mode          string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Backup) Reset() {
+	*x = Backup{}
+	mi := &file_meshgw_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backup) ProtoMessage() {}
+
+func (x *Backup) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backup.ProtoReflect.Descriptor instead.
+func (*Backup) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Backup) GetSource() isBackup_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Backup) GetDemo() *DemoSource {
+	if x != nil {
+		if x, ok := x.Source.(*Backup_Demo); ok {
+			return x.Demo
+		}
+	}
+	return nil
+}
+
+func (x *Backup) GetPull() *PullSource {
+	if x != nil {
+		if x, ok := x.Source.(*Backup_Pull); ok {
+			return x.Pull
+		}
+	}
+	return nil
+}
+
+func (x *Backup) GetStallNanos() int64 {
+	if x != nil {
+		return x.StallNanos
+	}
+	return 0
+}
+
+func (x *Backup) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+type isBackup_Source interface {
+	isBackup_Source()
+}
+
+type Backup_Demo struct {
+	Demo *DemoSource `protobuf:"bytes,1,opt,name=demo,proto3,oneof"`
+}
+
+type Backup_Pull struct {
+	Pull *PullSource `protobuf:"bytes,2,opt,name=pull,proto3,oneof"`
+}
+
+func (*Backup_Demo) isBackup_Source() {}
+
+func (*Backup_Pull) isBackup_Source() {}
+
+// DemoSource mirrors node.DemoSource (source.demo).
+type DemoSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hubs          *Hubs                  `protobuf:"bytes,1,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	Backup        *Backup                `protobuf:"bytes,2,opt,name=backup,proto3" json:"backup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DemoSource) Reset() {
+	*x = DemoSource{}
+	mi := &file_meshgw_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DemoSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DemoSource) ProtoMessage() {}
+
+func (x *DemoSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DemoSource.ProtoReflect.Descriptor instead.
+func (*DemoSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DemoSource) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+func (x *DemoSource) GetBackup() *Backup {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+// PullSource mirrors node.PullSource (source.pull).
+type PullSource struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Url               string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	Transport         string                 `protobuf:"bytes,2,opt,name=transport,proto3" json:"transport,omitempty"`
+	ReconnectMinNanos int64                  `protobuf:"varint,3,opt,name=reconnect_min_nanos,json=reconnectMinNanos,proto3" json:"reconnect_min_nanos,omitempty"`
+	ReconnectMaxNanos int64                  `protobuf:"varint,4,opt,name=reconnect_max_nanos,json=reconnectMaxNanos,proto3" json:"reconnect_max_nanos,omitempty"`
+	// tls_ca is a PEM CA for rtsps://.
+	TlsCa         []byte  `protobuf:"bytes,5,opt,name=tls_ca,json=tlsCa,proto3" json:"tls_ca,omitempty"`
+	Hubs          *Hubs   `protobuf:"bytes,6,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	Backup        *Backup `protobuf:"bytes,7,opt,name=backup,proto3" json:"backup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullSource) Reset() {
+	*x = PullSource{}
+	mi := &file_meshgw_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullSource) ProtoMessage() {}
+
+func (x *PullSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullSource.ProtoReflect.Descriptor instead.
+func (*PullSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PullSource) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PullSource) GetTransport() string {
+	if x != nil {
+		return x.Transport
+	}
+	return ""
+}
+
+func (x *PullSource) GetReconnectMinNanos() int64 {
+	if x != nil {
+		return x.ReconnectMinNanos
+	}
+	return 0
+}
+
+func (x *PullSource) GetReconnectMaxNanos() int64 {
+	if x != nil {
+		return x.ReconnectMaxNanos
+	}
+	return 0
+}
+
+func (x *PullSource) GetTlsCa() []byte {
+	if x != nil {
+		return x.TlsCa
+	}
+	return nil
+}
+
+func (x *PullSource) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+func (x *PullSource) GetBackup() *Backup {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+// PublisherSource mirrors node.PublisherSource (source.publisher).
+type PublisherSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tracks        []*Track               `protobuf:"bytes,1,rep,name=tracks,proto3" json:"tracks,omitempty"`
+	Hubs          *Hubs                  `protobuf:"bytes,2,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublisherSource) Reset() {
+	*x = PublisherSource{}
+	mi := &file_meshgw_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublisherSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublisherSource) ProtoMessage() {}
+
+func (x *PublisherSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublisherSource.ProtoReflect.Descriptor instead.
+func (*PublisherSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PublisherSource) GetTracks() []*Track {
+	if x != nil {
+		return x.Tracks
+	}
+	return nil
+}
+
+func (x *PublisherSource) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+// RelaySource mirrors node.RelaySource (source.relay). Addresses are "ip:port" (IPv6 in
+// brackets), empty when unset.
+type RelaySource struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tracks []*Track               `protobuf:"bytes,1,rep,name=tracks,proto3" json:"tracks,omitempty"`
+	Ssrcs  []uint32               `protobuf:"varint,2,rep,packed,name=ssrcs,proto3" json:"ssrcs,omitempty"`
+	Rtp    string                 `protobuf:"bytes,3,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp   string                 `protobuf:"bytes,4,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	// srtp_key is the relay's AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes), shared with
+	// the upstream's relay sinks; it travels only on this mTLS channel and is never logged.
+	SrtpKey []byte `protobuf:"bytes,5,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
+	// nack turns on NACK loss repair; nack_wait_nanos bounds the wait for a missing packet (0: the
+	// node's default).
+	Nack          bool  `protobuf:"varint,6,opt,name=nack,proto3" json:"nack,omitempty"`
+	NackWaitNanos int64 `protobuf:"varint,7,opt,name=nack_wait_nanos,json=nackWaitNanos,proto3" json:"nack_wait_nanos,omitempty"`
+	// rtp2 and rtcp2: the second SMPTE 2022-7 leg's upstream addresses, merged within skew_nanos.
+	Rtp2          string  `protobuf:"bytes,8,opt,name=rtp2,proto3" json:"rtp2,omitempty"`
+	Rtcp2         string  `protobuf:"bytes,9,opt,name=rtcp2,proto3" json:"rtcp2,omitempty"`
+	SkewNanos     int64   `protobuf:"varint,10,opt,name=skew_nanos,json=skewNanos,proto3" json:"skew_nanos,omitempty"`
+	Pacing        float64 `protobuf:"fixed64,11,opt,name=pacing,proto3" json:"pacing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelaySource) Reset() {
+	*x = RelaySource{}
+	mi := &file_meshgw_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelaySource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelaySource) ProtoMessage() {}
+
+func (x *RelaySource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelaySource.ProtoReflect.Descriptor instead.
+func (*RelaySource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RelaySource) GetTracks() []*Track {
+	if x != nil {
+		return x.Tracks
+	}
+	return nil
+}
+
+func (x *RelaySource) GetSsrcs() []uint32 {
+	if x != nil {
+		return x.Ssrcs
+	}
+	return nil
+}
+
+func (x *RelaySource) GetRtp() string {
+	if x != nil {
+		return x.Rtp
+	}
+	return ""
+}
+
+func (x *RelaySource) GetRtcp() string {
+	if x != nil {
+		return x.Rtcp
+	}
+	return ""
+}
+
+func (x *RelaySource) GetSrtpKey() []byte {
+	if x != nil {
+		return x.SrtpKey
+	}
+	return nil
+}
+
+func (x *RelaySource) GetNack() bool {
+	if x != nil {
+		return x.Nack
+	}
+	return false
+}
+
+func (x *RelaySource) GetNackWaitNanos() int64 {
+	if x != nil {
+		return x.NackWaitNanos
+	}
+	return 0
+}
+
+func (x *RelaySource) GetRtp2() string {
+	if x != nil {
+		return x.Rtp2
+	}
+	return ""
+}
+
+func (x *RelaySource) GetRtcp2() string {
+	if x != nil {
+		return x.Rtcp2
+	}
+	return ""
+}
+
+func (x *RelaySource) GetSkewNanos() int64 {
+	if x != nil {
+		return x.SkewNanos
+	}
+	return 0
+}
+
+func (x *RelaySource) GetPacing() float64 {
+	if x != nil {
+		return x.Pacing
+	}
+	return 0
+}
+
+// UdpSink mirrors node.UDPSink (sink.udp).
+type UdpSink struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Track  int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Rtp    string                 `protobuf:"bytes,2,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp   string                 `protobuf:"bytes,3,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused bool                   `protobuf:"varint,4,opt,name=paused,proto3" json:"paused,omitempty"`
+	// srtp_key is an SRTP reader's (or a relay's) key, as RelaySource.srtp_key.
+	SrtpKey []byte `protobuf:"bytes,5,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
+	// srtp_resume: an SRTP reader's sink taking over from another node goes on from its state.
+	SrtpResume *SrtpSendState `protobuf:"bytes,6,opt,name=srtp_resume,json=srtpResume,proto3" json:"srtp_resume,omitempty"`
+	// nack: a relay sink keeps a history and answers NACKs.
+	Nack bool `protobuf:"varint,7,opt,name=nack,proto3" json:"nack,omitempty"`
+	// second_pair: a relay sink sends from the node's live-live pair.
+	SecondPair    bool `protobuf:"varint,8,opt,name=second_pair,json=secondPair,proto3" json:"second_pair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UdpSink) Reset() {
+	*x = UdpSink{}
+	mi := &file_meshgw_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UdpSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UdpSink) ProtoMessage() {}
+
+func (x *UdpSink) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UdpSink.ProtoReflect.Descriptor instead.
+func (*UdpSink) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UdpSink) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *UdpSink) GetRtp() string {
+	if x != nil {
+		return x.Rtp
+	}
+	return ""
+}
+
+func (x *UdpSink) GetRtcp() string {
+	if x != nil {
+		return x.Rtcp
+	}
+	return ""
+}
+
+func (x *UdpSink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *UdpSink) GetSrtpKey() []byte {
+	if x != nil {
+		return x.SrtpKey
+	}
+	return nil
+}
+
+func (x *UdpSink) GetSrtpResume() *SrtpSendState {
 	if x != nil {
 		return x.SrtpResume
+	}
+	return nil
+}
+
+func (x *UdpSink) GetNack() bool {
+	if x != nil {
+		return x.Nack
+	}
+	return false
+}
+
+func (x *UdpSink) GetSecondPair() bool {
+	if x != nil {
+		return x.SecondPair
+	}
+	return false
+}
+
+// MulticastSink mirrors node.MulticastSink (sink.multicast).
+type MulticastSink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Track         int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Rtp           string                 `protobuf:"bytes,2,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp          string                 `protobuf:"bytes,3,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused        bool                   `protobuf:"varint,4,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MulticastSink) Reset() {
+	*x = MulticastSink{}
+	mi := &file_meshgw_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MulticastSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MulticastSink) ProtoMessage() {}
+
+func (x *MulticastSink) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MulticastSink.ProtoReflect.Descriptor instead.
+func (*MulticastSink) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *MulticastSink) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *MulticastSink) GetRtp() string {
+	if x != nil {
+		return x.Rtp
+	}
+	return ""
+}
+
+func (x *MulticastSink) GetRtcp() string {
+	if x != nil {
+		return x.Rtcp
+	}
+	return ""
+}
+
+func (x *MulticastSink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+// UdpIngress mirrors node.UDPIngress (ingress.udp).
+type UdpIngress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Track int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Rtp   string                 `protobuf:"bytes,2,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp  string                 `protobuf:"bytes,3,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	// srtp_key is an SRTP publisher's key, as RelaySource.srtp_key; srtp_rocs its announced
+	// rollover counters by SSRC.
+	SrtpKey       []byte            `protobuf:"bytes,4,opt,name=srtp_key,json=srtpKey,proto3" json:"srtp_key,omitempty"`
+	SrtpRocs      map[uint32]uint32 `protobuf:"bytes,5,rep,name=srtp_rocs,json=srtpRocs,proto3" json:"srtp_rocs,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UdpIngress) Reset() {
+	*x = UdpIngress{}
+	mi := &file_meshgw_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UdpIngress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UdpIngress) ProtoMessage() {}
+
+func (x *UdpIngress) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UdpIngress.ProtoReflect.Descriptor instead.
+func (*UdpIngress) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UdpIngress) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *UdpIngress) GetRtp() string {
+	if x != nil {
+		return x.Rtp
+	}
+	return ""
+}
+
+func (x *UdpIngress) GetRtcp() string {
+	if x != nil {
+		return x.Rtcp
+	}
+	return ""
+}
+
+func (x *UdpIngress) GetSrtpKey() []byte {
+	if x != nil {
+		return x.SrtpKey
+	}
+	return nil
+}
+
+func (x *UdpIngress) GetSrtpRocs() map[uint32]uint32 {
+	if x != nil {
+		return x.SrtpRocs
+	}
+	return nil
+}
+
+// RtpSink mirrors node.RTPSink (sink.rtp).
+type RtpSink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Track         int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Rtp           string                 `protobuf:"bytes,2,opt,name=rtp,proto3" json:"rtp,omitempty"`
+	Rtcp          string                 `protobuf:"bytes,3,opt,name=rtcp,proto3" json:"rtcp,omitempty"`
+	Paused        bool                   `protobuf:"varint,4,opt,name=paused,proto3" json:"paused,omitempty"`
+	Output        *OutputSpec            `protobuf:"bytes,5,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RtpSink) Reset() {
+	*x = RtpSink{}
+	mi := &file_meshgw_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RtpSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RtpSink) ProtoMessage() {}
+
+func (x *RtpSink) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RtpSink.ProtoReflect.Descriptor instead.
+func (*RtpSink) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RtpSink) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *RtpSink) GetRtp() string {
+	if x != nil {
+		return x.Rtp
+	}
+	return ""
+}
+
+func (x *RtpSink) GetRtcp() string {
+	if x != nil {
+		return x.Rtcp
+	}
+	return ""
+}
+
+func (x *RtpSink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *RtpSink) GetOutput() *OutputSpec {
+	if x != nil {
+		return x.Output
 	}
 	return nil
 }
@@ -2201,7 +2940,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[21]
+	mi := &file_meshgw_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2952,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[21]
+	mi := &file_meshgw_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2965,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{21}
+	return file_meshgw_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -2264,7 +3003,7 @@ func (x *OutputSpec) GetTtl() uint32 {
 	return 0
 }
 
-// RtpSource is the plain RTP/UDP ingest of a source.rtp flow.
+// RtpSource mirrors node.RTPSource (source.rtp): the plain RTP/UDP ingest.
 type RtpSource struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sdp           string                 `protobuf:"bytes,1,opt,name=sdp,proto3" json:"sdp,omitempty"`
@@ -2273,13 +3012,16 @@ type RtpSource struct {
 	FecRows       uint32                 `protobuf:"varint,4,opt,name=fec_rows,json=fecRows,proto3" json:"fec_rows,omitempty"`
 	Leg2          string                 `protobuf:"bytes,5,opt,name=leg2,proto3" json:"leg2,omitempty"`
 	SkewNanos     int64                  `protobuf:"varint,6,opt,name=skew_nanos,json=skewNanos,proto3" json:"skew_nanos,omitempty"`
+	Url           string                 `protobuf:"bytes,7,opt,name=url,proto3" json:"url,omitempty"`
+	Hubs          *Hubs                  `protobuf:"bytes,8,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	Backup        *Backup                `protobuf:"bytes,9,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[22]
+	mi := &file_meshgw_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +3033,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[22]
+	mi := &file_meshgw_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +3046,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{22}
+	return file_meshgw_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -2349,6 +3091,27 @@ func (x *RtpSource) GetSkewNanos() int64 {
 	return 0
 }
 
+func (x *RtpSource) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *RtpSource) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+func (x *RtpSource) GetBackup() *Backup {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2367,7 +3130,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[23]
+	mi := &file_meshgw_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +3142,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[23]
+	mi := &file_meshgw_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +3155,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{23}
+	return file_meshgw_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -2588,50 +3351,99 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xa4\t\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf3\a\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
-	"\x06stream\x18\x04 \x01(\tR\x06stream\x12\x14\n" +
-	"\x05track\x18\x05 \x01(\x03R\x05track\x12\x10\n" +
-	"\x03url\x18\x06 \x01(\tR\x03url\x12\x1c\n" +
-	"\ttransport\x18\a \x01(\tR\ttransport\x12.\n" +
-	"\x13reconnect_min_nanos\x18\b \x01(\x03R\x11reconnectMinNanos\x12.\n" +
-	"\x13reconnect_max_nanos\x18\t \x01(\x03R\x11reconnectMaxNanos\x12,\n" +
-	"\x06tracks\x18\n" +
-	" \x03(\v2\x14.meshgw.api.v1.TrackR\x06tracks\x12\x16\n" +
-	"\x06pacing\x18\v \x01(\x01R\x06pacing\x12\x10\n" +
-	"\x03rtp\x18\f \x01(\tR\x03rtp\x12\x12\n" +
-	"\x04rtcp\x18\r \x01(\tR\x04rtcp\x12\x16\n" +
-	"\x06paused\x18\x0e \x01(\bR\x06paused\x12\x14\n" +
-	"\x05ssrcs\x18\x0f \x03(\rR\x05ssrcs\x121\n" +
-	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x12+\n" +
-	"\x06backup\x18\x11 \x01(\v2\x13.meshgw.api.v1.FlowR\x06backup\x12,\n" +
-	"\x12backup_stall_nanos\x18\x12 \x01(\x03R\x10backupStallNanos\x12\x1f\n" +
-	"\vbackup_mode\x18\x13 \x01(\tR\n" +
-	"backupMode\x121\n" +
-	"\x06output\x18( \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\x12\x12\n" +
-	"\x04nack\x18) \x01(\bR\x04nack\x12&\n" +
-	"\x0fnack_wait_nanos\x18* \x01(\x03R\rnackWaitNanos\x127\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\x121\n" +
+	"\x04meta\x18\x10 \x03(\v2\x1d.meshgw.api.v1.Flow.MetaEntryR\x04meta\x12/\n" +
+	"\x04demo\x18d \x01(\v2\x19.meshgw.api.v1.DemoSourceH\x00R\x04demo\x12/\n" +
+	"\x04pull\x18e \x01(\v2\x19.meshgw.api.v1.PullSourceH\x00R\x04pull\x12>\n" +
+	"\tpublisher\x18f \x01(\v2\x1e.meshgw.api.v1.PublisherSourceH\x00R\tpublisher\x129\n" +
 	"\n" +
-	"rtp_source\x18\x1e \x01(\v2\x18.meshgw.api.v1.RtpSourceR\trtpSource\x12\x19\n" +
-	"\bsrtp_key\x182 \x01(\fR\asrtpKey\x12>\n" +
-	"\tsrtp_rocs\x183 \x03(\v2!.meshgw.api.v1.Flow.SrtpRocsEntryR\bsrtpRocs\x12\x15\n" +
-	"\x06tls_ca\x184 \x01(\fR\x05tlsCa\x12\x1f\n" +
-	"\vsecond_pair\x18< \x01(\bR\n" +
-	"secondPair\x12\x12\n" +
-	"\x04rtp2\x18= \x01(\tR\x04rtp2\x12\x14\n" +
-	"\x05rtcp2\x18> \x01(\tR\x05rtcp2\x12=\n" +
-	"\x0econtinue_lines\x18? \x03(\v2\x16.meshgw.api.v1.LinePosR\rcontinueLines\x12=\n" +
-	"\vsrtp_resume\x18@ \x01(\v2\x1c.meshgw.api.v1.SrtpSendStateR\n" +
-	"srtpResume\x1a7\n" +
+	"rtp_source\x18g \x01(\v2\x18.meshgw.api.v1.RtpSourceH\x00R\trtpSource\x122\n" +
+	"\x05relay\x18h \x01(\v2\x1a.meshgw.api.v1.RelaySourceH\x00R\x05relay\x123\n" +
+	"\budp_sink\x18i \x01(\v2\x16.meshgw.api.v1.UdpSinkH\x00R\audpSink\x12E\n" +
+	"\x0emulticast_sink\x18j \x01(\v2\x1c.meshgw.api.v1.MulticastSinkH\x00R\rmulticastSink\x12<\n" +
+	"\vudp_ingress\x18k \x01(\v2\x19.meshgw.api.v1.UdpIngressH\x00R\n" +
+	"udpIngress\x123\n" +
+	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
+	"\x04specJ\x04\b\x03\x10\x04J\x04\b\x05\x10\x10J\x04\b\x11\x10\x14J\x04\b\x1e\x10\x1fJ\x04\b(\x10+J\x04\b2\x105J\x04\b<\x10AR\x04kindR\x05trackR\x03urlR\ttransportR\x13reconnect_min_nanosR\x13reconnect_max_nanosR\x06tracksR\x06pacingR\x03rtpR\x04rtcpR\x06pausedR\x05ssrcsR\x06backupR\x12backup_stall_nanosR\vbackup_modeR\x06outputR\x04nackR\x0fnack_wait_nanosR\bsrtp_keyR\tsrtp_rocsR\x06tls_caR\vsecond_pairR\x04rtp2R\x05rtcp2R\x0econtinue_linesR\vsrtp_resume\"]\n" +
+	"\x04Hubs\x12\x16\n" +
+	"\x06pacing\x18\x01 \x01(\x01R\x06pacing\x12=\n" +
+	"\x0econtinue_lines\x18\x02 \x03(\v2\x16.meshgw.api.v1.LinePosR\rcontinueLines\"\xa9\x01\n" +
+	"\x06Backup\x12/\n" +
+	"\x04demo\x18\x01 \x01(\v2\x19.meshgw.api.v1.DemoSourceH\x00R\x04demo\x12/\n" +
+	"\x04pull\x18\x02 \x01(\v2\x19.meshgw.api.v1.PullSourceH\x00R\x04pull\x12\x1f\n" +
+	"\vstall_nanos\x18\x03 \x01(\x03R\n" +
+	"stallNanos\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04modeB\b\n" +
+	"\x06source\"d\n" +
+	"\n" +
+	"DemoSource\x12'\n" +
+	"\x04hubs\x18\x01 \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\x12-\n" +
+	"\x06backup\x18\x02 \x01(\v2\x15.meshgw.api.v1.BackupR\x06backup\"\x8b\x02\n" +
+	"\n" +
+	"PullSource\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1c\n" +
+	"\ttransport\x18\x02 \x01(\tR\ttransport\x12.\n" +
+	"\x13reconnect_min_nanos\x18\x03 \x01(\x03R\x11reconnectMinNanos\x12.\n" +
+	"\x13reconnect_max_nanos\x18\x04 \x01(\x03R\x11reconnectMaxNanos\x12\x15\n" +
+	"\x06tls_ca\x18\x05 \x01(\fR\x05tlsCa\x12'\n" +
+	"\x04hubs\x18\x06 \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\x12-\n" +
+	"\x06backup\x18\a \x01(\v2\x15.meshgw.api.v1.BackupR\x06backup\"h\n" +
+	"\x0fPublisherSource\x12,\n" +
+	"\x06tracks\x18\x01 \x03(\v2\x14.meshgw.api.v1.TrackR\x06tracks\x12'\n" +
+	"\x04hubs\x18\x02 \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\"\xaf\x02\n" +
+	"\vRelaySource\x12,\n" +
+	"\x06tracks\x18\x01 \x03(\v2\x14.meshgw.api.v1.TrackR\x06tracks\x12\x14\n" +
+	"\x05ssrcs\x18\x02 \x03(\rR\x05ssrcs\x12\x10\n" +
+	"\x03rtp\x18\x03 \x01(\tR\x03rtp\x12\x12\n" +
+	"\x04rtcp\x18\x04 \x01(\tR\x04rtcp\x12\x19\n" +
+	"\bsrtp_key\x18\x05 \x01(\fR\asrtpKey\x12\x12\n" +
+	"\x04nack\x18\x06 \x01(\bR\x04nack\x12&\n" +
+	"\x0fnack_wait_nanos\x18\a \x01(\x03R\rnackWaitNanos\x12\x12\n" +
+	"\x04rtp2\x18\b \x01(\tR\x04rtp2\x12\x14\n" +
+	"\x05rtcp2\x18\t \x01(\tR\x05rtcp2\x12\x1d\n" +
+	"\n" +
+	"skew_nanos\x18\n" +
+	" \x01(\x03R\tskewNanos\x12\x16\n" +
+	"\x06pacing\x18\v \x01(\x01R\x06pacing\"\xec\x01\n" +
+	"\aUdpSink\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x10\n" +
+	"\x03rtp\x18\x02 \x01(\tR\x03rtp\x12\x12\n" +
+	"\x04rtcp\x18\x03 \x01(\tR\x04rtcp\x12\x16\n" +
+	"\x06paused\x18\x04 \x01(\bR\x06paused\x12\x19\n" +
+	"\bsrtp_key\x18\x05 \x01(\fR\asrtpKey\x12=\n" +
+	"\vsrtp_resume\x18\x06 \x01(\v2\x1c.meshgw.api.v1.SrtpSendStateR\n" +
+	"srtpResume\x12\x12\n" +
+	"\x04nack\x18\a \x01(\bR\x04nack\x12\x1f\n" +
+	"\vsecond_pair\x18\b \x01(\bR\n" +
+	"secondPair\"c\n" +
+	"\rMulticastSink\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x10\n" +
+	"\x03rtp\x18\x02 \x01(\tR\x03rtp\x12\x12\n" +
+	"\x04rtcp\x18\x03 \x01(\tR\x04rtcp\x12\x16\n" +
+	"\x06paused\x18\x04 \x01(\bR\x06paused\"\xe6\x01\n" +
+	"\n" +
+	"UdpIngress\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x10\n" +
+	"\x03rtp\x18\x02 \x01(\tR\x03rtp\x12\x12\n" +
+	"\x04rtcp\x18\x03 \x01(\tR\x04rtcp\x12\x19\n" +
+	"\bsrtp_key\x18\x04 \x01(\fR\asrtpKey\x12D\n" +
+	"\tsrtp_rocs\x18\x05 \x03(\v2'.meshgw.api.v1.UdpIngress.SrtpRocsEntryR\bsrtpRocs\x1a;\n" +
 	"\rSrtpRocsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x90\x01\n" +
+	"\aRtpSink\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x10\n" +
+	"\x03rtp\x18\x02 \x01(\tR\x03rtp\x12\x12\n" +
+	"\x04rtcp\x18\x03 \x01(\tR\x04rtcp\x12\x16\n" +
+	"\x06paused\x18\x04 \x01(\bR\x06paused\x121\n" +
+	"\x06output\x18\x05 \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\"\x89\x01\n" +
 	"\n" +
 	"OutputSpec\x12\x12\n" +
 	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
@@ -2639,7 +3451,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"fecColumns\x12\x19\n" +
 	"\bfec_rows\x18\x03 \x01(\rR\afecRows\x12\x19\n" +
 	"\bfec_mode\x18\x04 \x01(\rR\afecMode\x12\x10\n" +
-	"\x03ttl\x18\x05 \x01(\rR\x03ttl\"\xaa\x01\n" +
+	"\x03ttl\x18\x05 \x01(\rR\x03ttl\"\x94\x02\n" +
 	"\tRtpSource\x12\x10\n" +
 	"\x03sdp\x18\x01 \x01(\tR\x03sdp\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1f\n" +
@@ -2648,7 +3460,10 @@ const file_meshgw_proto_rawDesc = "" +
 	"\bfec_rows\x18\x04 \x01(\rR\afecRows\x12\x12\n" +
 	"\x04leg2\x18\x05 \x01(\tR\x04leg2\x12\x1d\n" +
 	"\n" +
-	"skew_nanos\x18\x06 \x01(\x03R\tskewNanos\"\xbb\x01\n" +
+	"skew_nanos\x18\x06 \x01(\x03R\tskewNanos\x12\x10\n" +
+	"\x03url\x18\a \x01(\tR\x03url\x12'\n" +
+	"\x04hubs\x18\b \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\x12-\n" +
+	"\x06backup\x18\t \x01(\v2\x15.meshgw.api.v1.BackupR\x06backup\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -2686,36 +3501,46 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_meshgw_proto_goTypes = []any{
-	(Op)(0),                // 0: meshgw.api.v1.Op
-	(Code)(0),              // 1: meshgw.api.v1.Code
-	(*NodeMessage)(nil),    // 2: meshgw.api.v1.NodeMessage
-	(*ControlMessage)(nil), // 3: meshgw.api.v1.ControlMessage
-	(*Hello)(nil),          // 4: meshgw.api.v1.Hello
-	(*SourceState)(nil),    // 5: meshgw.api.v1.SourceState
-	(*Welcome)(nil),        // 6: meshgw.api.v1.Welcome
-	(*Command)(nil),        // 7: meshgw.api.v1.Command
-	(*Ack)(nil),            // 8: meshgw.api.v1.Ack
-	(*SourceEvent)(nil),    // 9: meshgw.api.v1.SourceEvent
-	(*Stats)(nil),          // 10: meshgw.api.v1.Stats
-	(*FlowStats)(nil),      // 11: meshgw.api.v1.FlowStats
-	(*ReceptionStats)(nil), // 12: meshgw.api.v1.ReceptionStats
-	(*SrtpSendState)(nil),  // 13: meshgw.api.v1.SrtpSendState
-	(*LinePos)(nil),        // 14: meshgw.api.v1.LinePos
-	(*MergerStats)(nil),    // 15: meshgw.api.v1.MergerStats
-	(*BackupStats)(nil),    // 16: meshgw.api.v1.BackupStats
-	(*RtpSourceStats)(nil), // 17: meshgw.api.v1.RtpSourceStats
-	(*RtpLegStats)(nil),    // 18: meshgw.api.v1.RtpLegStats
-	(*Ping)(nil),           // 19: meshgw.api.v1.Ping
-	(*Pong)(nil),           // 20: meshgw.api.v1.Pong
-	(*Track)(nil),          // 21: meshgw.api.v1.Track
-	(*Flow)(nil),           // 22: meshgw.api.v1.Flow
-	(*OutputSpec)(nil),     // 23: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),      // 24: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),     // 25: meshgw.api.v1.FlowStatus
-	nil,                    // 26: meshgw.api.v1.Flow.MetaEntry
-	nil,                    // 27: meshgw.api.v1.Flow.SrtpRocsEntry
+	(Op)(0),                 // 0: meshgw.api.v1.Op
+	(Code)(0),               // 1: meshgw.api.v1.Code
+	(*NodeMessage)(nil),     // 2: meshgw.api.v1.NodeMessage
+	(*ControlMessage)(nil),  // 3: meshgw.api.v1.ControlMessage
+	(*Hello)(nil),           // 4: meshgw.api.v1.Hello
+	(*SourceState)(nil),     // 5: meshgw.api.v1.SourceState
+	(*Welcome)(nil),         // 6: meshgw.api.v1.Welcome
+	(*Command)(nil),         // 7: meshgw.api.v1.Command
+	(*Ack)(nil),             // 8: meshgw.api.v1.Ack
+	(*SourceEvent)(nil),     // 9: meshgw.api.v1.SourceEvent
+	(*Stats)(nil),           // 10: meshgw.api.v1.Stats
+	(*FlowStats)(nil),       // 11: meshgw.api.v1.FlowStats
+	(*ReceptionStats)(nil),  // 12: meshgw.api.v1.ReceptionStats
+	(*SrtpSendState)(nil),   // 13: meshgw.api.v1.SrtpSendState
+	(*LinePos)(nil),         // 14: meshgw.api.v1.LinePos
+	(*MergerStats)(nil),     // 15: meshgw.api.v1.MergerStats
+	(*BackupStats)(nil),     // 16: meshgw.api.v1.BackupStats
+	(*RtpSourceStats)(nil),  // 17: meshgw.api.v1.RtpSourceStats
+	(*RtpLegStats)(nil),     // 18: meshgw.api.v1.RtpLegStats
+	(*Ping)(nil),            // 19: meshgw.api.v1.Ping
+	(*Pong)(nil),            // 20: meshgw.api.v1.Pong
+	(*Track)(nil),           // 21: meshgw.api.v1.Track
+	(*Flow)(nil),            // 22: meshgw.api.v1.Flow
+	(*Hubs)(nil),            // 23: meshgw.api.v1.Hubs
+	(*Backup)(nil),          // 24: meshgw.api.v1.Backup
+	(*DemoSource)(nil),      // 25: meshgw.api.v1.DemoSource
+	(*PullSource)(nil),      // 26: meshgw.api.v1.PullSource
+	(*PublisherSource)(nil), // 27: meshgw.api.v1.PublisherSource
+	(*RelaySource)(nil),     // 28: meshgw.api.v1.RelaySource
+	(*UdpSink)(nil),         // 29: meshgw.api.v1.UdpSink
+	(*MulticastSink)(nil),   // 30: meshgw.api.v1.MulticastSink
+	(*UdpIngress)(nil),      // 31: meshgw.api.v1.UdpIngress
+	(*RtpSink)(nil),         // 32: meshgw.api.v1.RtpSink
+	(*OutputSpec)(nil),      // 33: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),       // 34: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),      // 35: meshgw.api.v1.FlowStatus
+	nil,                     // 36: meshgw.api.v1.Flow.MetaEntry
+	nil,                     // 37: meshgw.api.v1.UdpIngress.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -2732,7 +3557,7 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	22, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	25, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	35, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	21, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	16, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
@@ -2743,21 +3568,38 @@ var file_meshgw_proto_depIdxs = []int32{
 	12, // 22: meshgw.api.v1.FlowStats.reception:type_name -> meshgw.api.v1.ReceptionStats
 	18, // 23: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
 	18, // 24: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	21, // 25: meshgw.api.v1.Flow.tracks:type_name -> meshgw.api.v1.Track
-	26, // 26: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
-	22, // 27: meshgw.api.v1.Flow.backup:type_name -> meshgw.api.v1.Flow
-	23, // 28: meshgw.api.v1.Flow.output:type_name -> meshgw.api.v1.OutputSpec
-	24, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
-	27, // 30: meshgw.api.v1.Flow.srtp_rocs:type_name -> meshgw.api.v1.Flow.SrtpRocsEntry
-	14, // 31: meshgw.api.v1.Flow.continue_lines:type_name -> meshgw.api.v1.LinePos
-	13, // 32: meshgw.api.v1.Flow.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
-	2,  // 33: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 34: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	34, // [34:35] is the sub-list for method output_type
-	33, // [33:34] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	36, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	25, // 26: meshgw.api.v1.Flow.demo:type_name -> meshgw.api.v1.DemoSource
+	26, // 27: meshgw.api.v1.Flow.pull:type_name -> meshgw.api.v1.PullSource
+	27, // 28: meshgw.api.v1.Flow.publisher:type_name -> meshgw.api.v1.PublisherSource
+	34, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	28, // 30: meshgw.api.v1.Flow.relay:type_name -> meshgw.api.v1.RelaySource
+	29, // 31: meshgw.api.v1.Flow.udp_sink:type_name -> meshgw.api.v1.UdpSink
+	30, // 32: meshgw.api.v1.Flow.multicast_sink:type_name -> meshgw.api.v1.MulticastSink
+	31, // 33: meshgw.api.v1.Flow.udp_ingress:type_name -> meshgw.api.v1.UdpIngress
+	32, // 34: meshgw.api.v1.Flow.rtp_sink:type_name -> meshgw.api.v1.RtpSink
+	14, // 35: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
+	25, // 36: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
+	26, // 37: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
+	23, // 38: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 39: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 40: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 41: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
+	21, // 42: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
+	23, // 43: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
+	21, // 44: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
+	13, // 45: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	37, // 46: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	33, // 47: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
+	23, // 48: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 49: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
+	2,  // 50: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 51: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	51, // [51:52] is the sub-list for method output_type
+	50, // [50:51] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -2777,13 +3619,28 @@ func file_meshgw_proto_init() {
 		(*ControlMessage_Command)(nil),
 		(*ControlMessage_Ping)(nil),
 	}
+	file_meshgw_proto_msgTypes[20].OneofWrappers = []any{
+		(*Flow_Demo)(nil),
+		(*Flow_Pull)(nil),
+		(*Flow_Publisher)(nil),
+		(*Flow_RtpSource)(nil),
+		(*Flow_Relay)(nil),
+		(*Flow_UdpSink)(nil),
+		(*Flow_MulticastSink)(nil),
+		(*Flow_UdpIngress)(nil),
+		(*Flow_RtpSink)(nil),
+	}
+	file_meshgw_proto_msgTypes[22].OneofWrappers = []any{
+		(*Backup_Demo)(nil),
+		(*Backup_Pull)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -226,7 +226,7 @@ func (a *Agent) hello() *api.Hello {
 	h.Flows = a.cfg.Node.Flows()
 	sourced := map[string]bool{}
 	for _, f := range h.Flows {
-		if strings.HasPrefix(string(f.Kind), "source.") {
+		if strings.HasPrefix(string(f.Kind()), "source.") {
 			sourced[f.Stream] = true
 		}
 	}

@@ -19,7 +19,7 @@ func TestRealLocalBackup(t *testing.T) {
 	startAgent(t, p, "a", "a", addr, lt, nil, setup)
 	r := h.next(t, "up").node
 	f := demoFlow
-	f.Backup, f.BackupMode, f.BackupStall = &node.Flow{Kind: node.SourceDemo}, node.BackupSwitch, 300*time.Millisecond
+	f.Spec = node.DemoSource{Backup: &node.Backup{Source: node.DemoSource{}, Mode: node.BackupSwitch, Stall: 300 * time.Millisecond}}
 	if _, err := r.Apply(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,8 @@ func TestRealLocalBackup(t *testing.T) {
 			held = &fl
 		}
 	}
-	if held == nil || held.Backup == nil || held.Backup.Kind != node.SourceDemo || held.BackupStall != f.BackupStall {
+	if held == nil || held.Spec.(node.DemoSource).Backup == nil || held.Spec.(node.DemoSource).Backup.Source.Kind() != node.SourceDemo ||
+		held.Spec.(node.DemoSource).Backup.Stall != 300*time.Millisecond {
 		t.Fatalf("the node holds %+v, want the flow with its backup", held)
 	}
 	if err := r.Delete(context.Background(), f.ID); err != nil {

@@ -15,10 +15,8 @@ import (
 )
 
 var (
-	demoFlow = node.Flow{ID: "src", Version: 1, Kind: node.SourceDemo, Stream: "s"}
-	sinkFlow = node.Flow{ID: "rd", Version: 1, Kind: node.SinkUDP, Stream: "s",
-		RTP: netip.MustParseAddrPort("127.0.0.1:5000"), RTCP: netip.MustParseAddrPort("127.0.0.1:5001"),
-		Meta: map[string]string{"session": "x"}}
+	demoFlow = node.Flow{ID: "src", Version: 1, Stream: "s", Spec: node.DemoSource{}}
+	sinkFlow = node.Flow{ID: "rd", Version: 1, Stream: "s", Spec: node.UDPSink{RTP: netip.MustParseAddrPort("127.0.0.1:5000"), RTCP: netip.MustParseAddrPort("127.0.0.1:5001")}, Meta: map[string]string{"session": "x"}}
 )
 
 func TestNewRefusesPlaintext(t *testing.T) {
@@ -117,14 +115,15 @@ func TestApplyAck(t *testing.T) {
 		t.Errorf("sink on a missing stream: %v", err)
 	}
 	conflict := sinkFlow
-	conflict.Kind = node.SinkMulticast
+	us := conflict.Spec.(node.UDPSink)
+	conflict.Spec = node.MulticastSink{Track: us.Track, RTP: us.RTP, RTCP: us.RTCP}
 	if _, err = r.Apply(ctx, conflict); !errors.Is(err, &Error{Code: CodeConflict}) || errors.Is(err, node.ErrNotFound) {
 		t.Errorf("conflicting re-apply: %v", err)
 	}
-	if _, err = r.Apply(ctx, node.Flow{ID: "x", Kind: node.SinkUDP, Stream: "s"}); !errors.Is(err, &Error{Code: CodeInvalid}) || !strings.Contains(err.Error(), "needs RTP and RTCP") {
+	if _, err = r.Apply(ctx, node.Flow{ID: "x", Stream: "s", Spec: node.UDPSink{}}); !errors.Is(err, &Error{Code: CodeInvalid}) || !strings.Contains(err.Error(), "needs RTP and RTCP") {
 		t.Errorf("invalid flow: %v", err)
 	}
-	if _, err = r.Apply(ctx, node.Flow{ID: "x\xff", Kind: node.SourceDemo, Stream: "s"}); !errors.Is(err, &Error{Code: CodeInvalid}) {
+	if _, err = r.Apply(ctx, node.Flow{ID: "x\xff", Stream: "s", Spec: node.DemoSource{}}); !errors.Is(err, &Error{Code: CodeInvalid}) {
 		t.Errorf("non-UTF-8 flow: %v", err)
 	}
 
@@ -164,7 +163,7 @@ func TestAgentApplyInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := node.Flow{ID: "f", Kind: node.SinkUDP, Stream: "s"}
+	bad := node.Flow{ID: "f", Stream: "s", Spec: node.UDPSink{}}
 	ack := a.apply(&api.Command{Seq: 9, Op: api.Op_APPLY, Flow: FlowToProto(bad)})
 	if ack.Ok || ack.Code != api.Code_INVALID || ack.Message != bad.Validate().Error() || ack.Seq != 9 || ack.FlowId != "f" {
 		t.Errorf("ack %v", ack)

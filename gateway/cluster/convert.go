@@ -21,56 +21,85 @@ import (
 // FlowToProto converts a flow for the wire. Unset addresses become empty strings and empty
 // slices and maps nil, so that FlowFromProto gives back an identical flow.
 func FlowToProto(f node.Flow) *api.Flow {
-	p := &api.Flow{
-		Id:                f.ID,
-		Version:           f.Version,
-		Kind:              string(f.Kind),
-		Stream:            f.Stream,
-		Track:             int64(f.Track),
-		Url:               f.URL,
-		Transport:         f.Transport,
-		ReconnectMinNanos: int64(f.ReconnectMin),
-		ReconnectMaxNanos: int64(f.ReconnectMax),
-		Tracks:            tracksToProto(f.Tracks),
-		Pacing:            f.Pacing,
-		Rtp:               addrPortString(f.RTP),
-		Rtcp:              addrPortString(f.RTCP),
-		Paused:            f.Paused,
-		Output:            outputToProto(f.Output),
-		Nack:              f.NACK,
-		NackWaitNanos:     int64(f.NACKWait),
-		SecondPair:        f.SecondPair,
-		Rtp2:              addrPortString(f.RTP2),
-		Rtcp2:             addrPortString(f.RTCP2),
-		ContinueLines:     linesToProto(f.Continue),
-		SrtpResume:        srtpStateToProto(f.SRTPResume),
-	}
-	if len(f.SRTPKey) > 0 {
-		p.SrtpKey = append([]byte(nil), f.SRTPKey...)
-	}
-	if len(f.SRTPROCs) > 0 {
-		p.SrtpRocs = maps.Clone(f.SRTPROCs)
-	}
-	if len(f.TLSCA) > 0 {
-		p.TlsCa = append([]byte(nil), f.TLSCA...)
-	}
-	if len(f.SSRCs) > 0 {
-		p.Ssrcs = append([]uint32(nil), f.SSRCs...)
-	}
-	if f.SDP != "" || f.RTPInterface != "" || f.FECColumns != 0 || f.FECRows != 0 || f.Leg2 != "" || f.Skew != 0 {
-		p.RtpSource = &api.RtpSource{Sdp: f.SDP, Interface: f.RTPInterface, FecColumns: uint32(f.FECColumns),
-			FecRows: uint32(f.FECRows), Leg2: f.Leg2, SkewNanos: int64(f.Skew)}
-	}
+	p := &api.Flow{Id: f.ID, Version: f.Version, Stream: f.Stream}
 	if len(f.Meta) > 0 {
-		p.Meta = make(map[string]string, len(f.Meta))
-		for k, v := range f.Meta {
-			p.Meta[k] = v
+		p.Meta = maps.Clone(f.Meta)
+	}
+	switch sp := f.Spec.(type) {
+	case node.DemoSource:
+		p.Spec = &api.Flow_Demo{Demo: demoToProto(sp)}
+	case node.PullSource:
+		p.Spec = &api.Flow_Pull{Pull: pullToProto(sp)}
+	case node.PublisherSource:
+		p.Spec = &api.Flow_Publisher{Publisher: &api.PublisherSource{Tracks: tracksToProto(sp.Tracks), Hubs: hubsToProto(sp.Hubs)}}
+	case node.RTPSource:
+		p.Spec = &api.Flow_RtpSource{RtpSource: &api.RtpSource{Url: sp.URL, Sdp: sp.SDP, Interface: sp.Interface,
+			FecColumns: uint32(sp.FECColumns), FecRows: uint32(sp.FECRows), Leg2: sp.Leg2, SkewNanos: int64(sp.Skew),
+			Hubs: hubsToProto(sp.Hubs), Backup: backupToProto(sp.Backup)}}
+	case node.RelaySource:
+		p.Spec = &api.Flow_Relay{Relay: &api.RelaySource{Tracks: tracksToProto(sp.Tracks), Ssrcs: cloneOrNil(sp.SSRCs),
+			Rtp: addrPortString(sp.RTP), Rtcp: addrPortString(sp.RTCP), SrtpKey: cloneOrNil(sp.SRTPKey),
+			Nack: sp.NACK, NackWaitNanos: int64(sp.NACKWait), Rtp2: addrPortString(sp.RTP2), Rtcp2: addrPortString(sp.RTCP2),
+			SkewNanos: int64(sp.Skew), Pacing: sp.Pacing}}
+	case node.UDPSink:
+		p.Spec = &api.Flow_UdpSink{UdpSink: &api.UdpSink{Track: int64(sp.Track), Rtp: addrPortString(sp.RTP),
+			Rtcp: addrPortString(sp.RTCP), Paused: sp.Paused, SrtpKey: cloneOrNil(sp.SRTPKey),
+			SrtpResume: srtpStateToProto(sp.SRTPResume), Nack: sp.NACK, SecondPair: sp.SecondPair}}
+	case node.MulticastSink:
+		p.Spec = &api.Flow_MulticastSink{MulticastSink: &api.MulticastSink{Track: int64(sp.Track), Rtp: addrPortString(sp.RTP),
+			Rtcp: addrPortString(sp.RTCP), Paused: sp.Paused}}
+	case node.UDPIngress:
+		in := &api.UdpIngress{Track: int64(sp.Track), Rtp: addrPortString(sp.RTP), Rtcp: addrPortString(sp.RTCP),
+			SrtpKey: cloneOrNil(sp.SRTPKey)}
+		if len(sp.SRTPROCs) > 0 {
+			in.SrtpRocs = maps.Clone(sp.SRTPROCs)
 		}
+		p.Spec = &api.Flow_UdpIngress{UdpIngress: in}
+	case node.RTPSink:
+		p.Spec = &api.Flow_RtpSink{RtpSink: &api.RtpSink{Track: int64(sp.Track), Rtp: addrPortString(sp.RTP),
+			Rtcp: addrPortString(sp.RTCP), Paused: sp.Paused, Output: outputToProto(sp.Output)}}
 	}
-	if f.Backup != nil {
-		p.Backup = FlowToProto(*f.Backup)
+	return p
+}
+
+// cloneOrNil copies a slice for the wire, nil when empty.
+func cloneOrNil[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
 	}
-	p.BackupStallNanos, p.BackupMode = int64(f.BackupStall), f.BackupMode
+	return append([]T(nil), s...)
+}
+
+func hubsToProto(h node.Hubs) *api.Hubs {
+	if h.Pacing == 0 && len(h.Continue) == 0 {
+		return nil
+	}
+	return &api.Hubs{Pacing: h.Pacing, ContinueLines: linesToProto(h.Continue)}
+}
+
+func demoToProto(sp node.DemoSource) *api.DemoSource {
+	return &api.DemoSource{Hubs: hubsToProto(sp.Hubs), Backup: backupToProto(sp.Backup)}
+}
+
+func pullToProto(sp node.PullSource) *api.PullSource {
+	return &api.PullSource{Url: sp.URL, Transport: sp.Transport, ReconnectMinNanos: int64(sp.ReconnectMin),
+		ReconnectMaxNanos: int64(sp.ReconnectMax), TlsCa: cloneOrNil(sp.TLSCA), Hubs: hubsToProto(sp.Hubs),
+		Backup: backupToProto(sp.Backup)}
+}
+
+// backupToProto converts a source's backup; a source the wire cannot carry as a backup (Validate
+// refuses it) goes without one.
+func backupToProto(b *node.Backup) *api.Backup {
+	if b == nil {
+		return nil
+	}
+	p := &api.Backup{StallNanos: int64(b.Stall), Mode: b.Mode}
+	switch sp := b.Source.(type) {
+	case node.DemoSource:
+		p.Source = &api.Backup_Demo{Demo: demoToProto(sp)}
+	case node.PullSource:
+		p.Source = &api.Backup_Pull{Pull: pullToProto(sp)}
+	}
 	return p
 }
 
@@ -80,119 +109,257 @@ func FlowFromProto(p *api.Flow) (node.Flow, error) {
 	if p == nil {
 		return node.Flow{}, errors.New("no flow")
 	}
-	f, err := flowFromProto(p)
-	if err != nil {
-		return node.Flow{}, err
+	f := node.Flow{ID: p.Id, Version: p.Version, Stream: p.Stream}
+	if len(p.Meta) > 0 {
+		f.Meta = maps.Clone(p.Meta)
 	}
-	// a backup is one level deep: converting it without recursion bounds the work
-	if p.Backup != nil {
-		if p.Backup.Backup != nil {
-			return node.Flow{}, fmt.Errorf("flow %s: the backup has a backup of its own", p.Id)
-		}
-		b, err := flowFromProto(p.Backup)
-		if err != nil {
-			return node.Flow{}, fmt.Errorf("flow %s: backup: %w", p.Id, err)
-		}
-		f.Backup = &b
+	var err error
+	if f.Spec, err = specFromProto(p); err != nil {
+		return node.Flow{}, fmt.Errorf("flow %s: %w", p.Id, err)
 	}
-	f.BackupStall, f.BackupMode = time.Duration(p.BackupStallNanos), p.BackupMode
 	if err := f.Validate(); err != nil {
 		return node.Flow{}, err
 	}
 	return f, nil
 }
 
-// flowFromProto converts one flow message's own fields (not its backup) without validating.
-func flowFromProto(p *api.Flow) (node.Flow, error) {
-	f := node.Flow{
-		ID:           p.Id,
-		Version:      p.Version,
-		Kind:         node.FlowKind(p.Kind),
-		Stream:       p.Stream,
-		URL:          p.Url,
-		Transport:    p.Transport,
-		ReconnectMin: time.Duration(p.ReconnectMinNanos),
-		ReconnectMax: time.Duration(p.ReconnectMaxNanos),
-		Pacing:       p.Pacing,
-		Paused:       p.Paused,
-		NACK:         p.Nack,
-		NACKWait:     time.Duration(p.NackWaitNanos),
+// specFromProto converts the flow's spec without validating it.
+func specFromProto(p *api.Flow) (node.Spec, error) {
+	switch s := p.Spec.(type) {
+	case *api.Flow_Demo:
+		return demoFromProto(s.Demo, true)
+	case *api.Flow_Pull:
+		return pullFromProto(s.Pull, true)
+	case *api.Flow_Publisher:
+		return publisherFromProto(s.Publisher)
+	case *api.Flow_RtpSource:
+		return rtpSourceFromProto(s.RtpSource)
+	case *api.Flow_Relay:
+		return relayFromProto(s.Relay)
+	case *api.Flow_UdpSink:
+		return udpSinkFromProto(s.UdpSink)
+	case *api.Flow_MulticastSink:
+		return multicastFromProto(s.MulticastSink)
+	case *api.Flow_UdpIngress:
+		return ingressFromProto(s.UdpIngress)
+	case *api.Flow_RtpSink:
+		return rtpSinkFromProto(s.RtpSink)
 	}
-	// int is 32 bits on some targets the node may be built for.
-	if int64(int(p.Track)) != p.Track {
-		return node.Flow{}, fmt.Errorf("flow %s: track %d out of range", p.Id, p.Track)
+	return nil, errors.New("no spec (which kind of flow?)")
+}
+
+func hubsFromProto(p *api.Hubs) (node.Hubs, error) {
+	if p == nil {
+		return node.Hubs{}, nil
 	}
-	f.Track = int(p.Track)
 	if math.IsNaN(p.Pacing) || math.IsInf(p.Pacing, 0) || p.Pacing < 0 {
-		return node.Flow{}, fmt.Errorf("flow %s: pacing %v is not a finite number ≥ 0", p.Id, p.Pacing)
+		return node.Hubs{}, fmt.Errorf("pacing %v is not a finite number ≥ 0", p.Pacing)
 	}
+	lines, err := linesFromProto(p.ContinueLines)
+	if err != nil {
+		return node.Hubs{}, fmt.Errorf("continue: %w", err)
+	}
+	return node.Hubs{Pacing: p.Pacing, Continue: lines}, nil
+}
+
+// backupFromProto converts a source's backup. A backup is one level deep: its source is
+// converted without a backup of its own, which bounds the work.
+func backupFromProto(p *api.Backup) (*node.Backup, error) {
+	if p == nil {
+		return nil, nil
+	}
+	b := &node.Backup{Stall: time.Duration(p.StallNanos), Mode: p.Mode}
 	var err error
-	if f.Tracks, err = tracksFromProto(p.Tracks); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: %w", p.Id, err)
+	switch s := p.Source.(type) {
+	case *api.Backup_Demo:
+		b.Source, err = demoFromProto(s.Demo, false)
+	case *api.Backup_Pull:
+		b.Source, err = pullFromProto(s.Pull, false)
 	}
-	if f.RTP, err = parseAddrPort(p.Rtp); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: rtp: %w", p.Id, err)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if f.RTCP, err = parseAddrPort(p.Rtcp); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: rtcp: %w", p.Id, err)
+	return b, nil
+}
+
+// errNestedBackup refuses a backup's own backup before converting it.
+var errNestedBackup = errors.New("the backup has a backup of its own")
+
+func demoFromProto(p *api.DemoSource, withBackup bool) (node.Spec, error) {
+	h, err := hubsFromProto(p.GetHubs())
+	if err != nil {
+		return nil, err
 	}
-	if f.RTP2, err = parseAddrPort(p.Rtp2); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: rtp2: %w", p.Id, err)
+	sp := node.DemoSource{Hubs: h}
+	if p.GetBackup() != nil && !withBackup {
+		return nil, errNestedBackup
 	}
-	if f.RTCP2, err = parseAddrPort(p.Rtcp2); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: rtcp2: %w", p.Id, err)
+	if sp.Backup, err = backupFromProto(p.GetBackup()); err != nil {
+		return nil, err
 	}
-	f.SecondPair = p.SecondPair
-	if f.Continue, err = linesFromProto(p.ContinueLines); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: continue: %w", p.Id, err)
+	return sp, nil
+}
+
+func pullFromProto(p *api.PullSource, withBackup bool) (node.Spec, error) {
+	h, err := hubsFromProto(p.GetHubs())
+	if err != nil {
+		return nil, err
 	}
-	if f.SRTPResume, err = srtpStateFromProto(p.SrtpResume); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: srtp resume: %w", p.Id, err)
+	sp := node.PullSource{URL: p.GetUrl(), Transport: p.GetTransport(), ReconnectMin: time.Duration(p.GetReconnectMinNanos()),
+		ReconnectMax: time.Duration(p.GetReconnectMaxNanos()), TLSCA: cloneOrNil(p.GetTlsCa()), Hubs: h}
+	if p.GetBackup() != nil && !withBackup {
+		return nil, errNestedBackup
 	}
-	if len(p.Ssrcs) > 0 {
-		f.SSRCs = append([]uint32(nil), p.Ssrcs...)
+	if sp.Backup, err = backupFromProto(p.GetBackup()); err != nil {
+		return nil, err
 	}
-	if f.Output, err = outputFromProto(p.Output); err != nil {
-		return node.Flow{}, fmt.Errorf("flow %s: output: %w", p.Id, err)
+	return sp, nil
+}
+
+func publisherFromProto(p *api.PublisherSource) (node.Spec, error) {
+	h, err := hubsFromProto(p.GetHubs())
+	if err != nil {
+		return nil, err
 	}
-	if f.NACKWait < 0 {
-		return node.Flow{}, fmt.Errorf("flow %s: negative NACK wait", p.Id)
+	tracks, err := tracksFromProto(p.GetTracks())
+	if err != nil {
+		return nil, err
 	}
-	if r := p.RtpSource; r != nil {
-		if r.FecColumns > 255 || r.FecRows > 255 {
-			return node.Flow{}, fmt.Errorf("flow %s: FEC L×D %d×%d out of range", p.Id, r.FecColumns, r.FecRows)
+	return node.PublisherSource{Tracks: tracks, Hubs: h}, nil
+}
+
+func rtpSourceFromProto(p *api.RtpSource) (node.Spec, error) {
+	h, err := hubsFromProto(p.GetHubs())
+	if err != nil {
+		return nil, err
+	}
+	if p.GetFecColumns() > 255 || p.GetFecRows() > 255 {
+		return nil, fmt.Errorf("FEC L×D %d×%d out of range", p.GetFecColumns(), p.GetFecRows())
+	}
+	sp := node.RTPSource{URL: p.GetUrl(), SDP: p.GetSdp(), Interface: p.GetInterface(), FECColumns: int(p.GetFecColumns()),
+		FECRows: int(p.GetFecRows()), Leg2: p.GetLeg2(), Skew: time.Duration(p.GetSkewNanos()), Hubs: h}
+	if sp.Backup, err = backupFromProto(p.GetBackup()); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// addrField is one address of a spec on the wire: its name for errors, the "ip:port" string
+// (empty: unset) and where it goes.
+type addrField struct {
+	name string
+	s    string
+	dst  *netip.AddrPort
+}
+
+// addrs parses a spec's addresses.
+func addrs(fs ...addrField) error {
+	for _, f := range fs {
+		ap, err := parseAddrPort(f.s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
 		}
-		f.SDP, f.RTPInterface, f.Leg2 = r.Sdp, r.Interface, r.Leg2
-		f.FECColumns, f.FECRows, f.Skew = int(r.FecColumns), int(r.FecRows), time.Duration(r.SkewNanos)
+		*f.dst = ap
 	}
-	if len(p.SrtpKey) > 0 {
-		f.SRTPKey = append([]byte(nil), p.SrtpKey...)
+	return nil
+}
+
+func relayFromProto(p *api.RelaySource) (node.Spec, error) {
+	if math.IsNaN(p.GetPacing()) || math.IsInf(p.GetPacing(), 0) || p.GetPacing() < 0 {
+		return nil, fmt.Errorf("pacing %v is not a finite number ≥ 0", p.GetPacing())
 	}
-	if len(p.SrtpRocs) > 0 {
-		f.SRTPROCs = maps.Clone(p.SrtpRocs)
+	tracks, err := tracksFromProto(p.GetTracks())
+	if err != nil {
+		return nil, err
 	}
-	if len(p.TlsCa) > 0 {
-		f.TLSCA = append([]byte(nil), p.TlsCa...)
+	sp := node.RelaySource{Tracks: tracks, SSRCs: cloneOrNil(p.GetSsrcs()), SRTPKey: cloneOrNil(p.GetSrtpKey()),
+		NACK: p.GetNack(), NACKWait: time.Duration(p.GetNackWaitNanos()), Skew: time.Duration(p.GetSkewNanos()),
+		Pacing: p.GetPacing()}
+	if err := addrs(addrField{"rtp", p.GetRtp(), &sp.RTP}, addrField{"rtcp", p.GetRtcp(), &sp.RTCP},
+		addrField{"rtp2", p.GetRtp2(), &sp.RTP2}, addrField{"rtcp2", p.GetRtcp2(), &sp.RTCP2}); err != nil {
+		return nil, err
 	}
-	if len(p.Meta) > 0 {
-		f.Meta = make(map[string]string, len(p.Meta))
-		for k, v := range p.Meta {
-			f.Meta[k] = v
-		}
+	if sp.NACKWait < 0 {
+		return nil, errors.New("negative NACK wait")
 	}
-	return f, nil
+	return sp, nil
+}
+
+// trackFromProto converts a sink's or ingress's track index: int is 32 bits on some targets the
+// node may be built for.
+func trackFromProto(t int64) (int, error) {
+	if int64(int(t)) != t {
+		return 0, fmt.Errorf("track %d out of range", t)
+	}
+	return int(t), nil
+}
+
+func udpSinkFromProto(p *api.UdpSink) (node.Spec, error) {
+	track, err := trackFromProto(p.GetTrack())
+	if err != nil {
+		return nil, err
+	}
+	sp := node.UDPSink{Track: track, Paused: p.GetPaused(), SRTPKey: cloneOrNil(p.GetSrtpKey()), NACK: p.GetNack(),
+		SecondPair: p.GetSecondPair()}
+	if err := addrs(addrField{"rtp", p.GetRtp(), &sp.RTP}, addrField{"rtcp", p.GetRtcp(), &sp.RTCP}); err != nil {
+		return nil, err
+	}
+	if sp.SRTPResume, err = srtpStateFromProto(p.GetSrtpResume()); err != nil {
+		return nil, fmt.Errorf("srtp resume: %w", err)
+	}
+	return sp, nil
+}
+
+func multicastFromProto(p *api.MulticastSink) (node.Spec, error) {
+	track, err := trackFromProto(p.GetTrack())
+	if err != nil {
+		return nil, err
+	}
+	sp := node.MulticastSink{Track: track, Paused: p.GetPaused()}
+	if err := addrs(addrField{"rtp", p.GetRtp(), &sp.RTP}, addrField{"rtcp", p.GetRtcp(), &sp.RTCP}); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+func ingressFromProto(p *api.UdpIngress) (node.Spec, error) {
+	track, err := trackFromProto(p.GetTrack())
+	if err != nil {
+		return nil, err
+	}
+	sp := node.UDPIngress{Track: track, SRTPKey: cloneOrNil(p.GetSrtpKey())}
+	if len(p.GetSrtpRocs()) > 0 {
+		sp.SRTPROCs = maps.Clone(p.GetSrtpRocs())
+	}
+	if err := addrs(addrField{"rtp", p.GetRtp(), &sp.RTP}, addrField{"rtcp", p.GetRtcp(), &sp.RTCP}); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+func rtpSinkFromProto(p *api.RtpSink) (node.Spec, error) {
+	track, err := trackFromProto(p.GetTrack())
+	if err != nil {
+		return nil, err
+	}
+	sp := node.RTPSink{Track: track, Paused: p.GetPaused()}
+	if err := addrs(addrField{"rtp", p.GetRtp(), &sp.RTP}, addrField{"rtcp", p.GetRtcp(), &sp.RTCP}); err != nil {
+		return nil, err
+	}
+	if sp.Output, err = outputFromProto(p.GetOutput()); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	return sp, nil
 }
 
 // checkFlowStrings refuses a flow the wire cannot carry: protobuf strings must be UTF-8, and a
 // message that fails to marshal would end the whole stream instead of failing one command.
 func checkFlowStrings(f node.Flow) error {
-	if f.Backup != nil {
-		if err := checkFlowStrings(*f.Backup); err != nil {
-			return fmt.Errorf("flow %q: backup: %w", f.ID, err)
-		}
+	strs := map[string]string{"ID": f.ID, "stream": f.Stream}
+	if err := specStrings(f.Spec, strs); err != nil {
+		return fmt.Errorf("flow %q: %w", f.ID, err)
 	}
-	for name, s := range map[string]string{"ID": f.ID, "kind": string(f.Kind), "stream": f.Stream, "URL": f.URL, "transport": f.Transport, "backup mode": f.BackupMode,
-		"SDP": f.SDP, "RTP interface": f.RTPInterface, "leg 2": f.Leg2} {
+	for name, s := range strs {
 		if !utf8.ValidString(s) {
 			return fmt.Errorf("flow %q: %s is not valid UTF-8", f.ID, name)
 		}
@@ -202,9 +369,44 @@ func checkFlowStrings(f node.Flow) error {
 			return fmt.Errorf("flow %q: meta %q is not valid UTF-8", f.ID, k)
 		}
 	}
-	for _, t := range f.Tracks {
+	return nil
+}
+
+// specStrings adds a spec's strings to strs by name and checks its tracks' media names.
+func specStrings(spec node.Spec, strs map[string]string) error {
+	var (
+		tracks []rtp.Track
+		b      *node.Backup
+	)
+	switch sp := spec.(type) {
+	case node.DemoSource:
+		b = sp.Backup
+	case node.PullSource:
+		strs["URL"], strs["transport"] = sp.URL, sp.Transport
+		b = sp.Backup
+	case node.RTPSource:
+		strs["URL"], strs["SDP"], strs["RTP interface"], strs["leg 2"] = sp.URL, sp.SDP, sp.Interface, sp.Leg2
+		b = sp.Backup
+	case node.PublisherSource:
+		tracks = sp.Tracks
+	case node.RelaySource:
+		tracks = sp.Tracks
+	}
+	for _, t := range tracks {
 		if !utf8.ValidString(t.Media) {
-			return fmt.Errorf("flow %q: track media %q is not valid UTF-8", f.ID, t.Media)
+			return fmt.Errorf("track media %q is not valid UTF-8", t.Media)
+		}
+	}
+	if b != nil {
+		strs["backup mode"] = b.Mode
+		bs := map[string]string{}
+		if err := specStrings(b.Source, bs); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		for name, s := range bs {
+			if !utf8.ValidString(s) {
+				return fmt.Errorf("backup: %s is not valid UTF-8", name)
+			}
 		}
 	}
 	return nil

@@ -9,9 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"math/big"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,49 +43,73 @@ var testCAPEM = func() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }()
 
-// fullFlow sets every field of node.Flow, so a field the conversion forgets shows up.
-func fullFlow() node.Flow {
-	return node.Flow{
-		ID: "f1", Version: 7, Kind: node.SourcePull, Stream: "cam", Track: 1,
-		URL: "rtsp://10.0.0.1/cam", Transport: "tcp",
-		ReconnectMin: 250 * time.Millisecond, ReconnectMax: 8 * time.Second,
-		Tracks: []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}, {Media: "audio", PayloadType: 97, ClockRate: 48000}},
-		Pacing: 1.5,
-		RTP:    netip.MustParseAddrPort("[2001:db8::1]:5000"), RTCP: netip.MustParseAddrPort("192.0.2.1:5001"),
-		Paused: true,
-		SSRCs:  []uint32{1, 0xdeadbeef},
-		Meta:   map[string]string{"session": "s-1", "reader": "r"},
-		Backup: &node.Flow{Kind: node.SourcePull, URL: "rtsp://10.0.0.2/cam", Transport: "udp",
-			ReconnectMin: time.Second, ReconnectMax: 3 * time.Second},
-		BackupStall: 700 * time.Millisecond, BackupMode: node.BackupSwitch,
-		Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn, TTL: 16},
-		NACK:   true, NACKWait: 150 * time.Millisecond,
-		Continue:   []rtp.LinePos{{SSRC: 9, NextSeq: 65535, NextTS: 4e9, At: time.Unix(0, 1700000000123456789), Rate: 312.5}},
-		SRTPResume: &srtp.SendState{SSRC: 9, ROC: 3, MaxSeq: 65535, RTCPIndex: 1<<31 - 1},
-		SecondPair: true, RTP2: netip.MustParseAddrPort("10.98.0.2:8000"), RTCP2: netip.MustParseAddrPort("10.98.0.2:8001"),
-		SDP: "v=0\r\n", RTPInterface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
-		SRTPKey:  bytes.Repeat([]byte{7}, srtp.KeyLen),
-		SRTPROCs: map[uint32]uint32{0xdeadbeef: 2},
-		TLSCA:    testCAPEM,
+var (
+	testTracks = []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}, {Media: "audio", PayloadType: 97, ClockRate: 48000}}
+	testHubs   = node.Hubs{Pacing: 1.5,
+		Continue: []rtp.LinePos{{SSRC: 9, NextSeq: 65535, NextTS: 4e9, At: time.Unix(0, 1700000000123456789), Rate: 312.5}}}
+	testKey = bytes.Repeat([]byte{7}, srtp.KeyLen)
+)
+
+// fullFlows are one flow per kind with every field of its spec set, so a field the conversion
+// forgets shows up.
+func fullFlows() map[string]node.Flow {
+	flow := func(spec node.Spec) node.Flow {
+		return node.Flow{ID: "f1", Version: 7, Stream: "cam", Spec: spec, Meta: map[string]string{"session": "s-1", "reader": "r"}}
+	}
+	pullBackup := &node.Backup{Source: node.PullSource{URL: "rtsp://10.0.0.2/cam", Transport: "udp",
+		ReconnectMin: time.Second, ReconnectMax: 3 * time.Second, TLSCA: testCAPEM, Hubs: testHubs},
+		Stall: 700 * time.Millisecond, Mode: node.BackupSwitch}
+	return map[string]node.Flow{
+		"demo": flow(node.DemoSource{Hubs: testHubs, Backup: &node.Backup{Source: node.DemoSource{Hubs: testHubs},
+			Stall: time.Second, Mode: node.BackupMerge}}),
+		"pull": flow(node.PullSource{URL: "rtsp://10.0.0.1/cam", Transport: "tcp",
+			ReconnectMin: 250 * time.Millisecond, ReconnectMax: 8 * time.Second, TLSCA: testCAPEM, Hubs: testHubs, Backup: pullBackup}),
+		"publisher": flow(node.PublisherSource{Tracks: testTracks, Hubs: testHubs}),
+		"rtp source": flow(node.RTPSource{URL: "rtp://239.1.1.1:5000", SDP: "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 33\r\n",
+			Interface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
+			Hubs: testHubs, Backup: pullBackup}),
+		"relay": flow(node.RelaySource{Tracks: testTracks, SSRCs: []uint32{1, 0xdeadbeef},
+			RTP: netip.MustParseAddrPort("[2001:db8::1]:5000"), RTCP: netip.MustParseAddrPort("192.0.2.1:5001"),
+			SRTPKey: testKey, NACK: true, NACKWait: 150 * time.Millisecond,
+			RTP2: netip.MustParseAddrPort("10.98.0.2:8000"), RTCP2: netip.MustParseAddrPort("10.98.0.2:8001"),
+			Skew: 20 * time.Millisecond, Pacing: 2}),
+		"udp sink": flow(node.UDPSink{Track: 1, RTP: netip.MustParseAddrPort("[2001:db8::1]:5000"),
+			RTCP: netip.MustParseAddrPort("192.0.2.1:5001"), Paused: true, SRTPKey: testKey,
+			SRTPResume: &srtp.SendState{SSRC: 9, ROC: 3, MaxSeq: 65535, RTCPIndex: 1<<31 - 1}, NACK: true, SecondPair: true}),
+		"multicast sink": flow(node.MulticastSink{Track: 1, RTP: netip.MustParseAddrPort("239.1.1.1:5000"),
+			RTCP: netip.MustParseAddrPort("239.1.1.1:5001"), Paused: true}),
+		"ingress": flow(node.UDPIngress{Track: 1, RTP: netip.MustParseAddrPort("192.0.2.1:5000"),
+			RTCP: netip.MustParseAddrPort("192.0.2.1:5001"), SRTPKey: testKey, SRTPROCs: map[uint32]uint32{0xdeadbeef: 2}}),
+		"rtp sink": flow(node.RTPSink{Track: 1, RTP: netip.MustParseAddrPort("127.0.0.1:5000"), RTCP: netip.MustParseAddrPort("127.0.0.1:5001"),
+			Paused: true, Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5,
+				FECMode: fec.ModeColumn, TTL: 16}}),
+	}
+}
+
+// checkAllSet fails for a zero field of v (a struct), recursing into embedded structs.
+func checkAllSet(t *testing.T, name string, v reflect.Value) {
+	t.Helper()
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("%s leaves %s.%s zero; set it so the round trip covers it", name, v.Type().Name(), v.Type().Field(i).Name)
+		}
 	}
 }
 
 func TestFlowRoundTrip(t *testing.T) {
-	// every exported field is set: a new node.Flow field makes this fail until it is carried
-	v := reflect.ValueOf(fullFlow())
-	for i := 0; i < v.NumField(); i++ {
-		if v.Field(i).IsZero() {
-			t.Errorf("fullFlow leaves %s zero; set it so the round trip covers it", v.Type().Field(i).Name)
-		}
+	full := fullFlows()
+	kinds := map[node.FlowKind]bool{}
+	for name, f := range full {
+		// every exported field is set: a new field makes this fail until it is carried
+		checkAllSet(t, name, reflect.ValueOf(f))
+		checkAllSet(t, name, reflect.ValueOf(f.Spec))
+		kinds[f.Kind()] = true
 	}
-	for name, f := range map[string]node.Flow{
-		"full":    fullFlow(),
-		"minimal": {ID: "d", Kind: node.SourceDemo, Stream: "s"},
-		"output": {ID: "o", Kind: node.SinkRTP, Stream: "s", RTP: netip.MustParseAddrPort("127.0.0.1:5000"),
-			RTCP: netip.MustParseAddrPort("127.0.0.1:5001"), Output: node.OutputSpec{FECColumns: 5, FECRows: 5}},
-		"rtp source": {ID: "r", Kind: node.SourceRTP, Stream: "s", URL: "rtp://239.1.1.1:5000", RTPInterface: "lo",
-			FECColumns: 5, FECRows: 5, Leg2: "rtp://127.0.0.1:6000", Skew: 10 * time.Millisecond},
-	} {
+	if len(kinds) != 9 {
+		t.Errorf("fullFlows covers %d kinds, want all 9", len(kinds))
+	}
+	full["minimal"] = node.Flow{ID: "d", Stream: "s", Spec: node.DemoSource{}}
+	for name, f := range full {
 		b, err := proto.Marshal(FlowToProto(f))
 		if err != nil {
 			t.Fatalf("%s: marshal: %v", name, err)
@@ -103,35 +129,38 @@ func TestFlowRoundTrip(t *testing.T) {
 }
 
 func TestFlowFromProtoErrors(t *testing.T) {
-	ok := func() *api.Flow { return FlowToProto(fullFlow()) }
+	full := fullFlows()
+	ok := func(kind string) *api.Flow { return FlowToProto(full[kind]) }
 	cases := map[string]struct {
 		p    *api.Flow
 		want string
 	}{
 		"nil":          {nil, "no flow"},
-		"bad rtp":      {with(ok(), func(p *api.Flow) { p.Rtp = "nope" }), `rtp: address "nope"`},
-		"bad rtcp":     {with(ok(), func(p *api.Flow) { p.Rtcp = "1.2.3.4" }), "rtcp"},
-		"payload type": {with(ok(), func(p *api.Flow) { p.Tracks[0].PayloadType = 300 }), "payload type 300"},
-		"nil track":    {with(ok(), func(p *api.Flow) { p.Tracks[1] = nil }), "track 1 is empty"},
-		"NaN pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = nan() }), "pacing"},
-		"neg pacing":   {with(ok(), func(p *api.Flow) { p.Pacing = -1 }), "pacing"},
-		"bad leg2":     {with(ok(), func(p *api.Flow) { p.Output.Leg2 = "x" }), "leg2"},
-		"big ttl":      {with(ok(), func(p *api.Flow) { p.Output.Ttl = 300 }), "TTL 300"},
-		"neg nack":     {with(ok(), func(p *api.Flow) { p.NackWaitNanos = -1 }), "NACK wait"},
-		"bad rtp2":     {with(ok(), func(p *api.Flow) { p.Rtp2 = "x" }), "rtp2"},
-		"half leg":     {with(ok(), func(p *api.Flow) { p.Kind, p.Backup, p.Rtcp2 = string(node.SourceRelay), nil, "" }), "second leg needs both"},
-		"line seq":     {with(ok(), func(p *api.Flow) { p.ContinueLines[0].NextSeq = 70000 }), "sequence number 70000"},
-		"line rate":    {with(ok(), func(p *api.Flow) { p.ContinueLines[0].Rate = nan() }), "rate"},
-		"nil line":     {with(ok(), func(p *api.Flow) { p.ContinueLines[0] = nil }), "empty line position"},
-		"srtp state":   {with(ok(), func(p *api.Flow) { p.SrtpResume.MaxSeq = 1 << 16 }), "srtp resume: sequence number 65536"},
-		"invalid":      {with(ok(), func(p *api.Flow) { p.Kind = "sink.nope" }), `unknown kind "sink.nope"`},
-		"no addresses": {with(ok(), func(p *api.Flow) {
-			p.Kind, p.Backup, p.BackupStallNanos, p.BackupMode, p.Rtp = string(node.SinkUDP), nil, 0, "", ""
-		}), "needs RTP and RTCP"},
-		"backup of a backup": {with(ok(), func(p *api.Flow) { p.Backup.Backup = &api.Flow{Kind: "source.demo"} }), "backup of its own"},
-		"bad backup":         {with(ok(), func(p *api.Flow) { p.Backup.Rtp = "x" }), `flow f1: backup: flow : rtp: address "x"`},
-		"backup mode":        {with(ok(), func(p *api.Flow) { p.BackupMode = "hot" }), `backup mode "hot"`},
-		"short key":          {with(ok(), func(p *api.Flow) { p.SrtpKey = p.SrtpKey[:29] }), "SRTP key of 29 bytes"},
+		"no spec":      {&api.Flow{Id: "f1", Stream: "s"}, "flow f1: no spec"},
+		"bad rtp":      {with(ok("udp sink"), func(p *api.Flow) { p.GetUdpSink().Rtp = "nope" }), `rtp: address "nope"`},
+		"bad rtcp":     {with(ok("relay"), func(p *api.Flow) { p.GetRelay().Rtcp = "1.2.3.4" }), "rtcp"},
+		"payload type": {with(ok("relay"), func(p *api.Flow) { p.GetRelay().Tracks[0].PayloadType = 300 }), "payload type 300"},
+		"nil track":    {with(ok("publisher"), func(p *api.Flow) { p.GetPublisher().Tracks[1] = nil }), "track 1 is empty"},
+		"NaN pacing":   {with(ok("pull"), func(p *api.Flow) { p.GetPull().Hubs.Pacing = nan() }), "pacing"},
+		"neg pacing":   {with(ok("relay"), func(p *api.Flow) { p.GetRelay().Pacing = -1 }), "pacing"},
+		"bad leg2":     {with(ok("rtp sink"), func(p *api.Flow) { p.GetRtpSink().Output.Leg2 = "x" }), "leg2"},
+		"big ttl":      {with(ok("rtp sink"), func(p *api.Flow) { p.GetRtpSink().Output.Ttl = 300 }), "TTL 300"},
+		"neg nack":     {with(ok("relay"), func(p *api.Flow) { p.GetRelay().NackWaitNanos = -1 }), "NACK wait"},
+		"bad rtp2":     {with(ok("relay"), func(p *api.Flow) { p.GetRelay().Rtp2 = "x" }), "rtp2"},
+		"half leg":     {with(ok("relay"), func(p *api.Flow) { p.GetRelay().Rtcp2 = "" }), "second leg needs both"},
+		"line seq":     {with(ok("demo"), func(p *api.Flow) { p.GetDemo().Hubs.ContinueLines[0].NextSeq = 70000 }), "sequence number 70000"},
+		"line rate":    {with(ok("demo"), func(p *api.Flow) { p.GetDemo().Hubs.ContinueLines[0].Rate = nan() }), "rate"},
+		"nil line":     {with(ok("demo"), func(p *api.Flow) { p.GetDemo().Hubs.ContinueLines[0] = nil }), "empty line position"},
+		"srtp state":   {with(ok("udp sink"), func(p *api.Flow) { p.GetUdpSink().SrtpResume.MaxSeq = 1 << 16 }), "srtp resume: sequence number 65536"},
+		"big FEC":      {with(ok("rtp source"), func(p *api.Flow) { p.GetRtpSource().FecColumns = 300 }), "FEC L×D 300×5"},
+		"no addresses": {with(ok("multicast sink"), func(p *api.Flow) { p.GetMulticastSink().Rtp = "" }), "needs RTP and RTCP"},
+		"backup of a backup": {with(ok("pull"), func(p *api.Flow) {
+			p.GetPull().Backup.GetPull().Backup = &api.Backup{Source: &api.Backup_Demo{Demo: &api.DemoSource{}}}
+		}), "backup of its own"},
+		"backup without source": {with(ok("pull"), func(p *api.Flow) { p.GetPull().Backup.Source = nil }), "backup without a source"},
+		"bad backup":            {with(ok("pull"), func(p *api.Flow) { p.GetPull().Backup.GetPull().Hubs.Pacing = -1 }), `flow f1: backup: pacing`},
+		"backup mode":           {with(ok("pull"), func(p *api.Flow) { p.GetPull().Backup.Mode = "hot" }), `backup mode "hot"`},
+		"short key":             {with(ok("ingress"), func(p *api.Flow) { p.GetUdpIngress().SrtpKey = p.GetUdpIngress().SrtpKey[:29] }), "SRTP key of 29 bytes"},
 	}
 	for name, c := range cases {
 		_, err := FlowFromProto(c.p)
@@ -173,8 +202,8 @@ func TestStatusAndHelloRoundTrip(t *testing.T) {
 		Name: "n1", DataAddr: netip.MustParseAddr("10.0.0.2"), RTPPort: 8000, RTCPPort: 8001,
 		LiveLiveAddr: netip.MustParseAddr("10.98.0.2"), LiveLiveRTPPort: 8000, LiveLiveRTCPPort: 8001,
 		ClientNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Capabilities: []string{"udp", "multicast"},
-		BootID: "b", Flows: []node.Flow{fullFlow()},
-		Sources: []SourceState{{Stream: "cam", SDP: []byte("v=0"), Tracks: fullFlow().Tracks, Up: true}},
+		BootID: "b", Flows: []node.Flow{fullFlows()["pull"], fullFlows()["relay"]},
+		Sources: []SourceState{{Stream: "cam", SDP: []byte("v=0"), Tracks: testTracks, Up: true}},
 	}
 	back, skipped, err := helloFromProto(helloToProto(h))
 	if err != nil || len(skipped) > 0 || !reflect.DeepEqual(back, h) {
@@ -183,7 +212,7 @@ func TestStatusAndHelloRoundTrip(t *testing.T) {
 	bad := helloToProto(h)
 	bad.Flows = append(bad.Flows, &api.Flow{Id: "broken"})
 	back, skipped, err = helloFromProto(bad)
-	if err != nil || len(skipped) != 1 || len(back.Flows) != 1 {
+	if err != nil || len(skipped) != 1 || len(back.Flows) != 2 {
 		t.Errorf("a broken reported flow: flows %d, skipped %v, err %v", len(back.Flows), skipped, err)
 	}
 	bad.ClientNetworks = []string{"10.0.0.0"}
@@ -209,9 +238,14 @@ func TestErrorIs(t *testing.T) {
 }
 
 // FuzzFlowFromProto: arbitrary bytes that unmarshal as a Flow convert to a clear error or to a
-// flow that validates and survives another round trip unchanged; nothing panics.
+// flow that validates and survives another round trip unchanged; nothing panics. The seeds are
+// a full flow of every kind (every arm of the spec oneof), a minimal one and one without spec.
 func FuzzFlowFromProto(f *testing.F) {
-	for _, fl := range []node.Flow{fullFlow(), {ID: "d", Kind: node.SourceDemo, Stream: "s"}} {
+	seeds := []node.Flow{{ID: "d", Stream: "s", Spec: node.DemoSource{}}, {ID: "n", Stream: "s"}}
+	for _, name := range slices.Sorted(maps.Keys(fullFlows())) {
+		seeds = append(seeds, fullFlows()[name])
+	}
+	for _, fl := range seeds {
 		b, err := proto.Marshal(FlowToProto(fl))
 		if err != nil {
 			f.Fatal(err)

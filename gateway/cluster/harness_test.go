@@ -264,13 +264,13 @@ func (ft *fakeTarget) Apply(_ context.Context, f node.Flow) (node.FlowStatus, er
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
 	ft.applies[f.ID]++
-	if old, ok := ft.fl[f.ID]; ok && (old.Kind != f.Kind || old.Stream != f.Stream) {
-		return node.FlowStatus{}, &Error{Code: CodeConflict, Msg: fmt.Sprintf("flow %s exists as %s of %s", f.ID, old.Kind, old.Stream)}
+	if old, ok := ft.fl[f.ID]; ok && (old.Kind() != f.Kind() || old.Stream != f.Stream) {
+		return node.FlowStatus{}, &Error{Code: CodeConflict, Msg: fmt.Sprintf("flow %s exists as %s of %s", f.ID, old.Kind(), old.Stream)}
 	}
-	if strings.HasPrefix(string(f.Kind), "sink.") {
+	if strings.HasPrefix(string(f.Kind()), "sink.") {
 		live := false
 		for _, o := range ft.fl {
-			live = live || (o.Stream == f.Stream && strings.HasPrefix(string(o.Kind), "source."))
+			live = live || (o.Stream == f.Stream && strings.HasPrefix(string(o.Kind()), "source."))
 		}
 		if !live {
 			return node.FlowStatus{}, fmt.Errorf("stream %s is not live on this node: %w", f.Stream, node.ErrNotFound)

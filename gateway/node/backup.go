@@ -15,7 +15,7 @@ import (
 	meshsdp "github.com/meshgw/meshgw/rtsp/sdp"
 )
 
-// Backup modes of a source flow (Flow.BackupMode); the config's names.
+// Backup modes of a source flow (Backup.Mode); the config's names.
 const (
 	BackupAuto   = backup.Auto
 	BackupMerge  = backup.Merge
@@ -28,35 +28,39 @@ const DefaultBackupStall = backup.DefaultStall
 // BackupStats is what a source flow's selector reports (FlowStats.Backup).
 type BackupStats = backup.Stats
 
-// ingest is one source feeding a selector leg through the pull.Handler
-// method set.
+// ingest is one source feeding a selector leg (an rtp.SourceHandler).
 type ingest interface {
 	Start()
 	Close()
 }
 
 // newIngest builds the ingest of one leg of a backed-up source. Every ingest
-// kind drives h with the pull.Handler method set; a new kind (the rtp://
-// receiver) plugs in here.
-func (n *Local) newIngest(spec Flow, stream string, h pull.Handler) (ingest, error) {
-	switch spec.Kind {
-	case SourcePull:
+// kind drives h, an rtp.SourceHandler; a new kind (the rtp:// receiver)
+// plugs in here.
+func (n *Local) newIngest(spec Spec, stream string, h rtp.SourceHandler) (ingest, error) {
+	switch sp := spec.(type) {
+	case PullSource:
 		return pull.New(pull.Config{
-			URL: spec.URL, Transport: spec.Transport, ReconnectMin: spec.ReconnectMin, ReconnectMax: spec.ReconnectMax,
+			URL: sp.URL, Transport: sp.Transport, ReconnectMin: sp.ReconnectMin, ReconnectMax: sp.ReconnectMax,
 			Logger: n.log.With("stream", stream),
 		}, h), nil
-	case SourceDemo:
-		return n.newDemoIngest(stream, h)
-	case SourceRTP:
-		cfg, err := rtpSourceConfig(spec)
+	case DemoSource:
+		clip, err := n.demoClip()
+		if err != nil {
+			return nil, fmt.Errorf("demo clip: %w", err)
+		}
+		// the player announces the clip to the leg as a session at Start
+		return demo.NewPlayer(clip, h, n.log.With("stream", stream)), nil
+	case RTPSource:
+		cfg, err := rtpSourceConfig(sp)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Pool = n.pool
-		cfg.Logger = n.log.With("stream", stream, "source", spec.URL)
+		cfg.Logger = n.log.With("stream", stream, "source", sp.URL)
 		return &rtpIngest{cfg: cfg, h: h}, nil
 	}
-	return nil, fmt.Errorf("%s cannot feed a backed-up stream", spec.Kind)
+	return nil, fmt.Errorf("%s cannot feed a backed-up stream", spec.Kind())
 }
 
 // rtpIngest puts an rtp:// receiver behind a selector leg. The receiver binds its sockets and
@@ -65,7 +69,7 @@ func (n *Local) newIngest(spec Flow, stream string, h pull.Handler) (ingest, err
 // leg) and the log.
 type rtpIngest struct {
 	cfg rtp.RTPSourceConfig
-	h   pull.Handler
+	h   rtp.SourceHandler
 
 	mu     sync.Mutex
 	src    *rtp.RTPSource
@@ -97,96 +101,103 @@ func (r *rtpIngest) Close() {
 	}
 }
 
-// validateBackup checks the backup fields of a flow (part of Validate).
-func (f Flow) validateBackup() error {
-	if f.Backup == nil {
-		if f.BackupStall != 0 || f.BackupMode != "" {
-			return fmt.Errorf("flow %s: backup stall or mode without a backup", f.ID)
-		}
+// validateBackup checks the backup of a source flow (part of Validate).
+func validateBackup(id, stream string, b *Backup) error {
+	if b == nil {
 		return nil
 	}
-	switch f.Kind {
-	case SourcePull, SourceDemo, SourceRTP:
-	default:
-		return fmt.Errorf("flow %s: %s takes no backup", f.ID, f.Kind)
-	}
-	switch f.BackupMode {
+	switch b.Mode {
 	case "", BackupAuto, BackupMerge, BackupSwitch:
 	default:
-		return fmt.Errorf("flow %s: backup mode %q, want auto, merge or switch", f.ID, f.BackupMode)
+		return fmt.Errorf("flow %s: backup mode %q, want auto, merge or switch", id, b.Mode)
 	}
-	if f.BackupStall < 0 {
-		return fmt.Errorf("flow %s: negative backup stall", f.ID)
+	if b.Stall < 0 {
+		return fmt.Errorf("flow %s: negative backup stall", id)
 	}
-	b := *f.Backup
-	if b.Backup != nil {
-		return fmt.Errorf("flow %s: a backup has no backup of its own", f.ID)
+	if b.Source == nil {
+		return fmt.Errorf("flow %s: backup without a source", id)
 	}
-	switch b.Kind {
-	case SourcePull, SourceDemo:
+	if bb, ok := b.Source.(backedUp); ok && bb.backup() != nil {
+		return fmt.Errorf("flow %s: a backup has no backup of its own", id)
+	}
+	switch b.Source.(type) {
+	case PullSource, DemoSource:
 	default:
-		return fmt.Errorf("flow %s: backup of kind %s; want %s or %s", f.ID, b.Kind, SourcePull, SourceDemo)
+		return fmt.Errorf("flow %s: backup of kind %s; want %s or %s", id, b.Source.Kind(), SourcePull, SourceDemo)
 	}
-	b.ID, b.Stream = f.ID+"/backup", f.Stream
-	if err := b.Validate(); err != nil {
-		return fmt.Errorf("flow %s: backup: %w", f.ID, err)
+	if err := (Flow{ID: id + "/backup", Stream: stream, Spec: b.Source}).Validate(); err != nil {
+		return fmt.Errorf("flow %s: backup: %w", id, err)
 	}
 	return nil
 }
 
-// selector wires the two ingests of a backed-up source to the stream: the
-// per-packet choice between them is the backup.Selector's (rtp/backup); the
-// node lays the stream's hubs out when a leg announces its tracks, and
-// reports the legs' state.
+// selector runs a source flow with a backup: it wires the two ingests to the
+// stream. The per-packet choice between them is the backup.Selector's
+// (rtp/backup); the node lays the stream's hubs out when a leg announces its
+// tracks, and reports the legs' state.
 type selector struct {
-	n   *Local
-	s   *nodeStream
-	f   *flow
-	log *slog.Logger
+	n      *Local
+	s      *nodeStream
+	f      *flow
+	log    *slog.Logger
+	pacing float64
 
 	core    *backup.Selector
 	ingests [2]ingest
 }
 
-// createBackupLocked builds the selector and both ingests of a source flow
-// with a backup; the returned start runs them.
-func (n *Local) createBackupLocked(fl *flow) (func(), error) {
-	f := fl.spec
-	sel := &selector{n: n, s: fl.stream, f: fl, log: n.log.With("stream", f.Stream, "flow", f.ID)}
-	sel.core = backup.New(backup.Config{
-		Mode: f.BackupMode, Stall: f.BackupStall,
-		Hubs: &fl.stream.live, Forwarded: &fl.pkts, Logger: sel.log,
-		Ready: sel.ready, Down: sel.down,
-	})
-	for i, spec := range []Flow{f, *f.Backup} {
-		in, err := n.newIngest(spec, f.Stream, sel.core.Leg(i))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", backup.LegName(i), err)
+// start builds the selector and both ingests; what it returns runs them.
+func (sel *selector) start(n *Local, fl *flow) (func(), error) {
+	return n.startSourceLocked(fl, func() (func(), error) {
+		f := fl.spec
+		b := f.Spec.(backedUp).backup()
+		sel.n, sel.s, sel.f, sel.log = n, fl.stream, fl, n.log.With("stream", f.Stream, "flow", f.ID)
+		sel.pacing = f.Spec.(continuer).hubs().Pacing
+		sel.core = backup.New(backup.Config{
+			Mode: b.Mode, Stall: b.Stall,
+			Hubs: &fl.stream.live, Forwarded: &fl.pkts, Logger: sel.log,
+			Ready: sel.ready, Down: sel.down,
+		})
+		for i, spec := range []Spec{f.Spec, b.Source} {
+			in, err := n.newIngest(spec, f.Stream, sel.core.Leg(i))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", backup.LegName(i), err)
+			}
+			sel.ingests[i] = in
 		}
-		sel.ingests[i] = in
-	}
-	fl.sel = sel
-	return sel.start, nil
+		return sel.run, nil
+	})
 }
 
-func (sel *selector) start() {
+func (sel *selector) run() {
 	sel.core.Start()
 	for _, in := range sel.ingests {
 		in.Start()
 	}
 }
 
-// close stops both ingests (which may call back into the node: no lock
-// held), then the selector's merge driver.
-func (sel *selector) close() {
-	for _, in := range sel.ingests {
-		in.Close()
-	}
-	sel.core.Close()
+func (sel *selector) update(_ *Local, fl *flow, f Flow) error {
+	keepSpec(fl, f)
+	return nil
 }
 
-// stats reports the selector's state.
-func (sel *selector) stats() BackupStats { return sel.core.Stats() }
+// stats: Packets counts what the selector put into the hubs.
+func (sel *selector) stats(_ *Local, fl *flow) FlowStats {
+	st := fl.counts()
+	st.Backup = sel.core.Stats()
+	return st
+}
+
+// stop stops both ingests (which may call back into the node: no lock
+// held), then the selector's merge driver, then the hubs.
+func (sel *selector) stop(n *Local, fl *flow) func() {
+	return closeHubs(n.stopSourceLocked(fl), func() {
+		for _, in := range sel.ingests {
+			in.Close()
+		}
+		sel.core.Close()
+	})
+}
 
 // codecsFor classifies the tracks of a leg from its description.
 func codecsFor(sdp []byte, n int) []keyframe.Codec {
@@ -217,7 +228,7 @@ func (sel *selector) ready(leg int, sdp []byte, tracks []rtp.Track) error {
 	switch {
 	case s.hubs == nil || (leg == backup.LegPrimary && !backup.Compatible(s.tracks, tracks)):
 		// the first leg up lays the stream out; the primary's layout wins
-		replaced = n.setHubsLocked(s, tracks, sel.f.spec.Pacing, nil)
+		replaced = n.setHubsLocked(s, tracks, sel.pacing, nil)
 		sel.core.SetTracks(tracks, codecs)
 		report = true
 		if sel.core.Leg(other).Mismatch() {
@@ -249,8 +260,8 @@ func (sel *selector) ready(leg int, sdp []byte, tracks []rtp.Track) error {
 
 // down is a leg's OnDisconnect, after the selector took the leg for stalled.
 func (sel *selector) down(leg int, err error) {
-	if errors.Is(err, pull.ErrClosed) {
-		return
+	if errors.Is(err, pull.ErrClosed) || errors.Is(err, rtp.ErrClosed) {
+		return // the flow is being deleted
 	}
 	other := 1 - leg
 	if sel.core.Leg(other).Up() {
@@ -260,39 +271,4 @@ func (sel *selector) down(leg int, err error) {
 	if n := sel.n; n.events != nil {
 		n.events.SourceDown(sel.s.id, fmt.Errorf("%s and %s down: %w", backup.LegName(leg), backup.LegName(other), err))
 	}
-}
-
-// demoIngest plays the demo clip into a leg, announcing it as a session.
-type demoIngest struct {
-	h      pull.Handler
-	clip   *demo.Clip
-	player *demo.Player
-	log    *slog.Logger
-}
-
-func (n *Local) newDemoIngest(stream string, h pull.Handler) (ingest, error) {
-	clip, err := n.demoClip()
-	if err != nil {
-		return nil, fmt.Errorf("demo clip: %w", err)
-	}
-	log := n.log.With("stream", stream)
-	return &demoIngest{h: h, clip: clip, player: demo.NewPlayer(clip, demoWriter{h}, log), log: log}, nil
-}
-
-func (d *demoIngest) Start() {
-	if err := d.h.OnReady(d.clip.SDP(), d.clip.Tracks()); err != nil {
-		d.log.Warn("demo source refused", "err", err)
-		return
-	}
-	d.player.Start()
-}
-
-func (d *demoIngest) Close() { d.player.Close() }
-
-// demoWriter hands the demo player's packets to a handler.
-type demoWriter struct{ h pull.Handler }
-
-func (w demoWriter) WriteRTP(track int, pkt []byte) error {
-	w.h.WriteRTP(track, pkt)
-	return nil
 }

@@ -27,8 +27,7 @@ func TestBackupOfRTPSource(t *testing.T) {
 	aport, _ := peertest.FreeUDPPair(t)
 	sdp := strings.Replace(string(clip.SDP()), "m=video 0 ", fmt.Sprintf("m=video %d ", vport), 1)
 	sdp = strings.Replace(sdp, "m=audio 0 ", fmt.Sprintf("m=audio %d ", aport), 1)
-	f := Flow{ID: "src", Version: 1, Stream: "st", Kind: SourceRTP, URL: fmt.Sprintf("rtp://127.0.0.1:%d", vport), SDP: sdp,
-		Backup: &Flow{Kind: SourceDemo}, BackupMode: BackupSwitch, BackupStall: 200 * time.Millisecond}
+	f := Flow{ID: "src", Version: 1, Stream: "st", Spec: RTPSource{URL: fmt.Sprintf("rtp://127.0.0.1:%d", vport), SDP: sdp, Backup: &Backup{Source: DemoSource{}, Stall: 200 * time.Millisecond, Mode: BackupSwitch}}}
 	if _, err := n.Apply(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}

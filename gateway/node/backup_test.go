@@ -44,24 +44,29 @@ func newSelHarness(t testing.TB, mode string, stall time.Duration) *selHarness {
 			t.Logf("node log:\n%s", logs)
 		}
 	})
-	f := Flow{ID: "src", Stream: "st", Kind: SourceDemo, Backup: &Flow{Kind: SourceDemo}, BackupMode: mode, BackupStall: stall}
+	f := Flow{ID: "src", Stream: "st", Spec: DemoSource{Backup: &Backup{Source: DemoSource{}, Stall: stall, Mode: mode}}}
+	r, role, err := newRunner(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flow{spec: f, run: r, role: role}
 	n.mu.Lock()
-	_, err = n.createSourceLocked(f) // its start is not run: the test is the ingests
-	fl := n.flows["src"]
+	_, err = r.start(n, fl) // what it returns is not run: the test is the ingests
 	n.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sel := r.(*selector)
 	clip, err := demo.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl.sel.core.Start()
-	return &selHarness{t: t, n: n, sel: fl.sel, sdp: clip.SDP(), trks: clip.Tracks(), logs: logs}
+	sel.core.Start()
+	return &selHarness{t: t, n: n, sel: sel, sdp: clip.SDP(), trks: clip.Tracks(), logs: logs}
 }
 
 // leg is the handler of leg i, as its ingest drives it.
-func (h *selHarness) leg(i int) pull.Handler { return h.sel.core.Leg(i) }
+func (h *selHarness) leg(i int) rtp.SourceHandler { return h.sel.core.Leg(i) }
 
 func TestSelectorRefusesOtherLayoutOnceLogged(t *testing.T) {
 	h := newSelHarness(t, BackupSwitch, time.Second)
@@ -101,42 +106,38 @@ func TestSelectorDisconnectLogged(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "primary disconnected; the backup carries the stream") {
 		t.Errorf("no log line about the disconnect")
 	}
-	if st := h.sel.stats(); st.Mode != BackupSwitch || st.Active != "primary" {
+	if st := h.sel.core.Stats(); st.Mode != BackupSwitch || st.Active != "primary" {
 		t.Errorf("stats %+v", st)
 	}
 }
 
 func TestValidateBackup(t *testing.T) {
-	base := Flow{ID: "f", Stream: "s", Kind: SourcePull, URL: "rtsp://a/b"}
-	bad := map[string]func(f *Flow){
-		"stall without backup": func(f *Flow) { f.BackupStall = time.Second },
-		"mode without backup":  func(f *Flow) { f.BackupMode = BackupMerge },
-		"unknown mode":         func(f *Flow) { f.Backup = &Flow{Kind: SourceDemo}; f.BackupMode = "hot" },
-		"negative stall":       func(f *Flow) { f.Backup = &Flow{Kind: SourceDemo}; f.BackupStall = -1 },
-		"publisher backup":     func(f *Flow) { f.Backup = &Flow{Kind: SourcePublisher, Tracks: make([]rtp.Track, 1)} },
-		"pull backup w/o URL":  func(f *Flow) { f.Backup = &Flow{Kind: SourcePull} },
-		"backup of a backup":   func(f *Flow) { f.Backup = &Flow{Kind: SourceDemo, Backup: &Flow{Kind: SourceDemo}} },
-		"publisher with backup": func(f *Flow) {
-			f.Kind = SourcePublisher
-			f.Tracks = make([]rtp.Track, 1)
-			f.Backup = &Flow{Kind: SourceDemo}
-		},
+	pull := func(b *Backup) Flow {
+		return Flow{ID: "f", Stream: "s", Spec: PullSource{URL: "rtsp://a/b", Backup: b}}
 	}
-	for name, mod := range bad {
-		f := base
-		mod(&f)
+	bad := map[string]Flow{
+		"no backup source":    pull(&Backup{Stall: time.Second}),
+		"unknown mode":        pull(&Backup{Source: DemoSource{}, Mode: "hot"}),
+		"negative stall":      pull(&Backup{Source: DemoSource{}, Stall: -1}),
+		"publisher backup":    pull(&Backup{Source: PublisherSource{Tracks: make([]rtp.Track, 1)}}),
+		"rtp backup":          pull(&Backup{Source: RTPSource{URL: "rtp://1.2.3.4:5000"}}),
+		"pull backup w/o URL": pull(&Backup{Source: PullSource{}}),
+		"backup of a backup":  pull(&Backup{Source: DemoSource{Backup: &Backup{Source: DemoSource{}}}}),
+	}
+	for name, f := range bad {
 		if err := f.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	f := base
-	f.Backup, f.BackupMode, f.BackupStall = &Flow{Kind: SourcePull, URL: "rtsp://c/d"}, BackupSwitch, time.Second
+	f := pull(&Backup{Source: PullSource{URL: "rtsp://c/d"}, Mode: BackupSwitch, Stall: time.Second})
 	if err := f.Validate(); err != nil {
 		t.Errorf("valid backup refused: %v", err)
 	}
 	c := f.clone()
-	c.Backup.URL = "rtsp://changed"
-	if f.Backup.URL != "rtsp://c/d" {
+	ps := c.Spec.(PullSource).Backup.Source.(PullSource)
+	ps.URL = "rtsp://changed"
+	c.Spec.(PullSource).Backup.Source = ps
+	if f.Spec.(PullSource).Backup.Source.(PullSource).URL != "rtsp://c/d" {
 		t.Error("clone shares the backup")
 	}
 }
@@ -147,7 +148,7 @@ func TestValidateBackup(t *testing.T) {
 func TestBackupFlowWithRealIngests(t *testing.T) {
 	ev := &recEvents{}
 	n := newLocal(t, ev)
-	f := Flow{ID: "src", Version: 1, Stream: "st", Kind: SourceDemo, Backup: &Flow{Kind: SourceDemo}}
+	f := Flow{ID: "src", Version: 1, Stream: "st", Spec: DemoSource{Backup: &Backup{Source: DemoSource{}}}}
 	if _, err := n.Apply(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}

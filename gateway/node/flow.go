@@ -18,10 +18,11 @@ import (
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
-// FlowKind says what a flow is.
+// FlowKind names what a flow is (Flow.Kind, Spec.Kind): for logs, metrics and errors; the
+// behaviour follows the Spec's type.
 type FlowKind string
 
-// The kinds of flow a node carries.
+// The kinds of flow a node carries, one per Spec type.
 const (
 	// SourceDemo plays the embedded demo clip into the stream's hubs.
 	SourceDemo FlowKind = "source.demo"
@@ -31,7 +32,7 @@ const (
 	// IngressUDP flows or interleaved on the control's connection.
 	SourcePublisher FlowKind = "source.publisher"
 	// SourceRTP receives plain RTP over UDP (URL rtp://HOST:PORT), optionally with SMPTE 2022-1
-	// FEC and as two 2022-7 legs; see rtpsource.go.
+	// FEC and as two 2022-7 legs; see source_rtp.go.
 	SourceRTP FlowKind = "source.rtp"
 	// SourceRelay takes a stream another node relays to this one over RTP/UDP (the upstream node
 	// runs a SinkUDP per track to this node's pair). Its hubs are transparent: they output the
@@ -44,14 +45,15 @@ const (
 	SinkMulticast FlowKind = "sink.multicast"
 	// IngressUDP binds a publisher's UDP address to one track of the stream.
 	IngressUDP FlowKind = "ingress.udp"
-	// SinkRTP sends one track to a plain RTP/UDP output (RTP to Flow.RTP, sender reports to
-	// Flow.RTCP), optionally with SMPTE 2022-1 FEC and a second 2022-7 leg (Flow.Output).
+	// SinkRTP sends one track to a plain RTP/UDP output, optionally with SMPTE 2022-1 FEC and a
+	// second 2022-7 leg.
 	SinkRTP FlowKind = "sink.rtp"
 )
 
-// Flow is the unit of steering. Applying the same flow twice is harmless; applying a flow with an
-// existing ID updates it (only Paused may change on sinks, the rest is fixed at creation; a relay
-// source may change its upstream: RTP, RTCP and SSRCs).
+// Flow is the unit of steering: a common header and one kind's Spec. Applying the same flow
+// twice is harmless; applying a flow with an existing ID updates it (only Paused may change on
+// sinks, the rest is fixed at creation; a relay source may change its upstream: RTP, RTCP and
+// SSRCs).
 type Flow struct {
 	ID string
 	// Version orders the commands for one flow ID, so that a retried or late command cannot undo
@@ -59,131 +61,433 @@ type Flow struct {
 	// duplicate: the node changes nothing and answers with the flow's current status. Version 0
 	// opts out: such a command is always applied.
 	Version uint64
-	Kind    FlowKind
 	// Stream names the stream the flow belongs to (the control's stream ID).
 	Stream string
-	// Track is the track index for sinks and ingress.
-	Track int
-
-	// Sources.
-	URL          string
-	Transport    string // pull: auto|udp|tcp
-	ReconnectMin time.Duration
-	ReconnectMax time.Duration
-	Tracks       []rtp.Track // publisher: the announced tracks; relay: the upstream's layout
-	// TLSCA is a pull source's PEM CA (or self-signed certificate) for rtsps://, instead of
-	// the system roots.
-	TLSCA []byte
-	// SSRCs are a relay's per-track upstream SSRCs (those of the upstream node's hubs). They tell
-	// apart the streams that arrive from one upstream address and become this node's hub SSRCs.
-	SSRCs []uint32
-	// Pacing spaces the stream's output to UDP readers at this multiple of
-	// its average rate (rtp.HubConfig.Pacing); 0 is off.
-	Pacing float64
-	// Continue, on a source that takes over a stream whose ingest node died, is where that
-	// node's hubs' lines stood (FlowStats.Lines of the old source), one per track: new hubs
-	// continue them (rtp.HubConfig.Continue), so readers moved here keep their SSRC and see their
-	// line go on forward.
-	Continue []rtp.LinePos
-
-	// Sinks and ingress: the reader's destination, or the publisher's source address. Relay: the
-	// upstream node's pair addresses the packets come from.
-	RTP, RTCP netip.AddrPort
-	// Paused sinks exist (ports answered in SETUP) but send nothing until PLAY.
-	Paused bool
-	// SRTPKey, when set, is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) a
-	// UDP sink protects its reader's packets with, or an ingress unprotects its publisher's
-	// with; a relay's sinks and its relay source share one, so node-to-node links carry SRTP.
-	// The control draws reader keys and hands them over its mTLS channel, so a remote node can
-	// serve an SRTP reader. Never logged: Flow's String and GoString redact it.
-	SRTPKey []byte
-	// SRTPROCs are the rollover counters an SRTP publisher announced per SSRC (MIKEY).
-	SRTPROCs map[uint32]uint32
-	// SRTPResume, on an SRTP reader's SinkUDP that takes over from another node (the reader
-	// moved), is where that node's sender stood (its FlowStats.SRTP): the sink goes on from it,
-	// so the player's SRTP context follows and no packet index serves twice under its key.
-	SRTPResume *srtp.SendState
-
-	// Backup, on a demo or pull source, is a second source (kind SourcePull or
-	// SourceDemo with its own URL, Transport, Reconnect*; ID and Stream are
-	// the parent's) that runs hot next to this one behind a selector (see
-	// rtp/backup): switched to when this source stalls for BackupStall (0:
-	// DefaultBackupStall), or merged with it as a 2022-7 leg, by BackupMode
-	// (BackupAuto, BackupMerge, BackupSwitch; "" is BackupAuto).
-	Backup      *Flow
-	BackupStall time.Duration
-	BackupMode  string
-	// Output configures a SinkRTP beyond its destination.
-	Output OutputSpec
-	// NACK turns on loss repair on a relay link (PROTOCOLS.md §7.4). On a relay's SinkUDP the
-	// node keeps a history of the packets it sent and retransmits those the far node asks for; on
-	// a SourceRelay the node asks for missing packets with RTCP NACKs to the upstream's RTCP
-	// address and holds later packets for up to NACKWait so its hubs see the line in order.
-	NACK bool
-	// NACKWait bounds how long a SourceRelay with NACK waits for a missing packet (0: 200 ms).
-	NACKWait time.Duration
-	// SMPTE 2022-7 on a relay link: the link runs twice, over the nodes' first and second
-	// networks. SecondPair makes a relay's SinkUDP send from the node's live-live socket pair
-	// (LocalConfig.LiveLive) instead of its first. On a SourceRelay, RTP2 and RTCP2 are the
-	// upstream's live-live pair addresses the second leg comes from; the legs are merged by
-	// sequence number within Skew (0: merge.ClassB) before loss repair and the hubs.
-	SecondPair  bool
-	RTP2, RTCP2 netip.AddrPort
-	// SourceRTP: SDP is the stream's description (empty: one MPEG-TS track, PT 33); RTPInterface
-	// the interface multicast groups are joined on; FECColumns/FECRows the SMPTE 2022-1 L and D
-	// (decoding is on when FECColumns > 0; FECRows 0 is column FEC only); Leg2 the 2022-7 second
-	// leg rtp://HOST2:PORT2 (empty: one leg) and Skew its merge window.
-	SDP                 string
-	RTPInterface        string
-	FECColumns, FECRows int
-	Leg2                string
-	Skew                time.Duration
-
+	// Spec is what the flow is: exactly one of DemoSource, PullSource, PublisherSource,
+	// RTPSource, RelaySource, UDPSink, MulticastSink, UDPIngress or RTPSink (values, not
+	// pointers, so copies of a Flow never share a spec).
+	Spec Spec
 	// Meta holds the control's labels (route path, RTSP session, role). The node does not read
 	// them; it keeps them with the flow and returns them from Flows, so a restarted control can
 	// rebuild its view from the nodes.
 	Meta map[string]string
 }
 
-// isSource tells sources, which create a stream's hubs, from the flows that hang on them.
-func (k FlowKind) isSource() bool {
-	switch k {
-	case SourceDemo, SourcePull, SourcePublisher, SourceRelay, SourceRTP:
-		return true
+// Spec is one kind of flow's own settings (Flow.Spec). Adding a kind is one Spec type, one
+// runner (runner.go), one protobuf message in the Flow's oneof and its conversion
+// (gateway/cluster).
+type Spec interface {
+	// Kind names the spec's kind, for logs and metrics.
+	Kind() FlowKind
+	// validate checks the spec's own fields; id names the flow in errors.
+	validate(id string) error
+	// clone copies the spec deeply.
+	clone() Spec
+}
+
+// Kind is the kind of the flow's spec ("" without one).
+func (f Flow) Kind() FlowKind {
+	if f.Spec == nil {
+		return ""
+	}
+	return f.Spec.Kind()
+}
+
+// Track is the track index of a sink or ingress flow (0 for sources).
+func (f Flow) Track() int {
+	if t, ok := f.Spec.(interface{ track() int }); ok {
+		return t.track()
+	}
+	return 0
+}
+
+// Backup is a demo, pull or rtp:// source's backup (nil for others and without one).
+func (f Flow) Backup() *Backup {
+	if b, ok := f.Spec.(backedUp); ok {
+		return b.backup()
+	}
+	return nil
+}
+
+// Paused tells a sink flow that sends nothing until PLAY (false for others).
+func (f Flow) Paused() bool {
+	if p, ok := f.Spec.(pausable); ok {
+		return p.paused()
 	}
 	return false
+}
+
+// WithPaused returns f with its sink paused or not (f unchanged if it is no sink).
+func (f Flow) WithPaused(paused bool) Flow {
+	if p, ok := f.Spec.(pausable); ok {
+		f.Spec = p.withPaused(paused)
+	}
+	return f
+}
+
+// pausable is a sink spec: Paused sinks exist (ports answered in SETUP) but send nothing until
+// PLAY.
+type pausable interface {
+	paused() bool
+	withPaused(bool) Spec
+}
+
+// Hubs holds what a source's spec says about the hubs it lays out.
+type Hubs struct {
+	// Pacing spaces the stream's output to UDP readers at this multiple of its average rate
+	// (rtp.HubConfig.Pacing); 0 is off.
+	Pacing float64
+	// Continue, on a source that takes over a stream whose ingest node died, is where that
+	// node's hubs' lines stood (FlowStats.Lines of the old source), one per track: new hubs
+	// continue them (rtp.HubConfig.Continue), so readers moved here keep their SSRC and see their
+	// line go on forward.
+	Continue []rtp.LinePos
+}
+
+func (h Hubs) clone() Hubs {
+	h.Continue = slices.Clone(h.Continue)
+	return h
+}
+
+// WithContinue returns f with the lines its new hubs continue (Hubs.Continue), if f is a source
+// that lays out hubs of its own (every source but a relay).
+func (f Flow) WithContinue(lines []rtp.LinePos) Flow {
+	if c, ok := f.Spec.(continuer); ok {
+		f.Spec = c.withContinue(lines)
+	}
+	return f
+}
+
+// continuer is a source spec whose hubs may continue another node's lines.
+type continuer interface {
+	hubs() Hubs
+	withContinue([]rtp.LinePos) Spec
+}
+
+// Backup, on a demo, pull or rtp:// source, is a second source (a DemoSource or PullSource)
+// that runs hot next to it behind a selector (see rtp/backup): switched to when the first stalls
+// for Stall (0: DefaultBackupStall), or merged with it as a 2022-7 leg, by Mode (BackupAuto,
+// BackupMerge, BackupSwitch; "" is BackupAuto).
+type Backup struct {
+	Source Spec
+	Stall  time.Duration
+	Mode   string
+}
+
+func (b *Backup) clone() *Backup {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	if c.Source != nil {
+		c.Source = c.Source.clone()
+	}
+	return &c
+}
+
+// backedUp is a source spec that may carry a Backup.
+type backedUp interface{ backup() *Backup }
+
+// DemoSource plays the embedded demo clip into the stream's hubs.
+type DemoSource struct {
+	Hubs
+	Backup *Backup
+}
+
+// PullSource pulls the stream from an upstream RTSP server or camera.
+type PullSource struct {
+	URL          string
+	Transport    string // auto|udp|tcp
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// TLSCA is a PEM CA (or self-signed certificate) for rtsps://, instead of the system
+	// roots.
+	TLSCA []byte
+	Hubs
+	Backup *Backup
+}
+
+// PublisherSource creates the stream's hubs for a publisher whose packets arrive through
+// UDPIngress flows or interleaved on the control's connection.
+type PublisherSource struct {
+	// Tracks are the announced tracks.
+	Tracks []rtp.Track
+	Hubs
+}
+
+// RTPSource receives plain RTP over UDP (URL rtp://HOST:PORT), optionally with SMPTE 2022-1 FEC
+// and as two 2022-7 legs; see source_rtp.go.
+type RTPSource struct {
+	URL string
+	// SDP is the stream's description (empty: one MPEG-TS track, PT 33).
+	SDP string
+	// Interface is the interface multicast groups are joined on.
+	Interface string
+	// FECColumns/FECRows are the SMPTE 2022-1 L and D (decoding is on when FECColumns > 0;
+	// FECRows 0 is column FEC only).
+	FECColumns, FECRows int
+	// Leg2 is the 2022-7 second leg rtp://HOST2:PORT2 (empty: one leg) and Skew its merge
+	// window.
+	Leg2 string
+	Skew time.Duration
+	Hubs
+	Backup *Backup
+}
+
+// RelaySource takes a stream another node relays to this one over RTP/UDP (the upstream node
+// runs a UDPSink per track to this node's pair). Its hubs are transparent: they output the
+// upstream hubs' SSRC/seq/timestamp line unchanged, so a reader moved between nodes stays on one
+// line.
+type RelaySource struct {
+	// Tracks are the upstream's layout.
+	Tracks []rtp.Track
+	// SSRCs are the per-track upstream SSRCs (those of the upstream node's hubs). They tell
+	// apart the streams that arrive from one upstream address and become this node's hub SSRCs.
+	SSRCs []uint32
+	// RTP and RTCP are the upstream node's pair addresses the packets come from.
+	RTP, RTCP netip.AddrPort
+	// SRTPKey is the relay's key, shared with the upstream's relay sinks, so node-to-node links
+	// carry SRTP. Never logged.
+	SRTPKey []byte
+	// NACK turns on loss repair (PROTOCOLS.md §7.4): the node asks for missing packets with RTCP
+	// NACKs to the upstream's RTCP address and holds later packets for up to NACKWait (0:
+	// 200 ms) so its hubs see the line in order.
+	NACK     bool
+	NACKWait time.Duration
+	// RTP2 and RTCP2 are the upstream's live-live pair addresses a second SMPTE 2022-7 leg comes
+	// from, over the nodes' second networks; the legs are merged by sequence number within Skew
+	// (0: merge.ClassB) before loss repair and the hubs.
+	RTP2, RTCP2 netip.AddrPort
+	Skew        time.Duration
+	// Pacing as in Hubs (a relay's hubs carry the upstream's line: they continue nothing).
+	Pacing float64
+}
+
+// UDPSink sends one track to one UDP reader (or, for a relay, to another node's pair).
+type UDPSink struct {
+	Track int
+	// RTP and RTCP are the reader's destination.
+	RTP, RTCP netip.AddrPort
+	Paused    bool
+	// SRTPKey, when set, is the AES_CM_128_HMAC_SHA1_80 master key and salt (30 bytes) the sink
+	// protects its reader's packets with. The control draws reader keys and hands them over its
+	// mTLS channel, so a remote node can serve an SRTP reader. Never logged.
+	SRTPKey []byte
+	// SRTPResume, on an SRTP reader's sink that takes over from another node (the reader
+	// moved), is where that node's sender stood (its FlowStats.SRTP): the sink goes on from it,
+	// so the player's SRTP context follows and no packet index serves twice under its key.
+	SRTPResume *srtp.SendState
+	// NACK, on a relay's sink, keeps a history of the packets sent and retransmits those the far
+	// node asks for.
+	NACK bool
+	// SecondPair makes a relay's sink send from the node's live-live socket pair
+	// (LocalConfig.LiveLive) instead of its first.
+	SecondPair bool
+}
+
+// MulticastSink sends one track to a multicast group.
+type MulticastSink struct {
+	Track     int
+	RTP, RTCP netip.AddrPort
+	Paused    bool
+}
+
+// UDPIngress binds a publisher's UDP address to one track of the stream.
+type UDPIngress struct {
+	Track int
+	// RTP and RTCP are the publisher's source addresses.
+	RTP, RTCP netip.AddrPort
+	// SRTPKey, when set, is the key the ingress unprotects its publisher's packets with. Never
+	// logged.
+	SRTPKey []byte
+	// SRTPROCs are the rollover counters the SRTP publisher announced per SSRC (MIKEY).
+	SRTPROCs map[uint32]uint32
+}
+
+// RTPSink sends one track to a plain RTP/UDP output (RTP to RTP, sender reports to RTCP),
+// optionally with SMPTE 2022-1 FEC and a second 2022-7 leg (Output).
+type RTPSink struct {
+	Track     int
+	RTP, RTCP netip.AddrPort
+	Paused    bool
+	// Output configures the sink beyond its destination.
+	Output OutputSpec
+}
+
+// Kind implements Spec.
+func (DemoSource) Kind() FlowKind { return SourceDemo }
+
+// Kind implements Spec.
+func (PullSource) Kind() FlowKind { return SourcePull }
+
+// Kind implements Spec.
+func (PublisherSource) Kind() FlowKind { return SourcePublisher }
+
+// Kind implements Spec.
+func (RTPSource) Kind() FlowKind { return SourceRTP }
+
+// Kind implements Spec.
+func (RelaySource) Kind() FlowKind { return SourceRelay }
+
+// Kind implements Spec.
+func (UDPSink) Kind() FlowKind { return SinkUDP }
+
+// Kind implements Spec.
+func (MulticastSink) Kind() FlowKind { return SinkMulticast }
+
+// Kind implements Spec.
+func (UDPIngress) Kind() FlowKind { return IngressUDP }
+
+// Kind implements Spec.
+func (RTPSink) Kind() FlowKind { return SinkRTP }
+
+func (s DemoSource) clone() Spec {
+	s.Hubs, s.Backup = s.Hubs.clone(), s.Backup.clone()
+	return s
+}
+
+func (s PullSource) clone() Spec {
+	s.TLSCA = slices.Clone(s.TLSCA)
+	s.Hubs, s.Backup = s.Hubs.clone(), s.Backup.clone()
+	return s
+}
+
+func (s PublisherSource) clone() Spec {
+	s.Tracks = slices.Clone(s.Tracks)
+	s.Hubs = s.Hubs.clone()
+	return s
+}
+
+func (s RTPSource) clone() Spec {
+	s.Hubs, s.Backup = s.Hubs.clone(), s.Backup.clone()
+	return s
+}
+
+func (s RelaySource) clone() Spec {
+	s.Tracks, s.SSRCs, s.SRTPKey = slices.Clone(s.Tracks), slices.Clone(s.SSRCs), slices.Clone(s.SRTPKey)
+	return s
+}
+
+func (s UDPSink) clone() Spec {
+	s.SRTPKey = slices.Clone(s.SRTPKey)
+	if s.SRTPResume != nil {
+		r := *s.SRTPResume
+		s.SRTPResume = &r
+	}
+	return s
+}
+
+func (s MulticastSink) clone() Spec { return s }
+
+func (s UDPIngress) clone() Spec {
+	s.SRTPKey, s.SRTPROCs = slices.Clone(s.SRTPKey), maps.Clone(s.SRTPROCs)
+	return s
+}
+
+func (s RTPSink) clone() Spec { return s }
+
+func (s DemoSource) backup() *Backup { return s.Backup }
+func (s PullSource) backup() *Backup { return s.Backup }
+func (s RTPSource) backup() *Backup  { return s.Backup }
+func (s DemoSource) hubs() Hubs      { return s.Hubs }
+func (s PullSource) hubs() Hubs      { return s.Hubs }
+func (s PublisherSource) hubs() Hubs { return s.Hubs }
+func (s RTPSource) hubs() Hubs       { return s.Hubs }
+func (s UDPSink) track() int         { return s.Track }
+func (s MulticastSink) track() int   { return s.Track }
+func (s UDPIngress) track() int      { return s.Track }
+func (s RTPSink) track() int         { return s.Track }
+func (s UDPSink) paused() bool       { return s.Paused }
+func (s MulticastSink) paused() bool { return s.Paused }
+func (s RTPSink) paused() bool       { return s.Paused }
+func (s UDPSink) withPaused(p bool) Spec {
+	s.Paused = p
+	return s
+}
+func (s MulticastSink) withPaused(p bool) Spec {
+	s.Paused = p
+	return s
+}
+func (s RTPSink) withPaused(p bool) Spec {
+	s.Paused = p
+	return s
+}
+func (s DemoSource) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
+}
+func (s PullSource) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
+}
+func (s PublisherSource) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
+}
+func (s RTPSource) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
 }
 
 // clone copies f deeply: a node keeps flows beyond the call that brought them and hands them out
 // again, and neither side may see the other's later changes.
 func (f Flow) clone() Flow {
-	f.Tracks = slices.Clone(f.Tracks)
-	f.SSRCs = slices.Clone(f.SSRCs)
 	f.Meta = maps.Clone(f.Meta)
-	if f.Backup != nil {
-		b := f.Backup.clone()
-		f.Backup = &b
-	}
-	f.SRTPKey = slices.Clone(f.SRTPKey)
-	f.TLSCA = slices.Clone(f.TLSCA)
-	f.SRTPROCs = maps.Clone(f.SRTPROCs)
-	f.Continue = slices.Clone(f.Continue)
-	if f.SRTPResume != nil {
-		r := *f.SRTPResume
-		f.SRTPResume = &r
+	if f.Spec != nil {
+		f.Spec = f.Spec.clone()
 	}
 	return f
 }
 
-// String describes the flow for logs with its key redacted.
-func (f Flow) String() string {
-	key := ""
-	if len(f.SRTPKey) > 0 {
-		key = " (SRTP key redacted)"
-		f.SRTPKey = nil
+// redacted formats a keyed spec for logs: plain is the spec without its key (a type without a
+// String method, so no recursion), key the key it had.
+func redacted(plain any, key []byte) string {
+	if len(key) > 0 {
+		return fmt.Sprintf("%+v (SRTP key redacted)", plain)
 	}
-	type plain Flow // no String method: no recursion
-	return fmt.Sprintf("%+v%s", plain(f), key)
+	return fmt.Sprintf("%+v", plain)
+}
+
+// String describes the spec for logs with its key redacted.
+func (s UDPSink) String() string {
+	type plain UDPSink
+	key := s.SRTPKey
+	s.SRTPKey = nil
+	return redacted(plain(s), key)
+}
+
+// String describes the spec for logs with its key redacted.
+func (s UDPIngress) String() string {
+	type plain UDPIngress
+	key := s.SRTPKey
+	s.SRTPKey = nil
+	return redacted(plain(s), key)
+}
+
+// String describes the spec for logs with its key redacted.
+func (s RelaySource) String() string {
+	type plain RelaySource
+	key := s.SRTPKey
+	s.SRTPKey = nil
+	return redacted(plain(s), key)
+}
+
+// GoString is String, so %#v redacts too.
+func (s UDPSink) GoString() string { return s.String() }
+
+// GoString is String, so %#v redacts too.
+func (s UDPIngress) GoString() string { return s.String() }
+
+// GoString is String, so %#v redacts too.
+func (s RelaySource) GoString() string { return s.String() }
+
+// String describes the flow for logs with its key redacted (the keyed specs redact their own).
+func (f Flow) String() string {
+	spec := "<nil>"
+	if f.Spec != nil {
+		spec = fmt.Sprintf("%s %v", f.Spec.Kind(), f.Spec)
+	}
+	return fmt.Sprintf("{ID:%s Version:%d Stream:%s Spec:%s Meta:%v}", f.ID, f.Version, f.Stream, spec, f.Meta)
 }
 
 // GoString is String, so %#v redacts too.
@@ -197,79 +501,124 @@ func (f Flow) Validate() error {
 	if f.Stream == "" {
 		return fmt.Errorf("flow %s: no stream", f.ID)
 	}
-	if len(f.SRTPKey) != 0 && len(f.SRTPKey) != srtp.KeyLen {
-		return fmt.Errorf("flow %s: SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), srtp.KeyLen)
+	if f.Spec == nil {
+		return fmt.Errorf("flow %s: no spec (which kind of flow?)", f.ID)
 	}
-	switch f.Kind {
-	case SourceDemo:
-	case SourcePull:
-		if f.URL == "" {
-			return fmt.Errorf("flow %s: pull source without URL", f.ID)
-		}
-		if len(f.TLSCA) > 0 && !x509.NewCertPool().AppendCertsFromPEM(f.TLSCA) {
-			return fmt.Errorf("flow %s: TLS CA holds no PEM certificate", f.ID)
-		}
-	case SourceRTP:
-		if _, err := rtpSourceConfig(f); err != nil {
-			return fmt.Errorf("flow %s: rtp source: %w", f.ID, err)
-		}
-	case SourcePublisher:
-		if len(f.Tracks) == 0 {
-			return fmt.Errorf("flow %s: publisher source without tracks", f.ID)
-		}
-	case SourceRelay:
-		if len(f.Tracks) == 0 {
-			return fmt.Errorf("flow %s: relay source without tracks", f.ID)
-		}
-		if len(f.SSRCs) != len(f.Tracks) {
-			return fmt.Errorf("flow %s: relay source has %d SSRCs for %d tracks", f.ID, len(f.SSRCs), len(f.Tracks))
-		}
-		for i, ssrc := range f.SSRCs {
-			if ssrc == 0 {
-				return fmt.Errorf("flow %s: relay source track %d has no SSRC", f.ID, i)
-			}
-			for j := range i {
-				if f.SSRCs[j] == ssrc {
-					return fmt.Errorf("flow %s: relay source tracks %d and %d share SSRC %08x", f.ID, j, i, ssrc)
-				}
-			}
-		}
-		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
-			return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", f.ID)
-		}
-		if len(f.SRTPKey) != 0 && len(f.SRTPKey) != srtp.KeyLen {
-			return fmt.Errorf("flow %s: relay SRTP key of %d bytes, want %d", f.ID, len(f.SRTPKey), srtp.KeyLen)
-		}
-		if f.RTP2.IsValid() != f.RTCP2.IsValid() {
-			return fmt.Errorf("flow %s: a relay's second leg needs both the upstream's RTP and RTCP addresses", f.ID)
-		}
-		if f.Skew < 0 || f.Skew > maxRelaySkew {
-			return fmt.Errorf("flow %s: relay skew %v, want 0..%v", f.ID, f.Skew, maxRelaySkew)
-		}
-	case SinkRTP:
-		if err := f.Output.validate(f); err != nil {
-			return fmt.Errorf("flow %s: %w", f.ID, err)
-		}
-	case SinkUDP, SinkMulticast, IngressUDP:
-		if len(f.SRTPKey) != 0 && (len(f.SRTPKey) != srtp.KeyLen || f.Kind == SinkMulticast) {
-			return fmt.Errorf("flow %s: SRTP key of %d bytes on %s (want %d bytes, on sink.udp or ingress.udp)", f.ID, len(f.SRTPKey), f.Kind, srtp.KeyLen)
-		}
-		if f.Track < 0 {
-			return fmt.Errorf("flow %s: negative track", f.ID)
-		}
-		if !f.RTP.IsValid() || !f.RTCP.IsValid() {
-			return fmt.Errorf("flow %s: %s needs RTP and RTCP addresses", f.ID, f.Kind)
-		}
-		if f.SecondPair && f.Kind != SinkUDP {
-			return fmt.Errorf("flow %s: only a sink.udp sends from the second pair", f.ID)
-		}
-		if f.SRTPResume != nil && (f.Kind != SinkUDP || len(f.SRTPKey) == 0) {
-			return fmt.Errorf("flow %s: an SRTP sender state to resume needs an SRTP sink.udp", f.ID)
-		}
-	default:
-		return fmt.Errorf("flow %s: unknown kind %q", f.ID, f.Kind)
+	if err := f.Spec.validate(f.ID); err != nil {
+		return err
 	}
-	return f.validateBackup()
+	if b, ok := f.Spec.(backedUp); ok {
+		return validateBackup(f.ID, f.Stream, b.backup())
+	}
+	return nil
+}
+
+// checkKey refuses an SRTP key of the wrong length.
+func checkKey(id string, key []byte) error {
+	if len(key) != 0 && len(key) != srtp.KeyLen {
+		return fmt.Errorf("flow %s: SRTP key of %d bytes, want %d", id, len(key), srtp.KeyLen)
+	}
+	return nil
+}
+
+func (DemoSource) validate(string) error { return nil }
+
+func (s PullSource) validate(id string) error {
+	if s.URL == "" {
+		return fmt.Errorf("flow %s: pull source without URL", id)
+	}
+	if len(s.TLSCA) > 0 && !x509.NewCertPool().AppendCertsFromPEM(s.TLSCA) {
+		return fmt.Errorf("flow %s: TLS CA holds no PEM certificate", id)
+	}
+	return nil
+}
+
+func (s RTPSource) validate(id string) error {
+	if _, err := rtpSourceConfig(s); err != nil {
+		return fmt.Errorf("flow %s: rtp source: %w", id, err)
+	}
+	return nil
+}
+
+func (s PublisherSource) validate(id string) error {
+	if len(s.Tracks) == 0 {
+		return fmt.Errorf("flow %s: publisher source without tracks", id)
+	}
+	return nil
+}
+
+func (s RelaySource) validate(id string) error {
+	if err := checkKey(id, s.SRTPKey); err != nil {
+		return err
+	}
+	if len(s.Tracks) == 0 {
+		return fmt.Errorf("flow %s: relay source without tracks", id)
+	}
+	if len(s.SSRCs) != len(s.Tracks) {
+		return fmt.Errorf("flow %s: relay source has %d SSRCs for %d tracks", id, len(s.SSRCs), len(s.Tracks))
+	}
+	for i, ssrc := range s.SSRCs {
+		if ssrc == 0 {
+			return fmt.Errorf("flow %s: relay source track %d has no SSRC", id, i)
+		}
+		for j := range i {
+			if s.SSRCs[j] == ssrc {
+				return fmt.Errorf("flow %s: relay source tracks %d and %d share SSRC %08x", id, j, i, ssrc)
+			}
+		}
+	}
+	if !s.RTP.IsValid() || !s.RTCP.IsValid() {
+		return fmt.Errorf("flow %s: relay source needs the upstream RTP and RTCP addresses", id)
+	}
+	if s.RTP2.IsValid() != s.RTCP2.IsValid() {
+		return fmt.Errorf("flow %s: a relay's second leg needs both the upstream's RTP and RTCP addresses", id)
+	}
+	if s.Skew < 0 || s.Skew > maxRelaySkew {
+		return fmt.Errorf("flow %s: relay skew %v, want 0..%v", id, s.Skew, maxRelaySkew)
+	}
+	return nil
+}
+
+func (s RTPSink) validate(id string) error {
+	if err := s.Output.validate(s); err != nil {
+		return fmt.Errorf("flow %s: %w", id, err)
+	}
+	return nil
+}
+
+// validateDest checks what the UDP sinks and the ingress share: a track and both addresses.
+func validateDest(id string, kind FlowKind, track int, rtpAddr, rtcpAddr netip.AddrPort) error {
+	if track < 0 {
+		return fmt.Errorf("flow %s: negative track", id)
+	}
+	if !rtpAddr.IsValid() || !rtcpAddr.IsValid() {
+		return fmt.Errorf("flow %s: %s needs RTP and RTCP addresses", id, kind)
+	}
+	return nil
+}
+
+func (s UDPSink) validate(id string) error {
+	if err := checkKey(id, s.SRTPKey); err != nil {
+		return err
+	}
+	if err := validateDest(id, SinkUDP, s.Track, s.RTP, s.RTCP); err != nil {
+		return err
+	}
+	if s.SRTPResume != nil && len(s.SRTPKey) == 0 {
+		return fmt.Errorf("flow %s: an SRTP sender state to resume needs an SRTP sink.udp", id)
+	}
+	return nil
+}
+
+func (s MulticastSink) validate(id string) error {
+	return validateDest(id, SinkMulticast, s.Track, s.RTP, s.RTCP)
+}
+
+func (s UDPIngress) validate(id string) error {
+	if err := checkKey(id, s.SRTPKey); err != nil {
+		return err
+	}
+	return validateDest(id, IngressUDP, s.Track, s.RTP, s.RTCP)
 }
 
 // FlowStatus is a node's answer to an applied flow.
@@ -313,10 +662,10 @@ type FlowStats struct {
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
 	// nil for others.
 	RelayLegs *merge.Stats
-	// Lines are where a source's hubs' output lines stand, one per track (for Flow.Continue);
+	// Lines are where a source's hubs' output lines stand, one per track (for Hubs.Continue);
 	// nil for other flows and before the first packet.
 	Lines []rtp.LinePos
-	// SRTP is where an SRTP reader's sink stands as a sender (for Flow.SRTPResume); nil for
+	// SRTP is where an SRTP reader's sink stands as a sender (for UDPSink.SRTPResume); nil for
 	// other flows and before the first packet.
 	SRTP *srtp.SendState
 	// Reception is what the reader of a plain UDP sink said about its line in its RTCP receiver

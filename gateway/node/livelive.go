@@ -9,7 +9,7 @@ import (
 	"github.com/meshgw/meshgw/rtp/nack"
 )
 
-// maxRelaySkew bounds Flow.Skew on a relay (as config bounds it): the merge holds packets this
+// maxRelaySkew bounds RelaySource.Skew (as config bounds it): the merge holds packets this
 // long behind a gap.
 const maxRelaySkew = 10 * time.Second
 
@@ -69,7 +69,7 @@ func (fl *flow) mergeLeg(mg *merge.Timed, leg int, b []byte) {
 // setLiveLiveLocked gives a relay source with a second leg its per-track merges (once: a relay
 // re-pointed to an upstream without a second leg keeps them, fed by one leg) and its second
 // feedback path, so NACKs reach the upstream over both networks.
-func (n *Local) setLiveLiveLocked(fl *flow, f Flow) {
+func (n *Local) setLiveLiveLocked(fl *flow, f RelaySource) {
 	if !f.RTP2.IsValid() {
 		if old := fl.fb.Swap(1, nil); old != nil {
 			old.Close()
@@ -83,7 +83,7 @@ func (n *Local) setLiveLiveLocked(fl *flow, f Flow) {
 			if i < len(fl.rx) {
 				rx = fl.rx[i]
 			}
-			fl.mg = append(fl.mg, newRelayMerge(fl, hubs[i], rx, f.Skew, n.log.With("stream", f.Stream, "track", i)))
+			fl.mg = append(fl.mg, newRelayMerge(fl, hubs[i], rx, f.Skew, n.log.With("stream", fl.spec.Stream, "track", i)))
 		}
 	}
 	if f.NACK {

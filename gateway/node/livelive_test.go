@@ -60,13 +60,12 @@ func runLiveLiveRelay(t *testing.T, legA, legB peertest.LossyConfig, nack bool, 
 		t.Fatal(err)
 	}
 	key := k[:]
-	st := mustApply(t, a, Flow{ID: "rl", Version: 1, Kind: SinkUDP, Stream: "s", RTP: lossyA.Addr(), RTCP: bRTCP, NACK: nack, SRTPKey: key})
-	st2 := mustApply(t, a, Flow{ID: "rl2", Version: 1, Kind: SinkUDP, Stream: "s", RTP: lossyB.Addr(), RTCP: bRTCP2, NACK: nack, SRTPKey: key, SecondPair: true})
+	st := mustApply(t, a, Flow{ID: "rl", Version: 1, Stream: "s", Spec: UDPSink{RTP: lossyA.Addr(), RTCP: bRTCP, NACK: nack, SRTPKey: key}})
+	st2 := mustApply(t, a, Flow{ID: "rl2", Version: 1, Stream: "s", Spec: UDPSink{RTP: lossyB.Addr(), RTCP: bRTCP2, NACK: nack, SRTPKey: key, SecondPair: true}})
 	if st.SSRC != st2.SSRC {
 		t.Fatalf("the legs' sinks send SSRCs %08x and %08x", st.SSRC, st2.SSRC)
 	}
-	mustApply(t, b, Flow{ID: "ri", Version: 1, Kind: SourceRelay, Stream: "s", Tracks: video, SSRCs: []uint32{st.SSRC},
-		RTP: lossyA.Addr(), RTCP: aRTCP, RTP2: lossyB.Addr(), RTCP2: aRTCP2, Skew: merge.ClassB, NACK: nack, SRTPKey: key})
+	mustApply(t, b, Flow{ID: "ri", Version: 1, Stream: "s", Spec: RelaySource{Tracks: video, SSRCs: []uint32{st.SSRC}, RTP: lossyA.Addr(), RTCP: aRTCP, RTP2: lossyB.Addr(), RTCP2: aRTCP2, Skew: merge.ClassB, NACK: nack, SRTPKey: key}})
 	r := newTestReader(t)
 	_ = r.rtpConn.SetReadBuffer(4 << 20)
 	mustApply(t, b, sinkTo("rd", "s", r))
@@ -187,12 +186,11 @@ func TestRelayLiveLiveLegCut(t *testing.T) {
 func TestRelayLiveLiveNeedsSecondPair(t *testing.T) {
 	n := newLocal(t, nil)
 	ap := netip.MustParseAddrPort("127.0.0.1:5000")
-	_, err := n.Apply(context.Background(), Flow{ID: "ri", Version: 1, Kind: SourceRelay, Stream: "s", Tracks: video, SSRCs: []uint32{1},
-		RTP: ap, RTCP: ap, RTP2: ap, RTCP2: ap})
+	_, err := n.Apply(context.Background(), Flow{ID: "ri", Version: 1, Stream: "s", Spec: RelaySource{Tracks: video, SSRCs: []uint32{1}, RTP: ap, RTCP: ap, RTP2: ap, RTCP2: ap}})
 	if err == nil || !strings.Contains(err.Error(), "live_live_address") {
 		t.Errorf("relay with a second leg on a one-network node: %v", err)
 	}
-	_, err = n.Apply(context.Background(), Flow{ID: "rl", Version: 1, Kind: SinkUDP, Stream: "s", RTP: ap, RTCP: ap, SecondPair: true})
+	_, err = n.Apply(context.Background(), Flow{ID: "rl", Version: 1, Stream: "s", Spec: UDPSink{RTP: ap, RTCP: ap, SecondPair: true}})
 	if err == nil {
 		t.Error("a second-pair sink on a one-network node was accepted")
 	}
@@ -212,12 +210,12 @@ func BenchmarkRelayLiveLive(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			spec := Flow{Kind: SourceRelay, Stream: "s", SSRCs: []uint32{0x5eed}, Tracks: video, SRTPKey: k[:]}
+			spec := Flow{Stream: "s", Spec: RelaySource{SSRCs: []uint32{0x5eed}, Tracks: video, SRTPKey: k[:]}}
 			if legs == 2 {
-				spec.RTP2 = netip.MustParseAddrPort("127.0.0.2:8000")
+				spec = with(spec, func(s *RelaySource) { s.RTP2 = netip.MustParseAddrPort("127.0.0.2:8000") })
 			}
 			fl := &flow{spec: spec, stream: &nodeStream{hubs: []*rtp.Hub{hub}}}
-			if err := fl.setUnprotect(spec); err != nil {
+			if err := fl.setUnprotect(spec.ID, k[:], nil, legs == 2); err != nil {
 				b.Fatal(err)
 			}
 			if legs == 2 {

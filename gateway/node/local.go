@@ -1,17 +1,13 @@
 package node
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +15,8 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/nack"
-	"github.com/meshgw/meshgw/rtp/rtpout"
 	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
-	"github.com/meshgw/meshgw/rtsp/pull"
 )
 
 // ErrNotFound is returned for a flow or stream the node does not have.
@@ -44,7 +38,7 @@ type LocalConfig struct {
 	ReportInterval time.Duration
 	// LiveLive, when set, opens a second socket pair on the node's second network
 	// (node.live_live_address): relays between two such nodes run over both networks as the two
-	// legs of SMPTE 2022-7 (Flow.SecondPair, Flow.RTP2).
+	// legs of SMPTE 2022-7 (UDPSink.SecondPair, RelaySource.RTP2).
 	LiveLive *rtp.UDPConfig
 }
 
@@ -82,7 +76,7 @@ type nodeStream struct {
 	hubs   []*rtp.Hub
 	tracks []rtp.Track
 	source *flow // the source flow, nil while none
-	// cont is the lines the next hubs made for the stream continue (Flow.Continue), once
+	// cont is the lines the next hubs made for the stream continue (Hubs.Continue), once
 	cont []rtp.LinePos
 	// live is hubs published for the source's packet path, which must not take the node's lock
 	// per packet.
@@ -98,14 +92,23 @@ func (s *nodeStream) liveHub(track int) *rtp.Hub {
 	return (*hp)[track]
 }
 
+// flow is one flow on the node: its spec as last applied, the runner of its kind (runner.go) and
+// the pieces the node's shared code (peers, reports, repair) reaches.
 type flow struct {
 	spec   Flow
+	run    runner
+	role   role
 	seq    uint64 // creation order
 	stream *nodeStream
-	// sinks
-	sink  *rtp.UDPSink
-	hub   *rtp.Hub
-	added bool
+	// sinks: the hub, what the flow hangs on it (hubSink: an output, the relay history in front
+	// of a UDP sink, the UDP sink itself; added while it hangs there) and how it is closed
+	// (without the node's lock); sink is the flow's UDP sink, if any
+	hub       *rtp.Hub
+	hubSink   rtp.Sink
+	added     bool
+	closeSink func()
+	sink      *rtp.UDPSink
+	srtpOut   bool // the UDP sink protects with SRTP: its reader's reports are encrypted
 	// srtp unprotects an SRTP publisher's ingress or an encrypted relay (nil: plain). Only the
 	// pair's two read goroutines use it (RTP and RTCP, which it keeps apart); a relay
 	// re-pointed with a new key swaps it.
@@ -114,20 +117,14 @@ type flow struct {
 	// own index); the legs' SRTP share srtp under llmu (livelive.go).
 	srtp2 atomic.Pointer[srtp.Unprotector]
 	llmu  sync.Mutex
-	// sources
-	player *demo.Player
-	puller *pull.Puller
-	sel    *selector      // a source with a backup (backup.go)
-	rtpSrc *rtp.RTPSource // SourceRTP
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
 	// pkts counts ingress packets; bytes are counted for relays; errs are packets refused
 	// (malformed relay packets, SRTP that failed, replays of an rtsps:// pull)
 	pkts, bytes, errs atomic.Uint64
-	// rtpout (output.go, repair.go): a SinkRTP's output; a NACK relay sink's history; a NACK
-	// relay source's per-track repair and its feedback sinks to the upstream's RTCP address
-	// (the second over the second pair, livelive.go).
-	out  *rtpout.Output
+	// repair.go: a NACK relay sink's history; a NACK relay source's per-track repair and its
+	// feedback sinks to the upstream's RTCP address (the second over the second pair,
+	// livelive.go).
 	hist *nack.History
 	rx   []*nack.Repairer
 	fb   nack.Feedback
@@ -233,24 +230,20 @@ func (n *Local) Apply(ctx context.Context, f Flow) (FlowStatus, error) {
 		}
 		return st, err
 	}
-	var (
-		st    FlowStatus
-		err   error
-		start func()
-	)
-	switch f.Kind {
-	case SourceDemo, SourcePull, SourcePublisher, SourceRelay, SourceRTP:
-		if start, err = n.createSourceLocked(f); err == nil {
-			st = n.statusLocked(n.flows[f.ID])
-		}
-	case SinkUDP, SinkMulticast, SinkRTP:
-		st, err = n.createSinkLocked(f)
-	case IngressUDP:
-		st, err = n.createIngressLocked(f)
+	r, role, err := newRunner(f)
+	if err != nil {
+		n.mu.Unlock()
+		return FlowStatus{}, err
+	}
+	fl := &flow{spec: f, run: r, role: role}
+	var st FlowStatus
+	start, err := r.start(n, fl)
+	if err == nil {
+		st = n.statusLocked(fl)
 	}
 	n.mu.Unlock()
 	if err != nil {
-		return FlowStatus{}, fmt.Errorf("node %s: apply %s %s: %w", n.name, f.Kind, f.ID, err)
+		return FlowStatus{}, fmt.Errorf("node %s: apply %s %s: %w", n.name, f.Kind(), f.ID, err)
 	}
 	if start != nil {
 		start()
@@ -330,201 +323,11 @@ func sameLayout(a, b []rtp.Track) bool {
 	return true
 }
 
-func (n *Local) createSourceLocked(f Flow) (func(), error) {
-	if f.Kind == SourceRelay {
-		// before the stream exists, so that a refused relay leaves nothing behind
-		if err := n.peerConflictLocked(nil, f); err != nil {
-			return nil, err
-		}
-		if err := n.checkSecondPair(f.RTP2.IsValid()); err != nil {
-			return nil, err
-		}
-	}
-	s := n.stream(f.Stream)
-	if s.source != nil {
-		return nil, fmt.Errorf("stream %s already has source flow %s", f.Stream, s.source.spec.ID)
-	}
-	fl := &flow{spec: f, stream: s}
-	if f.Kind != SourceRelay && s.hubs == nil {
-		s.cont = f.Continue
-	}
-	if f.Backup != nil { // two ingests behind a selector (backup.go)
-		start, err := n.createBackupLocked(fl)
-		if err != nil {
-			return nil, err
-		}
-		s.source = fl
-		n.addFlowLocked(fl)
-		return start, nil
-	}
-	var start func()
-	switch f.Kind {
-	case SourceDemo:
-		clip, err := n.demoClip()
-		if err != nil {
-			return nil, fmt.Errorf("demo clip: %w", err)
-		}
-		replaced := n.setHubsLocked(s, clip.Tracks(), f.Pacing, nil)
-		fl.player = demo.NewPlayer(clip, hubWriter{s: s, n: n}, n.log.With("stream", f.Stream))
-		sdp, tracks := clip.SDP(), clip.Tracks()
-		start = func() {
-			fl.player.Start()
-			if n.events != nil {
-				n.events.SourceReady(f.Stream, sdp, tracks, replaced)
-			}
-		}
-	case SourcePull:
-		var tlsCfg *tls.Config
-		if len(f.TLSCA) > 0 {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(f.TLSCA) // Validate checked it holds a certificate
-			tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		}
-		fl.puller = pull.New(pull.Config{
-			URL: f.URL, Transport: f.Transport, ReconnectMin: f.ReconnectMin, ReconnectMax: f.ReconnectMax,
-			TLSConfig: tlsCfg, Logger: n.log.With("stream", f.Stream),
-		}, &pullHandler{n: n, s: s, f: fl})
-		start = fl.puller.Start
-	case SourceRTP:
-		if err := n.startRTPSourceLocked(fl); err != nil {
-			return nil, err
-		}
-	case SourcePublisher, SourceRelay:
-		var ssrcs []uint32
-		if f.Kind == SourceRelay {
-			ssrcs = f.SSRCs
-		}
-		replaced := n.setHubsLocked(s, f.Tracks, f.Pacing, ssrcs)
-		if replaced && n.events != nil {
-			// readers of the old layout cannot follow; the control ends them
-			start = func() { n.events.SourceReady(f.Stream, nil, f.Tracks, true) }
-		}
-	}
-	if f.Kind == SourceRelay {
-		// an encrypted relay: the upstream node's relay sinks protect with the same key
-		if err := fl.setUnprotect(f); err != nil {
-			return nil, err
-		}
-	}
-	s.source = fl
-	n.addFlowLocked(fl)
-	if f.Kind == SourceRelay {
-		n.setRepairLocked(fl, f)
-		n.setLiveLiveLocked(fl, f)
-		n.movePeersLocked(fl, Flow{}, f)
-	}
-	return start, nil
-}
-
 // addFlowLocked records a new flow.
 func (n *Local) addFlowLocked(fl *flow) {
 	n.nflows++
 	fl.seq = n.nflows
 	n.flows[fl.spec.ID] = fl
-}
-
-// hubWriter feeds the demo player's packets into the stream's hubs.
-type hubWriter struct {
-	n *Local
-	s *nodeStream
-}
-
-func (w hubWriter) WriteRTP(track int, pkt []byte) error {
-	h := w.s.liveHub(track)
-	if h == nil {
-		return fmt.Errorf("stream %s has no live track %d", w.s.id, track)
-	}
-	return h.WriteRTP(pkt)
-}
-
-// pullHandler connects a puller to its stream.
-type pullHandler struct {
-	n *Local
-	s *nodeStream
-	f *flow
-	// replay drops replayed packets per track of an rtsps:// pull: the pull client
-	// authenticates and decrypts SRTP but keeps no replay window. Rebuilt at every
-	// (re)connect, as a camera may restart its sequence numbers.
-	replay atomic.Pointer[[]*pullReplay]
-}
-
-// pullReplay is one track's replay filter; the pull client may call from a goroutine per track.
-type pullReplay struct {
-	mu sync.Mutex
-	f  *srtp.ReplayFilter
-}
-
-func (h *pullHandler) OnReady(sdp []byte, tracks []rtp.Track) error {
-	h.n.mu.Lock()
-	if h.n.flows[h.f.spec.ID] != h.f {
-		h.n.mu.Unlock()
-		return errors.New("flow deleted")
-	}
-	replaced := h.n.setHubsLocked(h.s, tracks, h.f.spec.Pacing, nil)
-	h.n.mu.Unlock()
-	if strings.HasPrefix(strings.ToLower(h.f.spec.URL), "rtsps://") {
-		rs := make([]*pullReplay, len(tracks))
-		for i := range rs {
-			rs[i] = &pullReplay{f: srtp.NewReplayFilter()}
-		}
-		h.replay.Store(&rs)
-	}
-	h.f.last.Store(time.Now().UnixNano())
-	if h.n.events != nil {
-		h.n.events.SourceReady(h.s.id, sdp, tracks, replaced)
-	}
-	return nil
-}
-
-func (h *pullHandler) WriteRTP(track int, pkt []byte) {
-	if rs := h.replay.Load(); rs != nil && track >= 0 && track < len(*rs) {
-		r := (*rs)[track]
-		r.mu.Lock()
-		fresh := r.f.Fresh(pkt)
-		r.mu.Unlock()
-		if !fresh {
-			h.f.errs.Add(1)
-			return
-		}
-	}
-	if hub := h.s.liveHub(track); hub != nil {
-		h.f.pkts.Add(1)
-		_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
-	}
-}
-
-func (h *pullHandler) WriteRTCP(track int, pkt []byte) {
-	if hub := h.s.liveHub(track); hub != nil {
-		_ = hub.WriteRTCP(pkt)
-	}
-}
-
-func (h *pullHandler) OnDisconnect(err error) {
-	if h.n.events != nil {
-		h.n.events.SourceDown(h.s.id, err)
-	}
-}
-
-func (n *Local) createSinkLocked(f Flow) (FlowStatus, error) {
-	s := n.streams[f.Stream]
-	if s == nil || s.hubs == nil {
-		return FlowStatus{}, fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
-	}
-	if f.Track >= len(s.hubs) {
-		return FlowStatus{}, fmt.Errorf("stream %s has no track %d: %w", f.Stream, f.Track, ErrNotFound)
-	}
-	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
-	if err := n.newSinkLocked(fl); err != nil {
-		return FlowStatus{}, err
-	}
-	n.addFlowLocked(fl)
-	// a reader's receiver reports prove it is alive
-	n.movePeersLocked(fl, Flow{}, f)
-	if !f.Paused {
-		fl.hub.AddSink(fl.hubSink())
-		fl.added = true
-	}
-	return n.statusLocked(fl), nil
 }
 
 func (n *Local) statusLocked(fl *flow) FlowStatus {
@@ -539,102 +342,23 @@ func (n *Local) statusLocked(fl *flow) FlowStatus {
 		st.SSRC = fl.hub.SSRC()
 		st.NextSeq, st.NextTS, st.PosOK = fl.hub.NextSeqTS()
 	}
-	if fl.spec.Kind == IngressUDP {
-		st.SSRC = 0 // the publisher picks its own; the hub's would mislead
+	if r, ok := fl.run.(interface{ status(*FlowStatus) }); ok {
+		r.status(&st) // an ingress hides the hub's SSRC
 	}
 	return st
 }
 
 func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
-	if f.Kind != fl.spec.Kind || f.Stream != fl.spec.Stream || f.Track != fl.spec.Track {
-		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind, fl.spec.Stream)
+	if f.Kind() != fl.spec.Kind() || f.Stream != fl.spec.Stream || f.Track() != fl.spec.Track() {
+		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind(), fl.spec.Stream)
 	}
 	if f.Version != 0 && f.Version <= fl.spec.Version {
 		// a retried command, or a stale one that arrived late: the state stands
 		return n.statusLocked(fl), nil
 	}
-	switch f.Kind {
-	case SourcePublisher:
-		// a new publisher on a stream that outlived the previous one
-		replaced := n.setHubsLocked(fl.stream, f.Tracks, f.Pacing, nil)
-		fl.spec = f
-		if replaced && n.events != nil {
-			ev, id, tracks := n.events, fl.stream.id, f.Tracks
-			n.after = append(n.after, func() { ev.SourceReady(id, nil, tracks, true) })
-		}
-		return n.statusLocked(fl), nil
-	case SourceRelay:
-		return n.updateRelayLocked(fl, f)
-	}
-	if fl.isSink() {
-		if fl.hub == nil {
-			s := fl.stream
-			if s.hubs == nil || fl.spec.Track >= len(s.hubs) {
-				return FlowStatus{}, fmt.Errorf("stream %s is not live on this node: %w", f.Stream, ErrNotFound)
-			}
-			fl.hub = s.hubs[fl.spec.Track]
-		}
-		switch {
-		case f.Paused && fl.added:
-			fl.hub.RemoveSink(fl.hubSink())
-			fl.added = false
-		case !f.Paused && !fl.added:
-			fl.hub.AddSink(fl.hubSink())
-			fl.added = true
-		}
-	}
-	fl.spec.Paused = f.Paused
-	fl.spec.Version = f.Version
-	fl.spec.Meta = f.Meta
-	return n.statusLocked(fl), nil
-}
-
-// updateRelayLocked points a relay at its upstream's new place (the ingress moved to another
-// node, or its hubs were recreated). The hubs stay, so their readers stay attached: the new
-// upstream SSRC begins a hub epoch that continues the readers' line.
-func (n *Local) updateRelayLocked(fl *flow, f Flow) (FlowStatus, error) {
-	if !sameLayout(fl.spec.Tracks, f.Tracks) {
-		return FlowStatus{}, fmt.Errorf("node %s: relay %s: the track layout is fixed; delete and re-create the flow", n.name, f.ID)
-	}
-	if err := n.peerConflictLocked(fl, f); err != nil {
-		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
-	}
-	if err := n.checkSecondPair(f.RTP2.IsValid()); err != nil {
-		return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
-	}
-	prev := fl.spec
-	if !bytes.Equal(prev.SRTPKey, f.SRTPKey) || prev.RTP2.IsValid() != f.RTP2.IsValid() {
-		// a re-pointed relay comes with a new key (its new upstream starts its own index), and
-		// may gain or lose its second leg
-		if err := fl.setUnprotect(f); err != nil {
-			return FlowStatus{}, fmt.Errorf("node %s: relay %s: %w", n.name, f.ID, err)
-		}
-	}
-	// Pacing belongs to the hubs, which stay: the created value stands, as do the NACK and
-	// merge settings.
-	f.Pacing, f.NACK, f.NACKWait, f.Skew = prev.Pacing, prev.NACK, prev.NACKWait, prev.Skew
-	fl.spec = f
-	n.setRepairLocked(fl, f)
-	n.setLiveLiveLocked(fl, f)
-	n.movePeersLocked(fl, prev, f)
-	return n.statusLocked(fl), nil
-}
-
-func (n *Local) createIngressLocked(f Flow) (FlowStatus, error) {
-	s := n.streams[f.Stream]
-	if s == nil || s.hubs == nil || f.Track >= len(s.hubs) {
-		return FlowStatus{}, fmt.Errorf("stream %s track %d is not live on this node: %w", f.Stream, f.Track, ErrNotFound)
-	}
-	fl := &flow{spec: f, stream: s, hub: s.hubs[f.Track]}
-	if err := n.peerConflictLocked(fl, f); err != nil {
+	if err := fl.run.update(n, fl, f); err != nil {
 		return FlowStatus{}, err
 	}
-	if err := fl.setUnprotect(f); err != nil {
-		return FlowStatus{}, err
-	}
-	fl.up = n.newUpstreamReports(f)
-	n.addFlowLocked(fl)
-	n.movePeersLocked(fl, Flow{}, f)
 	return n.statusLocked(fl), nil
 }
 
@@ -646,26 +370,26 @@ func (n *Local) checkSecondPair(needed bool) error {
 	return nil
 }
 
-// setUnprotect gives an ingress or relay flow the unprotector of f's key (none without one), and
-// a relay with a second leg a second one for it.
-func (fl *flow) setUnprotect(f Flow) error {
-	if len(f.SRTPKey) == 0 {
+// setUnprotect gives an ingress or relay flow the unprotector of key (none without one) with the
+// rollover counters rocs, and a relay with a second leg a second one for it.
+func (fl *flow) setUnprotect(id string, key []byte, rocs map[uint32]uint32, second bool) error {
+	if len(key) == 0 {
 		fl.srtp.Store(nil)
 		fl.srtp2.Store(nil)
 		return nil
 	}
-	k, err := srtp.KeyFromBytes(f.SRTPKey)
+	k, err := srtp.KeyFromBytes(key)
 	if err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
+		return fmt.Errorf("flow %s: %w", id, err)
 	}
-	un, err := srtp.NewUnprotector(k, f.SRTPROCs)
+	un, err := srtp.NewUnprotector(k, rocs)
 	if err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
+		return fmt.Errorf("flow %s: %w", id, err)
 	}
 	var un2 *srtp.Unprotector
-	if f.RTP2.IsValid() {
-		if un2, err = srtp.NewUnprotector(k, f.SRTPROCs); err != nil {
-			return fmt.Errorf("flow %s: %w", f.ID, err)
+	if second {
+		if un2, err = srtp.NewUnprotector(k, rocs); err != nil {
+			return fmt.Errorf("flow %s: %w", id, err)
 		}
 	}
 	fl.srtp.Store(un)
@@ -703,66 +427,7 @@ func (n *Local) Delete(ctx context.Context, id string) error {
 
 // teardownLocked detaches a flow and returns what must run without the lock (stopping a source
 // waits for its goroutine, which may be calling back into the node).
-func (n *Local) teardownLocked(fl *flow) func() {
-	f := fl.spec
-	switch f.Kind {
-	case SinkUDP, SinkMulticast, SinkRTP:
-		if fl.added && fl.hub != nil {
-			fl.hub.RemoveSink(fl.hubSink())
-		}
-		n.movePeersLocked(fl, f, Flow{})
-		orphan := n.dropOrphanLocked(fl.stream)
-		return func() {
-			fl.closeSink()
-			orphan()
-		}
-	case IngressUDP:
-		n.movePeersLocked(fl, f, Flow{})
-		up := fl.up
-		fl.up = nil
-		return func() {
-			if up != nil {
-				up.out.Close()
-			}
-		}
-	default:
-		n.movePeersLocked(fl, f, Flow{}) // a relay's upstream
-		s := fl.stream
-		if s.source == fl {
-			s.source = nil
-		}
-		hubs := s.hubs
-		// the hubs go with the source unless sinks still hang on them (a publisher that will
-		// come back); a stream without source and sinks is forgotten
-		if !n.streamHasSinksLocked(s) {
-			s.hubs, s.tracks = nil, nil
-			s.live.Store(nil)
-			delete(n.streams, s.id)
-		} else {
-			hubs = nil
-		}
-		player, puller, sel, rtpSrc := fl.player, fl.puller, fl.sel, fl.rtpSrc
-		n.stopRepairLocked(fl)
-		n.stopLiveLiveLocked(fl)
-		return func() {
-			if sel != nil {
-				sel.close()
-			}
-			if player != nil {
-				player.Close()
-			}
-			if puller != nil {
-				puller.Close()
-			}
-			if rtpSrc != nil {
-				rtpSrc.Close()
-			}
-			for _, h := range hubs {
-				h.Close()
-			}
-		}
-	}
-}
+func (n *Local) teardownLocked(fl *flow) func() { return fl.run.stop(n, fl) }
 
 // dropOrphanLocked forgets a stream left with neither source nor sinks (its publisher went and
 // then its last reader) and returns the closing of its hubs.
@@ -783,7 +448,7 @@ func (n *Local) dropOrphanLocked(s *nodeStream) func() {
 
 func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 	for _, f := range n.flows {
-		if f.stream == s && f.isSink() {
+		if f.stream == s && f.role == roleSink {
 			return true
 		}
 	}
@@ -792,56 +457,15 @@ func (n *Local) streamHasSinksLocked(s *nodeStream) bool {
 
 // Stats implements Node.
 func (n *Local) Stats(id string) (FlowStats, error) {
-	var (
-		st    FlowStats
-		relay bool
-	)
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	fl := n.flows[id]
-	if fl != nil && fl.spec.Kind.isSource() && fl.stream.source == fl {
-		st.Lines = lines(fl.stream.hubs)
-	}
-	if fl != nil && fl.spec.Kind == SourceRelay { // spec is rewritten by updates: read it here
-		relay = true
-		for _, k := range peerKeys(fl.spec) {
-			if p := n.peers[k]; p != nil {
-				st.Dropped += p.dropped.Load()
-			}
-		}
-	}
-	n.mu.Unlock()
 	if fl == nil {
 		return FlowStats{}, fmt.Errorf("flow %s: %w", id, ErrNotFound)
 	}
-	if relay {
-		st.Packets, st.Bytes, st.Errors = fl.pkts.Load(), fl.bytes.Load(), fl.errs.Load()
-		st.RelayLegs = fl.liveLiveStats()
-	} else if fl.out != nil {
-		st = outputStats(fl.out)
-	} else if fl.rtpSrc != nil {
-		rtpSourceStats(fl.rtpSrc, &st)
-		return st, nil
-	} else if fl.sink != nil {
-		ss := fl.sink.Stats()
-		st.Packets, st.Bytes, st.Dropped, st.Errors = ss.Packets, ss.Bytes, ss.Dropped, ss.Errors
-		if rs, ok := fl.sink.SRTPState(); ok {
-			st.SRTP = &rs
-		}
-		fl.rrMu.Lock()
-		if fl.rr.Reports > 0 {
-			rr := fl.rr
-			st.Reception = &rr
-		}
-		fl.rrMu.Unlock()
-	} else {
-		// ingress and pulls: packets taken; errors are SRTP packets refused (forged, replayed)
-		st.Packets, st.Errors = fl.pkts.Load(), fl.errs.Load()
-	}
-	if fl.sel != nil {
-		st.Backup = fl.sel.stats()
-	}
-	if l := fl.last.Load(); l != 0 {
-		st.LastActivity = time.Unix(0, l)
+	st := fl.run.stats(n, fl)
+	if fl.role == roleSource && fl.stream.source == fl {
+		st.Lines = lines(fl.stream.hubs)
 	}
 	return st, nil
 }
@@ -856,7 +480,7 @@ func (n *Local) Flows() []Flow {
 		fls = append(fls, fl)
 	}
 	slices.SortFunc(fls, func(a, b *flow) int {
-		if sa, sb := a.spec.Kind.isSource(), b.spec.Kind.isSource(); sa != sb {
+		if sa, sb := a.role == roleSource, b.role == roleSource; sa != sb {
 			if sa {
 				return -1
 			}
@@ -884,7 +508,7 @@ func (n *Local) Close() error {
 	var stops []func()
 	// sinks first so sources can release their hubs
 	for id, fl := range n.flows {
-		if fl.isSink() || fl.spec.Kind == IngressUDP {
+		if fl.role != roleSource {
 			stops = append(stops, n.teardownLocked(fl))
 			delete(n.flows, id)
 		}

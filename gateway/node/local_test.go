@@ -48,25 +48,25 @@ func newLocal(t *testing.T, ev Events) *Local {
 func TestValidate(t *testing.T) {
 	ap := netip.MustParseAddrPort("127.0.0.1:5000")
 	cases := map[string]Flow{
-		"no ID":            {Kind: SourceDemo, Stream: "s"},
-		"no stream":        {ID: "f", Kind: SourceDemo},
-		"pull w/o URL":     {ID: "f", Kind: SourcePull, Stream: "s"},
-		"pub w/o trks":     {ID: "f", Kind: SourcePublisher, Stream: "s"},
-		"sink w/o dst":     {ID: "f", Kind: SinkUDP, Stream: "s"},
-		"neg track":        {ID: "f", Kind: SinkUDP, Stream: "s", Track: -1, RTP: ap, RTCP: ap},
-		"unknown kind":     {ID: "f", Kind: "nope", Stream: "s"},
-		"relay w/o tracks": {ID: "f", Kind: SourceRelay, Stream: "s", SSRCs: []uint32{1}, RTP: ap, RTCP: ap},
-		"relay SSRC count": {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 2), SSRCs: []uint32{1}, RTP: ap, RTCP: ap},
-		"relay SSRC 0":     {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 1), SSRCs: []uint32{0}, RTP: ap, RTCP: ap},
-		"relay SSRC twice": {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 2), SSRCs: []uint32{5, 5}, RTP: ap, RTCP: ap},
-		"relay w/o addr":   {ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 1), SSRCs: []uint32{1}, RTP: ap},
+		"no ID":            {Stream: "s", Spec: DemoSource{}},
+		"no stream":        {ID: "f", Spec: DemoSource{}},
+		"pull w/o URL":     {ID: "f", Stream: "s", Spec: PullSource{}},
+		"pub w/o trks":     {ID: "f", Stream: "s", Spec: PublisherSource{}},
+		"sink w/o dst":     {ID: "f", Stream: "s", Spec: UDPSink{}},
+		"neg track":        {ID: "f", Stream: "s", Spec: UDPSink{Track: -1, RTP: ap, RTCP: ap}},
+		"no spec":          {ID: "f", Stream: "s"},
+		"relay w/o tracks": {ID: "f", Stream: "s", Spec: RelaySource{SSRCs: []uint32{1}, RTP: ap, RTCP: ap}},
+		"relay SSRC count": {ID: "f", Stream: "s", Spec: RelaySource{Tracks: make([]rtp.Track, 2), SSRCs: []uint32{1}, RTP: ap, RTCP: ap}},
+		"relay SSRC 0":     {ID: "f", Stream: "s", Spec: RelaySource{Tracks: make([]rtp.Track, 1), SSRCs: []uint32{0}, RTP: ap, RTCP: ap}},
+		"relay SSRC twice": {ID: "f", Stream: "s", Spec: RelaySource{Tracks: make([]rtp.Track, 2), SSRCs: []uint32{5, 5}, RTP: ap, RTCP: ap}},
+		"relay w/o addr":   {ID: "f", Stream: "s", Spec: RelaySource{Tracks: make([]rtp.Track, 1), SSRCs: []uint32{1}, RTP: ap}},
 	}
 	for name, f := range cases {
 		if err := f.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	ok := Flow{ID: "f", Kind: SourceRelay, Stream: "s", Tracks: make([]rtp.Track, 2), SSRCs: []uint32{5, 6}, RTP: ap, RTCP: ap}
+	ok := Flow{ID: "f", Stream: "s", Spec: RelaySource{Tracks: make([]rtp.Track, 2), SSRCs: []uint32{5, 6}, RTP: ap, RTCP: ap}}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid relay refused: %v", err)
 	}
@@ -75,7 +75,7 @@ func TestValidate(t *testing.T) {
 func TestSinkOnUnknownStreamIsNotFound(t *testing.T) {
 	n := newLocal(t, nil)
 	ap := netip.MustParseAddrPort("127.0.0.1:5000")
-	_, err := n.Apply(context.Background(), Flow{ID: "r", Kind: SinkUDP, Stream: "nope", RTP: ap, RTCP: ap})
+	_, err := n.Apply(context.Background(), Flow{ID: "r", Stream: "nope", Spec: UDPSink{RTP: ap, RTCP: ap}})
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
@@ -90,11 +90,11 @@ func TestDemoToUDPSink(t *testing.T) {
 	ev := &recEvents{}
 	n := newLocal(t, ev)
 	ctx := context.Background()
-	if _, err := n.Apply(ctx, Flow{ID: "src", Kind: SourceDemo, Stream: "s"}); err != nil {
+	if _, err := n.Apply(ctx, Flow{ID: "src", Stream: "s", Spec: DemoSource{}}); err != nil {
 		t.Fatal(err)
 	}
 	// the same command again is harmless
-	if _, err := n.Apply(ctx, Flow{ID: "src", Kind: SourceDemo, Stream: "s"}); err != nil {
+	if _, err := n.Apply(ctx, Flow{ID: "src", Stream: "s", Spec: DemoSource{}}); err != nil {
 		t.Fatalf("re-applying a source: %v", err)
 	}
 	ev.mu.Lock()
@@ -109,7 +109,7 @@ func TestDemoToUDPSink(t *testing.T) {
 	}
 	defer rd.Close()
 	dst := rd.LocalAddr().(*net.UDPAddr).AddrPort()
-	f := Flow{ID: "rd", Version: 1, Kind: SinkUDP, Stream: "s", Track: 0, RTP: dst, RTCP: netip.AddrPortFrom(dst.Addr(), dst.Port()+1), Paused: true}
+	f := Flow{ID: "rd", Version: 1, Stream: "s", Spec: UDPSink{Track: 0, RTP: dst, RTCP: netip.AddrPortFrom(dst.Addr(), dst.Port()+1), Paused: true}}
 	st, err := n.Apply(ctx, f)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func TestDemoToUDPSink(t *testing.T) {
 	if got := recvCount(rd, 300*time.Millisecond); got != 0 {
 		t.Fatalf("a paused sink sent %d packets", got)
 	}
-	f.Paused, f.Version = false, 2
+	f, f.Version = f.WithPaused(false), 2
 	if _, err := n.Apply(ctx, f); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestDemoToUDPSink(t *testing.T) {
 	}
 	// a stale command (older version) does not undo the newer state
 	stale := f
-	stale.Paused, stale.Version = true, 1
+	stale, stale.Version = stale.WithPaused(true), 1
 	if _, err := n.Apply(ctx, stale); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestDemoToUDPSink(t *testing.T) {
 		t.Fatal("a stale pause command stopped the sink")
 	}
 	bad := f
-	bad.Track = 1
+	bad = with(bad, func(s *UDPSink) { s.Track = 1 })
 	if _, err := n.Apply(ctx, bad); err == nil || !strings.Contains(err.Error(), "only Paused may change") {
 		t.Fatalf("changing a fixed field: err = %v", err)
 	}
@@ -179,7 +179,7 @@ func TestPublisherHubsSurviveForSinks(t *testing.T) {
 	n := newLocal(t, nil)
 	ctx := context.Background()
 	tracks := []rtp.Track{{Media: "video", PayloadType: 96, ClockRate: 90000}}
-	if _, err := n.Apply(ctx, Flow{ID: "pub", Version: 1, Kind: SourcePublisher, Stream: "p", Tracks: tracks}); err != nil {
+	if _, err := n.Apply(ctx, Flow{ID: "pub", Version: 1, Stream: "p", Spec: PublisherSource{Tracks: tracks}}); err != nil {
 		t.Fatal(err)
 	}
 	h1, err := n.Hub("p", 0)
@@ -187,11 +187,11 @@ func TestPublisherHubsSurviveForSinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	ap := netip.MustParseAddrPort("127.0.0.1:9")
-	if _, err := n.Apply(ctx, Flow{ID: "rd", Kind: SinkUDP, Stream: "p", RTP: ap, RTCP: ap}); err != nil {
+	if _, err := n.Apply(ctx, Flow{ID: "rd", Stream: "p", Spec: UDPSink{RTP: ap, RTCP: ap}}); err != nil {
 		t.Fatal(err)
 	}
 	// the same publisher flow updated for a new publisher with the same tracks keeps the hub
-	if _, err := n.Apply(ctx, Flow{ID: "pub", Version: 2, Kind: SourcePublisher, Stream: "p", Tracks: tracks}); err != nil {
+	if _, err := n.Apply(ctx, Flow{ID: "pub", Version: 2, Stream: "p", Spec: PublisherSource{Tracks: tracks}}); err != nil {
 		t.Fatal(err)
 	}
 	h2, err := n.Hub("p", 0)
@@ -213,16 +213,24 @@ func TestPublisherHubsSurviveForSinks(t *testing.T) {
 	}
 }
 
+// with returns f with its spec, of type S, changed by mod.
+func with[S Spec](f Flow, mod func(*S)) Flow {
+	s := f.Spec.(S)
+	mod(&s)
+	f.Spec = s
+	return f
+}
+
 // TestFlowKeyRedacted: a flow printed in any form, as a log line would, never shows its SRTP key.
 func TestFlowKeyRedacted(t *testing.T) {
 	key := []byte("0123456789abcdefghijklmnopqrst")
-	f := Flow{ID: "rd1", Kind: SinkUDP, Stream: "s", SRTPKey: key}
+	f := Flow{ID: "rd1", Stream: "s", Spec: UDPSink{SRTPKey: key}}
 	for _, s := range []string{fmt.Sprint(f), fmt.Sprintf("%v %+v %#v %s", f, f, f, f), fmt.Sprint(&f)} {
 		if strings.Contains(s, "0123456789") || strings.Contains(s, fmt.Sprint(key[:4])) || !strings.Contains(s, "redacted") {
 			t.Fatalf("flow printed as %q", s)
 		}
 	}
-	if string(f.SRTPKey) != string(key) {
+	if string(f.Spec.(UDPSink).SRTPKey) != string(key) {
 		t.Fatal("printing changed the flow's key")
 	}
 }

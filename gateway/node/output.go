@@ -8,12 +8,10 @@ import (
 
 	"github.com/meshgw/meshgw/fec"
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/rtpout"
-	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
-// OutputSpec is what a SinkRTP needs besides its destination (Flow.RTP, Flow.RTCP).
+// OutputSpec is what an RTPSink needs besides its destination (RTPSink.RTP, RTPSink.RTCP).
 type OutputSpec struct {
 	// Leg2 is the second 2022-7 leg's RTP destination (its RTCP goes to port+1); invalid for
 	// none. Both legs carry identical packets: same bytes, same SSRC, sequence numbers and
@@ -36,7 +34,7 @@ func (o OutputSpec) fecConfig() (fec.Config, bool) {
 	return fec.Config{Columns: o.FECColumns, Rows: o.FECRows, Mode: o.FECMode}, true
 }
 
-func (o OutputSpec) validate(f Flow) error {
+func (o OutputSpec) validate(f RTPSink) error {
 	if f.Track < 0 {
 		return errors.New("negative track")
 	}
@@ -68,9 +66,9 @@ func (o OutputSpec) validate(f Flow) error {
 	return nil
 }
 
-// newRTPOutput opens the sockets of a SinkRTP flow f (validated): the per-packet output that
+// newRTPOutput opens the sockets of an RTPSink f (validated): the per-packet output that
 // rtp/rtpout carries, configured from f's destinations and OutputSpec.
-func newRTPOutput(f Flow, pool *rtp.Pool, log *slog.Logger) (*rtpout.Output, error) {
+func newRTPOutput(f RTPSink, pool *rtp.Pool, log *slog.Logger) (*rtpout.Output, error) {
 	cfg := rtpout.Config{RTP: f.RTP, RTCP: f.RTCP, Leg2: f.Output.Leg2, TTL: f.Output.TTL, Pool: pool, Logger: log}
 	cfg.FEC, _ = f.Output.fecConfig()
 	return rtpout.New(cfg)
@@ -82,75 +80,9 @@ func outputStats(o *rtpout.Output) FlowStats {
 	return FlowStats{Packets: st.Packets, Bytes: st.Bytes, FEC: st.FEC, Dropped: st.Dropped, Errors: st.Errors}
 }
 
-// hubSink is what a sink flow hands its hub: the output, the relay history in front of a UDP
-// sink, or the UDP sink itself.
-func (fl *flow) hubSink() rtp.Sink {
-	switch {
-	case fl.out != nil:
-		return fl.out
-	case fl.hist != nil:
-		return fl.hist
-	}
-	return fl.sink
-}
-
-// isSink tells flows that hang a sink on a hub.
-func (fl *flow) isSink() bool { return fl.sink != nil || fl.out != nil }
-
-// closeSink releases a sink flow's sockets and buffers, without the node's lock.
-func (fl *flow) closeSink() {
-	if fl.out != nil {
-		fl.out.Close()
-	}
-	if fl.hist != nil {
-		fl.hist.Close()
-	}
-	if fl.sink != nil {
-		fl.sink.Close()
-	}
-}
-
-// newSinkLocked opens what a new sink flow sends through: an output's sockets, or a UDP sink on
-// the node's pair (with a retransmission history when it is a NACK relay sink).
-func (n *Local) newSinkLocked(fl *flow) error {
-	f := fl.spec
-	if f.Kind == SinkRTP {
-		out, err := newRTPOutput(f, n.pool, n.log.With("stream", f.Stream, "output", f.RTP.String()))
-		if err != nil {
-			return err
-		}
-		fl.out = out
-		return nil
-	}
-	if err := n.checkSecondPair(f.SecondPair); err != nil {
-		return fmt.Errorf("flow %s: %w", f.ID, err)
-	}
-	pair := n.pair(f.SecondPair)
-	if len(f.SRTPKey) > 0 {
-		// protected on the egress workers, per reader (or relay), with the key the control drew
-		k, err := srtp.KeyFromBytes(f.SRTPKey)
-		switch {
-		case err != nil:
-		case f.SRTPResume != nil:
-			fl.sink, err = pair.NewSRTPSinkResuming(f.RTP, f.RTCP, k, *f.SRTPResume)
-		default:
-			fl.sink, err = pair.NewSRTPSink(f.RTP, f.RTCP, k)
-		}
-		if err != nil {
-			return fmt.Errorf("flow %s: %w", f.ID, err)
-		}
-	} else {
-		fl.sink = pair.NewSink(f.RTP, f.RTCP)
-	}
-	if f.NACK && f.Kind == SinkUDP {
-		fl.hist = nack.NewHistory(fl.sink, fl.hub.SSRC())
-	}
-	return nil
-}
-
 // setRepairLocked gives a NACK relay source its per-track repair (once: NACK and NACKWait are
 // fixed at creation) and a feedback sink aimed at its current upstream's RTCP address.
-func (n *Local) setRepairLocked(fl *flow, f Flow) {
+func (n *Local) setRepairLocked(fl *flow, f RelaySource) {
 	if !f.NACK {
 		return
 	}

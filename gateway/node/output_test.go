@@ -20,10 +20,10 @@ func addPort(ap netip.AddrPort, d uint16) netip.AddrPort {
 // function sending RTP packet i (sequence base+i, sizes varying) into it.
 func publishTo(t *testing.T, n *Local, s string) func(i int) []byte {
 	t.Helper()
-	mustApply(t, n, Flow{ID: s + "-src", Version: 1, Kind: SourcePublisher, Stream: s, Tracks: video})
+	mustApply(t, n, Flow{ID: s + "-src", Version: 1, Stream: s, Spec: PublisherSource{Tracks: video}})
 	pub := newUpstream(t)
 	prtp, prtcp := pub.addrs()
-	mustApply(t, n, Flow{ID: s + "-in", Version: 1, Kind: IngressUDP, Stream: s, RTP: prtp, RTCP: prtcp})
+	mustApply(t, n, Flow{ID: s + "-in", Version: 1, Stream: s, Spec: UDPIngress{RTP: prtp, RTCP: prtcp}})
 	dst, _ := pairAddrs(n)
 	return func(i int) []byte {
 		b := make([]byte, 12+100+(i*37)%1100)
@@ -52,8 +52,7 @@ func TestOutputFEC2022_7(t *testing.T) {
 	n := newLocal(t, nil)
 	send := publishTo(t, n, "s")
 	leg1, leg2 := peertest.RecordFECPorts(t), peertest.RecordFECPorts(t)
-	f := Flow{ID: "out", Version: 1, Kind: SinkRTP, Stream: "s", RTP: leg1.Addr(), RTCP: addPort(leg1.Addr(), 1),
-		Output: OutputSpec{Leg2: leg2.Addr(), FECColumns: 5, FECRows: 4}}
+	f := Flow{ID: "out", Version: 1, Stream: "s", Spec: RTPSink{RTP: leg1.Addr(), RTCP: addPort(leg1.Addr(), 1), Output: OutputSpec{Leg2: leg2.Addr(), FECColumns: 5, FECRows: 4}}}
 	mustApply(t, n, f)
 	const total = 400 // 20 matrices of 5×4
 	for i := range total {
@@ -100,8 +99,7 @@ func TestOutputColumnOnly(t *testing.T) {
 	n := newLocal(t, nil)
 	send := publishTo(t, n, "s")
 	tr := peertest.RecordFECPorts(t)
-	mustApply(t, n, Flow{ID: "out", Version: 1, Kind: SinkRTP, Stream: "s", RTP: tr.Addr(), RTCP: addPort(tr.Addr(), 1),
-		Output: OutputSpec{FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn}})
+	mustApply(t, n, Flow{ID: "out", Version: 1, Stream: "s", Spec: RTPSink{RTP: tr.Addr(), RTCP: addPort(tr.Addr(), 1), Output: OutputSpec{FECColumns: 10, FECRows: 5, FECMode: fec.ModeColumn}}})
 	for i := range 200 {
 		send(i)
 	}
@@ -115,7 +113,7 @@ func TestOutputColumnOnly(t *testing.T) {
 
 func TestOutputValidate(t *testing.T) {
 	dst := netip.MustParseAddrPort("127.0.0.1:5000")
-	base := Flow{ID: "o", Stream: "s", Kind: SinkRTP, RTP: dst, RTCP: addPort(dst, 1)}
+	base := Flow{ID: "o", Stream: "s", Spec: RTPSink{RTP: dst, RTCP: addPort(dst, 1)}}
 	for _, tc := range []struct {
 		spec OutputSpec
 		ok   bool
@@ -131,7 +129,7 @@ func TestOutputValidate(t *testing.T) {
 		{OutputSpec{Leg2: netip.MustParseAddrPort("127.0.0.1:65534"), FECColumns: 5, FECRows: 5}, false},
 	} {
 		f := base
-		f.Output = tc.spec
+		f = with(f, func(s *RTPSink) { s.Output = tc.spec })
 		if err := f.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%+v: err %v, want ok=%v", tc.spec, err, tc.ok)
 		}

@@ -73,10 +73,10 @@ func (p *peer) publish() {
 	alive := []*flow{}
 	var in *flow
 	for f := range p.members {
-		switch f.spec.Kind {
-		case SourceRelay:
+		switch sp := f.spec.Spec.(type) {
+		case RelaySource:
 			hubs := f.stream.hubs
-			for i, ssrc := range f.spec.SSRCs {
+			for i, ssrc := range sp.SSRCs {
 				if i < len(hubs) {
 					r := route{hub: hubs[i], fl: f}
 					if i < len(f.rx) {
@@ -88,9 +88,9 @@ func (p *peer) publish() {
 					routes[ssrc] = r
 				}
 			}
-		case SinkUDP:
+		case UDPSink:
 			alive = append(alive, f)
-		case IngressUDP:
+		case UDPIngress:
 			// two publishers claiming one address: the later one wins, as the older one is
 			// most likely gone without its teardown yet
 			if f.hub != nil && (in == nil || f.seq > in.seq) {
@@ -218,7 +218,7 @@ func noteReports(b []byte, alive []*flow) {
 	r := rtp.NewReportBlocks(b)
 	for blk, ok := r.Next(); ok; blk, ok = r.Next() {
 		for _, f := range alive {
-			if h := f.hub; h != nil && len(f.spec.SRTPKey) == 0 && h.SSRC() == blk.SSRC {
+			if h := f.hub; h != nil && !f.srtpOut && h.SSRC() == blk.SSRC {
 				f.rrMu.Lock()
 				f.rr.Note(blk, h.Track().ClockRate, now, h.SRSentAt)
 				f.rrMu.Unlock()
@@ -275,22 +275,28 @@ func (n *Local) leavePeerLocked(k peerKey, fl *flow) {
 	}
 }
 
-// peerKeys are the addresses a flow receives from.
+// peerKeys are the addresses a flow receives from: those of its spec if it receives from any
+// (a relay source's upstream, a publisher's ingress, a reader's RTCP to its UDP sink).
 func peerKeys(f Flow) []peerKey {
-	switch f.Kind {
-	case SourceRelay:
-		ks := []peerKey{newPeerKey(f.RTP, false, false), newPeerKey(f.RTCP, true, false)}
-		if f.RTP2.IsValid() {
-			ks = append(ks, newPeerKey(f.RTP2, false, true), newPeerKey(f.RTCP2, true, true))
-		}
-		return ks
-	case IngressUDP:
-		return []peerKey{newPeerKey(f.RTP, false, false), newPeerKey(f.RTCP, true, false)}
-	case SinkUDP:
-		return []peerKey{newPeerKey(f.RTCP, true, f.SecondPair)}
+	if r, ok := f.Spec.(interface{ peerKeys() []peerKey }); ok {
+		return r.peerKeys()
 	}
 	return nil
 }
+
+func (s RelaySource) peerKeys() []peerKey {
+	ks := []peerKey{newPeerKey(s.RTP, false, false), newPeerKey(s.RTCP, true, false)}
+	if s.RTP2.IsValid() {
+		ks = append(ks, newPeerKey(s.RTP2, false, true), newPeerKey(s.RTCP2, true, true))
+	}
+	return ks
+}
+
+func (s UDPIngress) peerKeys() []peerKey {
+	return []peerKey{newPeerKey(s.RTP, false, false), newPeerKey(s.RTCP, true, false)}
+}
+
+func (s UDPSink) peerKeys() []peerKey { return []peerKey{newPeerKey(s.RTCP, true, s.SecondPair)} }
 
 // peerConflictLocked refuses a flow that would take datagrams meant for another: one upstream hub
 // relayed into two streams, or a publisher and a relay on one address (a publisher's packets are
@@ -305,16 +311,18 @@ func (n *Local) peerConflictLocked(fl *flow, f Flow) error {
 			if o == fl {
 				continue
 			}
+			mine, theirs := f.Kind(), o.spec.Kind()
 			switch {
-			case f.Kind == SourceRelay && o.spec.Kind == SourceRelay:
-				for _, ssrc := range f.SSRCs {
-					if slices.Contains(o.spec.SSRCs, ssrc) {
+			case mine == SourceRelay && theirs == SourceRelay:
+				ssrcs := o.spec.Spec.(RelaySource).SSRCs
+				for _, ssrc := range f.Spec.(RelaySource).SSRCs {
+					if slices.Contains(ssrcs, ssrc) {
 						return fmt.Errorf("SSRC %08x from %s is already relayed by flow %s", ssrc, k.addr, o.spec.ID)
 					}
 				}
-			case f.Kind == SourceRelay && o.spec.Kind == IngressUDP,
-				f.Kind == IngressUDP && o.spec.Kind == SourceRelay:
-				return fmt.Errorf("%s is taken by %s flow %s", k.addr, o.spec.Kind, o.spec.ID)
+			case mine == SourceRelay && theirs == IngressUDP,
+				mine == IngressUDP && theirs == SourceRelay:
+				return fmt.Errorf("%s is taken by %s flow %s", k.addr, theirs, o.spec.ID)
 			}
 		}
 	}

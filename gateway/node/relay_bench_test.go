@@ -48,14 +48,14 @@ func FuzzRelayDemux(f *testing.F) {
 			h.Close()
 		}
 	})
-	relay := &flow{spec: Flow{Kind: SourceRelay, SSRCs: []uint32{1, 2}}, stream: &nodeStream{hubs: hubs}}
+	relay := &flow{spec: Flow{Spec: RelaySource{SSRCs: []uint32{1, 2}}}, stream: &nodeStream{hubs: hubs}}
 	// and a live-live relay (SSRC 3) whose two legs come from the same addresses on both pairs
 	llHub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 3, Transparent: true})
 	llHub.AddSink(sink)
-	ll := &flow{spec: Flow{Kind: SourceRelay, SSRCs: []uint32{3}, RTP2: netip.MustParseAddrPort("127.0.0.2:1")}, stream: &nodeStream{hubs: []*rtp.Hub{llHub}}}
+	ll := &flow{spec: Flow{Spec: RelaySource{SSRCs: []uint32{3}, RTP2: netip.MustParseAddrPort("127.0.0.2:1")}}, stream: &nodeStream{hubs: []*rtp.Hub{llHub}}}
 	ll.mg = []*merge.Timed{newRelayMerge(ll, llHub, nil, merge.ClassA, nil)}
 	f.Cleanup(func() { ll.mg[0].Close(); llHub.Close() })
-	reader := &flow{spec: Flow{Kind: SinkUDP}}
+	reader := &flow{spec: Flow{Spec: UDPSink{}}}
 	var rtpPeers, rtcpPeers [2]*peer
 	for i, second := range []bool{false, true} {
 		rtpPeers[i] = newPeer(peerKey{second: second})
@@ -122,8 +122,7 @@ func benchRelayIngress(b *testing.B, nack, secure bool) {
 	// a second relay from the same address, so the demux has a choice to make
 	for i, ssrc := range []uint32{0x5eed, 0xbeef} {
 		id, stream := "rel"+string(rune('a'+i)), "s"+string(rune('a'+i))
-		if _, err := n.Apply(ctx, Flow{ID: id, Kind: SourceRelay, Stream: stream, Tracks: video, SSRCs: []uint32{ssrc},
-			RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1), NACK: nack, SRTPKey: key}); err != nil {
+		if _, err := n.Apply(ctx, Flow{ID: id, Stream: stream, Spec: RelaySource{Tracks: video, SSRCs: []uint32{ssrc}, RTP: up, RTCP: netip.AddrPortFrom(up.Addr(), up.Port()+1), NACK: nack, SRTPKey: key}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -144,7 +143,7 @@ func benchRelayIngress(b *testing.B, nack, secure bool) {
 	}()
 	defer func() { rd.Close(); <-drained }()
 	rdAddr := rd.LocalAddr().(*net.UDPAddr).AddrPort()
-	if _, err := n.Apply(ctx, Flow{ID: "rd", Kind: SinkUDP, Stream: "sa", RTP: rdAddr, RTCP: netip.AddrPortFrom(rdAddr.Addr(), 9)}); err != nil {
+	if _, err := n.Apply(ctx, Flow{ID: "rd", Stream: "sa", Spec: UDPSink{RTP: rdAddr, RTCP: netip.AddrPortFrom(rdAddr.Addr(), 9)}}); err != nil {
 		b.Fatal(err)
 	}
 	hub, err := n.Hub("sa", 0)

@@ -124,7 +124,7 @@ func pairAddrs(n *Local) (netip.AddrPort, netip.AddrPort) {
 // sinkTo is a UDP sink flow of track 0 of stream to r.
 func sinkTo(id, stream string, r *testReader) Flow {
 	rtpDst, rtcpDst := r.dst()
-	return Flow{ID: id, Version: 1, Kind: SinkUDP, Stream: stream, RTP: rtpDst, RTCP: rtcpDst}
+	return Flow{ID: id, Version: 1, Stream: stream, Spec: UDPSink{RTP: rtpDst, RTCP: rtcpDst}}
 }
 
 func mustApply(t *testing.T, n *Local, f Flow) FlowStatus {
@@ -142,7 +142,7 @@ func TestRelayIsTransparent(t *testing.T) {
 	ev := &recEvents{}
 	a, b := newLocal(t, ev), newLocal(t, nil)
 	ctx := context.Background()
-	mustApply(t, a, Flow{ID: "src", Version: 1, Kind: SourceDemo, Stream: "s1"})
+	mustApply(t, a, Flow{ID: "src", Version: 1, Stream: "s1", Spec: DemoSource{}})
 	ev.mu.Lock()
 	tracks := ev.tracks["s1"]
 	ev.mu.Unlock()
@@ -153,11 +153,11 @@ func TestRelayIsTransparent(t *testing.T) {
 	bRTP, bRTCP := pairAddrs(b)
 	ssrcs := make([]uint32, len(tracks))
 	for i := range tracks {
-		st := mustApply(t, a, Flow{ID: fmt.Sprintf("relay%d", i), Version: 1, Kind: SinkUDP, Stream: "s1", Track: i, RTP: bRTP, RTCP: bRTCP})
+		st := mustApply(t, a, Flow{ID: fmt.Sprintf("relay%d", i), Version: 1, Stream: "s1", Spec: UDPSink{Track: i, RTP: bRTP, RTCP: bRTCP}})
 		ssrcs[i] = st.SSRC
 	}
 	aRTP, aRTCP := pairAddrs(a)
-	rel := Flow{ID: "rel", Version: 1, Kind: SourceRelay, Stream: "s1", Tracks: tracks, SSRCs: ssrcs, RTP: aRTP, RTCP: aRTCP}
+	rel := Flow{ID: "rel", Version: 1, Stream: "s1", Spec: RelaySource{Tracks: tracks, SSRCs: ssrcs, RTP: aRTP, RTCP: aRTCP}}
 	st := mustApply(t, b, rel)
 	if st.RTPPort != b.UDP().RTPPort() || st.RTCPPort != b.UDP().RTCPPort() || st.Source != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("relay status %+v", st)
@@ -268,7 +268,7 @@ func TestRelayUpstreamMoves(t *testing.T) {
 	b := newLocal(t, nil)
 	up1, up2 := newUpstream(t), newUpstream(t)
 	rtp1, rtcp1 := up1.addrs()
-	rel := Flow{ID: "rel", Version: 1, Kind: SourceRelay, Stream: "s", Tracks: video, SSRCs: []uint32{0x1111}, RTP: rtp1, RTCP: rtcp1}
+	rel := Flow{ID: "rel", Version: 1, Stream: "s", Spec: RelaySource{Tracks: video, SSRCs: []uint32{0x1111}, RTP: rtp1, RTCP: rtcp1}}
 	mustApply(t, b, rel)
 	h1, err := b.Hub("s", 0)
 	if err != nil {
@@ -287,8 +287,10 @@ func TestRelayUpstreamMoves(t *testing.T) {
 	}
 
 	rel.Version = 2
-	rel.SSRCs = []uint32{0x2222}
-	rel.RTP, rel.RTCP = up2.addrs()
+	rel = with(rel, func(s *RelaySource) {
+		s.SSRCs = []uint32{0x2222}
+		s.RTP, s.RTCP = up2.addrs()
+	})
 	mustApply(t, b, rel)
 	if h2, err := b.Hub("s", 0); err != nil || h2 != h1 {
 		t.Fatalf("relay update replaced the hub: %v", err)
@@ -330,9 +332,10 @@ func TestRelayDemuxBySSRC(t *testing.T) {
 	b := newLocal(t, nil)
 	up := newUpstream(t)
 	urtp, urtcp := up.addrs()
-	ra := Flow{ID: "ra", Version: 1, Kind: SourceRelay, Stream: "a", Tracks: video, SSRCs: []uint32{0xa0}, RTP: urtp, RTCP: urtcp}
+	ra := Flow{ID: "ra", Version: 1, Stream: "a", Spec: RelaySource{Tracks: video, SSRCs: []uint32{0xa0}, RTP: urtp, RTCP: urtcp}}
 	rb := ra
-	rb.ID, rb.Stream, rb.SSRCs = "rb", "b", []uint32{0xb0}
+	rb.ID, rb.Stream = "rb", "b"
+	rb = with(rb, func(s *RelaySource) { s.SSRCs = []uint32{0xb0} })
 	mustApply(t, b, ra)
 	mustApply(t, b, rb)
 	// one upstream hub cannot feed two streams
@@ -345,7 +348,7 @@ func TestRelayDemuxBySSRC(t *testing.T) {
 		t.Fatalf("a refused relay left its stream behind: %v", err)
 	}
 	// nor can a publisher's ingress share the address
-	if _, err := b.Apply(context.Background(), Flow{ID: "in", Kind: IngressUDP, Stream: "a", RTP: urtp, RTCP: urtcp}); err == nil {
+	if _, err := b.Apply(context.Background(), Flow{ID: "in", Stream: "a", Spec: UDPIngress{RTP: urtp, RTCP: urtcp}}); err == nil {
 		t.Fatal("an ingress on a relay's upstream address was accepted")
 	}
 
@@ -437,13 +440,12 @@ func TestApplyDuplicateAndFlows(t *testing.T) {
 	up1 := netip.MustParseAddrPort("127.0.0.1:7000")
 	up2 := netip.MustParseAddrPort("127.0.0.1:7002")
 
-	pub := Flow{ID: "pub", Version: 1, Kind: SourcePublisher, Stream: "p", Tracks: video, Meta: map[string]string{"role": "publisher"}}
+	pub := Flow{ID: "pub", Version: 1, Stream: "p", Spec: PublisherSource{Tracks: video}, Meta: map[string]string{"role": "publisher"}}
 	mustApply(t, n, pub)
-	sink := Flow{ID: "rd", Version: 1, Kind: SinkUDP, Stream: "p", RTP: netip.MustParseAddrPort("127.0.0.1:9"), RTCP: netip.MustParseAddrPort("127.0.0.1:9"),
-		Paused: true, Meta: map[string]string{"session": "abc"}}
+	sink := Flow{ID: "rd", Version: 1, Stream: "p", Spec: UDPSink{RTP: netip.MustParseAddrPort("127.0.0.1:9"), RTCP: netip.MustParseAddrPort("127.0.0.1:9"), Paused: true}, Meta: map[string]string{"session": "abc"}}
 	mustApply(t, n, sink)
 	meta := map[string]string{"route": "/cam", "role": "relay"}
-	rel := Flow{ID: "rel", Version: 3, Kind: SourceRelay, Stream: "r", Tracks: video, SSRCs: []uint32{42}, RTP: up1, RTCP: up1, Meta: meta}
+	rel := Flow{ID: "rel", Version: 3, Stream: "r", Spec: RelaySource{Tracks: video, SSRCs: []uint32{42}, RTP: up1, RTCP: up1}, Meta: meta}
 	st1 := mustApply(t, n, rel)
 	if st1.Source != adv {
 		t.Fatalf("status source %v, want the advertised %v", st1.Source, adv)
@@ -451,7 +453,8 @@ func TestApplyDuplicateAndFlows(t *testing.T) {
 	meta["route"] = "/changed" // the caller's map is not the node's
 
 	dup := rel
-	dup.RTP, dup.SSRCs, dup.Meta = up2, []uint32{43}, map[string]string{"x": "y"}
+	dup.Meta = map[string]string{"x": "y"}
+	dup = with(dup, func(s *RelaySource) { s.RTP, s.SSRCs = up2, []uint32{43} })
 	for _, v := range []uint64{3, 2} {
 		dup.Version = v
 		if st, err := n.Apply(ctx, dup); err != nil || st != st1 {
@@ -462,7 +465,7 @@ func TestApplyDuplicateAndFlows(t *testing.T) {
 	wantRel.Meta = map[string]string{"route": "/cam", "role": "relay"}
 	// a retried sink command does not resume a paused reader
 	resume := sink
-	resume.Paused = false
+	resume = resume.WithPaused(false)
 	if _, err := n.Apply(ctx, resume); err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +478,7 @@ func TestApplyDuplicateAndFlows(t *testing.T) {
 	checkFlow(t, fl[0], pub)
 	checkFlow(t, fl[2], sink)
 	fl[1].Meta["route"] = "/mine"
-	fl[1].SSRCs[0] = 1
+	fl[1].Spec.(RelaySource).SSRCs[0] = 1
 	checkFlow(t, n.Flows()[1], wantRel)
 
 	// Version 0 always applies
@@ -498,8 +501,8 @@ func flowIDs(fl []Flow) []string {
 
 func checkFlow(t *testing.T, got, want Flow) {
 	t.Helper()
-	if got.ID != want.ID || got.Version != want.Version || got.Kind != want.Kind || got.RTP != want.RTP ||
-		got.Paused != want.Paused || fmt.Sprint(got.SSRCs) != fmt.Sprint(want.SSRCs) || !maps.Equal(got.Meta, want.Meta) {
+	if got.ID != want.ID || got.Version != want.Version || fmt.Sprintf("%#v", got.Spec) != fmt.Sprintf("%#v", want.Spec) ||
+		!maps.Equal(got.Meta, want.Meta) {
 		t.Fatalf("flow %s:\n got %+v\nwant %+v", want.ID, got, want)
 	}
 }
@@ -512,7 +515,7 @@ func TestRelayEncrypted(t *testing.T) {
 		t.Run(fmt.Sprintf("same-key=%v", sameKey), func(t *testing.T) {
 			ev := &recEvents{}
 			a, b := newLocal(t, ev), newLocal(t, nil)
-			mustApply(t, a, Flow{ID: "src", Version: 1, Kind: SourceDemo, Stream: "s1"})
+			mustApply(t, a, Flow{ID: "src", Version: 1, Stream: "s1", Spec: DemoSource{}})
 			ev.mu.Lock()
 			tracks := ev.tracks["s1"]
 			ev.mu.Unlock()
@@ -529,11 +532,11 @@ func TestRelayEncrypted(t *testing.T) {
 			bRTP, bRTCP := pairAddrs(b)
 			ssrcs := make([]uint32, len(tracks))
 			for i := range tracks {
-				st := mustApply(t, a, Flow{ID: fmt.Sprintf("relay%d", i), Version: 1, Kind: SinkUDP, Stream: "s1", Track: i, RTP: bRTP, RTCP: bRTCP, SRTPKey: k1[:]})
+				st := mustApply(t, a, Flow{ID: fmt.Sprintf("relay%d", i), Version: 1, Stream: "s1", Spec: UDPSink{Track: i, RTP: bRTP, RTCP: bRTCP, SRTPKey: k1[:]}})
 				ssrcs[i] = st.SSRC
 			}
 			aRTP, aRTCP := pairAddrs(a)
-			mustApply(t, b, Flow{ID: "rel", Version: 1, Kind: SourceRelay, Stream: "s1", Tracks: tracks, SSRCs: ssrcs, RTP: aRTP, RTCP: aRTCP, SRTPKey: k2[:]})
+			mustApply(t, b, Flow{ID: "rel", Version: 1, Stream: "s1", Spec: RelaySource{Tracks: tracks, SSRCs: ssrcs, RTP: aRTP, RTCP: aRTCP, SRTPKey: k2[:]}})
 			onB := newTestReader(t)
 			mustApply(t, b, sinkTo("rdB", "s1", onB))
 			if sameKey {

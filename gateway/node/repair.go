@@ -10,7 +10,7 @@ import (
 
 // NACK and retransmission on relay links (PROTOCOLS.md §7.4): the per-packet halves are
 // package rtp/nack; here they are wired to relay flows. A NACK relay sink sends through a
-// nack.History (newSinkLocked), a NACK relay source repairs each track with a nack.Repairer
+// nack.History (udpSink, sink_udp.go), a NACK relay source repairs each track with a nack.Repairer
 // and sends its NACKs through the flow's nack.Feedback (setRepairLocked, setLiveLiveLocked).
 
 // newRepairer is the loss repair of one track of relay source fl: its NACKs go to the flow's
@@ -43,7 +43,7 @@ func answerNACKs(b []byte, sinks []*flow) {
 }
 
 // RepairStats returns the loss repair counters of a relay flow (SourceRelay or SinkUDP with
-// Flow.NACK), summed over its tracks.
+// UDPSink.NACK or RelaySource.NACK), summed over its tracks.
 func (n *Local) RepairStats(id string) (nack.Stats, error) {
 	n.mu.Lock()
 	fl := n.flows[id]

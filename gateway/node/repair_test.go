@@ -41,10 +41,9 @@ func runRelayLossKey(t *testing.T, cfg peertest.LossyConfig, nack bool, packets 
 	aRTP, aRTCP := pairAddrs(a)
 	cfg.To = bRTP
 	lossy := peertest.StartLossyRelay(t, cfg)
-	st := mustApply(t, a, Flow{ID: "rl", Version: 1, Kind: SinkUDP, Stream: "s", RTP: lossy.Addr(), RTCP: bRTCP, NACK: nack, SRTPKey: key})
+	st := mustApply(t, a, Flow{ID: "rl", Version: 1, Stream: "s", Spec: UDPSink{RTP: lossy.Addr(), RTCP: bRTCP, NACK: nack, SRTPKey: key}})
 	_ = aRTP
-	mustApply(t, b, Flow{ID: "ri", Version: 1, Kind: SourceRelay, Stream: "s", Tracks: video, SSRCs: []uint32{st.SSRC},
-		RTP: lossy.Addr(), RTCP: aRTCP, NACK: nack, SRTPKey: key})
+	mustApply(t, b, Flow{ID: "ri", Version: 1, Stream: "s", Spec: RelaySource{Tracks: video, SSRCs: []uint32{st.SSRC}, RTP: lossy.Addr(), RTCP: aRTCP, NACK: nack, SRTPKey: key}})
 	r := newTestReader(t)
 	// a gap filled releases the packets held behind it at once: room for them at the reader
 	_ = r.rtpConn.SetReadBuffer(4 << 20)

@@ -23,7 +23,7 @@ type upstreamReports struct {
 // newUpstreamReports opens the report path of a plain UDP publisher's ingress. SRTP publishers
 // get none: their RTCP would need SRTCP under a key for the other direction, which MIKEY as
 // RTSP uses it does not hand out.
-func (n *Local) newUpstreamReports(f Flow) *upstreamReports {
+func (n *Local) newUpstreamReports(f UDPIngress) *upstreamReports {
 	if len(f.SRTPKey) > 0 {
 		return nil
 	}

@@ -78,7 +78,7 @@ func TestReaderReceptionReports(t *testing.T) {
 func TestNoteReportsDoesNotAllocate(t *testing.T) {
 	hub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 0x5eed})
 	defer hub.Close()
-	f := &flow{spec: Flow{Kind: SinkUDP}, hub: hub}
+	f := &flow{spec: Flow{Spec: UDPSink{}}, hub: hub}
 	b := make([]byte, 8+24)
 	b[0], b[1] = 0x81, 201
 	binary.BigEndian.PutUint16(b[2:], 7)
@@ -101,10 +101,10 @@ func TestPublisherGetsReceiverReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	mustApply(t, n, Flow{ID: "src", Version: 1, Kind: SourcePublisher, Stream: "s", Tracks: video})
+	mustApply(t, n, Flow{ID: "src", Version: 1, Stream: "s", Spec: PublisherSource{Tracks: video}})
 	pub := newUpstream(t)
 	prtp, prtcp := pub.addrs()
-	mustApply(t, n, Flow{ID: "in", Version: 1, Kind: IngressUDP, Stream: "s", RTP: prtp, RTCP: prtcp})
+	mustApply(t, n, Flow{ID: "in", Version: 1, Stream: "s", Spec: UDPIngress{RTP: prtp, RTCP: prtcp}})
 	_, nRTCP := pairAddrs(n)
 	lost := 0
 	for i := range 200 {

@@ -15,27 +15,27 @@ import (
 func TestValidateRTPSource(t *testing.T) {
 	sdp := "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=audio 6000 RTP/AVP 0\r\n"
 	for name, c := range map[string]struct {
-		f    Flow
+		f    RTPSource
 		want string
 	}{
-		"no URL":      {Flow{}, "is not rtp://HOST:PORT"},
-		"host name":   {Flow{URL: "rtp://cam:5000"}, "URL"},
-		"odd port":    {Flow{URL: "rtp://1.2.3.4:5001"}, "port 5001"},
-		"bad SDP":     {Flow{URL: "rtp://1.2.3.4:5000", SDP: "nope"}, "SDP"},
-		"SDP port 0":  {Flow{URL: "rtp://1.2.3.4:5000", SDP: strings.Replace(sdp, "6000", "0", 1)}, "media 2 has port 0"},
-		"bad leg 2":   {Flow{URL: "rtp://1.2.3.4:5000", Leg2: "rtp://x"}, "leg 2"},
-		"leg 2 range": {Flow{URL: "rtp://1.2.3.4:5000", SDP: sdp, Leg2: "rtp://1.2.3.4:65000"}, "leg 2: track 2 port 66000"},
-		"FEC":         {Flow{URL: "rtp://1.2.3.4:5000", FECColumns: 30}, "FEC"},
-		"FEC rows":    {Flow{URL: "rtp://1.2.3.4:5000", FECRows: 5}, "FEC"},
-		"skew":        {Flow{URL: "rtp://1.2.3.4:5000", Skew: time.Minute}, "skew"},
+		"no URL":      {RTPSource{}, "is not rtp://HOST:PORT"},
+		"host name":   {RTPSource{URL: "rtp://cam:5000"}, "URL"},
+		"odd port":    {RTPSource{URL: "rtp://1.2.3.4:5001"}, "port 5001"},
+		"bad SDP":     {RTPSource{URL: "rtp://1.2.3.4:5000", SDP: "nope"}, "SDP"},
+		"SDP port 0":  {RTPSource{URL: "rtp://1.2.3.4:5000", SDP: strings.Replace(sdp, "6000", "0", 1)}, "media 2 has port 0"},
+		"bad leg 2":   {RTPSource{URL: "rtp://1.2.3.4:5000", Leg2: "rtp://x"}, "leg 2"},
+		"leg 2 range": {RTPSource{URL: "rtp://1.2.3.4:5000", SDP: sdp, Leg2: "rtp://1.2.3.4:65000"}, "leg 2: track 2 port 66000"},
+		"FEC":         {RTPSource{URL: "rtp://1.2.3.4:5000", FECColumns: 30}, "FEC"},
+		"FEC rows":    {RTPSource{URL: "rtp://1.2.3.4:5000", FECRows: 5}, "FEC"},
+		"skew":        {RTPSource{URL: "rtp://1.2.3.4:5000", Skew: time.Minute}, "skew"},
 	} {
-		c.f.ID, c.f.Stream, c.f.Kind = "f", "s", SourceRTP
-		if err := c.f.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+		f := Flow{ID: "f", Stream: "s", Spec: c.f}
+		if err := f.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err %v, want %q", name, err, c.want)
 		}
 	}
-	ok := Flow{ID: "f", Stream: "s", Kind: SourceRTP, URL: "rtp://1.2.3.4:5000", SDP: sdp, Leg2: "rtp://1.2.3.4:7000", FECColumns: 5, FECRows: 5}
-	cfg, err := rtpSourceConfig(ok)
+	ok := Flow{ID: "f", Stream: "s", Spec: RTPSource{URL: "rtp://1.2.3.4:5000", SDP: sdp, Leg2: "rtp://1.2.3.4:7000", FECColumns: 5, FECRows: 5}}
+	cfg, err := rtpSourceConfig(ok.Spec.(RTPSource))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestRTPSourceFlow(t *testing.T) {
 		}
 		port = c.LocalAddr().(*net.UDPAddr).Port &^ 1
 		c.Close()
-		_, err = n.Apply(context.Background(), Flow{ID: "src", Kind: SourceRTP, Stream: "s", URL: fmt.Sprintf("rtp://127.0.0.1:%d", port)})
+		_, err = n.Apply(context.Background(), Flow{ID: "src", Stream: "s", Spec: RTPSource{URL: fmt.Sprintf("rtp://127.0.0.1:%d", port)}})
 		if err == nil {
 			break
 		}

@@ -165,8 +165,8 @@ type Selector struct {
 	wg    sync.WaitGroup
 }
 
-// Leg is one source as the selector sees it. Its method set is the one the
-// sources' handlers have (rtsp/pull.Handler): a source drives its leg.
+// Leg is one source as the selector sees it. It is an rtp.SourceHandler,
+// the one interface every source drives: a source drives its leg.
 type Leg struct {
 	sel *Selector
 	i   int
@@ -352,7 +352,9 @@ func (sel *Selector) Refused(leg int) (first bool) {
 	return first
 }
 
-// OnReady implements pull.Handler: Config.Ready decides.
+var _ rtp.SourceHandler = (*Leg)(nil)
+
+// OnReady implements rtp.SourceHandler: Config.Ready decides.
 func (l *Leg) OnReady(sdp []byte, tracks []rtp.Track) error {
 	return l.sel.cfg.Ready(l.i, sdp, tracks)
 }
@@ -383,7 +385,7 @@ func (l *Leg) Mismatch() bool {
 	return true
 }
 
-// OnDisconnect implements pull.Handler: the leg counts as stalled at once,
+// OnDisconnect implements rtp.SourceHandler: the leg counts as stalled at once,
 // then Config.Down runs.
 func (l *Leg) OnDisconnect(err error) {
 	sel := l.sel
@@ -403,7 +405,7 @@ func (sel *Selector) hub(track int) *rtp.Hub {
 	return (*hp)[track]
 }
 
-// WriteRTCP implements pull.Handler: the active leg's reports (both legs'
+// WriteRTCP implements rtp.SourceHandler: the active leg's reports (both legs'
 // in merge mode, which describe one stream) reach the hubs.
 func (l *Leg) WriteRTCP(track int, pkt []byte) {
 	sel := l.sel
@@ -422,7 +424,7 @@ func (l *Leg) WriteRTCP(track int, pkt []byte) {
 	t.mu.Unlock()
 }
 
-// WriteRTP implements pull.Handler: the selector's packet path.
+// WriteRTP implements rtp.SourceHandler: the selector's packet path.
 func (l *Leg) WriteRTP(track int, pkt []byte) {
 	sel := l.sel
 	if l.mismatch.Load() || len(pkt) < 12 {

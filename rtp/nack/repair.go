@@ -15,7 +15,7 @@ const (
 	// rxWindow bounds how far past a missing packet the receiver holds packets (a power of
 	// two); a jump further ends the wait for everything older.
 	rxWindow = 1024
-	// DefaultWait is how long a relay waits for a missing packet when Config.Wait (Flow.NACKWait)
+	// DefaultWait is how long a relay waits for a missing packet when Config.Wait (RelaySource.NACKWait)
 	// is 0.
 	DefaultWait = 200 * time.Millisecond
 	// nackTries bounds the requests per missing packet; they are spread over the wait.

@@ -18,6 +18,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	pionrtp "github.com/pion/rtp"
 	"go.uber.org/goleak"
+
+	"github.com/meshgw/meshgw/rtp"
 )
 
 func TestMain(m *testing.M) {
@@ -170,18 +172,37 @@ type recorder struct {
 	clock *fakeClock
 	start time.Time
 	limit int
-	err   error
+	// refuse is what OnReady answers
+	refuse error
 
-	mu   sync.Mutex
-	got  []sent
-	full chan struct{}
+	mu          sync.Mutex
+	got         []sent
+	full        chan struct{}
+	ready, down int
+	downErr     error
 }
 
-func (r *recorder) WriteRTP(track int, b []byte) error {
+func (r *recorder) OnReady(sdp []byte, tracks []rtp.Track) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ready++
+	return r.refuse
+}
+
+func (r *recorder) OnDisconnect(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.down++
+	r.downErr = err
+}
+
+func (r *recorder) WriteRTCP(int, []byte) {}
+
+func (r *recorder) WriteRTP(track int, b []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.got) >= r.limit {
-		return r.err
+		return
 	}
 	var p pionrtp.Packet
 	if err := p.Unmarshal(append([]byte(nil), b...)); err != nil {
@@ -195,15 +216,14 @@ func (r *recorder) WriteRTP(track int, b []byte) error {
 	if len(r.got) == r.limit {
 		close(r.full)
 	}
-	return r.err
 }
 
 // playFast plays loops (plus one packet) of c on a fake clock and returns
 // what was written.
-func playFast(t *testing.T, c *Clip, loops int, werr error) []sent {
+func playFast(t *testing.T, c *Clip, loops int) []sent {
 	t.Helper()
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
-	rec := &recorder{clock: clk, start: clk.t, limit: loops*len(c.pkts) + 1, err: werr, full: make(chan struct{})}
+	rec := &recorder{clock: clk, start: clk.t, limit: loops*len(c.pkts) + 1, full: make(chan struct{})}
 	p := NewPlayer(c, rec, nil)
 	p.now, p.wait = clk.now, clk.wait
 	p.Start()
@@ -218,7 +238,7 @@ func playFast(t *testing.T, c *Clip, loops int, werr error) []sent {
 
 func TestLoopsAreContinuous(t *testing.T) {
 	c := mustLoad(t)
-	got := playFast(t, c, 2, nil)
+	got := playFast(t, c, 2)
 	n := len(c.pkts)
 
 	type state struct {
@@ -296,7 +316,7 @@ func TestLoopsAreContinuous(t *testing.T) {
 
 func TestOneLoopDecodesTo240Frames(t *testing.T) {
 	c := mustLoad(t)
-	got := playFast(t, c, 1, nil)
+	got := playFast(t, c, 1)
 	dec := &rtph264.Decoder{PacketizationMode: 1}
 	if err := dec.Init(); err != nil {
 		t.Fatal(err)
@@ -341,11 +361,29 @@ func TestOneLoopDecodesTo240Frames(t *testing.T) {
 	}
 }
 
-func TestWriteErrorsDoNotStopPlay(t *testing.T) {
+// TestSession checks the player drives its handler as a source: OnReady
+// once before the packets, OnDisconnect with rtp.ErrClosed at Close, and
+// nothing at all after a refused OnReady.
+func TestSession(t *testing.T) {
 	c := mustLoad(t)
-	got := playFast(t, c, 1, errors.New("sink gone"))
-	if len(got) != len(c.pkts)+1 {
-		t.Fatalf("got %d packets", len(got))
+	rec := &recorder{limit: 3, full: make(chan struct{})}
+	p := NewPlayer(c, rec, nil)
+	p.Start()
+	<-rec.full
+	p.Close()
+	p.Close()
+	rec.mu.Lock()
+	if rec.ready != 1 || rec.down != 1 || !errors.Is(rec.downErr, rtp.ErrClosed) {
+		t.Errorf("OnReady %d, OnDisconnect %d (%v); want 1, 1 (rtp.ErrClosed)", rec.ready, rec.down, rec.downErr)
+	}
+	rec.mu.Unlock()
+
+	rec = &recorder{limit: 1, refuse: errors.New("no"), full: make(chan struct{})}
+	p = NewPlayer(c, rec, nil)
+	p.Start()
+	p.Close()
+	if rec.ready != 1 || rec.down != 0 || len(rec.got) != 0 {
+		t.Errorf("refused: OnReady %d, OnDisconnect %d, %d packets; want 1, 0, 0", rec.ready, rec.down, len(rec.got))
 	}
 }
 
@@ -401,7 +439,7 @@ func TestLoadTSFromFFmpeg(t *testing.T) {
 	if d := c.Duration(); d < 1900*time.Millisecond || d > 2100*time.Millisecond {
 		t.Errorf("duration = %v", d)
 	}
-	got := playFast(t, c, 1, nil)
+	got := playFast(t, c, 1)
 	frames := 0
 	for _, s := range got[:len(got)-1] {
 		if s.track == 0 && s.pkt.Marker {
@@ -426,13 +464,15 @@ func TestLoadTSRejectsGarbage(t *testing.T) {
 
 type discard struct{}
 
-func (discard) WriteRTP(int, []byte) error { return nil }
+func (discard) OnReady([]byte, []rtp.Track) error { return nil }
+func (discard) WriteRTP(int, []byte)              {}
+func (discard) WriteRTCP(int, []byte)             {}
+func (discard) OnDisconnect(error)                {}
 
 func TestEmitDoesNotAllocate(t *testing.T) {
 	c := mustLoad(t)
 	p := NewPlayer(c, discard{}, nil)
-	now := time.Now()
-	allocs := testing.AllocsPerRun(3*len(c.pkts), func() { p.emit(now) })
+	allocs := testing.AllocsPerRun(3*len(c.pkts), func() { p.emit() })
 	if allocs != 0 {
 		t.Fatalf("emit allocates %.2f times per packet", allocs)
 	}
@@ -443,10 +483,9 @@ func TestEmitDoesNotAllocate(t *testing.T) {
 func BenchmarkEmit(b *testing.B) {
 	c := mustLoad(b)
 	p := NewPlayer(c, discard{}, nil)
-	now := time.Now()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		p.emit(now)
+		p.emit()
 	}
 }

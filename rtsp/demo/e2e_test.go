@@ -14,6 +14,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	pionrtp "github.com/pion/rtp"
+
+	"github.com/meshgw/meshgw/rtp"
 )
 
 // clipServer serves one Player through gortsplib's server: not the gateway's
@@ -46,16 +48,20 @@ func (s *clipServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, 
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-func (s *clipServer) WriteRTP(track int, b []byte) error {
+func (s *clipServer) OnReady([]byte, []rtp.Track) error { return nil }
+func (s *clipServer) WriteRTCP(int, []byte)             {}
+func (s *clipServer) OnDisconnect(error)                {}
+
+func (s *clipServer) WriteRTP(track int, b []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.pkt.Unmarshal(b); err != nil {
-		return err
+		return
 	}
 	// the server queues the packet; give it its own payload
 	p := s.pkt
 	p.Payload = append([]byte(nil), s.pkt.Payload...)
-	return s.stream.WritePacketRTP(s.desc.Medias[track], &p)
+	_ = s.stream.WritePacketRTP(s.desc.Medias[track], &p)
 }
 
 func freePort(t *testing.T) int {

@@ -5,32 +5,25 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/meshgw/meshgw/rtp"
 )
 
-// Writer receives the packets a Player emits.
-type Writer interface {
-	// WriteRTP gets one marshaled RTP packet of track (an index into
-	// Clip.Tracks). pkt is reused after the call returns, so an
-	// implementation that keeps it must copy it first.
-	WriteRTP(track int, pkt []byte) error
-}
-
-const (
-	// errLogEvery rate-limits logging of Writer errors: a broken sink
-	// fails for every packet, hundreds per second.
-	errLogEvery = 5 * time.Second
-	// maxLate is how far behind schedule the player may fall (a stopped
-	// process, a suspended VM) before it shifts its schedule instead of
-	// bursting the backlog into the network.
-	maxLate = time.Second
-)
+// maxLate is how far behind schedule the player may fall (a stopped
+// process, a suspended VM) before it shifts its schedule instead of
+// bursting the backlog into the network.
+const maxLate = time.Second
 
 // Player replays a Clip in real time, forever, as one continuous RTP stream
 // per track: each loop continues the previous one's sequence numbers and
 // timestamps, so receivers never see a discontinuity.
+//
+// It drives an rtp.SourceHandler like any other source: OnReady once with
+// the clip's description and tracks at Start, the packets of Clip.Tracks in
+// real time, and OnDisconnect (rtp.ErrClosed) at Close.
 type Player struct {
 	clip   *Clip
-	w      Writer
+	w      rtp.SourceHandler
 	logger *slog.Logger
 
 	// clock hooks; tests replace them to run loops without real time.
@@ -51,15 +44,12 @@ type Player struct {
 	next    int      // index into clip.pkts of the next packet
 	loopAt  time.Duration
 	scratch []byte
-
-	lastErrLog time.Time
-	suppressed int
 }
 
-// NewPlayer prepares a Player for c that writes to w. SSRCs, initial sequence
+// NewPlayer prepares a Player for c that plays into w. SSRCs, initial sequence
 // numbers and timestamps are random per Player (RFC 3550 §5.1), so two
 // Players of one Clip are distinct streams. A nil logger discards logs.
-func NewPlayer(c *Clip, w Writer, logger *slog.Logger) *Player {
+func NewPlayer(c *Clip, w rtp.SourceHandler, logger *slog.Logger) *Player {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,8 +97,9 @@ func timerWait() func(time.Duration, <-chan struct{}) bool {
 // SSRC returns the SSRC the Player uses for track, for RTCP and SDP users.
 func (p *Player) SSRC(track int) uint32 { return p.ssrc[track] }
 
-// Start begins playing in a goroutine owned by the Player. Calling it again,
-// or after Close, does nothing.
+// Start announces the clip to the handler (OnReady) and begins playing in a
+// goroutine owned by the Player. A handler that refuses the clip gets
+// nothing more. Calling Start again, or after Close, does nothing.
 func (p *Player) Start() {
 	p.startOnce.Do(func() {
 		p.mu.Lock()
@@ -118,13 +109,18 @@ func (p *Player) Start() {
 			return // closed before start
 		default:
 		}
+		if err := p.w.OnReady(p.clip.SDP(), p.clip.Tracks()); err != nil {
+			p.logger.Warn("demo source refused", "err", err)
+			return
+		}
 		p.started = true
 		go p.run()
 	})
 }
 
-// Close stops playing and waits for the goroutine to end. It is idempotent
-// and may be called before Start.
+// Close stops playing, waits for the goroutine to end and, if the handler
+// took the clip, ends the session (OnDisconnect with rtp.ErrClosed). It is
+// idempotent and may be called before Start.
 func (p *Player) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -133,6 +129,7 @@ func (p *Player) Close() {
 		p.mu.Unlock()
 		if started {
 			<-p.finished
+			p.w.OnDisconnect(rtp.ErrClosed)
 		}
 	})
 }
@@ -158,7 +155,7 @@ func (p *Player) run() {
 			start = start.Add(late)
 			p.logger.Warn("demo player fell behind schedule; resynchronizing", "late", late)
 		}
-		p.emit(now)
+		p.emit()
 		select {
 		case <-p.done:
 			return
@@ -170,16 +167,14 @@ func (p *Player) run() {
 // emit writes the current packet, which run found due, with this Player's
 // SSRC, sequence number and timestamp patched into a scratch copy: the
 // Clip's bytes are shared and stay untouched.
-func (p *Player) emit(now time.Time) {
+func (p *Player) emit() {
 	pk := &p.clip.pkts[p.next]
 	n := copy(p.scratch, pk.data)
 	b := p.scratch[:n]
 	writeSeqTS(b, pk.seq+p.seqOff[pk.track], pk.ts+p.tsOff[pk.track])
 	ssrc := p.ssrc[pk.track]
 	b[8], b[9], b[10], b[11] = byte(ssrc>>24), byte(ssrc>>16), byte(ssrc>>8), byte(ssrc)
-	if err := p.w.WriteRTP(pk.track, b); err != nil {
-		p.writeFailed(now, err)
-	}
+	p.w.WriteRTP(pk.track, b)
 	p.advance()
 }
 
@@ -196,14 +191,4 @@ func (p *Player) advance() {
 		p.seqOff[i] += p.clip.loopSeq[i]
 		p.tsOff[i] += p.clip.loopTS[i]
 	}
-}
-
-func (p *Player) writeFailed(now time.Time, err error) {
-	if !p.lastErrLog.IsZero() && now.Sub(p.lastErrLog) < errLogEvery {
-		p.suppressed++
-		return
-	}
-	p.logger.Warn("demo player: write failed", "err", err, "suppressed", p.suppressed)
-	p.lastErrLog = now
-	p.suppressed = 0
 }

@@ -1,6 +1,9 @@
 // Package pull ingests streams from upstream RTSP servers and cameras: a
 // supervised gortsplib client that reconnects with capped exponential
-// backoff and hands every session's description and packets to a Handler.
+// backoff and hands every session's description and packets to an
+// rtp.SourceHandler: OnReady after each successful DESCRIBE, SETUP and PLAY
+// (on every reconnect; an error aborts the session, which is retried with
+// backoff), OnDisconnect with ErrClosed after Close.
 package pull
 
 import (
@@ -83,26 +86,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Handler consumes what a Puller receives. Calls for one Puller never
-// overlap between sessions: OnReady, then packets, then OnDisconnect.
-type Handler interface {
-	// OnReady is called after each successful DESCRIBE, SETUP and PLAY, on
-	// every reconnect, with the upstream SDP exactly as received and one
-	// Track per media in SDP order. No packet is delivered before it
-	// returns. An error aborts the session, which is retried with backoff.
-	OnReady(sdp []byte, tracks []rtp.Track) error
-	// WriteRTP gets one marshaled RTP packet of tracks[track]. pkt is
-	// reused once the call returns; copy it to keep it. Calls for one track
-	// are sequential; different tracks may be delivered concurrently.
-	WriteRTP(track int, pkt []byte)
-	// WriteRTCP gets one RTCP packet (typically a sender report) that
-	// upstream sent for tracks[track]. The same reuse rule applies.
-	WriteRTCP(track int, pkt []byte)
-	// OnDisconnect is called once for each OnReady that returned nil, when
-	// that session ends, with the reason (ErrClosed after Close).
-	OnDisconnect(err error)
-}
-
 // Status is the phase a Puller is in.
 type Status int
 
@@ -153,7 +136,7 @@ type State struct {
 // Puller keeps one upstream session alive.
 type Puller struct {
 	cfg    Config
-	h      Handler
+	h      rtp.SourceHandler
 	logger *slog.Logger
 	url    string // redacted, for logs and errors
 
@@ -173,7 +156,7 @@ type Puller struct {
 }
 
 // New returns a Puller for cfg feeding h. It does nothing until Start.
-func New(cfg Config, h Handler) *Puller {
+func New(cfg Config, h rtp.SourceHandler) *Puller {
 	if cfg.ReconnectMin <= 0 {
 		cfg.ReconnectMin = DefaultReconnectMin
 	}

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// recorder is a Handler that remembers events; tests wait on conditions
+// recorder is an rtp.SourceHandler that remembers events; tests wait on conditions
 // over it rather than on time.
 type recorder struct {
 	mu        sync.Mutex

@@ -22,6 +22,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	pionrtp "github.com/pion/rtp"
 
+	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 )
 
@@ -126,15 +127,21 @@ func (u *upstream) url() string {
 }
 
 // WriteRTP feeds the demo player's packets to the server's readers.
-func (u *upstream) WriteRTP(track int, b []byte) error {
+// The upstream plays the demo clip into its server stream as an
+// rtp.SourceHandler.
+func (u *upstream) OnReady([]byte, []rtp.Track) error { return nil }
+func (u *upstream) WriteRTCP(int, []byte)             {}
+func (u *upstream) OnDisconnect(error)                {}
+
+func (u *upstream) WriteRTP(track int, b []byte) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if err := u.pkt.Unmarshal(b); err != nil {
-		return err
+		return
 	}
 	p := u.pkt
 	p.Payload = append([]byte(nil), u.pkt.Payload...)
-	return u.stream.WritePacketRTP(u.desc.Medias[track], &p)
+	_ = u.stream.WritePacketRTP(u.desc.Medias[track], &p)
 }
 
 func (u *upstream) auth(ctx *gortsplib.ServerConn, req *base.Request) (*base.Response, bool) {

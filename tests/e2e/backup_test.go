@@ -19,7 +19,7 @@ import (
 func sourceStats(t testing.TB, g *gw, route string) node.FlowStats {
 	t.Helper()
 	for _, f := range g.Node.Flows() {
-		if f.Meta["route"] == route && f.Backup != nil {
+		if f.Meta["route"] == route && f.Backup() != nil {
 			st, err := g.Node.Stats(f.ID)
 			if err != nil {
 				t.Fatalf("stats of %s: %v", f.ID, err)
@@ -267,7 +267,7 @@ routes:
 	// A hub renumbers across a new source epoch, which would hide lost packets from the reader's
 	// sequence line: in merge mode there is none, so every number the reader missed was lost.
 	for _, f := range g.Node.Flows() {
-		if f.Meta["route"] != "m" || f.Backup == nil {
+		if f.Meta["route"] != "m" || f.Backup() == nil {
 			continue
 		}
 		for i := range r.medias {

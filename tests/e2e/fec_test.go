@@ -83,7 +83,7 @@ func rtpGateway(t testing.TB, port int, extra string) *gw {
 func rtpSourceStats(t testing.TB, g *gw) rtp.RTPSourceStats {
 	t.Helper()
 	for _, f := range g.Node.Flows() {
-		if f.Kind == node.SourceRTP {
+		if f.Kind() == node.SourceRTP {
 			st, err := g.Node.Stats(f.ID)
 			if err != nil || st.RTPSource == nil {
 				t.Fatalf("stats of %s: %+v %v", f.ID, st, err)

@@ -116,7 +116,7 @@ func TestSRTPPullCamera(t *testing.T) {
 			// the replay filter on the pull refused nothing of a healthy camera
 			pulls := 0
 			for _, f := range g.Node.Flows() {
-				if f.Kind != node.SourcePull {
+				if f.Kind() != node.SourcePull {
 					continue
 				}
 				pulls++

@@ -34,7 +34,7 @@ func parseRTPSourceURL(s string) (netip.AddrPort, error) {
 // the tracks from its SDP (one MPEG-TS track without one), track 0 on the
 // URL's port and the others on their m= ports, leg 2 shifted by the same
 // amount. It is also the flow's validation.
-func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
+func rtpSourceConfig(f RTPSource) (rtp.RTPSourceConfig, error) {
 	var cfg rtp.RTPSourceConfig
 	ap, err := parseRTPSourceURL(f.URL)
 	if err != nil {
@@ -83,33 +83,54 @@ func rtpSourceConfig(f Flow) (rtp.RTPSourceConfig, error) {
 	}
 	cfg.FEC, cfg.Columns, cfg.Rows = f.FECColumns > 0, f.FECColumns, f.FECRows
 	cfg.Skew = f.Skew
-	cfg.Interface = f.RTPInterface
+	cfg.Interface = f.Interface
 	return cfg, nil
 }
 
-// startRTPSourceLocked binds a SourceRTP flow's sockets; its packets go to
-// the stream's hubs through the same handler as a pulled source's.
-func (n *Local) startRTPSourceLocked(fl *flow) error {
-	cfg, err := rtpSourceConfig(fl.spec)
-	if err != nil {
-		return err
-	}
-	cfg.Pool = n.pool
-	cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", fl.spec.URL)
-	src, err := rtp.NewRTPSource(cfg, &pullHandler{n: n, s: fl.stream, f: fl})
-	if err != nil {
-		return err
-	}
-	fl.rtpSrc = src
+// rtpSource runs a SourceRTP flow: the rtp:// receiver, feeding the stream's input.
+type rtpSource struct {
+	src *rtp.RTPSource
+}
+
+// start binds the flow's sockets; its packets go to the stream's hubs through its streamInput,
+// like a pulled source's.
+func (r *rtpSource) start(n *Local, fl *flow) (func(), error) {
+	return n.startSourceLocked(fl, func() (func(), error) {
+		sp := fl.spec.Spec.(RTPSource)
+		cfg, err := rtpSourceConfig(sp)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Pool = n.pool
+		cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", sp.URL)
+		src, err := rtp.NewRTPSource(cfg, n.newStreamInput(fl, sp.Pacing, false))
+		if err != nil {
+			return nil, err
+		}
+		r.src = src
+		return nil, nil
+	})
+}
+
+func (r *rtpSource) update(_ *Local, fl *flow, f Flow) error {
+	keepSpec(fl, f)
 	return nil
 }
 
-// rtpSourceStats fills a SourceRTP flow's stats: Packets/Bytes are what its
+func (r *rtpSource) stats(_ *Local, _ *flow) FlowStats { return rtpSourceStats(r.src) }
+
+func (r *rtpSource) stop(n *Local, fl *flow) func() {
+	return closeHubs(n.stopSourceLocked(fl), func() { r.src.Close() })
+}
+
+// rtpSourceStats are a SourceRTP flow's stats: Packets/Bytes are what its
 // sockets received, Dropped the sequence numbers readers miss, Errors the
 // datagrams that were not RTP.
-func rtpSourceStats(src *rtp.RTPSource, st *FlowStats) {
+func rtpSourceStats(src *rtp.RTPSource) FlowStats {
+	var st FlowStats
 	s := src.Stats()
 	st.Packets, st.Bytes, st.Dropped, st.Errors = s.Received, s.Bytes, s.Lost, s.Invalid
 	st.LastActivity = s.LastPacket
 	st.RTPSource = &s
+	return st
 }
