@@ -698,7 +698,17 @@ func liveInterop(t *testing.T, frames int, ca, cb peertest.LossyConfig, during f
 	stop()
 	legA.close()
 	legB.close()
-	m.Tick(now() + int64(time.Second)) // release and settle everything
+	// Play the stopped driver's part to the end, as mergeRun.play does: Tick
+	// at each deadline (not before now), so the gaps of the last frame are
+	// given up when due, then once more when all is old enough to settle. A
+	// single Tick far ahead would give those gaps up at its own time and
+	// keep them (and, settling in sequence order, every number after them)
+	// remembered Skew longer, unsettled (TestMergerSettleAfterGiveUp).
+	end := now()
+	for at, ok := m.NextDeadline(); ok; at, ok = m.NextDeadline() {
+		m.Tick(max(at, end))
+	}
+	m.Tick(end + int64(time.Second))
 	st := m.Stats()
 
 	// What was sent: what each leg got plus what its relay dropped. Both
@@ -787,6 +797,63 @@ func liveInterop(t *testing.T, frames int, ca, cb peertest.LossyConfig, during f
 		t.Errorf("only %d packets sent", len(sent))
 	}
 	checkNoLeak(t, m) // Tick released everything, so nothing waits
+}
+
+// TestMergerSettleAfterGiveUp: a number given up stays remembered Skew after
+// the give-up (a late copy still counts on its leg), and the per-leg counters
+// settle in sequence order. So one Tick long after a gap's deadline gives
+// the gap up at its own time and settles neither the gap nor the numbers
+// after it; an owner that Ticks at NextDeadline has all settled by a Tick
+// 2×Skew after the last deadline. This was TestLiveInteropGStreamer's flaky
+// per-leg Lost: its single final Tick, when a number of the last frame was
+// lost on both legs and the stopped driver had not given it up yet.
+func TestMergerSettleAfterGiveUp(t *testing.T) {
+	// Seqs 0..9, 1 ms apart, leg B 1 ms behind A; 5 is lost on both legs,
+	// 3 on B only (before the gap), 7 on A only (after it).
+	push := func(m *Merger) (last int64) {
+		for i := range 10 {
+			at := int64(i) * ms
+			if i != 5 && i != 7 {
+				m.Push(0, mkRTP(1, uint16(i), 0, 10), at)
+			}
+			if i != 5 && i != 3 {
+				m.Push(1, mkRTP(1, uint16(i), 0, 10), at+ms)
+			}
+			last = at + ms
+		}
+		return last
+	}
+	lost := func(m *Merger) [2]uint64 {
+		st := m.Stats()
+		if st.Output != 9 || st.Lost != 1 {
+			t.Fatalf("output %d, lost %d; want 9, 1", st.Output, st.Lost)
+		}
+		return [2]uint64{st.Legs[0].Lost, st.Legs[1].Lost}
+	}
+	want := [2]uint64{1, 1}
+
+	late := New(Config{Skew: ClassB, Out: func([]byte) {}})
+	end := push(late) + int64(time.Second)
+	late.Tick(end) // gives up 5 at end, so remembers it until end+Skew
+	if got := lost(late); got != [2]uint64{0, 1} {
+		t.Errorf("after one late Tick: per-leg lost %v, want [0 1] (3 settled, 5 and 7 not yet)", got)
+	}
+	late.Tick(end + 2*int64(ClassB))
+	if got := lost(late); got != want {
+		t.Errorf("Skew after the give-up: per-leg lost %v, want %v", got, want)
+	}
+	checkNoLeak(t, late)
+
+	driven := New(Config{Skew: ClassB, Out: func([]byte) {}})
+	end = push(driven) + int64(time.Second)
+	for at, ok := driven.NextDeadline(); ok; at, ok = driven.NextDeadline() {
+		driven.Tick(at)
+	}
+	driven.Tick(end)
+	if got := lost(driven); got != want {
+		t.Errorf("ticked at the deadlines: per-leg lost %v, want %v", got, want)
+	}
+	checkNoLeak(t, driven)
 }
 
 // hasBetween reports whether some leg got a packet before s and one after
