@@ -91,7 +91,10 @@ type LegStats struct {
 	// leg did: the path loss the merged stream hides, so the health signal
 	// of the path. A number is counted once no copy can turn up any more:
 	// 2×Skew after its first copy arrived (counted on the next Push or
-	// Tick), or earlier when the window is full.
+	// Tick), or earlier when the window is full. Numbers settle in sequence
+	// order, and a number given up (no copy on any leg) is itself kept for
+	// another Skew, so one late give-up holds back the counting of every
+	// number after it until a Push or Tick Skew later.
 	Lost uint64
 	// Diverged packets belong to another SSRC, or lie more than 3000
 	// sequence numbers from the merged stream, and the other active legs
