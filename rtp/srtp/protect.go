@@ -42,6 +42,7 @@ type Protector struct {
 
 	ks   [aes.BlockSize]byte // key stream block
 	iv   [aes.BlockSize]byte // fields, not locals: a local passed to cipher.Block escapes
+	tail [ctrBatch]byte      // a packet's last, shorter batch of counter mode
 	tag  [sha1.Size]byte
 	roc4 [4]byte
 }
@@ -49,6 +50,7 @@ type Protector struct {
 // sessionKeys are the session keys of one direction's RTP or RTCP.
 type sessionKeys struct {
 	block cipher.Block
+	rk    *roundKeys // the encryption key's round keys for ctr8; nil where it cannot run
 	salt  [14]byte
 	mac   hash.Hash
 }
@@ -88,6 +90,9 @@ func NewProtector(k Key) (*Protector, error) {
 		if d.keys.block, err = aes.NewCipher(encKey[:]); err != nil {
 			return nil, fmt.Errorf("srtp: %w", err)
 		}
+		if haveCTR8() {
+			d.keys.rk = expandKey128(encKey[:])
+		}
 		d.keys.mac = hmac.New(sha1.New, authKey[:])
 	}
 	return p, nil
@@ -104,29 +109,6 @@ func kdf(master cipher.Block, salt [14]byte, label byte, out []byte) {
 		binary.BigEndian.PutUint16(iv[14:], n)
 		master.Encrypt(ks[:], iv[:])
 		copy(out[off:], ks[:])
-	}
-}
-
-// xorCM encrypts (or decrypts) src into dst with AES in counter mode from the
-// IV (session salt * 2^16) XOR (ssrc * 2^64) XOR (index * 2^16).
-func (p *Protector) xorCM(k *sessionKeys, ssrc uint32, index uint64, dst, src []byte) {
-	iv := &p.iv
-	copy(iv[:14], k.salt[:])
-	iv[14], iv[15] = 0, 0
-	iv[4] ^= byte(ssrc >> 24)
-	iv[5] ^= byte(ssrc >> 16)
-	iv[6] ^= byte(ssrc >> 8)
-	iv[7] ^= byte(ssrc)
-	for i := range 6 {
-		iv[8+i] ^= byte(index >> (8 * (5 - i)))
-	}
-	for off, n := 0, uint16(0); off < len(src); off, n = off+aes.BlockSize, n+1 {
-		binary.BigEndian.PutUint16(iv[14:], n)
-		k.block.Encrypt(p.ks[:], iv[:])
-		end := min(off+aes.BlockSize, len(src))
-		for i := off; i < end; i++ {
-			dst[i] = src[i] ^ p.ks[i-off]
-		}
 	}
 }
 

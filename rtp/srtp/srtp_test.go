@@ -172,6 +172,17 @@ func FuzzSRTPProtect(f *testing.F) {
 	f.Add(mkRTP(1, 65535, 0, 40), false)
 	f.Add(append([]byte{0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe, 0xde, 0, 1}, make([]byte, 20)...), false)
 	f.Add([]byte{0x80, 200, 0, 6, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}, true)
+	// payloads around the key stream's batch (ctrBatch) and block sizes, and none at all
+	for _, n := range []int{0, 1, 15, 16, 17, 127, 128, 129, 255, 1200, 1388} {
+		f.Add(mkRTP(9, uint16(n), 0, n), false)
+	}
+	// two CSRCs and a two-word extension, then a payload not a multiple of 16
+	f.Add(append([]byte{0x92, 96, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0xbe, 0xde, 0, 2, 0x10, 1, 0, 0, 0x22, 2, 3, 0}, make([]byte, 150)...), false)
+	// padding (P bit, the last byte counts it): SRTP encrypts it with the payload
+	padded := append(mkRTP(1, 7, 0, 97), 0, 0, 3)
+	padded[0] |= 0x20
+	f.Add(padded, false)
+	f.Add(append([]byte{0x81, 201, 0, 32, 0, 0, 0, 5}, make([]byte, 132)...), true)
 	k := Key{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
 	f.Fuzz(func(t *testing.T, b []byte, rtcp bool) {
 		if len(b) > 4000 {
