@@ -31,9 +31,12 @@ type Writer interface {
 // into the next stage, serialised with their packets; RTCP does not go through a chain (a relay's
 // reports go straight to its hub, NACKs out through the repair's feedback sinks).
 //
-// The egress side has the same shape with a packet of its own instead of a byte slice: a Sink
-// in front of a Sink (nack.History in front of a relay's UDPSink, which protects SRTP in its
-// egress worker; rtpout.Output in front of its legs' and FEC's UDPSinks).
+// The egress side is a chain too, of Sinks (they take the hub's shared *Packet, not a byte
+// slice): a stage there is a Sink in front of the sink it was made with (nack.History in front
+// of a relay's UDPSink, which protects SRTP in its egress worker; rtpout.Output, which encodes
+// FEC, in front of its legs' and FEC's UDPSinks). Those links stay concrete (*UDPSink): the
+// stage needs the UDPSink's own methods (a History resends through it), each flow kind has one
+// shape, and a Sink interface between them would add a call per packet.
 type Stage interface {
 	// Bind links the stage to next and returns the stage's input. It is called before the first
 	// packet, and again only with the same next or before packets reach the returned writer.
