@@ -144,7 +144,8 @@ type MergeConfig struct {
 // already has is counted and dropped before any SRTP work: dropping it unchecked is safe, as it
 // can only be dropped, and skipping its decryption halves a relay's cost. The first copy is
 // checked (so a forged packet on one leg cannot take the place of the genuine copy on the
-// other), then merged; the merged line goes on in sequence order, from the legs' goroutines or
+// other) with the flow's one SRTP context, shared by the legs, so that its replay window and
+// rollover counter see every index once, in whichever leg's order it came first; then merged; the merged line goes on in sequence order, from the legs' goroutines or
 // from the merge's timer when no later packet comes to release what waits behind a gap.
 type Merge struct {
 	cfg  MergeConfig
