@@ -11,6 +11,11 @@
 // drive one; a node's stream input (its hubs) and a backup selector's legs
 // implement it, so any source can feed a stream or either side of a backup.
 //
+// The filters in front of a hub are stages (Stage, stage.go): each takes one
+// track's packets with one method (Writer) and is bound once, when its flow is
+// created, to the stage after it; Chain composes a track's stages (SRTP
+// Unprotect, the 2022-7 Merge, nack.Repairer) ending in the hub (HubInput).
+//
 // The rules it is built around (DESIGN.md §4): a hub has one active source;
 // each sink gets each packet once; a slow sink drops and counts instead of
 // blocking anyone; packet buffers are pooled, reference counted and shared

@@ -218,10 +218,9 @@ func BenchmarkRelayLiveLive(b *testing.B) {
 			if err := fl.setUnprotect(spec.ID, k[:], nil, legs == 2); err != nil {
 				b.Fatal(err)
 			}
-			if legs == 2 {
-				mg := newRelayMerge(fl, hub, nil, merge.ClassB, nil)
+			fl.setRelayChains(spec.Spec.(RelaySource), nil)
+			for _, mg := range fl.mg {
 				defer mg.Close()
-				fl.mg = []*merge.Timed{mg}
 			}
 			peers := []*peer{newPeer(peerKey{}), newPeer(peerKey{second: true})}[:legs]
 			for _, p := range peers {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/srtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
@@ -129,7 +128,10 @@ type flow struct {
 	rx   []*nack.Repairer
 	fb   nack.Feedback
 	// livelive.go: a two-leg relay source's per-track merges
-	mg []*merge.Timed
+	mg []*rtp.Merge
+	// a relay source's per-track chains (setRelayChains): the heads its peers write into, in2
+	// those of the second leg (nil without merges)
+	in, in2 []rtp.Writer
 	// rr is what the reader of a UDP sink reports about its line (peer.go noteReports)
 	rrMu sync.Mutex
 	rr   rtp.ReceptionStats

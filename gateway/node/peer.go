@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtp/merge"
-	"github.com/meshgw/meshgw/rtp/nack"
 	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
@@ -28,12 +26,12 @@ func newPeerKey(addr netip.AddrPort, rtcp, second bool) peerKey {
 	return peerKey{addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()), rtcp: rtcp, second: second}
 }
 
-// route is where a datagram from a peer goes: a hub, on behalf of a flow (for its counters).
+// route is where a datagram from a peer goes: a hub, on behalf of a flow (for its counters);
+// a relayed track's RTP goes into the head of the track's chain (flow.setRelayChains).
 type route struct {
 	hub *rtp.Hub
 	fl  *flow
-	rx  *nack.Repairer // loss repair of a NACK relay's track, nil without
-	mg  *merge.Timed   // 2022-7 merge of a live-live relay's track, nil without
+	in  rtp.Writer // a relay's: the chain of the track (of the peer's leg), nil for an ingress
 }
 
 // peer is the node's one handler for one remote address on one socket of its pair. The pair
@@ -75,17 +73,13 @@ func (p *peer) publish() {
 	for f := range p.members {
 		switch sp := f.spec.Spec.(type) {
 		case RelaySource:
-			hubs := f.stream.hubs
+			hubs, heads := f.stream.hubs, f.in
+			if p.key.second && f.in2 != nil {
+				heads = f.in2
+			}
 			for i, ssrc := range sp.SSRCs {
-				if i < len(hubs) {
-					r := route{hub: hubs[i], fl: f}
-					if i < len(f.rx) {
-						r.rx = f.rx[i]
-					}
-					if i < len(f.mg) {
-						r.mg = f.mg[i]
-					}
-					routes[ssrc] = r
+				if i < len(hubs) && i < len(heads) {
+					routes[ssrc] = route{hub: hubs[i], fl: f, in: heads[i]}
 				}
 			}
 		case UDPSink:
@@ -131,31 +125,8 @@ func (p *peer) handleRTP(b []byte) {
 		p.dropped.Add(1)
 		return
 	}
-	if r.mg != nil {
-		leg := 0
-		if p.key.second {
-			leg = 1
-		}
-		r.fl.mergeLeg(r.mg, leg, b)
-		return
-	}
-	if un := r.fl.srtp.Load(); un != nil {
-		var err error
-		if b, err = un.RTP(b); err != nil {
-			r.fl.errs.Add(1) // not from the upstream node that holds the relay's key
-			return
-		}
-	}
-	r.fl.last.Store(time.Now().UnixNano())
-	if r.rx != nil {
-		r.rx.Push(r.hub, b)
-		return
-	}
-	relayWrite(r.fl, r.hub, b)
+	r.in.WriteRTP(b)
 }
-
-// relayWrite passes one relayed packet to its hub and counts it on the relay flow.
-func relayWrite(fl *flow, hub *rtp.Hub, b []byte) { fl.relayCounts().Write(hub, b) }
 
 // handleRTCP takes one RTCP datagram from the peer, on the pair's read goroutine.
 func (p *peer) handleRTCP(b []byte) {
@@ -202,7 +173,7 @@ func (p *peer) handleRTCP(b []byte) {
 	}
 }
 
-// unprotector is the relay leg's SRTCP context (the legs' SRTP share one, see mergeLeg).
+// unprotector is the relay leg's SRTCP context (the legs' SRTP share one, see setRelayChains).
 func (fl *flow) unprotector(second bool) *srtp.Unprotector {
 	if second {
 		return fl.srtp2.Load()

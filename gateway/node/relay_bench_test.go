@@ -49,11 +49,12 @@ func FuzzRelayDemux(f *testing.F) {
 		}
 	})
 	relay := &flow{spec: Flow{Spec: RelaySource{SSRCs: []uint32{1, 2}}}, stream: &nodeStream{hubs: hubs}}
+	relay.setRelayChains(relay.spec.Spec.(RelaySource), nil)
 	// and a live-live relay (SSRC 3) whose two legs come from the same addresses on both pairs
 	llHub := rtp.NewHub(rtp.HubConfig{Track: video[0], SSRC: 3, Transparent: true})
 	llHub.AddSink(sink)
-	ll := &flow{spec: Flow{Spec: RelaySource{SSRCs: []uint32{3}, RTP2: netip.MustParseAddrPort("127.0.0.2:1")}}, stream: &nodeStream{hubs: []*rtp.Hub{llHub}}}
-	ll.mg = []*merge.Timed{newRelayMerge(ll, llHub, nil, merge.ClassA, nil)}
+	ll := &flow{spec: Flow{Spec: RelaySource{SSRCs: []uint32{3}, RTP2: netip.MustParseAddrPort("127.0.0.2:1"), Skew: merge.ClassA}}, stream: &nodeStream{hubs: []*rtp.Hub{llHub}}}
+	ll.setRelayChains(ll.spec.Spec.(RelaySource), nil)
 	f.Cleanup(func() { ll.mg[0].Close(); llHub.Close() })
 	reader := &flow{spec: Flow{Spec: UDPSink{}}}
 	var rtpPeers, rtcpPeers [2]*peer

@@ -11,18 +11,14 @@ import (
 // NACK and retransmission on relay links (PROTOCOLS.md §7.4): the per-packet halves are
 // package rtp/nack; here they are wired to relay flows. A NACK relay sink sends through a
 // nack.History (udpSink, sink_udp.go), a NACK relay source repairs each track with a nack.Repairer
-// and sends its NACKs through the flow's nack.Feedback (setRepairLocked, setLiveLiveLocked).
+// in the track's chain (flow.setRelayChains) and sends its NACKs through the flow's nack.Feedback
+// (setRepairLocked, setLiveLiveLocked).
 
 // newRepairer is the loss repair of one track of relay source fl: its NACKs go to the flow's
-// feedback sinks, and what it writes into the hub counts on the flow like the relay's other
-// packets (relayWrite).
+// feedback sinks; it is a stage of the track's chain (flow.setRelayChains), in front of the hub's
+// input, which counts what it writes on the flow like the relay's other packets.
 func newRepairer(fl *flow, pool *rtp.Pool, wait time.Duration) *nack.Repairer {
-	return nack.NewRepairer(nack.Config{Pool: pool, Wait: wait, Feedback: &fl.fb, Counts: fl.relayCounts()})
-}
-
-// relayCounts are the counters of relay flow fl that its hubs' input counts on.
-func (fl *flow) relayCounts() nack.Counts {
-	return nack.Counts{Packets: &fl.pkts, Bytes: &fl.bytes, Errors: &fl.errs}
+	return nack.NewRepairer(nack.Config{Pool: pool, Wait: wait, Feedback: &fl.fb})
 }
 
 // answerNACKs retransmits what a compound RTCP packet from a far node asks for, from the

@@ -5,9 +5,10 @@ import (
 	"fmt"
 )
 
-// relaySource runs a SourceRelay flow: transparent hubs with the upstream hubs' SSRCs, the
-// relay's SRTP unprotection, its loss repair (repair.go) and 2022-7 merge (livelive.go), and
-// the peers of the upstream's addresses, whose read goroutines carry the packets in (peer.go).
+// relaySource runs a SourceRelay flow: transparent hubs with the upstream hubs' SSRCs, one chain
+// per track in front of each (flow.setRelayChains: the relay's SRTP unprotection, its 2022-7
+// merge, its loss repair), and the peers of the upstream's addresses, whose read goroutines
+// carry the packets in (peer.go).
 type relaySource struct{}
 
 func (relaySource) start(n *Local, fl *flow) (func(), error) {
@@ -36,6 +37,7 @@ func (relaySource) start(n *Local, fl *flow) (func(), error) {
 	}
 	n.setRepairLocked(fl, sp)
 	n.setLiveLiveLocked(fl, sp)
+	fl.setRelayChains(sp, n.log)
 	n.movePeersLocked(fl, Flow{}, f)
 	return start, nil
 }
@@ -69,6 +71,7 @@ func (relaySource) update(n *Local, fl *flow, f Flow) error {
 	fl.spec = f
 	n.setRepairLocked(fl, sp)
 	n.setLiveLiveLocked(fl, sp)
+	fl.setRelayChains(sp, n.log)
 	n.movePeersLocked(fl, prev, f)
 	return nil
 }

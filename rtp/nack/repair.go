@@ -2,7 +2,6 @@ package nack
 
 import (
 	"encoding/binary"
-	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -53,25 +52,6 @@ type Feedback struct {
 // the one it replaces, for the caller to close.
 func (f *Feedback) Swap(i int, s *rtp.UDPSink) *rtp.UDPSink { return f.paths[i].Swap(s) }
 
-// Counts are the counters a relay flow keeps of what reaches its hubs: the packets and bytes
-// taken, and the packets refused (not for being closed). A Repairer adds what it writes; the
-// flow's other paths into its hubs add theirs through Write too.
-type Counts struct {
-	Packets, Bytes, Errors *atomic.Uint64
-}
-
-// Write passes one packet to hub and counts it.
-func (c Counts) Write(hub *rtp.Hub, b []byte) {
-	if err := hub.WriteRTP(b); err != nil {
-		if !errors.Is(err, rtp.ErrClosed) {
-			c.Errors.Add(1)
-		}
-		return
-	}
-	c.Packets.Add(1)
-	c.Bytes.Add(uint64(len(b)))
-}
-
 // Config configures a Repairer.
 type Config struct {
 	// Pool gives the buffers packets wait in behind a gap.
@@ -80,17 +60,14 @@ type Config struct {
 	Wait time.Duration
 	// Feedback is where the NACKs go; nil or empty sends none.
 	Feedback *Feedback
-	// Counts are the relay flow's counters, which count what the Repairer writes into hubs; a
-	// nil one gives the Repairer its own.
-	Counts Counts
 }
 
-// Repairer repairs one relayed track: it passes packets to the hub in sequence order, holds
-// those behind a gap, asks the upstream for the missing ones, and gives a gap up after the
-// wait.
+// Repairer repairs one relayed track: a stage of the track's chain (rtp.Stage), it passes
+// packets on to the next stage (the hub's input) in sequence order, holds those behind a gap,
+// asks the upstream for the missing ones, and gives a gap up after the wait.
 //
-// Push runs on the pair's read goroutine, the timer on its own; mu serialises them, and with
-// them every write into the hub (which takes one writer at a time).
+// WriteRTP runs on the pair's read goroutine (or a merge's), the timer on its own; mu serialises
+// them, and with them every write into the next stage (a hub takes one writer at a time).
 type Repairer struct {
 	pool   *rtp.Pool
 	fb     *Feedback
@@ -98,11 +75,9 @@ type Repairer struct {
 	wait   int64
 	retry  int64
 
-	counts Counts
-
 	mu      sync.Mutex
 	closed  bool
-	hub     *rtp.Hub
+	out     rtp.Writer // the next stage; nil until Bind
 	started bool
 	ssrc    uint32
 	next    uint16 // oldest sequence number not yet passed on
@@ -130,22 +105,29 @@ func NewRepairer(cfg Config) *Repairer {
 		fb = &Feedback{}
 	}
 	rx := &Repairer{pool: cfg.Pool, fb: fb, sender: rand.Uint32(), wait: int64(wait),
-		retry:  max(int64(wait)/nackTries, int64(2*time.Millisecond)),
-		counts: cfg.Counts, fcis: make([]uint32, 0, maxFCI), buf: make([]byte, 0, 12+4*maxFCI)}
-	for _, c := range []**atomic.Uint64{&rx.counts.Packets, &rx.counts.Bytes, &rx.counts.Errors} {
-		if *c == nil {
-			*c = new(atomic.Uint64)
-		}
-	}
+		retry: max(int64(wait)/nackTries, int64(2*time.Millisecond)),
+		fcis:  make([]uint32, 0, maxFCI), buf: make([]byte, 0, 12+4*maxFCI)}
 	rx.timer = time.AfterFunc(time.Hour, rx.onTimer)
 	rx.timer.Stop()
 	return rx
 }
 
-// Push takes one relayed packet for hub (the track's: the last one given is the one written to).
-func (rx *Repairer) Push(hub *rtp.Hub, b []byte) {
+// Bind implements rtp.Stage: what the repair passes on goes to next.
+func (rx *Repairer) Bind(next rtp.Writer) rtp.Writer {
+	rx.mu.Lock()
+	rx.out = next
+	rx.mu.Unlock()
+	return rx
+}
+
+// WriteRTP takes one relayed packet of the track.
+func (rx *Repairer) WriteRTP(b []byte) {
 	if len(b) < 12 {
-		rx.counts.Write(hub, b) // the hub counts it as invalid
+		rx.mu.Lock()
+		if rx.out != nil {
+			rx.out.WriteRTP(b) // the hub counts it as invalid
+		}
+		rx.mu.Unlock()
 		return
 	}
 	now := time.Now().UnixNano()
@@ -156,7 +138,6 @@ func (rx *Repairer) Push(hub *rtp.Hub, b []byte) {
 	if rx.closed {
 		return
 	}
-	rx.hub = hub
 	if !rx.started || ssrc != rx.ssrc {
 		rx.restartLocked(ssrc, seq)
 	}
@@ -219,10 +200,10 @@ func (rx *Repairer) restartLocked(ssrc uint32, seq uint16) {
 	rx.next, rx.top = seq, seq-1
 }
 
-// deliverLocked passes the packet at next to the hub.
+// deliverLocked passes the packet at next to the next stage.
 func (rx *Repairer) deliverLocked(b []byte) {
-	if rx.hub != nil {
-		rx.counts.Write(rx.hub, b)
+	if rx.out != nil {
+		rx.out.WriteRTP(b)
 	}
 	if !rx.gapLocked() {
 		rx.top++
@@ -344,7 +325,7 @@ func (rx *Repairer) onTimer() {
 	rx.armLocked()
 }
 
-// Close releases what is held; the hub is not written to any more.
+// Close releases what is held; the next stage is not written to any more.
 func (rx *Repairer) Close() {
 	rx.mu.Lock()
 	rx.closed = true

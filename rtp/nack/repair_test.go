@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,11 @@ func (c *capSink) got() []uint16 {
 	return slices.Clone(c.seqs)
 }
 
+// hubIn is a chain's end writing into hub, with counters of its own.
+func hubIn(hub *rtp.Hub) *rtp.HubInput {
+	return &rtp.HubInput{Hub: hub, Packets: new(atomic.Uint64), Bytes: new(atomic.Uint64), Errors: new(atomic.Uint64)}
+}
+
 // newTestRx is a relay repair in front of a transparent hub (SSRC 7) whose output is recorded.
 func newTestRx(t *testing.T, wait time.Duration, fb *Feedback) (*Repairer, *rtp.Hub, *capSink) {
 	t.Helper()
@@ -40,13 +46,14 @@ func newTestRx(t *testing.T, wait time.Duration, fb *Feedback) (*Repairer, *rtp.
 	cs := &capSink{}
 	hub.AddSink(cs)
 	rx := NewRepairer(Config{Pool: rtp.NewPool(), Wait: wait, Feedback: fb})
+	rx.Bind(hubIn(hub))
 	t.Cleanup(func() { rx.Close(); hub.Close() })
 	return rx, hub, cs
 }
 
 func pushSeqs(rx *Repairer, hub *rtp.Hub, seqs ...uint16) {
 	for _, s := range seqs {
-		rx.Push(hub, mkRTP(7, s, uint32(s)*100))
+		rx.WriteRTP(mkRTP(7, s, uint32(s)*100))
 	}
 }
 
@@ -328,6 +335,7 @@ func BenchmarkRepairer(b *testing.B) {
 	defer hub.Close()
 	hub.AddSink(&releaseSink{})
 	rx := NewRepairer(Config{Pool: rtp.NewPool()})
+	rx.Bind(hubIn(hub))
 	defer rx.Close()
 	pkt := mkRTP(7, 0, 0)
 	b.ReportAllocs()
@@ -339,7 +347,7 @@ func BenchmarkRepairer(b *testing.B) {
 			seq--
 		}
 		binary.BigEndian.PutUint16(pkt[2:], seq)
-		rx.Push(hub, pkt)
+		rx.WriteRTP(pkt)
 	}
 }
 
@@ -356,10 +364,11 @@ func FuzzRepairer(f *testing.F) {
 		cs := &capSink{}
 		hub.AddSink(cs)
 		rx := NewRepairer(Config{Pool: rtp.NewPool(), Wait: time.Hour})
+		rx.Bind(hubIn(hub))
 		defer rx.Close()
 		pushed := 0
 		for i := 0; i+2 < len(b); i += 3 {
-			rx.Push(hub, mkRTP(7, binary.BigEndian.Uint16(b[i:]), 0))
+			rx.WriteRTP(mkRTP(7, binary.BigEndian.Uint16(b[i:]), 0))
 			pushed++
 			if b[i+2]&1 == 1 {
 				rx.mu.Lock()
