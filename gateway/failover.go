@@ -3,39 +3,39 @@ package gateway
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"time"
 
 	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/node"
-	"github.com/meshgw/meshgw/rtp/srtp"
 )
 
-// NodeUp registers a remote node that attached (first time, after its own restart, or after the
-// control restarted). flows and sources are what the node carries right now: the control adopts
-// what it does not know (it restarted), deletes what it no longer wants (readers moved away while
-// the node was gone), and moves back readers that belong on the node.
-func (c *Control) NodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []cluster.SourceState) {
+// failover keeps the control's state in step with the nodes: a node that attaches is reconciled
+// (its flows adopted after a control restart, unwanted ones deleted, readers that belong on it
+// moved back), a node that fails has its streams re-ingested elsewhere and its readers moved,
+// and FinishAdoption ends the startup grace. It is the top part: it calls sessions, streams,
+// relays, placement and the grace, and nothing calls it but Control.
+type failover struct {
+	*core
+	place    *placement
+	streams  *streams
+	relays   *relays
+	sessions *sessions
+	gate     *grace
+}
+
+// nodeUp is Control.NodeUp.
+func (c *failover) nodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []cluster.SourceState) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	m := c.members[name]
-	if m != nil && m.local {
-		c.mu.Unlock()
+	m, restarted := c.place.upLocked(name, n, info)
+	c.mu.Unlock()
+	if m == nil {
 		c.log.Error("a remote node uses the control's local node name; ignoring it", "node", name)
 		return
 	}
-	if m == nil {
-		m = &member{name: name, n: &nodeRef{}}
-		c.members[name] = m
-	}
-	restarted := m.info.Boot != "" && m.info.Boot != info.Boot
-	m.info = info
-	m.n.set(n)
-	m.alive.Store(true)
-	c.mu.Unlock()
 	c.log.Info("node attached", "node", name, "data", info.Data, "rtp_port", info.RTPPort,
 		"client_networks", info.ClientNetworks, "flows", len(flows), "restarted", restarted)
 	c.wg.Add(1)
@@ -45,21 +45,15 @@ func (c *Control) NodeUp(name string, n node.Node, info NodeInfo, flows []node.F
 	}()
 }
 
-// NodeDown marks a remote node dead and moves its work: streams it ingested are started on
-// another node, its readers move to another node with their SSRC/seq/timestamp line intact (the
-// hubs behind relays are transparent), and relays toward it are taken down.
-func (c *Control) NodeDown(name string, n node.Node, err error) {
+// nodeDown is Control.NodeDown.
+func (c *failover) nodeDown(name string, n node.Node, err error) {
 	c.mu.Lock()
-	m := c.members[name]
-	if m == nil || m.local || m.n.get() != n || !m.isAlive() {
+	m := c.place.downLocked(name, n)
+	if m == nil {
 		c.mu.Unlock()
 		return // an older connection of a node that already re-attached
 	}
-	m.alive.Store(false)
-	var streams []*stream
-	for _, s := range c.streams {
-		streams = append(streams, s)
-	}
+	streams := c.streams.allLocked()
 	// A control that is going away leaves the nodes' work where it is for the next control.
 	closing := c.closed || c.detached
 	c.mu.Unlock()
@@ -80,12 +74,9 @@ func (c *Control) NodeDown(name string, n node.Node, err error) {
 }
 
 // failoverStream repairs one stream after node dead failed.
-func (c *Control) failoverStream(ctx context.Context, s *stream, dead *member) {
+func (c *failover) failoverStream(ctx context.Context, s *stream, dead *member) {
 	s.relayMu.Lock()
-	if r := s.relays[dead.name]; r != nil && r.to == dead {
-		delete(s.relays, dead.name)
-		c.dropRelayFlows(r) // the sinks on the ingest node still point at the dead node
-	}
+	c.relays.dropToLocked(s, dead)
 	c.mu.Lock()
 	lost := s.ingest == dead
 	var moving []*reader
@@ -102,7 +93,7 @@ func (c *Control) failoverStream(ctx context.Context, s *stream, dead *member) {
 		on := r.via == dead
 		r.mu.Unlock()
 		if on {
-			c.moveReader(ctx, r, dead, nil)
+			c.sessions.moveReader(ctx, r, dead, nil)
 		}
 	}
 }
@@ -111,13 +102,13 @@ func (c *Control) failoverStream(ctx context.Context, s *stream, dead *member) {
 // hubs continue the line readers already have: a node that held a relay of s keeps its hubs (the
 // new source's SSRC starts a new epoch on them), and far nodes' relay hubs do the same. It holds
 // s.relayMu.
-func (c *Control) reingestLocked(ctx context.Context, s *stream, dead *member) {
+func (c *failover) reingestLocked(ctx context.Context, s *stream, dead *member) {
 	c.mu.Lock()
-	if c.closed || c.streams[s.path] != s {
+	if c.closed || !c.streams.currentLocked(s) {
 		c.mu.Unlock()
 		return
 	}
-	to := c.ingestLocked(s, dead)
+	to := c.streams.ingestLocked(s, dead)
 	f, err := sourceFlowFor(s)
 	if err != nil {
 		c.mu.Unlock()
@@ -136,13 +127,7 @@ func (c *Control) reingestLocked(ctx context.Context, s *stream, dead *member) {
 	s.sourceUp = make(chan struct{})
 	up := s.sourceUp
 	c.mu.Unlock()
-	if r := s.relays[to.name]; r != nil {
-		// Its relay source goes; the hubs stay for the readers there and take the new source.
-		if err := to.n.Delete(ctx, r.source.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
-			c.log.Error("delete relay source before re-ingest", "node", to.name, "err", err)
-		}
-		delete(s.relays, to.name)
-	}
+	c.relays.yieldLocked(ctx, s, to)
 	if _, err := to.n.Apply(ctx, f); err != nil {
 		c.log.Error("re-ingest failed", "route", s.path, "node", to.name, "err", err)
 		return
@@ -159,81 +144,13 @@ func (c *Control) reingestLocked(ctx context.Context, s *stream, dead *member) {
 	case <-c.done:
 		return
 	}
-	c.repointRelaysLocked(ctx, s, to)
-}
-
-// moveReader moves a UDP reader's flows from node from to another node: to, or the best live
-// node other than from. The new node's flows are made before the old ones go, so a planned move
-// loses nothing (the player's jitter buffer drops the few duplicates).
-func (c *Control) moveReader(ctx context.Context, r *reader, from, to *member) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || r.via != from {
-		return
-	}
-	resume := map[int]*srtp.SendState{}
-	for track, rf := range r.flows {
-		if rf.tcp || rf.multicast {
-			return // served by the local node, which does not move
-		}
-		if sp, ok := rf.flow.Spec.(node.UDPSink); ok && len(sp.SRTPKey) > 0 {
-			// The player's SRTP context follows the old node's packet index (rollover counter,
-			// SRTCP index): the new node's sink goes on from where the old one's last report
-			// put it. The line is the same packets on every node (transparent hubs), so an index
-			// sent again carries the same plaintext, and the SRTCP index skips well ahead. With
-			// no report yet (the node died within a second of the reader's start) the index is
-			// unknown: such a reader stays and ends at session_timeout; its player comes back
-			// with new keys.
-			st, err := from.n.Stats(rf.id)
-			if err != nil || st.SRTP == nil {
-				c.log.Warn("SRTP reader not moved: its sender state is unknown", "route", r.s.path, "reader", r.remote, "from", from.name)
-				return
-			}
-			resume[track] = st.SRTP
-		}
-	}
-	if to == nil {
-		c.mu.Lock()
-		to = c.servingLocked(r.s, r.remote, from)
-		c.mu.Unlock()
-	}
-	if to == from {
-		return
-	}
-	if err := c.ensureRelay(ctx, r.s, to); err != nil {
-		c.log.Error("move reader: relay", "route", r.s.path, "to", to.name, "err", err)
-		return
-	}
-	for track, rf := range r.flows {
-		f := rf.flow
-		f = f.WithPaused(!r.playing)
-		f.Version++
-		if sp, ok := f.Spec.(node.UDPSink); ok {
-			sp.SRTPResume = resume[track]
-			f.Spec = sp
-		}
-		if _, err := to.n.Apply(ctx, f); err != nil {
-			c.log.Error("move reader: sink", "route", r.s.path, "track", track, "to", to.name, "err", err)
-			continue
-		}
-		rf.flow = f
-	}
-	r.via = to
-	if from.isAlive() {
-		for _, rf := range r.flows {
-			if err := from.n.Delete(ctx, rf.id); err != nil && !errors.Is(err, node.ErrNotFound) {
-				c.log.Error("move reader: delete old sink", "node", from.name, "err", err)
-			}
-		}
-	}
-	c.releaseRelay(r.s, from)
-	c.log.Info("reader moved", "route", r.s.path, "reader", r.remote, "from", from.name, "to", to.name)
+	c.relays.repointAllLocked(ctx, s, to)
 }
 
 // expectedLocked lists the flow IDs the control wants on m.
-func (c *Control) expectedLocked(m *member) map[string]bool {
+func (c *failover) expectedLocked(m *member) map[string]bool {
 	want := map[string]bool{}
-	for _, s := range c.streams {
+	for _, s := range c.streams.allLocked() {
 		if s.ingest == m && s.sourceFlow != "" {
 			want[s.sourceFlow] = true
 		}
@@ -251,7 +168,7 @@ func (c *Control) expectedLocked(m *member) map[string]bool {
 }
 
 // reconcile brings an attached node and the control's state together.
-func (c *Control) reconcile(m *member, flows []node.Flow, sources []cluster.SourceState) {
+func (c *failover) reconcile(m *member, flows []node.Flow, sources []cluster.SourceState) {
 	ctx := context.Background()
 	src := map[string]cluster.SourceState{}
 	for _, st := range sources {
@@ -272,10 +189,10 @@ func (c *Control) reconcile(m *member, flows []node.Flow, sources []cluster.Sour
 	}
 	// Readers that belong on this node (their network is its client network) move back to it.
 	var back []*reader
-	for _, s := range c.streams {
+	for _, s := range c.streams.allLocked() {
 		for r := range s.rdrs {
 			if r.via != nil && r.via != m && !r.via.local && m.servesNetwork(r.remote) >= 0 &&
-				c.servingLocked(s, r.remote, nil) == m {
+				c.place.servingLocked(s, r.remote, nil) == m {
 				back = append(back, r)
 			}
 		}
@@ -291,23 +208,15 @@ func (c *Control) reconcile(m *member, flows []node.Flow, sources []cluster.Sour
 		r.mu.Lock()
 		from := r.via
 		r.mu.Unlock()
-		c.moveReader(ctx, r, from, m)
+		c.sessions.moveReader(ctx, r, from, m)
 	}
 }
 
-func (c *Control) relayFlowKnownLocked(m *member, id string) bool {
-	for _, s := range c.streams {
-		for _, r := range s.relays {
-			if r.to == m && r.source.ID == id {
-				return true
-			}
-			if r.from == m {
-				for _, f := range r.sinks {
-					if f.ID == id {
-						return true
-					}
-				}
-			}
+// relayFlowKnownLocked reports whether flow id on m belongs to a relay the control knows.
+func (c *failover) relayFlowKnownLocked(m *member, id string) bool {
+	for _, s := range c.streams.allLocked() {
+		if c.relays.knownLocked(s, m, id) {
+			return true
 		}
 	}
 	return false
@@ -315,17 +224,14 @@ func (c *Control) relayFlowKnownLocked(m *member, id string) bool {
 
 // adoptLocked rebuilds control state from one flow a node reported after the control restarted.
 // It returns false for a flow that conflicts with what the control already runs (it is deleted).
-func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]cluster.SourceState) bool {
+func (c *failover) adoptLocked(m *member, f node.Flow, src map[string]cluster.SourceState) bool {
 	path := f.Meta[metaRoute]
 	route, ok := c.cfg.Match(path)
 	if !ok {
 		return false
 	}
-	s := c.streams[path]
+	s := c.streams.adoptLocked(f.Stream, path, route)
 	if s == nil {
-		s = newStream(f.Stream, path, route)
-		c.streams[path] = s
-	} else if s.id != f.Stream {
 		return false
 	}
 	switch f.Meta[metaRole] {
@@ -340,72 +246,32 @@ func (c *Control) adoptLocked(m *member, f node.Flow, src map[string]cluster.Sou
 			close(s.sourceUp)
 		}
 	case roleRelayOut:
-		peer := c.memberLocked(f.Meta[metaPeer])
-		r := s.relays[peer.name]
-		if r == nil {
-			r = &relay{to: peer, from: m}
-			s.relays[peer.name] = r
-		}
-		r.from = m
-		r.sinks = append(r.sinks, f)
+		c.relays.adoptSinkLocked(s, m, c.place.memberLocked(f.Meta[metaPeer]), f)
 	case roleRelayIn:
-		r := s.relays[m.name]
-		if r == nil {
-			r = &relay{to: m, from: c.memberLocked(f.Meta[metaPeer])}
-			s.relays[m.name] = r
+		var from *member // known already when the relay's sinks were adopted first
+		if s.relays[m.name] == nil {
+			from = c.place.memberLocked(f.Meta[metaPeer])
 		}
-		r.source = f
+		c.relays.adoptSourceLocked(s, m, from, f)
 		if st, ok := src[f.Stream]; ok && st.Up && !s.isUp {
 			s.sdp, s.tracks, s.isUp = st.SDP, st.Tracks, true
 			close(s.ready)
 		}
 	case roleOutput:
-		return c.adoptOutputLocked(m, s, f)
+		return c.sessions.adoptOutputLocked(m, s, f)
 	case roleReader:
-		if f.Kind() != node.SinkUDP || f.Meta[metaSession] == "" {
-			return false
-		}
-		var rd *reader
-		for r := range s.rdrs {
-			if r.id == f.Meta[metaSession] {
-				rd = r
-			}
-		}
-		if rd == nil {
-			addr, _ := netip.ParseAddr(f.Meta[metaReader])
-			rd = &reader{c: c, s: s, id: f.Meta[metaSession], remote: addr, gone: s.gone, via: m,
-				flows: map[int]*readerFlow{}, playing: !f.Paused(), adopted: true}
-			s.rdrs[rd] = struct{}{}
-			s.readers++
-		}
-		rd.flows[f.Track()] = &readerFlow{id: f.ID, flow: f}
+		return c.sessions.adoptReaderLocked(m, s, f)
 	default:
 		return false
 	}
 	return true
 }
 
-// memberLocked returns the member named name, creating a not-yet-attached one.
-func (c *Control) memberLocked(name string) *member {
-	m := c.members[name]
-	if m == nil {
-		m = &member{name: name, n: &nodeRef{}}
-		c.members[name] = m
-	}
-	return m
-}
-
-// FinishAdoption ends the startup grace: relays left half-built by the restart are rebuilt for
-// the readers that need them, streams whose ingest node never came back are started elsewhere,
-// and then every always-on source nobody carries is started. Requests held during the grace go
-// on once it returns (grace.go).
-func (c *Control) FinishAdoption(ctx context.Context) error {
-	defer c.endHold()
+// finishAdoption is Control.FinishAdoption.
+func (c *failover) finishAdoption(ctx context.Context) error {
+	defer c.gate.end()
 	c.mu.Lock()
-	var streams []*stream
-	for _, s := range c.streams {
-		streams = append(streams, s)
-	}
+	streams := c.streams.allLocked()
 	c.mu.Unlock()
 	for _, s := range streams {
 		s.relayMu.Lock()
@@ -419,14 +285,7 @@ func (c *Control) FinishAdoption(ctx context.Context) error {
 		// Adopted readers or relays whose ingest node did not come back need a new source.
 		lost := (s.ingest != nil && !s.ingest.isAlive()) || (s.ingest == nil && (s.readers > 0 || len(s.relays) > 0))
 		c.mu.Unlock()
-		for name, r := range s.relays {
-			r.users = users[r.to]
-			whole := r.from != nil && r.from.isAlive() && r.to.isAlive() && r.source.ID != "" && len(r.sinks) > 0 && r.from == s.ingest
-			if !whole || r.users == 0 {
-				delete(s.relays, name)
-				c.dropRelayFlows(r)
-			}
-		}
+		c.relays.settleLocked(s, s.ingest, users)
 		if lost {
 			c.reingestLocked(ctx, s, s.ingest)
 		}
@@ -436,14 +295,11 @@ func (c *Control) FinishAdoption(ctx context.Context) error {
 			if m == nil || m == s.ingest {
 				continue
 			}
-			s.relayMu.Lock()
-			r := s.relays[m.name]
-			s.relayMu.Unlock()
-			if r != nil {
+			if c.relays.has(s, m) {
 				continue
 			}
 			for i := 0; i < n; i++ {
-				if err := c.ensureRelay(ctx, s, m); err != nil {
+				if err := c.relays.ensure(ctx, s, m); err != nil {
 					c.log.Error("rebuild relay", "route", s.path, "to", m.name, "err", err)
 					break
 				}
@@ -452,7 +308,7 @@ func (c *Control) FinishAdoption(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	adopted := 0
-	for _, s := range c.streams {
+	for _, s := range c.streams.allLocked() {
 		for r := range s.rdrs {
 			if r.adopted {
 				adopted++
@@ -463,12 +319,12 @@ func (c *Control) FinishAdoption(ctx context.Context) error {
 	c.log.Info("state rebuilt from nodes", "streams", len(streams), "adopted_readers", adopted)
 	c.wg.Add(1)
 	go c.reapAdopted()
-	return c.Start(ctx)
+	return c.streams.startAll(ctx)
 }
 
 // reapAdopted ends adopted readers once their player has been silent (no RTCP) for the session
 // timeout: they have no RTSP session here that a TEARDOWN or a timeout could end.
-func (c *Control) reapAdopted() {
+func (c *failover) reapAdopted() {
 	defer c.wg.Done()
 	born := time.Now()
 	t := time.NewTicker(time.Second)
@@ -481,7 +337,7 @@ func (c *Control) reapAdopted() {
 		}
 		c.mu.Lock()
 		var adopted []*reader
-		for _, s := range c.streams {
+		for _, s := range c.streams.allLocked() {
 			for r := range s.rdrs {
 				if r.adopted {
 					adopted = append(adopted, r)
