@@ -24,68 +24,68 @@ type failover struct {
 }
 
 // nodeUp is Control.NodeUp.
-func (c *failover) nodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []cluster.SourceState) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+func (fo *failover) nodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []cluster.SourceState) {
+	fo.mu.Lock()
+	if fo.closed {
+		fo.mu.Unlock()
 		return
 	}
-	m, restarted := c.place.upLocked(name, n, info)
-	c.mu.Unlock()
+	m, restarted := fo.place.upLocked(name, n, info)
+	fo.mu.Unlock()
 	if m == nil {
-		c.log.Error("a remote node uses the control's local node name; ignoring it", "node", name)
+		fo.log.Error("a remote node uses the control's local node name; ignoring it", "node", name)
 		return
 	}
-	c.log.Info("node attached", "node", name, "data", info.Data, "rtp_port", info.RTPPort,
+	fo.log.Info("node attached", "node", name, "data", info.Data, "rtp_port", info.RTPPort,
 		"client_networks", info.ClientNetworks, "flows", len(flows), "restarted", restarted)
-	c.wg.Add(1)
+	fo.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
-		c.reconcile(m, flows, sources)
+		defer fo.wg.Done()
+		fo.reconcile(m, flows, sources)
 	}()
 }
 
 // nodeDown is Control.NodeDown.
-func (c *failover) nodeDown(name string, n node.Node, err error) {
-	c.mu.Lock()
-	m := c.place.downLocked(name, n)
+func (fo *failover) nodeDown(name string, n node.Node, err error) {
+	fo.mu.Lock()
+	m := fo.place.downLocked(name, n)
 	if m == nil {
-		c.mu.Unlock()
+		fo.mu.Unlock()
 		return // an older connection of a node that already re-attached
 	}
-	streams := c.streams.allLocked()
+	streams := fo.streams.allLocked()
 	// A control that is going away leaves the nodes' work where it is for the next control.
-	closing := c.closed || c.detached
-	c.mu.Unlock()
+	closing := fo.closed || fo.detached
+	fo.mu.Unlock()
 	if closing {
 		return
 	}
-	c.log.Warn("node down; moving its work", "node", name, "err", err)
-	c.wg.Add(1)
+	fo.log.Warn("node down; moving its work", "node", name, "err", err)
+	fo.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer fo.wg.Done()
 		start := time.Now()
 		ctx := context.Background()
 		for _, s := range streams {
-			c.failoverStream(ctx, s, m)
+			fo.failoverStream(ctx, s, m)
 		}
-		c.log.Info("node's work moved", "node", name, "took", time.Since(start))
+		fo.log.Info("node's work moved", "node", name, "took", time.Since(start))
 	}()
 }
 
 // failoverStream repairs one stream after node dead failed.
-func (c *failover) failoverStream(ctx context.Context, s *stream, dead *member) {
+func (fo *failover) failoverStream(ctx context.Context, s *stream, dead *member) {
 	s.relayMu.Lock()
-	c.relays.dropToLocked(s, dead)
-	c.mu.Lock()
+	fo.relays.dropToLocked(s, dead)
+	fo.mu.Lock()
 	lost := s.ingest == dead
 	var moving []*reader
 	for r := range s.rdrs {
 		moving = append(moving, r)
 	}
-	c.mu.Unlock()
+	fo.mu.Unlock()
 	if lost {
-		c.reingestLocked(ctx, s, dead)
+		fo.reingestLocked(ctx, s, dead)
 	}
 	s.relayMu.Unlock()
 	for _, r := range moving {
@@ -93,7 +93,7 @@ func (c *failover) failoverStream(ctx context.Context, s *stream, dead *member) 
 		on := r.via == dead
 		r.mu.Unlock()
 		if on {
-			c.sessions.moveReader(ctx, r, dead, nil)
+			fo.sessions.moveReader(ctx, r, dead, nil)
 		}
 	}
 }
@@ -102,17 +102,17 @@ func (c *failover) failoverStream(ctx context.Context, s *stream, dead *member) 
 // hubs continue the line readers already have: a node that held a relay of s keeps its hubs (the
 // new source's SSRC starts a new epoch on them), and far nodes' relay hubs do the same. It holds
 // s.relayMu.
-func (c *failover) reingestLocked(ctx context.Context, s *stream, dead *member) {
-	c.mu.Lock()
-	if c.closed || !c.streams.currentLocked(s) {
-		c.mu.Unlock()
+func (fo *failover) reingestLocked(ctx context.Context, s *stream, dead *member) {
+	fo.mu.Lock()
+	if fo.closed || !fo.streams.currentLocked(s) {
+		fo.mu.Unlock()
 		return
 	}
-	to := c.streams.ingestLocked(s, dead)
+	to := fo.streams.ingestLocked(s, dead)
 	f, err := sourceFlowFor(s)
 	if err != nil {
-		c.mu.Unlock()
-		c.log.Error("re-ingest", "route", s.path, "err", err)
+		fo.mu.Unlock()
+		fo.log.Error("re-ingest", "route", s.path, "err", err)
 		return
 	}
 	if dead != nil && s.sourceFlow != "" {
@@ -126,31 +126,31 @@ func (c *failover) reingestLocked(ctx context.Context, s *stream, dead *member) 
 	s.sourceFlow, s.ingest = f.ID, to
 	s.sourceUp = make(chan struct{})
 	up := s.sourceUp
-	c.mu.Unlock()
-	c.relays.yieldLocked(ctx, s, to)
+	fo.mu.Unlock()
+	fo.relays.yieldLocked(ctx, s, to)
 	if _, err := to.n.Apply(ctx, f); err != nil {
-		c.log.Error("re-ingest failed", "route", s.path, "node", to.name, "err", err)
+		fo.log.Error("re-ingest failed", "route", s.path, "node", to.name, "err", err)
 		return
 	}
-	c.log.Info("stream re-ingested", "route", s.path, "from", dead.name, "to", to.name)
+	fo.log.Info("stream re-ingested", "route", s.path, "from", dead.name, "to", to.name)
 	wait := startTimeout(s.route)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-up:
 	case <-t.C:
-		c.log.Error("re-ingested source not ready; relays stay down", "route", s.path, "node", to.name)
+		fo.log.Error("re-ingested source not ready; relays stay down", "route", s.path, "node", to.name)
 		return
-	case <-c.done:
+	case <-fo.done:
 		return
 	}
-	c.relays.repointAllLocked(ctx, s, to)
+	fo.relays.repointAllLocked(ctx, s, to)
 }
 
 // expectedLocked lists the flow IDs the control wants on m.
-func (c *failover) expectedLocked(m *member) map[string]bool {
+func (fo *failover) expectedLocked(m *member) map[string]bool {
 	want := map[string]bool{}
-	for _, s := range c.streams.allLocked() {
+	for _, s := range fo.streams.allLocked() {
 		if s.ingest == m && s.sourceFlow != "" {
 			want[s.sourceFlow] = true
 		}
@@ -168,54 +168,54 @@ func (c *failover) expectedLocked(m *member) map[string]bool {
 }
 
 // reconcile brings an attached node and the control's state together.
-func (c *failover) reconcile(m *member, flows []node.Flow, sources []cluster.SourceState) {
+func (fo *failover) reconcile(m *member, flows []node.Flow, sources []cluster.SourceState) {
 	ctx := context.Background()
 	src := map[string]cluster.SourceState{}
 	for _, st := range sources {
 		src[st.Stream] = st
 	}
 	var stale []string
-	c.mu.Lock()
-	adopting := !c.started
-	want := c.expectedLocked(m)
+	fo.mu.Lock()
+	adopting := !fo.started
+	want := fo.expectedLocked(m)
 	for _, f := range flows {
-		if want[f.ID] || c.relayFlowKnownLocked(m, f.ID) {
+		if want[f.ID] || fo.relayFlowKnownLocked(m, f.ID) {
 			continue
 		}
-		if adopting && c.adoptLocked(m, f, src) {
+		if adopting && fo.adoptLocked(m, f, src) {
 			continue
 		}
 		stale = append(stale, f.ID)
 	}
 	// Readers that belong on this node (their network is its client network) move back to it.
 	var back []*reader
-	for _, s := range c.streams.allLocked() {
+	for _, s := range fo.streams.allLocked() {
 		for r := range s.rdrs {
 			if r.via != nil && r.via != m && !r.via.local && m.servesNetwork(r.remote) >= 0 &&
-				c.place.servingLocked(s, r.remote, nil) == m {
+				fo.place.servingLocked(s, r.remote, nil) == m {
 				back = append(back, r)
 			}
 		}
 	}
-	c.mu.Unlock()
+	fo.mu.Unlock()
 	for _, id := range stale {
-		c.log.Info("deleting a flow the control does not want", "node", m.name, "flow", id)
+		fo.log.Info("deleting a flow the control does not want", "node", m.name, "flow", id)
 		if err := m.n.Delete(ctx, id); err != nil && !errors.Is(err, node.ErrNotFound) {
-			c.log.Error("delete stale flow", "node", m.name, "flow", id, "err", err)
+			fo.log.Error("delete stale flow", "node", m.name, "flow", id, "err", err)
 		}
 	}
 	for _, r := range back {
 		r.mu.Lock()
 		from := r.via
 		r.mu.Unlock()
-		c.sessions.moveReader(ctx, r, from, m)
+		fo.sessions.moveReader(ctx, r, from, m)
 	}
 }
 
 // relayFlowKnownLocked reports whether flow id on m belongs to a relay the control knows.
-func (c *failover) relayFlowKnownLocked(m *member, id string) bool {
-	for _, s := range c.streams.allLocked() {
-		if c.relays.knownLocked(s, m, id) {
+func (fo *failover) relayFlowKnownLocked(m *member, id string) bool {
+	for _, s := range fo.streams.allLocked() {
+		if fo.relays.knownLocked(s, m, id) {
 			return true
 		}
 	}
@@ -224,43 +224,35 @@ func (c *failover) relayFlowKnownLocked(m *member, id string) bool {
 
 // adoptLocked rebuilds control state from one flow a node reported after the control restarted.
 // It returns false for a flow that conflicts with what the control already runs (it is deleted).
-func (c *failover) adoptLocked(m *member, f node.Flow, src map[string]cluster.SourceState) bool {
+func (fo *failover) adoptLocked(m *member, f node.Flow, src map[string]cluster.SourceState) bool {
 	path := f.Meta[metaRoute]
-	route, ok := c.cfg.Match(path)
+	route, ok := fo.cfg.Match(path)
 	if !ok {
 		return false
 	}
-	s := c.streams.adoptLocked(f.Stream, path, route)
+	s := fo.streams.adoptLocked(f.Stream, path, route)
 	if s == nil {
 		return false
 	}
 	switch f.Meta[metaRole] {
 	case roleSource:
-		if s.sourceFlow != "" && s.sourceFlow != f.ID {
-			return false
-		}
-		s.sourceFlow, s.ingest = f.ID, m
-		if st, ok := src[f.Stream]; ok && st.Up && !s.isUp {
-			s.sdp, s.tracks, s.isUp = st.SDP, st.Tracks, true
-			close(s.ready)
-			close(s.sourceUp)
-		}
+		st, ok := src[f.Stream]
+		return fo.streams.adoptSourceLocked(s, m, f.ID, ok && st.Up, st)
 	case roleRelayOut:
-		c.relays.adoptSinkLocked(s, m, c.place.memberLocked(f.Meta[metaPeer]), f)
+		fo.relays.adoptSinkLocked(s, m, fo.place.memberLocked(f.Meta[metaPeer]), f)
 	case roleRelayIn:
 		var from *member // known already when the relay's sinks were adopted first
 		if s.relays[m.name] == nil {
-			from = c.place.memberLocked(f.Meta[metaPeer])
+			from = fo.place.memberLocked(f.Meta[metaPeer])
 		}
-		c.relays.adoptSourceLocked(s, m, from, f)
-		if st, ok := src[f.Stream]; ok && st.Up && !s.isUp {
-			s.sdp, s.tracks, s.isUp = st.SDP, st.Tracks, true
-			close(s.ready)
+		fo.relays.adoptSourceLocked(s, m, from, f)
+		if st, ok := src[f.Stream]; ok && st.Up {
+			fo.streams.adoptUpLocked(s, st)
 		}
 	case roleOutput:
-		return c.sessions.adoptOutputLocked(m, s, f)
+		return fo.sessions.adoptOutputLocked(m, s, f)
 	case roleReader:
-		return c.sessions.adoptReaderLocked(m, s, f)
+		return fo.sessions.adoptReaderLocked(m, s, f)
 	default:
 		return false
 	}
@@ -268,14 +260,14 @@ func (c *failover) adoptLocked(m *member, f node.Flow, src map[string]cluster.So
 }
 
 // finishAdoption is Control.FinishAdoption.
-func (c *failover) finishAdoption(ctx context.Context) error {
-	defer c.gate.end()
-	c.mu.Lock()
-	streams := c.streams.allLocked()
-	c.mu.Unlock()
+func (fo *failover) finishAdoption(ctx context.Context) error {
+	defer fo.gate.end()
+	fo.mu.Lock()
+	streams := fo.streams.allLocked()
+	fo.mu.Unlock()
 	for _, s := range streams {
 		s.relayMu.Lock()
-		c.mu.Lock()
+		fo.mu.Lock()
 		users := map[*member]int{}
 		for r := range s.rdrs {
 			if r.via != nil {
@@ -284,10 +276,10 @@ func (c *failover) finishAdoption(ctx context.Context) error {
 		}
 		// Adopted readers or relays whose ingest node did not come back need a new source.
 		lost := (s.ingest != nil && !s.ingest.isAlive()) || (s.ingest == nil && (s.readers > 0 || len(s.relays) > 0))
-		c.mu.Unlock()
-		c.relays.settleLocked(s, s.ingest, users)
+		fo.mu.Unlock()
+		fo.relays.settleLocked(s, s.ingest, users)
 		if lost {
-			c.reingestLocked(ctx, s, s.ingest)
+			fo.reingestLocked(ctx, s, s.ingest)
 		}
 		s.relayMu.Unlock()
 		// Readers whose relay went are given a fresh one.
@@ -295,63 +287,63 @@ func (c *failover) finishAdoption(ctx context.Context) error {
 			if m == nil || m == s.ingest {
 				continue
 			}
-			if c.relays.has(s, m) {
+			if fo.relays.has(s, m) {
 				continue
 			}
 			for i := 0; i < n; i++ {
-				if err := c.relays.ensure(ctx, s, m); err != nil {
-					c.log.Error("rebuild relay", "route", s.path, "to", m.name, "err", err)
+				if err := fo.relays.ensure(ctx, s, m); err != nil {
+					fo.log.Error("rebuild relay", "route", s.path, "to", m.name, "err", err)
 					break
 				}
 			}
 		}
 	}
-	c.mu.Lock()
+	fo.mu.Lock()
 	adopted := 0
-	for _, s := range c.streams.allLocked() {
+	for _, s := range fo.streams.allLocked() {
 		for r := range s.rdrs {
 			if r.adopted {
 				adopted++
 			}
 		}
 	}
-	c.mu.Unlock()
-	c.log.Info("state rebuilt from nodes", "streams", len(streams), "adopted_readers", adopted)
-	c.wg.Add(1)
-	go c.reapAdopted()
-	return c.streams.startAll(ctx)
+	fo.mu.Unlock()
+	fo.log.Info("state rebuilt from nodes", "streams", len(streams), "adopted_readers", adopted)
+	fo.wg.Add(1)
+	go fo.reapAdopted()
+	return fo.streams.startAll(ctx)
 }
 
 // reapAdopted ends adopted readers once their player has been silent (no RTCP) for the session
 // timeout: they have no RTSP session here that a TEARDOWN or a timeout could end.
-func (c *failover) reapAdopted() {
-	defer c.wg.Done()
+func (fo *failover) reapAdopted() {
+	defer fo.wg.Done()
 	born := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-c.done:
+		case <-fo.done:
 			return
 		case <-t.C:
 		}
-		c.mu.Lock()
+		fo.mu.Lock()
 		var adopted []*reader
-		for _, s := range c.streams.allLocked() {
+		for _, s := range fo.streams.allLocked() {
 			for r := range s.rdrs {
 				if r.adopted {
 					adopted = append(adopted, r)
 				}
 			}
 		}
-		c.mu.Unlock()
+		fo.mu.Unlock()
 		for _, r := range adopted {
 			last := r.LastActivity()
 			if last.Before(born) {
 				last = born
 			}
-			if time.Since(last) > c.cfg.RTSP.SessionTimeout {
-				c.log.Info("adopted reader silent; ending it", "route", r.s.path, "reader", r.remote)
+			if time.Since(last) > fo.cfg.RTSP.SessionTimeout {
+				fo.log.Info("adopted reader silent; ending it", "route", r.s.path, "reader", r.remote)
 				r.Close()
 			}
 		}

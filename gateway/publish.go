@@ -37,15 +37,10 @@ func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path stri
 	}
 	// An adopted stream of the route keeps its ID and flows only if the publisher comes after
 	// the adoption; before it, the publisher would make a new stream the adoption then refuses.
-	if err := ss.gate.await(ctx, r); err != nil {
+	s, err := ss.lockStream(ctx, r, path)
+	if err != nil {
 		return nil, err
 	}
-	ss.mu.Lock()
-	if ss.closed {
-		ss.mu.Unlock()
-		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
-	}
-	s := ss.streams.streamLocked(path, r)
 	var old *publication
 	if s.publisher != nil {
 		if !r.OverridePublisher {
@@ -69,7 +64,7 @@ func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path stri
 	}
 	// One source flow per stream for its whole life: a returning publisher with the same tracks
 	// continues the readers' line instead of starting a new one.
-	_, err := ss.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Stream: s.id,
+	_, err = ss.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Stream: s.id,
 		Spec: node.PublisherSource{Tracks: tracks, Hubs: node.Hubs{Pacing: s.route.Pacing}}})
 	if err != nil {
 		p.Close()

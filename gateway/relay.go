@@ -308,11 +308,7 @@ func (rl *relays) knownLocked(s *stream, m *member, id string) bool {
 // adoptSinkLocked rebuilds the relay of s from m to peer from one of its sinks on m, which m
 // reported after the control restarted.
 func (rl *relays) adoptSinkLocked(s *stream, m, peer *member, f node.Flow) {
-	r := s.relays[peer.name]
-	if r == nil {
-		r = &relay{to: peer, from: m}
-		s.relays[peer.name] = r
-	}
+	r := adoptedLocked(s, peer, m)
 	r.from = m
 	r.sinks = append(r.sinks, f)
 }
@@ -320,12 +316,18 @@ func (rl *relays) adoptSinkLocked(s *stream, m, peer *member, f node.Flow) {
 // adoptSourceLocked rebuilds the relay of s from peer to m from its source on m, which m
 // reported after the control restarted; peer is used only when the relay is new.
 func (rl *relays) adoptSourceLocked(s *stream, m, peer *member, f node.Flow) {
-	r := s.relays[m.name]
+	adoptedLocked(s, m, peer).source = f
+}
+
+// adoptedLocked is the relay of s into node to being rebuilt from the nodes' reports, made from
+// node from when there is none yet.
+func adoptedLocked(s *stream, to, from *member) *relay {
+	r := s.relays[to.name]
 	if r == nil {
-		r = &relay{to: m, from: peer}
-		s.relays[m.name] = r
+		r = &relay{to: to, from: from}
+		s.relays[to.name] = r
 	}
-	r.source = f
+	return r
 }
 
 // settleLocked, at the end of a restart's adoption, counts the users of each adopted relay of s

@@ -33,15 +33,10 @@ func (ss *sessions) openRead(ctx context.Context, ci rtsp.ConnInfo, path string)
 	if !ok {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
 	}
-	if err := ss.gate.await(ctx, r); err != nil {
+	s, err := ss.lockStream(ctx, r, path)
+	if err != nil {
 		return nil, err
 	}
-	ss.mu.Lock()
-	if ss.closed {
-		ss.mu.Unlock()
-		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
-	}
-	s := ss.streams.streamLocked(path, r)
 	if r.Source == config.SourcePublisher && (s.publisher == nil || !s.isUp) {
 		if s.readers == 0 && s.publisher == nil {
 			ss.streams.forgetLocked(s)
@@ -54,7 +49,6 @@ func (ss *sessions) openRead(ctx context.Context, ci rtsp.ConnInfo, path string)
 		return nil, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "route %q already has its %d readers", path, r.MaxReaders)
 	}
 	ss.streams.acquireLocked(s)
-	var err error
 	if r.Source != config.SourcePublisher {
 		err = ss.streams.startSourceLocked(ctx, s)
 	}
@@ -81,6 +75,20 @@ func (ss *sessions) openRead(ctx context.Context, ci rtsp.ConnInfo, path string)
 	s.rdrs[rs] = struct{}{}
 	ss.mu.Unlock()
 	return rs, nil
+}
+
+// lockStream lets a request for path (route r) through the startup grace and returns the path's
+// stream with the control's lock held; with an error the lock is not held.
+func (ss *sessions) lockStream(ctx context.Context, r config.Route, path string) (*stream, error) {
+	if err := ss.gate.await(ctx, r); err != nil {
+		return nil, err
+	}
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
+	}
+	return ss.streams.streamLocked(path, r), nil
 }
 
 // adoptReaderLocked rebuilds a UDP reader of s from one of its sink flows that m reported after

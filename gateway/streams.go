@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
@@ -134,6 +135,30 @@ func (st *streams) adoptLocked(id, path string, r config.Route) *stream {
 		return nil
 	}
 	return s
+}
+
+// adoptSourceLocked records that m runs flow id as the source of s, which m reported after the
+// control restarted; up says its report has the stream live, with the description in st. False
+// when s already has another source (the flow is deleted).
+func (st *streams) adoptSourceLocked(s *stream, m *member, id string, up bool, src cluster.SourceState) bool {
+	if s.sourceFlow != "" && s.sourceFlow != id {
+		return false
+	}
+	s.sourceFlow, s.ingest = id, m
+	if up && !s.isUp {
+		st.adoptUpLocked(s, src)
+		close(s.sourceUp)
+	}
+	return true
+}
+
+// adoptUpLocked marks s live with the description a node reported after the control restarted
+// (its source's or a relay's), unless it is already.
+func (st *streams) adoptUpLocked(s *stream, src cluster.SourceState) {
+	if !s.isUp {
+		s.sdp, s.tracks, s.isUp = src.SDP, src.Tracks, true
+		close(s.ready)
+	}
 }
 
 // currentLocked reports whether s is still the stream of its path.
