@@ -28,20 +28,20 @@ type LocalNode interface {
 }
 
 // Control owns routes and streams and steers the nodes: its embedded local node and the remote
-// nodes that attach to it. It is a facade over the parts of the control, each of which owns one
-// kind of state and calls only the parts below it:
+// nodes that attach to it. It is a facade: it holds no state of its own and hands each call to
+// one of its parts, each of which owns one kind of state and calls only the parts below it:
 //
-//	Control ─┬─> failover (node ups and downs, adoption after a restart: failover.go)
-//	         └─> sessions (readers, publishers, multicast, outputs: sessions.go, reader.go, publish.go, output.go)
-//	failover ──> sessions, streams, relays, placement, grace
-//	sessions ──> streams, relays, placement, grace
-//	streams  ──> placement (the stream table, sources, on-demand idling: streams.go)
-//	relays   ──> nothing but the nodes (relays between nodes: relay.go)
-//	placement   (the node registry, which node ingests and which serves: members.go)
-//	grace       (the startup grace's gate: grace.go)
+//	failover  node ups and downs, adoption after a restart (failover.go)
+//	   ↓      calls sessions, streams, relays, placement, grace
+//	sessions  readers, publishers, multicast, outputs (sessions.go, reader.go, publish.go, output.go)
+//	   ↓      calls streams, relays, placement, grace
+//	streams   the stream table, sources, on-demand idling (streams.go); calls placement
+//	relays    relays between nodes (relay.go); calls only the nodes
+//	placement the node registry, which node ingests and which serves (members.go)
+//	grace     the startup grace's gate (grace.go)
 //
-// The one upward notice, a stream whose outputs may need making, goes through a callback that
-// streams is given at construction.
+// The one notice that goes up, a stream that may lack its outputs, is a callback streams is
+// given at construction (streams.ensureOutputs).
 type Control struct {
 	*core
 	node     LocalNode
