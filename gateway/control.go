@@ -8,13 +8,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
+	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/rtp"
@@ -29,18 +28,44 @@ type LocalNode interface {
 }
 
 // Control owns routes and streams and steers the nodes: its embedded local node and the remote
-// nodes that attach to it.
+// nodes that attach to it. It is a facade: it holds no state of its own and hands each call to
+// one of its parts, each of which owns one kind of state and calls only the parts below it:
+//
+//	failover  node ups and downs, adoption after a restart (failover.go)
+//	   ↓      calls sessions, streams, relays, placement, grace
+//	sessions  readers, publishers, multicast, outputs (sessions.go, reader.go, publish.go, output.go)
+//	   ↓      calls streams, relays, placement, grace
+//	streams   the stream table, sources, on-demand idling (streams.go); calls placement
+//	relays    relays between nodes (relay.go); calls only the nodes
+//	placement the node registry, which node ingests and which serves (members.go)
+//	grace     the startup grace's gate (grace.go)
+//
+// The one notice that goes up, a stream that may lack its outputs, is a callback streams is
+// given at construction (streams.ensureOutputs).
 type Control struct {
-	cfg  *config.Config
-	node LocalNode
-	log  *slog.Logger
+	*core
+	node     LocalNode
+	place    *placement
+	streams  *streams
+	relays   *relays
+	sessions *sessions
+	failover *failover
+	gate     *grace
+}
 
-	mu      sync.Mutex
-	streams map[string]*stream // by route path
-	mcast   *groupAllocator
-	members map[string]*member // by node name, the local node included
-	local   *member
-	closed  bool
+// core is what every part of the control shares: the config, the log, the one lock and the
+// control's life cycle. All parts hold the same *core; a method named *Locked runs under mu.
+type core struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	// mu is the control's one lock. It guards the stream table (streams), every stream's fields
+	// except its relays (stream.relayMu) and outputs (stream.outMu), the node registry (placement:
+	// members and their info), multicast players, and the flags below. A reader's own fields are
+	// under reader.mu. Lock order, when several are held: stream.outMu, reader.mu,
+	// stream.relayMu, mu.
+	mu     sync.Mutex
+	closed bool
 	// detached: the control is shutting down but its remote nodes keep every flow, so readers
 	// fed by them keep playing and a new control can adopt them.
 	detached bool
@@ -48,54 +73,6 @@ type Control struct {
 	started bool
 	done    chan struct{}
 	wg      sync.WaitGroup
-
-	// adopted is closed when FinishAdoption has rebuilt the state from the nodes' reports; nil
-	// when there is no startup grace (nothing to wait for). graceEnd is when the grace ends.
-	// Both are set before the front door opens and never change after (grace.go).
-	adopted  chan struct{}
-	graceEnd time.Time
-}
-
-// stream is the control's view of one live (or starting) instance of a route.
-type stream struct {
-	id    string
-	path  string
-	route config.Route
-
-	// ready is closed when the source first delivered a description.
-	ready  chan struct{}
-	isUp   bool
-	sdp    []byte
-	tracks []rtp.Track
-	// gone is closed when readers of the current layout must end.
-	gone chan struct{}
-
-	sourceFlow string
-	// ingest is the node carrying the source; sourceUp is closed when it reported ready.
-	ingest   *member
-	sourceUp chan struct{}
-	readers  int
-	// rdrs are the stream's readers, for moving them when their node fails.
-	rdrs map[*reader]struct{}
-
-	// relayMu serialises relay changes (which wait on nodes) without holding the control's lock.
-	relayMu   sync.Mutex
-	relays    map[string]*relay // by far node name
-	idle      *time.Timer
-	publisher *publication
-
-	// multicast: group and per-track sink flows shared by multicast readers
-	group      netip.Addr
-	mcastFlows map[int]*mcastFlow
-
-	// outputs are the route's outputs (output.go) by index; outMu serialises their changes.
-	outputs map[int]*reader
-	outMu   sync.Mutex
-}
-
-type mcastFlow struct {
-	id      string
-	players int
 }
 
 // New builds the control over a local node. Start sources with Start.
@@ -103,61 +80,32 @@ func New(cfg *config.Config, n LocalNode, log *slog.Logger) *Control {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	local := &member{name: cfg.Node.Name, n: &nodeRef{cur: n}, local: true}
-	local.alive.Store(true)
-	if a := cfg.Node.DataAddress; a.IsValid() {
-		local.info.Data = a
-	}
-	return &Control{
-		cfg: cfg, node: n, log: log, streams: map[string]*stream{},
-		mcast:   newGroupAllocator(cfg.RTSP.Multicast.Range),
-		members: map[string]*member{local.name: local}, local: local,
-		done: make(chan struct{}),
-	}
+	co := &core{cfg: cfg, log: log, done: make(chan struct{})}
+	place := newPlacement(co, n)
+	gate := &grace{core: co}
+	rel := &relays{core: co}
+	st := &streams{core: co, place: place, table: map[string]*stream{}, mcast: newGroupAllocator(cfg.RTSP.Multicast.Range)}
+	ss := &sessions{core: co, node: n, place: place, streams: st, relays: rel, gate: gate}
+	st.ensureOutputs = ss.ensureOutputsLocked
+	fo := &failover{core: co, place: place, streams: st, relays: rel, sessions: ss, gate: gate}
+	return &Control{core: co, node: n, place: place, streams: st, relays: rel, sessions: ss, failover: fo, gate: gate}
 }
 
 // SetLocalPorts tells the control where its local node's socket pair is, so relays to and from
 // it know where to send. addr may be invalid when node.data_address is not set.
 func (c *Control) SetLocalPorts(addr netip.Addr, rtpPort, rtcpPort int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if addr.IsValid() && !addr.IsUnspecified() && !c.local.info.Data.IsValid() {
-		c.local.info.Data = addr.Unmap()
-	}
-	c.local.info.RTPPort, c.local.info.RTCPPort = rtpPort, rtcpPort
+	c.place.setLocalPorts(addr, rtpPort, rtcpPort)
 }
 
 // SetLocalLiveLive tells the control where its local node's second socket pair is
 // (node.live_live_address), so live-live relays to and from it know where their second leg goes.
 func (c *Control) SetLocalLiveLive(addr netip.Addr, rtpPort, rtcpPort int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.local.info.LiveLive = addr.Unmap()
-	c.local.info.LiveLiveRTPPort, c.local.info.LiveLiveRTCPPort = rtpPort, rtcpPort
+	c.place.setLocalLiveLive(addr, rtpPort, rtcpPort)
 }
 
 // Start brings up every always-on source (non-regex routes with a demo or pull source and no
 // on_demand) that no node already carries.
-func (c *Control) Start(ctx context.Context) error {
-	c.mu.Lock()
-	c.started = true
-	c.mu.Unlock()
-	for _, r := range c.cfg.Routes {
-		// outputs are readers that never leave: their route runs from the start
-		if r.Regexp != nil || (r.OnDemand && len(r.Outputs) == 0) || r.Source == config.SourcePublisher {
-			continue
-		}
-		c.mu.Lock()
-		s := c.streamLocked(r.Name, r)
-		err := c.startSourceLocked(ctx, s)
-		c.ensureOutputsLocked(s) // adopted streams that are up already
-		c.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("route %s: %w", r.Name, err)
-		}
-	}
-	return nil
-}
+func (c *Control) Start(ctx context.Context) error { return c.streams.startAll(ctx) }
 
 // Detach marks the control as going away while its remote nodes stay: reader sessions that end
 // because the control stops leave their flows on remote nodes running, for the next control to
@@ -176,15 +124,7 @@ func (c *Control) Close() {
 		c.closed = true
 		close(c.done)
 	}
-	var local []string
-	for _, s := range c.streams {
-		if s.idle != nil {
-			s.idle.Stop()
-		}
-		if s.sourceFlow != "" && s.ingest == c.local {
-			local = append(local, s.sourceFlow)
-		}
-	}
+	local := c.streams.stopLocked()
 	c.mu.Unlock()
 	ctx := context.Background()
 	for _, id := range local {
@@ -193,264 +133,68 @@ func (c *Control) Close() {
 	c.wg.Wait()
 }
 
-func newID(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "-" + hex.EncodeToString(b[:])
+// OpenRead implements rtsp.Handler.
+func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (rtsp.ReadStream, error) {
+	return c.sessions.openRead(ctx, ci, path)
 }
 
-func (c *Control) streamLocked(path string, r config.Route) *stream {
-	s := c.streams[path]
-	if s == nil {
-		s = newStream(newID("st"), path, r)
-		c.streams[path] = s
-	}
-	return s
-}
-
-func newStream(id, path string, r config.Route) *stream {
-	return &stream{id: id, path: path, route: r, ready: make(chan struct{}), gone: make(chan struct{}),
-		mcastFlows: map[int]*mcastFlow{}, rdrs: map[*reader]struct{}{}, relays: map[string]*relay{},
-		sourceUp: make(chan struct{}), outputs: map[int]*reader{}}
-}
-
-// sourceFlowFor is the source flow of s for its route.
-func sourceFlowFor(s *stream) (node.Flow, error) {
-	f := node.Flow{ID: newID("src"), Version: 1, Stream: s.id,
-		Meta: map[string]string{metaRole: roleSource, metaRoute: s.path}}
-	hubs := node.Hubs{Pacing: s.route.Pacing}
-	var backup *node.Backup
-	if r := s.route; r.Backup != "" {
-		var b node.Spec = node.DemoSource{}
-		if r.Backup != config.SourceDemo {
-			b = node.PullSource{URL: r.Backup, Transport: r.SourceTransport, ReconnectMin: r.ReconnectMin, ReconnectMax: r.ReconnectMax}
-		}
-		backup = &node.Backup{Source: b, Stall: r.BackupStall, Mode: r.BackupMode}
-	}
-	switch {
-	case s.route.Source == config.SourceDemo:
-		f.Spec = node.DemoSource{Hubs: hubs, Backup: backup}
-	case s.route.IsPull():
-		sp := node.PullSource{URL: s.route.Source, Transport: s.route.SourceTransport,
-			ReconnectMin: s.route.ReconnectMin, ReconnectMax: s.route.ReconnectMax, Hubs: hubs, Backup: backup}
-		if s.route.SourceTLSCA != "" {
-			// read by the control, so a remote node pulling the camera needs no file of its own
-			ca, err := os.ReadFile(s.route.SourceTLSCA)
-			if err != nil {
-				return f, fmt.Errorf("route %s: source_tls_ca: %w", s.path, err)
-			}
-			sp.TLSCA = ca
-		}
-		f.Spec = sp
-	case s.route.IsRTP() && s.route.RTPSource != nil:
-		f.Spec = rtpSourceSpec(s.route, hubs, backup)
-	default:
-		return f, fmt.Errorf("route %s has no source the control can start", s.path)
-	}
-	return f, nil
-}
-
-func (c *Control) startSourceLocked(ctx context.Context, s *stream) error {
-	if s.sourceFlow != "" {
-		return nil
-	}
-	f, err := sourceFlowFor(s)
-	if err != nil {
-		return err
-	}
-	m := c.ingestLocked(s, nil)
-	s.sourceFlow = f.ID
-	s.ingest = m
-	// Apply runs the node's start hooks, which may report back into the control: no lock then.
-	c.mu.Unlock()
-	_, err = m.n.Apply(ctx, f)
-	c.mu.Lock()
-	if err != nil {
-		if s.sourceFlow == f.ID {
-			s.sourceFlow = ""
-			s.ingest = nil
-		}
-		return fmt.Errorf("on node %s: %w", m.name, err)
-	}
-	c.log.Info("source started", "route", s.path, "kind", f.Kind(), "stream", s.id, "node", m.name)
-	return nil
+// OpenPublish implements rtsp.Handler.
+func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string, sdp []byte, tracks []rtp.Track) (rtsp.PublishStream, error) {
+	return c.sessions.openPublish(ctx, ci, path, sdp, tracks)
 }
 
 // SourceReady implements node.Events for the local node.
 func (c *Control) SourceReady(streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
-	c.sourceReady(c.local, streamID, sdp, tracks, replaced)
+	c.streams.ready(c.place.local, streamID, sdp, tracks, replaced)
 }
 
-// sourceReady records a node's report that the stream it ingests is live. Reports from a node
-// that no longer ingests the stream (a failover raced with them) are ignored.
-func (c *Control) sourceReady(m *member, streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
+// remoteSourceReady is SourceReady from a remote node.
+func (c *Control) remoteSourceReady(name, streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.byIDLocked(streamID)
-	if s == nil || (s.ingest != nil && s.ingest != m) {
-		return
+	m := c.place.lookupLocked(name)
+	c.mu.Unlock()
+	if m != nil {
+		c.streams.ready(m, streamID, sdp, tracks, replaced)
 	}
-	select {
-	case <-s.sourceUp:
-	default:
-		close(s.sourceUp)
-	}
-	if replaced {
-		// readers of the old layout cannot follow the new one
-		close(s.gone)
-		s.gone = make(chan struct{})
-	}
-	if sdp != nil {
-		s.sdp = sdp
-	}
-	s.tracks = tracks
-	if !s.isUp && s.sdp != nil {
-		s.isUp = true
-		close(s.ready)
-	}
-	c.ensureOutputsLocked(s)
-	c.log.Info("source ready", "route", s.path, "tracks", len(tracks), "replaced", replaced, "node", m.name)
 }
 
 // SourceDown implements node.Events.
 func (c *Control) SourceDown(streamID string, err error) {
 	c.mu.Lock()
-	s := c.byIDLocked(streamID)
+	s := c.streams.byIDLocked(streamID)
 	c.mu.Unlock()
 	if s != nil {
 		c.log.Warn("source down; retrying", "route", s.path, "err", err)
 	}
 }
 
-func (c *Control) byIDLocked(id string) *stream {
-	for _, s := range c.streams {
-		if s.id == id {
-			return s
-		}
-	}
-	return nil
+// NodeUp registers a remote node that attached (first time, after its own restart, or after the
+// control restarted). flows and sources are what the node carries right now: the control adopts
+// what it does not know (it restarted), deletes what it no longer wants (readers moved away while
+// the node was gone), and moves back readers that belong on the node.
+func (c *Control) NodeUp(name string, n node.Node, info NodeInfo, flows []node.Flow, sources []cluster.SourceState) {
+	c.failover.nodeUp(name, n, info, flows, sources)
 }
 
-// OpenRead implements rtsp.Handler.
-func (c *Control) OpenRead(ctx context.Context, ci rtsp.ConnInfo, path string) (rtsp.ReadStream, error) {
-	r, ok := c.cfg.Match(path)
-	if !ok {
-		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
-	}
-	if err := c.awaitAdoption(ctx, r); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
-	}
-	s := c.streamLocked(path, r)
-	if r.Source == config.SourcePublisher && (s.publisher == nil || !s.isUp) {
-		if s.readers == 0 && s.publisher == nil {
-			delete(c.streams, path)
-		}
-		c.mu.Unlock()
-		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no one is publishing to %q", path)
-	}
-	if r.MaxReaders > 0 && s.readers-outputReaders(s) >= r.MaxReaders {
-		c.mu.Unlock()
-		return nil, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "route %q already has its %d readers", path, r.MaxReaders)
-	}
-	s.readers++
-	if s.idle != nil {
-		s.idle.Stop()
-		s.idle = nil
-	}
-	var err error
-	if r.Source != config.SourcePublisher {
-		err = c.startSourceLocked(ctx, s)
-	}
-	ready := s.ready
-	c.mu.Unlock()
-	if err != nil {
-		c.releaseReader(s)
-		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "source could not start", Err: err}
-	}
-	wait := startTimeout(r)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ready:
-	case <-t.C:
-		c.releaseReader(s)
-		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "source of %q not ready after %s", path, wait)
-	case <-ctx.Done():
-		c.releaseReader(s)
-		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "gave up waiting for the source", Err: ctx.Err()}
-	}
-	c.mu.Lock()
-	rs := &reader{c: c, s: s, id: newID("rs"), remote: ci.Remote.Addr().Unmap(), sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
-	s.rdrs[rs] = struct{}{}
-	c.mu.Unlock()
-	return rs, nil
-}
+// NodeDown marks a remote node dead and moves its work: streams it ingested are started on
+// another node, its readers move to another node with their SSRC/seq/timestamp line intact (the
+// hubs behind relays are transparent), and relays toward it are taken down.
+func (c *Control) NodeDown(name string, n node.Node, err error) { c.failover.nodeDown(name, n, err) }
 
-// releaseReader drops one reader of s; the last one of an on-demand route arms its idle timer.
-func (c *Control) releaseReader(s *stream) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s.readers--
-	if s.readers > 0 || c.closed {
-		return
-	}
-	stoppable := s.route.OnDemand || s.route.Regexp != nil && s.route.Source != config.SourcePublisher
-	if s.route.Source == config.SourcePublisher {
-		if s.publisher == nil {
-			c.dropStreamLocked(s)
-		}
-		return
-	}
-	if !stoppable || s.sourceFlow == "" {
-		return
-	}
-	after := s.route.OnDemandCloseAfter
-	if after <= 0 {
-		after = 10 * time.Second
-	}
-	s.idle = time.AfterFunc(after, func() { c.stopIdle(s) })
-}
+// FinishAdoption ends the startup grace: relays left half-built by the restart are rebuilt for
+// the readers that need them, streams whose ingest node never came back are started elsewhere,
+// and then every always-on source nobody carries is started. Requests held during the grace go
+// on once it returns (grace.go).
+func (c *Control) FinishAdoption(ctx context.Context) error { return c.failover.finishAdoption(ctx) }
 
-func (c *Control) stopIdle(s *stream) {
-	c.mu.Lock()
-	if s.readers > 0 || c.streams[s.path] != s {
-		c.mu.Unlock()
-		return
-	}
-	flowID, m := s.sourceFlow, s.ingest
-	delete(c.streams, s.path)
-	c.mu.Unlock()
-	c.log.Info("on-demand source idle; stopping", "route", s.path)
-	if flowID != "" && m != nil {
-		if err := m.n.Delete(context.Background(), flowID); err != nil {
-			c.log.Error("stop idle source", "route", s.path, "err", err)
-		}
-	}
-}
+// holdRequests makes OpenRead and OpenPublish wait for FinishAdoption (grace.go). Call it once,
+// before the front door and the node endpoint open.
+func (c *Control) holdRequests(grace time.Duration) { c.gate.hold(grace) }
 
-// dropStreamLocked forgets a stream with neither readers nor publisher.
-func (c *Control) dropStreamLocked(s *stream) {
-	if c.streams[s.path] == s {
-		delete(c.streams, s.path)
-	}
-	if s.sourceFlow != "" && s.ingest != nil {
-		id, m := s.sourceFlow, s.ingest
-		s.sourceFlow = ""
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			_ = m.n.Delete(context.Background(), id)
-		}()
-	}
-	if s.group.IsValid() {
-		c.mcast.release(s.group)
-		s.group = netip.Addr{}
-	}
+func newID(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
 // errStatus turns a node error into a front-door error with a status.
@@ -459,14 +203,4 @@ func errStatus(what string, err error) error {
 		return &rtsp.Error{Status: rtsp.StatusNotFound, Msg: what, Err: err}
 	}
 	return &rtsp.Error{Status: rtsp.StatusInternal, Msg: what, Err: err}
-}
-
-// remoteSourceReady is SourceReady from a remote node.
-func (c *Control) remoteSourceReady(name, streamID string, sdp []byte, tracks []rtp.Track, replaced bool) {
-	c.mu.Lock()
-	m := c.members[name]
-	c.mu.Unlock()
-	if m != nil {
-		c.sourceReady(m, streamID, sdp, tracks, replaced)
-	}
 }

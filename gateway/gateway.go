@@ -297,7 +297,7 @@ func (g *Gateway) listening() {
 		rtsps = a.String()
 	}
 	g.log.Info("meshgw listening", "rtsp", g.RTSP.Addr().String(), "rtsps", rtsps, "rtp_port", g.Node.UDP().RTPPort(),
-		"rtcp_port", g.Node.UDP().RTCPPort(), "routes", len(g.Control.cfg.Routes), "node", g.Control.local.name)
+		"rtcp_port", g.Node.UDP().RTCPPort(), "routes", len(g.Control.cfg.Routes), "node", g.Control.place.local.name)
 }
 
 func (g *Gateway) closeParts() {

@@ -8,7 +8,17 @@ import (
 	"github.com/meshgw/meshgw/rtsp"
 )
 
-// holdRequests makes the requests that could start a source or place a reader (OpenRead,
+// grace is the startup grace's gate. After a restart it holds OpenRead and OpenPublish (through
+// sessions) until failover has rebuilt the state from the nodes' reports. adopted is closed when
+// FinishAdoption is done, nil when there is no startup grace (nothing to wait for); graceEnd is
+// when the grace ends. Both are set before the front door opens and never change after.
+type grace struct {
+	*core
+	adopted  chan struct{}
+	graceEnd time.Time
+}
+
+// hold makes the requests that could start a source or place a reader (OpenRead,
 // OpenPublish) wait until FinishAdoption has run. After a control restart, players whose RTSP
 // connection died with the old control come back at once, before the nodes have re-attached:
 // served then, the control would start the stream again on whatever node is attached (its own)
@@ -19,52 +29,52 @@ import (
 // The grace is not ended early when the nodes seem to be back: after a restart the control
 // cannot know which nodes exist until each has attached, so only the grace says when all have
 // had their chance.
-func (c *Control) holdRequests(grace time.Duration) {
-	c.adopted = make(chan struct{})
-	c.graceEnd = time.Now().Add(grace)
+func (g *grace) hold(d time.Duration) {
+	g.adopted = make(chan struct{})
+	g.graceEnd = time.Now().Add(d)
 }
 
-// endHold lets held requests go on: the state has been rebuilt and always-on sources started.
-func (c *Control) endHold() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.adopted == nil {
+// end lets held requests go on: the state has been rebuilt and always-on sources started.
+func (g *grace) end() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.adopted == nil {
 		return
 	}
 	select {
-	case <-c.adopted:
+	case <-g.adopted:
 	default:
-		close(c.adopted)
+		close(g.adopted)
 	}
 }
 
-// awaitAdoption waits, during the startup grace, until the rebuilt state is in place, so that the
+// await waits, during the startup grace, until the rebuilt state is in place, so that the
 // request then finds the adopted stream and relays as if it had come after the grace. The wait is
 // bounded by what is left of the grace plus the route's on_demand_start_timeout: the adoption
 // itself waits at most that long for a re-ingested source. Past the bound the control is not in
 // a state to answer, so the request is refused with 503 and a Retry-After of one more
 // on_demand_start_timeout (rather than served from a half-rebuilt state, which is the harm the
 // wait avoids); players retry or their users do.
-func (c *Control) awaitAdoption(ctx context.Context, r config.Route) error {
-	if c.adopted == nil {
+func (g *grace) await(ctx context.Context, r config.Route) error {
+	if g.adopted == nil {
 		return nil
 	}
 	select {
-	case <-c.adopted:
+	case <-g.adopted:
 		return nil
 	default:
 	}
 	wait := startTimeout(r)
-	t := time.NewTimer(time.Until(c.graceEnd) + wait)
+	t := time.NewTimer(time.Until(g.graceEnd) + wait)
 	defer t.Stop()
 	select {
-	case <-c.adopted:
+	case <-g.adopted:
 		return nil
 	case <-t.C:
 		return &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "the control is still rebuilding its state from the nodes after a restart", RetryAfter: wait}
 	case <-ctx.Done():
 		return &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "gave up waiting for the control's state after a restart", Err: ctx.Err(), RetryAfter: wait}
-	case <-c.done:
+	case <-g.done:
 		return rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
 	}
 }

@@ -107,7 +107,7 @@ func TestReadDuringGraceWaitsForAdoption(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.mu.Lock()
-		s := c.streams["demo"]
+		s := c.streams.table["demo"]
 		adopted := s != nil && s.sourceFlow == src.ID
 		c.mu.Unlock()
 		if adopted {

@@ -140,10 +140,97 @@ func (m *member) servesNetwork(a netip.Addr) int {
 	return best
 }
 
+// placement is the node registry and the choice of nodes: which node ingests a stream, which
+// serves a UDP reader, which are alive. It holds every member, the local node included, and calls
+// no other part of the control. Its state is under the control's lock.
+type placement struct {
+	*core
+	members map[string]*member // by node name, the local node included
+	local   *member
+}
+
+func newPlacement(co *core, n node.Node) *placement {
+	local := &member{name: co.cfg.Node.Name, n: &nodeRef{cur: n}, local: true}
+	local.alive.Store(true)
+	if a := co.cfg.Node.DataAddress; a.IsValid() {
+		local.info.Data = a
+	}
+	return &placement{core: co, members: map[string]*member{local.name: local}, local: local}
+}
+
+// setLocalPorts records where the local node's socket pair is (Control.SetLocalPorts).
+func (p *placement) setLocalPorts(addr netip.Addr, rtpPort, rtcpPort int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if addr.IsValid() && !addr.IsUnspecified() && !p.local.info.Data.IsValid() {
+		p.local.info.Data = addr.Unmap()
+	}
+	p.local.info.RTPPort, p.local.info.RTCPPort = rtpPort, rtcpPort
+}
+
+// setLocalLiveLive records where the local node's second pair is (Control.SetLocalLiveLive).
+func (p *placement) setLocalLiveLive(addr netip.Addr, rtpPort, rtcpPort int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.local.info.LiveLive = addr.Unmap()
+	p.local.info.LiveLiveRTPPort, p.local.info.LiveLiveRTCPPort = rtpPort, rtcpPort
+}
+
+// upLocked records that the remote node name attached over n, saying info about itself. It
+// returns its member and whether the node restarted since it was last seen; nil when the name is
+// the local node's.
+func (p *placement) upLocked(name string, n node.Node, info NodeInfo) (m *member, restarted bool) {
+	m = p.members[name]
+	if m != nil && m.local {
+		return nil, false
+	}
+	if m == nil {
+		m = &member{name: name, n: &nodeRef{}}
+		p.members[name] = m
+	}
+	restarted = m.info.Boot != "" && m.info.Boot != info.Boot
+	m.info = info
+	m.n.set(n)
+	m.alive.Store(true)
+	return m, restarted
+}
+
+// downLocked marks the remote node name dead when n is its current connection and returns its
+// member; nil for an older connection of a node that already re-attached, or one already down.
+func (p *placement) downLocked(name string, n node.Node) *member {
+	m := p.members[name]
+	if m == nil || m.local || m.n.get() != n || !m.isAlive() {
+		return nil
+	}
+	m.alive.Store(false)
+	return m
+}
+
+// lookupLocked is the member named name, nil when none.
+func (p *placement) lookupLocked(name string) *member { return p.members[name] }
+
+// attachedLocked is the member named name when it is alive, else nil.
+func (p *placement) attachedLocked(name string) *member {
+	if m := p.members[name]; m != nil && m.isAlive() {
+		return m
+	}
+	return nil
+}
+
+// memberLocked returns the member named name, creating a not-yet-attached one.
+func (p *placement) memberLocked(name string) *member {
+	m := p.members[name]
+	if m == nil {
+		m = &member{name: name, n: &nodeRef{}}
+		p.members[name] = m
+	}
+	return m
+}
+
 // aliveMembersLocked lists live members in name order, so placement is deterministic.
-func (c *Control) aliveMembersLocked() []*member {
-	out := make([]*member, 0, len(c.members))
-	for _, m := range c.members {
+func (p *placement) aliveMembersLocked() []*member {
+	out := make([]*member, 0, len(p.members))
+	for _, m := range p.members {
 		if m.isAlive() {
 			out = append(out, m)
 		}
@@ -153,27 +240,21 @@ func (c *Control) aliveMembersLocked() []*member {
 }
 
 // ingestLocked picks the node that ingests a stream of route r: the route's node when it is
-// attached, else the live remote node carrying the fewest sources (so a control restart does not
-// take the stream down with the local node), else the local node. Publishers are always local:
-// their RTSP connection ends at the control.
-func (c *Control) ingestLocked(s *stream, exclude *member) *member {
+// attached, else the live remote node carrying the fewest sources (load: sources per node) (so a
+// control restart does not take the stream down with the local node), else the local node.
+// Publishers are always local: their RTSP connection ends at the control.
+func (p *placement) ingestLocked(s *stream, exclude *member, load map[*member]int) *member {
 	if s.publisher != nil || s.route.Source == config.SourcePublisher {
-		return c.local
+		return p.local
 	}
 	if want := s.route.Node; want != "" {
-		if m := c.members[want]; m != nil && m.isAlive() && m != exclude {
+		if m := p.members[want]; m != nil && m.isAlive() && m != exclude {
 			return m
 		}
-		c.log.Warn("route's node is not attached; placing its source elsewhere", "route", s.path, "node", want)
-	}
-	load := map[*member]int{}
-	for _, o := range c.streams {
-		if o.ingest != nil {
-			load[o.ingest]++
-		}
+		p.log.Warn("route's node is not attached; placing its source elsewhere", "route", s.path, "node", want)
 	}
 	var best *member
-	for _, m := range c.aliveMembersLocked() {
+	for _, m := range p.aliveMembersLocked() {
 		if m.local || m == exclude {
 			continue
 		}
@@ -185,17 +266,17 @@ func (c *Control) ingestLocked(s *stream, exclude *member) *member {
 		}
 	}
 	if best == nil {
-		return c.local
+		return p.local
 	}
 	return best
 }
 
 // servingLocked picks the node that sends to a UDP reader at addr: the node whose client
 // networks contain it (longest prefix wins), else the stream's ingest node, else the local node.
-func (c *Control) servingLocked(s *stream, addr netip.Addr, exclude *member) *member {
+func (p *placement) servingLocked(s *stream, addr netip.Addr, exclude *member) *member {
 	var best *member
 	bestBits := -1
-	for _, m := range c.aliveMembersLocked() {
+	for _, m := range p.aliveMembersLocked() {
 		if m == exclude {
 			continue
 		}
@@ -209,5 +290,5 @@ func (c *Control) servingLocked(s *stream, addr netip.Addr, exclude *member) *me
 	if s.ingest != nil && s.ingest.isAlive() && s.ingest != exclude {
 		return s.ingest
 	}
-	return c.local
+	return p.local
 }

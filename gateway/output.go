@@ -23,53 +23,49 @@ const (
 
 // ensureOutputsLocked makes sure every configured output of s exists for its current layout,
 // in the background (flows are applied to nodes, which must not happen under the lock).
-func (c *Control) ensureOutputsLocked(s *stream) {
-	if len(s.route.Outputs) == 0 || c.closed || c.detached || !s.isUp {
+func (ss *sessions) ensureOutputsLocked(s *stream) {
+	if len(s.route.Outputs) == 0 || ss.closed || ss.detached || !s.isUp {
 		return
 	}
-	c.wg.Add(1)
+	ss.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
-		c.syncOutputs(context.Background(), s)
+		defer ss.wg.Done()
+		ss.syncOutputs(context.Background(), s)
 	}()
 }
 
 // syncOutputs creates the outputs s lacks and replaces those of an old track layout; new ones
 // are up before old ones go, so the stream never drops to no reader.
-func (c *Control) syncOutputs(ctx context.Context, s *stream) {
+func (ss *sessions) syncOutputs(ctx context.Context, s *stream) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	for i := range s.route.Outputs {
-		c.mu.Lock()
-		if c.closed || c.detached || c.streams[s.path] != s || !s.isUp {
-			c.mu.Unlock()
+		ss.mu.Lock()
+		if ss.closed || ss.detached || !ss.streams.currentLocked(s) || !s.isUp {
+			ss.mu.Unlock()
 			return
 		}
 		old := s.outputs[i]
 		if old != nil && old.gone == s.gone {
-			c.mu.Unlock()
+			ss.mu.Unlock()
 			continue
 		}
-		rd := &reader{c: c, s: s, id: newID("out"), sdp: s.sdp, tracks: s.tracks, gone: s.gone,
+		rd := &reader{ss: ss, s: s, id: newID("out"), sdp: s.sdp, tracks: s.tracks, gone: s.gone,
 			flows: map[int]*readerFlow{}, playing: true, output: &s.route.Outputs[i]}
 		s.rdrs[rd] = struct{}{}
-		s.readers++
-		if s.idle != nil {
-			s.idle.Stop()
-			s.idle = nil
-		}
+		ss.streams.acquireLocked(s)
 		s.outputs[i] = rd
-		c.mu.Unlock()
-		if err := c.startOutput(ctx, rd, i); err != nil {
-			c.log.Error("output not started", "route", s.path, "url", rd.output.URL, "err", err)
-			c.mu.Lock()
+		ss.mu.Unlock()
+		if err := ss.startOutput(ctx, rd, i); err != nil {
+			ss.log.Error("output not started", "route", s.path, "url", rd.output.URL, "err", err)
+			ss.mu.Lock()
 			if s.outputs[i] == rd {
 				delete(s.outputs, i)
 			}
-			c.mu.Unlock()
+			ss.mu.Unlock()
 			rd.Close()
 		} else {
-			c.log.Info("output started", "route", s.path, "url", rd.output.URL, "node", rd.via.name, "tracks", len(rd.tracks))
+			ss.log.Info("output started", "route", s.path, "url", rd.output.URL, "node", rd.via.name, "tracks", len(rd.tracks))
 		}
 		if old != nil {
 			old.Close()
@@ -79,20 +75,20 @@ func (c *Control) syncOutputs(ctx context.Context, s *stream) {
 
 // startOutput places an output on its node (routes.*.outputs.node when attached, else the
 // ingest node) and creates its flows, one per track.
-func (c *Control) startOutput(ctx context.Context, rd *reader, idx int) error {
+func (ss *sessions) startOutput(ctx context.Context, rd *reader, idx int) error {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	o := rd.output
-	c.mu.Lock()
+	ss.mu.Lock()
 	want := rd.s.ingest
 	if o.Node != "" {
-		if m := c.members[o.Node]; m != nil && m.isAlive() {
+		if m := ss.place.attachedLocked(o.Node); m != nil {
 			want = m
 		} else {
-			c.log.Warn("output's node is not attached; sending from the ingest node", "route", rd.s.path, "node", o.Node)
+			ss.log.Warn("output's node is not attached; sending from the ingest node", "route", rd.s.path, "node", o.Node)
 		}
 	}
-	c.mu.Unlock()
+	ss.mu.Unlock()
 	if want == nil {
 		return fmt.Errorf("stream %s has no ingest node", rd.s.path)
 	}
@@ -140,14 +136,14 @@ func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 
 // adoptOutputLocked rebuilds an output from one of its flows a node reported after the control
 // restarted; false for a flow that matches no configured output (it is deleted).
-func (c *Control) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
+func (ss *sessions) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
 	idx, err := strconv.Atoi(f.Meta[metaOutput])
 	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || f.Kind() != node.SinkRTP || f.Meta[metaSession] == "" {
 		return false
 	}
 	rd := s.outputs[idx]
 	if rd == nil {
-		rd = &reader{c: c, s: s, id: f.Meta[metaSession], via: m, gone: s.gone,
+		rd = &reader{ss: ss, s: s, id: f.Meta[metaSession], via: m, gone: s.gone,
 			flows: map[int]*readerFlow{}, playing: true, output: &s.route.Outputs[idx]}
 		s.rdrs[rd] = struct{}{}
 		s.readers++
@@ -157,23 +153,6 @@ func (c *Control) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
 	}
 	rd.flows[f.Track()] = &readerFlow{id: f.ID, flow: f}
 	return true
-}
-
-// relayNACK sets a relay flow's loss repair from control.relay_nack.
-func (c *Control) relayNACK(f node.Flow) node.Flow {
-	nack := c.cfg.Control.RelayNACK
-	switch sp := f.Spec.(type) {
-	case node.UDPSink:
-		sp.NACK = nack
-		f.Spec = sp
-	case node.RelaySource:
-		sp.NACK = nack
-		if nack {
-			sp.NACKWait = c.cfg.Control.RelayNACKWait
-		}
-		f.Spec = sp
-	}
-	return f
 }
 
 // outputReaders is how many of s's readers are outputs, which max_readers does not count.

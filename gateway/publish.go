@@ -14,7 +14,7 @@ import (
 
 // publication is one publisher session's handle on its stream (rtsp.PublishStream).
 type publication struct {
-	c      *Control
+	ss     *sessions
 	s      *stream
 	sdp    []byte
 	tracks []rtp.Track
@@ -25,9 +25,10 @@ type publication struct {
 	closed bool
 }
 
-// OpenPublish implements rtsp.Handler.
-func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string, sdp []byte, tracks []rtp.Track) (rtsp.PublishStream, error) {
-	r, ok := c.cfg.Match(path)
+// openPublish takes a publisher's ANNOUNCE (Control.OpenPublish): the stream's source becomes a
+// publisher source on the local node.
+func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path string, sdp []byte, tracks []rtp.Track) (rtsp.PublishStream, error) {
+	r, ok := ss.cfg.Match(path)
 	if !ok {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
 	}
@@ -36,45 +37,40 @@ func (c *Control) OpenPublish(ctx context.Context, ci rtsp.ConnInfo, path string
 	}
 	// An adopted stream of the route keeps its ID and flows only if the publisher comes after
 	// the adoption; before it, the publisher would make a new stream the adoption then refuses.
-	if err := c.awaitAdoption(ctx, r); err != nil {
+	s, err := ss.lockStream(ctx, r, path)
+	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, rtsp.Errorf(rtsp.StatusServiceUnavailable, "shutting down")
-	}
-	s := c.streamLocked(path, r)
 	var old *publication
 	if s.publisher != nil {
 		if !r.OverridePublisher {
-			c.mu.Unlock()
+			ss.mu.Unlock()
 			return nil, rtsp.Errorf(rtsp.StatusConflict, "route %q is already being published", path)
 		}
 		old = s.publisher
 	}
-	p := &publication{c: c, s: s, sdp: sdp, tracks: tracks, kicked: make(chan struct{})}
+	p := &publication{ss: ss, s: s, sdp: sdp, tracks: tracks, kicked: make(chan struct{})}
 	s.publisher = p
 	flowID := s.sourceFlow
 	if flowID == "" {
 		flowID = newID("pub")
 		s.sourceFlow = flowID
 	}
-	s.ingest = c.local
-	c.mu.Unlock()
+	s.ingest = ss.place.local
+	ss.mu.Unlock()
 	if old != nil {
-		c.log.Info("publisher replaced", "route", path, "by", ci.Remote)
+		ss.log.Info("publisher replaced", "route", path, "by", ci.Remote)
 		old.kick()
 	}
 	// One source flow per stream for its whole life: a returning publisher with the same tracks
 	// continues the readers' line instead of starting a new one.
-	_, err := c.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Stream: s.id,
+	_, err = ss.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Stream: s.id,
 		Spec: node.PublisherSource{Tracks: tracks, Hubs: node.Hubs{Pacing: s.route.Pacing}}})
 	if err != nil {
 		p.Close()
 		return nil, errStatus("publisher source", err)
 	}
-	c.log.Info("publisher announced", "route", path, "remote", ci.Remote, "tracks", len(tracks))
+	ss.log.Info("publisher announced", "route", path, "remote", ci.Remote, "tracks", len(tracks))
 	return p, nil
 }
 
@@ -111,7 +107,7 @@ func (p *publication) setupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc n
 		in.SRTPKey, in.SRTPROCs = sp.Key[:], sp.ROCs
 	}
 	f := node.Flow{ID: newID("in"), Version: 1, Stream: p.s.id, Spec: in}
-	st, err := p.c.node.Apply(ctx, f)
+	st, err := p.ss.node.Apply(ctx, f)
 	if err != nil {
 		return rtsp.UDPSetup{}, errStatus("publisher ingress", err)
 	}
@@ -122,7 +118,7 @@ func (p *publication) setupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc n
 }
 
 func (p *publication) Hub(track int) (*rtp.Hub, error) {
-	h, err := p.c.node.Hub(p.s.id, track)
+	h, err := p.ss.node.Hub(p.s.id, track)
 	if err != nil {
 		return nil, errStatus("publisher track", err)
 	}
@@ -130,26 +126,20 @@ func (p *publication) Hub(track int) (*rtp.Hub, error) {
 }
 
 func (p *publication) Record(ctx context.Context) error {
-	p.c.mu.Lock()
-	defer p.c.mu.Unlock()
+	p.ss.mu.Lock()
+	defer p.ss.mu.Unlock()
 	if p.s.publisher != p {
 		return rtsp.Errorf(rtsp.StatusConflict, "this publisher was replaced")
 	}
-	p.s.sdp = p.sdp
-	p.s.tracks = p.tracks
-	if !p.s.isUp {
-		p.s.isUp = true
-		close(p.s.ready)
-	}
-	p.c.ensureOutputsLocked(p.s)
-	p.c.log.Info("publisher recording", "route", p.s.path)
+	p.ss.streams.publishedLocked(p.s, p.sdp, p.tracks)
+	p.ss.log.Info("publisher recording", "route", p.s.path)
 	return nil
 }
 
 func (p *publication) LastActivity() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return lastActivity(p.c.node, p.flows)
+	return lastActivity(p.ss.node, p.flows)
 }
 
 // lastActivity is the latest sign of life among a session's flows on the node.
@@ -174,19 +164,19 @@ func (p *publication) Close() {
 	p.flows = nil
 	p.mu.Unlock()
 	for _, id := range flows {
-		_ = p.c.node.Delete(context.Background(), id)
+		_ = p.ss.node.Delete(context.Background(), id)
 	}
-	c := p.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	ss := p.ss
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	s := p.s
 	if s.publisher != p {
 		return
 	}
 	s.publisher = nil
-	c.log.Info("publisher left", "route", s.path)
+	ss.log.Info("publisher left", "route", s.path)
 	if s.readers == 0 {
-		c.dropStreamLocked(s)
+		ss.streams.dropLocked(s)
 		return
 	}
 	// readers stay and continue on the same line if a publisher with the same tracks returns

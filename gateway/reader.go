@@ -15,7 +15,7 @@ import (
 
 // reader is one reader session's handle on a stream (rtsp.ReadStream).
 type reader struct {
-	c      *Control
+	ss     *sessions
 	s      *stream
 	id     string
 	remote netip.Addr // the player's address, for placement
@@ -60,11 +60,11 @@ func (r *reader) attachLocked(ctx context.Context, want *member, dst netip.Addr)
 	}
 	m := want
 	if m == nil {
-		r.c.mu.Lock()
-		m = r.c.servingLocked(r.s, dst, nil)
-		r.c.mu.Unlock()
+		r.ss.mu.Lock()
+		m = r.ss.place.servingLocked(r.s, dst, nil)
+		r.ss.mu.Unlock()
 	}
-	if err := r.c.ensureRelay(ctx, r.s, m); err != nil {
+	if err := r.ss.relays.ensure(ctx, r.s, m); err != nil {
 		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "relay to node " + m.name, Err: err}
 	}
 	r.via = m
@@ -109,25 +109,20 @@ func (r *reader) SetupMulticast(ctx context.Context, track int) (rtsp.MulticastS
 	if !r.trackOK(track) {
 		return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
 	}
-	mc := r.c.cfg.RTSP.Multicast
-	r.c.mu.Lock()
-	if !r.s.group.IsValid() {
-		g, ok := r.c.mcast.alloc()
-		if !ok {
-			r.c.mu.Unlock()
-			return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "multicast range %s is exhausted", mc.Range)
-		}
-		r.s.group = g
+	mc := r.ss.cfg.RTSP.Multicast
+	r.ss.mu.Lock()
+	group, ok := r.ss.streams.groupLocked(r.s)
+	r.ss.mu.Unlock()
+	if !ok {
+		return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusNotEnoughBandwidth, "multicast range %s is exhausted", mc.Range)
 	}
-	group := r.s.group
-	r.c.mu.Unlock()
 	r.mu.Lock()
-	_, err := r.attachLocked(ctx, r.c.local, netip.Addr{})
+	_, err := r.attachLocked(ctx, r.ss.place.local, netip.Addr{})
 	r.mu.Unlock()
 	if err != nil {
 		return rtsp.MulticastSetup{}, err
 	}
-	hub, err := r.c.node.Hub(r.s.id, track)
+	hub, err := r.ss.node.Hub(r.s.id, track)
 	if err != nil {
 		return rtsp.MulticastSetup{}, errStatus("multicast track", err)
 	}
@@ -143,12 +138,12 @@ func (r *reader) SetupTCP(ctx context.Context, track int) (*rtp.Hub, error) {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no track %d", track)
 	}
 	r.mu.Lock()
-	_, err := r.attachLocked(ctx, r.c.local, netip.Addr{})
+	_, err := r.attachLocked(ctx, r.ss.place.local, netip.Addr{})
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	h, err := r.c.node.Hub(r.s.id, track)
+	h, err := r.ss.node.Hub(r.s.id, track)
 	if err != nil {
 		return nil, errStatus("interleaved track", err)
 	}
@@ -165,13 +160,13 @@ func (r *reader) Play(ctx context.Context) ([]rtsp.TrackPosition, error) {
 	for track, rf := range r.flows {
 		switch {
 		case rf.multicast:
-			st, err := r.c.joinMulticast(ctx, r.s, track)
+			st, err := r.ss.joinMulticast(ctx, r.s, track)
 			if err != nil {
 				return nil, err
 			}
 			pos[track] = rtsp.TrackPosition{Seq: st.NextSeq, TS: st.NextTS, OK: st.PosOK}
 		case rf.tcp:
-			if h, err := r.c.node.Hub(r.s.id, track); err == nil {
+			if h, err := r.ss.node.Hub(r.s.id, track); err == nil {
 				seq, ts, ok := h.NextSeqTS()
 				pos[track] = rtsp.TrackPosition{Seq: seq, TS: ts, OK: ok}
 			}
@@ -198,7 +193,7 @@ func (r *reader) Pause(ctx context.Context) error {
 	for track, rf := range r.flows {
 		switch {
 		case rf.multicast:
-			r.c.leaveMulticast(r.s, track)
+			r.ss.leaveMulticast(r.s, track)
 		case rf.tcp:
 		default:
 			rf.flow = rf.flow.WithPaused(true)
@@ -239,11 +234,11 @@ func (r *reader) Close() {
 	via := r.via
 	r.flows = nil
 	r.mu.Unlock()
-	r.c.mu.Lock()
+	r.ss.mu.Lock()
 	delete(r.s.rdrs, r)
 	// A detached control leaves remote flows running for the next control to adopt.
-	keep := r.c.detached && via != nil && !via.local
-	r.c.mu.Unlock()
+	keep := r.ss.detached && via != nil && !via.local
+	r.ss.mu.Unlock()
 	ctx := context.Background()
 	if via != nil && !keep {
 		r.logReception(via, flows)
@@ -252,18 +247,18 @@ func (r *reader) Close() {
 		switch {
 		case rf.multicast:
 			if playing {
-				r.c.leaveMulticast(r.s, track)
+				r.ss.leaveMulticast(r.s, track)
 			}
 		case rf.id != "" && !keep && via.isAlive():
 			if err := via.n.Delete(ctx, rf.id); err != nil && !errors.Is(err, node.ErrNotFound) {
-				r.c.log.Error("delete reader sink", "node", via.name, "flow", rf.id, "err", err)
+				r.ss.log.Error("delete reader sink", "node", via.name, "flow", rf.id, "err", err)
 			}
 		}
 	}
 	if via != nil && !keep {
-		r.c.releaseRelay(r.s, via)
+		r.ss.relays.release(r.s, via)
 	}
-	r.c.releaseReader(r.s)
+	r.ss.streams.releaseReader(r.s)
 }
 
 // logReception logs what a leaving UDP reader's RTCP receiver reports said about each track
@@ -278,15 +273,15 @@ func (r *reader) logReception(via *member, flows map[int]*readerFlow) {
 			continue
 		}
 		rr := st.Reception
-		r.c.log.Info("reader reception", "route", r.s.path, "reader", r.remote, "node", via.name, "track", track,
+		r.ss.log.Info("reader reception", "route", r.s.path, "reader", r.remote, "node", via.name, "track", track,
 			"reports", rr.Reports, "lost", rr.CumulativeLost, "fraction_lost", rr.FractionLost,
 			"jitter", rr.Jitter.Round(10*time.Microsecond), "rtt", rr.RTT.Round(10*time.Microsecond))
 	}
 }
 
 // joinMulticast counts one more multicast player of a track; the first starts the group's sink.
-func (c *Control) joinMulticast(ctx context.Context, s *stream, track int) (node.FlowStatus, error) {
-	c.mu.Lock()
+func (ss *sessions) joinMulticast(ctx context.Context, s *stream, track int) (node.FlowStatus, error) {
+	ss.mu.Lock()
 	mf := s.mcastFlows[track]
 	if mf == nil {
 		mf = &mcastFlow{id: newID("mc")}
@@ -295,27 +290,27 @@ func (c *Control) joinMulticast(ctx context.Context, s *stream, track int) (node
 	mf.players++
 	first := mf.players == 1
 	group := s.group
-	c.mu.Unlock()
-	mc := c.cfg.RTSP.Multicast
+	ss.mu.Unlock()
+	mc := ss.cfg.RTSP.Multicast
 	port := uint16(mc.Port + 2*track)
 	f := node.Flow{ID: mf.id, Version: 0, Stream: s.id,
 		Spec: node.MulticastSink{Track: track, RTP: netip.AddrPortFrom(group, port), RTCP: netip.AddrPortFrom(group, port+1)}}
-	st, err := c.node.Apply(ctx, f) // idempotent for later players: returns the position
+	st, err := ss.node.Apply(ctx, f) // idempotent for later players: returns the position
 	if err != nil {
-		c.leaveMulticast(s, track)
+		ss.leaveMulticast(s, track)
 		return st, errStatus("multicast sink", err)
 	}
 	if first {
-		c.log.Info("multicast started", "route", s.path, "track", track, "group", group, "port", port)
+		ss.log.Info("multicast started", "route", s.path, "track", track, "group", group, "port", port)
 	}
 	return st, nil
 }
 
-func (c *Control) leaveMulticast(s *stream, track int) {
-	c.mu.Lock()
+func (ss *sessions) leaveMulticast(s *stream, track int) {
+	ss.mu.Lock()
 	mf := s.mcastFlows[track]
 	if mf == nil {
-		c.mu.Unlock()
+		ss.mu.Unlock()
 		return
 	}
 	mf.players--
@@ -323,43 +318,10 @@ func (c *Control) leaveMulticast(s *stream, track int) {
 	if last {
 		delete(s.mcastFlows, track)
 	}
-	c.mu.Unlock()
+	ss.mu.Unlock()
 	if last {
-		if err := c.node.Delete(context.Background(), mf.id); err != nil {
-			c.log.Error("delete multicast sink", "err", err)
+		if err := ss.node.Delete(context.Background(), mf.id); err != nil {
+			ss.log.Error("delete multicast sink", "err", err)
 		}
 	}
-}
-
-// groupAllocator hands out multicast groups from the configured range, one per stream.
-type groupAllocator struct {
-	mu     sync.Mutex
-	prefix netip.Prefix
-	used   map[netip.Addr]bool
-}
-
-func newGroupAllocator(p netip.Prefix) *groupAllocator {
-	return &groupAllocator{prefix: p.Masked(), used: map[netip.Addr]bool{}}
-}
-
-func (g *groupAllocator) alloc() (netip.Addr, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.prefix.IsValid() {
-		return netip.Addr{}, false
-	}
-	// skip the network address itself; use the range in order
-	for a := g.prefix.Addr().Next(); g.prefix.Contains(a); a = a.Next() {
-		if !g.used[a] {
-			g.used[a] = true
-			return a, true
-		}
-	}
-	return netip.Addr{}, false
-}
-
-func (g *groupAllocator) release(a netip.Addr) {
-	g.mu.Lock()
-	delete(g.used, a)
-	g.mu.Unlock()
 }

@@ -29,15 +29,20 @@ type relay struct {
 	users  int
 }
 
-// ensureRelay makes stream s available on node to and counts one more user of it there. Readers
-// call it before they take flows on to, and releaseRelay when they leave.
-func (c *Control) ensureRelay(ctx context.Context, s *stream, to *member) error {
+// relays builds, shares, re-points and takes down the relays of streams between nodes. A
+// stream's relays are under its relayMu; the stream fields it reads (ingest, tracks) under the
+// control's lock. It calls only the nodes.
+type relays struct{ *core }
+
+// ensure makes stream s available on node to and counts one more user of it there. Readers
+// call it before they take flows on to, and release when they leave.
+func (rl *relays) ensure(ctx context.Context, s *stream, to *member) error {
 	s.relayMu.Lock()
 	defer s.relayMu.Unlock()
-	c.mu.Lock()
+	rl.mu.Lock()
 	from := s.ingest
 	tracks := s.tracks
-	c.mu.Unlock()
+	rl.mu.Unlock()
 	if from == nil || from == to {
 		return nil
 	}
@@ -45,7 +50,7 @@ func (c *Control) ensureRelay(ctx context.Context, s *stream, to *member) error 
 		r.users++
 		return nil
 	}
-	r, err := c.buildRelay(ctx, s, from, to, len(tracks))
+	r, err := rl.build(ctx, s, from, to, len(tracks))
 	if err != nil {
 		return err
 	}
@@ -54,40 +59,40 @@ func (c *Control) ensureRelay(ctx context.Context, s *stream, to *member) error 
 	return nil
 }
 
-// buildRelay creates the flows of a relay from → to. It holds s.relayMu.
-func (c *Control) buildRelay(ctx context.Context, s *stream, from, to *member, ntracks int) (*relay, error) {
-	c.mu.Lock()
+// build creates the flows of a relay from → to. It holds s.relayMu.
+func (rl *relays) build(ctx context.Context, s *stream, from, to *member, ntracks int) (*relay, error) {
+	rl.mu.Lock()
 	tracks := s.tracks
-	c.mu.Unlock()
+	rl.mu.Unlock()
 	if len(tracks) != ntracks || ntracks == 0 {
 		return nil, fmt.Errorf("stream %s has no tracks yet", s.path)
 	}
 	r := &relay{to: to, from: from}
 	r.source = node.Flow{Version: 1, Stream: s.id, Spec: node.RelaySource{Tracks: tracks, Pacing: s.route.Pacing},
 		Meta: map[string]string{metaRole: roleRelayIn, metaRoute: s.path, metaPeer: from.name}}
-	if err := c.relaySinks(ctx, s, r, tracks); err != nil {
-		c.dropRelayFlows(r)
+	if err := rl.makeSinks(ctx, s, r, tracks); err != nil {
+		rl.drop(r)
 		return nil, err
 	}
-	r.source = c.relayNACK(r.source)
+	r.source = rl.nack(r.source)
 	r.source.ID = newID("ri")
 	if _, err := to.n.Apply(ctx, r.source); err != nil {
 		r.source = node.Flow{}
-		c.dropRelayFlows(r)
+		rl.drop(r)
 		return nil, fmt.Errorf("relay %s→%s: %w", from.name, to.name, err)
 	}
 	legs := 1
 	if rs, _ := r.source.Spec.(node.RelaySource); rs.RTP2.IsValid() {
 		legs = 2
 	}
-	c.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks), "legs", legs)
+	rl.log.Info("relay up", "route", s.path, "from", from.name, "to", to.name, "tracks", len(tracks), "legs", legs)
 	return r, nil
 }
 
-// relaySinks draws a new key and creates the sinks of relay r on r.from, one per track and leg,
+// makeSinks draws a new key and creates the sinks of relay r on r.from, one per track and leg,
 // and points r.source (not yet applied) at them: upstream addresses, SSRCs, key and the second
 // leg when both nodes have a second network and control.relay_live_live is on.
-func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []rtp.Track) error {
+func (rl *relays) makeSinks(ctx context.Context, s *stream, r *relay, tracks []rtp.Track) error {
 	dstRTP, dstRTCP, ok := r.to.rtpAddrs()
 	if !ok {
 		return fmt.Errorf("node %s has no data address to relay to; set node.data_address in its config", r.to.name)
@@ -108,7 +113,7 @@ func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []
 	}
 	legs := []leg{{dstRTP, dstRTCP, false}}
 	var srcRTP2, srcRTCP2 netip.AddrPort
-	if c.cfg.Control.RelayLiveLive > 0 {
+	if rl.cfg.Control.RelayLiveLive > 0 {
 		d2, d2c, ok1 := r.to.liveLiveAddrs()
 		s2, s2c, ok2 := r.from.liveLiveAddrs()
 		if ok1 && ok2 {
@@ -119,7 +124,7 @@ func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []
 	ssrcs := make([]uint32, len(tracks))
 	for _, l := range legs {
 		for i := range tracks {
-			f := c.relayNACK(node.Flow{ID: newID("rl"), Version: 1, Stream: s.id,
+			f := rl.nack(node.Flow{ID: newID("rl"), Version: 1, Stream: s.id,
 				Spec: node.UDPSink{Track: i, RTP: l.dstRTP, RTCP: l.dstRTCP, SecondPair: l.second, SRTPKey: key},
 				Meta: map[string]string{metaRole: roleRelayOut, metaRoute: s.path, metaPeer: r.to.name}})
 			st, err := r.from.n.Apply(ctx, f)
@@ -142,7 +147,7 @@ func (c *Control) relaySinks(ctx context.Context, s *stream, r *relay, tracks []
 	rs.RTP2, rs.RTCP2 = srcRTP2, srcRTCP2
 	rs.Skew = 0
 	if srcRTP2.IsValid() {
-		rs.Skew = c.cfg.Control.RelayLiveLive
+		rs.Skew = rl.cfg.Control.RelayLiveLive
 	}
 	r.source.Spec = rs
 	return nil
@@ -160,25 +165,25 @@ func relayKey() ([]byte, error) {
 	return k[:], nil
 }
 
-// dropRelayFlows deletes what exists of a relay on nodes still alive.
-func (c *Control) dropRelayFlows(r *relay) {
+// drop deletes what exists of a relay on nodes still alive.
+func (rl *relays) drop(r *relay) {
 	ctx := context.Background()
 	if r.from.isAlive() {
 		for _, f := range r.sinks {
 			if err := r.from.n.Delete(ctx, f.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
-				c.log.Error("delete relay sink", "node", r.from.name, "flow", f.ID, "err", err)
+				rl.log.Error("delete relay sink", "node", r.from.name, "flow", f.ID, "err", err)
 			}
 		}
 	}
 	if r.source.ID != "" && r.to.isAlive() {
 		if err := r.to.n.Delete(ctx, r.source.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
-			c.log.Error("delete relay source", "node", r.to.name, "flow", r.source.ID, "err", err)
+			rl.log.Error("delete relay source", "node", r.to.name, "flow", r.source.ID, "err", err)
 		}
 	}
 }
 
-// releaseRelay drops one user of stream s on node to; the last user takes the relay down.
-func (c *Control) releaseRelay(s *stream, to *member) {
+// release drops one user of stream s on node to; the last user takes the relay down.
+func (rl *relays) release(s *stream, to *member) {
 	s.relayMu.Lock()
 	defer s.relayMu.Unlock()
 	r := s.relays[to.name]
@@ -190,16 +195,16 @@ func (c *Control) releaseRelay(s *stream, to *member) {
 		return
 	}
 	delete(s.relays, to.name)
-	c.dropRelayFlows(r)
-	c.log.Info("relay down", "route", s.path, "from", r.from.name, "to", to.name)
+	rl.drop(r)
+	rl.log.Info("relay down", "route", s.path, "from", r.from.name, "to", to.name)
 }
 
-// repointRelays moves every relay of s to a new ingest node (the old one died): new sinks on the
+// repointAllLocked moves every relay of s to a new ingest node (the old one died): new sinks on the
 // new ingest, and each far node's relay source updated in place (same hubs, so its readers keep
 // their line: the SSRC change starts a new epoch that continues it). A far node that is the new
 // ingest itself needs no relay any more; its readers now read the source's hubs directly. It holds
 // s.relayMu.
-func (c *Control) repointRelaysLocked(ctx context.Context, s *stream, to *member) {
+func (rl *relays) repointAllLocked(ctx context.Context, s *stream, to *member) {
 	for name, r := range s.relays {
 		if r.to == to {
 			delete(s.relays, name)
@@ -214,17 +219,17 @@ func (c *Control) repointRelaysLocked(ctx context.Context, s *stream, to *member
 				_ = old.n.Delete(ctx, f.ID)
 			}
 		}
-		if err := c.repointRelay(ctx, s, r); err != nil {
-			c.log.Error("re-point relay", "route", s.path, "to", r.to.name, "err", err)
+		if err := rl.repoint(ctx, s, r); err != nil {
+			rl.log.Error("re-point relay", "route", s.path, "to", r.to.name, "err", err)
 		}
 	}
 }
 
-func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
-	c.mu.Lock()
+func (rl *relays) repoint(ctx context.Context, s *stream, r *relay) error {
+	rl.mu.Lock()
 	tracks := s.tracks
-	c.mu.Unlock()
-	if err := c.relaySinks(ctx, s, r, tracks); err != nil {
+	rl.mu.Unlock()
+	if err := rl.makeSinks(ctx, s, r, tracks); err != nil {
 		return err
 	}
 	r.source.Version++
@@ -232,6 +237,109 @@ func (c *Control) repointRelay(ctx context.Context, s *stream, r *relay) error {
 	if _, err := r.to.n.Apply(ctx, r.source); err != nil {
 		return fmt.Errorf("update relay source on %s: %w", r.to.name, err)
 	}
-	c.log.Info("relay re-pointed", "route", s.path, "from", r.from.name, "to", r.to.name)
+	rl.log.Info("relay re-pointed", "route", s.path, "from", r.from.name, "to", r.to.name)
 	return nil
+}
+
+// nack sets a relay flow's loss repair from control.relay_nack.
+func (rl *relays) nack(f node.Flow) node.Flow {
+	nack := rl.cfg.Control.RelayNACK
+	switch sp := f.Spec.(type) {
+	case node.UDPSink:
+		sp.NACK = nack
+		f.Spec = sp
+	case node.RelaySource:
+		sp.NACK = nack
+		if nack {
+			sp.NACKWait = rl.cfg.Control.RelayNACKWait
+		}
+		f.Spec = sp
+	}
+	return f
+}
+
+// dropToLocked takes down the relay of s toward dead, a node that died: the sinks on the ingest
+// node still point at it. It holds s.relayMu.
+func (rl *relays) dropToLocked(s *stream, dead *member) {
+	if r := s.relays[dead.name]; r != nil && r.to == dead {
+		delete(s.relays, dead.name)
+		rl.drop(r)
+	}
+}
+
+// yieldLocked removes the relay of s into node to, which becomes the stream's ingest node: its
+// relay source goes, the hubs stay for the readers there and take the new source. It holds
+// s.relayMu.
+func (rl *relays) yieldLocked(ctx context.Context, s *stream, to *member) {
+	r := s.relays[to.name]
+	if r == nil {
+		return
+	}
+	if err := to.n.Delete(ctx, r.source.ID); err != nil && !errors.Is(err, node.ErrNotFound) {
+		rl.log.Error("delete relay source before re-ingest", "node", to.name, "err", err)
+	}
+	delete(s.relays, to.name)
+}
+
+// has reports whether s has a relay into node to.
+func (rl *relays) has(s *stream, to *member) bool {
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	return s.relays[to.name] != nil
+}
+
+// knownLocked reports whether flow id on m belongs to a relay of s. It holds the control's lock.
+func (rl *relays) knownLocked(s *stream, m *member, id string) bool {
+	for _, r := range s.relays {
+		if r.to == m && r.source.ID == id {
+			return true
+		}
+		if r.from == m {
+			for _, f := range r.sinks {
+				if f.ID == id {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// adoptSinkLocked rebuilds the relay of s from m to peer from one of its sinks on m, which m
+// reported after the control restarted.
+func (rl *relays) adoptSinkLocked(s *stream, m, peer *member, f node.Flow) {
+	r := adoptedLocked(s, peer, m)
+	r.from = m
+	r.sinks = append(r.sinks, f)
+}
+
+// adoptSourceLocked rebuilds the relay of s from peer to m from its source on m, which m
+// reported after the control restarted; peer is used only when the relay is new.
+func (rl *relays) adoptSourceLocked(s *stream, m, peer *member, f node.Flow) {
+	adoptedLocked(s, m, peer).source = f
+}
+
+// adoptedLocked is the relay of s into node to being rebuilt from the nodes' reports, made from
+// node from when there is none yet.
+func adoptedLocked(s *stream, to, from *member) *relay {
+	r := s.relays[to.name]
+	if r == nil {
+		r = &relay{to: to, from: from}
+		s.relays[to.name] = r
+	}
+	return r
+}
+
+// settleLocked, at the end of a restart's adoption, counts the users of each adopted relay of s
+// (users: readers per node) and takes down those that are not whole (a node missing, a part
+// not reported, not from the stream's ingest node) or that nobody uses. It holds s.relayMu.
+func (rl *relays) settleLocked(s *stream, ingest *member, users map[*member]int) {
+	for name, r := range s.relays {
+		r.users = users[r.to]
+		whole := r.from != nil && r.from.isAlive() && r.to.isAlive() && r.source.ID != "" && len(r.sinks) > 0 && r.from == ingest
+		if !whole || r.users == 0 {
+			delete(s.relays, name)
+			rl.drop(r)
+		}
+	}
 }
