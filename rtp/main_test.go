@@ -1,28 +1,18 @@
 package rtp
 
 import (
-	"encoding/binary"
 	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/meshgw/meshgw/internal/peertest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 // mkRTP builds a minimal valid RTP packet.
-func mkRTP(ssrc uint32, seq uint16, ts uint32, payload int) []byte {
-	b := make([]byte, 12+payload)
-	b[0] = 0x80
-	b[1] = 96
-	binary.BigEndian.PutUint16(b[2:], seq)
-	binary.BigEndian.PutUint32(b[4:], ts)
-	binary.BigEndian.PutUint32(b[8:], ssrc)
-	for i := range payload {
-		b[12+i] = byte(i)
-	}
-	return b
-}
+var mkRTP = peertest.RTPPacket
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // recSink records copies of what it gets and releases at once.
 type recSink struct {

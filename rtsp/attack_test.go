@@ -3,15 +3,10 @@ package rtsp
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"net"
 	"runtime"
 	"sync"
@@ -20,6 +15,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
+	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp/access"
 )
@@ -35,32 +31,6 @@ func (refusingHandler) OpenPublish(context.Context, ConnInfo, string, []byte, []
 	return nil, Errorf(base.StatusNotFound, "no such route")
 }
 
-// testTLS makes a throwaway certificate for 127.0.0.1 and the pool that trusts it.
-func testTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "meshgw test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
-}
-
 // attackServer is an RTSPS server with one argon2id user, alice, banning after maxFailures.
 func attackServer(t *testing.T, maxFailures int, hashing access.VerifierConfig) (*Server, *x509.CertPool) {
 	t.Helper()
@@ -74,7 +44,7 @@ func attackServer(t *testing.T, maxFailures int, hashing access.VerifierConfig) 
 	}
 	all, _ := access.ParsePattern("*")
 	u.Read = access.Patterns{all}
-	tlsCfg, roots := testTLS(t)
+	tlsCfg, roots := peertest.SelfSignedTLS(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

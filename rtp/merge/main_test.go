@@ -1,12 +1,16 @@
 package merge
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/meshgw/meshgw/internal/peertest"
 )
+
+// mkRTP builds a minimal valid RTP packet.
+var mkRTP = peertest.RTPPacket
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -15,20 +19,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var clockBase = time.Now()
 
 func now() int64 { return int64(time.Since(clockBase)) }
-
-// mkRTP builds a minimal valid RTP packet.
-func mkRTP(ssrc uint32, seq uint16, ts uint32, payload int) []byte {
-	b := make([]byte, 12+payload)
-	b[0] = 0x80
-	b[1] = 96
-	binary.BigEndian.PutUint16(b[2:], seq)
-	binary.BigEndian.PutUint32(b[4:], ts)
-	binary.BigEndian.PutUint32(b[8:], ssrc)
-	for i := range payload {
-		b[12+i] = byte(i)
-	}
-	return b
-}
 
 // checkNoLeak fails when m still holds packet copies (after Close, or once
 // everything was released).

@@ -8,21 +8,9 @@ import (
 	"testing"
 
 	pionrtp "github.com/pion/rtp"
-)
 
-// mkRTP builds a minimal valid RTP packet (as rtp's tests do).
-func mkRTP(ssrc uint32, seq uint16, ts uint32, payload int) []byte {
-	b := make([]byte, 12+payload)
-	b[0] = 0x80
-	b[1] = 96
-	binary.BigEndian.PutUint16(b[2:], seq)
-	binary.BigEndian.PutUint32(b[4:], ts)
-	binary.BigEndian.PutUint32(b[8:], ssrc)
-	for i := range payload {
-		b[12+i] = byte(i)
-	}
-	return b
-}
+	"github.com/meshgw/meshgw/internal/peertest"
+)
 
 func testKey(t testing.TB) Key {
 	t.Helper()
@@ -441,3 +429,6 @@ func TestSRTPProtectorResumes(t *testing.T) {
 		t.Errorf("resumed state %+v, want ROC 1, max seq 39, SRTCP index %d", st2, 2+srtcpResumeGap+1)
 	}
 }
+
+// mkRTP builds a minimal valid RTP packet.
+var mkRTP = peertest.RTPPacket

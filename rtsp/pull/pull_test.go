@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtcp"
 	"go.uber.org/goleak"
 
+	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/rtp"
 )
 
@@ -229,7 +230,7 @@ func clientTLS(t *testing.T, up *upstream) *tls.Config {
 }
 
 func TestRTSPS(t *testing.T) {
-	srvCfg, roots := selfSigned(t)
+	srvCfg, roots := peertest.SelfSignedTLS(t)
 	playAndClose(t, &upstream{t: t, tlsCfg: srvCfg, roots: roots}, "tcp", "tcp")
 }
 
