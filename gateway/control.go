@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshgw/meshgw/gateway/cluster"
@@ -56,8 +57,12 @@ type Control struct {
 // core is what every part of the control shares: the config, the log, the one lock and the
 // control's life cycle. All parts hold the same *core; a method named *Locked runs under mu.
 type core struct {
-	cfg *config.Config
-	log *slog.Logger
+	// cfg is the config the control started with. Its keys that need a restart (node, multicast,
+	// session timeout) are read here; routes and the relay settings are read from live (conf),
+	// which a reload replaces.
+	cfg  *config.Config
+	live atomic.Pointer[config.Config]
+	log  *slog.Logger
 
 	// mu is the control's one lock. It guards the stream table (streams), every stream's fields
 	// except its relays (stream.relayMu) and outputs (stream.outMu), the node registry (placement:
@@ -81,6 +86,7 @@ func New(cfg *config.Config, n LocalNode, log *slog.Logger) *Control {
 		log = slog.New(slog.DiscardHandler)
 	}
 	co := &core{cfg: cfg, log: log, done: make(chan struct{})}
+	co.live.Store(cfg)
 	place := newPlacement(co, n)
 	gate := &grace{core: co}
 	rel := &relays{core: co}

@@ -126,6 +126,7 @@ func (fo *failover) reingestLocked(ctx context.Context, s *stream, dead *member)
 	s.sourceFlow, s.ingest = f.ID, to
 	s.sourceUp = make(chan struct{})
 	up := s.sourceUp
+	wait := startTimeout(s.route)
 	fo.mu.Unlock()
 	fo.relays.yieldLocked(ctx, s, to)
 	if _, err := to.n.Apply(ctx, f); err != nil {
@@ -133,7 +134,6 @@ func (fo *failover) reingestLocked(ctx context.Context, s *stream, dead *member)
 		return
 	}
 	fo.log.Info("stream re-ingested", "route", s.path, "from", dead.name, "to", to.name)
-	wait := startTimeout(s.route)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -226,7 +226,7 @@ func (fo *failover) relayFlowKnownLocked(m *member, id string) bool {
 // It returns false for a flow that conflicts with what the control already runs (it is deleted).
 func (fo *failover) adoptLocked(m *member, f node.Flow, src map[string]cluster.SourceState) bool {
 	path := f.Meta[metaRoute]
-	route, ok := fo.cfg.Match(path)
+	route, ok := fo.conf().Match(path)
 	if !ok {
 		return false
 	}

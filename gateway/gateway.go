@@ -31,6 +31,8 @@ type Gateway struct {
 	Node    *node.Local
 	RTSP    *rtsp.Server
 	log     *slog.Logger
+	// certs serves the RTSPS certificate (nil without rtsps:); a reload may point it at new files
+	certs *rtsp.CertReloader
 
 	// cluster role only
 	ident   *identity.Source
@@ -182,9 +184,13 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtsp listen %q: %w", listen, err)
 	}
-	tlsCfg, err := rtspsConfig(cfg, log)
+	certs, err := rtspsCerts(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	var tlsCfg *tls.Config
+	if certs != nil {
+		tlsCfg = certs.TLSConfig()
 	}
 	ev := &events{}
 	n, err := node.NewLocal(node.LocalConfig{
@@ -224,17 +230,13 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		BanTime:           cfg.Auth.BanTime,
 		NonceLifetime:     cfg.Auth.NonceLifetime,
 		Hashing:           access.VerifierConfig{Slots: cfg.Auth.MaxConcurrentHashes, Wait: cfg.Auth.HashWait},
-		Limits: rtsp.Limits{
-			MaxSessions: cfg.RTSP.Limits.MaxSessions, MaxSessionsPerRoute: cfg.RTSP.Limits.MaxSessionsPerRoute,
-			MaxSessionsPerAddress: cfg.RTSP.Limits.MaxSessionsPerAddress, MaxUnauthConns: cfg.RTSP.Limits.MaxUnauthenticated,
-			MaxUnauthConnsPerAddress: cfg.RTSP.Limits.MaxUnauthenticatedPerAddress, MaxHeaders: cfg.RTSP.Limits.MaxRequestHeaders,
-		},
+		Limits:            limitsOf(cfg),
 	})
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log}, nil
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log, certs: certs}, nil
 }
 
 // authPolicy is the front door's rule set: nil (everyone may do everything) for a config without
@@ -279,16 +281,12 @@ func liveLiveUDPConfig(cfg *config.Config, log *slog.Logger) *rtp.UDPConfig {
 	return &u
 }
 
-// rtspsConfig is the TLS config of the RTSPS listener, nil when rtsps: is absent.
-func rtspsConfig(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+// rtspsCerts serves the RTSPS listener's certificate, nil when rtsps: is absent.
+func rtspsCerts(cfg *config.Config, log *slog.Logger) (*rtsp.CertReloader, error) {
 	if !cfg.RTSPS.Enabled() {
 		return nil, nil
 	}
-	r, err := rtsp.NewCertReloader(cfg.RTSPS.Cert, cfg.RTSPS.Key, log)
-	if err != nil {
-		return nil, err
-	}
-	return r.TLSConfig(), nil
+	return rtsp.NewCertReloader(cfg.RTSPS.Cert, cfg.RTSPS.Key, log)
 }
 
 func (g *Gateway) listening() {

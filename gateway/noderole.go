@@ -22,6 +22,7 @@ type NodeProcess struct {
 	agent *cluster.Agent
 	ident *identity.Source
 	log   *slog.Logger
+	cfg   *config.Config // the config it started with, for a reload's comparison
 	wg    sync.WaitGroup
 }
 
@@ -106,7 +107,7 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 	ev.mu.Lock()
 	ev.to = agent.Events()
 	ev.mu.Unlock()
-	p := &NodeProcess{Node: n, agent: agent, ident: src, log: log}
+	p := &NodeProcess{Node: n, agent: agent, ident: src, log: log, cfg: cfg}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

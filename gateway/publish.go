@@ -28,7 +28,7 @@ type publication struct {
 // openPublish takes a publisher's ANNOUNCE (Control.OpenPublish): the stream's source becomes a
 // publisher source on the local node.
 func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path string, sdp []byte, tracks []rtp.Track) (rtsp.PublishStream, error) {
-	r, ok := ss.cfg.Match(path)
+	r, ok := ss.conf().Match(path)
 	if !ok {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
 	}
@@ -57,6 +57,7 @@ func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path stri
 		s.sourceFlow = flowID
 	}
 	s.ingest = ss.place.local
+	pacing := s.route.Pacing
 	ss.mu.Unlock()
 	if old != nil {
 		ss.log.Info("publisher replaced", "route", path, "by", ci.Remote)
@@ -65,7 +66,7 @@ func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path stri
 	// One source flow per stream for its whole life: a returning publisher with the same tracks
 	// continues the readers' line instead of starting a new one.
 	_, err = ss.node.Apply(ctx, node.Flow{ID: flowID, Version: uint64(time.Now().UnixNano()), Stream: s.id,
-		Spec: node.PublisherSource{Tracks: tracks, Hubs: node.Hubs{Pacing: s.route.Pacing}}})
+		Spec: node.PublisherSource{Tracks: tracks, Hubs: node.Hubs{Pacing: pacing}}})
 	if err != nil {
 		p.Close()
 		return nil, errStatus("publisher source", err)
@@ -91,7 +92,7 @@ func (p *publication) SetupUDP(ctx context.Context, track int, rtpSrc, rtcpSrc n
 }
 
 // SRTPMode implements rtsp.SRTPStream.
-func (p *publication) SRTPMode() rtsp.SRTPMode { return srtpMode(p.s.route) }
+func (p *publication) SRTPMode() rtsp.SRTPMode { return srtpMode(p.ss.routeOf(p.s)) }
 
 // SetupSRTPUDP implements rtsp.SRTPStream: the ingress unprotects with the publisher's key.
 func (p *publication) SetupSRTPUDP(ctx context.Context, track int, rtpSrc, rtcpSrc netip.AddrPort, sp rtsp.SRTPParams) (rtsp.UDPSetup, error) {

@@ -76,7 +76,7 @@ func (r *reader) SetupUDP(ctx context.Context, track int, rtpDst, rtcpDst netip.
 }
 
 // SRTPMode implements rtsp.SRTPStream.
-func (r *reader) SRTPMode() rtsp.SRTPMode { return srtpMode(r.s.route) }
+func (r *reader) SRTPMode() rtsp.SRTPMode { return srtpMode(r.ss.routeOf(r.s)) }
 
 // SetupSRTPUDP implements rtsp.SRTPStream: the sink flow carries the reader's key to whichever
 // node serves it.

@@ -113,7 +113,7 @@ func (rl *relays) makeSinks(ctx context.Context, s *stream, r *relay, tracks []r
 	}
 	legs := []leg{{dstRTP, dstRTCP, false}}
 	var srcRTP2, srcRTCP2 netip.AddrPort
-	if rl.cfg.Control.RelayLiveLive > 0 {
+	if rl.conf().Control.RelayLiveLive > 0 {
 		d2, d2c, ok1 := r.to.liveLiveAddrs()
 		s2, s2c, ok2 := r.from.liveLiveAddrs()
 		if ok1 && ok2 {
@@ -147,7 +147,7 @@ func (rl *relays) makeSinks(ctx context.Context, s *stream, r *relay, tracks []r
 	rs.RTP2, rs.RTCP2 = srcRTP2, srcRTCP2
 	rs.Skew = 0
 	if srcRTP2.IsValid() {
-		rs.Skew = rl.cfg.Control.RelayLiveLive
+		rs.Skew = rl.conf().Control.RelayLiveLive
 	}
 	r.source.Spec = rs
 	return nil
@@ -243,7 +243,8 @@ func (rl *relays) repoint(ctx context.Context, s *stream, r *relay) error {
 
 // nack sets a relay flow's loss repair from control.relay_nack.
 func (rl *relays) nack(f node.Flow) node.Flow {
-	nack := rl.cfg.Control.RelayNACK
+	ctl := rl.conf().Control
+	nack := ctl.RelayNACK
 	switch sp := f.Spec.(type) {
 	case node.UDPSink:
 		sp.NACK = nack
@@ -251,7 +252,7 @@ func (rl *relays) nack(f node.Flow) node.Flow {
 	case node.RelaySource:
 		sp.NACK = nack
 		if nack {
-			sp.NACKWait = rl.cfg.Control.RelayNACKWait
+			sp.NACKWait = ctl.RelayNACKWait
 		}
 		f.Spec = sp
 	}

@@ -29,7 +29,7 @@ type sessions struct {
 // openRead takes a reader's DESCRIBE (Control.OpenRead): it starts the stream's source when
 // needed and waits until it has a description.
 func (ss *sessions) openRead(ctx context.Context, ci rtsp.ConnInfo, path string) (rtsp.ReadStream, error) {
-	r, ok := ss.cfg.Match(path)
+	r, ok := ss.conf().Match(path)
 	if !ok {
 		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
 	}

@@ -82,9 +82,8 @@ func (st *streams) startAll(ctx context.Context) error {
 	st.mu.Lock()
 	st.started = true
 	st.mu.Unlock()
-	for _, r := range st.cfg.Routes {
-		// outputs are readers that never leave: their route runs from the start
-		if r.Regexp != nil || (r.OnDemand && len(r.Outputs) == 0) || r.Source == config.SourcePublisher {
+	for _, r := range st.conf().Routes {
+		if !alwaysOn(r) {
 			continue
 		}
 		st.mu.Lock()
@@ -97,6 +96,12 @@ func (st *streams) startAll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// alwaysOn reports whether r's source runs from the start, readers or not: a plain route with a
+// demo, pull or rtp:// source that is not on_demand, or has outputs (readers that never leave).
+func alwaysOn(r config.Route) bool {
+	return r.Regexp == nil && (!r.OnDemand || len(r.Outputs) > 0) && r.Source != config.SourcePublisher
 }
 
 // stopLocked stops every idle timer of a closing control and lists the source flows it runs on
@@ -315,14 +320,20 @@ func (st *streams) releaseReader(s *stream) {
 	if s.readers > 0 || st.closed {
 		return
 	}
-	stoppable := s.route.OnDemand || s.route.Regexp != nil && s.route.Source != config.SourcePublisher
 	if s.route.Source == config.SourcePublisher {
 		if s.publisher == nil {
 			st.dropLocked(s)
 		}
 		return
 	}
-	if !stoppable || s.sourceFlow == "" {
+	st.armIdleLocked(s)
+}
+
+// armIdleLocked starts the idle timer of s, which has no readers, when its source may stop:
+// an on-demand route, or a regex route's stream.
+func (st *streams) armIdleLocked(s *stream) {
+	stoppable := s.route.OnDemand || s.route.Regexp != nil && s.route.Source != config.SourcePublisher
+	if !stoppable || s.sourceFlow == "" || s.idle != nil {
 		return
 	}
 	after := s.route.OnDemandCloseAfter

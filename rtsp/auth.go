@@ -105,7 +105,7 @@ func (s *Server) checkNonce(nonce string, addr netip.Addr, now time.Time) (valid
 // know only MD5; Basic only where it may be used (TLS, or allow_basic_plain). A Digest algorithm
 // no user has an HA1 for is not offered: it could never succeed.
 func (c *conn) challenge(stale bool) base.HeaderValue {
-	p := c.s.cfg.Auth
+	p := c.s.authPolicy()
 	nonce := c.s.newNonce(c.remote.Addr(), time.Now())
 	var out base.HeaderValue
 	for _, alg := range []headers.AuthAlgorithm{headers.AuthAlgorithmSHA256, headers.AuthAlgorithmMD5} {
@@ -200,7 +200,7 @@ func (c *conn) authorize(req *base.Request, action access.Action, route string) 
 }
 
 func (c *conn) decide(req *base.Request, action access.Action, route string) *denial {
-	p := c.s.cfg.Auth
+	p := c.s.authPolicy()
 	if p == nil {
 		return nil
 	}
@@ -291,7 +291,7 @@ func (c *conn) reserve(user string) (*access.Attempt, *denial) {
 // checkDigest checks Digest credentials for u (nil: unknown user). Realm, nonce and uri errors
 // are not guesses; a wrong response is, and counts toward the ban like a wrong Basic password.
 func (c *conn) checkDigest(req *base.Request, cr credentials, u *access.User, route string) *denial {
-	p := c.s.cfg.Auth
+	p := c.s.authPolicy()
 	if cr.realm != p.Realm {
 		return c.unauthorized("digest realm "+fmt.Sprintf("%q", cr.realm)+" is not ours", cr.user, nil, false)
 	}
@@ -361,7 +361,7 @@ func (c *conn) unauthorized(reason, user string, att *access.Attempt, stale bool
 // authenticator (a Basic user unknown to the config): a refusal then confirms att as a failed
 // login.
 func (c *conn) callout(req *base.Request, action access.Action, route, user, password string, att *access.Attempt, external bool) *denial {
-	co := c.s.cfg.Auth.Callout
+	co := c.s.authPolicy().Callout
 	if co == nil {
 		return nil
 	}

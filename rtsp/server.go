@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshgw/meshgw/rtsp/access"
@@ -118,6 +119,9 @@ type Server struct {
 
 	// watch ends sessions whose stream ended (session.watch).
 	watch watcher
+
+	// auth is the policy requests are checked against: cfg.Auth, replaced by SetAuth.
+	auth atomic.Pointer[access.Policy]
 }
 
 // NewServer opens the listener; Start begins accepting.
@@ -137,6 +141,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		verifier: access.NewVerifier(cfg.Hashing),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, requestReadBuffer) }
+	s.auth.Store(cfg.Auth)
 	s.watch = watcher{s: s, groups: map[<-chan struct{}]*watchGroup{}}
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		ln.Close()

@@ -72,6 +72,9 @@ type Config struct {
 	LogLevel string
 	// LogFormat is log_format: text or json. Default text.
 	LogFormat string
+	// WatchConfig is watch_config: reload the file when it changes (as SIGHUP does). Default
+	// true; it has no effect on the embedded default config, which is no file.
+	WatchConfig bool
 	// RTSP is the rtsp: section, the front door readers and publishers use.
 	RTSP RTSP
 	// RTSPS is the rtsps: section, the TLS front door (off when absent).

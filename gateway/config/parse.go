@@ -116,6 +116,7 @@ func (p *parser) parse(data []byte) *Config {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
 		}},
 		{"log_format", func(_, v *yaml.Node) { p.enum(&c.LogFormat, "log_format", v, LogText, LogJSON) }},
+		{"watch_config", func(_, v *yaml.Node) { p.boolean(&c.WatchConfig, "watch_config", v) }},
 		{"rtsp", func(_, v *yaml.Node) { p.rtsp(&c.RTSP, v) }},
 		{"rtsps", func(_, v *yaml.Node) { p.rtsps(&c.RTSPS, v) }},
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
@@ -141,8 +142,9 @@ func (p *parser) parse(data []byte) *Config {
 // defaults is the config before the file is applied: every documented default.
 func defaults() *Config {
 	return &Config{
-		LogLevel:  LogInfo,
-		LogFormat: LogText,
+		LogLevel:    LogInfo,
+		LogFormat:   LogText,
+		WatchConfig: true,
 		RTSP: RTSP{
 			Listen:   ":8554",
 			RTPPort:  8000,

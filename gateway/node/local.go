@@ -80,6 +80,9 @@ type nodeStream struct {
 	// live is hubs published for the source's packet path, which must not take the node's lock
 	// per packet.
 	live atomic.Pointer[[]*rtp.Hub]
+	// replacing: the source is being swapped for another (replaceSourceLocked); its stop keeps
+	// the hubs.
+	replacing bool
 }
 
 // liveHub returns a track's hub for the packet path, nil when the track does not exist.
@@ -351,6 +354,9 @@ func (n *Local) statusLocked(fl *flow) FlowStatus {
 }
 
 func (n *Local) updateLocked(fl *flow, f Flow) (FlowStatus, error) {
+	if replaceable(fl, f) {
+		return n.replaceSourceLocked(fl, f)
+	}
 	if f.Kind() != fl.spec.Kind() || f.Stream != fl.spec.Stream || f.Track() != fl.spec.Track() {
 		return FlowStatus{}, fmt.Errorf("node %s: flow %s exists as %s of %s; only Paused may change", n.name, f.ID, fl.spec.Kind(), fl.spec.Stream)
 	}

@@ -109,7 +109,7 @@ func (n *Local) stopSourceLocked(fl *flow) []*rtp.Hub {
 	if s.source == fl {
 		s.source = nil
 	}
-	if n.streamHasSinksLocked(s) {
+	if s.replacing || n.streamHasSinksLocked(s) {
 		return nil
 	}
 	hubs := s.hubs
