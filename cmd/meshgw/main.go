@@ -18,6 +18,7 @@ import (
 	"github.com/meshgw/meshgw/gateway"
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/identity"
+	"github.com/meshgw/meshgw/gateway/reload"
 )
 
 const usage = `meshgw - media mesh gateway (RTSP control proxy and RTP forwarders)
@@ -36,6 +37,10 @@ Usage:
 
 Flags of run and check:
   -c FILE   config file (YAML); run without -c uses the embedded default config
+
+Signals of run, control and node: SIGHUP reloads the -c file (and so does saving it, unless
+watch_config: false); SIGINT and SIGTERM stop. Run meshgw check first to see what a reload would
+refuse.
 `
 
 func main() {
@@ -114,6 +119,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// a running meshgw reloads the same way: run this before SIGHUP or saving over its file
 	fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *file, len(cfg.Routes))
 	return 0
 }
@@ -136,14 +142,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(cfg, stderr, func(ctx context.Context, log *slog.Logger) (io.Closer, error) {
+	return serve(cfg, *file, nil, stderr, func(ctx context.Context, log *slog.Logger) (service, error) {
 		return gateway.Open(ctx, cfg, log)
 	})
 }
 
-// serve runs what open starts until SIGINT or SIGTERM, logging as the config says.
-func serve(cfg *config.Config, stderr io.Writer, open func(context.Context, *slog.Logger) (io.Closer, error)) int {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+// service is what a command runs (a gateway, a control, a node): it takes a reloaded config and
+// is closed at the end.
+type service interface {
+	io.Closer
+	Reload(context.Context, *config.Config) error
+}
+
+// serve runs what open starts until SIGINT or SIGTERM, logging as the config says. SIGHUP and,
+// with watch_config, a change of file reload the config (gateway/reload); file is "" for the
+// embedded default config, which has nothing to reload. prepare adjusts each reloaded config as
+// the command adjusted the first (its flags).
+func serve(cfg *config.Config, file string, prepare func(*config.Config) error, stderr io.Writer, open func(context.Context, *slog.Logger) (service, error)) int {
+	level := new(slog.LevelVar) // log_level changes on reload
+	level.Set(cfg.SlogLevel())
+	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(stderr, opts)
 	if cfg.LogFormat == config.LogJSON {
 		h = slog.NewJSONHandler(stderr, opts)
@@ -151,13 +169,41 @@ func serve(cfg *config.Config, stderr io.Writer, open func(context.Context, *slo
 	log := slog.New(h)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Before anything starts: SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	gw, err := open(ctx, log)
 	if err != nil {
 		log.Error("meshgw failed to start", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	// rl.Reload (load the file, validate, apply) is the reload action an HTTP API can call.
+	var rl *reload.Reloader
+	if file != "" {
+		rl = reload.New(reload.Config{File: file, Current: cfg, Target: gw, Prepare: prepare, Logger: log,
+			Applied: func(c *config.Config) { level.Set(c.SlogLevel()) }})
+		if err := rl.Watch(); err != nil {
+			log.Warn("config file not watched; reload it with SIGHUP", "err", err)
+		}
+	}
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			if rl == nil {
+				log.Warn("SIGHUP: running on the embedded default config, which has no file to reload; ignored")
+				continue
+			}
+			_ = rl.Reload(ctx) // logged, and a refused file leaves the running config
+		}
+	}
 	log.Info("meshgw stopping")
+	if rl != nil {
+		_ = rl.Close()
+	}
 	if err := gw.Close(); err != nil {
 		log.Error("meshgw stopped with an error", "err", err)
 		return 1
@@ -195,7 +241,7 @@ func cmdControl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshgw control: %s configures a node (node.control is set); run it with meshgw node\n", *file)
 		return 1
 	}
-	return serve(cfg, stderr, func(ctx context.Context, log *slog.Logger) (io.Closer, error) {
+	return serve(cfg, *file, nil, stderr, func(ctx context.Context, log *slog.Logger) (service, error) {
 		return gateway.OpenControl(ctx, cfg, log)
 	})
 }
@@ -212,22 +258,28 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshgw node: %s has no node.control; a node needs the control's address\n", *file)
 		return 1
 	}
-	if *name != "" {
-		if err := identity.ValidateNodeName(*name); err != nil {
-			fmt.Fprintf(stderr, "meshgw node: -name: %v\n", err)
-			return 2
+	// the flags override the file, also in a reloaded one
+	override := func(c *config.Config) error {
+		if *name != "" {
+			if err := identity.ValidateNodeName(*name); err != nil {
+				return fmt.Errorf("-name: %w", err)
+			}
+			c.Node.Name = *name
 		}
-		cfg.Node.Name = *name
-	}
-	if *data != "" {
-		a, err := netip.ParseAddr(*data)
-		if err != nil || a.IsUnspecified() || a.IsMulticast() {
-			fmt.Fprintf(stderr, "meshgw node: -data-address %q is not a unicast IP address\n", *data)
-			return 2
+		if *data != "" {
+			a, err := netip.ParseAddr(*data)
+			if err != nil || a.IsUnspecified() || a.IsMulticast() {
+				return fmt.Errorf("-data-address %q is not a unicast IP address", *data)
+			}
+			c.Node.DataAddress = a.Unmap()
 		}
-		cfg.Node.DataAddress = a.Unmap()
+		return nil
 	}
-	return serve(cfg, stderr, func(ctx context.Context, log *slog.Logger) (io.Closer, error) {
+	if err := override(cfg); err != nil {
+		fmt.Fprintf(stderr, "meshgw node: %v\n", err)
+		return 2
+	}
+	return serve(cfg, *file, override, stderr, func(ctx context.Context, log *slog.Logger) (service, error) {
 		return gateway.OpenNode(ctx, cfg, log)
 	})
 }
