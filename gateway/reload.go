@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/meshgw/meshgw/gateway/config"
@@ -69,9 +71,11 @@ func (co *core) routeOf(s *stream) config.Route {
 // Per stream, by the route its path now matches:
 //   - the same settings: nothing happens; its readers see no gap;
 //   - another source, backup, transport, pacing or TLS trust, on the same ingest node: the node
-//     swaps the source under the stream's hubs (node: replaceSourceLocked), so readers stay on
-//     their line and see the new source (or, with another track layout, are ended as for a
-//     camera that changed its layout);
+//     swaps the source under the stream's hubs (node: replaceSourceLocked). When the new source
+//     describes its media as the old one did, readers stay on their line and see the new
+//     source; otherwise (another track layout, other codec parameters such as H.264 parameter
+//     sets, which many sources send only in their description) their sessions end, and players
+//     that come back get the new description (streams.ready, sameMedia);
 //   - no route any more, a source that became or stopped being publisher, or another ingest node:
 //     the stream ends: its readers' and publisher's sessions end (players see the end of the
 //     stream), its outputs and source stop; the next request makes a stream of the new route;
@@ -152,6 +156,7 @@ func (c *Control) reloadStream(ctx context.Context, s *stream, cfg *config.Confi
 			} else {
 				f.ID, f.Version = s.sourceFlow, uint64(time.Now().UnixNano())
 				replace, via = &f, s.ingest
+				s.swapping = true
 			}
 		}
 		if !config.OutputsEqual(old, nr) {
@@ -187,6 +192,24 @@ func (c *Control) reloadStream(ctx context.Context, s *stream, cfg *config.Confi
 		c.streams.ensureOutputs(s)
 		c.mu.Unlock()
 	}
+}
+
+// sameMedia reports whether two session descriptions describe the same media: the same m=,
+// a=rtpmap and a=fmtp lines in the same order. A reader set up with one can decode a source
+// described by the other; otherwise (H.264 parameter sets that differ, most often carried only
+// in the description) it cannot, and is ended to come back with the new description.
+func sameMedia(a, b []byte) bool {
+	pick := func(sdp []byte) []string {
+		var out []string
+		for _, l := range strings.Split(string(sdp), "\n") {
+			l = strings.TrimRight(l, "\r")
+			if strings.HasPrefix(l, "m=") || strings.HasPrefix(l, "a=rtpmap:") || strings.HasPrefix(l, "a=fmtp:") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	return slices.Equal(pick(a), pick(b))
 }
 
 // ending is what stops once a stream's locks are released: its publisher's session, its outputs

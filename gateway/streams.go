@@ -27,6 +27,9 @@ type stream struct {
 	tracks []rtp.Track
 	// gone is closed when readers of the current layout must end.
 	gone chan struct{}
+	// swapping: a reload replaced the source; its first description decides whether readers
+	// can stay (reload.go, sameMedia).
+	swapping bool
 
 	sourceFlow string
 	// ingest is the node carrying the source; sourceUp is closed when it reported ready.
@@ -274,6 +277,13 @@ func (st *streams) ready(m *member, streamID string, sdp []byte, tracks []rtp.Tr
 	case <-s.sourceUp:
 	default:
 		close(s.sourceUp)
+	}
+	if s.swapping && sdp != nil {
+		s.swapping = false
+		if !replaced && s.sdp != nil && !sameMedia(s.sdp, sdp) {
+			st.log.Info("the new source describes its media differently; ending the readers of the old one so their players come back with the new description", "route", s.path)
+			replaced = true
+		}
 	}
 	if replaced {
 		// readers of the old layout cannot follow the new one

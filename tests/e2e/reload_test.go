@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+// reloadConfig is the test's config file; routes is its routes: section.
+func reloadConfig(port int, routes string) string {
+	return fmt.Sprintf("log_level: info\nrtsp:\n  listen: 127.0.0.1:%d\n  rtp_port: 0\nroutes:\n%s", port, routes)
+}
+
+// saveAs writes content the way editors save: a new file renamed over the old one.
+func saveAs(t *testing.T, file, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(file), ".meshgw.yaml.swp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReload drives `meshgw run -c FILE` through four reloads while real readers play: a SIGHUP
+// of the same file, a save (rename over the file) that changes two routes' sources, removes one
+// route and adds one, a save of an invalid file, and a save that puts a valid file back.
+//   - Two independent readers (gortsplib, UDP and TCP) of an unchanged route keep one unbroken
+//     line through all of it.
+//   - A route whose source changes from the demo (640x360) to a pull of an ffmpeg publisher
+//     (320x240), whose H.264 parameter sets travel only in its description: the ffmpeg reader
+//     there sees its session end, and a new ffprobe sees the new source.
+//   - A route that pulls the publisher and changes only its transport (TCP to UDP) gets a new pull
+//     with the same description: its gortsplib reader stays on one unbroken line.
+//   - The removed route's reader sees its session end; the added route is served.
+//   - The invalid file is refused with its FILE:LINE errors logged, and the old config serves on.
+func TestReload(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	port := peertest.FreePort(t)
+	url := fmt.Sprintf("rtsp://127.0.0.1:%d/", port)
+	file := filepath.Join(t.TempDir(), "meshgw.yaml")
+	retune := "  retune: {source: \"" + url + "pub\", source_transport: %s, reconnect_min: 300ms, reconnect_max: 1s}\n"
+	first := "  keep: {source: demo}\n  gone: {source: demo}\n  pub: {source: publisher}\n  change: {source: demo}\n" +
+		fmt.Sprintf(retune, "tcp")
+	if err := os.WriteFile(file, []byte(reloadConfig(port, first)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := peertest.Run(context.Background(), t, meshgwBinary(t), "run", "-c", file)
+	t.Cleanup(func() { _ = gw.Stop(5 * time.Second) })
+	if _, err := gw.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second); err != nil {
+		t.Fatalf("gateway did not start: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := ffmpegPublisher(ctx, t, "tcp", url+"pub", "320x240", 40)
+	waitPublished(t, url+"pub", 15*time.Second)
+
+	keepUDP := startGoReader(t, url+"keep", "udp")
+	keepTCP := startGoReader(t, url+"keep", "tcp")
+	gone := startGoReader(t, url+"gone", "tcp")
+	waitPublished(t, url+"retune", 15*time.Second)
+	retuneGo := startGoReader(t, url+"retune", "tcp")
+	ff := peertest.Run(ctx, t, "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-rtsp_transport", "tcp", "-i", url+"change",
+		"-map", "0:v", "-vf", "showinfo", "-f", "null", "-")
+	if _, err := ff.WaitForOutput(regexp.MustCompile(`s:640x360`), 15*time.Second); err != nil {
+		t.Fatalf("ffmpeg reader of the demo: %v\n%s", err, tail(ff.Output()))
+	}
+	keepTCP.waitCount(0, 50, 10*time.Second)
+
+	reloaded := func(n int, what string) {
+		t.Helper()
+		if !waitCond(ctx, 10*time.Second, func() bool { return strings.Count(gw.Output(), `msg="config reloaded"`) >= n }) {
+			t.Fatalf("%s: no reload #%d logged\n%s", what, n, tail(gw.Output()))
+		}
+	}
+
+	// 1. SIGHUP, nothing changed
+	if err := gw.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	reloaded(1, "SIGHUP")
+
+	// 2. a save: change's source becomes the publisher's stream, gone goes, added comes
+	second := "  keep: {source: demo}\n  pub: {source: publisher}\n  change: {source: \"" + url + "pub\"}\n" +
+		fmt.Sprintf(retune, "udp") + "  added: {source: demo}\n"
+	saveAs(t, file, reloadConfig(port, second))
+	reloaded(2, "save")
+	if !waitCond(ctx, 10*time.Second, func() bool { return gone.Err() != nil }) {
+		t.Errorf("the removed route's reader is still playing")
+	} else {
+		t.Logf("the removed route's reader: %v", gone.Err())
+	}
+	select {
+	case <-ff.Done():
+		t.Logf("the changed route's ffmpeg reader ended with its session: %s", lastLine(ff.Output()))
+	case <-time.After(10 * time.Second):
+		t.Errorf("the changed route's ffmpeg reader still runs 10 s after its source changed\n%s", tail(ff.Output()))
+	}
+	if st := probeStreams(t, "tcp", url+"change"); len(st) == 0 || st[0]["width"] != "320" {
+		t.Errorf("the changed route serves %v, want the publisher's 320x240", st)
+	}
+	if !describeOK(url + "added") {
+		t.Errorf("the added route is not served")
+	}
+
+	// 3. an invalid save is refused, logged with FILE:LINE, and the running config stays
+	saveAs(t, file, reloadConfig(port, second+"  bad: {source: \"ftp://x\"}\n  worse: {max_readers: -1}\n"))
+	if _, err := gw.WaitForOutput(regexp.MustCompile(`msg="config reload refused`), 10*time.Second); err != nil {
+		t.Fatalf("invalid file: %v", err)
+	}
+	for _, line := range []int{11, 12} {
+		if !strings.Contains(gw.Output(), fmt.Sprintf("%s:%d: ", file, line)) {
+			t.Errorf("no error logged for %s:%d\n%s", file, line, tail(gw.Output()))
+		}
+	}
+	if !describeOK(url+"added") || describeOK(url+"gone") {
+		t.Errorf("after a refused reload the running routes changed")
+	}
+
+	// 4. a valid save again (and keep's readers still see no gap)
+	saveAs(t, file, reloadConfig(port, second))
+	reloaded(3, "save after the refused one")
+	time.Sleep(time.Second)
+
+	for _, r := range []struct {
+		name string
+		r    *goReader
+	}{{"keep/udp", keepUDP}, {"keep/tcp", keepTCP}, {"retune/tcp", retuneGo}} {
+		if err := r.r.Err(); err != nil {
+			t.Errorf("%s: session ended: %v", r.name, err)
+			continue
+		}
+		for track := range r.r.medias {
+			p := r.r.packets(track)
+			big := biggestGap(p)
+			t.Logf("%s track %d: %d packets, biggest gap %v", r.name, track, len(p), big.gap)
+			checkLine(t, fmt.Sprintf("%s track %d", r.name, track), p)
+			if big.gap > time.Second {
+				t.Errorf("%s track %d: a gap of %v at packet %d", r.name, track, big.gap, big.i)
+			}
+		}
+	}
+	if n := strings.Count(gw.Output(), `msg="source replaced" route=`); n != 2 {
+		t.Errorf("%d sources replaced in the log, want 2 (change, retune)", n)
+	}
+	pub.Kill()
+}
+
+// lastLine is the last non-empty line of out.
+func lastLine(out string) string {
+	out = strings.TrimRight(out, "\n")
+	return out[strings.LastIndexByte(out, '\n')+1:]
+}
