@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+
+	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/internal/peertest"
 )
 
@@ -159,4 +162,59 @@ func TestReload(t *testing.T) {
 func lastLine(out string) string {
 	out = strings.TrimRight(out, "\n")
 	return out[strings.LastIndexByte(out, '\n')+1:]
+}
+
+// TestReloadAuthAndLimits: a reload changes users, anonymous access and the rtsp limits in place.
+// A removed user is refused and an added one let in at once, anonymous reads open up, and a new
+// cap on unauthenticated connections per address refuses the next one (503), all without a
+// restart; hand-driven RTSP requests check each status.
+func TestReloadAuthAndLimits(t *testing.T) {
+	users := func(name, pw string) string {
+		return authUser(t, name, pw, "argon2id", true, "      read: [demo]\n")
+	}
+	yaml := func(limits, anon, user string) string {
+		return "rtsp:\n  listen: LISTEN\n" + limits + "auth:\n  realm: " + authRealm + "\n" + anon + "  users:\n" + user +
+			"routes:\n  demo: {source: demo}\n  open: {source: demo}\n"
+	}
+	g := startGateway(t, yaml("", "", users("viewer", "view-pw")))
+	host := hostOf(g)
+	url := g.URL + "demo"
+	describe := func(local, user, pw, u string) int {
+		t.Helper()
+		c := dialFrom(t, host, local)
+		r := c.do(authReq("DESCRIBE", u, 1, ""))
+		if r.status != 401 || user == "" {
+			return r.status
+		}
+		return c.do(authReq("DESCRIBE", u, 2, digestAnswer(t, r, "DESCRIBE", u, user, pw, headers.AuthAlgorithmMD5))).status
+	}
+	if s := describe("127.0.0.41", "viewer", "view-pw", url); s != 200 {
+		t.Fatalf("viewer before the reload: %d", s)
+	}
+	if s := describe("127.0.0.42", "", "", g.URL+"open"); s != 401 {
+		t.Fatalf("anonymous before the reload: %d", s)
+	}
+
+	next := yaml("  max_unauthenticated_per_address: 1\n", "  anonymous: {read: [open]}\n", users("newbie", "new-pw"))
+	next = strings.Replace(strings.ReplaceAll(next, "LISTEN", host), "rtsp:\n", "rtsp:\n  rtp_port: 0\n", 1)
+	cfg, err := config.Parse("reloaded.yaml", []byte(next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if s := describe("127.0.0.43", "viewer", "view-pw", url); s != 401 {
+		t.Errorf("a removed user after the reload: %d, want 401", s)
+	}
+	if s := describe("127.0.0.44", "newbie", "new-pw", url); s != 200 {
+		t.Errorf("an added user after the reload: %d, want 200", s)
+	}
+	if s := describe("127.0.0.45", "", "", g.URL+"open"); s != 200 {
+		t.Errorf("anonymous read of open after the reload: %d, want 200", s)
+	}
+	a := dialFrom(t, host, "127.0.0.46")
+	a.expect(authReq("OPTIONS", url, 1, ""), 200) // unauthenticated, and held open
+	b := dialFrom(t, host, "127.0.0.46")
+	b.expect(authReq("OPTIONS", url, 1, ""), 503)
 }
