@@ -91,47 +91,39 @@ func SourceEqual(a, b Route) bool {
 // queue sizes. A reload keeps their old values; the caller warns that they need a restart.
 // The keys are named as in the file, in file order.
 func RestartKeys(old, cur *Config) []string {
-	type key struct {
-		name string
-		get  func(*Config) any
-	}
-	keys := []key{
-		{"log_format", func(c *Config) any { return c.LogFormat }},
-		{"rtsp.listen", func(c *Config) any { return c.RTSP.Listen }},
-		{"rtsp.rtp_port", func(c *Config) any { return c.RTSP.RTPPort }},
-		{"rtsp.multicast", func(c *Config) any { return c.RTSP.Multicast }},
-		{"rtsp.read_timeout", func(c *Config) any { return c.RTSP.ReadTimeout }},
-		{"rtsp.write_timeout", func(c *Config) any { return c.RTSP.WriteTimeout }},
-		{"rtsp.session_timeout", func(c *Config) any { return c.RTSP.SessionTimeout }},
-		{"rtsp.max_request_bytes", func(c *Config) any { return c.RTSP.MaxRequestBytes }},
-		{"rtsp.max_request_headers", func(c *Config) any { return c.RTSP.Limits.MaxRequestHeaders }},
-		{"rtsp.udp_queue", func(c *Config) any { return c.RTSP.UDPQueue }},
-		{"rtsp.tcp_queue", func(c *Config) any { return c.RTSP.TCPQueue }},
-		{"rtsp.protocols", func(c *Config) any { return c.RTSP.Protocols }},
-		{"rtsp.egress_workers", func(c *Config) any { return c.RTSP.EgressWorkers }},
-		{"rtsp.slow_reader_timeout", func(c *Config) any { return c.RTSP.SlowReaderTimeout }},
-		{"rtsps.listen", func(c *Config) any { return c.RTSPS.Listen }},
-		{"control.listen", func(c *Config) any { return c.Control.Listen }},
-		{"control.node_timeout", func(c *Config) any { return c.Control.NodeTimeout }},
-		{"control.startup_grace", func(c *Config) any { return c.Control.StartupGrace }},
-		{"node.name", func(c *Config) any { return c.Node.Name }},
-		{"node.control", func(c *Config) any { return c.Node.Control }},
-		{"node.data_address", func(c *Config) any { return c.Node.DataAddress }},
-		{"node.client_networks", func(c *Config) any { return c.Node.ClientNetworks }},
-		{"node.live_live_address", func(c *Config) any { return c.Node.LiveLiveAddress }},
-		{"identity", func(c *Config) any { return c.Identity }},
-		{"auth.nonce_lifetime", func(c *Config) any { return c.Auth.NonceLifetime }},
-		{"auth.max_failures", func(c *Config) any { return c.Auth.MaxFailures }},
-		{"auth.failure_window", func(c *Config) any { return c.Auth.FailureWindow }},
-		{"auth.ban_time", func(c *Config) any { return c.Auth.BanTime }},
-		{"auth.max_concurrent_hashes", func(c *Config) any { return c.Auth.MaxConcurrentHashes }},
-		{"auth.hash_wait", func(c *Config) any { return c.Auth.HashWait }},
-	}
+	was, now := restartValues(old), restartValues(cur)
 	var out []string
-	for _, k := range keys {
-		if !reflect.DeepEqual(k.get(old), k.get(cur)) {
-			out = append(out, k.name)
+	for i, name := range restartNames {
+		if !reflect.DeepEqual(was[i], now[i]) {
+			out = append(out, name)
 		}
 	}
 	return out
+}
+
+// restartNames names the values of restartValues, in the same order.
+var restartNames = []string{
+	"log_format", "rtsp.listen", "rtsp.rtp_port", "rtsp.multicast", "rtsp.read_timeout",
+	"rtsp.write_timeout", "rtsp.session_timeout", "rtsp.max_request_bytes",
+	"rtsp.max_request_headers", "rtsp.udp_queue", "rtsp.tcp_queue", "rtsp.protocols",
+	"rtsp.egress_workers", "rtsp.slow_reader_timeout", "rtsps.listen", "control.listen",
+	"control.node_timeout", "control.startup_grace", "node.name", "node.control",
+	"node.data_address", "node.client_networks", "node.live_live_address", "identity",
+	"auth.nonce_lifetime", "auth.max_failures", "auth.failure_window", "auth.ban_time",
+	"auth.max_concurrent_hashes", "auth.hash_wait",
+}
+
+// restartValues are c's values of the keys of restartNames.
+func restartValues(c *Config) []any {
+	r, a := c.RTSP, c.Auth
+	return []any{
+		c.LogFormat, r.Listen, r.RTPPort, r.Multicast, r.ReadTimeout,
+		r.WriteTimeout, r.SessionTimeout, r.MaxRequestBytes,
+		r.Limits.MaxRequestHeaders, r.UDPQueue, r.TCPQueue, r.Protocols,
+		r.EgressWorkers, r.SlowReaderTimeout, c.RTSPS.Listen, c.Control.Listen,
+		c.Control.NodeTimeout, c.Control.StartupGrace, c.Node.Name, c.Node.Control,
+		c.Node.DataAddress, c.Node.ClientNetworks, c.Node.LiveLiveAddress, c.Identity,
+		a.NonceLifetime, a.MaxFailures, a.FailureWindow, a.BanTime,
+		a.MaxConcurrentHashes, a.HashWait,
+	}
 }

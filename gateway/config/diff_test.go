@@ -94,3 +94,9 @@ func TestRestartKeys(t *testing.T) {
 		t.Errorf("RestartKeys of a config against itself = %q", k)
 	}
 }
+
+func TestRestartNamesMatchValues(t *testing.T) {
+	if n, v := len(restartNames), len(restartValues(defaults())); n != v {
+		t.Fatalf("%d restart key names for %d values", n, v)
+	}
+}
