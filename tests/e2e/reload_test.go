@@ -218,3 +218,45 @@ func TestReloadAuthAndLimits(t *testing.T) {
 	b := dialFrom(t, host, "127.0.0.46")
 	b.expect(authReq("OPTIONS", url, 1, ""), 503)
 }
+
+// TestClusterReload reloads a cluster's control (control and two nodes in network namespaces) by
+// saving its file while ffmpeg players read: the nodes follow through their flows. A player of an
+// unchanged route (ingested on node-a) and one of a route whose pacing changed (node-b swaps its
+// source in place) play through to the end; a player of a removed route (on node-b) sees its
+// session end.
+func TestClusterReload(t *testing.T) {
+	c := newCluster(t, func(*cluster) string {
+		return "  gone: {source: demo, node: node-b}\n  swap: {source: demo, node: node-b}\n"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	base := strings.TrimSuffix(c.url, "demo")
+	// player 1 is served by node-a, which ingests demo; player 2 by node-b, which ingests the others
+	keep := c.p1.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", c.url, 10)...)
+	swap := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", base+"swap", 10)...)
+	gone := c.p2.Run(ctx, t, "ffmpeg", playFFmpegArgs("udp", base+"gone", 60)...)
+	for _, p := range []*peertest.Proc{keep, swap, gone} {
+		if _, err := p.WaitForOutput(regexp.MustCompile(`Output #0`), 20*time.Second); err != nil {
+			t.Fatalf("%s did not start playing: %v", p, err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	old, err := os.ReadFile(c.controlCfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := strings.Replace(string(old), "  gone: {source: demo, node: node-b}\n", "", 1)
+	next = strings.Replace(next, "  swap: {source: demo, node: node-b}\n",
+		"  swap: {source: demo, node: node-b, pacing: 2}\n  added: {source: demo, node: node-a}\n", 1)
+	saveAs(t, c.controlCfgPath, next)
+	c.waitLog(c.ctlP, `msg="config reloaded".* added=\[added\] removed=\[gone\] changed=\[swap\]`, 10*time.Second)
+	c.waitLog(c.bP, `msg="source replaced".*kind=source.demo`, 10*time.Second)
+	c.waitLog(c.ctlP, `msg="source started" route=added .*node=node-a`, 10*time.Second)
+	select {
+	case <-gone.Done():
+	case <-time.After(10 * time.Second):
+		t.Errorf("the removed route's player still runs 10 s after the reload")
+	}
+	playCheckFFmpeg(t, "ffmpeg on the unchanged route", keep, 30*time.Second, 200)
+	playCheckFFmpeg(t, "ffmpeg on the re-paced route", swap, 30*time.Second, 200)
+}
