@@ -102,6 +102,7 @@ func newAuthFixture(t *testing.T, secure bool, remote string) *authFixture {
 	bans := access.NewBans(access.BanConfig{MaxFailures: 3, Window: time.Minute, BanTime: time.Minute}, nil)
 	s := &Server{cfg: ServerConfig{Auth: pol, Bans: bans, NonceLifetime: time.Minute, Logger: slog.New(slog.DiscardHandler)}, lim: newLimiter(Limits{}),
 		verifier: access.NewVerifier(access.VerifierConfig{})}
+	s.auth.Store(pol) // as NewServer does
 	if _, err := rand.Read(s.nonceKey[:]); err != nil {
 		t.Fatal(err)
 	}

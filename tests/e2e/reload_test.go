@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -259,4 +261,47 @@ func TestClusterReload(t *testing.T) {
 	}
 	playCheckFFmpeg(t, "ffmpeg on the unchanged route", keep, 30*time.Second, 200)
 	playCheckFFmpeg(t, "ffmpeg on the re-paced route", swap, 30*time.Second, 200)
+}
+
+// TestReloadRTSPSFiles: a reload that names another certificate and key serves them at the next
+// TLS handshake; one whose pair does not load is refused as a whole, and the old pair stays.
+func TestReloadRTSPSFiles(t *testing.T) {
+	g := startSecureGateway(t, rtspsYAML, "  demo: {source: demo}\n")
+	addr := strings.TrimSuffix(strings.TrimPrefix(g.SURL, "rtsps://"), "/")
+	served := func() *x509.Certificate {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the test compares the leaf itself
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0]
+	}
+	if !served().Equal(g.cert) {
+		t.Fatal("the gateway does not serve its first certificate")
+	}
+	dir := t.TempDir()
+	certFile, keyFile, cert := selfSigned(t, dir, "renamed")
+	reloadWith := func(cert, key string) error {
+		yaml := fmt.Sprintf("rtsp:\n  listen: %s\n  rtp_port: 0\nrtsps:\n  listen: %s\n  cert: %s\n  key: %s\nroutes:\n  demo: {source: demo}\n",
+			hostOf(g.gw), addr, cert, key)
+		cfg, err := config.Parse("reloaded.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Reload(context.Background(), cfg)
+	}
+	// a key that is not the certificate's: refused, the old pair stays
+	if err := reloadWith(certFile, g.keyFile); err == nil {
+		t.Error("a reload with a mismatched certificate and key was accepted")
+	}
+	if !served().Equal(g.cert) {
+		t.Error("a refused reload changed the certificate served")
+	}
+	if err := reloadWith(certFile, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if !served().Equal(cert) {
+		t.Error("the reloaded certificate is not served")
+	}
 }
