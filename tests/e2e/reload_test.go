@@ -225,7 +225,8 @@ func TestReloadAuthAndLimits(t *testing.T) {
 // saving its file while ffmpeg players read: the nodes follow through their flows. A player of an
 // unchanged route (ingested on node-a) and one of a route whose pacing changed (node-b swaps its
 // source in place) play through to the end; a player of a removed route (on node-b) sees its
-// session end.
+// session end. Then node-b's own file is saved with another client network: its reload names
+// node.client_networks as needing a restart.
 func TestClusterReload(t *testing.T) {
 	c := newCluster(t, func(*cluster) string {
 		return "  gone: {source: demo, node: node-b}\n  swap: {source: demo, node: node-b}\n"
@@ -259,6 +260,15 @@ func TestClusterReload(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("the removed route's player still runs 10 s after the reload")
 	}
+	// a node's own file: its keys need a restart, and the reload says so by name
+	nodeFile := filepath.Join(c.dir, "node-b.yaml")
+	nb, err := os.ReadFile(nodeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveAs(t, nodeFile, strings.Replace(string(nb), "client_networks: [", "client_networks: [192.0.2.0/24, ", 1))
+	c.waitLog(c.bP, `msg="config reload: these keys changed but take effect only after a restart.*keys=\[node.client_networks\]`, 10*time.Second)
+	c.waitLog(c.bP, `msg="config reloaded"`, 10*time.Second)
 	playCheckFFmpeg(t, "ffmpeg on the unchanged route", keep, 30*time.Second, 200)
 	playCheckFFmpeg(t, "ffmpeg on the re-paced route", swap, 30*time.Second, 200)
 }
