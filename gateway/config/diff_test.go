@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -98,5 +99,18 @@ func TestRestartKeys(t *testing.T) {
 func TestRestartNamesMatchValues(t *testing.T) {
 	if n, v := len(restartNames), len(restartValues(defaults())); n != v {
 		t.Fatalf("%d restart key names for %d values", n, v)
+	}
+}
+
+func TestWatchConfig(t *testing.T) {
+	if !mustParse(t, minimalYAML).WatchConfig {
+		t.Error("watch_config is off by default")
+	}
+	if mustParse(t, "watch_config: false\n"+minimalYAML).WatchConfig {
+		t.Error("watch_config: false left it on")
+	}
+	_, err := Parse("t.yaml", []byte("watch_config: sometimes\n"+minimalYAML))
+	if err == nil || !strings.HasPrefix(err.Error(), "t.yaml:1: watch_config") {
+		t.Errorf("a bad watch_config: %v", err)
 	}
 }
