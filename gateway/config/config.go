@@ -85,6 +85,8 @@ type Config struct {
 	Identity Identity
 	// Auth is the auth: section: users, permissions, bans (auth.go).
 	Auth Auth
+	// HLS is the hls: section, the HLS/LL-HLS listener (hls.go; off when absent).
+	HLS HLS
 	// Routes are the routes: entries in file order. File order matters
 	// because regex routes are tried in it.
 	Routes []Route

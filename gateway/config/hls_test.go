@@ -1,0 +1,56 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHLS(t *testing.T) {
+	if c := mustParse(t, minimalYAML); c.HLS.Enabled() {
+		t.Fatalf("hls is on without an hls: section: %+v", c.HLS)
+	}
+	c := mustParse(t, minimalYAML+"hls:\n")
+	want := HLS{Listen: ":8888", Variant: HLSLowLatency, SegmentCount: 7, SegmentDuration: time.Second,
+		PartDuration: 200 * time.Millisecond, IdleStop: time.Minute, AllowOrigin: "*"}
+	if c.HLS != want {
+		t.Fatalf("bare hls: got %+v, want the defaults %+v", c.HLS, want)
+	}
+	c = mustParse(t, minimalYAML+`hls:
+  listen: 127.0.0.1:9888
+  variant: mpegts
+  segment_count: 3
+  segment_duration: 2s
+  idle_stop: 5s
+  allow_origin: ""
+  cert: c.pem
+  key: k.pem
+`)
+	want = HLS{Listen: "127.0.0.1:9888", Variant: HLSMPEGTS, SegmentCount: 3, SegmentDuration: 2 * time.Second,
+		PartDuration: 200 * time.Millisecond, IdleStop: 5 * time.Second, Cert: "c.pem", Key: "k.pem"}
+	if c.HLS != want || !c.HLS.TLS() {
+		t.Fatalf("got %+v, want %+v", c.HLS, want)
+	}
+}
+
+func TestHLSErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"hls:\n  variant: dash\n", `t.yaml:12: hls.variant: "dash" is not one of lowLatency, fmp4, mpegts`},
+		{"hls:\n  segment_count: 5\n", "t.yaml:12: hls.segment_count: Low-Latency HLS needs at least 7 segments"},
+		{"hls:\n  variant: fmp4\n  segment_count: 2\n", "t.yaml:13: hls.segment_count: 2 is out of range (3-100)"},
+		{"hls:\n  segment_duration: 100ms\n", "t.yaml:12: hls.part_duration: 200ms must be shorter than hls.segment_duration (100ms)"},
+		{"hls:\n  cert: c.pem\n", "t.yaml:12: hls: cert and key go together"},
+		{"hls:\n  listen: 8888\n", "t.yaml:12: hls.listen: expected host:port"},
+		{"hls:\n  idle_stop: 0s\n", "t.yaml:12: hls.idle_stop: must be greater than 0"},
+		{"hls: [1]\n", "t.yaml:11: hls: expected a mapping"},
+	} {
+		_, err := Parse("t.yaml", []byte(minimalYAML+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	_, err := Parse("t.yaml", []byte("node:\n  control: c:8443\nhls:\n"))
+	if err == nil || !strings.Contains(err.Error(), "hls: belongs in the control's file") {
+		t.Errorf("node-only file with hls: got %v", err)
+	}
+}
