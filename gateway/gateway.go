@@ -21,6 +21,7 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/access"
+	"github.com/meshgw/meshgw/rtsp/hls"
 )
 
 // Gateway is a running control: its RTSP front door, its local node and, in the cluster role, the
@@ -30,7 +31,9 @@ type Gateway struct {
 	Control *Control
 	Node    *node.Local
 	RTSP    *rtsp.Server
-	log     *slog.Logger
+	// HLS is the HLS front door (hls.go), nil without an hls: section.
+	HLS *hls.Server
+	log *slog.Logger
 
 	// cluster role only
 	ident   *identity.Source
@@ -204,6 +207,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		ctl.SetLocalLiveLive(cfg.Node.LiveLiveAddress, p.RTPPort(), p.RTCPPort())
 	}
 	ev.c = ctl
+	bans := access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil)
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,
 		TLSListen:         cfg.RTSPS.Listen,
@@ -220,7 +224,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Handler:           ctl,
 		Logger:            log,
 		Auth:              authPolicy(cfg),
-		Bans:              access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil),
+		Bans:              bans,
 		BanTime:           cfg.Auth.BanTime,
 		NonceLifetime:     cfg.Auth.NonceLifetime,
 		Hashing:           access.VerifierConfig{Slots: cfg.Auth.MaxConcurrentHashes, Wait: cfg.Auth.HashWait},
@@ -234,7 +238,13 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		n.Close()
 		return nil, err
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log}, nil
+	hs, err := openHLS(cfg, ctl, srv.Verifier(), bans, log)
+	if err != nil {
+		srv.Close()
+		n.Close()
+		return nil, err
+	}
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, log: log}, nil
 }
 
 // authPolicy is the front door's rule set: nil (everyone may do everything) for a config without
@@ -301,6 +311,7 @@ func (g *Gateway) listening() {
 }
 
 func (g *Gateway) closeParts() {
+	g.closeHLS()
 	g.RTSP.Close()
 	g.Control.Close()
 	g.Node.Close()
@@ -316,6 +327,7 @@ func (g *Gateway) Close() error {
 		close(g.stop)
 		g.Control.Detach()
 	}
+	g.closeHLS()
 	err := g.RTSP.Close()
 	if g.cluster != nil {
 		g.cluster.Close()

@@ -120,6 +120,10 @@ type Server struct {
 	watch watcher
 }
 
+// Verifier is the server's password-check bound, for another front door (HLS) to share, so
+// both together stay within auth.max_concurrent_hashes.
+func (s *Server) Verifier() *access.Verifier { return s.verifier }
+
 // NewServer opens the listener; Start begins accepting.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.setDefaults()
