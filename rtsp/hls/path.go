@@ -25,6 +25,9 @@ func splitPath(p string) (route, file string, kind fileKind, ok bool) {
 		return "", "", 0, false
 	}
 	i := strings.LastIndexByte(p, '/')
+	if i < 1 {
+		return "", "", 0, false // "/index.m3u8": no route
+	}
 	route, file = p[1:i], p[i+1:]
 	if route == "" {
 		return "", "", 0, false

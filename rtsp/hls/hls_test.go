@@ -1,0 +1,349 @@
+package hls
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtsp"
+	"github.com/meshgw/meshgw/rtsp/access"
+	"github.com/meshgw/meshgw/rtsp/demo"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// demoRoute is a route fed by the demo clip's player into real hubs, standing in for the
+// control (which this package may not import): each OpenRead is one reader of the hubs.
+type demoRoute struct {
+	mu     sync.Mutex
+	sdp    []byte
+	tracks []rtp.Track
+	hubs   []*rtp.Hub
+	ready  chan struct{}
+	opens  atomic.Int32
+	closes atomic.Int32
+	player *demo.Player
+}
+
+func startDemoRoute(t *testing.T) *demoRoute {
+	t.Helper()
+	c, err := demo.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &demoRoute{ready: make(chan struct{})}
+	d.player = demo.NewPlayer(c, d, nil)
+	d.player.Start()
+	t.Cleanup(func() {
+		d.player.Close()
+		for _, h := range d.hubs {
+			h.Close()
+		}
+	})
+	return d
+}
+
+func (d *demoRoute) OnReady(sdp []byte, tracks []rtp.Track) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hubs == nil {
+		d.sdp, d.tracks = sdp, tracks
+		for _, tr := range tracks {
+			d.hubs = append(d.hubs, rtp.NewHub(rtp.HubConfig{Track: tr}))
+		}
+		close(d.ready)
+	}
+	return nil
+}
+func (d *demoRoute) WriteRTP(track int, pkt []byte) { _ = d.hubs[track].WriteRTP(pkt) }
+func (d *demoRoute) WriteRTCP(int, []byte)          {}
+func (d *demoRoute) OnDisconnect(error)             {}
+
+func (d *demoRoute) OpenRead(ctx context.Context, _ rtsp.ConnInfo, path string) (rtsp.ReadStream, error) {
+	if path != "demo" {
+		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
+	}
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	d.opens.Add(1)
+	return &demoReader{d: d}, nil
+}
+
+type demoReader struct {
+	d    *demoRoute
+	once sync.Once
+}
+
+func (r *demoReader) SDP() []byte         { return r.d.sdp }
+func (r *demoReader) Tracks() []rtp.Track { return r.d.tracks }
+func (r *demoReader) SetupUDP(context.Context, int, netip.AddrPort, netip.AddrPort) (rtsp.UDPSetup, error) {
+	return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusUnsupportedTransp, "no UDP")
+}
+func (r *demoReader) SetupMulticast(context.Context, int) (rtsp.MulticastSetup, error) {
+	return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusUnsupportedTransp, "no multicast")
+}
+func (r *demoReader) SetupTCP(_ context.Context, track int) (*rtp.Hub, error) {
+	return r.d.hubs[track], nil
+}
+func (r *demoReader) Play(context.Context) ([]rtsp.TrackPosition, error) { return nil, nil }
+func (r *demoReader) Pause(context.Context) error                       { return nil }
+func (r *demoReader) LastActivity() time.Time                           { return time.Time{} }
+func (r *demoReader) Done() <-chan struct{}                             { return nil }
+func (r *demoReader) Close()                                            { r.once.Do(func() { r.d.closes.Add(1) }) }
+
+func startServer(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listener = ln
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s, "http://" + ln.Addr().String() + "/"
+}
+
+func get(t *testing.T, url, auth string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	c := &http.Client{Timeout: 15 * time.Second}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	c.CloseIdleConnections()
+	return res.StatusCode, res.Header, string(b)
+}
+
+// TestServeAndIdleStop serves the demo route's playlists, then stops the muxer (and closes its
+// reader) once no request came for IdleStop.
+func TestServeAndIdleStop(t *testing.T) {
+	d := startDemoRoute(t)
+	s, base := startServer(t, Config{Handler: d, IdleStop: time.Second, AllowOrigin: "*"})
+	code, h, index := get(t, base+"demo/index.m3u8", "")
+	if code != http.StatusOK || !strings.Contains(index, "video1_stream.m3u8") || h.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("index.m3u8: %d %q %v", code, index, h)
+	}
+	code, _, pl := get(t, base+"demo/video1_stream.m3u8", "")
+	if code != http.StatusOK || !strings.Contains(pl, "#EXT-X-PART:") {
+		t.Fatalf("media playlist: %d\n%s", code, pl)
+	}
+	st := s.Stats()
+	if len(st.Muxers) != 1 || st.Muxers[0].Playlists != 2 || st.Muxers[0].Tracks != 2 || st.MuxersStarted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if n := d.opens.Load(); n != 1 {
+		t.Fatalf("%d readers opened for two requests, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.Stats().Muxers) > 0 || d.closes.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("muxer still running 10 s after its last request (idle_stop 1s): %+v, reader closes %d", s.Stats(), d.closes.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := s.Stats(); st.Requests != 2 || st.BytesSent == 0 {
+		t.Errorf("totals after the stop: %+v, want 2 requests and their bytes", st)
+	}
+	// the next request starts a new muxer
+	if code, _, _ := get(t, base+"demo/index.m3u8", ""); code != http.StatusOK || d.opens.Load() != 2 {
+		t.Fatalf("after idle stop: %d, opens %d", code, d.opens.Load())
+	}
+}
+
+// TestRefusals: unknown routes, paths that name no HLS file and other methods.
+func TestRefusals(t *testing.T) {
+	d := startDemoRoute(t)
+	_, base := startServer(t, Config{Handler: d})
+	for _, tc := range []struct {
+		path string
+		code int
+		msg  string
+	}{
+		{"nope/index.m3u8", 404, `no route matches "nope"`},
+		{"demo/", 404, "not an HLS path"},
+		{"demo/../x/index.m3u8", 404, ""},
+		{"index.m3u8", 404, "not an HLS path"},
+		{"demo/abc_seg999.mp4", 404, "no such HLS file"},
+	} {
+		code, _, body := get(t, base+tc.path, "")
+		if code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s: %d %q, want %d %q", tc.path, code, body, tc.code, tc.msg)
+		}
+	}
+	res, err := http.Post(base+"demo/index.m3u8", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", res.StatusCode)
+	}
+}
+
+func basic(u, p string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p))
+}
+
+// TestAuth: 401 with a Basic challenge, 403 without permission, Basic refused over plain HTTP
+// unless allowed, and a verified password is not hashed again for every request.
+func TestAuth(t *testing.T) {
+	d := startDemoRoute(t)
+	enc, err := access.HashBcrypt("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := access.ParsePasswordHash(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _ := access.ParsePattern("demo")
+	p := &access.Policy{Enabled: true, Realm: "r", AllowBasicPlain: true,
+		Users: map[string]*access.User{"v": {Name: "v", Password: h, Permissions: access.Permissions{Read: access.Patterns{read}}},
+			"x": {Name: "x", Password: h}}}
+	v := access.NewVerifier(access.VerifierConfig{})
+	_, base := startServer(t, Config{Handler: d, Auth: p, Verifier: v})
+	url := base + "demo/index.m3u8"
+	code, hd, _ := get(t, url, "")
+	if code != 401 || hd.Get("WWW-Authenticate") != `Basic realm="r", charset="UTF-8"` {
+		t.Errorf("no credentials: %d %q", code, hd.Get("WWW-Authenticate"))
+	}
+	if code, _, _ := get(t, url, basic("v", "bad")); code != 401 {
+		t.Errorf("wrong password: %d", code)
+	}
+	if code, _, _ := get(t, url, basic("x", "pw")); code != 403 {
+		t.Errorf("no read permission: %d", code)
+	}
+	if code, _, _ := get(t, url, "Digest x"); code != 400 {
+		t.Errorf("not Basic: %d", code)
+	}
+	before := v.Runs()
+	for i := 0; i < 5; i++ {
+		if code, _, body := get(t, url, basic("v", "pw")); code != 200 {
+			t.Fatalf("reader: %d %s", code, body)
+		}
+	}
+	if n := v.Runs() - before; n != 1 {
+		t.Errorf("%d password hashes for 5 requests with the same credentials, want 1", n)
+	}
+	strict := *p
+	strict.AllowBasicPlain = false
+	_, base2 := startServer(t, Config{Handler: d, Auth: &strict, Verifier: v})
+	if code, _, body := get(t, base2+"demo/index.m3u8", basic("v", "pw")); code != 403 || !strings.Contains(body, "plain HTTP") {
+		t.Errorf("Basic over plain HTTP without allow_basic_plain: %d %q", code, body)
+	}
+}
+
+// TestQueue: a full queue drops and counts, a closed one releases what it held and what comes
+// after (a delivery may race with RemoveSink).
+func TestQueue(t *testing.T) {
+	pool := rtp.NewPool()
+	q := newQueue(4)
+	s := &trackSink{q: q, track: 1}
+	for i := 0; i < 10; i++ {
+		s.DeliverRTP(pool.Get(12))
+	}
+	if q.in.Load() != 4 || q.dropped.Load() != 6 {
+		t.Fatalf("in %d dropped %d, want 4 and 6", q.in.Load(), q.dropped.Load())
+	}
+	got := q.take(make([]queued, 0, 3))
+	if len(got) != 3 || got[0].track != 1 {
+		t.Fatalf("took %d", len(got))
+	}
+	for _, e := range got {
+		e.p.Release()
+	}
+	q.close()
+	s.DeliverRTP(pool.Get(12))
+	s.DeliverRTCP(pool.Get(12))
+	if len(q.take(make([]queued, 0, 8))) != 0 || q.dropped.Load() != 7 {
+		t.Fatalf("closed queue kept packets or did not count the late one: dropped %d", q.dropped.Load())
+	}
+}
+
+// BenchmarkDeliverRTP is the hub side of a muxer: it must not allocate.
+func BenchmarkDeliverRTP(b *testing.B) {
+	pool := rtp.NewPool()
+	q := newQueue(1024)
+	s := &trackSink{q: q}
+	batch := make([]queued, 0, 64)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p := pool.Get(1200)
+		s.DeliverRTP(p)
+		if i%64 == 63 {
+			for _, e := range q.take(batch) {
+				e.p.Release()
+			}
+		}
+	}
+	q.close()
+}
+
+func FuzzSplitPath(f *testing.F) {
+	for _, s := range []string{"/demo/index.m3u8", "/a/b/x_video1_stream.m3u8", "/d/p_video1_seg3.mp4", "/d/p_main_seg3.ts",
+		"/d/p_video1_part9.mp4", "/d/p_video1_init.mp4", "//index.m3u8", "/../index.m3u8", "/index.m3u8", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		route, file, _, ok := splitPath(p)
+		if !ok {
+			return
+		}
+		if route == "" || strings.HasPrefix(route, "/") || strings.HasSuffix(route, "/") || strings.Contains(route, "//") ||
+			strings.Contains(file, "/") || "/"+route+"/"+file != p {
+			t.Fatalf("splitPath(%q) = %q, %q", p, route, file)
+		}
+		for _, el := range strings.Split(route, "/") {
+			if el == "." || el == ".." {
+				t.Fatalf("splitPath(%q) let %q through", p, el)
+			}
+		}
+	})
+}
+
+func FuzzParseBasic(f *testing.F) {
+	f.Add(basic("u", "p:w"))
+	f.Add("Basic !!")
+	f.Add("Digest a=b")
+	f.Add("basic " + base64.StdEncoding.EncodeToString([]byte("nocolon")))
+	f.Fuzz(func(t *testing.T, h string) {
+		u, p, err := parseBasic(h)
+		if err != nil {
+			return
+		}
+		if strings.Contains(u, ":") {
+			t.Fatalf("user %q contains a colon", u)
+		}
+		if got, _, err := parseBasic(basic(u, p)); err != nil || got != u {
+			t.Fatalf("round trip of %q:%q: %q %v", u, p, got, err)
+		}
+	})
+}
