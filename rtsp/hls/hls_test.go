@@ -100,10 +100,10 @@ func (r *demoReader) SetupTCP(_ context.Context, track int) (*rtp.Hub, error) {
 	return r.d.hubs[track], nil
 }
 func (r *demoReader) Play(context.Context) ([]rtsp.TrackPosition, error) { return nil, nil }
-func (r *demoReader) Pause(context.Context) error                       { return nil }
-func (r *demoReader) LastActivity() time.Time                           { return time.Time{} }
-func (r *demoReader) Done() <-chan struct{}                             { return nil }
-func (r *demoReader) Close()                                            { r.once.Do(func() { r.d.closes.Add(1) }) }
+func (r *demoReader) Pause(context.Context) error                        { return nil }
+func (r *demoReader) LastActivity() time.Time                            { return time.Time{} }
+func (r *demoReader) Done() <-chan struct{}                              { return nil }
+func (r *demoReader) Close()                                             { r.once.Do(func() { r.d.closes.Add(1) }) }
 
 func startServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
