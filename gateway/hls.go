@@ -18,9 +18,7 @@ func openHLS(cfg *config.Config, ctl *Control, v *access.Verifier, bans *access.
 		return nil, nil
 	}
 	hc := hls.Config{
-		Listen: h.Listen, Variant: h.Variant, SegmentCount: h.SegmentCount, SegmentDuration: h.SegmentDuration,
-		PartDuration: h.PartDuration, IdleStop: h.IdleStop, AllowOrigin: h.AllowOrigin,
-		Handler: ctl, Auth: authPolicy(cfg), Bans: bans, Verifier: v, Logger: log,
+		Listen: h.Listen, Muxing: h.Muxing, Handler: ctl, Auth: authPolicy(cfg), Bans: bans, Verifier: v, Logger: log,
 	}
 	if h.TLS() {
 		r, err := rtsp.NewCertReloader(h.Cert, h.Key, log)

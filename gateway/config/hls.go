@@ -4,17 +4,19 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/meshgw/meshgw/rtsp/hls"
 )
 
 // HLS variants accepted in hls.variant, spelled as mediamtx spells its hlsVariant.
 const (
 	// HLSLowLatency is Low-Latency HLS: fMP4 segments split into parts (#EXT-X-PART) and
 	// blocking playlist reloads.
-	HLSLowLatency = "lowLatency"
+	HLSLowLatency = hls.VariantLowLatency
 	// HLSFMP4 is plain HLS with fMP4 segments.
-	HLSFMP4 = "fmp4"
+	HLSFMP4 = hls.VariantFMP4
 	// HLSMPEGTS is plain HLS with MPEG-TS segments (H.264 and AAC only).
-	HLSMPEGTS = "mpegts"
+	HLSMPEGTS = hls.VariantMPEGTS
 )
 
 // HLS is the hls: section, the HTTP listener that serves routes as HLS. It is off unless the
@@ -23,23 +25,12 @@ type HLS struct {
 	// Listen is hls.listen, the TCP host:port of the HLS server. Default ":8888", the port
 	// mediamtx uses.
 	Listen string
-	// Variant is hls.variant: HLSLowLatency (default), HLSFMP4 or HLSMPEGTS.
-	Variant string
-	// SegmentCount is hls.segment_count, the segments a playlist lists. Default 7, the least
-	// Low-Latency HLS allows; at least 3 for the other variants.
-	SegmentCount int
-	// SegmentDuration is hls.segment_duration, the least duration of a segment; a segment ends
-	// at the first keyframe after it. Default 1s.
-	SegmentDuration time.Duration
-	// PartDuration is hls.part_duration, the least duration of a Low-Latency HLS part.
-	// Default 200ms.
-	PartDuration time.Duration
-	// IdleStop is hls.idle_stop: a route's muxer (and its reader of the route) stops when no HLS
-	// request for the route has come for this long. Default 60s.
-	IdleStop time.Duration
-	// AllowOrigin is hls.allow_origin, the Access-Control-Allow-Origin answered, so pages of
-	// other origins can play the stream with hls.js. Default "*"; "" sends no CORS headers.
-	AllowOrigin string
+	// Muxing is hls.variant (HLSLowLatency, the default, HLSFMP4 or HLSMPEGTS),
+	// hls.segment_count (default 7, the least Low-Latency HLS allows; at least 3 otherwise),
+	// hls.segment_duration (1s), hls.part_duration (200ms), hls.idle_stop (60s: a route's muxer
+	// stops after this long without a request) and hls.allow_origin ("*"; "" sends no CORS
+	// headers).
+	hls.Muxing
 	// Cert and Key are hls.cert and hls.key, PEM files that turn the listener into HTTPS. Both
 	// or neither; they are re-read when they change, as for rtsps.
 	Cert, Key string
@@ -53,8 +44,8 @@ func (h HLS) TLS() bool { return h.Cert != "" }
 
 func (p *parser) hls(h *HLS, v *yaml.Node) {
 	const path = "hls"
-	*h = HLS{Listen: ":8888", Variant: HLSLowLatency, SegmentCount: 7, SegmentDuration: time.Second,
-		PartDuration: 200 * time.Millisecond, IdleStop: time.Minute, AllowOrigin: "*"}
+	*h = HLS{Listen: ":8888", Muxing: hls.Muxing{Variant: HLSLowLatency, SegmentCount: 7, SegmentDuration: time.Second,
+		PartDuration: 200 * time.Millisecond, IdleStop: time.Minute, AllowOrigin: "*"}}
 	m := p.section(path, v)
 	if m == nil {
 		// hls: with nothing under it turns HLS on with every default

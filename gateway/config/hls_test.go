@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshgw/meshgw/rtsp/hls"
 )
 
 func TestHLS(t *testing.T) {
@@ -11,8 +13,8 @@ func TestHLS(t *testing.T) {
 		t.Fatalf("hls is on without an hls: section: %+v", c.HLS)
 	}
 	c := mustParse(t, minimalYAML+"hls:\n")
-	want := HLS{Listen: ":8888", Variant: HLSLowLatency, SegmentCount: 7, SegmentDuration: time.Second,
-		PartDuration: 200 * time.Millisecond, IdleStop: time.Minute, AllowOrigin: "*"}
+	want := HLS{Listen: ":8888", Muxing: hls.Muxing{Variant: HLSLowLatency, SegmentCount: 7, SegmentDuration: time.Second,
+		PartDuration: 200 * time.Millisecond, IdleStop: time.Minute, AllowOrigin: "*"}}
 	if c.HLS != want {
 		t.Fatalf("bare hls: got %+v, want the defaults %+v", c.HLS, want)
 	}
@@ -26,8 +28,8 @@ func TestHLS(t *testing.T) {
   cert: c.pem
   key: k.pem
 `)
-	want = HLS{Listen: "127.0.0.1:9888", Variant: HLSMPEGTS, SegmentCount: 3, SegmentDuration: 2 * time.Second,
-		PartDuration: 200 * time.Millisecond, IdleStop: 5 * time.Second, Cert: "c.pem", Key: "k.pem"}
+	want = HLS{Listen: "127.0.0.1:9888", Muxing: hls.Muxing{Variant: HLSMPEGTS, SegmentCount: 3, SegmentDuration: 2 * time.Second,
+		PartDuration: 200 * time.Millisecond, IdleStop: 5 * time.Second}, Cert: "c.pem", Key: "k.pem"}
 	if c.HLS != want || !c.HLS.TLS() {
 		t.Fatalf("got %+v, want %+v", c.HLS, want)
 	}

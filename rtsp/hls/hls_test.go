@@ -146,7 +146,7 @@ func get(t *testing.T, url, auth string) (int, http.Header, string) {
 // reader) once no request came for IdleStop.
 func TestServeAndIdleStop(t *testing.T) {
 	d := startDemoRoute(t)
-	s, base := startServer(t, Config{Handler: d, IdleStop: time.Second, AllowOrigin: "*"})
+	s, base := startServer(t, Config{Handler: d, Muxing: Muxing{IdleStop: time.Second, AllowOrigin: "*"}})
 	code, h, index := get(t, base+"demo/index.m3u8", "")
 	if code != http.StatusOK || !strings.Contains(index, "video1_stream.m3u8") || h.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("index.m3u8: %d %q %v", code, index, h)

@@ -399,7 +399,12 @@ func (m *muxer) close() {
 // serve answers one request for a file of the muxer.
 func (m *muxer) serve(w http.ResponseWriter, r *http.Request, kind fileKind) {
 	m.inflight.Add(1)
-	defer m.inflight.Add(-1)
+	defer func() {
+		// a request that waited (a blocking reload, the first playlist) counts as activity until
+		// it is answered
+		m.lastReq.Store(time.Now().UnixNano())
+		m.inflight.Add(-1)
+	}()
 	now := time.Now().UnixNano()
 	m.lastReq.Store(now)
 	m.requests.Add(1)

@@ -30,6 +30,26 @@ type Opener interface {
 	OpenRead(ctx context.Context, c rtsp.ConnInfo, path string) (rtsp.ReadStream, error)
 }
 
+// Muxing is how routes are muxed: the variant, gohlslib's segment and part sizes, when an
+// unwatched route's muxer stops, and the CORS origin answered. The config's hls: section holds one.
+type Muxing struct {
+	// Variant is VariantLowLatency (default), VariantFMP4 or VariantMPEGTS.
+	Variant string
+	// SegmentCount is the segments a playlist lists (Low-Latency HLS needs 7). Zero: 7.
+	SegmentCount int
+	// SegmentDuration is the least duration of a segment, which ends at the first keyframe after
+	// it. Zero: 1 s.
+	SegmentDuration time.Duration
+	// PartDuration is the least duration of a Low-Latency HLS part. Zero: 200 ms.
+	PartDuration time.Duration
+	// IdleStop stops a route's muxer, and its reader of the route, after this long without a
+	// request for the route. Zero: 60 s.
+	IdleStop time.Duration
+	// AllowOrigin is sent as Access-Control-Allow-Origin, so pages of other origins can play with
+	// hls.js; "" sends no CORS headers.
+	AllowOrigin string
+}
+
 // Config configures a Server.
 type Config struct {
 	// Listen is the TCP address to serve on, e.g. ":8888". Ignored when Listener is set.
@@ -37,17 +57,7 @@ type Config struct {
 	Listener net.Listener
 	// TLSConfig, when set, makes the server HTTPS.
 	TLSConfig *tls.Config
-	// Variant is VariantLowLatency (default), VariantFMP4 or VariantMPEGTS.
-	Variant string
-	// SegmentCount, SegmentDuration and PartDuration are gohlslib's: segments listed, least
-	// segment duration, least part duration. Zero: 7, 1 s, 200 ms.
-	SegmentCount    int
-	SegmentDuration time.Duration
-	PartDuration    time.Duration
-	// IdleStop stops a route's muxer after this long without a request. Zero: 60 s.
-	IdleStop time.Duration
-	// AllowOrigin is sent as Access-Control-Allow-Origin; "" sends no CORS headers.
-	AllowOrigin string
+	Muxing
 	// QueueLen bounds the packets waiting for a muxer. Zero: 4096.
 	QueueLen int
 	// Handler opens the readers muxers take routes from.
