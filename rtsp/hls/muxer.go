@@ -2,7 +2,6 @@ package hls
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,18 +11,14 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2"
 	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph265"
-	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/gortsplib/v4/pkg/rtptime"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	prtp "github.com/pion/rtp"
 
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
-	"github.com/meshgw/meshgw/rtsp/sdp"
+	"github.com/meshgw/meshgw/rtsp/depack"
 )
 
 // stallTimeout closes a muxer whose route sent no packet for this long, which also answers the
@@ -66,10 +61,9 @@ type muxer struct {
 
 // muxTrack is one route track the muxer carries.
 type muxTrack struct {
-	index  int // the track in the route
-	format format.Format
-	hls    *gohlslib.Track
-	write  func(m *muxer, pkt *prtp.Packet, ntp time.Time, pts int64) error
+	*depack.Track
+	hls   *gohlslib.Track
+	write func(m *muxer, units [][]byte, ntp time.Time, pts int64) error
 }
 
 func newMuxer(s *Server, path string) *muxer {
@@ -117,10 +111,10 @@ func (m *muxer) open(ci rtsp.ConnInfo) error {
 	m.rs = rs
 	m.q = newQueue(m.s.cfg.QueueLen)
 	for _, t := range m.tracks {
-		hub, err := rs.SetupTCP(ctx, t.index)
+		hub, err := rs.SetupTCP(ctx, t.Index)
 		if err != nil {
 			rs.Close()
-			return fmt.Errorf("track %d: %w", t.index, err)
+			return fmt.Errorf("track %d: %w", t.Index, err)
 		}
 		m.hubs = append(m.hubs, hub)
 		m.sinks = append(m.sinks, &trackSink{q: m.q, track: len(m.sinks)})
@@ -156,29 +150,24 @@ func (m *muxer) open(ci rtsp.ConnInfo) error {
 // pickTracks keeps the route's tracks HLS can carry in the configured variant (one video track,
 // the first; every audio track). A route with none is refused with 415 and the reason.
 func (m *muxer) pickTracks(rs rtsp.ReadStream) error {
-	ssd, _, err := sdp.Parse(rs.SDP())
+	formats, err := depack.Formats(rs.SDP())
 	if err != nil {
 		return err
 	}
-	var desc description.Session
-	if err := desc.Unmarshal(ssd); err != nil {
-		return fmt.Errorf("route description: %w", err)
-	}
 	var skipped []string
 	video := false
-	for i, md := range desc.Medias {
-		if len(md.Formats) == 0 {
+	for i, f := range formats {
+		if f == nil {
 			continue
 		}
-		f := md.Formats[0]
 		t, err := newMuxTrack(i, f, m.variant)
 		switch {
 		case err != nil:
 			skipped = append(skipped, err.Error())
-		case t.hls.Codec.IsVideo() && video:
+		case t.IsVideo() && video:
 			skipped = append(skipped, fmt.Sprintf("track %d: a second video track (HLS carries one)", i))
 		default:
-			video = video || t.hls.Codec.IsVideo()
+			video = video || t.IsVideo()
 			m.tracks = append(m.tracks, t)
 		}
 	}
@@ -191,88 +180,53 @@ func (m *muxer) pickTracks(rs rtsp.ReadStream) error {
 	return nil
 }
 
-// newMuxTrack maps a route track's format to a gohlslib track and its RTP depacketizer.
+// newMuxTrack maps a route track's format to a gohlslib track and its depacketizer.
 func newMuxTrack(index int, f format.Format, variant string) (*muxTrack, error) {
-	t := &muxTrack{index: index, format: f}
-	ts := variant == "mpegts"
+	ts := variant == VariantMPEGTS
+	switch f.(type) {
+	case *format.H265:
+		if ts {
+			return nil, fmt.Errorf("track %d: H.265 needs hls.variant lowLatency or fmp4", index)
+		}
+	case *format.Opus:
+		if ts {
+			return nil, fmt.Errorf("track %d: Opus needs hls.variant lowLatency or fmp4", index)
+		}
+	}
+	d, err := depack.New(index, f)
+	if err != nil {
+		return nil, err
+	}
+	t := &muxTrack{Track: d}
 	switch f := f.(type) {
 	case *format.H264:
-		dec, err := f.CreateDecoder()
-		if err != nil {
-			return nil, err
-		}
 		c := &codecs.H264{SPS: f.SPS, PPS: f.PPS}
 		t.hls = &gohlslib.Track{Codec: c, ClockRate: f.ClockRate()}
-		t.write = func(m *muxer, pkt *prtp.Packet, ntp time.Time, pts int64) error {
-			au, err := dec.Decode(pkt)
-			if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
-				return nil
-			} else if err != nil {
-				return err
-			}
+		t.write = func(m *muxer, au [][]byte, ntp time.Time, pts int64) error {
 			if ts {
 				au = withH264Params(au, c)
 			}
 			return m.hls.WriteH264(t.hls, ntp, pts, au)
 		}
 	case *format.H265:
-		if ts {
-			return nil, fmt.Errorf("track %d: H.265 needs hls.variant lowLatency or fmp4", index)
-		}
-		dec, err := f.CreateDecoder()
-		if err != nil {
-			return nil, err
-		}
 		t.hls = &gohlslib.Track{Codec: &codecs.H265{VPS: f.VPS, SPS: f.SPS, PPS: f.PPS}, ClockRate: f.ClockRate()}
-		t.write = func(m *muxer, pkt *prtp.Packet, ntp time.Time, pts int64) error {
-			au, err := dec.Decode(pkt)
-			if errors.Is(err, rtph265.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrNonStartingPacketAndNoPrevious) {
-				return nil
-			} else if err != nil {
-				return err
-			}
+		t.write = func(m *muxer, au [][]byte, ntp time.Time, pts int64) error {
 			return m.hls.WriteH265(t.hls, ntp, pts, au)
 		}
 	case *format.MPEG4Audio:
-		if f.Config == nil {
-			return nil, fmt.Errorf("track %d: AAC without its config in the description", index)
-		}
-		dec, err := f.CreateDecoder()
-		if err != nil {
-			return nil, err
-		}
 		t.hls = &gohlslib.Track{Codec: &codecs.MPEG4Audio{Config: *f.Config}, ClockRate: f.ClockRate()}
-		t.write = func(m *muxer, pkt *prtp.Packet, ntp time.Time, pts int64) error {
-			aus, err := dec.Decode(pkt)
-			if errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
-				return nil
-			} else if err != nil {
-				return err
-			}
+		t.write = func(m *muxer, aus [][]byte, ntp time.Time, pts int64) error {
 			return m.hls.WriteMPEG4Audio(t.hls, ntp, pts, aus)
 		}
 	case *format.Opus:
-		if ts {
-			return nil, fmt.Errorf("track %d: Opus needs hls.variant lowLatency or fmp4", index)
-		}
-		dec, err := f.CreateDecoder()
-		if err != nil {
-			return nil, err
-		}
 		ch := f.ChannelCount
 		if ch == 0 {
 			ch = 2
 		}
 		t.hls = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: ch}, ClockRate: f.ClockRate()}
-		t.write = func(m *muxer, pkt *prtp.Packet, ntp time.Time, pts int64) error {
-			frame, err := dec.Decode(pkt)
-			if err != nil {
-				return err
-			}
-			return m.hls.WriteOpus(t.hls, ntp, pts, [][]byte{frame})
+		t.write = func(m *muxer, packets [][]byte, ntp time.Time, pts int64) error {
+			return m.hls.WriteOpus(t.hls, ntp, pts, packets)
 		}
-	default:
-		return nil, fmt.Errorf("track %d: codec %s is not carried over HLS (H.264, H.265, AAC and Opus are)", index, f.Codec())
 	}
 	return t, nil
 }
@@ -295,9 +249,9 @@ func withH264Params(au [][]byte, c *codecs.H264) [][]byte {
 
 func muxerVariant(v string) gohlslib.MuxerVariant {
 	switch v {
-	case "mpegts":
+	case VariantMPEGTS:
 		return gohlslib.MuxerVariantMPEGTS
-	case "fmp4":
+	case VariantFMP4:
 		return gohlslib.MuxerVariantFMP4
 	}
 	return gohlslib.MuxerVariantLowLatency
@@ -350,14 +304,22 @@ func (m *muxer) mux(e queued) {
 		return
 	}
 	t := m.tracks[e.track]
-	pts, ok := m.timeDec.Decode(t.format, &pkt)
+	pts, ok := m.timeDec.Decode(t.Format, &pkt)
 	if !ok {
+		return
+	}
+	units, err := t.Decode(&pkt)
+	if err != nil {
+		m.encodeError(err)
+		return
+	}
+	if units == nil {
 		return
 	}
 	if m.t0.IsZero() {
 		m.t0 = time.Now()
 	}
-	if err := t.write(m, &pkt, m.t0.Add(ticksToDuration(pts, t.format.ClockRate())), pts); err != nil {
+	if err := t.write(m, units, m.t0.Add(ticksToDuration(pts, t.Format.ClockRate())), pts); err != nil {
 		m.encodeError(err)
 	}
 }
