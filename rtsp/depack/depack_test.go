@@ -6,9 +6,13 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
+	"go.uber.org/goleak"
 
+	mrtp "github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp/demo"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const g711SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 
@@ -76,4 +80,54 @@ func FuzzFormats(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestQueue: a full queue drops and counts, a closed one releases what it held and what comes
+// after (a delivery may race with RemoveSink).
+func TestQueue(t *testing.T) {
+	pool := mrtp.NewPool()
+	q := NewQueue(4)
+	s := q.Sink(1)
+	for i := 0; i < 10; i++ {
+		s.DeliverRTP(pool.Get(12))
+	}
+	if q.In() != 4 || q.Dropped() != 6 {
+		t.Fatalf("in %d dropped %d, want 4 and 6", q.In(), q.Dropped())
+	}
+	select {
+	case <-q.Wake():
+	default:
+		t.Fatal("no wake-up after a push")
+	}
+	got := q.Take(make([]Queued, 0, 3))
+	if len(got) != 3 || got[0].Track != 1 {
+		t.Fatalf("took %d", len(got))
+	}
+	for _, e := range got {
+		e.P.Release()
+	}
+	q.Close()
+	s.DeliverRTP(pool.Get(12))
+	s.DeliverRTCP(pool.Get(12))
+	if len(q.Take(make([]Queued, 0, 8))) != 0 || q.Dropped() != 7 {
+		t.Fatalf("closed queue kept packets or did not count the late one: dropped %d", q.Dropped())
+	}
+}
+
+// BenchmarkDeliverRTP is the hub side of a remuxing reader: it must not allocate.
+func BenchmarkDeliverRTP(b *testing.B) {
+	pool := mrtp.NewPool()
+	q := NewQueue(1024)
+	s := q.Sink(0)
+	batch := make([]Queued, 0, 64)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.DeliverRTP(pool.Get(1200))
+		if i%64 == 63 {
+			for _, e := range q.Take(batch) {
+				e.P.Release()
+			}
+		}
+	}
+	q.Close()
 }

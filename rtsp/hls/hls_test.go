@@ -261,52 +261,6 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// TestQueue: a full queue drops and counts, a closed one releases what it held and what comes
-// after (a delivery may race with RemoveSink).
-func TestQueue(t *testing.T) {
-	pool := rtp.NewPool()
-	q := newQueue(4)
-	s := &trackSink{q: q, track: 1}
-	for i := 0; i < 10; i++ {
-		s.DeliverRTP(pool.Get(12))
-	}
-	if q.in.Load() != 4 || q.dropped.Load() != 6 {
-		t.Fatalf("in %d dropped %d, want 4 and 6", q.in.Load(), q.dropped.Load())
-	}
-	got := q.take(make([]queued, 0, 3))
-	if len(got) != 3 || got[0].track != 1 {
-		t.Fatalf("took %d", len(got))
-	}
-	for _, e := range got {
-		e.p.Release()
-	}
-	q.close()
-	s.DeliverRTP(pool.Get(12))
-	s.DeliverRTCP(pool.Get(12))
-	if len(q.take(make([]queued, 0, 8))) != 0 || q.dropped.Load() != 7 {
-		t.Fatalf("closed queue kept packets or did not count the late one: dropped %d", q.dropped.Load())
-	}
-}
-
-// BenchmarkDeliverRTP is the hub side of a muxer: it must not allocate.
-func BenchmarkDeliverRTP(b *testing.B) {
-	pool := rtp.NewPool()
-	q := newQueue(1024)
-	s := &trackSink{q: q}
-	batch := make([]queued, 0, 64)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		p := pool.Get(1200)
-		s.DeliverRTP(p)
-		if i%64 == 63 {
-			for _, e := range q.take(batch) {
-				e.p.Release()
-			}
-		}
-	}
-	q.close()
-}
-
 func FuzzSplitPath(f *testing.F) {
 	for _, s := range []string{"/demo/index.m3u8", "/a/b/x_video1_stream.m3u8", "/d/p_video1_seg3.mp4", "/d/p_main_seg3.ts",
 		"/d/p_video1_part9.mp4", "/d/p_video1_init.mp4", "//index.m3u8", "/../index.m3u8", "/index.m3u8", ""} {

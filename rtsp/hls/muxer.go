@@ -40,10 +40,10 @@ type muxer struct {
 	// set before ready closes, then read-only
 	hls     *gohlslib.Muxer
 	rs      rtsp.ReadStream
-	q       *queue
+	q       *depack.Queue
 	tracks  []*muxTrack
 	hubs    []*rtp.Hub
-	sinks   []*trackSink
+	sinks   []rtp.Sink
 	variant string
 	since   time.Time
 
@@ -109,7 +109,7 @@ func (m *muxer) open(ci rtsp.ConnInfo) error {
 		return err
 	}
 	m.rs = rs
-	m.q = newQueue(m.s.cfg.QueueLen)
+	m.q = depack.NewQueue(m.s.cfg.QueueLen)
 	for _, t := range m.tracks {
 		hub, err := rs.SetupTCP(ctx, t.Index)
 		if err != nil {
@@ -117,7 +117,7 @@ func (m *muxer) open(ci rtsp.ConnInfo) error {
 			return fmt.Errorf("track %d: %w", t.Index, err)
 		}
 		m.hubs = append(m.hubs, hub)
-		m.sinks = append(m.sinks, &trackSink{q: m.q, track: len(m.sinks)})
+		m.sinks = append(m.sinks, m.q.Sink(len(m.sinks)))
 	}
 	if _, err := rs.Play(ctx); err != nil {
 		rs.Close()
@@ -261,18 +261,18 @@ func muxerVariant(v string) gohlslib.MuxerVariant {
 func (m *muxer) loop() string {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	batch := make([]queued, 0, drainBatch)
+	batch := make([]depack.Queued, 0, drainBatch)
 	for {
 		select {
-		case <-m.q.wake:
+		case <-m.q.Wake():
 			for {
-				batch = m.q.take(batch)
+				batch = m.q.Take(batch)
 				if len(batch) == 0 {
 					break
 				}
 				for i := range batch {
 					m.mux(batch[i])
-					batch[i] = queued{}
+					batch[i] = depack.Queued{}
 				}
 			}
 		case <-tick.C:
@@ -294,16 +294,16 @@ func (m *muxer) loop() string {
 // mux depacketizes one packet into the muxer. The packet is copied and released first:
 // depacketizers keep slices of earlier packets of an access unit, and gohlslib keeps parameter
 // sets, so the bytes must outlive the pool buffer.
-func (m *muxer) mux(e queued) {
-	b := append([]byte(nil), e.p.Bytes()...)
-	e.p.Release()
+func (m *muxer) mux(e depack.Queued) {
+	b := append([]byte(nil), e.P.Bytes()...)
+	e.P.Release()
 	m.lastPacket = rtp.Now()
 	var pkt prtp.Packet
 	if err := pkt.Unmarshal(b); err != nil {
 		m.errs.Add(1)
 		return
 	}
-	t := m.tracks[e.track]
+	t := m.tracks[e.Track]
 	pts, ok := m.timeDec.Decode(t.Format, &pkt)
 	if !ok {
 		return
@@ -353,7 +353,7 @@ func (m *muxer) close() {
 	for i, h := range m.hubs {
 		h.RemoveSink(m.sinks[i])
 	}
-	m.q.close()
+	m.q.Close()
 	m.rs.Close()
 	m.hls.Close()
 }

@@ -107,7 +107,7 @@ func (m *muxer) stats() MuxerStats {
 		Route: m.path, Variant: m.variant, Since: m.since, Tracks: len(m.tracks),
 		Requests: m.requests.Load(), Playlists: m.playlists.Load(), Inits: m.inits.Load(),
 		Segments: m.segments.Load(), Parts: m.parts.Load(), BytesSent: m.bytes.Load(),
-		PacketsIn: m.q.in.Load(), Dropped: m.q.dropped.Load(), Errors: m.errs.Load(), Warnings: m.warnings.Load(),
+		PacketsIn: m.q.In(), Dropped: m.q.Dropped(), Errors: m.errs.Load(), Warnings: m.warnings.Load(),
 		Clients: clients,
 	}
 }
