@@ -22,6 +22,7 @@ import (
 	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/access"
 	"github.com/meshgw/meshgw/rtsp/hls"
+	"github.com/meshgw/meshgw/rtsp/record"
 )
 
 // Gateway is a running control: its RTSP front door, its local node and, in the cluster role, the
@@ -33,7 +34,9 @@ type Gateway struct {
 	RTSP    *rtsp.Server
 	// HLS is the HLS front door (hls.go), nil without an hls: section.
 	HLS *hls.Server
-	log *slog.Logger
+	// Recorders record the routes with record: (record.go).
+	Recorders []*record.Recorder
+	log       *slog.Logger
 
 	// cluster role only
 	ident   *identity.Source
@@ -244,7 +247,16 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		n.Close()
 		return nil, err
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, log: log}, nil
+	recs, err := startRecorders(cfg, ctl, log)
+	if err != nil {
+		if hs != nil {
+			hs.Close()
+		}
+		srv.Close()
+		n.Close()
+		return nil, err
+	}
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, Recorders: recs, log: log}, nil
 }
 
 // authPolicy is the front door's rule set: nil (everyone may do everything) for a config without
@@ -311,6 +323,7 @@ func (g *Gateway) listening() {
 }
 
 func (g *Gateway) closeParts() {
+	g.closeRecorders()
 	g.closeHLS()
 	g.RTSP.Close()
 	g.Control.Close()
@@ -327,6 +340,7 @@ func (g *Gateway) Close() error {
 		close(g.stop)
 		g.Control.Detach()
 	}
+	g.closeRecorders()
 	g.closeHLS()
 	err := g.RTSP.Close()
 	if g.cluster != nil {

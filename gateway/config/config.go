@@ -258,6 +258,9 @@ type Route struct {
 	// always sent to (outputs.go). A route with outputs runs its source from
 	// startup, on_demand or not: each output is a reader that never leaves.
 	Outputs []Output
+	// Record is routes.*.record (record.go): continuous recording to fMP4
+	// files; nil for none. A recorded route runs its source from startup.
+	Record *Record
 	// RTPSource is the plain RTP/UDP ingest of a source: rtp:// route
 	// (source_interface, sdp, fec, live_live); nil for other sources.
 	RTPSource *RTPSource

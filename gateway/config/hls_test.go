@@ -56,3 +56,22 @@ func TestHLSErrors(t *testing.T) {
 		t.Errorf("node-only file with hls: got %v", err)
 	}
 }
+
+func TestRecord(t *testing.T) {
+	c := mustParse(t, minimalYAML+"  rec:\n    source: demo\n    record: {path: /var/rec, segment: 10m}\n")
+	r, _ := c.Match("rec")
+	if r.Record == nil || *r.Record != (Record{Path: "/var/rec", Segment: 10 * time.Minute, Part: time.Second}) {
+		t.Fatalf("record: %+v", r.Record)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"  rec:\n    record: {segment: 1h}\n", "t.yaml:12: routes.rec.record.path: required"},
+		{"  rec:\n    record: {path: /x, segment: 1s, part: 2s}\n", "t.yaml:12: routes.rec.record: segment (1s) must not be shorter than part (2s)"},
+		{"  ~^r(.*)$:\n    record: {path: /x}\n", "t.yaml:12: routes.~^r(.*)$.record: recording needs one stream"},
+		{"  rec:\n    record: {path: /x, retention: 1d}\n", "t.yaml:12: routes.rec.record: unknown key \"retention\""},
+	} {
+		_, err := Parse("t.yaml", []byte(minimalYAML+tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -409,6 +409,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				maxNode = v
 			}
 		}},
+		{"record", func(k, v *yaml.Node) { r.Record = p.record(path+".record", k, v, r.Regexp != nil) }},
 		{"outputs", func(k, v *yaml.Node) {
 			if r.Outputs = p.outputs(path+".outputs", v); r.Regexp != nil && len(r.Outputs) > 0 {
 				p.errorf(k, "%s: outputs need one stream; a regex route has one per matched path", path)

@@ -1,109 +1,21 @@
 package hls
 
 import (
-	"context"
 	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
-	"github.com/meshgw/meshgw/rtp"
-	"github.com/meshgw/meshgw/rtsp"
+	"github.com/meshgw/meshgw/internal/routetest"
 	"github.com/meshgw/meshgw/rtsp/access"
-	"github.com/meshgw/meshgw/rtsp/demo"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// demoRoute is a route fed by the demo clip's player into real hubs, standing in for the
-// control (which this package may not import): each OpenRead is one reader of the hubs.
-type demoRoute struct {
-	mu     sync.Mutex
-	sdp    []byte
-	tracks []rtp.Track
-	hubs   []*rtp.Hub
-	ready  chan struct{}
-	opens  atomic.Int32
-	closes atomic.Int32
-	player *demo.Player
-}
-
-func startDemoRoute(t *testing.T) *demoRoute {
-	t.Helper()
-	c, err := demo.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &demoRoute{ready: make(chan struct{})}
-	d.player = demo.NewPlayer(c, d, nil)
-	d.player.Start()
-	t.Cleanup(func() {
-		d.player.Close()
-		for _, h := range d.hubs {
-			h.Close()
-		}
-	})
-	return d
-}
-
-func (d *demoRoute) OnReady(sdp []byte, tracks []rtp.Track) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.hubs == nil {
-		d.sdp, d.tracks = sdp, tracks
-		for _, tr := range tracks {
-			d.hubs = append(d.hubs, rtp.NewHub(rtp.HubConfig{Track: tr}))
-		}
-		close(d.ready)
-	}
-	return nil
-}
-func (d *demoRoute) WriteRTP(track int, pkt []byte) { _ = d.hubs[track].WriteRTP(pkt) }
-func (d *demoRoute) WriteRTCP(int, []byte)          {}
-func (d *demoRoute) OnDisconnect(error)             {}
-
-func (d *demoRoute) OpenRead(ctx context.Context, _ rtsp.ConnInfo, path string) (rtsp.ReadStream, error) {
-	if path != "demo" {
-		return nil, rtsp.Errorf(rtsp.StatusNotFound, "no route matches %q", path)
-	}
-	select {
-	case <-d.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	d.opens.Add(1)
-	return &demoReader{d: d}, nil
-}
-
-type demoReader struct {
-	d    *demoRoute
-	once sync.Once
-}
-
-func (r *demoReader) SDP() []byte         { return r.d.sdp }
-func (r *demoReader) Tracks() []rtp.Track { return r.d.tracks }
-func (r *demoReader) SetupUDP(context.Context, int, netip.AddrPort, netip.AddrPort) (rtsp.UDPSetup, error) {
-	return rtsp.UDPSetup{}, rtsp.Errorf(rtsp.StatusUnsupportedTransp, "no UDP")
-}
-func (r *demoReader) SetupMulticast(context.Context, int) (rtsp.MulticastSetup, error) {
-	return rtsp.MulticastSetup{}, rtsp.Errorf(rtsp.StatusUnsupportedTransp, "no multicast")
-}
-func (r *demoReader) SetupTCP(_ context.Context, track int) (*rtp.Hub, error) {
-	return r.d.hubs[track], nil
-}
-func (r *demoReader) Play(context.Context) ([]rtsp.TrackPosition, error) { return nil, nil }
-func (r *demoReader) Pause(context.Context) error                        { return nil }
-func (r *demoReader) LastActivity() time.Time                            { return time.Time{} }
-func (r *demoReader) Done() <-chan struct{}                              { return nil }
-func (r *demoReader) Close()                                             { r.once.Do(func() { r.d.closes.Add(1) }) }
 
 func startServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
@@ -145,7 +57,7 @@ func get(t *testing.T, url, auth string) (int, http.Header, string) {
 // TestServeAndIdleStop serves the demo route's playlists, then stops the muxer (and closes its
 // reader) once no request came for IdleStop.
 func TestServeAndIdleStop(t *testing.T) {
-	d := startDemoRoute(t)
+	d := routetest.StartDemo(t)
 	s, base := startServer(t, Config{Handler: d, Muxing: Muxing{IdleStop: time.Second, AllowOrigin: "*"}})
 	code, h, index := get(t, base+"demo/index.m3u8", "")
 	if code != http.StatusOK || !strings.Contains(index, "video1_stream.m3u8") || h.Get("Access-Control-Allow-Origin") != "*" {
@@ -159,13 +71,13 @@ func TestServeAndIdleStop(t *testing.T) {
 	if len(st.Muxers) != 1 || st.Muxers[0].Playlists != 2 || st.Muxers[0].Tracks != 2 || st.MuxersStarted != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if n := d.opens.Load(); n != 1 {
+	if n := d.Opens.Load(); n != 1 {
 		t.Fatalf("%d readers opened for two requests, want 1", n)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(s.Stats().Muxers) > 0 || d.closes.Load() != 1 {
+	for len(s.Stats().Muxers) > 0 || d.Closes.Load() != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("muxer still running 10 s after its last request (idle_stop 1s): %+v, reader closes %d", s.Stats(), d.closes.Load())
+			t.Fatalf("muxer still running 10 s after its last request (idle_stop 1s): %+v, reader closes %d", s.Stats(), d.Closes.Load())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -173,14 +85,14 @@ func TestServeAndIdleStop(t *testing.T) {
 		t.Errorf("totals after the stop: %+v, want 2 requests and their bytes", st)
 	}
 	// the next request starts a new muxer
-	if code, _, _ := get(t, base+"demo/index.m3u8", ""); code != http.StatusOK || d.opens.Load() != 2 {
-		t.Fatalf("after idle stop: %d, opens %d", code, d.opens.Load())
+	if code, _, _ := get(t, base+"demo/index.m3u8", ""); code != http.StatusOK || d.Opens.Load() != 2 {
+		t.Fatalf("after idle stop: %d, opens %d", code, d.Opens.Load())
 	}
 }
 
 // TestRefusals: unknown routes, paths that name no HLS file and other methods.
 func TestRefusals(t *testing.T) {
-	d := startDemoRoute(t)
+	d := routetest.StartDemo(t)
 	_, base := startServer(t, Config{Handler: d})
 	for _, tc := range []struct {
 		path string
@@ -215,7 +127,7 @@ func basic(u, p string) string {
 // TestAuth: 401 with a Basic challenge, 403 without permission, Basic refused over plain HTTP
 // unless allowed, and a verified password is not hashed again for every request.
 func TestAuth(t *testing.T) {
-	d := startDemoRoute(t)
+	d := routetest.StartDemo(t)
 	enc, err := access.HashBcrypt("pw")
 	if err != nil {
 		t.Fatal(err)

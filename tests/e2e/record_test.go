@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+// TestRecordDemo records the demo route for about 10 s in 4 s files of 500 ms fragments, stops the
+// gateway (which finishes the last file), and checks every file with ffprobe (H.264 and AAC, a
+// duration) and ffmpeg (every frame decodes, no error), and that the files add up to the time
+// recorded.
+func TestRecordDemo(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "ffprobe")
+	dir := t.TempDir()
+	g := startGateway(t, `rtsp:
+  listen: LISTEN
+routes:
+  demo:
+    source: demo
+    record: {path: `+dir+`, segment: 4s, part: 500ms}
+`)
+	start := time.Now()
+	time.Sleep(10 * time.Second)
+	st := g.Recorders[0].Stats()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recorded := time.Since(start)
+	t.Logf("recorder stats: %+v", st)
+	if !st.Recording || st.Segments < 2 || st.Parts < 10 || st.Errors != 0 {
+		t.Errorf("recorder stats %+v: want recording, at least 2 files and 10 parts, no errors", st)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "demo", "*.mp4"))
+	sort.Strings(files)
+	if len(files) < 2 {
+		t.Fatalf("%d files recorded in %s, want at least 2 of 4 s", len(files), recorded)
+	}
+	var total float64
+	frames := 0
+	for _, f := range files {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out := peertest.Run(ctx, t, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "default=nw=1", f).MustSucceed(30 * time.Second)
+		cancel()
+		if !strings.Contains(out, "codec_name=h264") || !strings.Contains(out, "codec_name=aac") {
+			t.Errorf("%s: ffprobe found %q, want h264 and aac", filepath.Base(f), out)
+		}
+		var d float64
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(l, "duration="); ok {
+				d, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+		}
+		total += d
+		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+		dec := peertest.Run(ctx, t, "ffmpeg", "-nostats", "-v", "error", "-stats", "-i", f, "-f", "null", "-").MustSucceed(30 * time.Second)
+		cancel()
+		n, _ := peertest.FFmpegFrames(dec)
+		frames += n
+		for _, l := range strings.Split(strings.ReplaceAll(dec, "\r", "\n"), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "frame=") && !strings.HasPrefix(l, "[out#") && !strings.HasPrefix(l, "size=") {
+				t.Errorf("%s: ffmpeg: %s", filepath.Base(f), l)
+			}
+		}
+		info, _ := os.Stat(f)
+		t.Logf("%s: %.2f s, %d frames, %d bytes", filepath.Base(f), d, n, info.Size())
+	}
+	t.Logf("%d files, %.2f s in all, %d frames, recorded for %s", len(files), total, frames, recorded.Round(time.Millisecond))
+	// the files start at the first keyframe (the demo has one a second) and end where Close cut
+	if total < recorded.Seconds()-2.5 || total > recorded.Seconds()+0.5 {
+		t.Errorf("files hold %.2f s of a %.2f s recording", total, recorded.Seconds())
+	}
+	if want := int(total*25) - 5; frames < want {
+		t.Errorf("%d frames decoded from %.2f s at 25 fps, want at least %d", frames, total, want)
+	}
+}
