@@ -32,17 +32,18 @@ type Gateway struct {
 	Control *Control
 	Node    *node.Local
 	RTSP    *rtsp.Server
-	// HLS is the HLS front door (hls.go), nil without an hls: section.
-	HLS *hls.Server
-	// Recorders record the routes with record: (record.go).
-	Recorders []*record.Recorder
-	log       *slog.Logger
+	log     *slog.Logger
 
 	// cluster role only
 	ident   *identity.Source
 	cluster *cluster.Server
 	wg      sync.WaitGroup
 	stop    chan struct{}
+
+	// HLS is the HLS front door (hls.go), nil without an hls: section.
+	HLS *hls.Server
+	// Recorders record the routes with record: (record.go).
+	Recorders []*record.Recorder
 }
 
 // events forwards node reports to the control, which is built after the node it steers.
