@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,20 @@ func TestRouteDir(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// FuzzRouteDir: a route's directory never leaves the record path.
+func FuzzRouteDir(f *testing.F) {
+	for _, s := range []string{"demo", "a/b", "../x", "a/../../b", "/abs", "a//b", "."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, route string) {
+		d, err := RouteDir("/rec", route)
+		if err != nil {
+			return
+		}
+		if rel, err := filepath.Rel("/rec", d); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			t.Fatalf("route %q gives %q, outside /rec", route, d)
+		}
+	})
 }
