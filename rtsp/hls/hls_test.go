@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/meshgw/meshgw/internal/peertest"
 	"github.com/meshgw/meshgw/internal/routetest"
 	"github.com/meshgw/meshgw/rtsp/access"
 )
@@ -212,4 +214,41 @@ func FuzzParseBasic(f *testing.F) {
 			t.Fatalf("round trip of %q:%q: %q %v", u, p, got, err)
 		}
 	})
+}
+
+// TestHTTPS serves over TLS, where Basic credentials need no allow_basic_plain.
+func TestHTTPS(t *testing.T) {
+	d := routetest.StartDemo(t)
+	srvTLS, pool := peertest.SelfSignedTLS(t)
+	enc, err := access.HashBcrypt("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := access.ParsePasswordHash(enc)
+	read, _ := access.ParsePattern("demo")
+	p := &access.Policy{Enabled: true, Realm: "r",
+		Users: map[string]*access.User{"v": {Name: "v", Password: h, Permissions: access.Permissions{Read: access.Patterns{read}}}}}
+	_, base := startServer(t, Config{Handler: d, Auth: p, TLSConfig: srvTLS})
+	url := strings.Replace(base, "http://", "https://", 1) + "demo/index.m3u8"
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	for _, tc := range []struct {
+		auth string
+		code int
+	}{{"", 401}, {basic("v", "pw"), 200}} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.code {
+			t.Errorf("HTTPS with %q: %d %s, want %d", tc.auth, res.StatusCode, body, tc.code)
+		}
+	}
 }
