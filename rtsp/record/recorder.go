@@ -507,11 +507,10 @@ func (w *writer) write() error {
 	n, err := w.f.Write(w.buf.Bytes())
 	w.r.bytes.Add(uint64(n))
 	if err != nil {
-		name := w.f.Name()
 		w.f.Close()
 		w.f = nil
 		w.r.recording.Store(false)
-		return fmt.Errorf("write %s: %w", name, err)
+		return fmt.Errorf("record: %w", err) // err names the file
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -124,5 +125,58 @@ func checkRecording(t *testing.T, dir string, recorded time.Duration, codecs ...
 	}
 	if want := int(total*25) - 5; frames < want {
 		t.Errorf("%d frames decoded from %.2f s at 25 fps, want at least %d", frames, total, want)
+	}
+}
+
+// TestRecordDiskFull records the demo route onto a 128 KiB tmpfs while an RTSP reader plays it:
+// the disk fills, recording stops with the error counted ("no space left"), the reader plays on,
+// and recording resumes once files are deleted.
+func TestRecordDiskFull(t *testing.T) {
+	peertest.RequireRoot(t)
+	peertest.Require(t, "ffmpeg", "mount", "umount")
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	g := startGateway(t, `rtsp:
+  listen: LISTEN
+routes:
+  demo:
+    source: demo
+    record: {path: `+dir+`, segment: 2s, part: 250ms}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	reader := peertest.Run(ctx, t, "ffmpeg", "-nostats", "-rtsp_transport", "tcp", "-i", g.URL+"demo", "-t", "14", "-f", "null", "-")
+	rec := g.Recorders[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for rec.Stats().Errors == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recording error on a full 128 KiB disk after 20 s: %+v", rec.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := rec.Stats()
+	t.Logf("disk full: %+v", st)
+	if !strings.Contains(st.LastError, "no space left") {
+		t.Errorf("last error %q, want it to say no space is left", st.LastError)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "demo", "*.mp4"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+	before := st.Segments
+	deadline = time.Now().Add(15 * time.Second)
+	for rec.Stats().Segments <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("recording did not resume 15 s after the disk was freed: %+v", rec.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("resumed: %+v", rec.Stats())
+	out := reader.MustSucceed(40 * time.Second)
+	if n, _ := peertest.FFmpegFrames(out); n < 14*25-25 {
+		t.Errorf("the RTSP reader decoded %d frames in 14 s while the recording failed, want about %d", n, 14*25)
 	}
 }
