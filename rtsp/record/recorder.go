@@ -61,6 +61,9 @@ type Stats struct {
 	LastError string
 	// Dropped is the packets lost because the recorder's queue was full.
 	Dropped uint64
+	// Gaps counts the files ended at a gap of more than 2 s in the route's media (a source
+	// restart): the gap lies between two files.
+	Gaps uint64
 }
 
 // Recorder records one route until Close.
@@ -71,10 +74,10 @@ type Recorder struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	recording                             atomic.Bool
-	segments, parts, bytes, errs, dropped atomic.Uint64
-	mu                                    sync.Mutex
-	lastErr                               string
+	recording                                   atomic.Bool
+	segments, parts, bytes, errs, dropped, gaps atomic.Uint64
+	mu                                          sync.Mutex
+	lastErr                                     string
 }
 
 // Start starts recording cfg.Route on a goroutine of its own.
@@ -109,7 +112,7 @@ func (r *Recorder) Stats() Stats {
 	last := r.lastErr
 	r.mu.Unlock()
 	return Stats{Route: r.cfg.Route, Recording: r.recording.Load(), Segments: r.segments.Load(), Parts: r.parts.Load(),
-		BytesWritten: r.bytes.Load(), Errors: r.errs.Load(), LastError: last, Dropped: r.dropped.Load()}
+		BytesWritten: r.bytes.Load(), Errors: r.errs.Load(), LastError: last, Dropped: r.dropped.Load(), Gaps: r.gaps.Load()}
 }
 
 func (r *Recorder) fail(err error) {
@@ -236,6 +239,7 @@ type track struct {
 
 	pending *fmp4.Sample // the last sample, whose duration the next one gives
 	pendDTS int64
+	lastDur uint32         // the duration of the sample before it
 	samples []*fmp4.Sample // of the part being collected
 	base    int64          // DTS of samples[0]
 }
@@ -314,30 +318,39 @@ func (w *writer) packet(dec *rtptime.GlobalDecoder2, t *track, b []byte) error {
 
 // sample handles one video access unit: it starts files at keyframes, closes parts and files.
 func (w *writer) sample(t *track, au [][]byte, pts int64) error {
-	key := false
+	key, picture := false, false
 	switch c := t.codec.(type) {
 	case *mp4.CodecH264:
 		key = h264.IsRandomAccess(au)
 		for _, n := range au {
-			switch h264.NALUType(n[0] & 0x1f) {
+			switch typ := h264.NALUType(n[0] & 0x1f); typ {
 			case h264.NALUTypeSPS:
 				c.SPS = n
 			case h264.NALUTypePPS:
 				c.PPS = n
+			default:
+				picture = picture || (typ >= h264.NALUTypeNonIDR && typ <= h264.NALUTypeIDR)
 			}
 		}
 	case *mp4.CodecH265:
 		key = h265.IsRandomAccess(au)
 		for _, n := range au {
-			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			switch typ := h265.NALUType((n[0] >> 1) & 0x3f); typ {
 			case h265.NALUType_VPS_NUT:
 				c.VPS = n
 			case h265.NALUType_SPS_NUT:
 				c.SPS = n
 			case h265.NALUType_PPS_NUT:
 				c.PPS = n
+			default:
+				picture = picture || typ < h265.NALUType_VPS_NUT
 			}
 		}
+	}
+	if !picture {
+		// parameter sets or delimiters on their own (a camera's packets around a restart): they
+		// updated the codec above, and a sample without a picture is no frame to a player
+		return nil
 	}
 	if w.f == nil && !key {
 		return nil // a file starts at a keyframe
@@ -347,6 +360,17 @@ func (w *writer) sample(t *track, au [][]byte, pts int64) error {
 		return nil
 	}
 	now := secs(dts, t.rate)
+	if w.f != nil && t.pending != nil && now-secs(t.pendDTS, t.rate) > maxGap.Seconds() {
+		// the route's media stopped and came back (a source restart, a backup switch): the file
+		// ends at its last sample and the next one starts at the next keyframe, so the gap is a
+		// file boundary, not a frame held for seconds
+		if err := w.endAtGap(time.Duration((now - secs(t.pendDTS, t.rate)) * float64(time.Second))); err != nil {
+			return err
+		}
+		if !key {
+			return nil
+		}
+	}
 	w.last = max(w.last, now)
 	if w.f == nil || (key && now-w.segStart >= w.r.cfg.Segment.Seconds()) {
 		if err := w.rotate(now); err != nil {
@@ -374,6 +398,12 @@ func (w *writer) sample(t *track, au [][]byte, pts int64) error {
 // sampleAudio handles one audio unit; an audio-only route's first track leads the files.
 func (w *writer) sampleAudio(t *track, u []byte, dts int64) error {
 	now := secs(dts, t.rate)
+	if w.f != nil && t.pending != nil && now-secs(t.pendDTS, t.rate) > maxGap.Seconds() {
+		// audio may come back before video: the gap ends the file here too
+		if err := w.endAtGap(time.Duration((now - secs(t.pendDTS, t.rate)) * float64(time.Second))); err != nil {
+			return err
+		}
+	}
 	w.last = max(w.last, now)
 	if w.video == nil && t == w.tracks[0] {
 		if w.f == nil || now-w.segStart >= w.r.cfg.Segment.Seconds() {
@@ -393,6 +423,25 @@ func (w *writer) sampleAudio(t *track, u []byte, dts int64) error {
 	return nil
 }
 
+// maxGap is the jump in a video track's timestamps taken as a gap in the route's media.
+const maxGap = 2 * time.Second
+
+// endAtGap ends the file at a gap of d in the media: each track's last sample keeps the duration
+// of the one before it.
+func (w *writer) endAtGap(d time.Duration) error {
+	for _, t := range w.tracks {
+		if t.pending != nil {
+			t.push(nil, t.pendDTS+int64(max(t.lastDur, 1)))
+		}
+	}
+	if err := w.flush(w.last); err != nil {
+		return err
+	}
+	w.r.gaps.Add(1)
+	w.r.log.Warn("gap in the route's media: the file ends here, the next starts at a keyframe", "gap", d.Round(time.Millisecond))
+	return w.closeFile()
+}
+
 // push queues s (DTS dts); the previous sample gets its duration and joins the part. A nil s
 // only ends the previous sample at dts.
 func (t *track) push(s *fmp4.Sample, dts int64) {
@@ -402,6 +451,7 @@ func (t *track) push(s *fmp4.Sample, dts int64) {
 			d = 1
 		}
 		p.Duration = uint32(d)
+		t.lastDur = uint32(d)
 		if len(t.samples) == 0 {
 			t.base = t.pendDTS
 		}

@@ -166,7 +166,7 @@ func TestHLSCameraOpus(t *testing.T) {
 hls:
   listen: HLSLISTEN
 routes:
-  cam: {source: `+cam.URL()+`, on_demand: true}
+  cam: {source: `+cam.URL()+`, source_transport: tcp, on_demand: true}
 `)
 	url := base + "cam/index.m3u8"
 	if got := strings.Join(ffprobeCodecs(t, url), ","); !strings.Contains(got, "h264") || !strings.Contains(got, "opus") {

@@ -53,6 +53,7 @@ func TestRecordCamera(t *testing.T) {
 routes:
   cam:
     source: `+cam.URL()+`
+    source_transport: tcp   # no UDP loss on a loaded machine: every frame must be there
     on_demand: true
     record: {path: `+dir+`, segment: 5s}
 `)
@@ -78,9 +79,10 @@ routes:
 }
 
 // checkRecording checks a route's recorded files with ffprobe (the codecs, a duration) and
-// ffmpeg (every frame of 25 fps video decodes, no error or warning), and that they add up to the
-// time recorded.
-func checkRecording(t *testing.T, dir string, recorded time.Duration, codecs ...string) {
+// ffmpeg (every frame of 25 fps video decodes, no error or warning), and, when recorded is not 0,
+// that they add up to the time recorded. It returns each file's start (from its name) and
+// duration.
+func checkRecording(t *testing.T, dir string, recorded time.Duration, codecs ...string) (starts []time.Time, durs []float64) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "*.mp4"))
 	sort.Strings(files)
@@ -117,14 +119,71 @@ func checkRecording(t *testing.T, dir string, recorded time.Duration, codecs ...
 		}
 		info, _ := os.Stat(f)
 		t.Logf("%s: %.2f s, %d frames, %d bytes", filepath.Base(f), d, n, info.Size())
+		at, err := time.Parse("2006-01-02_15-04-05.000000", strings.TrimSuffix(filepath.Base(f), ".mp4"))
+		if err != nil {
+			t.Errorf("file name %s: %v", filepath.Base(f), err)
+		}
+		starts, durs = append(starts, at), append(durs, d)
 	}
 	t.Logf("%d files, %.2f s in all, %d frames, recorded for %s", len(files), total, frames, recorded.Round(time.Millisecond))
 	// the files start at the first keyframe (the demo has one a second) and end where Close cut
-	if total < recorded.Seconds()-2.5 || total > recorded.Seconds()+0.5 {
+	if recorded > 0 && (total < recorded.Seconds()-2.5 || total > recorded.Seconds()+0.5) {
 		t.Errorf("files hold %.2f s of a %.2f s recording", total, recorded.Seconds())
 	}
-	if want := int(total*25) - 5; frames < want {
+	if want := int(total*25) - 5*len(files); frames < want {
 		t.Errorf("%d frames decoded from %.2f s at 25 fps, want at least %d", frames, total, want)
+	}
+	return starts, durs
+}
+
+// TestRecordCameraRestart restarts the camera of a recorded route: the gap in its media ends the
+// file (a gap counted), the next file starts after it, and no two files overlap in time.
+func TestRecordCameraRestart(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "ffprobe")
+	cam := peertest.StartCamera(t, peertest.CameraOpts{Audio: "aac", GOP: 25})
+	dir := t.TempDir()
+	g := startGateway(t, `rtsp:
+  listen: LISTEN
+routes:
+  cam:
+    source: `+cam.URL()+`
+    source_transport: tcp   # no UDP loss on a loaded machine: every frame must be there
+    record: {path: `+dir+`, segment: 1h}
+`)
+	rec := g.Recorders[0]
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(25 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 25 s: %+v", what, rec.Stats())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	wait("recording", func() bool { return rec.Stats().Recording })
+	time.Sleep(4 * time.Second)
+	cam.Proc().Kill()
+	time.Sleep(3 * time.Second) // a gap of 3 s or more, above the recorder's 2 s
+	cam.Restart()
+	wait("a gap and a second file", func() bool { st := rec.Stats(); return st.Gaps >= 1 && st.Segments >= 2 })
+	time.Sleep(4 * time.Second)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorder stats: %+v", rec.Stats())
+	starts, durs := checkRecording(t, filepath.Join(dir, "cam"), 0, "h264", "aac")
+	if len(starts) < 2 {
+		t.Fatalf("%d files, want one before and one after the restart", len(starts))
+	}
+	for i := 1; i < len(starts); i++ {
+		end := starts[i-1].Add(time.Duration(durs[i-1] * float64(time.Second)))
+		if gap := starts[i].Sub(end); gap < 2*time.Second {
+			t.Errorf("file %d starts %v after file %d ends; want the camera's gap (3 s or more) between them", i, gap, i-1)
+		}
+		if durs[i-1] < 3 || durs[i] < 3 {
+			t.Errorf("files of %.2f s and %.2f s around the restart, want about 4 s each", durs[i-1], durs[i])
+		}
 	}
 }
 
