@@ -21,6 +21,8 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/access"
+	"github.com/meshgw/meshgw/rtsp/hls"
+	"github.com/meshgw/meshgw/rtsp/record"
 )
 
 // Gateway is a running control: its RTSP front door, its local node and, in the cluster role, the
@@ -39,6 +41,11 @@ type Gateway struct {
 	cluster *cluster.Server
 	wg      sync.WaitGroup
 	stop    chan struct{}
+
+	// HLS is the HLS front door (hls.go), nil without an hls: section.
+	HLS *hls.Server
+	// Recorders record the routes with record: (record.go).
+	Recorders []*record.Recorder
 }
 
 // events forwards node reports to the control, which is built after the node it steers.
@@ -210,6 +217,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		ctl.SetLocalLiveLive(cfg.Node.LiveLiveAddress, p.RTPPort(), p.RTCPPort())
 	}
 	ev.c = ctl
+	bans := access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil)
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,
 		TLSListen:         cfg.RTSPS.Listen,
@@ -226,7 +234,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Handler:           ctl,
 		Logger:            log,
 		Auth:              authPolicy(cfg),
-		Bans:              access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil),
+		Bans:              bans,
 		BanTime:           cfg.Auth.BanTime,
 		NonceLifetime:     cfg.Auth.NonceLifetime,
 		Hashing:           access.VerifierConfig{Slots: cfg.Auth.MaxConcurrentHashes, Wait: cfg.Auth.HashWait},
@@ -236,7 +244,22 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		n.Close()
 		return nil, err
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log, certs: certs}, nil
+	hs, err := openHLS(cfg, ctl, srv.Verifier(), bans, log)
+	if err != nil {
+		srv.Close()
+		n.Close()
+		return nil, err
+	}
+	recs, err := startRecorders(cfg, ctl, log)
+	if err != nil {
+		if hs != nil {
+			hs.Close()
+		}
+		srv.Close()
+		n.Close()
+		return nil, err
+	}
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, Recorders: recs, log: log, certs: certs}, nil
 }
 
 // authPolicy is the front door's rule set: nil (everyone may do everything) for a config without
@@ -299,6 +322,8 @@ func (g *Gateway) listening() {
 }
 
 func (g *Gateway) closeParts() {
+	g.closeRecorders()
+	g.closeHLS()
 	g.RTSP.Close()
 	g.Control.Close()
 	g.Node.Close()
@@ -314,6 +339,8 @@ func (g *Gateway) Close() error {
 		close(g.stop)
 		g.Control.Detach()
 	}
+	g.closeRecorders()
+	g.closeHLS()
 	err := g.RTSP.Close()
 	if g.cluster != nil {
 		g.cluster.Close()

@@ -124,6 +124,10 @@ type Server struct {
 	auth atomic.Pointer[access.Policy]
 }
 
+// Verifier is the server's password-check bound, for another front door (HLS) to share, so
+// both together stay within auth.max_concurrent_hashes.
+func (s *Server) Verifier() *access.Verifier { return s.verifier }
+
 // NewServer opens the listener; Start begins accepting.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.setDefaults()

@@ -88,6 +88,8 @@ type Config struct {
 	Identity Identity
 	// Auth is the auth: section: users, permissions, bans (auth.go).
 	Auth Auth
+	// HLS is the hls: section, the HLS/LL-HLS listener (hls.go; off when absent).
+	HLS HLS
 	// Routes are the routes: entries in file order. File order matters
 	// because regex routes are tried in it.
 	Routes []Route
@@ -259,6 +261,9 @@ type Route struct {
 	// always sent to (outputs.go). A route with outputs runs its source from
 	// startup, on_demand or not: each output is a reader that never leaves.
 	Outputs []Output
+	// Record is routes.*.record (record.go): continuous recording to fMP4
+	// files; nil for none. A recorded route runs its source from startup.
+	Record *Record
 	// RTPSource is the plain RTP/UDP ingest of a source: rtp:// route
 	// (source_interface, sdp, fec, live_live); nil for other sources.
 	RTPSource *RTPSource

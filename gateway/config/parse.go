@@ -110,7 +110,7 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(doc.Content[0], "expected a mapping of settings (log_level:, rtsp:, routes:), got %s", describe(top))
 		return nil
 	}
-	var routes, authKey *yaml.Node
+	var routes, authKey, hlsKey *yaml.Node
 	p.fields(top, "", []field{
 		{"log_level", func(_, v *yaml.Node) {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
@@ -124,6 +124,7 @@ func (p *parser) parse(data []byte) *Config {
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
 		{"auth", func(k, v *yaml.Node) { authKey = k; p.auth(&c.Auth, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
+		{"hls", func(k, v *yaml.Node) { hlsKey = k; p.hls(&c.HLS, v) }},
 	})
 	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
 		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
@@ -133,6 +134,8 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(routes, "routes: belong in the control's file; this file sets node.control, so it configures a node, which takes its routes from the control")
 	case c.Node.IsNodeOnly() && authKey != nil:
 		p.errorf(authKey, "auth: belongs in the control's file; this file sets node.control, so it configures a node, which serves no RTSP clients")
+	case c.Node.IsNodeOnly() && hlsKey != nil:
+		p.errorf(hlsKey, "hls: belongs in the control's file; this file sets node.control, so it configures a node, which serves no HLS clients")
 	case !c.Node.IsNodeOnly() && routes == nil:
 		p.errorf(nil, "no routes: section; add one, e.g. routes: {demo: {source: demo}}")
 	}
@@ -408,6 +411,7 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 				maxNode = v
 			}
 		}},
+		{"record", func(k, v *yaml.Node) { r.Record = p.record(path+".record", k, v, r.Regexp != nil) }},
 		{"outputs", func(k, v *yaml.Node) {
 			if r.Outputs = p.outputs(path+".outputs", v); r.Regexp != nil && len(r.Outputs) > 0 {
 				p.errorf(k, "%s: outputs need one stream; a regex route has one per matched path", path)

@@ -1,6 +1,7 @@
 // Package peertest is meshgw's end-to-end test harness: helpers for tests
 // that drive real third-party programs (ffmpeg, ffprobe, GStreamer,
-// GstRtspServer, tshark, socat, iproute2) against the gateway.
+// GstRtspServer, tshark, socat, iproute2, headless Chromium driven with
+// chromedp) against the gateway.
 //
 // Every helper takes a testing.TB and registers its own cleanup, so a test
 // never leaks processes, temporary files or network namespaces.  When a peer
