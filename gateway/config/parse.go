@@ -110,7 +110,7 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(doc.Content[0], "expected a mapping of settings (log_level:, rtsp:, routes:), got %s", describe(top))
 		return nil
 	}
-	var routes, authKey *yaml.Node
+	var routes, authKey, quicKey *yaml.Node
 	p.fields(top, "", []field{
 		{"log_level", func(_, v *yaml.Node) {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
@@ -118,6 +118,7 @@ func (p *parser) parse(data []byte) *Config {
 		{"log_format", func(_, v *yaml.Node) { p.enum(&c.LogFormat, "log_format", v, LogText, LogJSON) }},
 		{"rtsp", func(_, v *yaml.Node) { p.rtsp(&c.RTSP, v) }},
 		{"rtsps", func(_, v *yaml.Node) { p.rtsps(&c.RTSPS, v) }},
+		{"quic", func(k, v *yaml.Node) { quicKey = k; p.quic(&c.QUIC, v) }},
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
@@ -126,6 +127,9 @@ func (p *parser) parse(data []byte) *Config {
 	})
 	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
 		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
+	}
+	if c.Node.IsNodeOnly() && quicKey != nil {
+		p.errorf(quicKey, "quic: belongs in the control's file; this file sets node.control, so it configures a node, and RoQ readers are served by the control's local node")
 	}
 	switch {
 	case c.Node.IsNodeOnly() && routes != nil:
