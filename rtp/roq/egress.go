@@ -302,9 +302,7 @@ func (e *Egress) send(s *slot) error {
 	switch {
 	case e.mode == Datagram:
 		e.scratch = AppendDatagram(e.scratch[:0], flow, b)
-		err = e.tr.SendDatagram(e.scratch)
-		var tooLarge *quic.DatagramTooLargeError
-		if errors.As(err, &tooLarge) {
+		if err = e.tr.SendDatagram(e.scratch); err != nil && tooLarge(err) {
 			err = e.sendOnOwnStream(flow, b) // never fragment: the packet goes on a stream
 		}
 	case s.rtcp:
@@ -319,6 +317,13 @@ func (e *Egress) send(s *slot) error {
 	s.t.packets.Add(1)
 	s.t.bytes.Add(uint64(len(b)))
 	return nil
+}
+
+// tooLarge reports quic-go's refusal of a datagram over the path's current limit (kept out of
+// send: the target of errors.As escapes to the heap).
+func tooLarge(err error) bool {
+	var e *quic.DatagramTooLargeError
+	return errors.As(err, &e)
 }
 
 // sendOnOwnStream sends one packet on a stream of its own.
