@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+// roqCert writes a throwaway certificate for 127.0.0.1 and its key as PEM files.
+func roqCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	tc, _ := peertest.SelfSignedTLS(t)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c := tc.Certificates[0]
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// startRoQGateway runs a gateway with the demo route and a quic: listener on a free port.
+func startRoQGateway(t *testing.T) (g *gw, addr, cert string) {
+	t.Helper()
+	cert, key := roqCert(t)
+	g = startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nquic:\n  listen: 127.0.0.1:0\n  cert: %s\n  key: %s\nroutes:\n  demo:\n    source: demo\n", cert, key))
+	return g, g.RoQ.Addr().String(), cert
+}
+
+var (
+	roqPeerOnce sync.Once
+	roqPeerBin  string
+	roqPeerErr  error
+)
+
+// roqPeer builds tests/roqpeer, the mengelbart/roq v0.2.0 client, a Go module of its own (it
+// needs quic-go v0.44.0). A module that cannot be fetched makes the peer missing.
+func roqPeer(t *testing.T) string {
+	t.Helper()
+	roqPeerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "meshgw-roqpeer")
+		if err != nil {
+			roqPeerErr = err
+			return
+		}
+		roqPeerBin = filepath.Join(dir, "roqpeer")
+		cmd := exec.Command("go", "build", "-o", roqPeerBin, ".")
+		cmd.Dir = "../roqpeer"
+		cmd.Env = append(os.Environ(), "GONOSUMDB=github.com/mengelbart/roq", "GOFLAGS=-mod=mod")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			roqPeerErr = fmt.Errorf("go build tests/roqpeer: %v\n%s", err, out)
+		}
+	})
+	if roqPeerErr != nil {
+		if peertest.StrictPeers() {
+			t.Fatalf("peer mengelbart/roq: %v (%s=1 is set)", roqPeerErr, peertest.RequirePeersEnv)
+		}
+		t.Skipf("peer mengelbart/roq not available: %v", roqPeerErr)
+	}
+	return roqPeerBin
+}
+
+var roqPeerLine = regexp.MustCompile(`(?m)^flow (\d+) packets (\d+) valid (\d+) ssrc (\d+)$`)
+
+// TestRoQMengelbartPeer: the independent RoQ implementation github.com/mengelbart/roq v0.2.0
+// receives the demo route from meshgw's quic: listener over datagrams and over streams, and
+// its RTCP receiver reports reach meshgw's reception statistics.
+func TestRoQMengelbartPeer(t *testing.T) {
+	bin := roqPeer(t)
+	g, addr, cert := startRoQGateway(t)
+	for _, tc := range []struct{ mode, alpn string }{{"datagram", "roq-14"}, {"stream", "roq-09"}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			p := peertest.Run(ctx, t, bin, "-addr", addr, "-path", "/demo", "-mode", tc.mode, "-ca", cert, "-alpn", tc.alpn, "-t", "3s")
+			// the peer's reports show up in the open session's stats while it runs
+			reports := uint64(0)
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !p.Exited(); time.Sleep(100 * time.Millisecond) {
+				for _, st := range g.RoQ.Stats() {
+					if len(st.Reception) > 0 && st.Reception[0].Reports > reports {
+						reports = st.Reception[0].Reports
+					}
+				}
+			}
+			out := p.MustSucceed(30 * time.Second)
+			m := roqPeerLine.FindAllStringSubmatch(out, -1)
+			if len(m) != 2 {
+				t.Fatalf("peer output:\n%s", out)
+			}
+			for _, f := range m {
+				packets, _ := strconv.Atoi(f[2])
+				valid, _ := strconv.Atoi(f[3])
+				// 3 s of the demo: 25 fps video in several packets a frame, AAC at 48 kHz
+				if packets < 50 || valid != packets {
+					t.Errorf("flow %s: %d packets, %d valid RTP; want ≥50, all valid\n%s", f[1], packets, valid, out)
+				}
+			}
+			if reports == 0 {
+				t.Errorf("no receiver report of the peer reached meshgw\n%s", out)
+			}
+			t.Logf("%s (%s): %s %s; reports seen by meshgw %d", tc.mode, tc.alpn, m[0][0], m[1][0], reports)
+		})
+	}
+}
+
+// TestRoQPullFFmpeg: `meshgw roq pull` relays the demo route from the quic: listener as
+// RTP/UDP with an SDP, and ffmpeg decodes it without errors.
+func TestRoQPullFFmpeg(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	bin := meshgwBinary(t)
+	_, addr, cert := startRoQGateway(t)
+	for _, mode := range []string{"datagram", "stream"} {
+		t.Run(mode, func(t *testing.T) {
+			rtpPort, _ := peertest.FreeUDPPair(t)
+			sdpFile := filepath.Join(t.TempDir(), "roq.sdp")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			pull := peertest.Run(ctx, t, bin, "roq", "pull", "-ca", cert, "-mode", mode, "-rtp", fmt.Sprintf("127.0.0.1:%d", rtpPort),
+				"-sdp", sdpFile, "-t", "12s", "quic://"+addr+"/demo")
+			if _, err := pull.WaitForOutput(regexp.MustCompile(`RTP to`), 15*time.Second); err != nil {
+				t.Fatalf("roq pull: %v\n%s", err, pull.Output())
+			}
+			ff := peertest.Run(ctx, t, "ffmpeg", "-nostats", "-protocol_whitelist", "file,udp,rtp", "-i", sdpFile, "-t", "4", "-f", "null", "-")
+			_ = ff.Wait(40 * time.Second)
+			out := ff.Output()
+			n, _ := peertest.FFmpegFrames(out)
+			// 4 s of 25 fps, less what passes before the first keyframe reaches ffmpeg
+			if n < 40 {
+				t.Errorf("ffmpeg decoded %d frames, want ≥40\n%s", n, out)
+			}
+			if regexp.MustCompile(`(?i)(error while decoding|corrupt|concealing)`).MatchString(out) {
+				t.Errorf("ffmpeg reports decode errors\n%s", out)
+			}
+			_ = pull.Stop(5 * time.Second)
+			t.Logf("%s: ffmpeg decoded %d frames; %s", mode, n, lastLineOf(pull.Output()))
+		})
+	}
+}
+
+func lastLineOf(s string) string {
+	m := regexp.MustCompile(`relayed .*`).FindString(s)
+	return m
+}
