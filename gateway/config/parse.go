@@ -433,8 +433,11 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	if r.SourceTransport != TransportAuto && !r.IsPull() && !backupIsPull(r) && transportNode != nil {
 		p.errorf(transportNode, "%s: source_transport applies only to rtsp:// and rtsps:// sources", path)
 	}
-	if tlsCANode != nil && !strings.HasPrefix(r.Source, "rtsps://") {
+	if tlsCANode != nil && !strings.HasPrefix(r.Source, "rtsps://") && !r.IsRoQ() {
 		p.errorf(tlsCANode, "%s: source_tls_ca applies only to rtsps:// sources", path)
+	}
+	if r.IsRoQ() && transportNode != nil {
+		p.errorf(transportNode, "%s: source_transport does not apply to roq:// sources (RoQ takes datagrams, with packets too large for one on streams)", path)
 	}
 	if r.ReconnectMax < r.ReconnectMin && (minNode != nil || maxNode != nil) {
 		at := maxNode

@@ -1,6 +1,17 @@
 package config
 
-import "gopkg.in/yaml.v3"
+import (
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// SchemeRoQ is the scheme of a source pulled over RTP over QUIC from another meshgw's quic:
+// listener: roq://HOST:PORT/ROUTE.
+const SchemeRoQ = "roq"
+
+// IsRoQ reports whether the route's source is pulled over RTP over QUIC.
+func (r Route) IsRoQ() bool { return strings.HasPrefix(strings.ToLower(r.Source), SchemeRoQ+"://") }
 
 // QUIC is the quic: section, the RTP-over-QUIC (RoQ) listener for readers. It is off unless
 // the section is present; the control's local node serves its readers.

@@ -32,3 +32,20 @@ func TestQUICErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRoQSource(t *testing.T) {
+	c := mustParse(t, "routes:\n  far:\n    source: roq://10.0.0.9:4443/demo\n    source_tls_ca: ca.pem\n")
+	r, _ := c.Match("far")
+	if !r.IsRoQ() || !r.IsPull() || r.SourceTLSCA != "ca.pem" {
+		t.Errorf("roq source: %+v", r)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"routes:\n  far:\n    source: roq://10.0.0.9:4443/demo\n    source_transport: tcp\n", "t.yaml:4: routes.far: source_transport does not apply to roq:// sources"},
+		{"routes:\n  far:\n    source: roq:///demo\n", "has no host"},
+	} {
+		_, err := Parse("t.yaml", []byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -159,3 +159,26 @@ func lastLineOf(s string) string {
 	m := regexp.MustCompile(`relayed .*`).FindString(s)
 	return m
 }
+
+// TestRoQSource: a second gateway pulls the demo route from the first one's quic: listener
+// (source: roq://) and ffmpeg decodes it from the second over RTSP.
+func TestRoQSource(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	_, addr, cert := startRoQGateway(t)
+	far := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nroutes:\n  far:\n    source: roq://%s/demo\n    source_tls_ca: %s\n", addr, cert))
+	var n int
+	var out string
+	for range 3 { // the pull may still be connecting on the first attempt
+		if n, out = ffmpegFrames(t, "tcp", far.URL+"far", 4); n >= 40 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if n < 40 {
+		t.Fatalf("ffmpeg decoded %d frames through the roq:// source, want ≥40\n%s", n, out)
+	}
+	if regexp.MustCompile(`(?i)(error while decoding|corrupt|concealing)`).MatchString(out) {
+		t.Errorf("ffmpeg reports decode errors\n%s", out)
+	}
+	t.Logf("ffmpeg decoded %d frames of roq://%s/demo through a second gateway", n, addr)
+}
