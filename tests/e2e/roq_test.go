@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,4 +182,34 @@ func TestRoQSource(t *testing.T) {
 		t.Errorf("ffmpeg reports decode errors\n%s", out)
 	}
 	t.Logf("ffmpeg decoded %d frames of roq://%s/demo through a second gateway", n, addr)
+}
+
+// TestRoQPullGStreamer: GStreamer (sdpdemux, avdec_h264) decodes what `meshgw roq pull` relays.
+func TestRoQPullGStreamer(t *testing.T) {
+	peertest.Require(t, "gst-launch-1.0", "gst:sdpdemux", "gst:avdec_h264")
+	bin := meshgwBinary(t)
+	_, addr, cert := startRoQGateway(t)
+	rtpPort, _ := peertest.FreeUDPPair(t)
+	sdpFile := filepath.Join(t.TempDir(), "roq.sdp")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pull := peertest.Run(ctx, t, bin, "roq", "pull", "-ca", cert, "-rtp", fmt.Sprintf("127.0.0.1:%d", rtpPort), "-sdp", sdpFile, "-t", "12s", "quic://"+addr+"/demo")
+	if _, err := pull.WaitForOutput(regexp.MustCompile(`RTP to`), 15*time.Second); err != nil {
+		t.Fatalf("roq pull: %v\n%s", err, pull.Output())
+	}
+	gst := peertest.Run(ctx, t, "gst-launch-1.0", "filesrc", "location="+sdpFile, "!", "sdpdemux", "name=d", "d.", "!", "queue", "!",
+		"rtph264depay", "!", "h264parse", "!", "avdec_h264", "!", "fakesink", "name=v", "silent=false", "-v")
+	time.Sleep(5 * time.Second) // the pipeline plays until stopped
+	_ = gst.Stop(2 * time.Second)
+	out := gst.Output()
+	frames := len(regexp.MustCompile(`(?m)/GstFakeSink:v: last-message = chain`).FindAllString(out, -1))
+	// about 4 s of 25 fps once the pipeline is up
+	if frames < 40 {
+		t.Errorf("GStreamer decoded %d frames, want ≥40\n%s", frames, gst.Tail(30))
+	}
+	if strings.Contains(out, "ERROR") {
+		t.Errorf("GStreamer reports errors\n%s", gst.Tail(30))
+	}
+	_ = pull.Stop(5 * time.Second)
+	t.Logf("GStreamer decoded %d frames", frames)
 }
