@@ -33,6 +33,8 @@ Usage:
                              print an auth.users entry (password hash and Digest HA1s)
   meshgw roq pull [-rtp IP:PORT] [-sdp FILE] [-mode datagram|stream] quic://HOST:PORT/ROUTE
                              pull a route over RTP over QUIC and relay it as RTP/UDP plus an SDP
+  meshgw roq push -sdp FILE [-rtp IP:PORT] [-mode datagram|stream] quic://HOST:PORT/ROUTE
+                             publish a local RTP/UDP stream into a publisher route over RTP over QUIC
   meshgw version             print the version
   meshgw help                print this help
 

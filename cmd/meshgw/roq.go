@@ -21,10 +21,15 @@ import (
 const roqUsage = `Usage:
   meshgw roq pull [flags] quic://HOST:PORT/ROUTE
       pull a route over RTP over QUIC and relay it as RTP/UDP to a local player
+  meshgw roq push -sdp FILE [flags] quic://HOST:PORT/ROUTE
+      publish a local RTP/UDP stream (described by FILE, e.g. ffmpeg's -sdp_file) into a
+      publisher route over RTP over QUIC
 
-Flags of pull:
-  -rtp ADDR:PORT   where track i's RTP goes: PORT+2i, its RTCP PORT+2i+1 (default 127.0.0.1:5004)
-  -sdp FILE        write the session description for the player there ("-" for stdout)
+Flags of pull and push:
+  -rtp ADDR:PORT   pull: where track i's RTP goes: PORT+2i, its RTCP PORT+2i+1 (default 127.0.0.1:5004);
+                   push: where track i's RTP is received (PORT+2i) and its RTCP (PORT+2i+1)
+  -sdp FILE        pull: write the session description for the player there ("-" for stdout);
+                   push: the description of the local stream (required)
   -mode MODE       datagram (default) or stream
   -ca FILE         PEM CA that signed the server's certificate (default: system roots)
   -insecure        do not verify the server's certificate
@@ -32,11 +37,12 @@ Flags of pull:
 `
 
 func cmdRoQ(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "pull" {
+	if len(args) == 0 || (args[0] != "pull" && args[0] != "push") {
 		fmt.Fprint(stderr, roqUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("roq pull", flag.ContinueOnError)
+	verb := args[0]
+	fs := flag.NewFlagSet("roq "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, roqUsage) }
 	rtpAddr := fs.String("rtp", "127.0.0.1:5004", "")
@@ -52,12 +58,16 @@ func cmdRoQ(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "meshgw roq pull: give exactly one quic://HOST:PORT/ROUTE URL")
+		fmt.Fprintf(stderr, "meshgw roq %s: give exactly one quic://HOST:PORT/ROUTE URL\n", verb)
 		return 2
 	}
 	dst, err := netip.ParseAddrPort(*rtpAddr)
 	if err != nil || dst.Port() == 0 {
-		fmt.Fprintf(stderr, "meshgw roq pull: -rtp %q: want IP:PORT\n", *rtpAddr)
+		fmt.Fprintf(stderr, "meshgw roq %s: -rtp %q: want IP:PORT\n", verb, *rtpAddr)
+		return 2
+	}
+	if verb == "push" && *sdpFile == "" {
+		fmt.Fprintln(stderr, "meshgw roq push: -sdp FILE (the local stream's description) is required")
 		return 2
 	}
 	cfg := roq.ClientConfig{TLS: &tls.Config{InsecureSkipVerify: *insecure}} //nolint:gosec // only on request
@@ -89,11 +99,43 @@ func cmdRoQ(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	if err := roqPull(ctx, fs.Arg(0), dst, *sdpFile, cfg, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "meshgw roq pull: %v\n", err)
+	run := roqPull
+	if verb == "push" {
+		run = roqPush
+	}
+	if err := run(ctx, fs.Arg(0), dst, *sdpFile, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "meshgw roq %s: %v\n", verb, err)
 		return 1
 	}
 	return 0
+}
+
+func roqPush(ctx context.Context, url string, listen netip.AddrPort, sdpFile string, cfg roq.ClientConfig, _, stderr io.Writer) error {
+	desc, err := os.ReadFile(sdpFile)
+	if err != nil {
+		return err
+	}
+	if _, _, err := sdp.Parse(desc); err != nil {
+		return fmt.Errorf("%s: %w", sdpFile, err)
+	}
+	c, err := roq.DialPush(ctx, url, desc, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	in, err := roq.NewUDPIn(c, listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "meshgw roq push: %s: %d tracks, %s mode (alpn %s), RTP from %s\n", url, len(c.Answer.Flows),
+		c.Answer.Mode, c.Conn().ConnectionState().TLS.NegotiatedProtocol, listen)
+	start := time.Now()
+	err = in.Run(ctx)
+	fmt.Fprintf(stderr, "meshgw roq push: published %d RTP packets in %s\n", in.Packets(), time.Since(start).Round(time.Millisecond))
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 func roqPull(ctx context.Context, url string, dst netip.AddrPort, sdpFile string, cfg roq.ClientConfig, stdout, stderr io.Writer) error {

@@ -198,9 +198,17 @@ func (s *Server) serve(c *quic.Conn) {
 	}
 	_ = ctl.SetReadDeadline(time.Time{})
 	route := strings.Trim(req.Path, "/")
-	if code, why := s.authorize(remote.Addr(), route); code != 0 {
+	action := access.Read
+	if req.Push() {
+		action = access.Publish
+	}
+	if code, why := s.authorize(remote.Addr(), route, action); code != 0 {
 		log.Info("quic: refused", "route", route, "reason", why)
 		refuse(c, ctl, code, why)
+		return
+	}
+	if req.Push() {
+		s.publish(rctx, cancel, c, ctl, req, remote, route, log)
 		return
 	}
 	rs, err := s.cfg.Handler.OpenRead(rctx, rtsp.ConnInfo{Remote: remote, Local: addrPort(c.LocalAddr()), Secure: true}, route)
@@ -234,9 +242,9 @@ func (s *Server) serve(c *quic.Conn) {
 	s.run(ss, ctl, rs, log)
 }
 
-// authorize applies the front door's address rules and anonymous read permission; it returns
-// 0 when the request may go on.
-func (s *Server) authorize(addr netip.Addr, route string) (int, string) {
+// authorize applies the front door's address rules and anonymous permissions; it returns 0
+// when the request may go on.
+func (s *Server) authorize(addr netip.Addr, route string, action access.Action) (int, string) {
 	p := s.cfg.Auth
 	if p == nil {
 		return 0, ""
@@ -244,8 +252,8 @@ func (s *Server) authorize(addr netip.Addr, route string) (int, string) {
 	if ok, why := p.AddressAllowed(addr, route); !ok {
 		return 403, why
 	}
-	if p.Enabled && (!p.Anonymous.Allows(access.Read, route) || p.Callout != nil) {
-		return 403, "RoQ readers are anonymous; the route is not readable anonymously"
+	if p.Enabled && (!p.Anonymous.Allows(action, route) || p.Callout != nil) {
+		return 403, fmt.Sprintf("RoQ clients are anonymous; anonymous clients may not %s this route", action)
 	}
 	return 0, ""
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -30,6 +31,10 @@ type Client struct {
 	ctl    *quic.Stream
 	Answer Answer
 	byFlow map[uint64]FlowRef
+
+	sendMu  sync.Mutex
+	scratch []byte
+	streams map[uint64]*quic.SendStream // stream mode: one ordered stream per flow
 }
 
 // FlowRef is what a flow ID carries: a track's RTP or RTCP.
@@ -71,6 +76,19 @@ func QUICConfig() *quic.Config {
 // Dial connects to a RoQ server and asks for the route at rawURL (quic://host:port/path).
 // A refusal is an error carrying the server's code and reason.
 func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error) {
+	return dial(ctx, rawURL, nil, cfg)
+}
+
+// DialPush connects to a RoQ server to publish into the route at rawURL: sdp describes the
+// tracks; SendRTP and SendRTCP carry them.
+func DialPush(ctx context.Context, rawURL string, sdp []byte, cfg ClientConfig) (*Client, error) {
+	if len(sdp) == 0 || len(sdp) > maxSDP {
+		return nil, fmt.Errorf("roq: push needs a session description of 1-%d bytes", maxSDP)
+	}
+	return dial(ctx, rawURL, sdp, cfg)
+}
+
+func dial(ctx context.Context, rawURL string, sdp []byte, cfg ClientConfig) (*Client, error) {
 	addr, path, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -89,7 +107,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("roq: dial %s: %w", addr, err)
 	}
-	c, err := start(dctx, conn, Request{Path: path, Mode: cfg.Mode})
+	c, err := start(dctx, conn, Request{Path: path, Mode: cfg.Mode, SDP: sdp})
 	if err != nil {
 		_ = conn.CloseWithError(CodeNoError, "")
 		return nil, err
@@ -151,17 +169,54 @@ func (c *Client) Run(ctx context.Context, h PacketHandler) error {
 	return err
 }
 
-// SendRTCP sends an RTCP packet of track back to the server on the track's RTCP flow: a
-// datagram when the session has them, else a stream of its own.
+// SendRTCP sends an RTCP packet of track to the server on the track's RTCP flow: in datagram
+// mode a datagram (a stream of its own when too large), in stream mode on the flow's one
+// stream.
 func (c *Client) SendRTCP(track int, pkt []byte) error {
 	if track < 0 || track >= len(c.Answer.Flows) {
 		return fmt.Errorf("roq: no track %d", track)
 	}
-	flow := c.Answer.Flows[track].RTCP
-	if c.Answer.Mode == Datagram && DatagramsOK(c.conn) {
-		err := c.conn.SendDatagram(AppendDatagram(nil, flow, pkt))
-		var tooLarge *quic.DatagramTooLargeError
-		if !errors.As(err, &tooLarge) {
+	return c.send(c.Answer.Flows[track].RTCP, pkt)
+}
+
+// SendRTP sends a publisher's RTP packet of track on the track's RTP flow, as SendRTCP does.
+func (c *Client) SendRTP(track int, pkt []byte) error {
+	if track < 0 || track >= len(c.Answer.Flows) {
+		return fmt.Errorf("roq: no track %d", track)
+	}
+	return c.send(c.Answer.Flows[track].RTP, pkt)
+}
+
+func (c *Client) send(flow uint64, pkt []byte) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.Answer.Mode == Stream {
+		// One stream per flow keeps a publisher's packets in order: the receiver reads each
+		// stream on its own goroutine, so packets on separate streams may overtake each other.
+		s := c.streams[flow]
+		c.scratch = c.scratch[:0]
+		if s == nil {
+			var err error
+			if s, err = c.conn.OpenUniStream(); err != nil {
+				return err
+			}
+			if c.streams == nil {
+				c.streams = map[uint64]*quic.SendStream{}
+			}
+			c.streams[flow] = s
+			c.scratch = AppendStreamHeader(c.scratch, flow)
+		}
+		c.scratch = AppendStreamPacket(c.scratch, pkt)
+		if _, err := s.Write(c.scratch); err != nil {
+			delete(c.streams, flow)
+			return err
+		}
+		return nil
+	}
+	if DatagramsOK(c.conn) {
+		c.scratch = AppendDatagram(c.scratch[:0], flow, pkt)
+		err := c.conn.SendDatagram(c.scratch)
+		if err == nil || !tooLarge(err) {
 			return err
 		}
 	}
@@ -169,7 +224,8 @@ func (c *Client) SendRTCP(track int, pkt []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Write(AppendStreamPacket(AppendStreamHeader(nil, flow), pkt)); err != nil {
+	c.scratch = AppendStreamPacket(AppendStreamHeader(c.scratch[:0], flow), pkt)
+	if _, err := s.Write(c.scratch); err != nil {
 		return err
 	}
 	return s.Close()

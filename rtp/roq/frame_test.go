@@ -117,16 +117,16 @@ func TestStreamReaderAllocs(t *testing.T) {
 }
 
 func TestRequest(t *testing.T) {
-	for _, r := range []Request{{Path: "/demo"}, {Path: "/cams/1", Mode: Stream}} {
+	for _, r := range []Request{{Path: "/demo"}, {Path: "/cams/1", Mode: Stream}, {Path: "/pub", SDP: []byte("v=0\r\n")}} {
 		got, err := ReadRequest(bufio.NewReader(bytes.NewReader(AppendRequest(nil, r))))
-		if err != nil || got != r {
+		if err != nil || got.Path != r.Path || got.Mode != r.Mode || !bytes.Equal(got.SDP, r.SDP) || got.Push() != r.Push() {
 			t.Errorf("%+v: got %+v %v", r, got, err)
 		}
 	}
 	if r, err := ParseRequest("PLAY /x"); err != nil || r.Mode != Datagram {
 		t.Errorf("no mode: %+v %v", r, err)
 	}
-	for _, bad := range []string{"", "GET /x", "PLAY", "PLAY x", "PLAY /x fast", "PLAY /x stream extra", "PLAY /a\tb", "PLAY /" + strings.Repeat("a", 600)} {
+	for _, bad := range []string{"", "GET /x", "PLAY", "PLAY x", "PLAY /x fast", "PLAY /x stream extra", "PLAY /a\tb", "PUSH /p datagram", "PUSH /p datagram 0", "PUSH /p datagram 99999999", "PUSH /p datagram 5", "PLAY /" + strings.Repeat("a", 600)} {
 		if _, err := ParseRequest(bad); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("%q: %v", bad, err)
 		}

@@ -15,6 +15,7 @@ import (
 // stream, which then stays open for the session's life (either side closing it ends the session):
 //
 //	request:  PLAY <path> [datagram|stream] LF
+//	      or  PUSH <path> <datagram|stream> <sdp length> LF <sdp bytes>   (a publisher)
 //	answer:   <code> <reason> LF
 //	          flow <track> <rtp flow ID> <rtcp flow ID> LF   (one per track, on 200 only)
 //	          mode <datagram|stream> LF
@@ -66,10 +67,19 @@ var ErrBadRequest = errors.New("roq: bad request")
 type Request struct {
 	Path string // the route's path, starting with "/"
 	Mode Mode
+	// SDP is a publisher's session description (PUSH); nil for a reader (PLAY).
+	SDP []byte
 }
 
-// AppendRequest appends r's request line.
+// Push reports whether the request publishes into the route.
+func (r Request) Push() bool { return r.SDP != nil }
+
+// AppendRequest appends r's request.
 func AppendRequest(dst []byte, r Request) []byte {
+	if r.Push() {
+		dst = fmt.Appendf(dst, "PUSH %s %s %d\n", r.Path, r.Mode, len(r.SDP))
+		return append(dst, r.SDP...)
+	}
 	dst = append(dst, "PLAY "...)
 	dst = append(dst, r.Path...)
 	dst = append(dst, ' ')
@@ -77,33 +87,57 @@ func AppendRequest(dst []byte, r Request) []byte {
 	return append(dst, '\n')
 }
 
-// ReadRequest reads one request line of at most MaxRequest bytes.
+// ReadRequest reads one request: its line of at most MaxRequest bytes and a publisher's SDP.
 func ReadRequest(r *bufio.Reader) (Request, error) {
 	line, err := readLine(r, MaxRequest)
 	if err != nil {
 		return Request{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	return ParseRequest(line)
+	req, n, err := parseRequestLine(line)
+	if err != nil || n == 0 {
+		return req, err
+	}
+	req.SDP = make([]byte, n)
+	if _, err := io.ReadFull(r, req.SDP); err != nil {
+		return Request{}, fmt.Errorf("%w: sdp: %w", ErrBadRequest, err)
+	}
+	return req, nil
 }
 
-// ParseRequest parses a request line without its LF.
+// ParseRequest parses a PLAY request line without its LF.
 func ParseRequest(line string) (Request, error) {
+	req, n, err := parseRequestLine(line)
+	if err == nil && n != 0 {
+		return Request{}, fmt.Errorf("%w: PUSH carries an SDP after its line; use ReadRequest", ErrBadRequest)
+	}
+	return req, err
+}
+
+// parseRequestLine parses a request line; n is the length of the SDP that follows a PUSH.
+func parseRequestLine(line string) (req Request, n int, err error) {
 	f := strings.Split(line, " ")
-	if len(f) < 2 || len(f) > 3 || f[0] != "PLAY" {
-		return Request{}, fmt.Errorf("%w: want \"PLAY <path> [datagram|stream]\", got %q", ErrBadRequest, trim(line))
+	switch {
+	case len(f) == 4 && f[0] == "PUSH":
+		n, err = strconv.Atoi(f[3])
+		if err != nil || n <= 0 || n > maxSDP {
+			return Request{}, 0, fmt.Errorf("%w: sdp length %q (1-%d)", ErrBadRequest, trim(f[3]), maxSDP)
+		}
+	case (len(f) == 2 || len(f) == 3) && f[0] == "PLAY":
+	default:
+		return Request{}, 0, fmt.Errorf("%w: want \"PLAY <path> [datagram|stream]\" or \"PUSH <path> <mode> <sdp length>\", got %q", ErrBadRequest, trim(line))
 	}
-	req := Request{Path: f[1]}
+	req.Path = f[1]
 	if err := checkPath(req.Path); err != nil {
-		return Request{}, err
+		return Request{}, 0, err
 	}
-	if len(f) == 3 {
+	if len(f) >= 3 {
 		m, err := parseMode(f[2])
 		if err != nil {
-			return Request{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+			return Request{}, 0, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		req.Mode = m
 	}
-	return req, nil
+	return req, n, nil
 }
 
 func checkPath(p string) error {

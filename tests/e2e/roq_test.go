@@ -213,3 +213,46 @@ func TestRoQPullGStreamer(t *testing.T) {
 	_ = pull.Stop(5 * time.Second)
 	t.Logf("GStreamer decoded %d frames", frames)
 }
+
+// TestRoQPush: ffmpeg encodes a test picture as RTP/UDP, `meshgw roq push` publishes it over
+// RoQ into a publisher route, and ffmpeg decodes the route over RTSP.
+func TestRoQPush(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	bin := meshgwBinary(t)
+	cert, key := roqCert(t)
+	g := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nquic:\n  listen: 127.0.0.1:0\n  cert: %s\n  key: %s\nroutes:\n  pub:\n    source: publisher\n", cert, key))
+	addr := g.RoQ.Addr().String()
+	for _, mode := range []string{"datagram", "stream"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			port, _ := peertest.FreeUDPPair(t)
+			sdpFile := filepath.Join(t.TempDir(), "enc.sdp")
+			enc := peertest.Run(ctx, t, "ffmpeg", "-nostats", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-c:v", "libx264",
+				"-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p", "-t", "20",
+				"-f", "rtp", "-sdp_file", sdpFile, fmt.Sprintf("rtp://127.0.0.1:%d?rtcpport=%d&pkt_size=1200", port, port+1))
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if b, err := os.ReadFile(sdpFile); err == nil && strings.Contains(string(b), "m=video") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("ffmpeg wrote no SDP\n%s", enc.Output())
+				}
+			}
+			push := peertest.Run(ctx, t, bin, "roq", "push", "-ca", cert, "-mode", mode, "-sdp", sdpFile, "-rtp", fmt.Sprintf("127.0.0.1:%d", port), "-t", "15s", "quic://"+addr+"/pub")
+			if _, err := push.WaitForOutput(regexp.MustCompile(`RTP from`), 15*time.Second); err != nil {
+				t.Fatalf("roq push: %v\n%s", err, push.Output())
+			}
+			n, out := ffmpegFrames(t, "tcp", g.URL+"pub", 4)
+			if n < 40 {
+				t.Fatalf("ffmpeg decoded %d frames of the RoQ publisher, want ≥40\n%s\npush: %s", n, out, push.Output())
+			}
+			if regexp.MustCompile(`(?i)(error while decoding|corrupt|concealing)`).MatchString(out) {
+				t.Errorf("ffmpeg reports decode errors\n%s", out)
+			}
+			_ = push.Stop(5 * time.Second)
+			enc.Kill()
+			t.Logf("%s: ffmpeg decoded %d frames published over RoQ", mode, n)
+		})
+	}
+}
