@@ -45,6 +45,8 @@ type Config struct {
 type Server struct {
 	cfg Config
 	ln  *quic.Listener
+	tr  *quic.Transport
+	udp *net.UDPConn
 	log *slog.Logger
 
 	ctx    context.Context
@@ -71,12 +73,25 @@ func New(cfg Config) (*Server, error) {
 	}
 	tc := cfg.TLS.Clone()
 	tc.NextProtos = roq.ALPNs
-	ln, err := quic.ListenAddr(cfg.Listen, tc, roq.QUICConfig())
+	// The server owns its socket and transport, so Close ends every connection at once, also
+	// those still draining after their close (quic.ListenAddr's transport outlives them).
+	uaddr, err := net.ResolveUDPAddr("udp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("quic listen %s: %w", cfg.Listen, err)
 	}
+	udp, err := net.ListenUDP("udp", uaddr)
+	if err != nil {
+		return nil, fmt.Errorf("quic listen %s: %w", cfg.Listen, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(tc, roq.QUICConfig())
+	if err != nil {
+		_ = tr.Close()
+		_ = udp.Close()
+		return nil, fmt.Errorf("quic listen %s: %w", cfg.Listen, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, ln: ln, log: cfg.Logger.With("front", "quic"), ctx: ctx, cancel: cancel,
+	return &Server{cfg: cfg, ln: ln, tr: tr, udp: udp, log: cfg.Logger.With("front", "quic"), ctx: ctx, cancel: cancel,
 		sessions: map[*session]struct{}{}}, nil
 }
 
@@ -104,6 +119,10 @@ func (s *Server) Close() error {
 	s.cancel()
 	err := s.ln.Close()
 	s.wg.Wait()
+	if terr := s.tr.Close(); err == nil {
+		err = terr
+	}
+	_ = s.udp.Close()
 	return err
 }
 
@@ -328,13 +347,15 @@ func (s *Server) run(ss *session, ctl *quic.Stream, rs rtsp.ReadStream, log *slo
 	for i, h := range ss.hubs {
 		h.RemoveSink(ss.sinks[i])
 	}
-	eg.Close()
 	st := ss.stats()
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()
 	_ = ctl.Close()
+	// Close the connection before the egress: its writer may be blocked in a stream write the
+	// congestion window holds, and only the connection's end releases it.
 	_ = ss.conn.CloseWithError(roq.CodeNoError, why)
+	eg.Close()
 	cancel()
 	ctl.CancelRead(roq.CodeNoError)
 	wg.Wait()

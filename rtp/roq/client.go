@@ -32,6 +32,9 @@ type Client struct {
 	Answer Answer
 	byFlow map[uint64]FlowRef
 
+	tr  *quic.Transport
+	udp *net.UDPConn
+
 	sendMu  sync.Mutex
 	scratch []byte
 	streams map[uint64]*quic.SendStream // stream mode: one ordered stream per flow
@@ -103,15 +106,31 @@ func dial(ctx context.Context, rawURL string, sdp []byte, cfg ClientConfig) (*Cl
 	tc.NextProtos = ALPNs
 	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	conn, err := quic.DialAddr(dctx, addr, tc, QUICConfig())
+	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
+		return nil, fmt.Errorf("roq: %w", err)
+	}
+	// The client owns its socket and transport, so Close ends every goroutine of the session
+	// before it returns (quic.DialAddr's transport closes some time after its connection).
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, fmt.Errorf("roq: %w", err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	conn, err := tr.Dial(dctx, raddr, tc, QUICConfig())
+	if err != nil {
+		_ = tr.Close()
+		_ = udp.Close()
 		return nil, fmt.Errorf("roq: dial %s: %w", addr, err)
 	}
 	c, err := start(dctx, conn, Request{Path: path, Mode: cfg.Mode, SDP: sdp})
 	if err != nil {
 		_ = conn.CloseWithError(CodeNoError, "")
+		_ = tr.Close()
+		_ = udp.Close()
 		return nil, err
 	}
+	c.tr, c.udp = tr, udp
 	return c, nil
 }
 
@@ -231,7 +250,12 @@ func (c *Client) send(flow uint64, pkt []byte) error {
 	return s.Close()
 }
 
-// Close ends the session.
+// Close ends the session and closes the client's socket.
 func (c *Client) Close() error {
-	return c.conn.CloseWithError(CodeNoError, "")
+	err := c.conn.CloseWithError(CodeNoError, "")
+	if terr := c.tr.Close(); err == nil {
+		err = terr
+	}
+	_ = c.udp.Close()
+	return err
 }
