@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +132,15 @@ func TestBadRequest(t *testing.T) {
 	addr, pool, _ := start(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, addr, &tls.Config{RootCAs: pool, NextProtos: []string{"roq-10"}}, roq.QUICConfig())
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	defer udp.Close()
+	defer tr.Close() // nothing of the connection outlives the test
+	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	conn, err := tr.Dial(ctx, raddr, &tls.Config{RootCAs: pool, NextProtos: []string{"roq-10"}}, roq.QUICConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,11 +243,8 @@ func (c *Client) send(flow uint64, pkt []byte) error {
 	if err != nil {
 		return err
 	}
-	c.scratch = AppendStreamPacket(AppendStreamHeader(c.scratch[:0], flow), pkt)
-	if _, err := s.Write(c.scratch); err != nil {
-		return err
-	}
-	return s.Close()
+	c.scratch, err = writeOwnStream(s, c.scratch, flow, pkt)
+	return err
 }
 
 // Close ends the session and closes the client's socket.

@@ -151,9 +151,7 @@ func (t *TrackSink) DeliverRTP(p *rtp.Packet) {
 	e := t.e
 	e.mu.Lock()
 	if e.stopped {
-		e.mu.Unlock()
-		t.dropped.Add(1)
-		p.Release()
+		t.drop(p)
 		return
 	}
 	if newFrame {
@@ -161,9 +159,7 @@ func (t *TrackSink) DeliverRTP(p *rtp.Packet) {
 		room := e.q.Len() < e.limit/2
 		switch {
 		case !room:
-			if !t.skipping {
-				t.skipping = true
-			}
+			t.skipping = true
 			t.frames.Add(1)
 		case t.skipping && keyframe.IsStart(t.codec, b):
 			t.skipping = false
@@ -171,38 +167,47 @@ func (t *TrackSink) DeliverRTP(p *rtp.Packet) {
 			t.frames.Add(1)
 		}
 	}
-	if t.skipping || !e.q.Push(slot{p: p, t: t, newFrame: newFrame}) {
-		if !t.skipping { // full in the middle of a frame: the rest of it goes too
-			t.skipping = true
-			t.frames.Add(1)
-		}
-		e.mu.Unlock()
-		t.dropped.Add(1)
-		p.Release()
+	if t.skipping {
+		t.drop(p)
 		return
 	}
-	wasIdle := e.q.Len() == 1
-	e.mu.Unlock()
-	if wasIdle {
-		e.notify()
+	if !t.enqueueLocked(slot{p: p, t: t, newFrame: newFrame}) {
+		// full in the middle of a frame: the rest of it goes too
+		t.skipping = true
+		t.frames.Add(1)
 	}
 }
 
 // DeliverRTCP implements rtp.Sink: the hub's sender reports go on the track's RTCP flow.
 func (t *TrackSink) DeliverRTCP(p *rtp.Packet) {
-	e := t.e
-	e.mu.Lock()
-	if e.stopped || !e.q.Push(slot{p: p, t: t, rtcp: true}) {
-		e.mu.Unlock()
-		t.dropped.Add(1)
-		p.Release()
+	t.e.mu.Lock()
+	if t.e.stopped {
+		t.drop(p)
 		return
+	}
+	t.enqueueLocked(slot{p: p, t: t, rtcp: true})
+}
+
+// enqueueLocked queues s, or drops it when the queue is full; it unlocks the egress.
+func (t *TrackSink) enqueueLocked(s slot) bool {
+	e := t.e
+	if !e.q.Push(s) {
+		t.drop(s.p)
+		return false
 	}
 	wasIdle := e.q.Len() == 1
 	e.mu.Unlock()
 	if wasIdle {
 		e.notify()
 	}
+	return true
+}
+
+// drop unlocks the egress, counts p as dropped and releases it.
+func (t *TrackSink) drop(p *rtp.Packet) {
+	t.e.mu.Unlock()
+	t.dropped.Add(1)
+	p.Release()
 }
 
 func (e *Egress) notify() {
@@ -332,11 +337,18 @@ func (e *Egress) sendOnOwnStream(flow uint64, b []byte) error {
 	if err != nil {
 		return err
 	}
-	e.scratch = AppendStreamPacket(AppendStreamHeader(e.scratch[:0], flow), b)
-	if _, err := w.Write(e.scratch); err != nil {
-		return err
+	e.scratch, err = writeOwnStream(w, e.scratch, flow, b)
+	return err
+}
+
+// writeOwnStream writes one packet on a stream of its own and closes it, framing it in
+// scratch, which it returns for reuse.
+func writeOwnStream(w io.WriteCloser, scratch []byte, flow uint64, b []byte) ([]byte, error) {
+	scratch = AppendStreamPacket(AppendStreamHeader(scratch[:0], flow), b)
+	if _, err := w.Write(scratch); err != nil {
+		return scratch, err
 	}
-	return w.Close()
+	return scratch, w.Close()
 }
 
 // sendOnFrameStream sends an RTP packet on its frame's stream, opening one per frame (draft

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +44,21 @@ func quicPair(t *testing.T) (server, client *quic.Conn) {
 	t.Helper()
 	stls, pool := peertest.SelfSignedTLS(t)
 	stls.NextProtos = ALPNs
-	ln, err := quic.ListenAddr("127.0.0.1:0", stls, QUICConfig())
+	// Own transports, closed at the end, so no connection outlives the test draining.
+	transport := func() *quic.Transport {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &quic.Transport{Conn: udp}
+		t.Cleanup(func() {
+			tr.Close()
+			udp.Close()
+		})
+		return tr
+	}
+	str, ctr := transport(), transport()
+	ln, err := str.Listen(stls, QUICConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +73,7 @@ func quicPair(t *testing.T) (server, client *quic.Conn) {
 		}
 		close(accepted)
 	}()
-	client, err = quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"roq-09"}}, QUICConfig())
+	client, err = ctr.Dial(ctx, ln.Addr(), &tls.Config{RootCAs: pool, NextProtos: []string{"roq-09"}}, QUICConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +114,12 @@ func TestEgressOverQUIC(t *testing.T) {
 				copy(p.Bytes(), b)
 				sk.DeliverRTP(p)
 			}
+			// wait for everything, or, as datagrams may be lost, for a second after all were sent
 			deadline := time.Now().Add(10 * time.Second)
 			for col.count() < len(want) && time.Now().Before(deadline) {
+				if d := time.Now().Add(time.Second); mode == Datagram && sk.Stats().Packets == uint64(len(want)) && d.Before(deadline) {
+					deadline = d
+				}
 				time.Sleep(5 * time.Millisecond)
 			}
 			e.Close()
@@ -109,17 +128,31 @@ func TestEgressOverQUIC(t *testing.T) {
 				t.Errorf("receive: %v", err)
 			}
 			got := col.got[2]
-			if len(got) != len(want) {
-				t.Fatalf("got %d packets on flow 2 (all flows: %d), want %d", len(got), col.count(), len(want))
+			// Datagrams are unreliable even on loopback (quic-go drops what a slow reader's
+			// queue of 128 cannot hold): all must arrive on streams, nearly all as datagrams,
+			// and the packet too large for a datagram, which went on a stream, always.
+			need := len(want)
+			if mode == Datagram {
+				need = len(want) * 8 / 10
 			}
-			seen := map[string]bool{}
-			for _, g := range got {
-				seen[string(g)] = true
+			if len(got) < need {
+				t.Fatalf("got %d packets on flow 2 (all flows: %d), want at least %d of %d", len(got), col.count(), need, len(want))
 			}
-			for i, w := range want {
-				if !seen[string(w)] {
-					t.Fatalf("packet %d (%d bytes) missing or changed", i, len(w))
+			sent := map[string]bool{}
+			for _, w := range want {
+				sent[string(w)] = true
+			}
+			for i, g := range got {
+				if !sent[string(g)] {
+					t.Fatalf("packet %d (%d bytes) was not sent or changed", i, len(g))
 				}
+			}
+			large := false
+			for _, g := range got {
+				large = large || len(g) == len(want[50])
+			}
+			if !large {
+				t.Error("the packet over the datagram limit did not arrive")
 			}
 			if st := sk.Stats(); st.Packets != 100 || st.Errors != 0 || !bytes.Equal(got[0][:2], want[0][:2]) {
 				t.Errorf("stats %+v", st)

@@ -34,6 +34,8 @@ func NewUDPIn(c *Client, listen netip.AddrPort) (*UDPIn, error) {
 			u.close()
 			return nil, fmt.Errorf("roq: rtp port: %w", err)
 		}
+		// a keyframe arrives as a burst, and a stream write may wait for the congestion window
+		_ = r.SetReadBuffer(4 << 20)
 		u.rtp = append(u.rtp, r)
 		rc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(listen.Addr(), uint16(port+1))))
 		if err != nil {
@@ -52,28 +54,17 @@ func (u *UDPIn) Packets() uint64 { return u.packets.Load() }
 func (u *UDPIn) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	relay := func(conn *net.UDPConn, send func([]byte) error, count bool) {
-		buf := make([]byte, MaxPacket)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			if err := send(buf[:n]); err != nil {
-				u.errs.Add(1)
-				continue
-			}
-			if count {
-				u.packets.Add(1)
-			}
-		}
-	}
 	for i := range u.rtp {
-		wg.Go(func() { relay(u.rtp[i], func(b []byte) error { return u.c.SendRTP(i, b) }, true) })
-		wg.Go(func() { relay(u.rtcp[i], func(b []byte) error { return u.c.SendRTCP(i, b) }, false) })
+		wg.Go(func() {
+			readUDP(ctx, u.rtp[i], func(b []byte) {
+				if u.c.SendRTP(i, b) != nil {
+					u.errs.Add(1)
+				} else {
+					u.packets.Add(1)
+				}
+			})
+		})
+		wg.Go(func() { readUDP(ctx, u.rtcp[i], func(b []byte) { _ = u.c.SendRTCP(i, b) }) })
 	}
 	err := u.c.Run(ctx, discard{})
 	cancel()
@@ -82,12 +73,29 @@ func (u *UDPIn) Run(ctx context.Context) error {
 	return err
 }
 
-func (u *UDPIn) close() {
-	for _, c := range u.rtp {
-		_ = c.Close()
+func (u *UDPIn) close() { closeUDP(u.rtp, u.rtcp) }
+
+// readUDP hands every datagram conn receives to fn until conn is closed.
+func readUDP(ctx context.Context, conn *net.UDPConn, fn func([]byte)) {
+	buf := make([]byte, MaxPacket)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP port unreachable while the peer is not up
+		}
+		fn(buf[:n])
 	}
-	for _, c := range u.rtcp {
-		_ = c.Close()
+}
+
+// closeUDP closes sockets.
+func closeUDP(sets ...[]*net.UDPConn) {
+	for _, set := range sets {
+		for _, c := range set {
+			_ = c.Close()
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package roq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -75,35 +74,14 @@ func (u *UDPOut) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i, rc := range u.rtcp {
-		wg.Go(func() {
-			buf := make([]byte, 1500)
-			for {
-				n, err := rc.Read(buf)
-				if err != nil {
-					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue // ICMP port unreachable while the player is not up
-				}
-				_ = u.c.SendRTCP(i, buf[:n])
-			}
-		})
+		wg.Go(func() { readUDP(ctx, rc, func(b []byte) { _ = u.c.SendRTCP(i, b) }) })
 	}
 	err := u.c.Run(ctx, u)
 	cancel()
-	for _, rc := range u.rtcp {
-		_ = rc.Close()
-	}
+	closeUDP(u.rtcp)
 	wg.Wait()
 	return err
 }
 
 // Close closes the sockets (Run closes the RTCP ones itself).
-func (u *UDPOut) Close() {
-	for _, c := range u.rtp {
-		_ = c.Close()
-	}
-	for _, c := range u.rtcp {
-		_ = c.Close()
-	}
-}
+func (u *UDPOut) Close() { closeUDP(u.rtp, u.rtcp) }
