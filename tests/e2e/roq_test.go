@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +81,32 @@ func roqPeer(t *testing.T) string {
 	return roqPeerBin
 }
 
+// roqPlayerPorts finds an even port with the three after it free, below the kernel's ephemeral
+// range, so that neither another test's socket nor one of `meshgw roq pull`'s own (ephemeral)
+// sockets can take the ports a player binds for two tracks.
+func roqPlayerPorts(t *testing.T) int {
+	t.Helper()
+	for range 200 {
+		base := 20000 + 2*rand.IntN(5000)
+		var conns []*net.UDPConn
+		for p := base; p < base+4; p++ {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+			if err != nil {
+				break
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		if len(conns) == 4 {
+			return base
+		}
+	}
+	t.Fatal("no four free UDP ports")
+	return 0
+}
+
 var roqPeerLine = regexp.MustCompile(`(?m)^flow (\d+) packets (\d+) valid (\d+) ssrc (\d+)$`)
 
 // TestRoQMengelbartPeer: the independent RoQ implementation github.com/mengelbart/roq v0.2.0
@@ -130,7 +158,7 @@ func TestRoQPullFFmpeg(t *testing.T) {
 	_, addr, cert := startRoQGateway(t)
 	for _, mode := range []string{"datagram", "stream"} {
 		t.Run(mode, func(t *testing.T) {
-			rtpPort, _ := peertest.FreeUDPPair(t)
+			rtpPort := roqPlayerPorts(t)
 			sdpFile := filepath.Join(t.TempDir(), "roq.sdp")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -145,7 +173,7 @@ func TestRoQPullFFmpeg(t *testing.T) {
 			n, _ := peertest.FFmpegFrames(out)
 			// 4 s of 25 fps, less what passes before the first keyframe reaches ffmpeg
 			if n < 40 {
-				t.Errorf("ffmpeg decoded %d frames, want ≥40\n%s", n, out)
+				t.Errorf("ffmpeg decoded %d frames, want ≥40\n%s\nroq pull: %s", n, out, pull.Output())
 			}
 			if regexp.MustCompile(`(?i)(error while decoding|corrupt|concealing)`).MatchString(out) {
 				t.Errorf("ffmpeg reports decode errors\n%s", out)
@@ -189,7 +217,7 @@ func TestRoQPullGStreamer(t *testing.T) {
 	peertest.Require(t, "gst-launch-1.0", "gst:sdpdemux", "gst:avdec_h264")
 	bin := meshgwBinary(t)
 	_, addr, cert := startRoQGateway(t)
-	rtpPort, _ := peertest.FreeUDPPair(t)
+	rtpPort := roqPlayerPorts(t)
 	sdpFile := filepath.Join(t.TempDir(), "roq.sdp")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
