@@ -9,11 +9,11 @@
 # because no container engine runs in CI.
 
 # Build stage. The tag pins Go's minor version to the go directive of go.mod
-# (1.24), so the image builds with the toolchain the module was tested with
+# (1.26, raised by quic-go v0.65.0), so the image builds with the toolchain the module was tested with
 # and never downloads another one. --platform=$BUILDPLATFORM plus GOOS/GOARCH
 # cross-compiles natively for `docker buildx build --platform=...` instead of
 # running the compiler under emulation.
-FROM --platform=$BUILDPLATFORM golang:1.24-bookworm AS build
+FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
 ARG TARGETOS
 ARG TARGETARCH
 WORKDIR /src

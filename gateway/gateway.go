@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/identity"
 	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/gateway/roqserver"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/access"
@@ -32,7 +34,9 @@ type Gateway struct {
 	Control *Control
 	Node    *node.Local
 	RTSP    *rtsp.Server
-	log     *slog.Logger
+	// RoQ is the quic: listener (RTP over QUIC readers), nil without a quic: section.
+	RoQ *roqserver.Server
+	log *slog.Logger
 	// certs serves the RTSPS certificate (nil without rtsps:); a reload may point it at new files
 	certs *rtsp.CertReloader
 
@@ -84,6 +88,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 		return nil, err
 	}
 	g.RTSP.Start()
+	g.startRoQ()
 	g.listening()
 	return g, nil
 }
@@ -149,6 +154,7 @@ func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ga
 		}
 	}()
 	g.RTSP.Start()
+	g.startRoQ()
 	log.Info("control listening for nodes", "addr", ln.Addr().String(), "trust_domain", td.String(), "startup_grace", cfg.Control.StartupGrace)
 	g.listening()
 	return g, nil
@@ -244,22 +250,64 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		n.Close()
 		return nil, err
 	}
-	hs, err := openHLS(cfg, ctl, srv.Verifier(), bans, log)
-	if err != nil {
-		srv.Close()
-		n.Close()
-		return nil, err
-	}
-	recs, err := startRecorders(cfg, ctl, log)
-	if err != nil {
-		if hs != nil {
-			hs.Close()
+	fail := func(err error, closers ...io.Closer) (*Gateway, error) {
+		for _, c := range closers {
+			c.Close()
 		}
 		srv.Close()
 		n.Close()
 		return nil, err
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, Recorders: recs, log: log, certs: certs}, nil
+	hs, err := openHLS(cfg, ctl, srv.Verifier(), bans, log)
+	if err != nil {
+		return fail(err)
+	}
+	var opened []io.Closer
+	if hs != nil {
+		opened = append(opened, hs)
+	}
+	roqSrv, err := openRoQ(cfg, ctl, log)
+	if err != nil {
+		return fail(err, opened...)
+	}
+	if roqSrv != nil {
+		opened = append(opened, roqSrv)
+	}
+	recs, err := startRecorders(cfg, ctl, log)
+	if err != nil {
+		return fail(err, opened...)
+	}
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, RoQ: roqSrv, Recorders: recs, log: log, certs: certs}, nil
+}
+
+// openRoQ opens the quic: listener, nil without the section. Its readers are served like
+// interleaved ones, by the local node, so it needs nothing from remote nodes.
+func openRoQ(cfg *config.Config, ctl *Control, log *slog.Logger) (*roqserver.Server, error) {
+	if !cfg.QUIC.Enabled() {
+		return nil, nil
+	}
+	r, err := rtsp.NewCertReloader(cfg.QUIC.Cert, cfg.QUIC.Key, log)
+	if err != nil {
+		return nil, fmt.Errorf("quic: %w", err)
+	}
+	return roqserver.New(roqserver.Config{Listen: cfg.QUIC.Listen, TLS: r.TLSConfig(), Handler: ctl,
+		Auth: authPolicy(cfg), QueueLen: cfg.QUIC.Queue, Logger: log})
+}
+
+func (g *Gateway) startRoQ() {
+	if g.RoQ != nil {
+		g.RoQ.Start()
+		g.log.Info("meshgw listening for RoQ", "quic", g.RoQ.Addr().String())
+	}
+}
+
+// closeRoQ ends the RoQ readers before the control and node they read from.
+func (g *Gateway) closeRoQ() {
+	if g.RoQ != nil {
+		if err := g.RoQ.Close(); err != nil {
+			g.log.Debug("quic listener close", "err", err)
+		}
+	}
 }
 
 // authPolicy is the front door's rule set: nil (everyone may do everything) for a config without
@@ -325,6 +373,7 @@ func (g *Gateway) closeParts() {
 	g.closeRecorders()
 	g.closeHLS()
 	g.RTSP.Close()
+	g.closeRoQ()
 	g.Control.Close()
 	g.Node.Close()
 	if g.ident != nil {
@@ -342,6 +391,7 @@ func (g *Gateway) Close() error {
 	g.closeRecorders()
 	g.closeHLS()
 	err := g.RTSP.Close()
+	g.closeRoQ()
 	if g.cluster != nil {
 		g.cluster.Close()
 	}

@@ -32,6 +32,10 @@ Usage:
   meshgw certs -dir DIR -td TRUST_DOMAIN NODE...   mint a test CA and SPIFFE SVIDs (control + nodes)
   meshgw passwd [-realm R] [-hash argon2id|bcrypt] USER < password
                              print an auth.users entry (password hash and Digest HA1s)
+  meshgw roq pull [-rtp IP:PORT] [-sdp FILE] [-mode datagram|stream] quic://HOST:PORT/ROUTE
+                             pull a route over RTP over QUIC and relay it as RTP/UDP plus an SDP
+  meshgw roq push -sdp FILE [-rtp IP:PORT] [-mode datagram|stream] quic://HOST:PORT/ROUTE
+                             publish a local RTP/UDP stream into a publisher route over RTP over QUIC
   meshgw version             print the version
   meshgw help                print this help
 
@@ -65,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCerts(args, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args, os.Stdin, stdout, stderr)
+	case "roq":
+		return cmdRoQ(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

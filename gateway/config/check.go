@@ -29,7 +29,7 @@ func checkSource(s string) string {
 		return fmt.Sprintf("source %q is not supported; %s", s, unsupported)
 	}
 	switch scheme := strings.ToLower(s[:i]); scheme {
-	case "rtsp", "rtsps":
+	case "rtsp", "rtsps", SchemeRoQ:
 	case SchemeRTP:
 		return checkRTPSource(s)
 	default:

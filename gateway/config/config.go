@@ -79,6 +79,8 @@ type Config struct {
 	RTSP RTSP
 	// RTSPS is the rtsps: section, the TLS front door (off when absent).
 	RTSPS RTSPS
+	// QUIC is the quic: section, the RTP-over-QUIC listener (off when absent).
+	QUIC QUIC
 	// Control is the control: section (meshgw control).
 	Control Control
 	// Node is the node: section: this process's node.

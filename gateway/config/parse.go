@@ -110,7 +110,7 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(doc.Content[0], "expected a mapping of settings (log_level:, rtsp:, routes:), got %s", describe(top))
 		return nil
 	}
-	var routes, authKey, hlsKey *yaml.Node
+	var routes, authKey, hlsKey, quicKey *yaml.Node
 	p.fields(top, "", []field{
 		{"log_level", func(_, v *yaml.Node) {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
@@ -119,6 +119,7 @@ func (p *parser) parse(data []byte) *Config {
 		{"watch_config", func(_, v *yaml.Node) { p.boolean(&c.WatchConfig, "watch_config", v) }},
 		{"rtsp", func(_, v *yaml.Node) { p.rtsp(&c.RTSP, v) }},
 		{"rtsps", func(_, v *yaml.Node) { p.rtsps(&c.RTSPS, v) }},
+		{"quic", func(k, v *yaml.Node) { quicKey = k; p.quic(&c.QUIC, v) }},
 		{"control", func(_, v *yaml.Node) { p.control(&c.Control, v) }},
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
@@ -128,6 +129,9 @@ func (p *parser) parse(data []byte) *Config {
 	})
 	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
 		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
+	}
+	if c.Node.IsNodeOnly() && quicKey != nil {
+		p.errorf(quicKey, "quic: belongs in the control's file; this file sets node.control, so it configures a node, and RoQ readers are served by the control's local node")
 	}
 	switch {
 	case c.Node.IsNodeOnly() && routes != nil:
@@ -435,8 +439,11 @@ func (p *parser) route(key, v *yaml.Node) (Route, bool) {
 	if r.SourceTransport != TransportAuto && !r.IsPull() && !backupIsPull(r) && transportNode != nil {
 		p.errorf(transportNode, "%s: source_transport applies only to rtsp:// and rtsps:// sources", path)
 	}
-	if tlsCANode != nil && !strings.HasPrefix(r.Source, "rtsps://") {
+	if tlsCANode != nil && !strings.HasPrefix(r.Source, "rtsps://") && !r.IsRoQ() {
 		p.errorf(tlsCANode, "%s: source_tls_ca applies only to rtsps:// sources", path)
+	}
+	if r.IsRoQ() && transportNode != nil {
+		p.errorf(transportNode, "%s: source_transport does not apply to roq:// sources (RoQ takes datagrams, with packets too large for one on streams)", path)
 	}
 	if r.ReconnectMax < r.ReconnectMin && (minNode != nil || maxNode != nil) {
 		at := maxNode

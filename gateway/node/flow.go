@@ -194,13 +194,14 @@ type DemoSource struct {
 	Backup *Backup
 }
 
-// PullSource pulls the stream from an upstream RTSP server or camera.
+// PullSource pulls the stream from an upstream RTSP server or camera, or over RTP over QUIC
+// from a RoQ server (roq:// or quic:// URL, rtp/roq).
 type PullSource struct {
 	URL          string
 	Transport    string // auto|udp|tcp
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
-	// TLSCA is a PEM CA (or self-signed certificate) for rtsps://, instead of the system
+	// TLSCA is a PEM CA (or self-signed certificate) for rtsps:// and roq://, instead of the system
 	// roots.
 	TLSCA []byte
 	Hubs
