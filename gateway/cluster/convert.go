@@ -36,6 +36,9 @@ func FlowToProto(f node.Flow) *api.Flow {
 		p.Spec = &api.Flow_RtpSource{RtpSource: &api.RtpSource{Url: sp.URL, Sdp: sp.SDP, Interface: sp.Interface,
 			FecColumns: uint32(sp.FECColumns), FecRows: uint32(sp.FECRows), Leg2: sp.Leg2, SkewNanos: int64(sp.Skew),
 			Hubs: hubsToProto(sp.Hubs), Backup: backupToProto(sp.Backup)}}
+	case node.ST2110Source:
+		p.Spec = &api.Flow_St2110Source{St2110Source: &api.St2110Source{Sdp: sp.SDP, Interface: sp.Interface,
+			SkewNanos: int64(sp.Skew), Hubs: hubsToProto(sp.Hubs)}}
 	case node.RelaySource:
 		p.Spec = &api.Flow_Relay{Relay: &api.RelaySource{Tracks: tracksToProto(sp.Tracks), Ssrcs: cloneOrNil(sp.SSRCs),
 			Rtp: addrPortString(sp.RTP), Rtcp: addrPortString(sp.RTCP), SrtpKey: cloneOrNil(sp.SRTPKey),
@@ -134,6 +137,13 @@ func specFromProto(p *api.Flow) (node.Spec, error) {
 		return publisherFromProto(s.Publisher)
 	case *api.Flow_RtpSource:
 		return rtpSourceFromProto(s.RtpSource)
+	case *api.Flow_St2110Source:
+		h, err := hubsFromProto(s.St2110Source.GetHubs())
+		if err != nil {
+			return nil, err
+		}
+		return node.ST2110Source{SDP: s.St2110Source.GetSdp(), Interface: s.St2110Source.GetInterface(),
+			Skew: time.Duration(s.St2110Source.GetSkewNanos()), Hubs: h}, nil
 	case *api.Flow_Relay:
 		return relayFromProto(s.Relay)
 	case *api.Flow_UdpSink:
@@ -391,6 +401,8 @@ func specStrings(spec node.Spec, strs map[string]string) error {
 		tracks = sp.Tracks
 	case node.RelaySource:
 		tracks = sp.Tracks
+	case node.ST2110Source:
+		strs["SDP"], strs["ST 2110 interface"] = sp.SDP, sp.Interface
 	}
 	for _, t := range tracks {
 		if !utf8.ValidString(t.Media) {

@@ -16,6 +16,7 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/srtp"
+	"github.com/meshgw/meshgw/rtp/st2110"
 )
 
 // FlowKind names what a flow is (Flow.Kind, Spec.Kind): for logs, metrics and errors; the
@@ -48,6 +49,9 @@ const (
 	// SinkRTP sends one track to a plain RTP/UDP output, optionally with SMPTE 2022-1 FEC and a
 	// second 2022-7 leg.
 	SinkRTP FlowKind = "sink.rtp"
+	// SourceST2110 receives an SMPTE ST 2110 flow set described by an SDP file (video, audio,
+	// ANC, JPEG XS), on one leg or two (2022-7), and reassembles its video frames.
+	SourceST2110 FlowKind = "source.st2110"
 )
 
 // Flow is the unit of steering: a common header and one kind's Spec. Applying the same flow
@@ -234,6 +238,17 @@ type RTPSource struct {
 	Backup *Backup
 }
 
+// ST2110Source receives an ST 2110 flow set (source: st2110://FILE.sdp); see source_st2110.go.
+type ST2110Source struct {
+	// SDP is the sender's session description (rtp/st2110.ParseSDP reads it).
+	SDP string
+	// Interface is the interface multicast groups are joined on.
+	Interface string
+	// Skew is the 2022-7 merge window when the SDP groups two legs (0: merge.ClassB).
+	Skew time.Duration
+	Hubs
+}
+
 // RelaySource takes a stream another node relays to this one over RTP/UDP (the upstream node
 // runs a UDPSink per track to this node's pair). Its hubs are transparent: they output the
 // upstream hubs' SSRC/seq/timestamp line unchanged, so a reader moved between nodes stays on one
@@ -328,6 +343,28 @@ func (RTPSource) Kind() FlowKind { return SourceRTP }
 
 // Kind implements Spec.
 func (RelaySource) Kind() FlowKind { return SourceRelay }
+
+// Kind implements Spec.
+func (ST2110Source) Kind() FlowKind { return SourceST2110 }
+
+func (s ST2110Source) clone() Spec {
+	s.Hubs = s.Hubs.clone()
+	return s
+}
+
+func (s ST2110Source) hubs() Hubs { return s.Hubs }
+
+func (s ST2110Source) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
+}
+
+func (s ST2110Source) validate(id string) error {
+	if _, _, err := st2110SourceConfig(s); err != nil {
+		return fmt.Errorf("flow %s: st2110 source: %w", id, err)
+	}
+	return nil
+}
 
 // Kind implements Spec.
 func (UDPSink) Kind() FlowKind { return SinkUDP }
@@ -659,6 +696,9 @@ type FlowStats struct {
 	Backup BackupStats
 	// RTPSource holds a SourceRTP flow's receive counters (FEC, 2022-7 legs); nil for others.
 	RTPSource *rtp.RTPSourceStats
+	// ST2110 holds a SourceST2110 flow's frame counters, one entry per video essence; nil for
+	// others.
+	ST2110 []st2110.ReassemblerStats
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
 	// nil for others.
 	RelayLegs *merge.Stats
