@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/internal/peertest"
+	"github.com/meshgw/meshgw/rtp/st2110"
+)
+
+// st2110Clip is the test clip of the ST 2110 tests: 320×240 4:2:2 8-bit (UYVY) at 25 frames/s,
+// small enough for seconds of CI and still many packets and split lines per frame.
+const (
+	st2110W, st2110H = 320, 240
+	st2110Rate       = 25
+)
+
+// st2110Raw writes n frames of ffmpeg's testsrc as raw UYVY and returns the path and each
+// frame's MD5 (hex, as ffmpeg's framemd5 and GStreamer's checksumsink print them).
+func st2110Raw(t *testing.T, dir string, n int) (string, map[string]int) {
+	t.Helper()
+	path := filepath.Join(dir, "src.uyvy")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+		fmt.Sprintf("testsrc=size=%dx%d:rate=%d", st2110W, st2110H, st2110Rate), "-frames:v", fmt.Sprint(n),
+		"-pix_fmt", "uyvy422", "-f", "rawvideo", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := st2110W * st2110H * 2
+	sums := map[string]int{}
+	for i := 0; i+size <= len(b); i += size {
+		s := md5.Sum(b[i : i+size])
+		sums[hex.EncodeToString(s[:])] = i / size
+	}
+	if len(sums) != n {
+		t.Fatalf("%d distinct frames of %d: testsrc should number them", len(sums), n)
+	}
+	return path, sums
+}
+
+// st2110SDP is the ST 2110-20 description of the clip, as a sender would publish it, for a
+// flow to addr:port.
+func st2110SDP(addr string, port int) string {
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=test clip\r\nt=0 0\r\nm=video %d RTP/AVP 96\r\nc=IN IP4 %s\r\n"+
+		"a=rtpmap:96 raw/90000\r\na=fmtp:96 sampling=YCbCr-4:2:2; width=%d; height=%d; exactframerate=%d; depth=8; "+
+		"TCS=SDR; colorimetry=BT709; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW\r\na=mediaclk:direct=0\r\n",
+		port, addr, st2110W, st2110H, st2110Rate)
+}
+
+// st2110Stats returns the frame counters of the gateway's st2110 source flow (video essence 1).
+func st2110Stats(t testing.TB, g *gw) (st2110.ReassemblerStats, node.FlowStats) {
+	t.Helper()
+	for _, f := range g.Node.Flows() {
+		if f.Kind() == node.SourceST2110 {
+			st, err := g.Node.Stats(f.ID)
+			if err != nil || len(st.ST2110) != 1 {
+				t.Fatalf("stats of %s: %+v %v", f.ID, st, err)
+			}
+			return st.ST2110[0], st
+		}
+	}
+	t.Fatal("no source.st2110 flow on the node")
+	return st2110.ReassemblerStats{}, node.FlowStats{}
+}
+
+var (
+	framemd5Line = regexp.MustCompile(`(?m)^\s*0,\s*-?\d+,\s*-?\d+,\s*\d+,\s*(\d+),\s*([0-9a-f]{32})\s*$`)
+	checksumLine = regexp.MustCompile(`(?m)^\d+:\d+:\d+\.\d+ ([0-9a-f]{32})\s*$`)
+)
+
+// TestST2110SourceGStreamer: GStreamer's rtpvrawpay sends an RFC 4175 UYVY flow to an
+// st2110:// route, described by a hand-written ST 2110 SDP. The gateway reassembles every frame
+// (frames = frames sent, none incomplete), and RTSP readers of the route, ffmpeg and GStreamer's
+// rtspsrc ! rtpvrawdepay, decode frames whose MD5s are the source's.
+func TestST2110SourceGStreamer(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtpvrawpay", "gst:rawvideoparse", "gst:clocksync",
+		"gst:rtspsrc", "gst:rtpvrawdepay", "gst:checksumsink")
+	const frames = 125
+	dir := t.TempDir()
+	src, sums := st2110Raw(t, dir, frames)
+	port, _ := peertest.FreeUDPPair(t)
+	sdpPath := filepath.Join(dir, "cam.sdp")
+	if err := os.WriteFile(sdpPath, []byte(st2110SDP("127.0.0.1", port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nroutes:\n  cam:\n    source: st2110://%s\n", sdpPath))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sender := peertest.Run(ctx, t, "gst-launch-1.0", "-q", "filesrc", "location="+src, "!",
+		"rawvideoparse", "format=uyvy", fmt.Sprintf("width=%d", st2110W), fmt.Sprintf("height=%d", st2110H),
+		fmt.Sprintf("framerate=%d/1", st2110Rate), "!", "clocksync", "!", "rtpvrawpay", "pt=96", "!",
+		"udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", port))
+	if !waitCond(ctx, 10*time.Second, func() bool { st, _ := st2110Stats(t, g); return st.Frames >= 3 }) {
+		st, _ := st2110Stats(t, g)
+		t.Fatalf("no frames reassembled: %+v", st)
+	}
+
+	// two readers at once, each for 20 frames (the clip lasts 5 s)
+	const read = 20
+	ff := peertest.Run(ctx, t, "ffmpeg", "-nostats", "-rtsp_transport", "tcp", "-i", g.URL+"cam",
+		"-frames:v", fmt.Sprint(read), "-f", "framemd5", "-")
+	gst := peertest.Run(ctx, t, "gst-launch-1.0", "rtspsrc", "location="+g.URL+"cam", "protocols=tcp", "latency=200", "!",
+		"rtpvrawdepay", "!", "identity", fmt.Sprintf("eos-after=%d", read), "!", "checksumsink", "hash=md5")
+	ffOut := ff.MustSucceed(30 * time.Second)
+	gstOut := gst.MustPlayGst(30 * time.Second)
+	for _, r := range []struct {
+		name string
+		re   *regexp.Regexp
+		out  string
+		col  int
+	}{{"ffmpeg", framemd5Line, ffOut, 2}, {"GStreamer", checksumLine, gstOut, 1}} {
+		m := r.re.FindAllStringSubmatch(r.out, -1)
+		if len(m) < read-1 {
+			t.Fatalf("%s RTSP reader decoded %d frames, want %d\n%s", r.name, len(m), read, tail(r.out))
+		}
+		for _, l := range m {
+			if _, ok := sums[l[r.col]]; !ok {
+				t.Fatalf("%s RTSP reader decoded a frame (MD5 %s) that is none of the source's", r.name, l[r.col])
+			}
+		}
+		t.Logf("%s RTSP reader: %d frames, all equal to source frames (first is frame %d)", r.name, len(m), sums[m[0][r.col]])
+	}
+
+	sender.MustSucceed(30 * time.Second)
+	var st st2110.ReassemblerStats
+	waitCond(ctx, 5*time.Second, func() bool { st, _ = st2110Stats(t, g); return st.Frames+st.Incomplete >= frames })
+	t.Logf("gateway reassembler: %+v", st)
+	if st.Frames != frames || st.Incomplete != 0 || st.Malformed != 0 || st.Lost != 0 {
+		t.Fatalf("gateway reassembled %d complete frames of %d sent: %+v", st.Frames, frames, st)
+	}
+}
+
+// TestST2110SourceDUP: the SDP groups two m= lines a=group:DUP (SMPTE 2022-7). GStreamer sends
+// the flow on both legs through lossy relays that each drop 5 % (bursts of 5 in every 100, at
+// different places); the gateway merges the legs and reassembles every frame, none incomplete.
+func TestST2110SourceDUP(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtpvrawpay", "gst:rawvideoparse", "gst:clocksync")
+	const frames = 75
+	dir := t.TempDir()
+	src, _ := st2110Raw(t, dir, frames)
+	p1, _ := peertest.FreeUDPPair(t)
+	p2, _ := peertest.FreeUDPPair(t)
+	one := st2110SDP("127.0.0.1", p1)
+	head, media, _ := strings.Cut(one, "m=")
+	sdp := head + "a=group:DUP primary secondary\r\n" +
+		"m=" + media + "a=mid:primary\r\n" +
+		"m=" + strings.Replace(media, fmt.Sprint(p1), fmt.Sprint(p2), 1) + "a=mid:secondary\r\n"
+	sdpPath := filepath.Join(dir, "dup.sdp")
+	if err := os.WriteFile(sdpPath, []byte(sdp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nroutes:\n  cam:\n    source: st2110\n    sdp: %s\n", sdpPath))
+	r1 := peertest.StartLossyRelay(t, peertest.LossyConfig{To: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p1)), Burst: 5, BurstEvery: 100})
+	r2 := peertest.StartLossyRelay(t, peertest.LossyConfig{To: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p2)), Burst: 5, BurstEvery: 100, BurstOffset: 50})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sender := peertest.Run(ctx, t, "gst-launch-1.0", "-q", "filesrc", "location="+src, "!",
+		"rawvideoparse", "format=uyvy", fmt.Sprintf("width=%d", st2110W), fmt.Sprintf("height=%d", st2110H),
+		fmt.Sprintf("framerate=%d/1", st2110Rate), "!", "clocksync", "!", "rtpvrawpay", "pt=96", "!", "tee", "name=t",
+		"!", "queue", "!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", r1.Addr().Port()),
+		"t.", "!", "queue", "!", "udpsink", "host=127.0.0.1", fmt.Sprintf("port=%d", r2.Addr().Port()))
+	sender.MustSucceed(30 * time.Second)
+	var st st2110.ReassemblerStats
+	var fs node.FlowStats
+	waitCond(ctx, 5*time.Second, func() bool { st, fs = st2110Stats(t, g); return st.Frames+st.Incomplete >= frames })
+	t.Logf("relays dropped %d and %d; legs %+v; reassembler %+v", r1.Stats().Dropped, r2.Stats().Dropped, fs.RTPSource.Legs, st)
+	if r1.Stats().Dropped == 0 || r2.Stats().Dropped == 0 {
+		t.Fatal("a relay dropped nothing: the test proves no protection")
+	}
+	if st.Frames != frames || st.Incomplete != 0 || st.Lost != 0 {
+		t.Fatalf("reassembled %d complete frames of %d over two lossy legs: %+v", st.Frames, frames, st)
+	}
+}
