@@ -2,6 +2,7 @@ package st2110
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -57,4 +58,60 @@ func readerFmtp(e Essence) string {
 		out = append(out, p)
 	}
 	return strings.Join(out, "; ")
+}
+
+// Fmtp is the complete ST 2110-20 fmtp of v for a sender of type tp (the keys ffmpeg leaves
+// out included: exactframerate, colorimetry, PM, SSN, TP).
+func (v *Video) Fmtp(tp string) string {
+	rate := fmt.Sprint(v.RateNum)
+	if v.RateDen != 1 {
+		rate = fmt.Sprintf("%d/%d", v.RateNum, v.RateDen)
+	}
+	col := v.Colorimetry
+	for k, r := range rfc4175Colorimetry {
+		if col == r {
+			col = k // back to the 2110 name
+		}
+	}
+	if col == "" {
+		col = "BT709"
+	}
+	tcs := v.TCS
+	if tcs == "" {
+		tcs = "SDR"
+	}
+	s := fmt.Sprintf("sampling=%s; width=%d; height=%d; exactframerate=%s; depth=%d; TCS=%s; colorimetry=%s; PM=2110GPM; SSN=ST2110-20:2017; TP=%s",
+		v.Sampling, v.Width, v.Height, rate, v.Depth, tcs, col, tp)
+	if v.Interlace {
+		s += "; interlace"
+	}
+	if v.Range != "" {
+		s += "; RANGE=" + v.Range
+	}
+	return s
+}
+
+// SenderSDP is the description of one video flow a 2110 sender writes for its receivers: the
+// destination (with a=source-filter for a multicast group when source is valid), the complete
+// fmtp, and the clock lines of ST 2110-10 (refclk names what the media clock follows, e.g.
+// "ptp=IEEE1588-2008:traceable" or "localmac=02-00-00-00-00-01").
+func SenderSDP(name string, v *Video, tp string, pt uint8, dest netip.AddrPort, source netip.Addr, refclk string) []byte {
+	var b strings.Builder
+	origin := "0.0.0.0"
+	if source.IsValid() {
+		origin = source.String()
+	}
+	fmt.Fprintf(&b, "v=0\r\no=- 1 1 IN IP4 %s\r\ns=%s\r\nt=0 0\r\n", origin, name)
+	fmt.Fprintf(&b, "m=video %d RTP/AVP %d\r\n", dest.Port(), pt)
+	if dest.Addr().IsMulticast() {
+		fmt.Fprintf(&b, "c=IN IP4 %s/64\r\n", dest.Addr())
+		if source.IsValid() {
+			fmt.Fprintf(&b, "a=source-filter: incl IN IP4 %s %s\r\n", dest.Addr(), source)
+		}
+	} else {
+		fmt.Fprintf(&b, "c=IN IP4 %s\r\n", dest.Addr())
+	}
+	fmt.Fprintf(&b, "a=rtpmap:%d raw/90000\r\na=fmtp:%d %s\r\n", pt, pt, v.Fmtp(tp))
+	fmt.Fprintf(&b, "a=ts-refclk:%s\r\na=mediaclk:direct=0\r\n", refclk)
+	return []byte(b.String())
 }

@@ -460,3 +460,13 @@ func parseVideo(kv map[string]string) (*Video, error) {
 	}
 	return v, nil
 }
+
+// ParseVideoFmtp reads the fmtp parameters of a raw/90000 (RFC 4175 / ST 2110-20) flow as
+// written after the payload type; exactframerate is required, since a sender paces by it.
+func ParseVideoFmtp(fmtp string) (*Video, error) {
+	v, err := parseVideo(fmtpParams(fmtp))
+	if err != nil {
+		return nil, fmt.Errorf("st2110 fmtp: %w", err)
+	}
+	return v, nil
+}
