@@ -125,3 +125,57 @@ func st2110Ports(s *st2110.Session) string {
 	}
 	return ""
 }
+
+// ST2110Output is an output's st2110: mapping: where the route's raw video goes as ST 2110-20.
+type ST2110Output struct {
+	// Video is video: HOST:PORT (unicast or a multicast group, IPv4); Leg2 is video_leg2: a
+	// second destination for SMPTE 2022-7 (invalid for none).
+	Video, Leg2 netip.AddrPort
+	// TP is tp: the ST 2110-21 sender type, 2110TPNL (default), 2110TPN or 2110TPW.
+	TP string
+}
+
+// st2110Output reads an output's st2110: mapping.
+func (p *parser) st2110Output(path string, v *yaml.Node) *ST2110Output {
+	m := p.section(path, v)
+	if m == nil {
+		return nil
+	}
+	o := &ST2110Output{TP: st2110.TPNL}
+	addr := func(dst *netip.AddrPort, key string, v *yaml.Node) {
+		var s string
+		if !p.str(&s, path+"."+key, v) {
+			return
+		}
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil || !ap.Addr().Is4() || ap.Addr().IsUnspecified() || ap.Port() == 0 {
+			p.errorf(v, "%s.%s: %q is not IPv4 HOST:PORT (e.g. 239.10.0.1:5004)", path, key, s)
+			return
+		}
+		*dst = ap
+	}
+	var video *yaml.Node
+	p.fields(m, path, []field{
+		{"video", func(_, v *yaml.Node) { video = v; addr(&o.Video, "video", v) }},
+		{"video_leg2", func(_, v *yaml.Node) { addr(&o.Leg2, "video_leg2", v) }},
+		{"tp", func(_, v *yaml.Node) { p.enum(&o.TP, path+".tp", v, st2110.TPNL, st2110.TPN, st2110.TPW) }},
+		{"audio", func(_, v *yaml.Node) {
+			p.errorf(v, "%s.audio: ST 2110-30 output is not implemented yet; only video", path)
+		}},
+		{"anc", func(_, v *yaml.Node) {
+			p.errorf(v, "%s.anc: ST 2110-40 output is not implemented yet; only video", path)
+		}},
+	})
+	if video == nil {
+		p.errorf(v, "%s: video: HOST:PORT is required", path)
+		return nil
+	}
+	if !o.Video.IsValid() {
+		return nil
+	}
+	if o.Leg2 == o.Video {
+		p.errorf(v, "%s: video_leg2 must differ from video", path)
+		return nil
+	}
+	return o
+}

@@ -62,6 +62,8 @@ func newRunner(f Flow) (runner, role, error) {
 		return relaySource{}, roleSource, nil
 	case ST2110Source:
 		return &st2110Source{}, roleSource, nil
+	case ST2110Sink:
+		return &st2110Sink{}, roleSink, nil
 	case UDPSink:
 		return udpSink{}, roleSink, nil
 	case MulticastSink:
