@@ -2,7 +2,6 @@ package st2110
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
@@ -48,15 +47,9 @@ type PacketizerConfig struct {
 
 // NewPacketizer checks cfg.
 func NewPacketizer(cfg PacketizerConfig) (*Packetizer, error) {
-	if cfg.Video == nil {
-		return nil, errors.New("st2110 packetizer: no video format")
-	}
-	v := *cfg.Video
-	if v.PGroup.Bytes == 0 {
-		var err error
-		if v.PGroup, err = pgroupOf(v.Sampling, v.Depth); err != nil {
-			return nil, fmt.Errorf("st2110 packetizer: %w", err)
-		}
+	v, err := withPGroup(cfg.Video, "packetizer")
+	if err != nil {
+		return nil, err
 	}
 	if v.Interlace && v.PGroup.Lines != 1 {
 		return nil, fmt.Errorf("st2110 packetizer: interlaced %s is not supported", v.Sampling)

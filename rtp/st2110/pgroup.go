@@ -36,3 +36,19 @@ func pgroupOf(sampling string, depth int) (PGroup, error) {
 	}
 	return pg, nil
 }
+
+// withPGroup returns a copy of v with its pixel group filled in (a Video built by hand may leave
+// it out); what names the error is the caller.
+func withPGroup(v *Video, what string) (Video, error) {
+	if v == nil {
+		return Video{}, fmt.Errorf("st2110 %s: no video format", what)
+	}
+	c := *v
+	if c.PGroup.Bytes == 0 {
+		var err error
+		if c.PGroup, err = pgroupOf(c.Sampling, c.Depth); err != nil {
+			return Video{}, fmt.Errorf("st2110 %s: %w", what, err)
+		}
+	}
+	return c, nil
+}

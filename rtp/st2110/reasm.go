@@ -2,7 +2,6 @@ package st2110
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -81,15 +80,9 @@ type srd struct {
 
 // NewReassembler allocates the frame pool for cfg.Video.
 func NewReassembler(cfg ReassemblerConfig) (*Reassembler, error) {
-	if cfg.Video == nil {
-		return nil, errors.New("st2110 reassembler: no video format")
-	}
-	v := *cfg.Video
-	if v.PGroup.Bytes == 0 {
-		var err error
-		if v.PGroup, err = pgroupOf(v.Sampling, v.Depth); err != nil {
-			return nil, fmt.Errorf("st2110 reassembler: %w", err)
-		}
+	v, err := withPGroup(cfg.Video, "reassembler")
+	if err != nil {
+		return nil, err
 	}
 	if v.Width <= 0 || v.Height <= 0 || v.Width >= maxWidth || v.Height >= maxHeight || v.Width%v.PGroup.Pixels != 0 || v.Height%v.PGroup.Lines != 0 {
 		return nil, fmt.Errorf("st2110 reassembler: %d×%d does not fit %s %d-bit pixel groups", v.Width, v.Height, v.Sampling, v.Depth)
