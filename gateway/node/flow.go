@@ -755,6 +755,9 @@ type FlowStats struct {
 	// ST2110 holds a SourceST2110 flow's frame counters, one entry per video essence; nil for
 	// others.
 	ST2110 []st2110.ReassemblerStats
+	// ST2110Timing is, per video essence of a SourceST2110 flow, the ST 2110-21 reading of its
+	// arrivals (Cinst against CMAX, VRX against VRX_FULL of the SDP's TP; TPW when it has none).
+	ST2110Timing []st2110.TimingReading
 	// ST2110Out holds a SinkST2110 flow's sender counters; nil for others.
 	ST2110Out *st2110out.Stats
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;

@@ -78,15 +78,19 @@ func (r *st2110Source) update(_ *Local, fl *flow, f Flow) error {
 func (r *st2110Source) stats(_ *Local, _ *flow) FlowStats {
 	st := rtpSourceStats(r.src)
 	st.ST2110 = r.tap.stats()
+	st.ST2110Timing = r.tap.timing()
 	return st
 }
 
 func (r *st2110Source) stop(n *Local, fl *flow) func() {
 	return closeHubs(n.stopSourceLocked(fl), func() {
 		r.src.Close()
+		tm := r.tap.timing()
 		for i, s := range r.tap.stats() {
 			n.log.Info("st2110 source stopped", "stream", fl.spec.Stream, "video", i+1, "frames", s.Frames,
-				"incomplete", s.Incomplete, "late", s.Late, "lost", s.Lost, "malformed", s.Malformed, "no_buffer", s.NoBuffer)
+				"incomplete", s.Incomplete, "late", s.Late, "lost", s.Lost, "malformed", s.Malformed, "no_buffer", s.NoBuffer,
+				"cinst_max", tm[i].CInstMax, "cmax", tm[i].CMax, "vrx_max", tm[i].VRXMax, "vrx_full", tm[i].VRXFull,
+				"2110_21", map[bool]string{true: "compliant", false: "not compliant"}[tm[i].Compliant()])
 		}
 	})
 }
@@ -99,11 +103,35 @@ type st2110Tap struct {
 	order []*st2110Video // the video essences in SDP order
 }
 
-// st2110Video is one video essence's reassembler; mu serialises the two 2022-7 legs' output,
-// which the merger may hand over from either leg's goroutine.
+// st2110Video is one video essence's reassembler and its ST 2110-21 meter; mu serialises the
+// two 2022-7 legs' output, which the merger may hand over from either leg's goroutine.
 type st2110Video struct {
 	mu sync.Mutex
 	r  *st2110.Reassembler
+	v  *st2110.Video
+	tp string
+	// meter starts once the first complete frame gave the packets per frame.
+	meter  *st2110.TimingMeter
+	frames uint64
+}
+
+// write reassembles one packet and measures its arrival (taken here, after the socket read
+// batch: a reading on a loaded host is pessimistic).
+func (v *st2110Video) write(pkt []byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.r.WriteRTP(pkt)
+	if v.meter == nil {
+		st := v.r.Stats()
+		if st.Frames == 0 || st.Frames == v.frames {
+			v.frames = st.Frames
+			return
+		}
+		// the first complete frame ended with this packet: its packets set the model
+		v.meter = st2110.NewTimingMeter(st2110.NewTiming(v.v, v.tp, int(st.Packets/st.Frames)))
+		return
+	}
+	v.meter.Packet(rtp.Now(), len(pkt) > 1 && pkt[1]&0x80 != 0)
 }
 
 func newST2110Tap(sess *st2110.Session, next rtp.SourceHandler) (*st2110Tap, error) {
@@ -117,7 +145,11 @@ func newST2110Tap(sess *st2110.Session, next rtp.SourceHandler) (*st2110Tap, err
 		if err != nil {
 			return nil, fmt.Errorf("video essence %d: %w", i+1, err)
 		}
-		v := &st2110Video{r: r}
+		tp := e.Video.TP
+		if tp == "" {
+			tp = st2110.TPW // a sender that does not say is judged by the loosest limits
+		}
+		v := &st2110Video{r: r, v: e.Video, tp: tp}
 		t.video[i] = v
 		t.order = append(t.order, v)
 	}
@@ -129,9 +161,7 @@ func (t *st2110Tap) OnReady(sdp []byte, tracks []rtp.Track) error { return t.nex
 func (t *st2110Tap) WriteRTP(track int, pkt []byte) {
 	if track < len(t.video) {
 		if v := t.video[track]; v != nil {
-			v.mu.Lock()
-			v.r.WriteRTP(pkt)
-			v.mu.Unlock()
+			v.write(pkt)
 		}
 	}
 	t.next.WriteRTP(track, pkt)
@@ -154,6 +184,19 @@ func (t *st2110Tap) stats() []st2110.ReassemblerStats {
 	out := make([]st2110.ReassemblerStats, len(t.order))
 	for i, v := range t.order {
 		out[i] = v.r.Stats()
+	}
+	return out
+}
+
+// timing is each video essence's ST 2110-21 reading (zero before its second frame).
+func (t *st2110Tap) timing() []st2110.TimingReading {
+	out := make([]st2110.TimingReading, len(t.order))
+	for i, v := range t.order {
+		v.mu.Lock()
+		if v.meter != nil {
+			out[i] = v.meter.Reading()
+		}
+		v.mu.Unlock()
 	}
 	return out
 }

@@ -141,7 +141,11 @@ func TestST2110SourceGStreamer(t *testing.T) {
 	sender.MustSucceed(30 * time.Second)
 	var st st2110.ReassemblerStats
 	waitCond(ctx, 5*time.Second, func() bool { st, _ = st2110Stats(t, g); return st.Frames+st.Incomplete >= frames })
-	t.Logf("gateway reassembler: %+v", st)
+	_, fs := st2110Stats(t, g)
+	t.Logf("gateway reassembler: %+v; 2110-21 reading of GStreamer's (unpaced) flow: %+v", st, fs.ST2110Timing)
+	if len(fs.ST2110Timing) != 1 || fs.ST2110Timing[0].Frames < frames/2 {
+		t.Errorf("no 2110-21 reading of the flow: %+v", fs.ST2110Timing)
+	}
 	if st.Frames != frames || st.Incomplete != 0 || st.Malformed != 0 || st.Lost != 0 {
 		t.Fatalf("gateway reassembled %d complete frames of %d sent: %+v", st.Frames, frames, st)
 	}
