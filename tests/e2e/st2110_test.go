@@ -254,3 +254,43 @@ func TestST2110Output(t *testing.T) {
 	}
 	t.Error("no sink.st2110 flow on the node")
 }
+
+// TestST2110SourceL24: an ST 2110-30-style L24 flow (ffmpeg, 1 ms packets of 48 stereo samples)
+// into an st2110:// route; RTSP readers ffmpeg and GStreamer's rtspsrc ! rtpL24depay decode it.
+func TestST2110SourceL24(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspsrc", "gst:rtpL24depay")
+	dir := t.TempDir()
+	port, _ := peertest.FreeUDPPair(t)
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=pcm\r\nt=0 0\r\nm=audio %d RTP/AVP 97\r\nc=IN IP4 127.0.0.1\r\n"+
+		"a=rtpmap:97 L24/48000/2\r\na=ptime:1\r\na=mediaclk:direct=0\r\n", port)
+	sdpPath := filepath.Join(dir, "pcm.sdp")
+	if err := os.WriteFile(sdpPath, []byte(sdp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nroutes:\n  pcm:\n    source: st2110://%s\n", sdpPath))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// exact 1 ms packets: 48-sample input frames, 12 + 48×6 bytes
+	sender := peertest.Run(ctx, t, "ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:samples_per_frame=48",
+		"-t", "6", "-ac", "2", "-c:a", "pcm_s24be", "-f", "rtp", "-pkt_size", "300", fmt.Sprintf("rtp://127.0.0.1:%d", port))
+	if !waitCond(ctx, 10*time.Second, func() bool {
+		for _, f := range g.Node.Flows() {
+			if f.Kind() == node.SourceST2110 {
+				st, _ := g.Node.Stats(f.ID)
+				return st.Packets > 100
+			}
+		}
+		return false
+	}) {
+		t.Fatal("no L24 packets reached the route")
+	}
+	ff := peertest.Run(ctx, t, "ffmpeg", "-nostats", "-rtsp_transport", "tcp", "-i", g.URL+"pcm", "-t", "2", "-f", "null", "-")
+	gst := peertest.Run(ctx, t, "gst-launch-1.0", "rtspsrc", "location="+g.URL+"pcm", "protocols=tcp", "!",
+		"rtpL24depay", "!", "identity", "eos-after=1000", "!", "fakesink")
+	out := ff.MustSucceed(30 * time.Second)
+	if !strings.Contains(out, "pcm_s24be") || !strings.Contains(out, "48000 Hz") || !strings.Contains(out, "stereo") || !strings.Contains(out, "time=00:00:02") {
+		t.Errorf("ffmpeg did not decode 2 s of 48 kHz stereo L24 from the route:\n%s", tail(out))
+	}
+	gst.MustPlayGst(30 * time.Second)
+	sender.MustSucceed(30 * time.Second)
+}
