@@ -294,3 +294,29 @@ func TestST2110SourceL24(t *testing.T) {
 	gst.MustPlayGst(30 * time.Second)
 	sender.MustSucceed(30 * time.Second)
 }
+
+// TestST2110SourceFFmpeg: ffmpeg's RFC 4175 packetizer (-f rtp -c:v rawvideo, UYVY) sends to an
+// st2110:// route; the gateway reassembles every frame sent, none incomplete.
+func TestST2110SourceFFmpeg(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	const frames = 75
+	dir := t.TempDir()
+	src, _ := st2110Raw(t, dir, frames)
+	port, _ := peertest.FreeUDPPair(t)
+	sdpPath := filepath.Join(dir, "cam.sdp")
+	if err := os.WriteFile(sdpPath, []byte(st2110SDP("127.0.0.1", port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, fmt.Sprintf("rtsp:\n  listen: LISTEN\nroutes:\n  cam:\n    source: st2110://%s\n", sdpPath))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	peertest.Run(ctx, t, "ffmpeg", "-v", "error", "-re", "-f", "rawvideo", "-pix_fmt", "uyvy422",
+		"-video_size", fmt.Sprintf("%dx%d", st2110W, st2110H), "-framerate", fmt.Sprint(st2110Rate), "-i", src,
+		"-c:v", "rawvideo", "-f", "rtp", fmt.Sprintf("rtp://127.0.0.1:%d", port)).MustSucceed(30 * time.Second)
+	var st st2110.ReassemblerStats
+	waitCond(ctx, 5*time.Second, func() bool { st, _ = st2110Stats(t, g); return st.Frames+st.Incomplete >= frames })
+	t.Logf("gateway reassembler: %+v", st)
+	if st.Frames != frames || st.Incomplete != 0 || st.Malformed != 0 || st.Lost != 0 {
+		t.Fatalf("gateway reassembled %d complete frames of %d ffmpeg sent: %+v", st.Frames, frames, st)
+	}
+}
