@@ -320,3 +320,55 @@ func TestST2110SourceFFmpeg(t *testing.T) {
 		t.Fatalf("gateway reassembled %d complete frames of %d ffmpeg sent: %+v", st.Frames, frames, st)
 	}
 }
+
+// TestST2110SourceSSM: three hosts on one link. The gateway's route joins a multicast group for
+// one sender (a=source-filter, IGMPv3 source-specific); GStreamer on that sender's host and ffmpeg
+// on a third host both send RFC 4175 video to the group and port. Only the named sender's frames
+// reach the reassembler: every one of them complete, nothing late or malformed from the other.
+func TestST2110SourceSSM(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtpvrawpay", "gst:rawvideoparse", "gst:clocksync")
+	peertest.RequireNetns(t)
+	nn := peertest.NewNetnsN(t, "mgwssm", 3)
+	srv, cam, other := nn.Hosts[0], nn.Hosts[1], nn.Hosts[2]
+	const frames = 75
+	const group = "239.255.21.1"
+	dir := t.TempDir()
+	src, _ := st2110Raw(t, dir, frames)
+	sdp := strings.Replace(st2110SDP(group, 5004), "c=IN IP4 "+group+"\r\n",
+		fmt.Sprintf("c=IN IP4 %s/32\r\na=source-filter: incl IN IP4 %s %s\r\n", group, group, cam.Addr), 1)
+	sdpPath := filepath.Join(dir, "ssm.sdp")
+	cfgPath := filepath.Join(dir, "meshgw.yaml")
+	if err := os.WriteFile(sdpPath, []byte(sdp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("log_level: info\nrtsp:\n  listen: %s:8554\n  rtp_port: 0\nroutes:\n  cam:\n    source: st2110://%s\n    source_interface: %s\n",
+		srv.Addr, sdpPath, srv.Dev)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gwp := srv.Run(context.Background(), t, meshgwBinary(t), "run", "-c", cfgPath)
+	if _, err := gwp.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second); err != nil {
+		t.Fatalf("gateway did not start: %v\n%s", err, gwp.Output())
+	}
+	time.Sleep(300 * time.Millisecond) // the IGMPv3 report
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	intruder := other.Run(ctx, t, "ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", st2110W, st2110H, st2110Rate),
+		"-t", "5", "-pix_fmt", "uyvy422", "-c:v", "rawvideo", "-f", "rtp", fmt.Sprintf("rtp://%s:5004?ttl=1", group))
+	cam.Run(ctx, t, "gst-launch-1.0", "-q", "filesrc", "location="+src, "!",
+		"rawvideoparse", "format=uyvy", fmt.Sprintf("width=%d", st2110W), fmt.Sprintf("height=%d", st2110H),
+		fmt.Sprintf("framerate=%d/1", st2110Rate), "!", "clocksync", "!", "rtpvrawpay", "pt=96", "!",
+		"udpsink", "host="+group, "port=5004", "ttl-mc=1", "multicast-iface="+cam.Dev).MustSucceed(30 * time.Second)
+	_ = intruder.Wait(30 * time.Second)
+	if err := gwp.Stop(5 * time.Second); err != nil && !gwp.Exited() {
+		t.Errorf("gateway stop: %v", err)
+	}
+	m := regexp.MustCompile(`msg="st2110 source stopped".* frames=(\d+) incomplete=(\d+) late=(\d+) lost=(\d+) malformed=(\d+)`).FindStringSubmatch(gwp.Output())
+	if m == nil {
+		t.Fatalf("no st2110 summary in the gateway's log\n%s", gwp.Tail(3000))
+	}
+	t.Logf("gateway: frames=%s incomplete=%s late=%s lost=%s malformed=%s", m[1], m[2], m[3], m[4], m[5])
+	if m[1] != fmt.Sprint(frames) || m[2] != "0" || m[3] != "0" || m[4] != "0" || m[5] != "0" {
+		t.Errorf("want the %d frames of the filtered-in sender only, all complete: %v", frames, m[1:])
+	}
+}
