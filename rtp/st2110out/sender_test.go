@@ -279,3 +279,67 @@ func TestPacing(t *testing.T) {
 		t.Errorf("ffmpeg's unpaced output passed the 2110-21 check (%+v): the checker cannot fail", fr)
 	}
 }
+
+// TestTwoLegs: with Leg2 the sender sends every packet to both destinations, byte for byte
+// (SMPTE 2022-7), and frames stamped from the media clock: consecutive frames' RTP timestamps
+// differ by whole frame periods of 90 kHz.
+func TestTwoLegs(t *testing.T) {
+	v := clipVideo(t)
+	var conns [2]*net.UDPConn
+	var dests [2]netip.AddrPort
+	for i := range conns {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		conns[i], dests[i] = c, c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	s, err := New(Config{Video: v, Dest: dests[0], Leg2: dests[1], PayloadType: 96, TP: st2110.TPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := make([][]byte, 6)
+	for i := range frames {
+		frames[i] = make([]byte, v.FrameSize())
+		for j := range frames[i] {
+			frames[i][j] = byte(i + j)
+		}
+	}
+	feed(t, s, v, frames, context.Background())
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && s.Stats().Frames+s.Stats().Dropped < uint64(len(frames)); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Close()
+	var got [2][][]byte
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		for {
+			b := make([]byte, 2000)
+			n, err := c.Read(b)
+			if err != nil {
+				break
+			}
+			got[i] = append(got[i], b[:n])
+		}
+		c.Close()
+	}
+	if len(got[0]) == 0 || len(got[0]) != len(got[1]) {
+		t.Fatalf("leg 1 got %d packets, leg 2 %d", len(got[0]), len(got[1]))
+	}
+	var tss []uint32
+	for i := range got[0] {
+		if string(got[0][i]) != string(got[1][i]) {
+			t.Fatalf("packet %d differs between the legs", i)
+		}
+		if got[0][i][1]&0x80 != 0 {
+			tss = append(tss, uint32(got[0][i][4])<<24|uint32(got[0][i][5])<<16|uint32(got[0][i][6])<<8|uint32(got[0][i][7]))
+		}
+	}
+	for i := 1; i < len(tss); i++ {
+		if d := tss[i] - tss[i-1]; d == 0 || d%3600 != 0 {
+			t.Errorf("frames %d and %d: RTP timestamps %d apart, want whole 25 Hz periods (3600)", i-1, i, d)
+		}
+	}
+	t.Logf("%d packets on each leg, %d frames, stats %+v", len(got[0]), len(tss), s.Stats())
+}
