@@ -88,7 +88,7 @@ func (r *st2110Source) stop(n *Local, fl *flow) func() {
 		tm := r.tap.timing()
 		for i, s := range r.tap.stats() {
 			n.log.Info("st2110 source stopped", "stream", fl.spec.Stream, "video", i+1, "frames", s.Frames,
-				"incomplete", s.Incomplete, "late", s.Late, "lost", s.Lost, "malformed", s.Malformed, "no_buffer", s.NoBuffer,
+				"incomplete", s.Incomplete, "late", s.Late, "late_frames", s.LateFrames, "lost", s.Lost, "malformed", s.Malformed, "no_buffer", s.NoBuffer,
 				"cinst_max", tm[i].CInstMax, "cmax", tm[i].CMax, "vrx_max", tm[i].VRXMax, "vrx_full", tm[i].VRXFull,
 				"2110_21", map[bool]string{true: "compliant", false: "not compliant"}[tm[i].Compliant()])
 		}

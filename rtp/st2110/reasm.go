@@ -36,8 +36,9 @@ type ReassemblerStats struct {
 	Packets, Bytes uint64
 	// Frames finished complete; Incomplete finished with bytes missing or a sequence gap.
 	Frames, Incomplete uint64
-	// Late packets belong to a frame already finished (or older), or repeat a sequence number.
-	Late uint64
+	// Late packets belong to a frame already finished (or older), or repeat a sequence number;
+	// LateFrames counts the frames (RTP timestamps) such packets belonged to.
+	Late, LateFrames uint64
 	// Lost sequence numbers never seen.
 	Lost uint64
 	// Malformed packets were not RTP, or had an SRD that does not fit the frame (line beyond
@@ -69,7 +70,10 @@ type Reassembler struct {
 	counter  uint64
 	srd      [maxSRD]srd
 
-	packets, bytes, frames, incomplete, late, lost, malformed, noBuffer atomic.Uint64
+	lateTS   uint32 // timestamp of the last late packet
+	haveLate bool
+
+	packets, bytes, frames, incomplete, late, lateFrames, lost, malformed, noBuffer atomic.Uint64
 }
 
 // srd is one sample row data header, checked.
@@ -158,7 +162,7 @@ func (r *Reassembler) WriteRTP(b []byte) {
 	if r.haveSeq {
 		d := int32(seq - r.lastSeq)
 		if d <= 0 {
-			r.late.Add(1)
+			r.lateAt(ts)
 			return
 		}
 		if d > 1 {
@@ -258,7 +262,7 @@ func (r *Reassembler) frameFor(ts uint32, field uint8, seq uint32) *Frame {
 			return f
 		}
 		if int32(ts-f.Timestamp) < 0 {
-			r.late.Add(1)
+			r.lateAt(ts)
 			return nil
 		}
 		r.finish(f) // its marker never came
@@ -271,7 +275,7 @@ func (r *Reassembler) frameFor(ts uint32, field uint8, seq uint32) *Frame {
 	}
 	if r.haveDone && int32(ts-r.doneTS) <= 0 {
 		if !(r.v.Interlace && field == 1 && ts != r.doneTS) {
-			r.late.Add(1)
+			r.lateAt(ts)
 			return nil
 		}
 	}
@@ -289,6 +293,15 @@ func (r *Reassembler) frameFor(ts uint32, field uint8, seq uint32) *Frame {
 	f.First = r.cfg.Now()
 	r.cur = f
 	return f
+}
+
+// lateAt counts a late packet of timestamp ts, and its frame when it is the first late one of it.
+func (r *Reassembler) lateAt(ts uint32) {
+	r.late.Add(1)
+	if !r.haveLate || ts != r.lateTS {
+		r.lateFrames.Add(1)
+		r.haveLate, r.lateTS = true, ts
+	}
 }
 
 // finish hands the current frame out.
@@ -323,6 +336,6 @@ func (r *Reassembler) Flush() {
 func (r *Reassembler) Stats() ReassemblerStats {
 	return ReassemblerStats{
 		Packets: r.packets.Load(), Bytes: r.bytes.Load(), Frames: r.frames.Load(), Incomplete: r.incomplete.Load(),
-		Late: r.late.Load(), Lost: r.lost.Load(), Malformed: r.malformed.Load(), NoBuffer: r.noBuffer.Load(),
+		Late: r.late.Load(), LateFrames: r.lateFrames.Load(), Lost: r.lost.Load(), Malformed: r.malformed.Load(), NoBuffer: r.noBuffer.Load(),
 	}
 }

@@ -123,7 +123,7 @@ func TestLossLateAndNoBuffer(t *testing.T) {
 	}
 	pk := send(3600, -1)
 	r.WriteRTP(pk[3]) // a repeat is late
-	if st := r.Stats(); st.Frames != 1 || st.Late != 1 {
+	if st := r.Stats(); st.Frames != 1 || st.Late != 1 || st.LateFrames != 1 {
 		t.Fatalf("after a repeat: %+v", st)
 	}
 	send(7200, -1)  // the sink holds both buffers now

@@ -369,7 +369,7 @@ func TestST2110SourceSSM(t *testing.T) {
 	if err := gwp.Stop(5 * time.Second); err != nil && !gwp.Exited() {
 		t.Errorf("gateway stop: %v", err)
 	}
-	m := regexp.MustCompile(`msg="st2110 source stopped".* frames=(\d+) incomplete=(\d+) late=(\d+) lost=(\d+) malformed=(\d+)`).FindStringSubmatch(gwp.Output())
+	m := regexp.MustCompile(`msg="st2110 source stopped".* frames=(\d+) incomplete=(\d+) late=(\d+) late_frames=\d+ lost=(\d+) malformed=(\d+)`).FindStringSubmatch(gwp.Output())
 	if m == nil {
 		t.Fatalf("no st2110 summary in the gateway's log\n%s", gwp.Tail(3000))
 	}
