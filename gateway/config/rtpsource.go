@@ -113,6 +113,7 @@ func parseRTPURL(s string) (netip.Addr, int, string) {
 // before it is known whether the source is rtp://.
 type rtpRouteKeys struct {
 	iface, sdp, fec, liveLive *yaml.Node
+	dupSkew                   *yaml.Node // ST 2110 sources (st2110.go)
 }
 
 func (k *rtpRouteKeys) fields() []field {
@@ -121,6 +122,7 @@ func (k *rtpRouteKeys) fields() []field {
 		{"sdp", func(_, v *yaml.Node) { k.sdp = v }},
 		{"fec", func(_, v *yaml.Node) { k.fec = v }},
 		{"live_live", func(_, v *yaml.Node) { k.liveLive = v }},
+		{"dup_skew", func(_, v *yaml.Node) { k.dupSkew = v }},
 	}
 }
 
@@ -129,6 +131,9 @@ func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.
 	if r.IsST2110() {
 		p.st2110Route(r, path, k, srcNode)
 		return
+	}
+	if k.dupSkew != nil && !isNull(resolve(k.dupSkew)) {
+		p.errorf(k.dupSkew, "%s.dup_skew: applies only to st2110 sources", path)
 	}
 	if !r.IsRTP() {
 		for _, kv := range []struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -26,6 +27,9 @@ type ST2110Source struct {
 	// Interface is source_interface, where multicast groups are joined; empty lets the
 	// kernel choose.
 	Interface string
+	// Skew is dup_skew: how long the 2022-7 merge of a=group:DUP legs waits for the slower
+	// leg (default 50 ms, class B).
+	Skew time.Duration
 }
 
 // IsST2110 reports whether the route's source is ST 2110 (st2110://FILE or st2110).
@@ -63,7 +67,13 @@ func (p *parser) st2110Route(r *Route, path string, k *rtpRouteKeys, srcNode *ya
 		p.errorf(srcNode, "%s: an ST 2110 source cannot have a backup: (its 2022-7 legs are its protection)", path)
 		return
 	}
-	src := &ST2110Source{}
+	src := &ST2110Source{Skew: 50 * time.Millisecond}
+	if k.dupSkew != nil {
+		var sk string
+		if p.str(&sk, path+".dup_skew", k.dupSkew) {
+			p.skew(&src.Skew, path+".dup_skew", sk, k.dupSkew, "")
+		}
+	}
 	at := srcNode
 	if strings.EqualFold(r.Source, SchemeST2110) {
 		if k.sdp == nil {
@@ -95,6 +105,10 @@ func (p *parser) st2110Route(r *Route, path string, k *rtpRouteKeys, srcNode *ya
 	}
 	if msg := st2110Ports(src.Session); msg != "" {
 		p.errorf(at, "%s: %s: %s", path, name, msg)
+		return
+	}
+	if k.dupSkew != nil && len(src.Session.Essences[0].Legs) < 2 {
+		p.errorf(k.dupSkew, "%s.dup_skew: %s has no a=group:DUP legs to merge", path, name)
 		return
 	}
 	src.SDP = b
