@@ -112,21 +112,34 @@ func (rc *receiver) close() {
 func (rc *receiver) check(t *testing.T, want [][md5.Size]byte) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && rc.r.Stats().Frames < uint64(len(want)) {
+	for time.Now().Before(deadline) && rc.r.Stats().Frames+rc.r.Stats().Incomplete < uint64(len(want)) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	rc.close()
 	st := rc.r.Stats()
+	drops := peertest.UDPDrops(rc.port())
 	t.Logf("reassembler: %+v", st)
-	if st.Frames != uint64(len(want)) || st.Incomplete != 0 || st.Lost != 0 || st.Malformed != 0 || st.Late != 0 {
-		t.Fatalf("reassembled %d complete frames of %d sent (stats %+v)", st.Frames, len(want), st)
+	rc.close()
+	if drops > 0 {
+		// a loaded host starved the reader: what the kernel dropped may make frames
+		// incomplete, nothing else
+		t.Logf("the kernel dropped %d datagrams at the receiver's socket", drops)
 	}
+	if st.Malformed != 0 || st.Late != 0 || st.Lost > drops ||
+		!(st.Frames == uint64(len(want)) && st.Incomplete == 0 || drops > 0 && st.Frames+st.Incomplete+drops >= uint64(len(want))) {
+		t.Fatalf("reassembled %d complete frames of %d sent (stats %+v, socket drops %d)", st.Frames, len(want), st, drops)
+	}
+	// every complete frame is one of the source's, in order
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	next := 0
 	for i, s := range rc.sums {
-		if s != want[i] {
-			t.Fatalf("frame %d: MD5 %x, the source's %x", i, s, want[i])
+		for next < len(want) && want[next] != s {
+			next++
 		}
+		if next == len(want) {
+			t.Fatalf("complete frame %d (MD5 %x) is not the source's next frame", i, s)
+		}
+		next++
 	}
 }
 

@@ -71,27 +71,6 @@ func st2110SDP(addr string, port int) string {
 		port, addr, st2110W, st2110H, st2110Rate)
 }
 
-// udpDrops is what the kernel dropped at the UDP sockets bound to port (the drops column of
-// /proc/net/udp): datagrams the gateway lost because a loaded host did not let it read in time.
-func udpDrops(t testing.TB, port int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return 0
-	}
-	var n uint64
-	suffix := fmt.Sprintf(":%04X", port)
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) < 13 || !strings.HasSuffix(f[1], suffix) {
-			continue
-		}
-		d, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
-		n += d
-	}
-	return n
-}
-
 // checkAllFrames fails unless every frame sent was reassembled complete, allowing only for
 // datagrams the kernel dropped at the gateway's socket (counted in /proc/net/udp), which make
 // frames incomplete, never late, malformed or missing.
@@ -189,7 +168,7 @@ func TestST2110SourceGStreamer(t *testing.T) {
 	if len(fs.ST2110Timing) != 1 || fs.ST2110Timing[0].Frames < frames/2 {
 		t.Errorf("no 2110-21 reading of the flow: %+v", fs.ST2110Timing)
 	}
-	checkAllFrames(t, st, frames, udpDrops(t, port))
+	checkAllFrames(t, st, frames, peertest.UDPDrops(port))
 }
 
 // TestST2110SourceDUP: the SDP groups two m= lines a=group:DUP (SMPTE 2022-7). GStreamer sends
@@ -231,7 +210,7 @@ func TestST2110SourceDUP(t *testing.T) {
 	}
 	// both legs' sockets starve together on a loaded host: only what the kernel dropped at
 	// both may be missing
-	checkAllFrames(t, st, frames, min(udpDrops(t, p1), udpDrops(t, p2)))
+	checkAllFrames(t, st, frames, min(peertest.UDPDrops(p1), peertest.UDPDrops(p2)))
 }
 
 // TestST2110Output: a route fed ST 2110 by GStreamer has an st2110: output; ffmpeg reads the
@@ -359,7 +338,7 @@ func TestST2110SourceFFmpeg(t *testing.T) {
 	var st st2110.ReassemblerStats
 	waitCond(ctx, 5*time.Second, func() bool { st, _ = st2110Stats(t, g); return st.Frames+st.Incomplete >= frames })
 	t.Logf("gateway reassembler: %+v", st)
-	checkAllFrames(t, st, frames, udpDrops(t, port))
+	checkAllFrames(t, st, frames, peertest.UDPDrops(port))
 }
 
 // TestST2110SourceSSM: three hosts on one link. The gateway's route joins a multicast group for
