@@ -1,3 +1,5 @@
+//go:build linux
+
 package st2110_test
 
 import (
