@@ -269,13 +269,16 @@ type Route struct {
 	// RTPSource is the plain RTP/UDP ingest of a source: rtp:// route
 	// (source_interface, sdp, fec, live_live); nil for other sources.
 	RTPSource *RTPSource
+	// ST2110Source is the ingest of an st2110:// (or st2110 + sdp:) source; nil for other
+	// sources.
+	ST2110Source *ST2110Source
 }
 
 // IsPull reports whether the route pulls from a URL (rtsp:// or rtsps://)
 // rather than waiting for a publisher, generating the demo stream or
 // receiving plain RTP (IsRTP).
 func (r Route) IsPull() bool {
-	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP()
+	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP() && !r.IsST2110()
 }
 
 // SlogLevel returns LogLevel as a slog.Level, the form the logger needs.

@@ -113,6 +113,7 @@ func parseRTPURL(s string) (netip.Addr, int, string) {
 // before it is known whether the source is rtp://.
 type rtpRouteKeys struct {
 	iface, sdp, fec, liveLive *yaml.Node
+	dupSkew                   *yaml.Node // ST 2110 sources (st2110.go)
 }
 
 func (k *rtpRouteKeys) fields() []field {
@@ -121,11 +122,19 @@ func (k *rtpRouteKeys) fields() []field {
 		{"sdp", func(_, v *yaml.Node) { k.sdp = v }},
 		{"fec", func(_, v *yaml.Node) { k.fec = v }},
 		{"live_live", func(_, v *yaml.Node) { k.liveLive = v }},
+		{"dup_skew", func(_, v *yaml.Node) { k.dupSkew = v }},
 	}
 }
 
 // rtpRoute checks and applies the rtp:// settings of r.
 func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.Node) {
+	if r.IsST2110() {
+		p.st2110Route(r, path, k, srcNode)
+		return
+	}
+	if k.dupSkew != nil && !isNull(resolve(k.dupSkew)) {
+		p.errorf(k.dupSkew, "%s.dup_skew: applies only to st2110 sources", path)
+	}
 	if !r.IsRTP() {
 		for _, kv := range []struct {
 			name string
@@ -163,9 +172,9 @@ func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.
 	r.RTPSource = src
 }
 
-// rtpSDP reads the sdp: file (relative to the config file's directory).
-func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
-	name := src.SDPFile
+// readSDP reads an SDP file named in the config (relative to the config file's directory) and
+// returns it with the path it was read from.
+func (p *parser) readSDP(name string) ([]byte, string, error) {
 	if !filepath.IsAbs(name) && p.file != "" {
 		name = filepath.Join(filepath.Dir(p.file), name)
 	}
@@ -179,6 +188,12 @@ func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
 	if err == nil {
 		b, err = os.ReadFile(name)
 	}
+	return b, name, err
+}
+
+// rtpSDP reads the sdp: file (relative to the config file's directory).
+func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
+	b, name, err := p.readSDP(src.SDPFile)
 	if err != nil {
 		p.errorf(v, "%s.sdp: %v", path, err)
 		return
