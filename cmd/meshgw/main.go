@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/meshgw/meshgw/gateway"
 	"github.com/meshgw/meshgw/gateway/config"
@@ -126,6 +127,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs, file := flags("run", stderr)
+	sock := fs.String("upgrade-socket", "", "Unix socket for upgrades: take the listeners of the meshgw on it, then offer them on it")
+	drainFor := fs.Duration("upgrade-drain", time.Hour, "after handing over, how long connections may stay before they are ended")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -142,7 +145,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if *drainFor <= 0 {
+		fmt.Fprintln(stderr, "meshgw run: -upgrade-drain must be positive")
+		return 2
+	}
 	return serve(cfg, *file, nil, stderr, func(ctx context.Context, log *slog.Logger) (service, error) {
+		if *sock != "" {
+			return openUpgradable(ctx, cfg, *sock, *drainFor, log)
+		}
 		return gateway.Open(ctx, cfg, log)
 	})
 }
@@ -178,6 +188,15 @@ func serve(cfg *config.Config, file string, prepare func(*config.Config) error, 
 		log.Error("meshgw failed to start", "err", err)
 		return 1
 	}
+	// With -upgrade-socket: SIGUSR2 starts a successor, and a successor's takeover ends this one.
+	var handed <-chan struct{}
+	usr2 := make(chan os.Signal, 1)
+	up, upgradable := gw.(handing)
+	if upgradable {
+		handed = up.handedOver()
+		signal.Notify(usr2, syscall.SIGUSR2)
+		defer signal.Stop(usr2)
+	}
 	// rl.Reload (load the file, validate, apply) is the reload action an HTTP API can call.
 	var rl *reload.Reloader
 	if file != "" {
@@ -192,6 +211,18 @@ wait:
 		select {
 		case <-ctx.Done():
 			break wait
+		case <-handed:
+			if rl != nil { // the successor reloads from now on
+				_ = rl.Close()
+				rl = nil
+			}
+			up.drain(ctx, log)
+			break wait
+		case <-usr2:
+			log.Info("SIGUSR2: starting a successor")
+			if err := up.spawn(); err != nil {
+				log.Error("SIGUSR2: no successor", "err", err)
+			}
 		case <-hup:
 			if rl == nil {
 				log.Warn("SIGHUP: running on the embedded default config, which has no file to reload; ignored")
