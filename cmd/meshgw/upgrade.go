@@ -103,6 +103,16 @@ func openUpgradable(ctx context.Context, cfg *config.Config, path string, deadli
 		}
 	}
 	gw, err := gateway.OpenWith(ctx, cfg, log, ls)
+	if err != nil && in != nil && cfg.RTSP.RTPPort != 0 {
+		// The draining predecessor still sends its readers' RTP from the configured pair, and a
+		// UDP socket read by two processes would split its RTCP and UDP publishers' packets
+		// between them: this process takes a free pair until it is started fresh.
+		log.Warn("upgrade: the configured RTP/RTCP pair is busy (the predecessor drains on it); using a free pair",
+			"rtp_port", cfg.RTSP.RTPPort, "err", err)
+		free := *cfg
+		free.RTSP.RTPPort, free.RTSP.RTCPPort = 0, 0
+		gw, err = gateway.OpenWith(ctx, &free, log, ls)
+	}
 	if err != nil {
 		abandon(in, ls) // the predecessor serves on
 		return nil, err
