@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+// TestUpgradeRun upgrades `meshgw run -upgrade-socket` twice while ffmpeg and Go readers play the
+// demo over UDP and TCP: first by starting a successor with the same flags, then by SIGUSR2 to
+// that successor (which starts its own). The listeners pass over the Unix socket; every reader
+// stays on the process it connected to, which drains and exits when its last reader leaves.
+//   - no ffmpeg reader exits, and the Go readers' lines (one per track) have no sequence gap and
+//     no pause over a second across both upgrades;
+//   - a reader that connects after the first upgrade is served by the successor (it plays while
+//     the first process drains), and one after the second by the third process;
+//   - once its readers leave, each predecessor logs that it drained and exits.
+func TestUpgradeRun(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	port := peertest.FreePort(t)
+	url := fmt.Sprintf("rtsp://127.0.0.1:%d/demo", port)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "meshgw.yaml")
+	sock := filepath.Join(dir, "upgrade.sock")
+	if err := os.WriteFile(file, []byte(reloadConfig(port, "  demo: {source: demo}\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := func() *peertest.Proc {
+		p := peertest.Run(context.Background(), t, meshgwBinary(t), "run", "-c", file, "-upgrade-socket", sock, "-upgrade-drain", "60s")
+		t.Cleanup(func() { _ = p.Stop(5 * time.Second) })
+		return p
+	}
+	wait := func(p *peertest.Proc, re string, what string) {
+		t.Helper()
+		if _, err := p.WaitForOutput(regexp.MustCompile(re), 15*time.Second); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, tail(p.Output()))
+		}
+	}
+	a := start()
+	wait(a, `msg="meshgw listening"`, "first process")
+
+	ffmpeg := func(transport string) *peertest.Proc {
+		return peertest.Run(ctx, t, "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-rtsp_transport", transport,
+			"-i", url, "-map", "0:v", "-vf", "showinfo", "-f", "null", "-")
+	}
+	ffUDP, ffTCP := ffmpeg("udp"), ffmpeg("tcp")
+	for _, ff := range []*peertest.Proc{ffUDP, ffTCP} {
+		if _, err := ff.WaitForOutput(regexp.MustCompile(`s:640x360`), 15*time.Second); err != nil {
+			t.Fatalf("ffmpeg reader: %v\n%s", err, tail(ff.Output()))
+		}
+	}
+	goUDP, goTCP := startGoReader(t, url, "udp"), startGoReader(t, url, "tcp")
+	goTCP.waitCount(0, 50, 10*time.Second)
+
+	// upgrade 1: a successor started with the same flags
+	b := start()
+	wait(b, `msg="upgrade: predecessor stopped accepting`, "successor")
+	wait(a, `msg="upgrade: handed over; draining`, "first process")
+	late := startGoReader(t, url, "tcp") // served by b: a no longer accepts
+	late.waitCount(0, 50, 10*time.Second)
+
+	// upgrade 2: SIGUSR2 makes b start its own successor, whose log goes to b's output
+	if err := b.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if !waitCond(ctx, 15*time.Second, func() bool {
+		return strings.Count(b.Output(), `msg="upgrade: predecessor stopped accepting`) >= 2
+	}) {
+		t.Fatalf("SIGUSR2: no successor took over\n%s", tail(b.Output()))
+	}
+	wait(b, `msg="upgrade: handed over; draining`, "second process")
+	if !describeOK(url) {
+		t.Errorf("the third process does not serve %s", url)
+	}
+	time.Sleep(2 * time.Second) // playing on after both upgrades
+
+	for name, ff := range map[string]*peertest.Proc{"ffmpeg/udp": ffUDP, "ffmpeg/tcp": ffTCP} {
+		if ff.Exited() {
+			t.Errorf("%s exited across the upgrades: %s", name, lastLine(ff.Output()))
+		}
+	}
+	for _, r := range []struct {
+		name string
+		r    *goReader
+	}{{"go/udp", goUDP}, {"go/tcp", goTCP}, {"go/tcp after upgrade 1", late}} {
+		if err := r.r.Err(); err != nil {
+			t.Errorf("%s: session ended: %v", r.name, err)
+			continue
+		}
+		for track := range r.r.medias {
+			p := r.r.packets(track)
+			big := biggestGap(p)
+			t.Logf("%s track %d: %d packets, biggest gap %v", r.name, track, len(p), big.gap)
+			checkLine(t, fmt.Sprintf("%s track %d", r.name, track), p)
+			if big.gap > time.Second {
+				t.Errorf("%s track %d: a gap of %v at packet %d", r.name, track, big.gap, big.i)
+			}
+		}
+	}
+
+	// The first process's readers leave: it drains and exits; b still serves late.
+	goUDP.Close()
+	goTCP.Close()
+	_ = ffUDP.Stop(5 * time.Second)
+	_ = ffTCP.Stop(5 * time.Second)
+	if err := a.Wait(15 * time.Second); err != nil {
+		t.Errorf("first process after its readers left: %v", err)
+	}
+	if !strings.Contains(a.Output(), `msg="upgrade: drained"`) {
+		t.Errorf("first process did not log its drain\n%s", tail(a.Output()))
+	}
+	if err := late.Err(); err != nil {
+		t.Errorf("the reader of the second process ended with the first: %v", err)
+	}
+	late.Close()
+	if !waitCond(ctx, 15*time.Second, func() bool { return strings.Contains(b.Output(), `msg="upgrade: drained"`) }) {
+		t.Errorf("second process did not drain after its reader left\n%s", tail(b.Output()))
+	}
+}
