@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +25,7 @@ import (
 //     the first process drains), and one after the second by the third process;
 //   - once its readers leave, each predecessor logs that it drained and exits.
 func TestUpgradeRun(t *testing.T) {
-	peertest.Require(t, "ffmpeg")
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspsrc", "gst:rtph264depay", "gst:avdec_h264", "gst:fpsdisplaysink")
 	port := peertest.FreePort(t)
 	url := fmt.Sprintf("rtsp://127.0.0.1:%d/demo", port)
 	dir := t.TempDir()
@@ -59,8 +60,21 @@ func TestUpgradeRun(t *testing.T) {
 			t.Fatalf("ffmpeg reader: %v\n%s", err, tail(ff.Output()))
 		}
 	}
+	// rtspsrc readers print how many frames they decoded every half second
+	rtspsrc := func(transport string) *peertest.Proc {
+		return peertest.Run(ctx, t, "gst-launch-1.0", "-v", "rtspsrc", "location="+url, "protocols="+transport, "latency=100",
+			"!", "application/x-rtp,media=video", "!", "rtph264depay", "!", "h264parse", "!", "avdec_h264",
+			"!", "fpsdisplaysink", "video-sink=fakesink", "text-overlay=false", "sync=false")
+	}
+	gstUDP, gstTCP := rtspsrc("udp"), rtspsrc("tcp")
 	goUDP, goTCP := startGoReader(t, url, "udp"), startGoReader(t, url, "tcp")
 	goTCP.waitCount(0, 50, 10*time.Second)
+	for _, g := range []*peertest.Proc{gstUDP, gstTCP} {
+		if _, err := g.WaitForOutput(regexp.MustCompile(`rendered: [1-9]`), 15*time.Second); err != nil {
+			t.Fatalf("rtspsrc reader: %v\n%s", err, tail(g.Output()))
+		}
+	}
+	before := map[*peertest.Proc]int{gstUDP: rendered(gstUDP.Output()), gstTCP: rendered(gstTCP.Output())}
 
 	// upgrade 1: a successor started with the same flags
 	b := start()
@@ -84,9 +98,16 @@ func TestUpgradeRun(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // playing on after both upgrades
 
-	for name, ff := range map[string]*peertest.Proc{"ffmpeg/udp": ffUDP, "ffmpeg/tcp": ffTCP} {
+	for name, ff := range map[string]*peertest.Proc{"ffmpeg/udp": ffUDP, "ffmpeg/tcp": ffTCP, "rtspsrc/udp": gstUDP, "rtspsrc/tcp": gstTCP} {
 		if ff.Exited() {
 			t.Errorf("%s exited across the upgrades: %s", name, lastLine(ff.Output()))
+		}
+	}
+	for name, g := range map[string]*peertest.Proc{"rtspsrc/udp": gstUDP, "rtspsrc/tcp": gstTCP} {
+		n := rendered(g.Output())
+		t.Logf("%s: %d frames decoded before the first upgrade, %d after the second", name, before[g], n)
+		if n <= before[g] {
+			t.Errorf("%s decoded no frame across the upgrades", name)
 		}
 	}
 	for _, r := range []struct {
@@ -113,6 +134,8 @@ func TestUpgradeRun(t *testing.T) {
 	goTCP.Close()
 	_ = ffUDP.Stop(5 * time.Second)
 	_ = ffTCP.Stop(5 * time.Second)
+	_ = gstUDP.Stop(5 * time.Second)
+	_ = gstTCP.Stop(5 * time.Second)
 	if err := a.Wait(15 * time.Second); err != nil {
 		t.Errorf("first process after its readers left: %v", err)
 	}
@@ -126,4 +149,14 @@ func TestUpgradeRun(t *testing.T) {
 	if !waitCond(ctx, 15*time.Second, func() bool { return strings.Contains(b.Output(), `msg="upgrade: drained"`) }) {
 		t.Errorf("second process did not drain after its reader left\n%s", tail(b.Output()))
 	}
+}
+
+// rendered is the last count of decoded frames fpsdisplaysink printed in out, 0 before any.
+func rendered(out string) int {
+	m := regexp.MustCompile(`rendered: ([0-9]+)`).FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
 }
