@@ -39,9 +39,15 @@ Usage:
 Flags of run and check:
   -c FILE   config file (YAML); run without -c uses the embedded default config
 
+Flags of run only:
+  -upgrade-socket PATH   Unix socket for upgrades: take the listening sockets of the meshgw
+                         running on PATH (if any), then offer them to the next one on PATH
+  -upgrade-drain D       after handing over, how long players may stay (default 1h)
+
 Signals of run, control and node: SIGHUP reloads the -c file (and so does saving it, unless
-watch_config: false); SIGINT and SIGTERM stop. Run meshgw check first to see what a reload would
-refuse.
+watch_config: false); SIGINT and SIGTERM stop; SIGUSR2 (run with -upgrade-socket) starts a
+successor that takes over the listeners while this process drains its players. Run meshgw
+check first to see what a reload would refuse.
 `
 
 func main() {
