@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 //     no pause over a second across both upgrades;
 //   - a reader that connects after the first upgrade is served by the successor (it plays while
 //     the first process drains), and one after the second by the third process;
+//   - a prober's DESCRIBEs, back to back through both upgrades, are all answered;
 //   - once its readers leave, each predecessor logs that it drained and exits.
 func TestUpgradeRun(t *testing.T) {
 	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspsrc", "gst:rtph264depay", "gst:avdec_h264", "gst:fpsdisplaysink")
@@ -76,6 +78,26 @@ func TestUpgradeRun(t *testing.T) {
 	}
 	before := map[*peertest.Proc]int{gstUDP: rendered(gstUDP.Output()), gstTCP: rendered(gstTCP.Output())}
 
+	// While the listeners change hands, new players keep being answered: a prober DESCRIBEs
+	// back to back through both upgrades and counts what is not answered.
+	var asked, refused atomic.Int64
+	probeDone := make(chan struct{})
+	stopProbe := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		for {
+			select {
+			case <-stopProbe:
+				return
+			default:
+			}
+			asked.Add(1)
+			if !describeOK(url) {
+				refused.Add(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	// upgrade 1: a successor started with the same flags
 	b := start()
 	wait(b, `msg="upgrade: predecessor stopped accepting`, "successor")
@@ -97,6 +119,12 @@ func TestUpgradeRun(t *testing.T) {
 		t.Errorf("the third process does not serve %s", url)
 	}
 	time.Sleep(2 * time.Second) // playing on after both upgrades
+	close(stopProbe)
+	<-probeDone
+	t.Logf("DESCRIBEs during the upgrades: %d, unanswered: %d", asked.Load(), refused.Load())
+	if refused.Load() != 0 || asked.Load() < 10 {
+		t.Errorf("%d of %d DESCRIBEs during the upgrades were not answered", refused.Load(), asked.Load())
+	}
 
 	for name, ff := range map[string]*peertest.Proc{"ffmpeg/udp": ffUDP, "ffmpeg/tcp": ffTCP, "rtspsrc/udp": gstUDP, "rtspsrc/tcp": gstTCP} {
 		if ff.Exited() {
