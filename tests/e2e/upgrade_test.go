@@ -24,6 +24,7 @@ import (
 //     no pause over a second across both upgrades;
 //   - a reader that connects after the first upgrade is served by the successor (it plays while
 //     the first process drains), and one after the second by the third process;
+//   - with a fixed rtsp.rtp_port, held by the draining predecessor, the successor takes a free pair;
 //   - a prober's DESCRIBEs, back to back through both upgrades, are all answered;
 //   - once its readers leave, each predecessor logs that it drained and exits.
 func TestUpgradeRun(t *testing.T) {
@@ -33,7 +34,10 @@ func TestUpgradeRun(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "meshgw.yaml")
 	sock := filepath.Join(dir, "upgrade.sock")
-	if err := os.WriteFile(file, []byte(reloadConfig(port, "  demo: {source: demo}\n")), 0o644); err != nil {
+	// a fixed RTP/RTCP pair, which a successor cannot bind while its predecessor drains on it
+	rtpPort, _ := peertest.FreeUDPPair(t)
+	conf := strings.Replace(reloadConfig(port, "  demo: {source: demo}\n"), "rtp_port: 0", fmt.Sprintf("rtp_port: %d", rtpPort), 1)
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -102,6 +106,9 @@ func TestUpgradeRun(t *testing.T) {
 	b := start()
 	wait(b, `msg="upgrade: predecessor stopped accepting`, "successor")
 	wait(a, `msg="upgrade: handed over; draining`, "first process")
+	if !strings.Contains(b.Output(), fmt.Sprintf(`msg="upgrade: the configured RTP/RTCP pair is busy (the predecessor drains on it); using a free pair" rtp_port=%d`, rtpPort)) {
+		t.Errorf("the successor did not say it took a free pair\n%s", tail(b.Output()))
+	}
 	late := startGoReader(t, url, "tcp") // served by b: a no longer accepts
 	late.waitCount(0, 50, 10*time.Second)
 
