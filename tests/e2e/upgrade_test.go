@@ -16,8 +16,8 @@ import (
 	"github.com/meshgw/meshgw/internal/peertest"
 )
 
-// TestUpgradeRun upgrades `meshgw run -upgrade-socket` twice while ffmpeg and Go readers play the
-// demo over UDP and TCP: first by starting a successor with the same flags, then by SIGUSR2 to
+// TestUpgradeRun upgrades `meshgw run -upgrade-socket` twice while ffmpeg, rtspsrc and Go readers
+// play the demo over UDP and TCP (and ffmpeg over RTSPS): first by starting a successor with the same flags, then by SIGUSR2 to
 // that successor (which starts its own). The listeners pass over the Unix socket; every reader
 // stays on the process it connected to, which drains and exits when its last reader leaves.
 //   - no ffmpeg reader exits, and the Go readers' lines (one per track) have no sequence gap and
@@ -34,11 +34,16 @@ func TestUpgradeRun(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "meshgw.yaml")
 	sock := filepath.Join(dir, "upgrade.sock")
-	// a fixed RTP/RTCP pair, which a successor cannot bind while its predecessor drains on it
-	rtpPort, _ := peertest.FreeUDPPair(t)
-	conf := strings.Replace(reloadConfig(port, "  demo: {source: demo}\n"), "rtp_port: 0", fmt.Sprintf("rtp_port: %d", rtpPort), 1)
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
+	certFile, keyFile, ca := selfSigned(t, dir, "gw")
+	saddr := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
+	// a fixed RTP/RTCP pair, which a successor cannot bind while its predecessor drains on it,
+	// and RTSPS, whose listener passes too while its connections stay where they are
+	writeConf := func(rtpPort int) {
+		conf := strings.Replace(reloadConfig(port, "  demo: {source: demo}\n"), "rtp_port: 0", fmt.Sprintf("rtp_port: %d", rtpPort), 1)
+		conf = strings.Replace(conf, "routes:\n", fmt.Sprintf("rtsps:\n  listen: %s\n  cert: %s\n  key: %s\nroutes:\n", saddr, certFile, keyFile), 1)
+		if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -53,15 +58,31 @@ func TestUpgradeRun(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", what, err, tail(p.Output()))
 		}
 	}
-	a := start()
-	wait(a, `msg="meshgw listening"`, "first process")
+	// A free pair can be taken by another program on this busy machine before meshgw binds it:
+	// try again with another.
+	var a *peertest.Proc
+	var rtpPort int
+	for try := 0; ; try++ {
+		rtpPort, _ = peertest.FreeUDPPair(t)
+		writeConf(rtpPort)
+		a = start()
+		_, err := a.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second)
+		if err == nil {
+			break
+		}
+		if try == 2 || !strings.Contains(a.Output(), "address already in use") {
+			t.Fatalf("first process: %v\n%s", err, tail(a.Output()))
+		}
+	}
 
 	ffmpeg := func(transport string) *peertest.Proc {
 		return peertest.Run(ctx, t, "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-rtsp_transport", transport,
 			"-i", url, "-map", "0:v", "-vf", "showinfo", "-f", "null", "-")
 	}
 	ffUDP, ffTCP := ffmpeg("udp"), ffmpeg("tcp")
-	for _, ff := range []*peertest.Proc{ffUDP, ffTCP} {
+	ffTLS := peertest.Run(ctx, t, "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-rtsp_transport", "tcp",
+		"-i", "rtsps://"+saddr+"/demo", "-map", "0:v", "-vf", "showinfo", "-f", "null", "-")
+	for _, ff := range []*peertest.Proc{ffUDP, ffTCP, ffTLS} {
 		if _, err := ff.WaitForOutput(regexp.MustCompile(`s:640x360`), 15*time.Second); err != nil {
 			t.Fatalf("ffmpeg reader: %v\n%s", err, tail(ff.Output()))
 		}
@@ -125,6 +146,9 @@ func TestUpgradeRun(t *testing.T) {
 	if !describeOK(url) {
 		t.Errorf("the third process does not serve %s", url)
 	}
+	if st := rtspsStatus(t, saddr, ca, "DESCRIBE rtsps://"+saddr+"/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n"); st != 200 {
+		t.Errorf("RTSPS DESCRIBE after the upgrades: %d", st)
+	}
 	time.Sleep(2 * time.Second) // playing on after both upgrades
 	close(stopProbe)
 	<-probeDone
@@ -133,7 +157,7 @@ func TestUpgradeRun(t *testing.T) {
 		t.Errorf("%d of %d DESCRIBEs during the upgrades were not answered", refused.Load(), asked.Load())
 	}
 
-	for name, ff := range map[string]*peertest.Proc{"ffmpeg/udp": ffUDP, "ffmpeg/tcp": ffTCP, "rtspsrc/udp": gstUDP, "rtspsrc/tcp": gstTCP} {
+	for name, ff := range map[string]*peertest.Proc{"ffmpeg/udp": ffUDP, "ffmpeg/tcp": ffTCP, "ffmpeg/rtsps": ffTLS, "rtspsrc/udp": gstUDP, "rtspsrc/tcp": gstTCP} {
 		if ff.Exited() {
 			t.Errorf("%s exited across the upgrades: %s", name, lastLine(ff.Output()))
 		}
@@ -169,6 +193,7 @@ func TestUpgradeRun(t *testing.T) {
 	goTCP.Close()
 	_ = ffUDP.Stop(5 * time.Second)
 	_ = ffTCP.Stop(5 * time.Second)
+	_ = ffTLS.Stop(5 * time.Second)
 	_ = gstUDP.Stop(5 * time.Second)
 	_ = gstTCP.Stop(5 * time.Second)
 	if err := a.Wait(15 * time.Second); err != nil {
