@@ -189,6 +189,11 @@ func serve(cfg *config.Config, file string, prepare func(*config.Config) error, 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR2 upgrades a run with -upgrade-socket; otherwise it is logged and ignored rather than
+	// ending the process (its default action).
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	gw, err := open(ctx, log)
 	if err != nil {
 		log.Error("meshgw failed to start", "err", err)
@@ -196,12 +201,9 @@ func serve(cfg *config.Config, file string, prepare func(*config.Config) error, 
 	}
 	// With -upgrade-socket: SIGUSR2 starts a successor, and a successor's takeover ends this one.
 	var handed <-chan struct{}
-	usr2 := make(chan os.Signal, 1)
 	up, upgradable := gw.(handing)
 	if upgradable {
 		handed = up.handedOver()
-		signal.Notify(usr2, syscall.SIGUSR2)
-		defer signal.Stop(usr2)
 	}
 	// rl.Reload (load the file, validate, apply) is the reload action an HTTP API can call.
 	var rl *reload.Reloader
@@ -225,6 +227,10 @@ wait:
 			up.drain(ctx, log)
 			break wait
 		case <-usr2:
+			if !upgradable {
+				log.Warn("SIGUSR2: an upgrade needs meshgw run -upgrade-socket; ignored")
+				continue
+			}
 			log.Info("SIGUSR2: starting a successor")
 			if err := up.spawn(); err != nil {
 				log.Error("SIGUSR2: no successor", "err", err)
