@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -219,4 +220,72 @@ func rendered(out string) int {
 	}
 	n, _ := strconv.Atoi(m[len(m)-1][1])
 	return n
+}
+
+// TestUpgradeRefused: a successor that fails after taking the listeners (its file moves
+// rtsp.listen to a port it cannot bind) exits, and the running meshgw serves on without a break;
+// SIGUSR2 to a meshgw run without -upgrade-socket is logged and ignored, not fatal.
+func TestUpgradeRefused(t *testing.T) {
+	port := peertest.FreePort(t)
+	url := fmt.Sprintf("rtsp://127.0.0.1:%d/demo", port)
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	sock := filepath.Join(dir, "upgrade.sock")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for file, p := range map[string]int{good: port, bad: busy.Addr().(*net.TCPAddr).Port} {
+		if err := os.WriteFile(file, []byte(reloadConfig(p, "  demo: {source: demo}\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := peertest.Run(context.Background(), t, meshgwBinary(t), "run", "-c", good, "-upgrade-socket", sock)
+	t.Cleanup(func() { _ = a.Stop(5 * time.Second) })
+	if _, err := a.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second); err != nil {
+		t.Fatalf("gateway did not start: %v", err)
+	}
+	r := startGoReader(t, url, "tcp")
+	defer r.Close()
+	r.waitCount(0, 20, 10*time.Second)
+
+	b := peertest.Run(context.Background(), t, meshgwBinary(t), "run", "-c", bad, "-upgrade-socket", sock)
+	if err := b.Wait(20 * time.Second); err == nil {
+		t.Fatalf("the successor that cannot listen exited 0\n%s", tail(b.Output()))
+	}
+	if !strings.Contains(b.Output(), "address already in use") {
+		t.Errorf("the successor did not say why it failed\n%s", tail(b.Output()))
+	}
+	if _, err := a.WaitForOutput(regexp.MustCompile(`msg="upgrade: successor gave up before serving; this process serves on"`), 10*time.Second); err != nil {
+		t.Errorf("running meshgw: %v", err)
+	}
+	if !describeOK(url) {
+		t.Errorf("the running meshgw stopped accepting for a successor that failed")
+	}
+	if err := r.Err(); err != nil {
+		t.Errorf("reader ended: %v", err)
+	}
+	checkLine(t, "reader", r.packets(0))
+
+	// the same meshgw without -upgrade-socket ignores SIGUSR2
+	port2 := peertest.FreePort(t)
+	plain := filepath.Join(dir, "plain.yaml")
+	if err := os.WriteFile(plain, []byte(reloadConfig(port2, "  demo: {source: demo}\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := peertest.Run(context.Background(), t, meshgwBinary(t), "run", "-c", plain)
+	t.Cleanup(func() { _ = c.Stop(5 * time.Second) })
+	if _, err := c.WaitForOutput(regexp.MustCompile(`msg="meshgw listening"`), 15*time.Second); err != nil {
+		t.Fatalf("gateway did not start: %v", err)
+	}
+	if err := c.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitForOutput(regexp.MustCompile(`msg="SIGUSR2: an upgrade needs meshgw run -upgrade-socket; ignored"`), 10*time.Second); err != nil {
+		t.Errorf("SIGUSR2 without -upgrade-socket: %v", err)
+	}
+	if c.Exited() || !describeOK(fmt.Sprintf("rtsp://127.0.0.1:%d/demo", port2)) {
+		t.Errorf("SIGUSR2 without -upgrade-socket ended the gateway\n%s", tail(c.Output()))
+	}
 }
