@@ -72,7 +72,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 }
 
 // Listeners are front-door listeners opened by the caller (inherited from a predecessor process:
-// gateway/upgrade); a nil one is opened from the config. The gateway owns them once passed.
+// gateway/upgrade); a nil one is opened from the config. An opened gateway owns them; after an
+// error they are the caller's to close (closing one twice is harmless).
 type Listeners struct {
 	RTSP, RTSPS net.Listener
 }
