@@ -79,7 +79,19 @@ func (e clusterEvents) SourceDown(n *cluster.Remote, stream string, err error) {
 // Open builds and starts the all-in-one gateway (control and local node, no remote nodes) from a
 // validated config.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g, err := open(cfg, log)
+	return OpenWith(ctx, cfg, log, Listeners{})
+}
+
+// Listeners are front-door listeners opened by the caller (inherited from a predecessor process:
+// gateway/upgrade); a nil one is opened from the config. An opened gateway owns them; after an
+// error they are the caller's to close (closing one twice is harmless).
+type Listeners struct {
+	RTSP, RTSPS net.Listener
+}
+
+// OpenWith is Open on listeners the caller opened.
+func OpenWith(ctx context.Context, cfg *config.Config, log *slog.Logger, ls Listeners) (*Gateway, error) {
+	g, err := open(cfg, log, ls)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +123,7 @@ func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ga
 		src.Close()
 		return nil, fmt.Errorf("control listen %s: %w", cfg.Control.Listen, err)
 	}
-	g, err := open(cfg, log)
+	g, err := open(cfg, log, Listeners{})
 	if err != nil {
 		ln.Close()
 		src.Close()
@@ -185,7 +197,7 @@ func openIdentity(ctx context.Context, cfg *config.Config, role string, log *slo
 	return src, src.TrustDomain(), nil
 }
 
-func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+func open(cfg *config.Config, log *slog.Logger, ls Listeners) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -226,7 +238,9 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	bans := access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil)
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,
+		Listener:          ls.RTSP,
 		TLSListen:         cfg.RTSPS.Listen,
+		TLSListener:       ls.RTSPS,
 		TLSConfig:         tlsCfg,
 		ReadTimeout:       cfg.RTSP.ReadTimeout,
 		WriteTimeout:      cfg.RTSP.WriteTimeout,

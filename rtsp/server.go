@@ -122,6 +122,9 @@ type Server struct {
 
 	// auth is the policy requests are checked against: cfg.Auth, replaced by SetAuth.
 	auth atomic.Pointer[access.Policy]
+
+	// stopped is set by StopAccepting: the accept loops end on their listener's close.
+	stopped atomic.Bool
 }
 
 // Verifier is the server's password-check bound, for another front door (HLS) to share, so
@@ -189,7 +192,7 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			if s.ctx.Err() != nil || s.stopped.Load() {
 				return
 			}
 			// Temporary failures (EMFILE) must not spin or end the server.
@@ -305,6 +308,24 @@ func (s *Server) SessionCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// StopAccepting closes the listeners and takes no new connection, while the connections and
+// sessions already here go on (a successor process took the listeners over: gateway/upgrade).
+func (s *Server) StopAccepting() {
+	s.stopped.Store(true)
+	for _, ln := range []net.Listener{s.ln, s.tlsLn} {
+		if ln != nil {
+			_ = ln.Close() // a listener handed over stays open in the successor
+		}
+	}
+}
+
+// ConnCount is the number of open RTSP and RTSPS connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // Close stops accepting, ends every connection and session, and waits for their goroutines.

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/meshgw/meshgw/gateway"
 	"github.com/meshgw/meshgw/gateway/config"
@@ -42,9 +43,15 @@ Usage:
 Flags of run and check:
   -c FILE   config file (YAML); run without -c uses the embedded default config
 
+Flags of run only:
+  -upgrade-socket PATH   Unix socket for upgrades: take the listening sockets of the meshgw
+                         running on PATH (if any), then offer them to the next one on PATH
+  -upgrade-drain D       after handing over, how long players may stay (default 1h)
+
 Signals of run, control and node: SIGHUP reloads the -c file (and so does saving it, unless
-watch_config: false); SIGINT and SIGTERM stop. Run meshgw check first to see what a reload would
-refuse.
+watch_config: false); SIGINT and SIGTERM stop; SIGUSR2 (run with -upgrade-socket) starts a
+successor that takes over the listeners while this process drains its players. Run meshgw
+check first to see what a reload would refuse.
 `
 
 func main() {
@@ -132,6 +139,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs, file := flags("run", stderr)
+	sock := fs.String("upgrade-socket", "", "Unix socket for upgrades: take the listeners of the meshgw on it, then offer them on it")
+	drainFor := fs.Duration("upgrade-drain", time.Hour, "after handing over, how long connections may stay before they are ended")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -148,7 +157,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	if *drainFor <= 0 {
+		fmt.Fprintln(stderr, "meshgw run: -upgrade-drain must be positive")
+		return 2
+	}
 	return serve(cfg, *file, nil, stderr, func(ctx context.Context, log *slog.Logger) (service, error) {
+		if *sock != "" {
+			return openUpgradable(ctx, cfg, *sock, *drainFor, log)
+		}
 		return gateway.Open(ctx, cfg, log)
 	})
 }
@@ -179,10 +195,21 @@ func serve(cfg *config.Config, file string, prepare func(*config.Config) error, 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR2 upgrades a run with -upgrade-socket; otherwise it is logged and ignored rather than
+	// ending the process (its default action).
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	gw, err := open(ctx, log)
 	if err != nil {
 		log.Error("meshgw failed to start", "err", err)
 		return 1
+	}
+	// With -upgrade-socket: SIGUSR2 starts a successor, and a successor's takeover ends this one.
+	var handed <-chan struct{}
+	up, upgradable := gw.(handing)
+	if upgradable {
+		handed = up.handedOver()
 	}
 	// rl.Reload (load the file, validate, apply) is the reload action an HTTP API can call.
 	var rl *reload.Reloader
@@ -198,6 +225,22 @@ wait:
 		select {
 		case <-ctx.Done():
 			break wait
+		case <-handed:
+			if rl != nil { // the successor reloads from now on
+				_ = rl.Close()
+				rl = nil
+			}
+			up.drain(ctx, log)
+			break wait
+		case <-usr2:
+			if !upgradable {
+				log.Warn("SIGUSR2: an upgrade needs meshgw run -upgrade-socket; ignored")
+				continue
+			}
+			log.Info("SIGUSR2: starting a successor")
+			if err := up.spawn(); err != nil {
+				log.Error("SIGUSR2: no successor", "err", err)
+			}
 		case <-hup:
 			if rl == nil {
 				log.Warn("SIGHUP: running on the embedded default config, which has no file to reload; ignored")
