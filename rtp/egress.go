@@ -246,6 +246,7 @@ func (w *egressWorker) take(s *UDPSink, now int64) (taken int, wait int64) {
 		}
 		room := min(udpBurst-taken, w.rtp.room(), w.rtcp.room())
 		s.mu.Lock()
+		s.q.Note() // once per batch: the ring's shrink check after a backlog
 		k := 0
 		for ; k < room && s.q.Len() > 0; k++ {
 			if it := s.q.Front(); !it.rtcp && it.p.depart > now {

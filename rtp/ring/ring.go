@@ -1,8 +1,8 @@
 package ring
 
 // Queue is a FIFO of T kept in a ring, grown by doubling up to a bound and
-// halved again once a window of pops shows the backlog stays far below its
-// size. The zero Queue holds nothing and accepts nothing; New makes one. It
+// halved again once a window of the consumer's batches (Note) shows the backlog
+// stays far below its size. The zero Queue holds nothing and accepts nothing; New makes one. It
 // is not safe for concurrent use: the sinks guard theirs with their own lock.
 type Queue[T any] struct {
 	buf        []T
@@ -10,16 +10,17 @@ type Queue[T any] struct {
 	n          int
 	max        int
 	min        int // initial size: never shrunk below
-	peak       int // most items queued at a Pop in the current window
-	pops       int // Pops in the current window
+	peak       int // most items queued at a Note in the current window
+	notes      int // Notes (consumer batches) in the current window
 }
 
-// shrinkWindow is how many Pops make one window of Queue's shrink check: long
-// enough to span several keyframe bursts of a reader (about 8 s at 125 packets/s),
-// so a ring sized for its bursts keeps its size and allocates nothing; a ring a
-// stall grew to thousands of slots comes back down within two windows of the
-// backlog draining instead of holding that memory for the session's life.
-const shrinkWindow = 1024
+// shrinkWindow is how many consumer batches (Notes) make one window of Queue's
+// shrink check: long enough to span many keyframe bursts of a reader (a sending
+// goroutine wakes about once per frame, so some 10 s of a 25 fps stream), so a
+// ring sized for its bursts keeps its size and allocates nothing; a ring a stall
+// grew to thousands of slots comes back down within two windows of the backlog
+// draining instead of holding that memory for the session's life.
+const shrinkWindow = 256
 
 // New returns a queue with room for initial items at first that grows up to
 // limit items (initial is clipped to [1, limit]; limit < 1 accepts nothing).
@@ -97,28 +98,37 @@ func (q *Queue[T]) Pop() T {
 	if q.head++; q.head == len(q.buf) {
 		q.head = 0
 	}
-	if q.n > q.peak {
-		q.peak = q.n
-	}
 	q.n--
-	if q.pops++; q.pops == shrinkWindow {
-		q.settle()
-	}
 	return v
 }
 
-// settle ends a window of Pops: when the most items queued in it fit in a
+// Note tells the queue that its consumer is about to pop a batch. The consumer
+// calls it once per batch, under the lock it pops under, so the per-item Pop
+// stays as cheap as before: the depth at a batch's start is the most items
+// queued since the last batch (only pops lower it). After shrinkWindow notes
+// it settles the ring's size, which may move the items into a smaller array
+// (a View taken before stays valid, as with growing).
+func (q *Queue[T]) Note() {
+	if q.n > q.peak {
+		q.peak = q.n
+	}
+	if q.notes++; q.notes == shrinkWindow {
+		q.settle()
+	}
+}
+
+// settle ends a window of Notes: when the most items queued in it fit in a
 // quarter of the ring, the ring is halved (repeatedly, not below its initial
 // size) to the smallest size that still holds twice that peak, so the next
 // bursts of the same size fit without growing again. It allocates, but only
 // after a ring has grown and its backlog has since fallen, never in steady
-// state. The old array is left as it was, like grow's.
+// state.
 func (q *Queue[T]) settle() {
 	size := len(q.buf)
 	for size/2 >= q.min && size/2 >= 2*q.peak {
 		size /= 2
 	}
-	q.pops, q.peak = 0, q.n
+	q.notes, q.peak = 0, q.n
 	if size == len(q.buf) {
 		return
 	}

@@ -180,7 +180,7 @@ func BenchmarkQueue(b *testing.B) {
 }
 
 // TestQueueShrinksAfterBacklog: a ring a backlog grew comes back down once the backlog has
-// drained and stayed small for a window of pops, keeping every item in order through the
+// drained and stayed small for a window of consumer batches, keeping every item in order through the
 // resize; it never goes below its initial size, and a ring whose bursts keep reaching the
 // same depth keeps its size (and allocates nothing) window after window.
 func TestQueueShrinksAfterBacklog(t *testing.T) {
@@ -194,7 +194,8 @@ func TestQueueShrinksAfterBacklog(t *testing.T) {
 			next++
 		}
 	}
-	pop := func(k int) {
+	pop := func(k int) { // one consumer batch
+		q.Note()
 		for range k {
 			if got := q.Pop(); got != want {
 				t.Fatalf("popped %d, want %d", got, want)
@@ -210,7 +211,7 @@ func TestQueueShrinksAfterBacklog(t *testing.T) {
 	// Bursts of 50 that drain, with 3 items left queued across each boundary so the
 	// resize moves items split around the wrap.
 	push(3)
-	for range 2 * shrinkWindow / 50 {
+	for range 2 * shrinkWindow {
 		push(50)
 		pop(50)
 	}
@@ -218,7 +219,7 @@ func TestQueueShrinksAfterBacklog(t *testing.T) {
 		t.Fatalf("cap %d after two windows of 53-deep bursts, want 128 (twice the peak, rounded up by halving)", q.Cap())
 	}
 	if a := testing.AllocsPerRun(10, func() {
-		for range shrinkWindow / 50 {
+		for range shrinkWindow {
 			push(50)
 			pop(50)
 		}
