@@ -171,12 +171,12 @@ func (w *egressWorker) notify() {
 	}
 }
 
-// add and remove copy the sink list; the caller holds u.sinksMu.
+// add appends to the sink list in place, as Hub.AddSink does and for the same reason
+// (the scan reads only up to its own list's length, and remove publishes a fresh array);
+// remove copies it. The caller holds u.sinksMu.
 func (w *egressWorker) add(s *UDPSink) {
 	old := *w.sinks.Load()
-	next := make([]*UDPSink, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, s)
+	next := append(old, s)
 	w.sinks.Store(&next)
 	w.count++
 }
@@ -246,6 +246,7 @@ func (w *egressWorker) take(s *UDPSink, now int64) (taken int, wait int64) {
 		}
 		room := min(udpBurst-taken, w.rtp.room(), w.rtcp.room())
 		s.mu.Lock()
+		s.q.Note() // once per batch: the ring's shrink check after a backlog
 		k := 0
 		for ; k < room && s.q.Len() > 0; k++ {
 			if it := s.q.Front(); !it.rtcp && it.p.depart > now {

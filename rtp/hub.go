@@ -645,7 +645,11 @@ func (h *Hub) AddSink(s Sink) {
 	}
 	e := &hubSink{s: s}
 	e.needSR.Store(true)
-	next := append(slices.Clip(old), e)
+	// Appending in place is safe although the fan-out reads old without the lock: it
+	// writes only the slot past old's length, which no published list of this array has
+	// reached (RemoveSink publishes a fresh array, so a list's length only grows). The
+	// spare capacity append leaves makes N joins cost O(N) copying, not O(N²) garbage.
+	next := append(old, e)
 	h.sinks.Store(&next)
 }
 

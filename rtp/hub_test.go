@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -462,4 +463,67 @@ func TestHubContinuesALine(t *testing.T) {
 	h.Close()
 	h2.Close()
 	checkNoLeak(t, pool)
+}
+
+// TestHubJoinsAndLeavesKeepList: sinks added while the hub fans out are each delivered every
+// packet after their join (the list grows in place, under a reading fan-out), removed ones
+// get nothing more, and N joins allocate O(N) bytes (each its entry, plus the list's
+// doublings), not a new list each time.
+func TestHubJoinsAndLeavesKeepList(t *testing.T) {
+	pool := NewPool()
+	h := NewHub(HubConfig{Track: Track{Media: "video", PayloadType: 96, ClockRate: 90000}, Pool: pool})
+	defer h.Close()
+	const n = 2048
+	sinks := make([]*recSink, n)
+	for i := range sinks {
+		sinks[i] = &recSink{}
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, s := range sinks {
+		h.AddSink(s)
+	}
+	runtime.ReadMemStats(&after)
+	if b := after.TotalAlloc - before.TotalAlloc; b > 256*n {
+		t.Errorf("%d joins allocated %d bytes, want at most %d (an entry each plus the list's doublings, not a list per join)", n, b, 256*n)
+	}
+	for _, s := range sinks[n/2:] {
+		h.RemoveSink(s)
+	}
+	// joins and packets interleaved: the fan-out reads the list while it grows
+	extra := make([]*recSink, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range extra {
+			extra[i] = &recSink{}
+		}
+		for _, s := range extra {
+			h.AddSink(s)
+		}
+	}()
+	for i := range 50 {
+		if err := h.WriteRTP(mkRTP(1, uint16(i), uint32(3000*i), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if err := h.WriteRTP(mkRTP(1, 50, 150000, 10)); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range sinks {
+		r, _ := s.snapshot()
+		got := len(r)
+		if i < n/2 && got != 51 {
+			t.Fatalf("kept sink %d got %d packets, want 51", i, got)
+		}
+		if i >= n/2 && got != 0 {
+			t.Fatalf("removed sink %d got %d packets, want 0", i, got)
+		}
+	}
+	for i, s := range extra {
+		if r, _ := s.snapshot(); len(r) < 1 || len(r) > 51 {
+			t.Fatalf("late sink %d got %d packets, want 1..51 (at least the last)", i, len(r))
+		}
+	}
 }

@@ -209,6 +209,7 @@ func (w *InterleavedWriter) run() {
 		}
 
 		w.mu.Lock()
+		w.slots.Note() // once per batch: the ring's shrink check after a backlog
 		for range k {
 			w.slots.Pop().p.Release()
 		}

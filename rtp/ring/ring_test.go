@@ -178,3 +178,66 @@ func BenchmarkQueue(b *testing.B) {
 		_ = q.Pop()
 	}
 }
+
+// TestQueueShrinksAfterBacklog: a ring a backlog grew comes back down once the backlog has
+// drained and stayed small for a window of consumer batches, keeping every item in order through the
+// resize; it never goes below its initial size, and a ring whose bursts keep reaching the
+// same depth keeps its size (and allocates nothing) window after window.
+func TestQueueShrinksAfterBacklog(t *testing.T) {
+	q := New[int](8, 4096)
+	next, want := 0, 0
+	push := func(k int) {
+		for range k {
+			if !q.Push(next) {
+				t.Fatalf("push %d refused with %d queued", next, q.Len())
+			}
+			next++
+		}
+	}
+	pop := func(k int) { // one consumer batch
+		q.Note()
+		for range k {
+			if got := q.Pop(); got != want {
+				t.Fatalf("popped %d, want %d", got, want)
+			}
+			want++
+		}
+	}
+	push(3000) // a stall: the ring grows to 4096
+	if q.Cap() != 4096 {
+		t.Fatalf("cap %d after a 3000-item backlog, want 4096", q.Cap())
+	}
+	pop(3000)
+	// Bursts of 50 that drain, with 3 items left queued across each boundary so the
+	// resize moves items split around the wrap.
+	push(3)
+	for range 2 * shrinkWindow {
+		push(50)
+		pop(50)
+	}
+	if q.Cap() != 128 {
+		t.Fatalf("cap %d after two windows of 53-deep bursts, want 128 (twice the peak, rounded up by halving)", q.Cap())
+	}
+	if a := testing.AllocsPerRun(10, func() {
+		for range shrinkWindow {
+			push(50)
+			pop(50)
+		}
+	}); a != 0 {
+		t.Fatalf("%v allocations per window of the same bursts, want 0", a)
+	}
+	if q.Cap() != 128 {
+		t.Fatalf("cap %d after more windows of the same bursts, want 128", q.Cap())
+	}
+	for range 3 * shrinkWindow { // idle reader: one packet at a time
+		push(1)
+		pop(1)
+	}
+	if q.Cap() != 8 {
+		t.Fatalf("cap %d after windows of single items, want the initial 8", q.Cap())
+	}
+	pop(3)
+	if q.Len() != 0 {
+		t.Fatalf("len %d at the end, want 0", q.Len())
+	}
+}
