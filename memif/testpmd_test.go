@@ -55,7 +55,7 @@ func testpmd(t *testing.T, mode string, extra ...string) (*peertest.Proc, *Conn)
 
 // lastCount is the last "NAME: N" testpmd printed (its periodic port statistics).
 func lastCount(out, name string) uint64 {
-	ms := regexp.MustCompile(name + `:\s+(\d+)`).FindAllStringSubmatch(out, -1)
+	ms := regexp.MustCompile(name+`:\s+(\d+)`).FindAllStringSubmatch(out, -1)
 	if len(ms) == 0 {
 		return 0
 	}
