@@ -287,6 +287,7 @@ type Rx struct {
 	pos    uint16 // next slot to read
 	posted uint16 // slave: the head it posted up to
 	dirty  bool
+	pfd    [1]unix.PollFd
 }
 
 // SetPolling asks the peer not to kick this ring's eventfd (FlagMaskInt): the reader polls.
@@ -375,8 +376,8 @@ func (r *Rx) Wait(timeout time.Duration) error {
 		time.Sleep(timeout)
 		return nil
 	}
-	fds := []unix.PollFd{{Fd: int32(r.r.efd), Events: unix.POLLIN}}
-	if _, err := unix.Poll(fds, int(timeout/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
+	r.pfd[0] = unix.PollFd{Fd: int32(r.r.efd), Events: unix.POLLIN}
+	if _, err := unix.Poll(r.pfd[:], int(timeout/time.Millisecond)); err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("memif: waiting on ring %d: %w", r.q, err)
 	}
 	var b [8]byte
