@@ -192,6 +192,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		UDP:       udpConfig(cfg, host, log),
 		Advertise: cfg.Node.DataAddress,
 		LiveLive:  liveLiveUDPConfig(cfg, log),
+		Memif:     memifConfig(cfg),
 		Events:    ev,
 		Logger:    log,
 	})

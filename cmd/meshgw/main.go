@@ -31,6 +31,8 @@ Usage:
   meshgw certs -dir DIR -td TRUST_DOMAIN NODE...   mint a test CA and SPIFFE SVIDs (control + nodes)
   meshgw passwd [-realm R] [-hash argon2id|bcrypt] USER < password
                              print an auth.users entry (password hash and Digest HA1s)
+  meshgw memif -socket PATH|@NAME -id N [-secret S] [-duration D] [-count N] [-dump FILE]
+                             consume a route from a node's memif interface: rates, gaps per track
   meshgw version             print the version
   meshgw help                print this help
 
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCerts(args, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args, os.Stdin, stdout, stderr)
+	case "memif":
+		return cmdMemif(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -1897,6 +1897,7 @@ type Flow struct {
 	//	*Flow_MulticastSink
 	//	*Flow_UdpIngress
 	//	*Flow_RtpSink
+	//	*Flow_MemifSink
 	Spec          isFlow_Spec `protobuf_oneof:"spec"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2048,6 +2049,15 @@ func (x *Flow) GetRtpSink() *RtpSink {
 	return nil
 }
 
+func (x *Flow) GetMemifSink() *MemifSink {
+	if x != nil {
+		if x, ok := x.Spec.(*Flow_MemifSink); ok {
+			return x.MemifSink
+		}
+	}
+	return nil
+}
+
 type isFlow_Spec interface {
 	isFlow_Spec()
 }
@@ -2088,6 +2098,10 @@ type Flow_RtpSink struct {
 	RtpSink *RtpSink `protobuf:"bytes,108,opt,name=rtp_sink,json=rtpSink,proto3,oneof"`
 }
 
+type Flow_MemifSink struct {
+	MemifSink *MemifSink `protobuf:"bytes,113,opt,name=memif_sink,json=memifSink,proto3,oneof"`
+}
+
 func (*Flow_Demo) isFlow_Spec() {}
 
 func (*Flow_Pull) isFlow_Spec() {}
@@ -2105,6 +2119,8 @@ func (*Flow_MulticastSink) isFlow_Spec() {}
 func (*Flow_UdpIngress) isFlow_Spec() {}
 
 func (*Flow_RtpSink) isFlow_Spec() {}
+
+func (*Flow_MemifSink) isFlow_Spec() {}
 
 // Hubs mirrors node.Hubs: the hubs a source lays out.
 type Hubs struct {
@@ -2923,6 +2939,67 @@ func (x *RtpSink) GetOutput() *OutputSpec {
 	return nil
 }
 
+// MemifSink mirrors node.MemifSink: one track to a memif consumer interface of the node.
+type MemifSink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Track         int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Interface     uint32                 `protobuf:"varint,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	Paused        bool                   `protobuf:"varint,3,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemifSink) Reset() {
+	*x = MemifSink{}
+	mi := &file_meshgw_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemifSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemifSink) ProtoMessage() {}
+
+func (x *MemifSink) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemifSink.ProtoReflect.Descriptor instead.
+func (*MemifSink) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *MemifSink) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *MemifSink) GetInterface() uint32 {
+	if x != nil {
+		return x.Interface
+	}
+	return 0
+}
+
+func (x *MemifSink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2940,7 +3017,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[31]
+	mi := &file_meshgw_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3029,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[31]
+	mi := &file_meshgw_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3042,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{31}
+	return file_meshgw_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -3021,7 +3098,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[32]
+	mi := &file_meshgw_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3110,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[32]
+	mi := &file_meshgw_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3123,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{32}
+	return file_meshgw_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -3130,7 +3207,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[33]
+	mi := &file_meshgw_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3219,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[33]
+	mi := &file_meshgw_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3232,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{33}
+	return file_meshgw_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -3351,7 +3428,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf3\a\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xae\b\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -3367,7 +3444,9 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x0emulticast_sink\x18j \x01(\v2\x1c.meshgw.api.v1.MulticastSinkH\x00R\rmulticastSink\x12<\n" +
 	"\vudp_ingress\x18k \x01(\v2\x19.meshgw.api.v1.UdpIngressH\x00R\n" +
 	"udpIngress\x123\n" +
-	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x1a7\n" +
+	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x129\n" +
+	"\n" +
+	"memif_sink\x18q \x01(\v2\x18.meshgw.api.v1.MemifSinkH\x00R\tmemifSink\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
@@ -3443,7 +3522,11 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x03rtp\x18\x02 \x01(\tR\x03rtp\x12\x12\n" +
 	"\x04rtcp\x18\x03 \x01(\tR\x04rtcp\x12\x16\n" +
 	"\x06paused\x18\x04 \x01(\bR\x06paused\x121\n" +
-	"\x06output\x18\x05 \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\"\x89\x01\n" +
+	"\x06output\x18\x05 \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\"W\n" +
+	"\tMemifSink\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\rR\tinterface\x12\x16\n" +
+	"\x06paused\x18\x03 \x01(\bR\x06paused\"\x89\x01\n" +
 	"\n" +
 	"OutputSpec\x12\x12\n" +
 	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
@@ -3501,7 +3584,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                 // 0: meshgw.api.v1.Op
 	(Code)(0),               // 1: meshgw.api.v1.Code
@@ -3536,11 +3619,12 @@ var file_meshgw_proto_goTypes = []any{
 	(*MulticastSink)(nil),   // 30: meshgw.api.v1.MulticastSink
 	(*UdpIngress)(nil),      // 31: meshgw.api.v1.UdpIngress
 	(*RtpSink)(nil),         // 32: meshgw.api.v1.RtpSink
-	(*OutputSpec)(nil),      // 33: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),       // 34: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),      // 35: meshgw.api.v1.FlowStatus
-	nil,                     // 36: meshgw.api.v1.Flow.MetaEntry
-	nil,                     // 37: meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	(*MemifSink)(nil),       // 33: meshgw.api.v1.MemifSink
+	(*OutputSpec)(nil),      // 34: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),       // 35: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),      // 36: meshgw.api.v1.FlowStatus
+	nil,                     // 37: meshgw.api.v1.Flow.MetaEntry
+	nil,                     // 38: meshgw.api.v1.UdpIngress.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -3557,7 +3641,7 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	22, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	35, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	36, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	21, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	16, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
@@ -3568,38 +3652,39 @@ var file_meshgw_proto_depIdxs = []int32{
 	12, // 22: meshgw.api.v1.FlowStats.reception:type_name -> meshgw.api.v1.ReceptionStats
 	18, // 23: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
 	18, // 24: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	36, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	37, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
 	25, // 26: meshgw.api.v1.Flow.demo:type_name -> meshgw.api.v1.DemoSource
 	26, // 27: meshgw.api.v1.Flow.pull:type_name -> meshgw.api.v1.PullSource
 	27, // 28: meshgw.api.v1.Flow.publisher:type_name -> meshgw.api.v1.PublisherSource
-	34, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	35, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
 	28, // 30: meshgw.api.v1.Flow.relay:type_name -> meshgw.api.v1.RelaySource
 	29, // 31: meshgw.api.v1.Flow.udp_sink:type_name -> meshgw.api.v1.UdpSink
 	30, // 32: meshgw.api.v1.Flow.multicast_sink:type_name -> meshgw.api.v1.MulticastSink
 	31, // 33: meshgw.api.v1.Flow.udp_ingress:type_name -> meshgw.api.v1.UdpIngress
 	32, // 34: meshgw.api.v1.Flow.rtp_sink:type_name -> meshgw.api.v1.RtpSink
-	14, // 35: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
-	25, // 36: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
-	26, // 37: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
-	23, // 38: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 39: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
-	23, // 40: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 41: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
-	21, // 42: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
-	23, // 43: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
-	21, // 44: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
-	13, // 45: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
-	37, // 46: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
-	33, // 47: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
-	23, // 48: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 49: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
-	2,  // 50: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 51: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	51, // [51:52] is the sub-list for method output_type
-	50, // [50:51] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	33, // 35: meshgw.api.v1.Flow.memif_sink:type_name -> meshgw.api.v1.MemifSink
+	14, // 36: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
+	25, // 37: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
+	26, // 38: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
+	23, // 39: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 40: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 41: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 42: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
+	21, // 43: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
+	23, // 44: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
+	21, // 45: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
+	13, // 46: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	38, // 47: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	34, // 48: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
+	23, // 49: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 50: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
+	2,  // 51: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 52: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	52, // [52:53] is the sub-list for method output_type
+	51, // [51:52] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -3629,6 +3714,7 @@ func file_meshgw_proto_init() {
 		(*Flow_MulticastSink)(nil),
 		(*Flow_UdpIngress)(nil),
 		(*Flow_RtpSink)(nil),
+		(*Flow_MemifSink)(nil),
 	}
 	file_meshgw_proto_msgTypes[22].OneofWrappers = []any{
 		(*Backup_Demo)(nil),
@@ -3640,7 +3726,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

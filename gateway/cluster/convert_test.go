@@ -83,6 +83,7 @@ func fullFlows() map[string]node.Flow {
 		"rtp sink": flow(node.RTPSink{Track: 1, RTP: netip.MustParseAddrPort("127.0.0.1:5000"), RTCP: netip.MustParseAddrPort("127.0.0.1:5001"),
 			Paused: true, Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5,
 				FECMode: fec.ModeColumn, TTL: 16}}),
+		"memif sink": flow(node.MemifSink{Track: 2, Interface: 7, Paused: true}),
 	}
 }
 
@@ -105,8 +106,8 @@ func TestFlowRoundTrip(t *testing.T) {
 		checkAllSet(t, name, reflect.ValueOf(f.Spec))
 		kinds[f.Kind()] = true
 	}
-	if len(kinds) != 9 {
-		t.Errorf("fullFlows covers %d kinds, want all 9", len(kinds))
+	if len(kinds) != 10 {
+		t.Errorf("fullFlows covers %d kinds, want all 10", len(kinds))
 	}
 	full["minimal"] = node.Flow{ID: "d", Stream: "s", Spec: node.DemoSource{}}
 	for name, f := range full {

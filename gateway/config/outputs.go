@@ -39,6 +39,9 @@ type Output struct {
 	Node string
 	// Line is the line of the entry, for messages found after loading.
 	Line int
+	// Memif, when set, makes the output a memif consumer interface of node Node (node.memif
+	// entries with a route:); Dest, Leg2, FEC and TTL are then unused.
+	Memif *MemifOutput
 }
 
 // OutputFEC is an output's fec: mapping.

@@ -124,6 +124,7 @@ func (p *parser) parse(data []byte) *Config {
 		{"auth", func(k, v *yaml.Node) { authKey = k; p.auth(&c.Auth, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
+	p.memifOutputs(c)
 	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
 		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
 	}

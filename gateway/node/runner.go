@@ -66,6 +66,8 @@ func newRunner(f Flow) (runner, role, error) {
 		return multicastSink{}, roleSink, nil
 	case RTPSink:
 		return &rtpSink{}, roleSink, nil
+	case MemifSink:
+		return &memifSink{}, roleSink, nil
 	case UDPIngress:
 		return udpIngress{}, roleIngress, nil
 	}

@@ -34,8 +34,8 @@ type Out struct {
 }
 
 type item struct {
-	p     *rtp.Packet
-	track uint8
+	p  *rtp.Packet
+	ts *TrackSink
 }
 
 // maxBatch is how many queued packets the writer takes at once: one ring publish and one
@@ -57,8 +57,8 @@ func NewOut(ep *memif.Endpoint, queueLen int, log *slog.Logger) *Out {
 	return o
 }
 
-// Track is the rtp.Sink of track i (0-255) of the stream.
-func (o *Out) Track(i int) rtp.Sink { return &trackSink{o: o, track: uint8(i)} }
+// Track makes the rtp.Sink of track i (0-255) of the stream.
+func (o *Out) Track(i int) *TrackSink { return &TrackSink{o: o, track: uint8(i)} }
 
 // Stats counts what reached consumers (Packets, Bytes), what was dropped (no consumer, queue
 // full) and what a consumer's ring refused (Errors).
@@ -93,30 +93,43 @@ func (o *Out) drainLocked() {
 	for o.q.Len() > 0 {
 		it := o.q.Pop()
 		it.p.Release()
-		o.dropped.Add(1)
+		it.ts.drop()
 	}
 }
 
-// trackSink is one track's rtp.Sink: it queues for the writer and never blocks.
-type trackSink struct {
-	o     *Out
-	track uint8
+// TrackSink is one track's rtp.Sink: it queues for the writer and never blocks.
+type TrackSink struct {
+	o                             *Out
+	track                         uint8
+	packets, bytes, dropped, errs atomic.Uint64
 }
 
-func (s *trackSink) DeliverRTP(p *rtp.Packet) {
+// Stats are the track's counters (Out.Stats sums all tracks).
+func (s *TrackSink) Stats() rtp.SinkStats {
+	return rtp.SinkStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), Dropped: s.dropped.Load(), Errors: s.errs.Load()}
+}
+
+func (s *TrackSink) drop() {
+	s.dropped.Add(1)
+	s.o.dropped.Add(1)
+}
+
+// DeliverRTP queues p for the consumer; with none connected, or the queue full, p is dropped
+// and counted.
+func (s *TrackSink) DeliverRTP(p *rtp.Packet) {
 	o := s.o
 	if !o.up.Load() {
-		o.dropped.Add(1)
+		s.drop()
 		p.Release()
 		return
 	}
 	o.mu.Lock()
 	// the writer drains until the queue is empty, so only a push into an empty queue wakes it
 	idle := o.q.Len() == 0
-	ok := !o.closed && o.q.Push(item{p: p, track: s.track})
+	ok := !o.closed && o.q.Push(item{p: p, ts: s})
 	o.mu.Unlock()
 	if !ok {
-		o.dropped.Add(1)
+		s.drop()
 		p.Release()
 		return
 	}
@@ -130,7 +143,7 @@ func (s *trackSink) DeliverRTP(p *rtp.Packet) {
 }
 
 // DeliverRTCP drops sender reports: the packets form carries RTP only.
-func (s *trackSink) DeliverRTCP(p *rtp.Packet) { p.Release() }
+func (s *TrackSink) DeliverRTCP(p *rtp.Packet) { p.Release() }
 
 func (o *Out) run(ctx context.Context) {
 	defer o.wg.Done()
@@ -188,7 +201,7 @@ func (o *Out) write(ctx context.Context, c *memif.Conn, tx *memif.Tx, batch []it
 	budget := maxRingWait // per batch: a stopped consumer costs the hub's queue, not time per packet
 	for i, it := range batch {
 		b := it.p.Bytes()
-		Header{Track: it.track, Marker: len(b) > 1 && b[1]&0x80 != 0, Length: uint32(len(b))}.Put(hdr[:])
+		Header{Track: it.ts.track, Marker: len(b) > 1 && b[1]&0x80 != 0, Length: uint32(len(b))}.Put(hdr[:])
 		for {
 			if err = tx.WritePacket(hdr[:], b); !errors.Is(err, memif.ErrFull) || budget <= 0 {
 				break
@@ -199,11 +212,14 @@ func (o *Out) write(ctx context.Context, c *memif.Conn, tx *memif.Tx, batch []it
 		}
 		switch {
 		case err == nil:
+			it.ts.packets.Add(1)
+			it.ts.bytes.Add(uint64(len(b)))
 			o.packets.Add(1)
 			o.bytes.Add(uint64(len(b)))
 		case errors.Is(err, memif.ErrFull):
-			o.dropped.Add(1)
+			it.ts.drop()
 		default:
+			it.ts.errs.Add(1)
 			o.errs.Add(1)
 		}
 		it.p.Release()
@@ -211,7 +227,7 @@ func (o *Out) write(ctx context.Context, c *memif.Conn, tx *memif.Tx, batch []it
 		if err != nil && !errors.Is(err, memif.ErrFull) {
 			for _, rest := range batch[i+1:] {
 				rest.p.Release()
-				o.dropped.Add(1)
+				rest.ts.drop()
 			}
 			return err
 		}

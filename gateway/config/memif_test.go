@@ -1,0 +1,63 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestMemif(t *testing.T) {
+	c := mustParse(t, `node:
+  name: n1
+  memif:
+    socket: /run/meshgw/memif.sock
+    mode: "0600"
+    interfaces:
+      - {id: 1, secret: s3cret, route: tv}
+      - {id: 2, route: /tv, form: packets}
+      - {id: 3}
+routes:
+  tv: {source: demo}
+`)
+	mc := c.Node.Memif
+	if mc == nil || mc.Socket != "/run/meshgw/memif.sock" || mc.Mode != 0o600 || len(mc.Interfaces) != 3 {
+		t.Fatalf("memif %+v", mc)
+	}
+	if it := mc.Interfaces[0]; it.ID != 1 || it.Secret != "s3cret" || it.Route != "tv" || it.Form != MemifPackets || it.Line != 7 {
+		t.Errorf("interface %+v", it)
+	}
+	outs := c.Routes[0].Outputs
+	if len(outs) != 2 || outs[0].Memif == nil || outs[0].Memif.ID != 1 || outs[0].Node != "n1" || outs[0].URL != "memif://1" || outs[1].Memif.ID != 2 {
+		t.Errorf("outputs %+v", outs)
+	}
+	if _, ok := c.Node.MemifInterfaceByID(3); !ok {
+		t.Error("interface 3 not found")
+	}
+	d := mustParse(t, "node: {memif: {socket: \"@meshgw\", interfaces: [{id: 0, route: tv}]}}\nroutes: {tv: {source: demo}}\n")
+	if d.Node.Memif.Mode != 0o660 || d.Node.Memif.Socket != "@meshgw" {
+		t.Errorf("defaults %+v", d.Node.Memif)
+	}
+}
+
+func TestMemifErrors(t *testing.T) {
+	const tail = "routes: {tv: {source: demo}}\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{"node: {memif: {interfaces: [{id: 1}]}}\n", "t.yaml:1: node.memif: socket is required"},
+		{"node: {memif: {socket: /s}}\n", "t.yaml:1: node.memif: interfaces is empty"},
+		{"node: {memif: {socket: /s, mode: \"999\", interfaces: [{id: 1}]}}\n", `t.yaml:1: node.memif.mode: "999" is not an octal file mode`},
+		{"node: {memif: {socket: /s, interfaces: [{id: -1}]}}\n", "t.yaml:1: node.memif.interfaces[0].id:"},
+		{"node: {memif: {socket: /s, interfaces: [{route: tv}]}}\n", "t.yaml:1: node.memif.interfaces[0]: id is required"},
+		{"node: {memif: {socket: /s, interfaces: [{id: 1}, {id: 1}]}}\n", "t.yaml:1: node.memif.interfaces[1]: id 1 is already used"},
+		{"node: {memif: {socket: /s, interfaces: [{id: 1, secret: \"0123456789012345678901234\"}]}}\n", "t.yaml:1: node.memif.interfaces[0].secret: 25 bytes"},
+		{"node: {memif: {socket: /s, interfaces: [{id: 1, route: nope}]}}\n", `t.yaml:1: node.memif.interfaces: id 1: route "nope" is not a plain route`},
+		{"node: {memif: {socket: /s, interfaces: [{id: 1, form: frames}]}}\n", `t.yaml:1: node.memif.interfaces[0].form: "frames" is not one of packets`},
+		{"node: {memif: {socket: /s, interfaces: [{id: 1, colour: red}]}}\n", `t.yaml:1: node.memif.interfaces[0]: unknown key "colour"`},
+		{"node: {memif: {socket: \"/" + strings.Repeat("x", 120) + "\", interfaces: [{id: 1}]}}\n", "t.yaml:1: node.memif.socket: 121 bytes"},
+	} {
+		_, err := Parse("t.yaml", []byte(tc.yaml+tail))
+		var errs *Errors
+		if !errors.As(err, &errs) || len(errs.List) != 1 || !strings.HasPrefix(errs.List[0].Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,20 @@
+package gateway
+
+import (
+	"github.com/meshgw/meshgw/gateway/config"
+	"github.com/meshgw/meshgw/gateway/node"
+)
+
+// memifConfig is the node's memif master from node.memif, nil without one. Interfaces with a
+// route are consumers: the route's outputs (config.MemifOutput) put its tracks on them.
+func memifConfig(cfg *config.Config) *node.MemifConfig {
+	mc := cfg.Node.Memif
+	if mc == nil {
+		return nil
+	}
+	out := &node.MemifConfig{Socket: mc.Socket, Mode: mc.Mode}
+	for _, it := range mc.Interfaces {
+		out.Interfaces = append(out.Interfaces, node.MemifInterface{ID: it.ID, Secret: it.Secret, Consumer: it.Route != ""})
+	}
+	return out
+}

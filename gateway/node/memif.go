@@ -1,0 +1,108 @@
+package node
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/meshgw/meshgw/memif"
+	"github.com/meshgw/meshgw/rtp/memifrtp"
+)
+
+// SinkMemif sends one track to the memif consumer of one of the node's memif interfaces
+// (rtp/memifrtp, the packets form); every track of a stream goes to the same interface.
+const SinkMemif FlowKind = "sink.memif"
+
+// MemifSink sends one track to memif interface Interface of the node's memif master
+// (LocalConfig.Memif), which must be a consumer interface.
+type MemifSink struct {
+	Track     int
+	Interface uint32
+	Paused    bool
+}
+
+// Kind implements Spec.
+func (MemifSink) Kind() FlowKind { return SinkMemif }
+
+func (s MemifSink) clone() Spec            { return s }
+func (s MemifSink) track() int             { return s.Track }
+func (s MemifSink) paused() bool           { return s.Paused }
+func (s MemifSink) withPaused(p bool) Spec { s.Paused = p; return s }
+
+func (s MemifSink) validate(id string) error {
+	if s.Track < 0 || s.Track > 255 {
+		return fmt.Errorf("flow %s: memif track %d outside 0..255", id, s.Track)
+	}
+	return nil
+}
+
+// MemifConfig is the node's memif master: where it listens and its interfaces.
+type MemifConfig struct {
+	// Socket is a path or "@name" (abstract).
+	Socket string
+	// Mode is a path socket's file mode (0: 0660).
+	Mode fs.FileMode
+	// Interfaces are the ids peers may connect to.
+	Interfaces []MemifInterface
+}
+
+// MemifInterface is one memif interface id of the node.
+type MemifInterface struct {
+	ID     uint32
+	Secret string
+	// Consumer: peers on this id take a stream's packets (MemifSink flows); otherwise they
+	// produce one (a memif:// source).
+	Consumer bool
+}
+
+// memifNode is the node's memif master with one Out per consumer interface, which lives as
+// long as the node: consumers connect whenever they like and MemifSink flows hang its tracks
+// on hubs as streams come and go.
+type memifNode struct {
+	m    *memif.Master
+	outs map[uint32]*memifrtp.Out
+	eps  []*memif.Endpoint
+}
+
+func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, error) {
+	m, err := memif.Listen(memif.Config{Socket: cfg.Socket, Mode: cfg.Mode, Name: "meshgw " + name, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	mn := &memifNode{m: m, outs: map[uint32]*memifrtp.Out{}}
+	for _, it := range cfg.Interfaces {
+		ep, err := m.Add(it.ID, it.Secret)
+		if err != nil {
+			mn.close()
+			return nil, err
+		}
+		mn.eps = append(mn.eps, ep)
+		if it.Consumer {
+			mn.outs[it.ID] = memifrtp.NewOut(ep, 0, log.With("memif", it.ID))
+		}
+	}
+	log.Info("memif master listening", "socket", cfg.Socket, "interfaces", len(cfg.Interfaces))
+	return mn, nil
+}
+
+func (mn *memifNode) close() {
+	for _, o := range mn.outs {
+		o.Close()
+	}
+	for _, ep := range mn.eps {
+		ep.Close()
+	}
+	mn.m.Close()
+}
+
+// memifOut is consumer interface id's Out.
+func (n *Local) memifOut(id uint32) (*memifrtp.Out, error) {
+	if n.memif == nil {
+		return nil, fmt.Errorf("node %s has no memif master (node.memif): %w", n.name, ErrNotFound)
+	}
+	o := n.memif.outs[id]
+	if o == nil {
+		return nil, fmt.Errorf("node %s has no memif consumer interface %d: %w", n.name, id, ErrNotFound)
+	}
+	return o, nil
+}

@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshgw/meshgw/internal/peertest"
+)
+
+// TestMemifConsumerRestart: a route's packets go to a memif consumer (`meshgw memif`, a
+// separate process speaking the memif slave side); the consumer is killed mid-stream and a new
+// one connects and gets the stream again, while an ffmpeg RTSP reader of the same route plays
+// on undisturbed. A consumer with the wrong secret is refused with the reason.
+func TestMemifConsumerRestart(t *testing.T) {
+	peertest.Require(t, "ffmpeg")
+	dir, err := os.MkdirTemp("", "mgw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "memif.sock")
+	g := startGateway(t, fmt.Sprintf(`rtsp:
+  listen: LISTEN
+node:
+  memif:
+    socket: %s
+    interfaces:
+      - {id: 5, secret: s3cret, route: tv}
+routes:
+  tv: {source: demo}
+`, sock))
+	bin := meshgwBinary(t)
+	ffDone := make(chan struct{})
+	var frames int
+	var ffOut string
+	go func() {
+		defer close(ffDone)
+		frames, ffOut = ffmpegFrames(t, "tcp", g.URL+"tv", 8)
+	}()
+
+	// consumer A: runs until it has seen packets, then is killed without a word
+	a := peertest.Run(context.Background(), t, bin, "memif", "-socket", sock, "-id", "5", "-secret", "s3cret")
+	if _, err := a.WaitForOutput(regexp.MustCompile(`packets=[1-9]\d* pkt/s=`), 15*time.Second); err != nil {
+		t.Fatalf("consumer A got nothing: %v\n%s", err, a.Output())
+	}
+	if err := a.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.Done()
+
+	// a wrong secret is refused with the reason
+	w := peertest.Run(context.Background(), t, bin, "memif", "-socket", sock, "-id", "5", "-secret", "guess", "-duration", "5s")
+	if err := w.Wait(15 * time.Second); err == nil || !strings.Contains(w.Output(), "wrong secret for interface id 5") {
+		t.Fatalf("wrong secret: %v\n%s", err, w.Output())
+	}
+
+	// consumer B: the restarted consumer is served again (the master may still be noticing that
+	// A is gone: B retries like a restarted application would)
+	var out string
+	for try := 0; ; try++ {
+		b := peertest.Run(context.Background(), t, bin, "memif", "-socket", sock, "-id", "5", "-secret", "s3cret", "-duration", "3s")
+		err := b.Wait(20 * time.Second)
+		out = b.Output()
+		if err == nil || try == 5 || !strings.Contains(out, "already has a connected peer") {
+			if err != nil {
+				t.Fatalf("consumer B: %v\n%s", err, out)
+			}
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`total [\d.]+s packets=(\d+) pkt/s=\S+ bad=0 track0: packets=(\d+) gaps=(\d+) markers=(\d+) track1: packets=(\d+) gaps=(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("consumer B's summary missing or has bad buffers:\n%s", out)
+	}
+	num := func(i int) int { n, _ := strconv.Atoi(m[i]); return n }
+	t.Logf("consumer B: %d packets, video %d (gaps %d, markers %d), audio %d (gaps %d)", num(1), num(2), num(3), num(4), num(5), num(6))
+	if num(2) < 50 || num(4) < 10 || num(5) < 10 || num(3) != 0 || num(6) != 0 {
+		t.Fatalf("consumer B: too few packets or gaps:\n%s", out)
+	}
+	<-ffDone
+	t.Logf("ffmpeg RTSP reader decoded %d frames over the consumers' restart", frames)
+	if frames < 100 {
+		t.Fatalf("the RTSP reader decoded %d frames in 8 s, want ≥ 100:\n%s", frames, ffOut)
+	}
+}
