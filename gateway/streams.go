@@ -224,6 +224,8 @@ func sourceFlowFor(s *stream) (node.Flow, error) {
 		f.Spec = sp
 	case s.route.IsRTP() && s.route.RTPSource != nil:
 		f.Spec = rtpSourceSpec(s.route, hubs, backup)
+	case s.route.MemifSource != nil:
+		f.Spec = memifSourceSpec(s.route, hubs)
 	default:
 		return f, fmt.Errorf("route %s has no source the control can start", s.path)
 	}

@@ -20,7 +20,9 @@ import (
 const memifUsage = `meshgw memif -socket PATH|@NAME -id N [-secret S] [flags]
   connect to a node's memif socket as a consumer (memif slave) of interface N and print, every
   second, the packet rate, the bit rate and the RTP sequence gaps per track; or -dump FILE the
-  first -count buffers (8-byte header + RTP packet each, as received).
+  first -count buffers (8-byte header + RTP packet each, as received). With -feed FILE it is a
+  producer instead: it writes the buffers of FILE (as -dump wrote them) into the interface at
+  -rate packets per second, for a route with source: memif://N.
 `
 
 // memifTrack is what the tool tracks of one RTP track.
@@ -40,6 +42,8 @@ func cmdMemif(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted or -count)")
 	count := fs.Uint64("count", 0, "stop after this many buffers (0: no limit)")
 	dump := fs.String("dump", "", "write the buffers received to FILE (header + packet each)")
+	feed := fs.String("feed", "", "produce: write the buffers of FILE (as -dump writes them) into the interface")
+	rate := fs.Float64("rate", 1000, "with -feed: packets per second")
 	bsize := fs.Uint("bsize", 2048, "memif buffer size in bytes (packets longer than one are chained)")
 	rsize := fs.Uint("rsize", 10, "log2 of the ring size")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +71,9 @@ func cmdMemif(args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 	fmt.Fprintf(stdout, "connected to %s (%q), interface %d, %d queue(s)\n", *socket, c.PeerName(), *id, c.Queues())
+	if *feed != "" {
+		return memifFeed(ctx, c, *feed, *rate, stdout, stderr)
+	}
 	var out *bufio.Writer
 	if *dump != "" {
 		f, err := os.Create(*dump)
@@ -153,5 +160,67 @@ func cmdMemif(args []string, stdout, stderr io.Writer) int {
 	}
 	rx.Flush()
 	report(true)
+	return 0
+}
+
+// memifFeed writes the buffers of a -dump file into c at rate packets per second.
+func memifFeed(ctx context.Context, c *memif.Conn, file string, rate float64, stdout, stderr io.Writer) int {
+	f, err := os.Open(file)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshgw memif: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	if rate <= 0 {
+		rate = 1000
+	}
+	r := bufio.NewReader(f)
+	tx := c.Tx(0)
+	buf := make([]byte, 16<<20)
+	var sent uint64
+	start := time.Now()
+	for {
+		if _, err := io.ReadFull(r, buf[:memifrtp.HeaderLen]); err == io.EOF {
+			break
+		} else if err != nil {
+			fmt.Fprintf(stderr, "meshgw memif: %s: %v\n", file, err)
+			return 1
+		}
+		n := int(binary.LittleEndian.Uint32(buf[4:]))
+		if n > len(buf)-memifrtp.HeaderLen {
+			fmt.Fprintf(stderr, "meshgw memif: %s: buffer of %d bytes\n", file, n)
+			return 1
+		}
+		if _, err := io.ReadFull(r, buf[memifrtp.HeaderLen:memifrtp.HeaderLen+n]); err != nil {
+			fmt.Fprintf(stderr, "meshgw memif: %s: %v\n", file, err)
+			return 1
+		}
+		if d := time.Until(start.Add(time.Duration(float64(sent) / rate * float64(time.Second)))); d > 0 {
+			select {
+			case <-ctx.Done():
+				return 0
+			case <-time.After(d):
+			}
+		}
+		for {
+			err := tx.WritePacket(buf[:memifrtp.HeaderLen+n], nil)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, memif.ErrFull) {
+				fmt.Fprintf(stderr, "meshgw memif: %v\n", err)
+				return 1
+			}
+			tx.Flush()
+			select {
+			case <-ctx.Done():
+				return 0
+			case <-time.After(time.Millisecond):
+			}
+		}
+		tx.Flush()
+		sent++
+	}
+	fmt.Fprintf(stdout, "fed %d packets in %.1fs\n", sent, time.Since(start).Seconds())
 	return 0
 }

@@ -1898,6 +1898,7 @@ type Flow struct {
 	//	*Flow_UdpIngress
 	//	*Flow_RtpSink
 	//	*Flow_MemifSink
+	//	*Flow_MemifSource
 	Spec          isFlow_Spec `protobuf_oneof:"spec"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2058,6 +2059,15 @@ func (x *Flow) GetMemifSink() *MemifSink {
 	return nil
 }
 
+func (x *Flow) GetMemifSource() *MemifSource {
+	if x != nil {
+		if x, ok := x.Spec.(*Flow_MemifSource); ok {
+			return x.MemifSource
+		}
+	}
+	return nil
+}
+
 type isFlow_Spec interface {
 	isFlow_Spec()
 }
@@ -2102,6 +2112,10 @@ type Flow_MemifSink struct {
 	MemifSink *MemifSink `protobuf:"bytes,113,opt,name=memif_sink,json=memifSink,proto3,oneof"`
 }
 
+type Flow_MemifSource struct {
+	MemifSource *MemifSource `protobuf:"bytes,114,opt,name=memif_source,json=memifSource,proto3,oneof"`
+}
+
 func (*Flow_Demo) isFlow_Spec() {}
 
 func (*Flow_Pull) isFlow_Spec() {}
@@ -2121,6 +2135,8 @@ func (*Flow_UdpIngress) isFlow_Spec() {}
 func (*Flow_RtpSink) isFlow_Spec() {}
 
 func (*Flow_MemifSink) isFlow_Spec() {}
+
+func (*Flow_MemifSource) isFlow_Spec() {}
 
 // Hubs mirrors node.Hubs: the hubs a source lays out.
 type Hubs struct {
@@ -3000,6 +3016,67 @@ func (x *MemifSink) GetPaused() bool {
 	return false
 }
 
+// MemifSource mirrors node.MemifSource: a stream from a memif producer interface of the node.
+type MemifSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interface     uint32                 `protobuf:"varint,1,opt,name=interface,proto3" json:"interface,omitempty"`
+	Sdp           string                 `protobuf:"bytes,2,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	Hubs          *Hubs                  `protobuf:"bytes,3,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemifSource) Reset() {
+	*x = MemifSource{}
+	mi := &file_meshgw_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemifSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemifSource) ProtoMessage() {}
+
+func (x *MemifSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemifSource.ProtoReflect.Descriptor instead.
+func (*MemifSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MemifSource) GetInterface() uint32 {
+	if x != nil {
+		return x.Interface
+	}
+	return 0
+}
+
+func (x *MemifSource) GetSdp() string {
+	if x != nil {
+		return x.Sdp
+	}
+	return ""
+}
+
+func (x *MemifSource) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3017,7 +3094,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[32]
+	mi := &file_meshgw_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3106,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[32]
+	mi := &file_meshgw_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3119,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{32}
+	return file_meshgw_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -3098,7 +3175,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[33]
+	mi := &file_meshgw_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3110,7 +3187,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[33]
+	mi := &file_meshgw_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3123,7 +3200,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{33}
+	return file_meshgw_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -3207,7 +3284,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[34]
+	mi := &file_meshgw_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3296,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[34]
+	mi := &file_meshgw_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3309,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{34}
+	return file_meshgw_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -3428,7 +3505,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xae\b\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xef\b\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -3446,7 +3523,8 @@ const file_meshgw_proto_rawDesc = "" +
 	"udpIngress\x123\n" +
 	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x129\n" +
 	"\n" +
-	"memif_sink\x18q \x01(\v2\x18.meshgw.api.v1.MemifSinkH\x00R\tmemifSink\x1a7\n" +
+	"memif_sink\x18q \x01(\v2\x18.meshgw.api.v1.MemifSinkH\x00R\tmemifSink\x12?\n" +
+	"\fmemif_source\x18r \x01(\v2\x1a.meshgw.api.v1.MemifSourceH\x00R\vmemifSource\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
@@ -3526,7 +3604,11 @@ const file_meshgw_proto_rawDesc = "" +
 	"\tMemifSink\x12\x14\n" +
 	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\rR\tinterface\x12\x16\n" +
-	"\x06paused\x18\x03 \x01(\bR\x06paused\"\x89\x01\n" +
+	"\x06paused\x18\x03 \x01(\bR\x06paused\"f\n" +
+	"\vMemifSource\x12\x1c\n" +
+	"\tinterface\x18\x01 \x01(\rR\tinterface\x12\x10\n" +
+	"\x03sdp\x18\x02 \x01(\tR\x03sdp\x12'\n" +
+	"\x04hubs\x18\x03 \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\"\x89\x01\n" +
 	"\n" +
 	"OutputSpec\x12\x12\n" +
 	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
@@ -3584,7 +3666,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                 // 0: meshgw.api.v1.Op
 	(Code)(0),               // 1: meshgw.api.v1.Code
@@ -3620,11 +3702,12 @@ var file_meshgw_proto_goTypes = []any{
 	(*UdpIngress)(nil),      // 31: meshgw.api.v1.UdpIngress
 	(*RtpSink)(nil),         // 32: meshgw.api.v1.RtpSink
 	(*MemifSink)(nil),       // 33: meshgw.api.v1.MemifSink
-	(*OutputSpec)(nil),      // 34: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),       // 35: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),      // 36: meshgw.api.v1.FlowStatus
-	nil,                     // 37: meshgw.api.v1.Flow.MetaEntry
-	nil,                     // 38: meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	(*MemifSource)(nil),     // 34: meshgw.api.v1.MemifSource
+	(*OutputSpec)(nil),      // 35: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),       // 36: meshgw.api.v1.RtpSource
+	(*FlowStatus)(nil),      // 37: meshgw.api.v1.FlowStatus
+	nil,                     // 38: meshgw.api.v1.Flow.MetaEntry
+	nil,                     // 39: meshgw.api.v1.UdpIngress.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -3641,7 +3724,7 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	22, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	36, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	37, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	21, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	16, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
@@ -3652,39 +3735,41 @@ var file_meshgw_proto_depIdxs = []int32{
 	12, // 22: meshgw.api.v1.FlowStats.reception:type_name -> meshgw.api.v1.ReceptionStats
 	18, // 23: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
 	18, // 24: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	37, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	38, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
 	25, // 26: meshgw.api.v1.Flow.demo:type_name -> meshgw.api.v1.DemoSource
 	26, // 27: meshgw.api.v1.Flow.pull:type_name -> meshgw.api.v1.PullSource
 	27, // 28: meshgw.api.v1.Flow.publisher:type_name -> meshgw.api.v1.PublisherSource
-	35, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	36, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
 	28, // 30: meshgw.api.v1.Flow.relay:type_name -> meshgw.api.v1.RelaySource
 	29, // 31: meshgw.api.v1.Flow.udp_sink:type_name -> meshgw.api.v1.UdpSink
 	30, // 32: meshgw.api.v1.Flow.multicast_sink:type_name -> meshgw.api.v1.MulticastSink
 	31, // 33: meshgw.api.v1.Flow.udp_ingress:type_name -> meshgw.api.v1.UdpIngress
 	32, // 34: meshgw.api.v1.Flow.rtp_sink:type_name -> meshgw.api.v1.RtpSink
 	33, // 35: meshgw.api.v1.Flow.memif_sink:type_name -> meshgw.api.v1.MemifSink
-	14, // 36: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
-	25, // 37: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
-	26, // 38: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
-	23, // 39: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 40: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
-	23, // 41: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 42: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
-	21, // 43: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
-	23, // 44: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
-	21, // 45: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
-	13, // 46: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
-	38, // 47: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
-	34, // 48: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
-	23, // 49: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 50: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
-	2,  // 51: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 52: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	52, // [52:53] is the sub-list for method output_type
-	51, // [51:52] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	34, // 36: meshgw.api.v1.Flow.memif_source:type_name -> meshgw.api.v1.MemifSource
+	14, // 37: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
+	25, // 38: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
+	26, // 39: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
+	23, // 40: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 41: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 42: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 43: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
+	21, // 44: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
+	23, // 45: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
+	21, // 46: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
+	13, // 47: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	39, // 48: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	35, // 49: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
+	23, // 50: meshgw.api.v1.MemifSource.hubs:type_name -> meshgw.api.v1.Hubs
+	23, // 51: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 52: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
+	2,  // 53: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 54: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	54, // [54:55] is the sub-list for method output_type
+	53, // [53:54] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -3715,6 +3800,7 @@ func file_meshgw_proto_init() {
 		(*Flow_UdpIngress)(nil),
 		(*Flow_RtpSink)(nil),
 		(*Flow_MemifSink)(nil),
+		(*Flow_MemifSource)(nil),
 	}
 	file_meshgw_proto_msgTypes[22].OneofWrappers = []any{
 		(*Backup_Demo)(nil),
@@ -3726,7 +3812,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

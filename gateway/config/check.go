@@ -32,6 +32,9 @@ func checkSource(s string) string {
 	case "rtsp", "rtsps":
 	case SchemeRTP:
 		return checkRTPSource(s)
+	case SchemeMemif:
+		_, msg := parseMemifURL(s)
+		return msg
 	default:
 		return fmt.Sprintf("source scheme %q is not supported; %s", s[:i], unsupported)
 	}

@@ -259,13 +259,15 @@ type Route struct {
 	// RTPSource is the plain RTP/UDP ingest of a source: rtp:// route
 	// (source_interface, sdp, fec, live_live); nil for other sources.
 	RTPSource *RTPSource
+	// MemifSource is the memif ingest of a source: memif://ID route (memif.go); nil for others.
+	MemifSource *MemifSource
 }
 
 // IsPull reports whether the route pulls from a URL (rtsp:// or rtsps://)
 // rather than waiting for a publisher, generating the demo stream or
 // receiving plain RTP (IsRTP).
 func (r Route) IsPull() bool {
-	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP()
+	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP() && !r.IsMemif()
 }
 
 // SlogLevel returns LogLevel as a slog.Level, the form the logger needs.

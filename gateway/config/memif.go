@@ -151,11 +151,31 @@ func (p *parser) memifInterfaces(path string, v *yaml.Node) []MemifInterface {
 	return out
 }
 
-// memifOutputs checks node.memif against the routes and makes each consumer interface an
-// output of its route, served by this file's node: the control then keeps the route running
-// and hands the node a memif sink flow per track (gateway/output.go).
+// memifOutputs checks node.memif against the routes. Each consumer interface becomes an output
+// of its route, served by this file's node: the control then keeps the route running and hands
+// the node a memif sink flow per track (gateway/output.go). Each memif:// source must name a
+// producer interface of this file's node, which then ingests the route.
 func (p *parser) memifOutputs(c *Config) {
 	mc := c.Node.Memif
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.MemifSource == nil {
+			continue
+		}
+		it, ok := c.Node.MemifInterfaceByID(r.MemifSource.ID)
+		switch {
+		case !ok:
+			p.errorf(r.MemifSource.node, "routes.%s: %s: node.memif has no interface %d", r.Name, r.Source, r.MemifSource.ID)
+		case it.Route != "":
+			p.errorf(r.MemifSource.node, "routes.%s: %s: interface %d is a consumer of route %q (it has route:), not a producer", r.Name, r.Source, it.ID, it.Route)
+		case r.Backup != "":
+			p.errorf(r.MemifSource.node, "routes.%s: backup: is not supported with a memif:// source", r.Name)
+		case r.Node != "" && r.Node != c.Node.Name:
+			p.errorf(r.MemifSource.node, "routes.%s: a memif:// source is ingested by the node with the interface (%s), not node %q", r.Name, c.Node.Name, r.Node)
+		default:
+			r.Node = c.Node.Name
+		}
+	}
 	if mc == nil {
 		return
 	}
@@ -204,4 +224,58 @@ func (n Node) MemifInterfaceByID(id uint32) (MemifInterface, bool) {
 		}
 	}
 	return MemifInterface{}, false
+}
+
+// SchemeMemif is the scheme of memif sources (memif://ID).
+const SchemeMemif = "memif"
+
+// IsMemif reports whether the route's source is a memif producer interface (memif://ID).
+func (r Route) IsMemif() bool { return strings.HasPrefix(strings.ToLower(r.Source), SchemeMemif+"://") }
+
+// MemifSource is what a route with source: memif://ID takes: the RTP packets a local producer
+// writes into memif interface ID of the node (the packets form), described by sdp:.
+type MemifSource struct {
+	// ID is the interface id.
+	ID uint32
+	// SDPFile is sdp: as written; SDP is its contents (nil: one MPEG-TS track, PT 33).
+	SDPFile string
+	SDP     []byte
+
+	node *yaml.Node // the source: value, for messages
+}
+
+// parseMemifURL reads memif://ID.
+func parseMemifURL(s string) (uint32, string) {
+	rest, ok := strings.CutPrefix(strings.ToLower(s), SchemeMemif+"://")
+	n, err := strconv.ParseUint(rest, 10, 32)
+	if !ok || err != nil {
+		return 0, fmt.Sprintf("%q is not memif://ID with ID a node.memif interface id (0-4294967295)", s)
+	}
+	return uint32(n), ""
+}
+
+// memifRoute applies a memif:// source's settings: sdp: like an rtp:// source's (its m= ports
+// are not used); the rtp:// transport keys do not apply.
+func (p *parser) memifRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.Node) {
+	for _, kv := range []struct {
+		name string
+		n    *yaml.Node
+	}{{"source_interface", k.iface}, {"fec", k.fec}, {"live_live", k.liveLive}} {
+		if kv.n != nil && !isNull(resolve(kv.n)) {
+			p.errorf(kv.n, "%s.%s: applies only to rtp:// sources", path, kv.name)
+		}
+	}
+	if srcNode == nil || checkSource(r.Source) != "" {
+		return // checkRouteSource reported it
+	}
+	if r.Regexp != nil {
+		p.errorf(srcNode, "%s: a memif:// source is one interface, so it cannot serve a regex route", path)
+		return
+	}
+	id, _ := parseMemifURL(r.Source)
+	src := &MemifSource{ID: id, node: srcNode}
+	if k.sdp != nil && p.str(&src.SDPFile, path+".sdp", k.sdp) {
+		src.SDP, _ = p.readSDP(src.SDPFile, path, k.sdp)
+	}
+	r.MemifSource = src
 }

@@ -126,6 +126,10 @@ func (k *rtpRouteKeys) fields() []field {
 
 // rtpRoute checks and applies the rtp:// settings of r.
 func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.Node) {
+	if r.IsMemif() {
+		p.memifRoute(r, path, k, srcNode)
+		return
+	}
 	if !r.IsRTP() {
 		for _, kv := range []struct {
 			name string
@@ -165,29 +169,11 @@ func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.
 
 // rtpSDP reads the sdp: file (relative to the config file's directory).
 func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
-	name := src.SDPFile
-	if !filepath.IsAbs(name) && p.file != "" {
-		name = filepath.Join(filepath.Dir(p.file), name)
-	}
-	// A description is a few hundred bytes: anything but a small regular
-	// file (a FIFO, /dev/zero) is a mistake that must not hang the load.
-	fi, err := os.Stat(name)
-	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxSDPFile) {
-		err = fmt.Errorf("%s is not a regular file of at most %d bytes", name, maxSDPFile)
-	}
-	var b []byte
-	if err == nil {
-		b, err = os.ReadFile(name)
-	}
-	if err != nil {
-		p.errorf(v, "%s.sdp: %v", path, err)
+	b, name := p.readSDP(src.SDPFile, path, v)
+	if b == nil {
 		return
 	}
-	tracks, ports, err := sdp.ParseSource(b)
-	if err != nil {
-		p.errorf(v, "%s.sdp: %s: %v", path, name, err)
-		return
-	}
+	tracks, ports, _ := sdp.ParseSource(b) // readSDP parsed it
 	if ports[0] != 0 && ports[0] != src.Port {
 		p.errorf(v, "%s.sdp: %s: the first m= line names port %d but the source URL port %d; make them agree (or write 0 in the m= line)", path, name, ports[0], src.Port)
 		return
@@ -337,4 +323,31 @@ func (p *parser) rtpPorts(src *RTPSource, path string, at *yaml.Node) {
 func checkRTPSource(s string) string {
 	_, _, msg := parseRTPURL(s)
 	return msg
+}
+
+// readSDP reads an sdp: file (relative to the config file's directory) and checks that it
+// parses as a source description; nil after an error, which it reported.
+func (p *parser) readSDP(file, path string, v *yaml.Node) (b []byte, name string) {
+	name = file
+	if !filepath.IsAbs(name) && p.file != "" {
+		name = filepath.Join(filepath.Dir(p.file), name)
+	}
+	// A description is a few hundred bytes: anything but a small regular
+	// file (a FIFO, /dev/zero) is a mistake that must not hang the load.
+	fi, err := os.Stat(name)
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxSDPFile) {
+		err = fmt.Errorf("%s is not a regular file of at most %d bytes", name, maxSDPFile)
+	}
+	if err == nil {
+		b, err = os.ReadFile(name)
+	}
+	if err != nil {
+		p.errorf(v, "%s.sdp: %v", path, err)
+		return nil, name
+	}
+	if _, _, err = sdp.ParseSource(b); err != nil {
+		p.errorf(v, "%s.sdp: %s: %v", path, name, err)
+		return nil, name
+	}
+	return b, name
 }

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 
 	"github.com/meshgw/meshgw/memif"
+	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/memifrtp"
+	"github.com/meshgw/meshgw/rtsp/sdp"
 )
 
 // SinkMemif sends one track to the memif consumer of one of the node's memif interfaces
@@ -59,9 +61,10 @@ type MemifInterface struct {
 // long as the node: consumers connect whenever they like and MemifSink flows hang its tracks
 // on hubs as streams come and go.
 type memifNode struct {
-	m    *memif.Master
-	outs map[uint32]*memifrtp.Out
-	eps  []*memif.Endpoint
+	m         *memif.Master
+	outs      map[uint32]*memifrtp.Out
+	producers map[uint32]*memif.Endpoint
+	eps       []*memif.Endpoint
 }
 
 func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, error) {
@@ -69,7 +72,7 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 	if err != nil {
 		return nil, err
 	}
-	mn := &memifNode{m: m, outs: map[uint32]*memifrtp.Out{}}
+	mn := &memifNode{m: m, outs: map[uint32]*memifrtp.Out{}, producers: map[uint32]*memif.Endpoint{}}
 	for _, it := range cfg.Interfaces {
 		ep, err := m.Add(it.ID, it.Secret)
 		if err != nil {
@@ -79,6 +82,8 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 		mn.eps = append(mn.eps, ep)
 		if it.Consumer {
 			mn.outs[it.ID] = memifrtp.NewOut(ep, 0, log.With("memif", it.ID))
+		} else {
+			mn.producers[it.ID] = ep
 		}
 	}
 	log.Info("memif master listening", "socket", cfg.Socket, "interfaces", len(cfg.Interfaces))
@@ -105,4 +110,48 @@ func (n *Local) memifOut(id uint32) (*memifrtp.Out, error) {
 		return nil, fmt.Errorf("node %s has no memif consumer interface %d: %w", n.name, id, ErrNotFound)
 	}
 	return o, nil
+}
+
+// SourceMemif takes a stream from the memif producer of one of the node's memif interfaces
+// (rtp/memifrtp, the packets form), its description from configuration.
+const SourceMemif FlowKind = "source.memif"
+
+// MemifSource takes a stream from memif interface Interface of the node's memif master, which
+// must be a producer interface; SDP describes the stream (the producer sends only packets).
+type MemifSource struct {
+	Interface uint32
+	SDP       string
+	Hubs
+}
+
+// Kind implements Spec.
+func (MemifSource) Kind() FlowKind { return SourceMemif }
+
+func (s MemifSource) clone() Spec {
+	s.Hubs = s.Hubs.clone()
+	return s
+}
+func (s MemifSource) hubs() Hubs { return s.Hubs }
+func (s MemifSource) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
+}
+
+func (s MemifSource) validate(id string) error {
+	if _, _, err := sdp.ParseSource([]byte(s.SDP)); err != nil {
+		return fmt.Errorf("flow %s: memif source SDP: %w", id, err)
+	}
+	return nil
+}
+
+// memifProducer is producer interface id's endpoint.
+func (n *Local) memifProducer(id uint32) (*memif.Endpoint, error) {
+	if n.memif == nil {
+		return nil, fmt.Errorf("node %s has no memif master (node.memif): %w", n.name, ErrNotFound)
+	}
+	ep := n.memif.producers[id]
+	if ep == nil {
+		return nil, fmt.Errorf("node %s has no memif producer interface %d: %w", n.name, id, ErrNotFound)
+	}
+	return ep, nil
 }

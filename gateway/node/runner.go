@@ -68,6 +68,8 @@ func newRunner(f Flow) (runner, role, error) {
 		return &rtpSink{}, roleSink, nil
 	case MemifSink:
 		return &memifSink{}, roleSink, nil
+	case MemifSource:
+		return &memifSource{}, roleSource, nil
 	case UDPIngress:
 		return udpIngress{}, roleIngress, nil
 	}
