@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -55,6 +57,40 @@ func TestMemifErrors(t *testing.T) {
 		{"node: {memif: {socket: \"/" + strings.Repeat("x", 120) + "\", interfaces: [{id: 1}]}}\n", "t.yaml:1: node.memif.socket: 121 bytes"},
 	} {
 		_, err := Parse("t.yaml", []byte(tc.yaml+tail))
+		var errs *Errors
+		if !errors.As(err, &errs) || len(errs.List) != 1 || !strings.HasPrefix(errs.List[0].Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s…", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestMemifSource(t *testing.T) {
+	dir := t.TempDir()
+	sdpFile := filepath.Join(dir, "s.sdp")
+	if err := os.WriteFile(sdpFile, []byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 L16/48000/2\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, `node:
+  name: n1
+  memif: {socket: "@m", interfaces: [{id: 9}]}
+routes:
+  fed: {source: memif://9, sdp: `+sdpFile+`}
+`)
+	r := c.Routes[0]
+	if r.MemifSource == nil || r.MemifSource.ID != 9 || len(r.MemifSource.SDP) == 0 || r.Node != "n1" || r.IsPull() || !r.IsMemif() {
+		t.Fatalf("route %+v", r)
+	}
+	const head = "node: {name: n1, memif: {socket: /s, interfaces: [{id: 9}, {id: 3, route: tv}]}}\nroutes:\n  tv: {source: demo}\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{"  fed: {source: memif://x}\n", `t.yaml:4: routes.fed: "memif://x" is not memif://ID`},
+		{"  fed: {source: memif://7}\n", "t.yaml:4: routes.fed: memif://7: node.memif has no interface 7"},
+		{"  fed: {source: memif://3}\n", `t.yaml:4: routes.fed: memif://3: interface 3 is a consumer of route "tv"`},
+		{"  fed: {source: memif://9, node: other}\n", `t.yaml:4: routes.fed: a memif:// source is ingested by the node with the interface (n1)`},
+		{"  fed: {source: memif://9, backup: demo}\n", "t.yaml:4: routes.fed: backup: is not supported with a memif:// source"},
+		{"  fed: {source: memif://9, fec: {columns: 5, rows: 5}}\n", "t.yaml:4: routes.fed.fec: applies only to rtp:// sources"},
+		{"  fed: {source: memif://9, sdp: /nonexistent.sdp}\n", "t.yaml:4: routes.fed.sdp: stat /nonexistent.sdp"},
+	} {
+		_, err := Parse("t.yaml", []byte(head+tc.yaml))
 		var errs *Errors
 		if !errors.As(err, &errs) || len(errs.List) != 1 || !strings.HasPrefix(errs.List[0].Error(), tc.want) {
 			t.Errorf("%q:\n got %v\nwant %s…", tc.yaml, err, tc.want)
