@@ -1,26 +1,25 @@
 package memif
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meshgw/meshgw/internal/peertest"
 )
 
 // TestHostilePeersAreRefused drives the master with a slave that lies, and checks that each
 // is refused with a reason (on the slave's side and in the master's log), and that the master
 // still serves an honest peer afterwards.
 func TestHostilePeersAreRefused(t *testing.T) {
-	var logBuf syncBuffer
-	m, err := Listen(Config{Socket: filepath.Join(t.TempDir(), "m.sock"), Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	var logBuf peertest.LogBuffer
+	m, err := Listen(Config{Socket: filepath.Join(t.TempDir(), "m.sock"), Log: logBuf.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,22 +175,4 @@ func waitFor(t *testing.T, ok func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger may write from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
