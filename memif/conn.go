@@ -225,6 +225,9 @@ func (t *Tx) WritePacket(a, b []byte) error {
 	if err != nil {
 		return t.c.drop(err)
 	}
+	if err := t.fits(room, len(a)+len(b)); err != nil {
+		return err
+	}
 	slot := t.pos
 	var used uint16
 	for {
@@ -261,6 +264,26 @@ func (t *Tx) WritePacket(a, b []byte) error {
 	t.pos += used
 	t.dirty = true
 	return nil
+}
+
+// fits checks, before anything is copied, that the free buffers hold n bytes: a packet that
+// does not fit costs no copy (a frame of megabytes would otherwise be copied in part for nothing).
+func (t *Tx) fits(room uint16, n int) error {
+	if !t.c.master {
+		if need := (n + int(t.c.bufSize) - 1) / int(t.c.bufSize); need > int(room) || (n == 0 && room == 0) {
+			return ErrFull
+		}
+		return nil
+	}
+	slot, have := t.pos, 0
+	for used := uint16(0); used < room; used++ {
+		have += int(t.r.load(slot).length)
+		if have >= n {
+			return nil
+		}
+		slot++
+	}
+	return ErrFull
 }
 
 // Flush publishes what WritePacket wrote and kicks the peer unless it polls.

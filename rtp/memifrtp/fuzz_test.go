@@ -34,3 +34,28 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseFrame: any chain parses to a frame header and data, or an error; what parses writes
+// back to the same bytes.
+func FuzzParseFrame(f *testing.F) {
+	b := make([]byte, FrameHeaderLen+5)
+	FrameMeta{Track: 1, Width: 2, Height: 3, PixelFormat: FourCC("UYVY"), RTPTimestamp: 4, Counter: 5}.Put(b, 5)
+	f.Add(b)
+	f.Add([]byte{1, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, data, err := ParseFrame(in)
+		if err != nil {
+			if !errors.Is(err, ErrHeader) {
+				t.Fatal(err)
+			}
+			return
+		}
+		out := make([]byte, FrameHeaderLen+len(data))
+		m.Put(out, len(data))
+		copy(out[FrameHeaderLen:], data)
+		in[3] = 0 // flags are not kept
+		if !bytes.Equal(out, in) {
+			t.Fatalf("%x -> %+v -> %x", in, m, out)
+		}
+	})
+}
