@@ -20,15 +20,18 @@ import (
 const memifUsage = `meshgw memif -socket PATH|@NAME -id N [-secret S] [flags]
   connect to a node's memif socket as a consumer (memif slave) of interface N and print, every
   second, the packet rate, the bit rate and the RTP sequence gaps per track; or -dump FILE the
-  first -count buffers (8-byte header + RTP packet each, as received). With -feed FILE it is a
+  first -count buffers (8-byte header + RTP packet each, as received). Buffers in the frames
+  form count as one "packet" per frame, gaps being frame counter gaps. With -feed FILE it is a
   producer instead: it writes the buffers of FILE (as -dump wrote them) into the interface at
   -rate packets per second, for a route with source: memif://N.
 `
 
 // memifTrack is what the tool tracks of one RTP track.
 type memifTrack struct {
-	packets, gaps, markers uint64
+	packets, gaps, markers uint64 // packets: buffers (RTP packets, or frames in the frames form)
 	lastSeq                uint16
+	lastFrame              uint64
+	lastSize               int
 	seen                   bool
 }
 
@@ -101,6 +104,9 @@ func cmdMemif(args []string, stdout, stderr io.Writer) int {
 		for t := range 256 {
 			if tr := tracks[uint8(t)]; tr != nil {
 				line += fmt.Sprintf(" track%d: packets=%d gaps=%d markers=%d", t, tr.packets, tr.gaps, tr.markers)
+				if tr.lastSize > 0 {
+					line += fmt.Sprintf(" frame_bytes=%d", tr.lastSize)
+				}
 			}
 		}
 		fmt.Fprintln(stdout, line)
@@ -131,6 +137,32 @@ func cmdMemif(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		total++
+		if n >= memifrtp.FrameHeaderLen && buf[1] == memifrtp.KindFrame {
+			// the frames form: one whole frame per buffer chain; gaps are counter gaps
+			m, data, err := memifrtp.ParseFrame(buf[:n])
+			if err != nil {
+				bad++
+				continue
+			}
+			bytes += uint64(len(data))
+			tr := tracks[m.Track]
+			if tr == nil {
+				tr = &memifTrack{}
+				tracks[m.Track] = tr
+			}
+			if tr.seen && m.Counter != tr.lastFrame+1 {
+				tr.gaps++
+			}
+			tr.seen, tr.lastFrame, tr.lastSize = true, m.Counter, len(data)
+			tr.packets++
+			if out != nil {
+				if _, err := out.Write(buf[:n]); err != nil {
+					fmt.Fprintf(stderr, "meshgw memif: %v\n", err)
+					return 1
+				}
+			}
+			continue
+		}
 		h, pkt, err := memifrtp.ParseHeader(buf[:n])
 		if err != nil {
 			bad++

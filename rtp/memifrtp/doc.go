@@ -18,4 +18,8 @@
 //
 // A packet longer than one memif buffer is a chain of buffers (descriptor flag NEXT); the
 // header is at the start of the first.
+//
+// FrameOut carries the "frames" form instead: one whole raw frame per buffer chain behind a
+// 32-byte header (frames.go), written on the frame producer's goroutine straight into the
+// consumer's buffers.
 package memifrtp
