@@ -151,3 +151,66 @@ routes:
 		t.Fatalf("ffmpeg decoded %d frames from the memif-fed route, want ≥ 40:\n%s", frames, out)
 	}
 }
+
+// TestMemifTestpmdGetsRoute: DPDK testpmd (rxonly, a memif client of the node) takes a route's
+// packets; its own RX counter is compared, as a rate, with what `meshgw memif` counts on a second
+// interface of the same route over part of the same time.
+func TestMemifTestpmdGetsRoute(t *testing.T) {
+	peertest.Require(t, "dpdk-testpmd")
+	dir, err := os.MkdirTemp("", "mgw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "memif.sock")
+	startGateway(t, fmt.Sprintf(`rtsp:
+  listen: LISTEN
+node:
+  memif:
+    socket: %s
+    interfaces:
+      - {id: 0, secret: dpdk, route: tv}
+      - {id: 1, route: tv}
+routes:
+  tv: {source: demo}
+`, sock))
+	bin := meshgwBinary(t) // built before testpmd busy-polls both cores
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pmd := peertest.Run(ctx, t, "dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", "1024", "--no-pci", "--file-prefix="+filepath.Base(dir),
+		"--vdev=net_memif0,role=client,id=0,secret=dpdk,socket-abstract=no,socket="+sock,
+		"--", "--forward-mode=rxonly", "--stats-period=1", "--nb-cores=1", "--total-num-mbufs=8192")
+	// testpmd says nothing when memif connects (that is a debug line): its first non-zero
+	// RX count is when packets flow; its window is counted from that stats line's second
+	if _, err := pmd.WaitForOutput(regexp.MustCompile(`RX-packets:\s+[1-9]`), 30*time.Second); err != nil {
+		t.Fatalf("testpmd got no packets: %v\n%s", err, pmd.Output())
+	}
+	connected := time.Now().Add(-time.Second)
+	tool := peertest.Run(ctx, t, bin, "memif", "-socket", sock, "-id", "1", "-duration", "4s")
+	if err := tool.Wait(30 * time.Second); err != nil {
+		t.Fatalf("meshgw memif: %v", err)
+	}
+	m := regexp.MustCompile(`total ([\d.]+)s packets=(\d+)`).FindStringSubmatch(tool.Output())
+	if m == nil {
+		t.Fatalf("no summary:\n%s", tool.Output())
+	}
+	window := time.Since(connected).Seconds()
+	if err := pmd.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-pmd.Done()
+	secs, _ := strconv.ParseFloat(m[1], 64)
+	n, _ := strconv.Atoi(m[2])
+	rx := regexp.MustCompile(`RX-packets:\s+(\d+)`).FindAllStringSubmatch(pmd.Output(), -1)
+	missed := regexp.MustCompile(`RX-missed:\s+(\d+)`).FindAllStringSubmatch(pmd.Output(), -1)
+	if rx == nil || missed == nil {
+		t.Fatalf("no testpmd counters:\n%s", pmd.Tail(3000))
+	}
+	got, _ := strconv.Atoi(rx[len(rx)-1][1])
+	lost, _ := strconv.Atoi(missed[len(missed)-1][1])
+	toolRate, pmdRate := float64(n)/secs, float64(got)/window
+	t.Logf("testpmd RX-packets %d (RX-missed %d) in %.1fs = %.0f pkt/s; meshgw memif %d in %.1fs = %.0f pkt/s", got, lost, window, pmdRate, n, secs, toolRate)
+	if got == 0 || lost != 0 || pmdRate < 0.7*toolRate || pmdRate > 1.3*toolRate {
+		t.Fatalf("testpmd's rate %.0f pkt/s is not the route's %.0f pkt/s (or it missed %d)\n%s", pmdRate, toolRate, lost, pmd.Tail(3000))
+	}
+}
