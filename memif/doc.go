@@ -13,9 +13,13 @@
 // This is meshgw's own implementation, written by hand because no usable Go library exists:
 // the only one, gomemif (go.fd.io/govpp/extras v0.1.0), is broken past 64 KiB (it writes only
 // the low 16 bits of descriptor lengths and re-copies chained buffers from the packet's start),
-// can overrun its ring, spins when its eventfds are not drained and reads head and tail without
-// atomics. Here lengths are 32 bits, packets larger than a buffer are chains of descriptors with
+// can overrun its ring, spins when its eventfds are not drained, reads head and tail without
+// atomics, never sends its INIT secret, and panics when a master refuses it. Here lengths are 32 bits, packets larger than a buffer are chains of descriptors with
 // the NEXT flag, head and tail go through sync/atomic, and eventfd kicks are drained.
+//
+// A region must be a memfd sealed against shrinking (F_SEAL_SHRINK), as libmemif and DPDK make
+// them: a peer that could truncate a mapped region would turn the next access into a SIGBUS.
+// (DPDK's zero-copy client mode, which sends hugepage fds, is refused for that reason.)
 //
 // Memory layout is native-endian in the protocol; this package supports little-endian hosts
 // (amd64, arm64), the ones DPDK and VPP run memif on.
