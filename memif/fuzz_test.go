@@ -2,9 +2,11 @@ package memif
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,6 +102,68 @@ func FuzzDescriptors(f *testing.F) {
 				}
 				break
 			}
+		}
+	})
+}
+
+// FuzzHandshake feeds a master's handshake arbitrary control messages (128-byte chunks of the
+// input, without file descriptors): it must refuse or time out, never panic or hang.
+func FuzzHandshake(f *testing.F) {
+	var b [MsgSize]byte
+	var seed []byte
+	for _, m := range []Message{
+		{Type: TypeInit, Version: Version, ID: 1, Secret: "s"},
+		{Type: TypeAddRegion, Size: 4096},
+		{Type: TypeAddRing, Flags: RingS2M, Log2Size: 4},
+		{Type: TypeConnect},
+	} {
+		_ = m.Encode(&b)
+		seed = append(seed, b[:]...)
+	}
+	f.Add(seed)
+	f.Add(seed[:MsgSize])
+	f.Add([]byte{3, 0})
+	m := &Master{cfg: Config{Name: "fuzz", MaxQueues: 2, MaxRegions: 2, Handshake: 200 * time.Millisecond},
+		log: slog.New(slog.DiscardHandler), eps: map[uint32]*Endpoint{}, shakes: map[*net.UnixConn]struct{}{}}
+	ep, err := m.Add(1, "s")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl := os.NewFile(uintptr(fds[0]), "master")
+		nc, err := net.FileConn(fl)
+		fl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer := os.NewFile(uintptr(fds[1]), "peer")
+		m.wg.Add(1)
+		done := make(chan struct{})
+		go func() {
+			m.handshake(nc.(*net.UnixConn))
+			close(done)
+		}()
+		for len(in) > 0 {
+			n := min(len(in), MsgSize)
+			if _, err := peer.Write(in[:n]); err != nil {
+				break
+			}
+			in = in[n:]
+		}
+		peer.Close() // the peer goes: the handshake ends on EOF, not on its deadline
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("handshake hangs")
+		}
+		select {
+		case c := <-ep.ch:
+			t.Fatalf("connected without regions: %+v", c)
+		default:
 		}
 	})
 }
