@@ -98,6 +98,12 @@ func (ss *sessions) startOutput(ctx context.Context, rd *reader, idx int) error 
 	}
 	for track := range rd.tracks {
 		f, err := outputFlow(rd, idx, track)
+		if o.ST2110 != nil {
+			var ok bool
+			if f, ok, err = st2110OutputFlow(rd, idx, track); err == nil && !ok {
+				continue
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -143,7 +149,7 @@ func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 // restarted; false for a flow that matches no configured output (it is deleted).
 func (ss *sessions) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
 	idx, err := strconv.Atoi(f.Meta[metaOutput])
-	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || (f.Kind() != node.SinkRTP && f.Kind() != node.SinkMemif) || f.Meta[metaSession] == "" {
+	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || (f.Kind() != node.SinkRTP && f.Kind() != node.SinkMemif && f.Kind() != node.SinkST2110) || f.Meta[metaSession] == "" {
 		return false
 	}
 	rd := s.outputs[idx]

@@ -224,6 +224,9 @@ func sourceFlowFor(s *stream) (node.Flow, error) {
 		f.Spec = sp
 	case s.route.IsRTP() && s.route.RTPSource != nil:
 		f.Spec = rtpSourceSpec(s.route, hubs, backup)
+	case s.route.IsST2110() && s.route.ST2110Source != nil:
+		src := s.route.ST2110Source
+		f.Spec = node.ST2110Source{SDP: string(src.SDP), Interface: src.Interface, Skew: src.Skew, Hubs: hubs}
 	case s.route.MemifSource != nil:
 		f.Spec = memifSourceSpec(s.route, hubs)
 	default:

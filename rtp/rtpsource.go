@@ -24,6 +24,22 @@ import (
 type RTPLeg struct {
 	Addr  netip.Addr
 	Ports []int
+	// Addrs, when set, overrides Addr per track (ST 2110 sends each essence to its own
+	// group); Sources names per track the one sender a group is joined for (source-specific
+	// multicast, RFC 4570 a=source-filter), zero for any.
+	Addrs, Sources []netip.Addr
+}
+
+// addr is track t's address on the leg and its SSM source.
+func (l RTPLeg) addr(t int) (netip.Addr, netip.Addr) {
+	a, src := l.Addr, netip.Addr{}
+	if t < len(l.Addrs) {
+		a = l.Addrs[t]
+	}
+	if t < len(l.Sources) {
+		src = l.Sources[t]
+	}
+	return a, src
 }
 
 // Defaults of RTPSourceConfig.
@@ -59,6 +75,9 @@ type RTPSourceConfig struct {
 	// Skew is the 2022-7 merge window (merge.ClassA, ClassB, ClassC or any
 	// duration; 0 means ClassB).
 	Skew time.Duration
+	// NoRTCP binds only the media ports (ST 2110 flows carry no RTCP, and their ports need not
+	// leave port+1 free).
+	NoRTCP bool
 	// StallTimeout is the silence after which OnDisconnect reports the
 	// source down (default DefaultStallTimeout). Packets coming back start
 	// a new OnReady.
@@ -182,7 +201,7 @@ func newDetachedSource(cfg RTPSourceConfig, h SourceHandler) (*RTPSource, error)
 		return nil, fmt.Errorf("rtp source: %d legs, want 1..%d", len(cfg.Legs), merge.MaxLegs)
 	}
 	for i, l := range cfg.Legs {
-		if !l.Addr.IsValid() {
+		if !l.Addr.IsValid() && len(l.Addrs) != len(cfg.Tracks) {
 			return nil, fmt.Errorf("rtp source: leg %d has no address", i+1)
 		}
 		if len(l.Ports) != len(cfg.Tracks) {
@@ -265,11 +284,15 @@ func (s *RTPSource) listen() error {
 		for t, port := range leg.Ports {
 			in := s.inputs[l*len(s.cfg.Tracks)+t]
 			kinds := []int{sockMedia, sockRTCP}
+			if s.cfg.NoRTCP {
+				kinds = kinds[:1]
+			}
 			if s.cfg.FEC {
 				kinds = append(kinds, sockColumn, sockRow)
 			}
+			addr, source := leg.addr(t)
 			for _, k := range kinds {
-				c, err := listenRTPSource(leg.Addr, port+sockOffset[k], ifi)
+				c, err := listenRTPSource(addr, source, port+sockOffset[k], ifi)
 				if err != nil {
 					return err
 				}
@@ -286,8 +309,8 @@ func (s *RTPSource) listen() error {
 }
 
 // listenRTPSource binds addr:port, joining addr on ifi when it is a
-// multicast group.
-func listenRTPSource(addr netip.Addr, port int, ifi *net.Interface) (*net.UDPConn, error) {
+// multicast group (for source only, when valid).
+func listenRTPSource(addr, source netip.Addr, port int, ifi *net.Interface) (*net.UDPConn, error) {
 	if port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("rtp source: port %d out of range", port)
 	}
@@ -305,9 +328,14 @@ func listenRTPSource(addr netip.Addr, port int, ifi *net.Interface) (*net.UDPCon
 	forceBuffers(c, udpSocketBuffer)
 	if addr.IsMulticast() {
 		g := &net.UDPAddr{IP: addr.AsSlice()}
-		if network == "udp4" {
+		switch {
+		case source.IsValid() && network == "udp4":
+			err = ipv4.NewPacketConn(c).JoinSourceSpecificGroup(ifi, g, &net.UDPAddr{IP: source.AsSlice()})
+		case source.IsValid():
+			err = ipv6.NewPacketConn(c).JoinSourceSpecificGroup(ifi, g, &net.UDPAddr{IP: source.AsSlice()})
+		case network == "udp4":
 			err = ipv4.NewPacketConn(c).JoinGroup(ifi, g)
-		} else {
+		default:
 			err = ipv6.NewPacketConn(c).JoinGroup(ifi, g)
 		}
 		if err != nil {

@@ -1897,6 +1897,8 @@ type Flow struct {
 	//	*Flow_MulticastSink
 	//	*Flow_UdpIngress
 	//	*Flow_RtpSink
+	//	*Flow_St2110Source
+	//	*Flow_St2110Sink
 	//	*Flow_MemifSink
 	//	*Flow_MemifSource
 	Spec          isFlow_Spec `protobuf_oneof:"spec"`
@@ -2050,6 +2052,24 @@ func (x *Flow) GetRtpSink() *RtpSink {
 	return nil
 }
 
+func (x *Flow) GetSt2110Source() *St2110Source {
+	if x != nil {
+		if x, ok := x.Spec.(*Flow_St2110Source); ok {
+			return x.St2110Source
+		}
+	}
+	return nil
+}
+
+func (x *Flow) GetSt2110Sink() *St2110Sink {
+	if x != nil {
+		if x, ok := x.Spec.(*Flow_St2110Sink); ok {
+			return x.St2110Sink
+		}
+	}
+	return nil
+}
+
 func (x *Flow) GetMemifSink() *MemifSink {
 	if x != nil {
 		if x, ok := x.Spec.(*Flow_MemifSink); ok {
@@ -2108,6 +2128,14 @@ type Flow_RtpSink struct {
 	RtpSink *RtpSink `protobuf:"bytes,108,opt,name=rtp_sink,json=rtpSink,proto3,oneof"`
 }
 
+type Flow_St2110Source struct {
+	St2110Source *St2110Source `protobuf:"bytes,109,opt,name=st2110_source,json=st2110Source,proto3,oneof"`
+}
+
+type Flow_St2110Sink struct {
+	St2110Sink *St2110Sink `protobuf:"bytes,110,opt,name=st2110_sink,json=st2110Sink,proto3,oneof"`
+}
+
 type Flow_MemifSink struct {
 	MemifSink *MemifSink `protobuf:"bytes,113,opt,name=memif_sink,json=memifSink,proto3,oneof"`
 }
@@ -2133,6 +2161,10 @@ func (*Flow_MulticastSink) isFlow_Spec() {}
 func (*Flow_UdpIngress) isFlow_Spec() {}
 
 func (*Flow_RtpSink) isFlow_Spec() {}
+
+func (*Flow_St2110Source) isFlow_Spec() {}
+
+func (*Flow_St2110Sink) isFlow_Spec() {}
 
 func (*Flow_MemifSink) isFlow_Spec() {}
 
@@ -3266,6 +3298,185 @@ func (x *RtpSource) GetBackup() *Backup {
 	return nil
 }
 
+// St2110Source mirrors node.ST2110Source (source.st2110): an ST 2110 flow set from its SDP.
+type St2110Source struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sdp           string                 `protobuf:"bytes,1,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	Interface     string                 `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	SkewNanos     int64                  `protobuf:"varint,3,opt,name=skew_nanos,json=skewNanos,proto3" json:"skew_nanos,omitempty"`
+	Hubs          *Hubs                  `protobuf:"bytes,4,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *St2110Source) Reset() {
+	*x = St2110Source{}
+	mi := &file_meshgw_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *St2110Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*St2110Source) ProtoMessage() {}
+
+func (x *St2110Source) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use St2110Source.ProtoReflect.Descriptor instead.
+func (*St2110Source) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *St2110Source) GetSdp() string {
+	if x != nil {
+		return x.Sdp
+	}
+	return ""
+}
+
+func (x *St2110Source) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *St2110Source) GetSkewNanos() int64 {
+	if x != nil {
+		return x.SkewNanos
+	}
+	return 0
+}
+
+func (x *St2110Source) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
+// St2110Sink mirrors node.ST2110Sink (sink.st2110): one raw video track as a paced ST 2110-20
+// flow.
+type St2110Sink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Track         int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Video         string                 `protobuf:"bytes,2,opt,name=video,proto3" json:"video,omitempty"`
+	Leg2          string                 `protobuf:"bytes,3,opt,name=leg2,proto3" json:"leg2,omitempty"`
+	Fmtp          string                 `protobuf:"bytes,4,opt,name=fmtp,proto3" json:"fmtp,omitempty"`
+	PayloadType   uint32                 `protobuf:"varint,5,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
+	Tp            string                 `protobuf:"bytes,6,opt,name=tp,proto3" json:"tp,omitempty"`
+	Ttl           uint32                 `protobuf:"varint,7,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	SdpFile       string                 `protobuf:"bytes,8,opt,name=sdp_file,json=sdpFile,proto3" json:"sdp_file,omitempty"`
+	Paused        bool                   `protobuf:"varint,9,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *St2110Sink) Reset() {
+	*x = St2110Sink{}
+	mi := &file_meshgw_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *St2110Sink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*St2110Sink) ProtoMessage() {}
+
+func (x *St2110Sink) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use St2110Sink.ProtoReflect.Descriptor instead.
+func (*St2110Sink) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *St2110Sink) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *St2110Sink) GetVideo() string {
+	if x != nil {
+		return x.Video
+	}
+	return ""
+}
+
+func (x *St2110Sink) GetLeg2() string {
+	if x != nil {
+		return x.Leg2
+	}
+	return ""
+}
+
+func (x *St2110Sink) GetFmtp() string {
+	if x != nil {
+		return x.Fmtp
+	}
+	return ""
+}
+
+func (x *St2110Sink) GetPayloadType() uint32 {
+	if x != nil {
+		return x.PayloadType
+	}
+	return 0
+}
+
+func (x *St2110Sink) GetTp() string {
+	if x != nil {
+		return x.Tp
+	}
+	return ""
+}
+
+func (x *St2110Sink) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *St2110Sink) GetSdpFile() string {
+	if x != nil {
+		return x.SdpFile
+	}
+	return ""
+}
+
+func (x *St2110Sink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
 // FlowStatus mirrors node.FlowStatus.
 type FlowStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3284,7 +3495,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[35]
+	mi := &file_meshgw_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3507,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[35]
+	mi := &file_meshgw_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3520,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{35}
+	return file_meshgw_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -3505,7 +3716,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xef\b\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf1\t\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -3521,7 +3732,10 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x0emulticast_sink\x18j \x01(\v2\x1c.meshgw.api.v1.MulticastSinkH\x00R\rmulticastSink\x12<\n" +
 	"\vudp_ingress\x18k \x01(\v2\x19.meshgw.api.v1.UdpIngressH\x00R\n" +
 	"udpIngress\x123\n" +
-	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x129\n" +
+	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x12B\n" +
+	"\rst2110_source\x18m \x01(\v2\x1b.meshgw.api.v1.St2110SourceH\x00R\fst2110Source\x12<\n" +
+	"\vst2110_sink\x18n \x01(\v2\x19.meshgw.api.v1.St2110SinkH\x00R\n" +
+	"st2110Sink\x129\n" +
 	"\n" +
 	"memif_sink\x18q \x01(\v2\x18.meshgw.api.v1.MemifSinkH\x00R\tmemifSink\x12?\n" +
 	"\fmemif_source\x18r \x01(\v2\x1a.meshgw.api.v1.MemifSourceH\x00R\vmemifSource\x1a7\n" +
@@ -3628,7 +3842,24 @@ const file_meshgw_proto_rawDesc = "" +
 	"skew_nanos\x18\x06 \x01(\x03R\tskewNanos\x12\x10\n" +
 	"\x03url\x18\a \x01(\tR\x03url\x12'\n" +
 	"\x04hubs\x18\b \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\x12-\n" +
-	"\x06backup\x18\t \x01(\v2\x15.meshgw.api.v1.BackupR\x06backup\"\xbb\x01\n" +
+	"\x06backup\x18\t \x01(\v2\x15.meshgw.api.v1.BackupR\x06backup\"\x86\x01\n" +
+	"\fSt2110Source\x12\x10\n" +
+	"\x03sdp\x18\x01 \x01(\tR\x03sdp\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1d\n" +
+	"\n" +
+	"skew_nanos\x18\x03 \x01(\x03R\tskewNanos\x12'\n" +
+	"\x04hubs\x18\x04 \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\"\xd8\x01\n" +
+	"\n" +
+	"St2110Sink\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x14\n" +
+	"\x05video\x18\x02 \x01(\tR\x05video\x12\x12\n" +
+	"\x04leg2\x18\x03 \x01(\tR\x04leg2\x12\x12\n" +
+	"\x04fmtp\x18\x04 \x01(\tR\x04fmtp\x12!\n" +
+	"\fpayload_type\x18\x05 \x01(\rR\vpayloadType\x12\x0e\n" +
+	"\x02tp\x18\x06 \x01(\tR\x02tp\x12\x10\n" +
+	"\x03ttl\x18\a \x01(\rR\x03ttl\x12\x19\n" +
+	"\bsdp_file\x18\b \x01(\tR\asdpFile\x12\x16\n" +
+	"\x06paused\x18\t \x01(\bR\x06paused\"\xbb\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
@@ -3666,7 +3897,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                 // 0: meshgw.api.v1.Op
 	(Code)(0),               // 1: meshgw.api.v1.Code
@@ -3705,9 +3936,11 @@ var file_meshgw_proto_goTypes = []any{
 	(*MemifSource)(nil),     // 34: meshgw.api.v1.MemifSource
 	(*OutputSpec)(nil),      // 35: meshgw.api.v1.OutputSpec
 	(*RtpSource)(nil),       // 36: meshgw.api.v1.RtpSource
-	(*FlowStatus)(nil),      // 37: meshgw.api.v1.FlowStatus
-	nil,                     // 38: meshgw.api.v1.Flow.MetaEntry
-	nil,                     // 39: meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	(*St2110Source)(nil),    // 37: meshgw.api.v1.St2110Source
+	(*St2110Sink)(nil),      // 38: meshgw.api.v1.St2110Sink
+	(*FlowStatus)(nil),      // 39: meshgw.api.v1.FlowStatus
+	nil,                     // 40: meshgw.api.v1.Flow.MetaEntry
+	nil,                     // 41: meshgw.api.v1.UdpIngress.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -3724,7 +3957,7 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	22, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	37, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	39, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	21, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	16, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
@@ -3735,7 +3968,7 @@ var file_meshgw_proto_depIdxs = []int32{
 	12, // 22: meshgw.api.v1.FlowStats.reception:type_name -> meshgw.api.v1.ReceptionStats
 	18, // 23: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
 	18, // 24: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	38, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	40, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
 	25, // 26: meshgw.api.v1.Flow.demo:type_name -> meshgw.api.v1.DemoSource
 	26, // 27: meshgw.api.v1.Flow.pull:type_name -> meshgw.api.v1.PullSource
 	27, // 28: meshgw.api.v1.Flow.publisher:type_name -> meshgw.api.v1.PublisherSource
@@ -3745,31 +3978,34 @@ var file_meshgw_proto_depIdxs = []int32{
 	30, // 32: meshgw.api.v1.Flow.multicast_sink:type_name -> meshgw.api.v1.MulticastSink
 	31, // 33: meshgw.api.v1.Flow.udp_ingress:type_name -> meshgw.api.v1.UdpIngress
 	32, // 34: meshgw.api.v1.Flow.rtp_sink:type_name -> meshgw.api.v1.RtpSink
-	33, // 35: meshgw.api.v1.Flow.memif_sink:type_name -> meshgw.api.v1.MemifSink
-	34, // 36: meshgw.api.v1.Flow.memif_source:type_name -> meshgw.api.v1.MemifSource
-	14, // 37: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
-	25, // 38: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
-	26, // 39: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
-	23, // 40: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 41: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
-	23, // 42: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 43: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
-	21, // 44: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
-	23, // 45: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
-	21, // 46: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
-	13, // 47: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
-	39, // 48: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
-	35, // 49: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
-	23, // 50: meshgw.api.v1.MemifSource.hubs:type_name -> meshgw.api.v1.Hubs
-	23, // 51: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 52: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
-	2,  // 53: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 54: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	54, // [54:55] is the sub-list for method output_type
-	53, // [53:54] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	37, // 35: meshgw.api.v1.Flow.st2110_source:type_name -> meshgw.api.v1.St2110Source
+	38, // 36: meshgw.api.v1.Flow.st2110_sink:type_name -> meshgw.api.v1.St2110Sink
+	33, // 37: meshgw.api.v1.Flow.memif_sink:type_name -> meshgw.api.v1.MemifSink
+	34, // 38: meshgw.api.v1.Flow.memif_source:type_name -> meshgw.api.v1.MemifSource
+	14, // 39: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
+	25, // 40: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
+	26, // 41: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
+	23, // 42: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 43: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 44: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 45: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
+	21, // 46: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
+	23, // 47: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
+	21, // 48: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
+	13, // 49: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	41, // 50: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	35, // 51: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
+	23, // 52: meshgw.api.v1.MemifSource.hubs:type_name -> meshgw.api.v1.Hubs
+	23, // 53: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 54: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 55: meshgw.api.v1.St2110Source.hubs:type_name -> meshgw.api.v1.Hubs
+	2,  // 56: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 57: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	57, // [57:58] is the sub-list for method output_type
+	56, // [56:57] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -3799,6 +4035,8 @@ func file_meshgw_proto_init() {
 		(*Flow_MulticastSink)(nil),
 		(*Flow_UdpIngress)(nil),
 		(*Flow_RtpSink)(nil),
+		(*Flow_St2110Source)(nil),
+		(*Flow_St2110Sink)(nil),
 		(*Flow_MemifSink)(nil),
 		(*Flow_MemifSource)(nil),
 	}
@@ -3812,7 +4050,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

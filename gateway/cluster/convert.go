@@ -36,6 +36,13 @@ func FlowToProto(f node.Flow) *api.Flow {
 		p.Spec = &api.Flow_RtpSource{RtpSource: &api.RtpSource{Url: sp.URL, Sdp: sp.SDP, Interface: sp.Interface,
 			FecColumns: uint32(sp.FECColumns), FecRows: uint32(sp.FECRows), Leg2: sp.Leg2, SkewNanos: int64(sp.Skew),
 			Hubs: hubsToProto(sp.Hubs), Backup: backupToProto(sp.Backup)}}
+	case node.ST2110Sink:
+		p.Spec = &api.Flow_St2110Sink{St2110Sink: &api.St2110Sink{Track: int64(sp.Track), Video: addrPortString(sp.Video),
+			Leg2: addrPortString(sp.Leg2), Fmtp: sp.Fmtp, PayloadType: uint32(sp.PayloadType), Tp: sp.TP, Ttl: uint32(sp.TTL),
+			SdpFile: sp.SDPFile, Paused: sp.Paused}}
+	case node.ST2110Source:
+		p.Spec = &api.Flow_St2110Source{St2110Source: &api.St2110Source{Sdp: sp.SDP, Interface: sp.Interface,
+			SkewNanos: int64(sp.Skew), Hubs: hubsToProto(sp.Hubs)}}
 	case node.RelaySource:
 		p.Spec = &api.Flow_Relay{Relay: &api.RelaySource{Tracks: tracksToProto(sp.Tracks), Ssrcs: cloneOrNil(sp.SSRCs),
 			Rtp: addrPortString(sp.RTP), Rtcp: addrPortString(sp.RTCP), SrtpKey: cloneOrNil(sp.SRTPKey),
@@ -138,6 +145,13 @@ func specFromProto(p *api.Flow) (node.Spec, error) {
 		return publisherFromProto(s.Publisher)
 	case *api.Flow_RtpSource:
 		return rtpSourceFromProto(s.RtpSource)
+	case *api.Flow_St2110Source:
+		h, err := hubsFromProto(s.St2110Source.GetHubs())
+		if err != nil {
+			return nil, err
+		}
+		return node.ST2110Source{SDP: s.St2110Source.GetSdp(), Interface: s.St2110Source.GetInterface(),
+			Skew: time.Duration(s.St2110Source.GetSkewNanos()), Hubs: h}, nil
 	case *api.Flow_Relay:
 		return relayFromProto(s.Relay)
 	case *api.Flow_UdpSink:
@@ -148,6 +162,8 @@ func specFromProto(p *api.Flow) (node.Spec, error) {
 		return ingressFromProto(s.UdpIngress)
 	case *api.Flow_RtpSink:
 		return rtpSinkFromProto(s.RtpSink)
+	case *api.Flow_St2110Sink:
+		return st2110SinkFromProto(s.St2110Sink)
 	case *api.Flow_MemifSource:
 		h, err := hubsFromProto(s.MemifSource.GetHubs())
 		if err != nil {
@@ -368,6 +384,22 @@ func rtpSinkFromProto(p *api.RtpSink) (node.Spec, error) {
 	return sp, nil
 }
 
+func st2110SinkFromProto(p *api.St2110Sink) (node.Spec, error) {
+	track, err := trackFromProto(p.GetTrack())
+	if err != nil {
+		return nil, err
+	}
+	if p.GetPayloadType() > 127 || p.GetTtl() > 255 {
+		return nil, fmt.Errorf("payload type %d or TTL %d out of range", p.GetPayloadType(), p.GetTtl())
+	}
+	sp := node.ST2110Sink{Track: track, Fmtp: p.GetFmtp(), PayloadType: uint8(p.GetPayloadType()), TP: p.GetTp(),
+		TTL: int(p.GetTtl()), SDPFile: p.GetSdpFile(), Paused: p.GetPaused()}
+	if err := addrs(addrField{"video", p.GetVideo(), &sp.Video}, addrField{"leg2", p.GetLeg2(), &sp.Leg2}); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
 // checkFlowStrings refuses a flow the wire cannot carry: protobuf strings must be UTF-8, and a
 // message that fails to marshal would end the whole stream instead of failing one command.
 func checkFlowStrings(f node.Flow) error {
@@ -407,6 +439,10 @@ func specStrings(spec node.Spec, strs map[string]string) error {
 		tracks = sp.Tracks
 	case node.RelaySource:
 		tracks = sp.Tracks
+	case node.ST2110Source:
+		strs["SDP"], strs["ST 2110 interface"] = sp.SDP, sp.Interface
+	case node.ST2110Sink:
+		strs["fmtp"], strs["TP"], strs["SDP file"] = sp.Fmtp, sp.TP, sp.SDPFile
 	}
 	for _, t := range tracks {
 		if !utf8.ValidString(t.Media) {

@@ -68,6 +68,12 @@ func fullFlows() map[string]node.Flow {
 		"rtp source": flow(node.RTPSource{URL: "rtp://239.1.1.1:5000", SDP: "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 33\r\n",
 			Interface: "eth1", FECColumns: 10, FECRows: 5, Leg2: "rtp://10.0.0.2:6000", Skew: 450 * time.Millisecond,
 			Hubs: testHubs, Backup: pullBackup}),
+		"st2110 source": flow(node.ST2110Source{SDP: "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\nt=0 0\r\nm=video 5004 RTP/AVP 96\r\n" +
+			"c=IN IP4 239.1.1.1/32\r\na=rtpmap:96 raw/90000\r\na=fmtp:96 sampling=YCbCr-4:2:2; width=64; height=16; depth=8; exactframerate=50\r\n",
+			Interface: "eth1", Skew: 10 * time.Millisecond, Hubs: testHubs}),
+		"st2110 sink": flow(node.ST2110Sink{Track: 1, Video: netip.MustParseAddrPort("239.1.1.2:5004"),
+			Leg2: netip.MustParseAddrPort("239.2.1.2:5004"), Fmtp: "sampling=YCbCr-4:2:2; width=64; height=16; depth=10; exactframerate=60000/1001",
+			PayloadType: 98, TP: "2110TPW", TTL: 8, SDPFile: "/tmp/out.sdp", Paused: true}),
 		"relay": flow(node.RelaySource{Tracks: testTracks, SSRCs: []uint32{1, 0xdeadbeef},
 			RTP: netip.MustParseAddrPort("[2001:db8::1]:5000"), RTCP: netip.MustParseAddrPort("192.0.2.1:5001"),
 			SRTPKey: testKey, NACK: true, NACKWait: 150 * time.Millisecond,
@@ -108,8 +114,8 @@ func TestFlowRoundTrip(t *testing.T) {
 		checkAllSet(t, name, reflect.ValueOf(f.Spec))
 		kinds[f.Kind()] = true
 	}
-	if len(kinds) != 11 {
-		t.Errorf("fullFlows covers %d kinds, want all 11", len(kinds))
+	if len(kinds) != 13 {
+		t.Errorf("fullFlows covers %d kinds, want all 13", len(kinds))
 	}
 	full["minimal"] = node.Flow{ID: "d", Stream: "s", Spec: node.DemoSource{}}
 	for name, f := range full {

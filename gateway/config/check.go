@@ -16,7 +16,7 @@ const unsupported = "use publisher, demo, rtsp://, rtsps:// or rtp://"
 // checkSource returns what is wrong with a route source, or "".
 func checkSource(s string) string {
 	switch s {
-	case SourcePublisher, SourceDemo:
+	case SourcePublisher, SourceDemo, SchemeST2110:
 		return ""
 	case "":
 		return "source must not be empty; " + unsupported
@@ -32,6 +32,8 @@ func checkSource(s string) string {
 	case "rtsp", "rtsps":
 	case SchemeRTP:
 		return checkRTPSource(s)
+	case SchemeST2110:
+		return checkST2110Source(s)
 	case SchemeMemif:
 		_, msg := parseMemifURL(s)
 		return msg

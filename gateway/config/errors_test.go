@@ -151,7 +151,7 @@ func TestParseErrors(t *testing.T) {
 		{"source unknown word", "routes:\n  cam: {source: camera}\n", []string{
 			`t.yaml:2: routes.cam: source "camera" is not supported; use publisher, demo, rtsp://, rtsps:// or rtp://`}},
 		{"source st2110", "routes:\n  cam:\n    source: st2110://stream.sdp\n", []string{
-			`t.yaml:3: routes.cam: source scheme "st2110" is not supported; use publisher, demo, rtsp://, rtsps:// or rtp://`}},
+			`t.yaml:3: routes.cam: stat stream.sdp: no such file or directory`}},
 		{"source without host", "routes:\n  cam:\n    source: rtsp:///stream\n", []string{
 			`t.yaml:3: routes.cam: source "rtsp:///stream" has no host`}},
 		{"source bad port", "routes:\n  cam:\n    source: rtsp://h:70000/s\n", []string{

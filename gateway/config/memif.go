@@ -275,7 +275,7 @@ func (p *parser) memifRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yam
 	id, _ := parseMemifURL(r.Source)
 	src := &MemifSource{ID: id, node: srcNode}
 	if k.sdp != nil && p.str(&src.SDPFile, path+".sdp", k.sdp) {
-		src.SDP, _ = p.readSDP(src.SDPFile, path, k.sdp)
+		src.SDP, _ = p.readRTPSDP(src.SDPFile, path, k.sdp)
 	}
 	r.MemifSource = src
 }

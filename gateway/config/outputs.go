@@ -42,6 +42,11 @@ type Output struct {
 	// Memif, when set, makes the output a memif consumer interface of node Node (node.memif
 	// entries with a route:); Dest, Leg2, FEC and TTL are then unused.
 	Memif *MemifOutput
+	// ST2110 is st2110: the route's raw video sent as a paced ST 2110-20 flow instead of plain
+	// RTP (Dest is then its video destination); nil for a plain RTP output.
+	ST2110 *ST2110Output
+	// SDPFile is sdp: where the node sending an ST 2110 output writes its SDP.
+	SDPFile string
 }
 
 // OutputFEC is an output's fec: mapping.
@@ -116,8 +121,19 @@ func (p *parser) output(path string, v *yaml.Node) (Output, bool) {
 		p.errorf(v, "%s: expected a mapping like {url: rtp://239.1.1.1:5000}, got %s", path, describe(m))
 		return o, false
 	}
-	var urlNode, ttlNode *yaml.Node
+	var urlNode, ttlNode, stNode, sdpNode *yaml.Node
 	p.fields(m, path, []field{
+		{"st2110", func(_, v *yaml.Node) {
+			if o.ST2110 = p.st2110Output(path+".st2110", v); o.ST2110 != nil {
+				stNode = v
+				o.Dest, o.Leg2 = o.ST2110.Video, o.ST2110.Leg2
+			}
+		}},
+		{"sdp", func(_, v *yaml.Node) {
+			if p.str(&o.SDPFile, path+".sdp", v) {
+				sdpNode = v
+			}
+		}},
 		{"url", func(_, v *yaml.Node) {
 			if p.str(&o.URL, path+".url", v) {
 				urlNode = v
@@ -138,8 +154,15 @@ func (p *parser) output(path string, v *yaml.Node) (Output, bool) {
 		}},
 		{"node", func(_, v *yaml.Node) { p.nodeName(&o.Node, path+".node", v) }},
 	})
-	if urlNode == nil && len(p.errs) == nerr {
-		p.errorf(v, "%s: url is required (rtp://HOST:PORT)", path)
+	switch {
+	case stNode != nil && urlNode != nil:
+		p.errorf(urlNode, "%s: an output is either url: (plain RTP) or st2110:, not both", path)
+	case stNode != nil && o.FEC != nil:
+		p.errorf(stNode, "%s: fec: applies to plain RTP outputs, not st2110:", path)
+	case sdpNode != nil && stNode == nil:
+		p.errorf(sdpNode, "%s.sdp: applies to st2110: outputs", path)
+	case urlNode == nil && stNode == nil && len(p.errs) == nerr:
+		p.errorf(v, "%s: url is required (rtp://HOST:PORT), or st2110: {video: HOST:PORT}", path)
 	}
 	if o.Dest.IsValid() && o.Leg2 == o.Dest {
 		p.errorf(v, "%s: leg2 must differ from url", path)

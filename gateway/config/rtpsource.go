@@ -113,6 +113,7 @@ func parseRTPURL(s string) (netip.Addr, int, string) {
 // before it is known whether the source is rtp://.
 type rtpRouteKeys struct {
 	iface, sdp, fec, liveLive *yaml.Node
+	dupSkew                   *yaml.Node // ST 2110 sources (st2110.go)
 }
 
 func (k *rtpRouteKeys) fields() []field {
@@ -121,6 +122,7 @@ func (k *rtpRouteKeys) fields() []field {
 		{"sdp", func(_, v *yaml.Node) { k.sdp = v }},
 		{"fec", func(_, v *yaml.Node) { k.fec = v }},
 		{"live_live", func(_, v *yaml.Node) { k.liveLive = v }},
+		{"dup_skew", func(_, v *yaml.Node) { k.dupSkew = v }},
 	}
 }
 
@@ -129,6 +131,13 @@ func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.
 	if r.IsMemif() {
 		p.memifRoute(r, path, k, srcNode)
 		return
+	}
+	if r.IsST2110() {
+		p.st2110Route(r, path, k, srcNode)
+		return
+	}
+	if k.dupSkew != nil && !isNull(resolve(k.dupSkew)) {
+		p.errorf(k.dupSkew, "%s.dup_skew: applies only to st2110 sources", path)
 	}
 	if !r.IsRTP() {
 		for _, kv := range []struct {
@@ -167,9 +176,28 @@ func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.
 	r.RTPSource = src
 }
 
+// readSDP reads an SDP file named in the config (relative to the config file's directory) and
+// returns it with the path it was read from.
+func (p *parser) readSDP(name string) ([]byte, string, error) {
+	if !filepath.IsAbs(name) && p.file != "" {
+		name = filepath.Join(filepath.Dir(p.file), name)
+	}
+	// A description is a few hundred bytes: anything but a small regular
+	// file (a FIFO, /dev/zero) is a mistake that must not hang the load.
+	fi, err := os.Stat(name)
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxSDPFile) {
+		err = fmt.Errorf("%s is not a regular file of at most %d bytes", name, maxSDPFile)
+	}
+	var b []byte
+	if err == nil {
+		b, err = os.ReadFile(name)
+	}
+	return b, name, err
+}
+
 // rtpSDP reads the sdp: file (relative to the config file's directory).
 func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
-	b, name := p.readSDP(src.SDPFile, path, v)
+	b, name := p.readRTPSDP(src.SDPFile, path, v)
 	if b == nil {
 		return
 	}
@@ -325,22 +353,10 @@ func checkRTPSource(s string) string {
 	return msg
 }
 
-// readSDP reads an sdp: file (relative to the config file's directory) and checks that it
-// parses as a source description; nil after an error, which it reported.
-func (p *parser) readSDP(file, path string, v *yaml.Node) (b []byte, name string) {
-	name = file
-	if !filepath.IsAbs(name) && p.file != "" {
-		name = filepath.Join(filepath.Dir(p.file), name)
-	}
-	// A description is a few hundred bytes: anything but a small regular
-	// file (a FIFO, /dev/zero) is a mistake that must not hang the load.
-	fi, err := os.Stat(name)
-	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxSDPFile) {
-		err = fmt.Errorf("%s is not a regular file of at most %d bytes", name, maxSDPFile)
-	}
-	if err == nil {
-		b, err = os.ReadFile(name)
-	}
+// readRTPSDP reads an sdp: file with readSDP and checks that it parses as an RTP source
+// description; on failure it reports at v and returns nil.
+func (p *parser) readRTPSDP(file, path string, v *yaml.Node) (b []byte, name string) {
+	b, name, err := p.readSDP(file)
 	if err != nil {
 		p.errorf(v, "%s.sdp: %v", path, err)
 		return nil, name

@@ -16,6 +16,8 @@ import (
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/merge"
 	"github.com/meshgw/meshgw/rtp/srtp"
+	"github.com/meshgw/meshgw/rtp/st2110"
+	"github.com/meshgw/meshgw/rtp/st2110out"
 )
 
 // FlowKind names what a flow is (Flow.Kind, Spec.Kind): for logs, metrics and errors; the
@@ -48,6 +50,11 @@ const (
 	// SinkRTP sends one track to a plain RTP/UDP output, optionally with SMPTE 2022-1 FEC and a
 	// second 2022-7 leg.
 	SinkRTP FlowKind = "sink.rtp"
+	// SourceST2110 receives an SMPTE ST 2110 flow set described by an SDP file (video, audio,
+	// ANC, JPEG XS), on one leg or two (2022-7), and reassembles its video frames.
+	SourceST2110 FlowKind = "source.st2110"
+	// SinkST2110 re-sends one raw video track as a paced ST 2110-20 flow.
+	SinkST2110 FlowKind = "sink.st2110"
 )
 
 // Flow is the unit of steering: a common header and one kind's Spec. Applying the same flow
@@ -234,6 +241,35 @@ type RTPSource struct {
 	Backup *Backup
 }
 
+// ST2110Source receives an ST 2110 flow set (source: st2110://FILE.sdp); see source_st2110.go.
+type ST2110Source struct {
+	// SDP is the sender's session description (rtp/st2110.ParseSDP reads it).
+	SDP string
+	// Interface is the interface multicast groups are joined on.
+	Interface string
+	// Skew is the 2022-7 merge window when the SDP groups two legs (0: merge.ClassB).
+	Skew time.Duration
+	Hubs
+}
+
+// ST2110Sink re-sends one raw video track (RFC 4175) as an ST 2110-20 flow: frames cut at line
+// boundaries, RTP timestamps from the media clock, paced per ST 2110-21; see sink_st2110.go.
+type ST2110Sink struct {
+	Track int
+	// Video is the destination; Leg2, when valid, gets an identical copy (SMPTE 2022-7).
+	Video, Leg2 netip.AddrPort
+	// Fmtp is the track's RFC 4175 / ST 2110-20 fmtp (exactframerate required) and PayloadType
+	// its payload type.
+	Fmtp        string
+	PayloadType uint8
+	// TP is the sender type (2110TPNL, 2110TPN or 2110TPW; empty: 2110TPNL).
+	TP  string
+	TTL int
+	// SDPFile, when set, is where the node writes the flow's ST 2110 SDP for receivers.
+	SDPFile string
+	Paused  bool
+}
+
 // RelaySource takes a stream another node relays to this one over RTP/UDP (the upstream node
 // runs a UDPSink per track to this node's pair). Its hubs are transparent: they output the
 // upstream hubs' SSRC/seq/timestamp line unchanged, so a reader moved between nodes stays on one
@@ -328,6 +364,63 @@ func (RTPSource) Kind() FlowKind { return SourceRTP }
 
 // Kind implements Spec.
 func (RelaySource) Kind() FlowKind { return SourceRelay }
+
+// Kind implements Spec.
+func (ST2110Source) Kind() FlowKind { return SourceST2110 }
+
+func (s ST2110Source) clone() Spec {
+	s.Hubs = s.Hubs.clone()
+	return s
+}
+
+func (s ST2110Source) hubs() Hubs { return s.Hubs }
+
+func (s ST2110Source) withContinue(l []rtp.LinePos) Spec {
+	s.Continue = l
+	return s
+}
+
+// Kind implements Spec.
+func (ST2110Sink) Kind() FlowKind { return SinkST2110 }
+
+func (s ST2110Sink) clone() Spec  { return s }
+func (s ST2110Sink) track() int   { return s.Track }
+func (s ST2110Sink) paused() bool { return s.Paused }
+func (s ST2110Sink) withPaused(p bool) Spec {
+	s.Paused = p
+	return s
+}
+
+func (s ST2110Sink) validate(id string) error {
+	if s.Track < 0 {
+		return fmt.Errorf("flow %s: negative track", id)
+	}
+	if !s.Video.IsValid() || !s.Video.Addr().Is4() {
+		return fmt.Errorf("flow %s: st2110 sink needs an IPv4 video destination", id)
+	}
+	if s.Leg2.IsValid() && !s.Leg2.Addr().Is4() {
+		return fmt.Errorf("flow %s: st2110 sink leg 2 must be IPv4", id)
+	}
+	if _, err := st2110.ParseVideoFmtp(s.Fmtp); err != nil {
+		return fmt.Errorf("flow %s: st2110 sink: %w", id, err)
+	}
+	switch s.TP {
+	case "", st2110.TPN, st2110.TPNL, st2110.TPW:
+	default:
+		return fmt.Errorf("flow %s: st2110 sink TP %q", id, s.TP)
+	}
+	if s.TTL < 0 || s.TTL > 255 {
+		return fmt.Errorf("flow %s: st2110 sink TTL %d", id, s.TTL)
+	}
+	return nil
+}
+
+func (s ST2110Source) validate(id string) error {
+	if _, _, err := st2110SourceConfig(s); err != nil {
+		return fmt.Errorf("flow %s: st2110 source: %w", id, err)
+	}
+	return nil
+}
 
 // Kind implements Spec.
 func (UDPSink) Kind() FlowKind { return SinkUDP }
@@ -659,6 +752,14 @@ type FlowStats struct {
 	Backup BackupStats
 	// RTPSource holds a SourceRTP flow's receive counters (FEC, 2022-7 legs); nil for others.
 	RTPSource *rtp.RTPSourceStats
+	// ST2110 holds a SourceST2110 flow's frame counters, one entry per video essence; nil for
+	// others.
+	ST2110 []st2110.ReassemblerStats
+	// ST2110Timing is, per video essence of a SourceST2110 flow, the ST 2110-21 reading of its
+	// arrivals (Cinst against CMAX, VRX against VRX_FULL of the SDP's TP; TPW when it has none).
+	ST2110Timing []st2110.TimingReading
+	// ST2110Out holds a SinkST2110 flow's sender counters; nil for others.
+	ST2110Out *st2110out.Stats
 	// RelayLegs holds a two-leg SourceRelay's 2022-7 merge counters, summed over its tracks;
 	// nil for others.
 	RelayLegs *merge.Stats

@@ -60,6 +60,10 @@ func newRunner(f Flow) (runner, role, error) {
 		return &rtpSource{}, roleSource, nil
 	case RelaySource:
 		return relaySource{}, roleSource, nil
+	case ST2110Source:
+		return &st2110Source{}, roleSource, nil
+	case ST2110Sink:
+		return &st2110Sink{}, roleSink, nil
 	case UDPSink:
 		return udpSink{}, roleSink, nil
 	case MulticastSink:

@@ -152,6 +152,23 @@ func TestFECIsALeaf(t *testing.T) {
 	}
 }
 
+// TestST2110IsALeaf: rtp/st2110 (the 2110 SDP reader, reassembler and packetizer) imports nothing
+// of meshgw, so rtp, the node's runners and a frame consumer can all use it without a cycle.
+func TestST2110IsALeaf(t *testing.T) {
+	for _, p := range list(t) {
+		from := rel(p.ImportPath)
+		if !under(from, "rtp/st2110") {
+			continue
+		}
+		for _, imp := range importsOf(p) {
+			if !ours(imp.path) || under(rel(imp.path), from) || imp.where != "non-test files" {
+				continue
+			}
+			t.Errorf("%s imports %s (%s): rtp/st2110 is a leaf and imports nothing of meshgw", from, rel(imp.path), imp.where)
+		}
+	}
+}
+
 // TestGortsplibOnlyUnderRTSP: gortsplib is wrapped by the rtsp tree; everything else speaks
 // meshgw's own types. Tests and the load tool (cmd/meshload, an RTSP client by trade) may use it.
 func TestGortsplibOnlyUnderRTSP(t *testing.T) {
