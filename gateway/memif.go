@@ -15,7 +15,8 @@ func memifConfig(cfg *config.Config) *node.MemifConfig {
 	}
 	out := &node.MemifConfig{Socket: mc.Socket, Mode: mc.Mode}
 	for _, it := range mc.Interfaces {
-		out.Interfaces = append(out.Interfaces, node.MemifInterface{ID: it.ID, Secret: it.Secret, Consumer: it.Route != ""})
+		out.Interfaces = append(out.Interfaces, node.MemifInterface{ID: it.ID, Secret: it.Secret, Consumer: it.Route != "",
+			Frames: it.Form == config.MemifFrames})
 	}
 	return out
 }

@@ -14,6 +14,9 @@ const (
 	// MemifPackets: each buffer is one RTP packet of the route's tracks behind an 8-byte header
 	// (rtp/memifrtp).
 	MemifPackets = "packets"
+	// MemifFrames: each buffer chain is one whole raw video frame of an st2110:// route, as its
+	// reassembler finished it, behind a 32-byte header (rtp/memifrtp FrameOut).
+	MemifFrames = "frames"
 )
 
 // Memif is node.memif: the node's memif master, where local applications take a route's packets
@@ -40,7 +43,7 @@ type MemifInterface struct {
 	// Route is route: the route whose packets a consumer on this interface gets. Empty for an
 	// interface that a route's source: memif://ID reads from (a producer).
 	Route string
-	// Form is form: MemifPackets (the only form so far).
+	// Form is form: MemifPackets (default) or MemifFrames (consumers of st2110:// routes only).
 	Form string
 	// Line is the entry's line.
 	Line int
@@ -133,7 +136,7 @@ func (p *parser) memifInterfaces(path string, v *yaml.Node) []MemifInterface {
 					it.routeNode = v
 				}
 			}},
-			{"form", func(_, v *yaml.Node) { p.enum(&it.Form, ipath+".form", v, MemifPackets) }},
+			{"form", func(_, v *yaml.Node) { p.enum(&it.Form, ipath+".form", v, MemifPackets, MemifFrames) }},
 		})
 		if !idSet {
 			if len(p.errs) == nerr {
@@ -181,6 +184,9 @@ func (p *parser) memifOutputs(c *Config) {
 	}
 	for _, it := range mc.Interfaces {
 		if it.Route == "" {
+			if it.Form == MemifFrames {
+				p.errorf(&yaml.Node{Line: it.Line}, "node.memif.interfaces: id %d: form: frames is for consumer interfaces (with route:); producers write packets", it.ID)
+			}
 			continue
 		}
 		if c.Node.IsNodeOnly() {
@@ -190,6 +196,10 @@ func (p *parser) memifOutputs(c *Config) {
 		i := routeIndex(c, it.Route)
 		if i < 0 {
 			p.errorf(it.routeNode, "node.memif.interfaces: id %d: route %q is not a plain route of this file", it.ID, it.Route)
+			continue
+		}
+		if it.Form == MemifFrames && !c.Routes[i].IsST2110() {
+			p.errorf(it.routeNode, "node.memif.interfaces: id %d: form: frames needs a route whose source is st2110:// (the frames come from its RFC 4175 reassembler); route %q has source %q", it.ID, it.Route, c.Routes[i].Source)
 			continue
 		}
 		c.Routes[i].Outputs = append(c.Routes[i].Outputs, Output{URL: "memif://" + strconv.FormatUint(uint64(it.ID), 10),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 
 	"github.com/meshgw/meshgw/memif"
 	"github.com/meshgw/meshgw/rtp"
@@ -55,6 +56,9 @@ type MemifInterface struct {
 	// Consumer: peers on this id take a stream's packets (MemifSink flows); otherwise they
 	// produce one (a memif:// source).
 	Consumer bool
+	// Frames: a consumer of whole reassembled video frames (memifrtp.FrameOut, the frames form)
+	// instead of packets; its MemifSink flows attach to the stream's ST 2110 reassemblers.
+	Frames bool
 }
 
 // memifNode is the node's memif master with one Out per consumer interface, which lives as
@@ -63,8 +67,19 @@ type MemifInterface struct {
 type memifNode struct {
 	m         *memif.Master
 	outs      map[uint32]*memifrtp.Out
+	frameOuts map[uint32]*memifrtp.FrameOut
 	producers map[uint32]*memif.Endpoint
 	eps       []*memif.Endpoint
+
+	fanMu sync.Mutex
+	fans  map[fanKey]*memifrtp.FrameFanout
+}
+
+// fanKey names one track of one stream: where an ST 2110 source's reassembler and the frames
+// consumers of that stream meet, whichever of them starts first.
+type fanKey struct {
+	stream string
+	track  int
 }
 
 func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, error) {
@@ -72,7 +87,8 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 	if err != nil {
 		return nil, err
 	}
-	mn := &memifNode{m: m, outs: map[uint32]*memifrtp.Out{}, producers: map[uint32]*memif.Endpoint{}}
+	mn := &memifNode{m: m, outs: map[uint32]*memifrtp.Out{}, frameOuts: map[uint32]*memifrtp.FrameOut{},
+		producers: map[uint32]*memif.Endpoint{}, fans: map[fanKey]*memifrtp.FrameFanout{}}
 	for _, it := range cfg.Interfaces {
 		ep, err := m.Add(it.ID, it.Secret)
 		if err != nil {
@@ -80,9 +96,12 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 			return nil, err
 		}
 		mn.eps = append(mn.eps, ep)
-		if it.Consumer {
+		switch {
+		case it.Consumer && it.Frames:
+			mn.frameOuts[it.ID] = memifrtp.NewFrameOut(ep, log.With("memif", it.ID))
+		case it.Consumer:
 			mn.outs[it.ID] = memifrtp.NewOut(ep, 0, log.With("memif", it.ID))
-		} else {
+		default:
 			mn.producers[it.ID] = ep
 		}
 	}
@@ -92,6 +111,9 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 
 func (mn *memifNode) close() {
 	for _, o := range mn.outs {
+		o.Close()
+	}
+	for _, o := range mn.frameOuts {
 		o.Close()
 	}
 	for _, ep := range mn.eps {
@@ -110,6 +132,32 @@ func (n *Local) memifOut(id uint32) (*memifrtp.Out, error) {
 		return nil, fmt.Errorf("node %s has no memif consumer interface %d: %w", n.name, id, ErrNotFound)
 	}
 	return o, nil
+}
+
+// memifFrameOut is frames consumer interface id's FrameOut, nil if id is another kind.
+func (n *Local) memifFrameOut(id uint32) *memifrtp.FrameOut {
+	if n.memif == nil {
+		return nil
+	}
+	return n.memif.frameOuts[id]
+}
+
+// memifFanout is the frame fan-out of a stream's track, made on first use; nil when the node
+// has no frames consumer interface (the reassembler then only counts).
+func (n *Local) memifFanout(stream string, track int) *memifrtp.FrameFanout {
+	if n.memif == nil || len(n.memif.frameOuts) == 0 {
+		return nil
+	}
+	mn := n.memif
+	mn.fanMu.Lock()
+	defer mn.fanMu.Unlock()
+	k := fanKey{stream, track}
+	ff := mn.fans[k]
+	if ff == nil {
+		ff = &memifrtp.FrameFanout{}
+		mn.fans[k] = ff
+	}
+	return ff
 }
 
 // SourceMemif takes a stream from the memif producer of one of the node's memif interfaces
