@@ -22,8 +22,8 @@ const memifUsage = `meshgw memif -socket PATH|@NAME -id N [-secret S] [flags]
   second, the packet rate, the bit rate and the RTP sequence gaps per track; or -dump FILE the
   first -count buffers (8-byte header + RTP packet each, as received). Buffers in the frames
   form count as one "packet" per frame, gaps being frame counter gaps. With -feed FILE it is a
-  producer instead: it writes the buffers of FILE (as -dump wrote them) into the interface at
-  -rate packets per second, for a route with source: memif://N.
+  producer instead: it writes the buffers of FILE (as -dump wrote them: packets, or frames-form
+  frames) into the interface at -rate buffers per second, for a route with source: memif://N.
 `
 
 // memifTrack is what the tool tracks of one RTP track.
@@ -218,12 +218,20 @@ func memifFeed(ctx context.Context, c *memif.Conn, file string, rate float64, st
 			fmt.Fprintf(stderr, "meshgw memif: %s: %v\n", file, err)
 			return 1
 		}
-		n := int(binary.LittleEndian.Uint32(buf[4:]))
-		if n > len(buf)-memifrtp.HeaderLen {
+		hlen, n := memifrtp.HeaderLen, int(binary.LittleEndian.Uint32(buf[4:]))
+		if buf[1] == memifrtp.KindFrame {
+			// the frames form: a 32-byte header, the length at offset 20
+			if _, err := io.ReadFull(r, buf[memifrtp.HeaderLen:memifrtp.FrameHeaderLen]); err != nil {
+				fmt.Fprintf(stderr, "meshgw memif: %s: %v\n", file, err)
+				return 1
+			}
+			hlen, n = memifrtp.FrameHeaderLen, int(binary.LittleEndian.Uint32(buf[20:]))
+		}
+		if n > len(buf)-hlen {
 			fmt.Fprintf(stderr, "meshgw memif: %s: buffer of %d bytes\n", file, n)
 			return 1
 		}
-		if _, err := io.ReadFull(r, buf[memifrtp.HeaderLen:memifrtp.HeaderLen+n]); err != nil {
+		if _, err := io.ReadFull(r, buf[hlen:hlen+n]); err != nil {
 			fmt.Fprintf(stderr, "meshgw memif: %s: %v\n", file, err)
 			return 1
 		}
@@ -235,7 +243,7 @@ func memifFeed(ctx context.Context, c *memif.Conn, file string, rate float64, st
 			}
 		}
 		for {
-			err := tx.WritePacket(buf[:memifrtp.HeaderLen+n], nil)
+			err := tx.WritePacket(buf[:hlen+n], nil)
 			if err == nil {
 				break
 			}

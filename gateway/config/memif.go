@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/meshgw/meshgw/rtp/st2110"
 )
 
 // Memif forms accepted in node.memif.interfaces[].form.
@@ -173,6 +175,10 @@ func (p *parser) memifOutputs(c *Config) {
 			p.errorf(r.MemifSource.node, "routes.%s: %s: interface %d is a consumer of route %q (it has route:), not a producer", r.Name, r.Source, it.ID, it.Route)
 		case r.Backup != "":
 			p.errorf(r.MemifSource.node, "routes.%s: backup: is not supported with a memif:// source", r.Name)
+		case it.Form == MemifFrames && r.MemifSource.SDP == nil:
+			p.errorf(r.MemifSource.node, "routes.%s: %s: interface %d has form: frames; give the raw video's ST 2110 description in sdp:", r.Name, r.Source, it.ID)
+		case it.Form == MemifFrames && st2110SDPErr(r.MemifSource.SDP) != nil:
+			p.errorf(r.MemifSource.node, "routes.%s: sdp: %s: %v (interface %d has form: frames, which needs an ST 2110 description)", r.Name, r.MemifSource.SDPFile, st2110SDPErr(r.MemifSource.SDP), it.ID)
 		case r.Node != "" && r.Node != c.Node.Name:
 			p.errorf(r.MemifSource.node, "routes.%s: a memif:// source is ingested by the node with the interface (%s), not node %q", r.Name, c.Node.Name, r.Node)
 		default:
@@ -184,9 +190,6 @@ func (p *parser) memifOutputs(c *Config) {
 	}
 	for _, it := range mc.Interfaces {
 		if it.Route == "" {
-			if it.Form == MemifFrames {
-				p.errorf(&yaml.Node{Line: it.Line}, "node.memif.interfaces: id %d: form: frames is for consumer interfaces (with route:); producers write packets", it.ID)
-			}
 			continue
 		}
 		if c.Node.IsNodeOnly() {
@@ -205,6 +208,12 @@ func (p *parser) memifOutputs(c *Config) {
 		c.Routes[i].Outputs = append(c.Routes[i].Outputs, Output{URL: "memif://" + strconv.FormatUint(uint64(it.ID), 10),
 			Memif: &MemifOutput{ID: it.ID, Form: it.Form}, Node: c.Node.Name, Line: it.Line})
 	}
+}
+
+// st2110SDPErr is why b is not an ST 2110 description, nil if it is one.
+func st2110SDPErr(b []byte) error {
+	_, err := st2110.ParseSDP(b)
+	return err
 }
 
 // routeIndex is the index of the plain route named name, -1 if none.

@@ -52,7 +52,7 @@ func TestMemifErrors(t *testing.T) {
 		{"node: {memif: {socket: /s, interfaces: [{id: 1}, {id: 1}]}}\n", "t.yaml:1: node.memif.interfaces[1]: id 1 is already used"},
 		{"node: {memif: {socket: /s, interfaces: [{id: 1, secret: \"0123456789012345678901234\"}]}}\n", "t.yaml:1: node.memif.interfaces[0].secret: 25 bytes"},
 		{"node: {memif: {socket: /s, interfaces: [{id: 1, route: nope}]}}\n", `t.yaml:1: node.memif.interfaces: id 1: route "nope" is not a plain route`},
-		{"node: {memif: {socket: /s, interfaces: [{id: 1, form: frames}]}}\n", `t.yaml:1: node.memif.interfaces: id 1: form: frames is for consumer interfaces`},
+		{"node: {memif: {socket: /s, interfaces: [{id: 1, form: frames}]}}\nroutes: {in: {source: \"memif://1\"}, tv: {source: demo}}\n#", `t.yaml:2: routes.in: memif://1: interface 1 has form: frames; give the raw video's ST 2110 description in sdp:`},
 		{"node: {memif: {socket: /s, interfaces: [{id: 1, form: pixels}]}}\n", `t.yaml:1: node.memif.interfaces[0].form: "pixels" is not one of packets, frames`},
 		{"node: {memif: {socket: /s, interfaces: [{id: 1, route: tv, form: frames}]}}\n", `t.yaml:1: node.memif.interfaces: id 1: form: frames needs a route whose source is st2110://`},
 		{"node: {memif: {socket: /s, interfaces: [{id: 1, colour: red}]}}\n", `t.yaml:1: node.memif.interfaces[0]: unknown key "colour"`},

@@ -57,7 +57,9 @@ type MemifInterface struct {
 	// produce one (a memif:// source).
 	Consumer bool
 	// Frames: a consumer of whole reassembled video frames (memifrtp.FrameOut, the frames form)
-	// instead of packets; its MemifSink flows attach to the stream's ST 2110 reassemblers.
+	// instead of packets, its MemifSink flows attached to the stream's ST 2110 reassemblers; or
+	// a producer of whole raw frames that the MemifSource cuts into RFC 4175 packets (its SDP
+	// is then an ST 2110 one).
 	Frames bool
 }
 
@@ -69,7 +71,9 @@ type memifNode struct {
 	outs      map[uint32]*memifrtp.Out
 	frameOuts map[uint32]*memifrtp.FrameOut
 	producers map[uint32]*memif.Endpoint
-	eps       []*memif.Endpoint
+	// frameProducers are the producer interfaces that write the frames form.
+	frameProducers map[uint32]bool
+	eps            []*memif.Endpoint
 
 	fanMu sync.Mutex
 	fans  map[fanKey]*memifrtp.FrameFanout
@@ -88,7 +92,7 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 		return nil, err
 	}
 	mn := &memifNode{m: m, outs: map[uint32]*memifrtp.Out{}, frameOuts: map[uint32]*memifrtp.FrameOut{},
-		producers: map[uint32]*memif.Endpoint{}, fans: map[fanKey]*memifrtp.FrameFanout{}}
+		producers: map[uint32]*memif.Endpoint{}, frameProducers: map[uint32]bool{}, fans: map[fanKey]*memifrtp.FrameFanout{}}
 	for _, it := range cfg.Interfaces {
 		ep, err := m.Add(it.ID, it.Secret)
 		if err != nil {
@@ -103,6 +107,7 @@ func openMemif(cfg *MemifConfig, name string, log *slog.Logger) (*memifNode, err
 			mn.outs[it.ID] = memifrtp.NewOut(ep, 0, log.With("memif", it.ID))
 		default:
 			mn.producers[it.ID] = ep
+			mn.frameProducers[it.ID] = it.Frames
 		}
 	}
 	log.Info("memif master listening", "socket", cfg.Socket, "interfaces", len(cfg.Interfaces))

@@ -3,7 +3,9 @@ package node
 import (
 	"fmt"
 
+	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/memifrtp"
+	"github.com/meshgw/meshgw/rtp/st2110"
 	"github.com/meshgw/meshgw/rtsp/sdp"
 )
 
@@ -21,12 +23,30 @@ func (r *memifSource) start(n *Local, fl *flow) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
+		log := n.log.With("stream", fl.spec.Stream, "memif", sp.Interface)
+		if n.memif.frameProducers[sp.Interface] {
+			// whole raw frames: the SDP is an ST 2110 one, readers get its ReaderSDP
+			sess, err := st2110.ParseSDP([]byte(sp.SDP))
+			if err != nil {
+				return nil, fmt.Errorf("memif frames source SDP: %w", err)
+			}
+			tracks := make([]rtp.Track, len(sess.Essences))
+			videos := make([]*st2110.Video, len(sess.Essences))
+			for i, e := range sess.Essences {
+				tracks[i] = rtp.Track{Media: e.Media, PayloadType: e.PayloadType, ClockRate: e.ClockRate}
+				if e.Kind == st2110.KindVideo {
+					videos[i] = e.Video
+				}
+			}
+			r.in, err = memifrtp.NewFrameIn(ep, sess.ReaderSDP(), tracks, videos, n.newStreamInput(fl, sp.Pacing, false), log)
+			return nil, err
+		}
 		tracks, _, err := sdp.ParseSource([]byte(sp.SDP))
 		if err != nil {
 			return nil, fmt.Errorf("memif source SDP: %w", err)
 		}
 		r.in = memifrtp.NewIn(ep, []byte(sp.SDP), tracks, n.newStreamInput(fl, sp.Pacing, false),
-			n.log.With("stream", fl.spec.Stream, "memif", sp.Interface))
+			log)
 		return nil, nil
 	})
 }

@@ -123,3 +123,79 @@ routes:
 		t.Fatalf("consumer got %d frames (dropped %d) of %d complete frames reassembled, %d sent", got, sink.Dropped, st.Frames, frames)
 	}
 }
+
+// TestMemifFrameProducerToRTSPReader: `meshgw memif -feed` (a separate process, the memif slave)
+// writes whole 320×240 UYVY frames (ffmpeg's testsrc) in the frames form into a producer
+// interface with form: frames; the route (source: memif://ID, an ST 2110 SDP) cuts them into RFC
+// 4175 packets, and GStreamer's rtspsrc ! rtpvrawdepay reads the route over RTSP: every frame
+// it decodes has the MD5 of a source frame.
+func TestMemifFrameProducerToRTSPReader(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "gst-launch-1.0", "gst:rtspsrc", "gst:rtpvrawdepay", "gst:checksumsink")
+	const frames = 125 // 5 s at 25 frames/s
+	dir, err := os.MkdirTemp("", "mgw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	src, sums := st2110Raw(t, dir, frames)
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = st2110W * st2110H * 2
+	var feed []byte
+	for i := 0; i < frames; i++ {
+		var h [memifrtp.FrameHeaderLen]byte
+		memifrtp.FrameMeta{Width: st2110W, Height: st2110H, PixelFormat: memifrtp.FourCC("UYVY"),
+			RTPTimestamp: uint32(i * 3600), Counter: uint64(i)}.Put(h[:], size)
+		feed = append(append(feed, h[:]...), raw[i*size:(i+1)*size]...)
+	}
+	feedPath := filepath.Join(dir, "feed.memif")
+	sdpPath := filepath.Join(dir, "in.sdp")
+	if err := os.WriteFile(feedPath, feed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sdpPath, []byte(st2110SDP("127.0.0.1", 5004)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "memif.sock")
+	g := startGateway(t, fmt.Sprintf(`rtsp:
+  listen: LISTEN
+node:
+  memif:
+    socket: %s
+    interfaces:
+      - {id: 8, secret: s3cret, form: frames}
+routes:
+  in:
+    source: memif://8
+    sdp: %s
+`, sock, sdpPath))
+	bin := meshgwBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prod := peertest.Run(ctx, t, bin, "memif", "-socket", sock, "-id", "8", "-secret", "s3cret",
+		"-bsize", "65536", "-rsize", "6", "-feed", feedPath, "-rate", fmt.Sprint(st2110Rate))
+	const read = 20
+	var gstOut string
+	for try := 0; ; try++ {
+		gst := peertest.Run(ctx, t, "gst-launch-1.0", "rtspsrc", "location="+g.URL+"in", "protocols=tcp", "latency=200", "!",
+			"rtpvrawdepay", "!", "identity", fmt.Sprintf("eos-after=%d", read), "!", "checksumsink", "hash=md5")
+		err := gst.Wait(30 * time.Second)
+		gstOut = gst.Output()
+		if err == nil || try == 3 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // the producer may not have connected yet
+	}
+	m := checksumLine.FindAllStringSubmatch(gstOut, -1)
+	if len(m) < read-1 {
+		t.Fatalf("GStreamer RTSP reader decoded %d frames, want %d\n%s\nproducer:\n%s", len(m), read, tail(gstOut), prod.Output())
+	}
+	for _, l := range m[1:] {
+		if _, ok := sums[l[1]]; !ok {
+			t.Fatalf("the RTSP reader decoded a frame (MD5 %s) that is none of the source's", l[1])
+		}
+	}
+	t.Logf("GStreamer RTSP reader: %d frames from the memif frame producer, all equal to source frames (first is frame %d)", len(m), sums[m[0][1]])
+}
