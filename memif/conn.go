@@ -451,13 +451,6 @@ func (r *Rx) Wait(timeout time.Duration) error {
 	return nil
 }
 
-// slaveBuf is the slave's own buffer of a slot: the slave never trusts the descriptor it shares
-// with the master for where its buffers are.
-func (c *Conn) slaveBuf(r *ring, slot uint16) []byte {
-	off := r.base + uint32(slot&r.mask)*c.bufSize
-	return c.regions[0].mem[off : off+c.bufSize : off+c.bufSize]
-}
-
 // repost hands a slot's buffer to the master again, whole.
 func (c *Conn) repost(r *ring, slot uint16) {
 	r.store(slot, descriptor{length: c.bufSize, offset: r.base + uint32(slot&r.mask)*c.bufSize})

@@ -37,8 +37,8 @@ type In struct {
 	log    *slog.Logger
 
 	// pk, with NewFrameIn, packetizes the frames form's frames per track (nil: not raw video).
-	pk  []*st2110.Packetizer
-	pkt []byte
+	pk      []*st2110.Packetizer
+	pkt     []byte
 	bufSize int
 
 	packets, bytes, invalid, producers atomic.Uint64
