@@ -2,12 +2,15 @@ package memifrtp
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshgw/meshgw/memif"
+	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtp/st2110"
 )
 
@@ -110,5 +113,79 @@ func TestFrameQueueFromReassembler(t *testing.T) {
 	}
 	if free := r.Pool().Free(); free != r.Pool().Len() {
 		t.Fatalf("%d of %d pooled frames came back", free, r.Pool().Len())
+	}
+}
+
+// TestFrameInPacketizes: a producer writes frames-form buffers into a FrameIn: a whole frame of
+// the video track comes out as RFC 4175 packets that an ST 2110 reassembler turns back into the
+// same bytes; a frame of the wrong size and one for the track without a video format are
+// counted invalid, not packetized.
+func TestFrameInPacketizes(t *testing.T) {
+	v, err := st2110.ParseVideoFmtp("sampling=YCbCr-4:2:2; width=64; height=16; depth=8; exactframerate=25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := memif.Listen(memif.Config{Socket: filepath.Join(t.TempDir(), "m.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ep, _ := m.Add(2, "")
+	rec := &recorder{}
+	in, err := NewFrameIn(ep, []byte("v=0\r\n"), []rtp.Track{{PayloadType: 96}, {PayloadType: 97}}, []*st2110.Video{v, nil}, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := memif.Dial(ctx, memif.DialConfig{Socket: m.Addr(), ID: 2, Log2Ring: 6, BufferSize: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	size := v.FrameSize()
+	frame := frameData(7, size)
+	tx := c.Tx(0)
+	for _, f := range []struct {
+		track uint8
+		data  []byte
+	}{{0, frame[:size-1]}, {1, frame}, {0, frame}} {
+		var h [FrameHeaderLen]byte
+		FrameMeta{Track: f.track, Width: 64, Height: 16, RTPTimestamp: 9000}.Put(h[:], len(f.data))
+		if err := tx.WritePacket(h[:], f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx.Flush()
+	for deadline := time.Now().Add(10 * time.Second); in.Stats().Invalid < 2 || rec.count() == 0 || in.Stats().LastPacket.IsZero(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, %d packets", in.Stats(), rec.count())
+		}
+	}
+	var got *st2110.Frame
+	r, err := st2110.NewReassembler(st2110.ReassemblerConfig{Video: v, Sink: st2110.FrameSinkFunc(func(f *st2110.Frame) {
+		if got != nil {
+			got.Release()
+		}
+		got = f
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	for i, p := range rec.packets {
+		if rec.tracks[i] != 0 {
+			t.Fatalf("packet %d on track %d", i, rec.tracks[i])
+		}
+		r.WriteRTP(p)
+	}
+	rec.mu.Unlock()
+	if got == nil || !got.Complete || got.Timestamp != 9000 || !bytes.Equal(got.Data, frame) {
+		t.Fatalf("reassembled %+v from %d packets (stats %+v)", got, rec.count(), r.Stats())
+	}
+	got.Release()
+	if st := in.Stats(); st.Invalid != 2 {
+		t.Fatalf("stats %+v, want 2 invalid", st)
 	}
 }
