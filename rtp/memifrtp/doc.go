@@ -20,6 +20,9 @@
 // header is at the start of the first.
 //
 // FrameOut carries the "frames" form instead: one whole raw frame per buffer chain behind a
-// 32-byte header (frames.go), written on the frame producer's goroutine straight into the
-// consumer's buffers.
+// 32-byte header (frames.go), copied once straight into the consumer's buffers. An ST 2110
+// reassembler feeds it through a FrameFanout and a FrameQueue per consumer (frames2110.go):
+// references to the pooled frames, queued off the packet path, so a consumer that falls behind
+// loses whole frames, counted, and never holds up the route. NewFrameIn takes the frames form
+// from a producer and cuts each frame into RFC 4175 packets for an rtp.SourceHandler.
 package memifrtp
