@@ -223,6 +223,7 @@ func open(cfg *config.Config, log *slog.Logger, ls Listeners) (*Gateway, error) 
 		UDP:       udpConfig(cfg, host, log),
 		Advertise: cfg.Node.DataAddress,
 		LiveLive:  liveLiveUDPConfig(cfg, log),
+		Memif:     memifConfig(cfg),
 		Events:    ev,
 		Logger:    log,
 	})

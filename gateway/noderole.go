@@ -79,6 +79,7 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 		UDP:       udpConfig(cfg, nc.DataAddress.String(), log),
 		Advertise: nc.DataAddress,
 		LiveLive:  liveLiveUDPConfig(cfg, log),
+		Memif:     memifConfig(cfg),
 		Events:    ev,
 		Logger:    log,
 	})

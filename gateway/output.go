@@ -118,6 +118,12 @@ func (ss *sessions) startOutput(ctx context.Context, rd *reader, idx int) error 
 // outputFlow is the SinkRTP flow of one track of an output: track i goes to port + i×stride.
 func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 	o := rd.output
+	meta := map[string]string{metaRole: roleOutput, metaRoute: rd.s.path, metaSession: rd.id, metaOutput: strconv.Itoa(idx)}
+	if o.Memif != nil {
+		// a memif consumer interface of the output's node: every track to the one interface
+		return node.Flow{ID: newID("out"), Version: 1, Stream: rd.s.id,
+			Spec: node.MemifSink{Track: track, Interface: o.Memif.ID}, Meta: meta}, nil
+	}
 	off := track * o.PortStride()
 	for _, ap := range []netip.AddrPort{o.Dest, o.Leg2} {
 		if ap.IsValid() && int(ap.Port())+off+o.PortStride()-1 > 65535 {
@@ -136,15 +142,14 @@ func outputFlow(rd *reader, idx, track int) (node.Flow, error) {
 		spec.FECColumns, spec.FECRows, spec.FECMode = cfg.Columns, cfg.Rows, cfg.Mode
 	}
 	return node.Flow{ID: newID("out"), Version: 1, Stream: rd.s.id,
-		Spec: node.RTPSink{Track: track, RTP: at(o.Dest, 0), RTCP: at(o.Dest, 1), Output: spec},
-		Meta: map[string]string{metaRole: roleOutput, metaRoute: rd.s.path, metaSession: rd.id, metaOutput: strconv.Itoa(idx)}}, nil
+		Spec: node.RTPSink{Track: track, RTP: at(o.Dest, 0), RTCP: at(o.Dest, 1), Output: spec}, Meta: meta}, nil
 }
 
 // adoptOutputLocked rebuilds an output from one of its flows a node reported after the control
 // restarted; false for a flow that matches no configured output (it is deleted).
 func (ss *sessions) adoptOutputLocked(m *member, s *stream, f node.Flow) bool {
 	idx, err := strconv.Atoi(f.Meta[metaOutput])
-	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || (f.Kind() != node.SinkRTP && f.Kind() != node.SinkST2110) || f.Meta[metaSession] == "" {
+	if err != nil || idx < 0 || idx >= len(s.route.Outputs) || (f.Kind() != node.SinkRTP && f.Kind() != node.SinkMemif && f.Kind() != node.SinkST2110) || f.Meta[metaSession] == "" {
 		return false
 	}
 	rd := s.outputs[idx]

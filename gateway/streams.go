@@ -235,6 +235,8 @@ func sourceFlowFor(s *stream) (node.Flow, error) {
 	case s.route.IsST2110() && s.route.ST2110Source != nil:
 		src := s.route.ST2110Source
 		f.Spec = node.ST2110Source{SDP: string(src.SDP), Interface: src.Interface, Skew: src.Skew, Hubs: hubs}
+	case s.route.MemifSource != nil:
+		f.Spec = memifSourceSpec(s.route, hubs)
 	default:
 		return f, fmt.Errorf("route %s has no source the control can start", s.path)
 	}

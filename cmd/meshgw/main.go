@@ -37,6 +37,8 @@ Usage:
                              pull a route over RTP over QUIC and relay it as RTP/UDP plus an SDP
   meshgw roq push -sdp FILE [-rtp IP:PORT] [-mode datagram|stream] quic://HOST:PORT/ROUTE
                              publish a local RTP/UDP stream into a publisher route over RTP over QUIC
+  meshgw memif -socket PATH|@NAME -id N [-secret S] [-duration D] [-count N] [-dump FILE]
+                             consume a route from a node's memif interface: rates, gaps per track
   meshgw version             print the version
   meshgw help                print this help
 
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args, os.Stdin, stdout, stderr)
 	case "roq":
 		return cmdRoQ(args, stdout, stderr)
+	case "memif":
+		return cmdMemif(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

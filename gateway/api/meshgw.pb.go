@@ -1899,6 +1899,8 @@ type Flow struct {
 	//	*Flow_RtpSink
 	//	*Flow_St2110Source
 	//	*Flow_St2110Sink
+	//	*Flow_MemifSink
+	//	*Flow_MemifSource
 	Spec          isFlow_Spec `protobuf_oneof:"spec"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2068,6 +2070,24 @@ func (x *Flow) GetSt2110Sink() *St2110Sink {
 	return nil
 }
 
+func (x *Flow) GetMemifSink() *MemifSink {
+	if x != nil {
+		if x, ok := x.Spec.(*Flow_MemifSink); ok {
+			return x.MemifSink
+		}
+	}
+	return nil
+}
+
+func (x *Flow) GetMemifSource() *MemifSource {
+	if x != nil {
+		if x, ok := x.Spec.(*Flow_MemifSource); ok {
+			return x.MemifSource
+		}
+	}
+	return nil
+}
+
 type isFlow_Spec interface {
 	isFlow_Spec()
 }
@@ -2116,6 +2136,14 @@ type Flow_St2110Sink struct {
 	St2110Sink *St2110Sink `protobuf:"bytes,110,opt,name=st2110_sink,json=st2110Sink,proto3,oneof"`
 }
 
+type Flow_MemifSink struct {
+	MemifSink *MemifSink `protobuf:"bytes,113,opt,name=memif_sink,json=memifSink,proto3,oneof"`
+}
+
+type Flow_MemifSource struct {
+	MemifSource *MemifSource `protobuf:"bytes,114,opt,name=memif_source,json=memifSource,proto3,oneof"`
+}
+
 func (*Flow_Demo) isFlow_Spec() {}
 
 func (*Flow_Pull) isFlow_Spec() {}
@@ -2137,6 +2165,10 @@ func (*Flow_RtpSink) isFlow_Spec() {}
 func (*Flow_St2110Source) isFlow_Spec() {}
 
 func (*Flow_St2110Sink) isFlow_Spec() {}
+
+func (*Flow_MemifSink) isFlow_Spec() {}
+
+func (*Flow_MemifSource) isFlow_Spec() {}
 
 // Hubs mirrors node.Hubs: the hubs a source lays out.
 type Hubs struct {
@@ -2955,6 +2987,128 @@ func (x *RtpSink) GetOutput() *OutputSpec {
 	return nil
 }
 
+// MemifSink mirrors node.MemifSink: one track to a memif consumer interface of the node.
+type MemifSink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Track         int64                  `protobuf:"varint,1,opt,name=track,proto3" json:"track,omitempty"`
+	Interface     uint32                 `protobuf:"varint,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	Paused        bool                   `protobuf:"varint,3,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemifSink) Reset() {
+	*x = MemifSink{}
+	mi := &file_meshgw_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemifSink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemifSink) ProtoMessage() {}
+
+func (x *MemifSink) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemifSink.ProtoReflect.Descriptor instead.
+func (*MemifSink) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *MemifSink) GetTrack() int64 {
+	if x != nil {
+		return x.Track
+	}
+	return 0
+}
+
+func (x *MemifSink) GetInterface() uint32 {
+	if x != nil {
+		return x.Interface
+	}
+	return 0
+}
+
+func (x *MemifSink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+// MemifSource mirrors node.MemifSource: a stream from a memif producer interface of the node.
+type MemifSource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interface     uint32                 `protobuf:"varint,1,opt,name=interface,proto3" json:"interface,omitempty"`
+	Sdp           string                 `protobuf:"bytes,2,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	Hubs          *Hubs                  `protobuf:"bytes,3,opt,name=hubs,proto3" json:"hubs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemifSource) Reset() {
+	*x = MemifSource{}
+	mi := &file_meshgw_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemifSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemifSource) ProtoMessage() {}
+
+func (x *MemifSource) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgw_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemifSource.ProtoReflect.Descriptor instead.
+func (*MemifSource) Descriptor() ([]byte, []int) {
+	return file_meshgw_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MemifSource) GetInterface() uint32 {
+	if x != nil {
+		return x.Interface
+	}
+	return 0
+}
+
+func (x *MemifSource) GetSdp() string {
+	if x != nil {
+		return x.Sdp
+	}
+	return ""
+}
+
+func (x *MemifSource) GetHubs() *Hubs {
+	if x != nil {
+		return x.Hubs
+	}
+	return nil
+}
+
 // OutputSpec mirrors node.OutputSpec: a plain RTP output's second leg, FEC and TTL.
 type OutputSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2972,7 +3126,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_meshgw_proto_msgTypes[31]
+	mi := &file_meshgw_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3138,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[31]
+	mi := &file_meshgw_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3151,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{31}
+	return file_meshgw_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OutputSpec) GetLeg2() string {
@@ -3053,7 +3207,7 @@ type RtpSource struct {
 
 func (x *RtpSource) Reset() {
 	*x = RtpSource{}
-	mi := &file_meshgw_proto_msgTypes[32]
+	mi := &file_meshgw_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3219,7 @@ func (x *RtpSource) String() string {
 func (*RtpSource) ProtoMessage() {}
 
 func (x *RtpSource) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[32]
+	mi := &file_meshgw_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3232,7 @@ func (x *RtpSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RtpSource.ProtoReflect.Descriptor instead.
 func (*RtpSource) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{32}
+	return file_meshgw_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RtpSource) GetSdp() string {
@@ -3157,7 +3311,7 @@ type St2110Source struct {
 
 func (x *St2110Source) Reset() {
 	*x = St2110Source{}
-	mi := &file_meshgw_proto_msgTypes[33]
+	mi := &file_meshgw_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3323,7 @@ func (x *St2110Source) String() string {
 func (*St2110Source) ProtoMessage() {}
 
 func (x *St2110Source) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[33]
+	mi := &file_meshgw_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3336,7 @@ func (x *St2110Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use St2110Source.ProtoReflect.Descriptor instead.
 func (*St2110Source) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{33}
+	return file_meshgw_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *St2110Source) GetSdp() string {
@@ -3232,7 +3386,7 @@ type St2110Sink struct {
 
 func (x *St2110Sink) Reset() {
 	*x = St2110Sink{}
-	mi := &file_meshgw_proto_msgTypes[34]
+	mi := &file_meshgw_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3398,7 @@ func (x *St2110Sink) String() string {
 func (*St2110Sink) ProtoMessage() {}
 
 func (x *St2110Sink) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[34]
+	mi := &file_meshgw_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3411,7 @@ func (x *St2110Sink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use St2110Sink.ProtoReflect.Descriptor instead.
 func (*St2110Sink) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{34}
+	return file_meshgw_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *St2110Sink) GetTrack() int64 {
@@ -3341,7 +3495,7 @@ type FlowStatus struct {
 
 func (x *FlowStatus) Reset() {
 	*x = FlowStatus{}
-	mi := &file_meshgw_proto_msgTypes[35]
+	mi := &file_meshgw_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3507,7 @@ func (x *FlowStatus) String() string {
 func (*FlowStatus) ProtoMessage() {}
 
 func (x *FlowStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgw_proto_msgTypes[35]
+	mi := &file_meshgw_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3520,7 @@ func (x *FlowStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
 func (*FlowStatus) Descriptor() ([]byte, []int) {
-	return file_meshgw_proto_rawDescGZIP(), []int{35}
+	return file_meshgw_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FlowStatus) GetSource() string {
@@ -3562,7 +3716,7 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x05media\x18\x01 \x01(\tR\x05media\x12!\n" +
 	"\fpayload_type\x18\x02 \x01(\rR\vpayloadType\x12\x1d\n" +
 	"\n" +
-	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf5\b\n" +
+	"clock_rate\x18\x03 \x01(\rR\tclockRate\"\xf1\t\n" +
 	"\x04Flow\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x16\n" +
@@ -3581,7 +3735,10 @@ const file_meshgw_proto_rawDesc = "" +
 	"\brtp_sink\x18l \x01(\v2\x16.meshgw.api.v1.RtpSinkH\x00R\artpSink\x12B\n" +
 	"\rst2110_source\x18m \x01(\v2\x1b.meshgw.api.v1.St2110SourceH\x00R\fst2110Source\x12<\n" +
 	"\vst2110_sink\x18n \x01(\v2\x19.meshgw.api.v1.St2110SinkH\x00R\n" +
-	"st2110Sink\x1a7\n" +
+	"st2110Sink\x129\n" +
+	"\n" +
+	"memif_sink\x18q \x01(\v2\x18.meshgw.api.v1.MemifSinkH\x00R\tmemifSink\x12?\n" +
+	"\fmemif_source\x18r \x01(\v2\x1a.meshgw.api.v1.MemifSourceH\x00R\vmemifSource\x1a7\n" +
 	"\tMetaEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
@@ -3657,7 +3814,15 @@ const file_meshgw_proto_rawDesc = "" +
 	"\x03rtp\x18\x02 \x01(\tR\x03rtp\x12\x12\n" +
 	"\x04rtcp\x18\x03 \x01(\tR\x04rtcp\x12\x16\n" +
 	"\x06paused\x18\x04 \x01(\bR\x06paused\x121\n" +
-	"\x06output\x18\x05 \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\"\x89\x01\n" +
+	"\x06output\x18\x05 \x01(\v2\x19.meshgw.api.v1.OutputSpecR\x06output\"W\n" +
+	"\tMemifSink\x12\x14\n" +
+	"\x05track\x18\x01 \x01(\x03R\x05track\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\rR\tinterface\x12\x16\n" +
+	"\x06paused\x18\x03 \x01(\bR\x06paused\"f\n" +
+	"\vMemifSource\x12\x1c\n" +
+	"\tinterface\x18\x01 \x01(\rR\tinterface\x12\x10\n" +
+	"\x03sdp\x18\x02 \x01(\tR\x03sdp\x12'\n" +
+	"\x04hubs\x18\x03 \x01(\v2\x13.meshgw.api.v1.HubsR\x04hubs\"\x89\x01\n" +
 	"\n" +
 	"OutputSpec\x12\x12\n" +
 	"\x04leg2\x18\x01 \x01(\tR\x04leg2\x12\x1f\n" +
@@ -3732,7 +3897,7 @@ func file_meshgw_proto_rawDescGZIP() []byte {
 }
 
 var file_meshgw_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_meshgw_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_meshgw_proto_goTypes = []any{
 	(Op)(0),                 // 0: meshgw.api.v1.Op
 	(Code)(0),               // 1: meshgw.api.v1.Code
@@ -3767,13 +3932,15 @@ var file_meshgw_proto_goTypes = []any{
 	(*MulticastSink)(nil),   // 30: meshgw.api.v1.MulticastSink
 	(*UdpIngress)(nil),      // 31: meshgw.api.v1.UdpIngress
 	(*RtpSink)(nil),         // 32: meshgw.api.v1.RtpSink
-	(*OutputSpec)(nil),      // 33: meshgw.api.v1.OutputSpec
-	(*RtpSource)(nil),       // 34: meshgw.api.v1.RtpSource
-	(*St2110Source)(nil),    // 35: meshgw.api.v1.St2110Source
-	(*St2110Sink)(nil),      // 36: meshgw.api.v1.St2110Sink
-	(*FlowStatus)(nil),      // 37: meshgw.api.v1.FlowStatus
-	nil,                     // 38: meshgw.api.v1.Flow.MetaEntry
-	nil,                     // 39: meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	(*MemifSink)(nil),       // 33: meshgw.api.v1.MemifSink
+	(*MemifSource)(nil),     // 34: meshgw.api.v1.MemifSource
+	(*OutputSpec)(nil),      // 35: meshgw.api.v1.OutputSpec
+	(*RtpSource)(nil),       // 36: meshgw.api.v1.RtpSource
+	(*St2110Source)(nil),    // 37: meshgw.api.v1.St2110Source
+	(*St2110Sink)(nil),      // 38: meshgw.api.v1.St2110Sink
+	(*FlowStatus)(nil),      // 39: meshgw.api.v1.FlowStatus
+	nil,                     // 40: meshgw.api.v1.Flow.MetaEntry
+	nil,                     // 41: meshgw.api.v1.UdpIngress.SrtpRocsEntry
 }
 var file_meshgw_proto_depIdxs = []int32{
 	4,  // 0: meshgw.api.v1.NodeMessage.hello:type_name -> meshgw.api.v1.Hello
@@ -3790,7 +3957,7 @@ var file_meshgw_proto_depIdxs = []int32{
 	0,  // 11: meshgw.api.v1.Command.op:type_name -> meshgw.api.v1.Op
 	22, // 12: meshgw.api.v1.Command.flow:type_name -> meshgw.api.v1.Flow
 	1,  // 13: meshgw.api.v1.Ack.code:type_name -> meshgw.api.v1.Code
-	37, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
+	39, // 14: meshgw.api.v1.Ack.status:type_name -> meshgw.api.v1.FlowStatus
 	21, // 15: meshgw.api.v1.SourceEvent.tracks:type_name -> meshgw.api.v1.Track
 	11, // 16: meshgw.api.v1.Stats.flows:type_name -> meshgw.api.v1.FlowStats
 	16, // 17: meshgw.api.v1.FlowStats.backup:type_name -> meshgw.api.v1.BackupStats
@@ -3801,41 +3968,44 @@ var file_meshgw_proto_depIdxs = []int32{
 	12, // 22: meshgw.api.v1.FlowStats.reception:type_name -> meshgw.api.v1.ReceptionStats
 	18, // 23: meshgw.api.v1.MergerStats.legs:type_name -> meshgw.api.v1.RtpLegStats
 	18, // 24: meshgw.api.v1.RtpSourceStats.legs:type_name -> meshgw.api.v1.RtpLegStats
-	38, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
+	40, // 25: meshgw.api.v1.Flow.meta:type_name -> meshgw.api.v1.Flow.MetaEntry
 	25, // 26: meshgw.api.v1.Flow.demo:type_name -> meshgw.api.v1.DemoSource
 	26, // 27: meshgw.api.v1.Flow.pull:type_name -> meshgw.api.v1.PullSource
 	27, // 28: meshgw.api.v1.Flow.publisher:type_name -> meshgw.api.v1.PublisherSource
-	34, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
+	36, // 29: meshgw.api.v1.Flow.rtp_source:type_name -> meshgw.api.v1.RtpSource
 	28, // 30: meshgw.api.v1.Flow.relay:type_name -> meshgw.api.v1.RelaySource
 	29, // 31: meshgw.api.v1.Flow.udp_sink:type_name -> meshgw.api.v1.UdpSink
 	30, // 32: meshgw.api.v1.Flow.multicast_sink:type_name -> meshgw.api.v1.MulticastSink
 	31, // 33: meshgw.api.v1.Flow.udp_ingress:type_name -> meshgw.api.v1.UdpIngress
 	32, // 34: meshgw.api.v1.Flow.rtp_sink:type_name -> meshgw.api.v1.RtpSink
-	35, // 35: meshgw.api.v1.Flow.st2110_source:type_name -> meshgw.api.v1.St2110Source
-	36, // 36: meshgw.api.v1.Flow.st2110_sink:type_name -> meshgw.api.v1.St2110Sink
-	14, // 37: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
-	25, // 38: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
-	26, // 39: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
-	23, // 40: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 41: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
-	23, // 42: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 43: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
-	21, // 44: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
-	23, // 45: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
-	21, // 46: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
-	13, // 47: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
-	39, // 48: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
-	33, // 49: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
-	23, // 50: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
-	24, // 51: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
-	23, // 52: meshgw.api.v1.St2110Source.hubs:type_name -> meshgw.api.v1.Hubs
-	2,  // 53: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
-	3,  // 54: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
-	54, // [54:55] is the sub-list for method output_type
-	53, // [53:54] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	37, // 35: meshgw.api.v1.Flow.st2110_source:type_name -> meshgw.api.v1.St2110Source
+	38, // 36: meshgw.api.v1.Flow.st2110_sink:type_name -> meshgw.api.v1.St2110Sink
+	33, // 37: meshgw.api.v1.Flow.memif_sink:type_name -> meshgw.api.v1.MemifSink
+	34, // 38: meshgw.api.v1.Flow.memif_source:type_name -> meshgw.api.v1.MemifSource
+	14, // 39: meshgw.api.v1.Hubs.continue_lines:type_name -> meshgw.api.v1.LinePos
+	25, // 40: meshgw.api.v1.Backup.demo:type_name -> meshgw.api.v1.DemoSource
+	26, // 41: meshgw.api.v1.Backup.pull:type_name -> meshgw.api.v1.PullSource
+	23, // 42: meshgw.api.v1.DemoSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 43: meshgw.api.v1.DemoSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 44: meshgw.api.v1.PullSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 45: meshgw.api.v1.PullSource.backup:type_name -> meshgw.api.v1.Backup
+	21, // 46: meshgw.api.v1.PublisherSource.tracks:type_name -> meshgw.api.v1.Track
+	23, // 47: meshgw.api.v1.PublisherSource.hubs:type_name -> meshgw.api.v1.Hubs
+	21, // 48: meshgw.api.v1.RelaySource.tracks:type_name -> meshgw.api.v1.Track
+	13, // 49: meshgw.api.v1.UdpSink.srtp_resume:type_name -> meshgw.api.v1.SrtpSendState
+	41, // 50: meshgw.api.v1.UdpIngress.srtp_rocs:type_name -> meshgw.api.v1.UdpIngress.SrtpRocsEntry
+	35, // 51: meshgw.api.v1.RtpSink.output:type_name -> meshgw.api.v1.OutputSpec
+	23, // 52: meshgw.api.v1.MemifSource.hubs:type_name -> meshgw.api.v1.Hubs
+	23, // 53: meshgw.api.v1.RtpSource.hubs:type_name -> meshgw.api.v1.Hubs
+	24, // 54: meshgw.api.v1.RtpSource.backup:type_name -> meshgw.api.v1.Backup
+	23, // 55: meshgw.api.v1.St2110Source.hubs:type_name -> meshgw.api.v1.Hubs
+	2,  // 56: meshgw.api.v1.Control.Attach:input_type -> meshgw.api.v1.NodeMessage
+	3,  // 57: meshgw.api.v1.Control.Attach:output_type -> meshgw.api.v1.ControlMessage
+	57, // [57:58] is the sub-list for method output_type
+	56, // [56:57] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_meshgw_proto_init() }
@@ -3867,6 +4037,8 @@ func file_meshgw_proto_init() {
 		(*Flow_RtpSink)(nil),
 		(*Flow_St2110Source)(nil),
 		(*Flow_St2110Sink)(nil),
+		(*Flow_MemifSink)(nil),
+		(*Flow_MemifSource)(nil),
 	}
 	file_meshgw_proto_msgTypes[22].OneofWrappers = []any{
 		(*Backup_Demo)(nil),
@@ -3878,7 +4050,7 @@ func file_meshgw_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgw_proto_rawDesc), len(file_meshgw_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -65,6 +65,10 @@ func FlowToProto(f node.Flow) *api.Flow {
 	case node.RTPSink:
 		p.Spec = &api.Flow_RtpSink{RtpSink: &api.RtpSink{Track: int64(sp.Track), Rtp: addrPortString(sp.RTP),
 			Rtcp: addrPortString(sp.RTCP), Paused: sp.Paused, Output: outputToProto(sp.Output)}}
+	case node.MemifSource:
+		p.Spec = &api.Flow_MemifSource{MemifSource: &api.MemifSource{Interface: sp.Interface, Sdp: sp.SDP, Hubs: hubsToProto(sp.Hubs)}}
+	case node.MemifSink:
+		p.Spec = &api.Flow_MemifSink{MemifSink: &api.MemifSink{Track: int64(sp.Track), Interface: sp.Interface, Paused: sp.Paused}}
 	}
 	return p
 }
@@ -160,6 +164,18 @@ func specFromProto(p *api.Flow) (node.Spec, error) {
 		return rtpSinkFromProto(s.RtpSink)
 	case *api.Flow_St2110Sink:
 		return st2110SinkFromProto(s.St2110Sink)
+	case *api.Flow_MemifSource:
+		h, err := hubsFromProto(s.MemifSource.GetHubs())
+		if err != nil {
+			return nil, err
+		}
+		return node.MemifSource{Interface: s.MemifSource.GetInterface(), SDP: s.MemifSource.GetSdp(), Hubs: h}, nil
+	case *api.Flow_MemifSink:
+		track, err := trackFromProto(s.MemifSink.GetTrack())
+		if err != nil {
+			return nil, err
+		}
+		return node.MemifSink{Track: track, Interface: s.MemifSink.GetInterface(), Paused: s.MemifSink.GetPaused()}, nil
 	}
 	return nil, errors.New("no spec (which kind of flow?)")
 }

@@ -89,6 +89,9 @@ func fullFlows() map[string]node.Flow {
 		"rtp sink": flow(node.RTPSink{Track: 1, RTP: netip.MustParseAddrPort("127.0.0.1:5000"), RTCP: netip.MustParseAddrPort("127.0.0.1:5001"),
 			Paused: true, Output: node.OutputSpec{Leg2: netip.MustParseAddrPort("239.1.2.3:6000"), FECColumns: 10, FECRows: 5,
 				FECMode: fec.ModeColumn, TTL: 16}}),
+		"memif sink": flow(node.MemifSink{Track: 2, Interface: 7, Paused: true}),
+		"memif source": flow(node.MemifSource{Interface: 8, SDP: "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 33\r\n", Hubs: node.Hubs{Pacing: 1.5,
+			Continue: []rtp.LinePos{{SSRC: 1, NextSeq: 2, NextTS: 3, At: time.Unix(0, 4), Rate: 5}}}}),
 	}
 }
 
@@ -111,8 +114,8 @@ func TestFlowRoundTrip(t *testing.T) {
 		checkAllSet(t, name, reflect.ValueOf(f.Spec))
 		kinds[f.Kind()] = true
 	}
-	if len(kinds) != 11 {
-		t.Errorf("fullFlows covers %d kinds, want all 11", len(kinds))
+	if len(kinds) != 13 {
+		t.Errorf("fullFlows covers %d kinds, want all 13", len(kinds))
 	}
 	full["minimal"] = node.Flow{ID: "d", Stream: "s", Spec: node.DemoSource{}}
 	for name, f := range full {

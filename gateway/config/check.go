@@ -34,6 +34,9 @@ func checkSource(s string) string {
 		return checkRTPSource(s)
 	case SchemeST2110:
 		return checkST2110Source(s)
+	case SchemeMemif:
+		_, msg := parseMemifURL(s)
+		return msg
 	default:
 		return fmt.Sprintf("source scheme %q is not supported; %s", s[:i], unsupported)
 	}

@@ -62,6 +62,8 @@ type Node struct {
 	// there (same port numbers as its first) and relays to and from other
 	// such nodes run over both networks when control.relay_live_live is on.
 	LiveLiveAddress netip.Addr
+	// Memif is node.memif: the node's memif master (memif.go); nil for none.
+	Memif *Memif
 }
 
 // IsNodeOnly reports whether the file configures a standalone node.
@@ -129,6 +131,7 @@ func (p *parser) node(n *Node, v *yaml.Node) {
 		{"data_address", func(_, v *yaml.Node) { p.nodeAddr(&n.DataAddress, "node.data_address", v) }},
 		{"live_live_address", func(_, v *yaml.Node) { p.nodeAddr(&n.LiveLiveAddress, "node.live_live_address", v) }},
 		{"client_networks", func(_, v *yaml.Node) { n.ClientNetworks = p.prefixes("node.client_networks", v) }},
+		{"memif", func(_, v *yaml.Node) { n.Memif = p.memif(v) }},
 	})
 }
 

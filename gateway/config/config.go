@@ -269,6 +269,8 @@ type Route struct {
 	// RTPSource is the plain RTP/UDP ingest of a source: rtp:// route
 	// (source_interface, sdp, fec, live_live); nil for other sources.
 	RTPSource *RTPSource
+	// MemifSource is the memif ingest of a source: memif://ID route (memif.go); nil for others.
+	MemifSource *MemifSource
 	// ST2110Source is the ingest of an st2110:// (or st2110 + sdp:) source; nil for other
 	// sources.
 	ST2110Source *ST2110Source
@@ -278,7 +280,7 @@ type Route struct {
 // rather than waiting for a publisher, generating the demo stream or
 // receiving plain RTP (IsRTP).
 func (r Route) IsPull() bool {
-	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP() && !r.IsST2110()
+	return r.Source != SourcePublisher && r.Source != SourceDemo && !r.IsRTP() && !r.IsMemif() && !r.IsST2110()
 }
 
 // SlogLevel returns LogLevel as a slog.Level, the form the logger needs.

@@ -39,6 +39,9 @@ type Output struct {
 	Node string
 	// Line is the line of the entry, for messages found after loading.
 	Line int
+	// Memif, when set, makes the output a memif consumer interface of node Node (node.memif
+	// entries with a route:); Dest, Leg2, FEC and TTL are then unused.
+	Memif *MemifOutput
 	// ST2110 is st2110: the route's raw video sent as a paced ST 2110-20 flow instead of plain
 	// RTP (Dest is then its video destination); nil for a plain RTP output.
 	ST2110 *ST2110Output

@@ -127,6 +127,7 @@ func (p *parser) parse(data []byte) *Config {
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 		{"hls", func(k, v *yaml.Node) { hlsKey = k; p.hls(&c.HLS, v) }},
 	})
+	p.memifOutputs(c)
 	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
 		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
 	}

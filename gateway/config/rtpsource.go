@@ -128,6 +128,10 @@ func (k *rtpRouteKeys) fields() []field {
 
 // rtpRoute checks and applies the rtp:// settings of r.
 func (p *parser) rtpRoute(r *Route, path string, k *rtpRouteKeys, srcNode *yaml.Node) {
+	if r.IsMemif() {
+		p.memifRoute(r, path, k, srcNode)
+		return
+	}
 	if r.IsST2110() {
 		p.st2110Route(r, path, k, srcNode)
 		return
@@ -193,16 +197,11 @@ func (p *parser) readSDP(name string) ([]byte, string, error) {
 
 // rtpSDP reads the sdp: file (relative to the config file's directory).
 func (p *parser) rtpSDP(src *RTPSource, path string, v *yaml.Node) {
-	b, name, err := p.readSDP(src.SDPFile)
-	if err != nil {
-		p.errorf(v, "%s.sdp: %v", path, err)
+	b, name := p.readRTPSDP(src.SDPFile, path, v)
+	if b == nil {
 		return
 	}
-	tracks, ports, err := sdp.ParseSource(b)
-	if err != nil {
-		p.errorf(v, "%s.sdp: %s: %v", path, name, err)
-		return
-	}
+	tracks, ports, _ := sdp.ParseSource(b) // readSDP parsed it
 	if ports[0] != 0 && ports[0] != src.Port {
 		p.errorf(v, "%s.sdp: %s: the first m= line names port %d but the source URL port %d; make them agree (or write 0 in the m= line)", path, name, ports[0], src.Port)
 		return
@@ -352,4 +351,19 @@ func (p *parser) rtpPorts(src *RTPSource, path string, at *yaml.Node) {
 func checkRTPSource(s string) string {
 	_, _, msg := parseRTPURL(s)
 	return msg
+}
+
+// readRTPSDP reads an sdp: file with readSDP and checks that it parses as an RTP source
+// description; on failure it reports at v and returns nil.
+func (p *parser) readRTPSDP(file, path string, v *yaml.Node) (b []byte, name string) {
+	b, name, err := p.readSDP(file)
+	if err != nil {
+		p.errorf(v, "%s.sdp: %v", path, err)
+		return nil, name
+	}
+	if _, _, err = sdp.ParseSource(b); err != nil {
+		p.errorf(v, "%s.sdp: %s: %v", path, name, err)
+		return nil, name
+	}
+	return b, name
 }

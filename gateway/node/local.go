@@ -39,6 +39,8 @@ type LocalConfig struct {
 	// (node.live_live_address): relays between two such nodes run over both networks as the two
 	// legs of SMPTE 2022-7 (UDPSink.SecondPair, RelaySource.RTP2).
 	LiveLive *rtp.UDPConfig
+	// Memif, when set, opens the node's memif master (memif.go).
+	Memif *MemifConfig
 }
 
 // Local is a node inside the control's process: it serves UDP readers and publishers from its
@@ -52,6 +54,8 @@ type Local struct {
 	events    Events
 	log       *slog.Logger
 	advertise netip.Addr
+
+	memif *memifNode // nil without LocalConfig.Memif
 
 	clipOnce sync.Once
 	clip     *demo.Clip
@@ -173,6 +177,15 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		log:     cfg.Logger.With("node", cfg.Name),
 		streams: map[string]*nodeStream{}, flows: map[string]*flow{}, peers: map[peerKey]*peer{},
 		done: make(chan struct{}),
+	}
+	if cfg.Memif != nil {
+		if n.memif, err = openMemif(cfg.Memif, cfg.Name, n.log); err != nil {
+			n.udp.Close()
+			if n.udp2 != nil {
+				n.udp2.Close()
+			}
+			return nil, fmt.Errorf("node %s: memif: %w", cfg.Name, err)
+		}
 	}
 	interval := cfg.ReportInterval
 	if interval <= 0 {
@@ -537,6 +550,9 @@ func (n *Local) Close() error {
 	n.wg.Wait()
 	for _, h := range hubs {
 		h.Close()
+	}
+	if n.memif != nil {
+		n.memif.close()
 	}
 	err := n.udp.Close()
 	if n.udp2 != nil {

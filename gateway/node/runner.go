@@ -70,6 +70,10 @@ func newRunner(f Flow) (runner, role, error) {
 		return multicastSink{}, roleSink, nil
 	case RTPSink:
 		return &rtpSink{}, roleSink, nil
+	case MemifSink:
+		return &memifSink{}, roleSink, nil
+	case MemifSource:
+		return &memifSource{}, roleSource, nil
 	case UDPIngress:
 		return udpIngress{}, roleIngress, nil
 	}

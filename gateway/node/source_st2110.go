@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/meshgw/meshgw/rtp"
+	"github.com/meshgw/meshgw/rtp/memifrtp"
 	"github.com/meshgw/meshgw/rtp/st2110"
 )
 
@@ -57,7 +58,13 @@ func (r *st2110Source) start(n *Local, fl *flow) (func(), error) {
 		}
 		cfg.Pool = n.pool
 		cfg.Logger = n.log.With("stream", fl.spec.Stream, "source", "st2110")
-		tap, err := newST2110Tap(sess, n.newStreamInput(fl, sp.Pacing, false))
+		stream := fl.spec.Stream
+		tap, err := newST2110Tap(sess, n.newStreamInput(fl, sp.Pacing, false), func(track int) st2110.FrameSink {
+			if ff := n.memifFanout(stream, track); ff != nil {
+				return ff
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -134,14 +141,21 @@ func (v *st2110Video) write(pkt []byte) {
 	v.meter.Packet(rtp.Now(), len(pkt) > 1 && pkt[1]&0x80 != 0)
 }
 
-func newST2110Tap(sess *st2110.Session, next rtp.SourceHandler) (*st2110Tap, error) {
+// newST2110Tap reassembles each video essence of sess; sinkOf gives the local consumer of a
+// track's frames (the memif frames form), nil when the node has none.
+func newST2110Tap(sess *st2110.Session, next rtp.SourceHandler, sinkOf func(track int) st2110.FrameSink) (*st2110Tap, error) {
 	t := &st2110Tap{next: next, video: make([]*st2110Video, len(sess.Essences))}
 	for i, e := range sess.Essences {
 		if e.Kind != st2110.KindVideo {
 			continue
 		}
-		// No local consumer takes frames yet: the reassembler counts and recycles them.
-		r, err := st2110.NewReassembler(st2110.ReassemblerConfig{Video: e.Video, Frames: 2})
+		// Without a local consumer the reassembler counts and recycles its frames; with one, the
+		// consumers' queues pin up to FrameQueueDepth frames each beside the one being filled.
+		rc := st2110.ReassemblerConfig{Video: e.Video, Frames: 2}
+		if sink := sinkOf(i); sink != nil {
+			rc.Sink, rc.Frames = sink, 2+2*memifrtp.FrameQueueDepth
+		}
+		r, err := st2110.NewReassembler(rc)
 		if err != nil {
 			return nil, fmt.Errorf("video essence %d: %w", i+1, err)
 		}

@@ -30,7 +30,7 @@ func BenchmarkST2110Tap(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tap, err := newST2110Tap(sess, discard{})
+	tap, err := newST2110Tap(sess, discard{}, func(int) st2110.FrameSink { return nil })
 	if err != nil {
 		b.Fatal(err)
 	}
