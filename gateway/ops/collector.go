@@ -119,6 +119,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectRoutes(ch, snap, gauge, counter)
 	for _, r := range snap.Relays {
 		l := []string{r.Route, r.From, r.To, r.Leg}
+		if r.SendingEnd {
+			counter(c.relayResent, r.Retransmissions, l...)
+			continue
+		}
 		counter(c.relayPackets, r.Packets, l...)
 		if r.Repair {
 			counter(c.relayLostBefore, r.LostBefore, l...)

@@ -148,6 +148,9 @@ type Relay struct {
 	To    string
 	// Leg is "a" for a one-leg relay or the first leg of a 2022-7 relay, "b" for its second.
 	Leg string
+	// SendingEnd: the answering node is the hop's sending end (a node's own view), so only
+	// Retransmissions is known.
+	SendingEnd bool
 	// Packets are the RTP packets the far end took in on this leg (into its hubs for one leg).
 	Packets uint64
 	// Repair: the NACK figures below are known (the far end is the answering node). A remote
