@@ -3,7 +3,6 @@ package ops
 import (
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -113,8 +112,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	v, rev, gov := buildInfo()
-	gauge(c.buildInfo, 1, v, rev, gov, snap.Role, snap.Node)
+	b := Build()
+	rev := b.Revision
+	if b.Modified {
+		rev += "-modified"
+	}
+	gauge(c.buildInfo, 1, b.Version, rev, b.GoVersion, snap.Role, snap.Node)
 
 	c.collectRoutes(ch, snap, gauge, counter)
 	for _, r := range snap.Relays {
@@ -257,24 +260,6 @@ func histogram(d *prometheus.Desc, vs, buckets []float64, labels ...string) prom
 		}
 	}
 	return prometheus.MustNewConstHistogram(d, uint64(len(vs)), sum, counts, labels...)
-}
-
-// buildInfo is the module version, VCS revision and Go version of the running binary.
-func buildInfo() (version, revision, goVersion string) {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown", "", ""
-	}
-	version = bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			revision = s.Value
-		}
-		if s.Key == "vcs.modified" && s.Value == "true" {
-			revision += "-dirty"
-		}
-	}
-	return version, revision, bi.GoVersion
 }
 
 // promLog hands promhttp's errors to slog.
