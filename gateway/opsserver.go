@@ -71,7 +71,7 @@ func (p *NodeProcess) Snapshot() ops.Snapshot {
 	}
 	// the hops that leave this node: only what the sending end knows
 	for k, n := range resent {
-		snap.Relays = append(snap.Relays, ops.Relay{Route: k[0], From: p.Node.Name(), To: k[1], Leg: "a", SendingEnd: true, Retransmissions: n})
+		snap.Relays = append(snap.Relays, ops.Relay{Route: k[0], From: p.Node.Name(), To: k[1], Leg: "a", SendingEnd: true, Retransmissions: n, ResendsKnown: true})
 	}
 	since, attached := p.agent.AttachedSince()
 	snap.Nodes = []ops.Node{{Name: p.Node.Name(), Local: true, Data: p.cfg.DataAddress, RTPPort: p.Node.UDP().RTPPort(),

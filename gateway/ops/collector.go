@@ -23,7 +23,6 @@ type collector struct {
 
 	relayPackets, relayLostBefore, relayLostAfter, relayNACKs, relayResent *prometheus.Desc
 	legFirst, legDuplicates, legLate, legLost                              *prometheus.Desc
-	relayJitter, relayRTT, relayLoss                                       *prometheus.Desc
 
 	nodeUp, nodeFlows, nodeCmds, nodeReportAge                 *prometheus.Desc
 	flowKinds, flowPackets, flowBytes, flowDropped, flowErrors *prometheus.Desc
@@ -76,9 +75,6 @@ func newCollector(src Source) *collector {
 	c.legDuplicates = d("meshgw_relay_leg_duplicate_packets_total", "2022-7: copies on the leg that the other leg had already brought.", hop...)
 	c.legLate = d("meshgw_relay_leg_late_packets_total", "2022-7: copies on the leg that came later than the skew allows.", hop...)
 	c.legLost = d("meshgw_relay_leg_lost_packets_total", "2022-7: sequence numbers the leg never delivered while the other did (path loss the merge hid).", hop...)
-	c.relayJitter = d("meshgw_relay_jitter_seconds", "Interarrival jitter of the hop in the far node's last receiver report.", hop...)
-	c.relayRTT = d("meshgw_relay_rtt_seconds", "Round trip of the hop from the far node's receiver reports.", hop...)
-	c.relayLoss = d("meshgw_relay_loss_ratio", "Fraction lost in the far node's last receiver report about the hop (before repair).", hop...)
 
 	c.nodeUp = d("meshgw_node_up", "1 while the node is attached to the control (remote) or running (local, and a node's own view of its attachment).", "node")
 	c.nodeFlows = d("meshgw_node_flows", "Flows the control runs on the node (sources, sinks, relays, ingresses).", "node")
@@ -132,7 +128,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.relayLostAfter, r.LostAfter, l...)
 			counter(c.relayNACKs, r.NACKs, l...)
 		}
-		if r.Retransmissions > 0 {
+		if r.ResendsKnown {
 			counter(c.relayResent, r.Retransmissions, l...)
 		}
 		if g := r.Legs; g != nil {
@@ -140,13 +136,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.legDuplicates, g.Duplicates, l...)
 			counter(c.legLate, g.Late, l...)
 			counter(c.legLost, g.Lost, l...)
-		}
-		if rr := r.Reception; rr != nil {
-			gauge(c.relayJitter, rr.Jitter, l...)
-			gauge(c.relayLoss, rr.FractionLost, l...)
-			if rr.RTT > 0 {
-				gauge(c.relayRTT, rr.RTT.Seconds(), l...)
-			}
 		}
 	}
 	for _, n := range snap.Nodes {
