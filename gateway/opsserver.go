@@ -67,7 +67,7 @@ func (p *NodeProcess) Snapshot() ops.Snapshot {
 		if rs, err := p.Node.RepairStats(f.ID); err == nil {
 			rx = &rs
 		}
-		snap.Relays = append(snap.Relays, relayHops(f.Meta[metaRoute], f.Meta[metaPeer], p.Node.Name(), st, rx, nil)...)
+		snap.Relays = append(snap.Relays, relayHops(f.Meta[metaRoute], f.Meta[metaPeer], p.Node.Name(), st, rx, 0, false)...)
 	}
 	// the hops that leave this node: only what the sending end knows
 	for k, n := range resent {

@@ -329,53 +329,60 @@ func (c *Control) relaySnapshot(s *stream, flowsOn map[*member]int) []ops.Relay 
 		if err != nil {
 			st = node.FlowStats{}
 		}
-		var rx, tx *nack.Stats
+		var rx *nack.Stats
 		if r.to.local {
 			rx = c.repairStats(r.source.ID)
 		}
+		var resent uint64
+		var known bool
 		if r.from.local {
-			tx = c.repairStats(sinks...)
+			resent, known = c.resent(sinks)
 		}
-		out = append(out, relayHops(routeName(s), r.from.name, r.to.name, st, rx, tx)...)
+		out = append(out, relayHops(routeName(s), r.from.name, r.to.name, st, rx, resent, known)...)
 	}
 	slices.SortFunc(out, func(a, b ops.Relay) int { return cmp.Or(cmp.Compare(a.To, b.To), cmp.Compare(a.Leg, b.Leg)) })
 	return out
 }
 
-// repairStats sums the local node's loss repair counters of flows ids; nil when the node keeps
-// none (the wire reports of remote nodes do not carry them).
-func (c *Control) repairStats(ids ...string) *nack.Stats {
-	rn, ok := c.node.(interface {
+// localRepair is the local node's RepairStats; nil for a local node without it.
+func (c *Control) localRepair() func(string) (nack.Stats, error) {
+	if rn, ok := c.node.(interface {
 		RepairStats(string) (nack.Stats, error)
-	})
-	if !ok {
-		return nil
+	}); ok {
+		return rn.RepairStats
 	}
-	var sum nack.Stats
-	found := false
-	for _, id := range ids {
-		st, err := rn.RepairStats(id)
-		if err != nil {
-			continue
+	return nil
+}
+
+// repairStats is the local node's loss repair counters of flow id, nil when unknown.
+func (c *Control) repairStats(id string) *nack.Stats {
+	if rs := c.localRepair(); rs != nil {
+		if st, err := rs(id); err == nil {
+			return &st
 		}
-		found = true
-		sum.Requested += st.Requested
-		sum.NACKs += st.NACKs
-		sum.Filled += st.Filled
-		sum.Lost += st.Lost
-		sum.Dups += st.Dups
-		sum.Resent += st.Resent
-		sum.Missed += st.Missed
 	}
-	if !found {
-		return nil
+	return nil
+}
+
+// resent sums the packets the local node resent on NACKs over flows ids (a relay's sinks); ok is
+// false when it knows none of them.
+func (c *Control) resent(ids []string) (n uint64, ok bool) {
+	rs := c.localRepair()
+	if rs == nil {
+		return 0, false
 	}
-	return &sum
+	for _, id := range ids {
+		if st, err := rs(id); err == nil {
+			n, ok = n+st.Resent, true
+		}
+	}
+	return n, ok
 }
 
 // relayHops turns one relay's counters into its hops: the relay source's stats st on the far
-// node, its repair counters rx (nil when unknown) and the ingest side's tx (resends).
-func relayHops(route, from, to string, st node.FlowStats, rx, tx *nack.Stats) []ops.Relay {
+// node, its repair counters rx (nil when unknown) and the packets the near node resent (when
+// resendsKnown).
+func relayHops(route, from, to string, st node.FlowStats, rx *nack.Stats, resent uint64, resendsKnown bool) []ops.Relay {
 	base := ops.Relay{Route: route, From: from, To: to, Leg: "a", Packets: st.Packets}
 	if rx != nil {
 		base.NACKs = rx.NACKs
@@ -383,9 +390,7 @@ func relayHops(route, from, to string, st node.FlowStats, rx, tx *nack.Stats) []
 		base.LostAfter = rx.Lost
 		base.Repair = true
 	}
-	if tx != nil {
-		base.Retransmissions, base.ResendsKnown = tx.Resent, true
-	}
+	base.Retransmissions, base.ResendsKnown = resent, resendsKnown
 	l := st.RelayLegs
 	if l == nil || len(l.Legs) < 2 {
 		return []ops.Relay{base}
