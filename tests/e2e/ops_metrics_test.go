@@ -307,3 +307,44 @@ func TestOpsMetricsRelayLoss(t *testing.T) {
 	}
 	_ = ff.Wait(30 * time.Second)
 }
+
+// TestOpsMetricsReaderReports: a GStreamer rtspsrc reader over UDP sends RTCP receiver reports
+// (FFmpeg sends only an empty one); within its first 10 s they show on /metrics as one reader in
+// the route's loss, jitter and round-trip histograms, with loopback-sized figures.
+func TestOpsMetricsReaderReports(t *testing.T) {
+	peertest.Require(t, "gst-launch-1.0", "gst:rtspsrc", "gst:avdec_h264", "gst:avdec_aac")
+	g, base := opsGateway(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := peertest.Run(ctx, t, "gst-launch-1.0", playGstArgs(g.URL+"demo", "udp", 375)...) // 15 s of video
+	defer p.Kill()
+	var mfs map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		mfs = scrape(t, base)
+		if n, _ := value(mfs, "meshgw_route_reader_rtt_seconds", "route", "demo"); n >= 1 {
+			break
+		}
+	}
+	for _, name := range []string{"meshgw_route_reader_loss_ratio", "meshgw_route_reader_jitter_seconds", "meshgw_route_reader_rtt_seconds"} {
+		h := histogramOf(mfs, name, "demo")
+		if h == nil || h.GetSampleCount() != 1 {
+			t.Errorf("%s: %v, want one reader", name, h)
+			continue
+		}
+		t.Logf("%s: sum %g", name, h.GetSampleSum())
+		if s := h.GetSampleSum(); s < 0 || s > 0.5 {
+			t.Errorf("%s: %g on loopback", name, s)
+		}
+	}
+}
+
+func histogramOf(mfs map[string]*dto.MetricFamily, name, route string) *dto.Histogram {
+	for _, m := range mfs[name].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "route" && l.GetValue() == route {
+				return m.GetHistogram()
+			}
+		}
+	}
+	return nil
+}
