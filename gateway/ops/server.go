@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshgw/meshgw/gateway/config"
@@ -46,6 +47,8 @@ type Server struct {
 	auth   *authenticator
 	wg     sync.WaitGroup
 	closed sync.Once
+	// reload is Config.Reload, replaceable with SetReload once the caller has what it reloads.
+	reload atomic.Pointer[func(context.Context) error]
 }
 
 // New binds the listener of cfg.API and serves on it until Close.
@@ -63,6 +66,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(),
 		auth: newAuthenticator(cfg, tlsCfg != nil && cfg.API.ClientCA != "", log)}
+	if cfg.Reload != nil {
+		s.reload.Store(&cfg.Reload)
+	}
 	s.routes()
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
@@ -102,6 +108,16 @@ func (s *Server) routes() {
 	if s.cfg.API.Pprof {
 		s.mountPprof()
 	}
+}
+
+// SetReload sets (or with nil clears) what POST /v1/reload runs, for a caller that builds the
+// reload after the server (the gateway starts its listener before it is wired to a reloader).
+func (s *Server) SetReload(f func(context.Context) error) {
+	if f == nil {
+		s.reload.Store(nil)
+		return
+	}
+	s.reload.Store(&f)
 }
 
 // Addr is the bound address (useful with port 0).
@@ -155,11 +171,12 @@ func (s *Server) mountProbes() {
 // serveReload runs Config.Reload: 204 when done, 501 without a hook, 422 with the hook's error
 // (an invalid new file: the running config is kept).
 func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Reload == nil {
+	f := s.reload.Load()
+	if f == nil || *f == nil {
 		http.Error(w, "reload not configured", http.StatusNotImplemented)
 		return
 	}
-	if err := s.cfg.Reload(r.Context()); err != nil {
+	if err := (*f)(r.Context()); err != nil {
 		s.log.Warn("reload refused", "err", err)
 		http.Error(w, "reload refused: "+err.Error(), http.StatusUnprocessableEntity)
 		return

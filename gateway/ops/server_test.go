@@ -103,6 +103,14 @@ func TestProbes(t *testing.T) {
 	if code, _ := do(t, c, "POST", s.URL()+"/v1/reload"); code != 501 {
 		t.Errorf("reload without a hook: %d", code)
 	}
+	s.SetReload(func(context.Context) error { return nil })
+	if code, _ := do(t, c, "POST", s.URL()+"/v1/reload"); code != 204 {
+		t.Errorf("reload after SetReload: %d", code)
+	}
+	s.SetReload(nil)
+	if code, _ := do(t, c, "POST", s.URL()+"/v1/reload"); code != 501 {
+		t.Errorf("reload after SetReload(nil): %d", code)
+	}
 }
 
 func TestPprofAndReload(t *testing.T) {
