@@ -28,8 +28,8 @@ const DefaultAPIListen = "127.0.0.1:9997"
 // port. The section without listen: serves on DefaultAPIListen.
 type API struct {
 	// Listen is api.listen, the TCP host:port of the listener; "" when the section is absent.
-	// An address other than loopback is refused unless clients must authenticate: auth.users
-	// holding an api: role, or api.client_ca.
+	// On an address other than loopback the API needs a way to authenticate (auth.users holding
+	// an api: role, or api.client_ca); without one only probes and public metrics are served.
 	Listen string
 	// Cert and Key are api.cert and api.key, PEM files: with them the listener speaks HTTPS.
 	Cert, Key string

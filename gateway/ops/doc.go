@@ -6,6 +6,7 @@
 //
 // Everything but the probes is behind one middleware (auth.go): users of auth: with an api:
 // role (Basic over HTTPS or from loopback, or a bearer token) or a client certificate verified
-// against api.client_ca. A listener with no way to authenticate is allowed only on loopback
-// (config.checkAPI), where it serves everyone.
+// against api.client_ca. A listener with no way to authenticate serves everyone on loopback; on
+// any other address it serves only the probes and, with api.metrics_auth: false, /metrics, and
+// answers everything else 403 (config.checkAPI refuses the other combinations).
 package ops
