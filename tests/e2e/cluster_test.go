@@ -52,7 +52,7 @@ type clusterOpts struct {
 	// take a longer one, so that a shared machine's stall of a few seconds does not move work.
 	nodeTimeout string
 	// api, when set, gives the control and each node an api: listener on 127.0.0.1:9997 in its
-	// own namespace (reach it with Host.Command, e.g. curl).
+	// own namespace (reach it with Host.Command, e.g. socat; see getIn).
 	api bool
 }
 

@@ -233,17 +233,30 @@ func TestOpsMetricsCardinality(t *testing.T) {
 	}
 }
 
-// scrapeIn fetches /metrics from the api: listener on 127.0.0.1:9997 inside h's namespace.
-func scrapeIn(t testing.TB, h *peertest.Host) map[string]*dto.MetricFamily {
+// getIn fetches path from the api: listener on 127.0.0.1:9997 inside h's namespace, with socat
+// as the HTTP/1.0 client (a peer the e2e machine has anyway), and returns the body of a 200.
+func getIn(t testing.TB, h *peertest.Host, path string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := h.Command(ctx, "curl", "-sS", "-f", "http://127.0.0.1:9997/metrics").Output()
+	cmd := h.Command(ctx, "socat", "-t", "5", "-", "TCP:127.0.0.1:9997")
+	cmd.Stdin = strings.NewReader("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("curl /metrics in %s: %v", h, err)
+		t.Fatalf("GET %s in %s: %v", path, h, err)
 	}
+	head, body, ok := strings.Cut(string(out), "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.0 200 ") && !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+		t.Fatalf("GET %s in %s: %.200q", path, h, out)
+	}
+	return body
+}
+
+// scrapeIn fetches /metrics from the api: listener on 127.0.0.1:9997 inside h's namespace.
+func scrapeIn(t testing.TB, h *peertest.Host) map[string]*dto.MetricFamily {
+	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(out)))
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(getIn(t, h, "/metrics")))
 	if err != nil {
 		t.Fatalf("parse /metrics of %s: %v", h, err)
 	}
@@ -258,16 +271,14 @@ func scrapeIn(t testing.TB, h *peertest.Host) map[string]*dto.MetricFamily {
 // the ~800 packets of 10 s), and almost none left after repair; node-a's /metrics counts the
 // resends and the control's shows the hop and node-b up.
 func TestOpsMetricsRelayLoss(t *testing.T) {
-	peertest.Require(t, "ffmpeg", "tshark", "nft", "curl")
+	peertest.Require(t, "ffmpeg", "tshark", "nft", "socat")
 	c := newClusterOpts(t, clusterOpts{liveLive: []string{"node-a", "node-b"}, nodeTimeout: llNodeTimeout, api: true})
 	loss := newLegLoss(t, c)
 	loss.set(legA, "numgen random mod 20 0")
 	ff := c.p2.Run(context.Background(), t, "ffmpeg", playFFmpegArgs("udp", c.url, 14)...)
 	c.waitLog(c.ctlP, `msg="relay up".*to=node-b`, 15*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := c.b.Command(ctx, "curl", "-sS", "-f", "http://127.0.0.1:9997/readyz").CombinedOutput(); err != nil || string(out) != "ready\n" {
-		t.Errorf("node-b /readyz: %v %q", err, out)
+	if body := getIn(t, c.b, "/readyz"); body != "ready\n" {
+		t.Errorf("node-b /readyz: %q", body)
 	}
 	time.Sleep(10 * time.Second)
 	hop := []string{"route", "demo", "from", "node-a", "to", "node-b", "leg", "a"}
