@@ -19,6 +19,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/identity"
 	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/gateway/ops"
 	"github.com/meshgw/meshgw/gateway/roqserver"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
@@ -39,6 +40,11 @@ type Gateway struct {
 	log *slog.Logger
 	// certs serves the RTSPS certificate (nil without rtsps:); a reload may point it at new files
 	certs *rtsp.CertReloader
+	// ops is the api: listener (opsserver.go), nil without; role and started are what it reports.
+	ops     *ops.Server
+	role    string
+	started time.Time
+	bans    *access.Bans
 
 	// cluster role only
 	ident   *identity.Source
@@ -102,7 +108,22 @@ func OpenWith(ctx context.Context, cfg *config.Config, log *slog.Logger, ls List
 	g.RTSP.Start()
 	g.startRoQ()
 	g.listening()
+	if err := g.startOps(cfg, "run"); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
+}
+
+// startOps starts the api: listener once the gateway serves.
+func (g *Gateway) startOps(cfg *config.Config, role string) error {
+	g.role, g.started = role, time.Now()
+	s, err := openOps(cfg, g, g.log)
+	if err != nil {
+		return err
+	}
+	g.ops = s
+	return nil
 }
 
 // OpenControl builds and starts the control of a cluster: Open's gateway plus the mTLS gRPC
@@ -169,6 +190,10 @@ func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ga
 	g.startRoQ()
 	log.Info("control listening for nodes", "addr", ln.Addr().String(), "trust_domain", td.String(), "startup_grace", cfg.Control.StartupGrace)
 	g.listening()
+	if err := g.startOps(cfg, "control"); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -292,7 +317,7 @@ func open(cfg *config.Config, log *slog.Logger, ls Listeners) (*Gateway, error) 
 	if err != nil {
 		return fail(err, opened...)
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, RoQ: roqSrv, Recorders: recs, log: log, certs: certs}, nil
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, HLS: hs, RoQ: roqSrv, Recorders: recs, log: log, certs: certs, bans: bans}, nil
 }
 
 // openRoQ opens the quic: listener, nil without the section. Its readers are served like
@@ -399,6 +424,9 @@ func (g *Gateway) closeParts() {
 // Close stops the front door, then the control's flows, then the node. A cluster control leaves
 // every flow on remote nodes running for the next control to adopt.
 func (g *Gateway) Close() error {
+	if g.ops != nil {
+		g.ops.Close()
+	}
 	if g.cluster != nil {
 		close(g.stop)
 		g.Control.Detach()

@@ -35,6 +35,10 @@ type reader struct {
 	adopted bool
 	// output is the route output this reader is (output.go), nil for RTSP readers.
 	output *config.Output
+	// conn is the RTSP connection the reader came on (zero for outputs and adopted readers) and
+	// started when, for the operations view (opsview.go).
+	conn    rtsp.ConnInfo
+	started time.Time
 }
 
 type readerFlow struct {
@@ -242,6 +246,7 @@ func (r *reader) Close() {
 	ctx := context.Background()
 	if via != nil && !keep {
 		r.logReception(via, flows)
+		r.ss.tally.retireReader(routeName(r.s), via, flows)
 	}
 	for track, rf := range flows {
 		switch {

@@ -71,7 +71,7 @@ func (ss *sessions) openRead(ctx context.Context, ci rtsp.ConnInfo, path string)
 		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "gave up waiting for the source", Err: ctx.Err()}
 	}
 	ss.mu.Lock()
-	rs := &reader{ss: ss, s: s, id: newID("rs"), remote: ci.Remote.Addr().Unmap(), sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
+	rs := &reader{ss: ss, s: s, id: newID("rs"), remote: ci.Remote.Addr().Unmap(), conn: ci, started: time.Now(), sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
 	s.rdrs[rs] = struct{}{}
 	ss.mu.Unlock()
 	return rs, nil
@@ -172,6 +172,7 @@ func (ss *sessions) moveReader(ctx context.Context, r *reader, from, to *member)
 	}
 	r.via = to
 	if from.isAlive() {
+		ss.tally.retireReader(routeName(r.s), from, r.flows)
 		for _, rf := range r.flows {
 			if err := from.n.Delete(ctx, rf.id); err != nil && !errors.Is(err, node.ErrNotFound) {
 				ss.log.Error("move reader: delete old sink", "node", from.name, "err", err)

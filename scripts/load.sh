@@ -43,6 +43,11 @@
 # ingesting the N pulls and delivering to the readers; RSS is in the report's gateway line.
 #   LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 100 -duration 10s
 #   LOAD_ORIGIN=1 scripts/load.sh -routes 100 -readers 0 -duration 10s     # RSS with the pulls, no readers
+# LOAD_API=1 gives the gateway under test an api: listener on 127.0.0.1:19997 (LOAD_API_PORT);
+# LOAD_SCRAPE=1 does too and fetches its /metrics once a second (curl) while meshload runs, so
+#   LOAD_API=1 scripts/load.sh -readers 1000 -duration 20s
+#   LOAD_SCRAPE=1 scripts/load.sh -readers 1000 -duration 20s
+# compare the CPU per delivered packet without and with a Prometheus-like scraper.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,8 +68,9 @@ showlog() { # FILE NAME: show a log if something was written to it
     cat "$1" >&2
   fi
 }
+scraper=""
 cleanup() {
-  stop $far $gw $origin
+  stop $scraper $far $gw $origin
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -146,6 +152,10 @@ routes:
     srtp: ${srtp}
 ${pulls}
 YAML
+apiport=${LOAD_API_PORT:-19997}
+if [ -n "${LOAD_API:-}${LOAD_SCRAPE:-}" ]; then
+  printf 'api: {listen: "127.0.0.1:%s"}\n' "$apiport" >>"$tmp/meshgw.yaml"
+fi
 
 inuse() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $port ${LOAD_ORIGIN:+$oport}; do
@@ -200,9 +210,26 @@ fi
 
 waitport "$port" "$gw" "$tmp/meshgw.log"
 
+if [ -n "${LOAD_SCRAPE:-}" ]; then
+  # a scrape a second, as a Prometheus with scrape_interval: 1s; the last one's series count is
+  # printed at the end
+  (
+    while :; do
+      curl -sf "http://127.0.0.1:$apiport/metrics" >"$tmp/metrics.txt.new" && mv "$tmp/metrics.txt.new" "$tmp/metrics.txt"
+      sleep 1
+    done
+  ) &
+  scraper=$!
+fi
+
 status=0
 "$tmp/meshload" -pid "$pid" -url "$url" "${tlsargs[@]}" "${pubargs[@]}" -readers 100 "$@" || status=$?
 
+if [ -n "$scraper" ]; then
+  stop $scraper
+  scraper=""
+  echo "load.sh: last /metrics scrape: $(grep -vc '^#' "$tmp/metrics.txt") series" >&2
+fi
 stop $gw $far $origin
 gw="" far="" origin=""
 # the gateway's log last, after the far node's and the origin's

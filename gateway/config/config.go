@@ -92,6 +92,8 @@ type Config struct {
 	Auth Auth
 	// HLS is the hls: section, the HLS/LL-HLS listener (hls.go; off when absent).
 	HLS HLS
+	// API is the api: section: the HTTP operations listener (api.go).
+	API API
 	// Routes are the routes: entries in file order. File order matters
 	// because regex routes are tried in it.
 	Routes []Route
