@@ -1,0 +1,174 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// TestOpenAPIDocumentIsValid: the embedded document is a valid OpenAPI 3 document (the e2e test
+// checks the live answers against it).
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v1/info", "/v1/routes", "/v1/streams", "/v1/sessions", "/v1/nodes", "/v1/relays",
+		"/v1/sessions/{id}/kick", "/v1/reload", "/v1/openapi.yaml"} {
+		if doc.Paths.Find(p) == nil {
+			t.Errorf("document lacks %s", p)
+		}
+	}
+}
+
+func TestRelayHealth(t *testing.T) {
+	ratio := func(f float64) *float64 { return &f }
+	rx := func(loss, jitter float64, rtt time.Duration) *Reception {
+		return &Reception{FractionLost: loss, Jitter: jitter, RTT: rtt, Reports: 3}
+	}
+	for _, c := range []struct {
+		name  string
+		r     Relay
+		ratio *float64
+		up    bool
+		want  string
+	}{
+		{"nothing yet", Relay{}, nil, true, "unknown"},
+		{"packets, nothing measured", Relay{Packets: 10}, nil, true, "good"},
+		{"clean report", Relay{Packets: 10, Reception: rx(0, 0.002, 10*time.Millisecond)}, nil, true, "good"},
+		{"1% loss", Relay{Packets: 10, Reception: rx(0.01, 0, 0)}, nil, true, "degraded"},
+		{"6% loss", Relay{Packets: 10, Reception: rx(0.06, 0, 0)}, nil, true, "bad"},
+		{"jitter 30 ms", Relay{Packets: 10, Reception: rx(0, 0.03, 0)}, nil, true, "degraded"},
+		{"jitter 60 ms", Relay{Packets: 10, Reception: rx(0, 0.06, 0)}, nil, true, "bad"},
+		{"rtt 200 ms", Relay{Packets: 10, Reception: rx(0, 0, 200*time.Millisecond)}, nil, true, "degraded"},
+		{"rtt 400 ms", Relay{Packets: 10, Reception: rx(0, 0, 400*time.Millisecond)}, nil, true, "bad"},
+		{"counted loss without reports", Relay{Packets: 90, Repair: true, LostBefore: 10}, ratio(0.1), true, "bad"},
+		{"report wins over old counts", Relay{Packets: 90, Repair: true, LostBefore: 10, Reception: rx(0, 0, 0)}, ratio(0.1), true, "good"},
+		{"node down", Relay{Packets: 10, Reception: rx(0, 0, 0)}, nil, false, "bad"},
+	} {
+		if got := relayHealth(c.r, c.ratio, c.up); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"demo":                         "demo",
+		"rtsp://cam:554/s":             "rtsp://cam:554/s",
+		"rtsp://u:secret@cam:554/s":    "rtsp://u:xxxxx@cam:554/s",
+		"rtsp://u@cam/s":               "rtsp://u@cam/s",
+		"publisher":                    "publisher",
+		"rtsp://u:p%40ss@cam/s?x=y@z":  "rtsp://u:xxxxx@cam/s?x=y@z",
+		"::not a url with a @ in it::": "::not a url with a @ in it::",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+		if strings.Contains(redact(in), "secret") {
+			t.Errorf("redact(%q) kept the password", in)
+		}
+	}
+}
+
+// TestStreamsBitrate: the bitrate is the byte counters' growth between two snapshots over the
+// time between them.
+func TestStreamsBitrate(t *testing.T) {
+	src := &fixedSource{snap: Snapshot{Streams: []Stream{{Name: "cam", State: "live", In: Counters{Bytes: 1000}, Out: Counters{Bytes: 5000}}}}}
+	s, _ := start(t, Config{Source: src})
+	c := &http.Client{Timeout: 10 * time.Second}
+	type answer struct {
+		Streams []struct {
+			Name       string
+			BitrateIn  *float64 `json:"bitrate_in_bps"`
+			BitrateOut *float64 `json:"bitrate_out_bps"`
+		}
+	}
+	get := func() answer {
+		code, body := do(t, c, "GET", s.URL()+"/v1/streams")
+		if code != 200 {
+			t.Fatalf("GET /v1/streams: %d %s", code, body)
+		}
+		var a answer
+		if err := json.Unmarshal([]byte(body), &a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	// First call: two snapshots 0.25 s apart, counters unchanged.
+	if a := get(); len(a.Streams) != 1 || a.Streams[0].BitrateIn == nil || *a.Streams[0].BitrateIn != 0 {
+		t.Fatalf("first answer %+v, want bitrate 0", a)
+	}
+	first := time.Now()
+	time.Sleep(time.Second)
+	src.mu.Lock()
+	src.snap.Streams[0].In.Bytes += 125_000 // 1 Mbit
+	src.snap.Streams[0].Out.Bytes += 250_000
+	src.mu.Unlock()
+	a := get()
+	elapsed := time.Since(first).Seconds()
+	in, out := *a.Streams[0].BitrateIn, *a.Streams[0].BitrateOut
+	// The window is between the two answers: at least 1 s, at most elapsed.
+	if in > 1e6*1.01 || in < 1e6/elapsed*0.99 || math.Abs(out-2*in) > 1 {
+		t.Errorf("bitrate in %.0f out %.0f bit/s, want 1 Mbit over %.2f..1 s (in %.0f..%.0f) and out twice in", in, out, elapsed, 1e6/elapsed, 1e6)
+	}
+	// A counter going back (a restarted flow) gives no rate rather than a huge one.
+	src.mu.Lock()
+	src.snap.Streams[0].In.Bytes = 10
+	src.mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	if a := get(); a.Streams[0].BitrateIn != nil {
+		t.Errorf("bitrate after a counter reset %v, want null", *a.Streams[0].BitrateIn)
+	}
+}
+
+// TestAPIErrorsAreJSON: wrong methods, unknown paths, unknown sessions and a source without
+// sessions all answer JSON errors; the page is served with its assets and a strict CSP.
+func TestAPIErrorsAreJSON(t *testing.T) {
+	src := &fixedSource{snap: Snapshot{Role: "node", Node: "n1", Sessions: []Session{{ID: "rs-1", Kind: "reader", Remote: netip.MustParseAddrPort("10.0.0.1:5000")}}}}
+	s, logs := start(t, Config{Source: src})
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, r := range []struct {
+		method, path string
+		code         int
+	}{
+		{"POST", "/v1/routes", 405},
+		{"GET", "/v1/sessions/rs-1/kick", 405},
+		{"GET", "/v1/reload", 405},
+		{"GET", "/v1/nothing", 404},
+		{"POST", "/v1/sessions/rs-1/kick", 404}, // fixedSource is no Kicker
+		{"POST", "/v1/reload", 501},
+	} {
+		code, body := do(t, c, r.method, s.URL()+r.path)
+		var e struct{ Error string }
+		if code != r.code || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+			t.Errorf("%s %s: %d %q, want %d with a JSON error", r.method, r.path, code, body, r.code)
+		}
+	}
+	if !strings.Contains(logs.String(), `msg="api request" component=api method=POST path=/v1/sessions/rs-1/kick`) {
+		t.Errorf("kick attempt not logged:\n%s", logs.String())
+	}
+	for path, want := range map[string]string{"/": "<svg id=\"mesh\"", "/page.js": "setTimeout(poll", "/page.css": ".link.bad"} {
+		req, _ := http.NewRequest("GET", s.URL()+path, nil)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), want) || !strings.Contains(res.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Errorf("GET %s: %d, CSP %q, body lacks %q", path, res.StatusCode, res.Header.Get("Content-Security-Policy"), want)
+		}
+	}
+}
