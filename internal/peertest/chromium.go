@@ -82,6 +82,11 @@ func newBrowser(t testing.TB, h *Host) *Browser {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// A headless tab counts as hidden: without these its timers fire
+		// once every few seconds, and a page that polls would look stuck.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(out),
 	}

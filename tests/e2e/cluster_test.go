@@ -51,6 +51,8 @@ type clusterOpts struct {
 	// nodeTimeout, when set, replaces control.node_timeout (5s): tests that do not kill nodes
 	// take a longer one, so that a shared machine's stall of a few seconds does not move work.
 	nodeTimeout string
+	// controlYAML, when set, is appended to the control's config (top-level sections).
+	controlYAML string
 }
 
 // newClusterOpts is newCluster with opts.
@@ -104,7 +106,7 @@ node: {name: control, data_address: %[1]s%[5]s}
 rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
 %[2]sroutes:
   demo: {source: demo, node: node-a}
-%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl), nodeTimeout))
+%[3]s%[7]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl), nodeTimeout, opts.controlYAML))
 	for _, n := range []struct {
 		name   string
 		h      *peertest.Host

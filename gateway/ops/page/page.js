@@ -72,7 +72,7 @@
     const sorted = nodes.slice().sort((a, b) =>
       (b.local - a.local) || a.name.localeCompare(b.name));
     const n = sorted.length;
-    const rx = n > 1 ? 300 : 0, ry = n > 1 ? 180 : 0;
+    const rx = n > 1 ? 250 : 0, ry = n > 1 ? 170 : 0;
     sorted.forEach((node, i) => {
       const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(n, 1);
       pos.set(node.name, { x: CX + rx * Math.cos(a), y: CY + ry * Math.sin(a), angle: a, node: node });
@@ -166,14 +166,14 @@
       const spread = Math.min(Math.PI * 0.9, 0.28 * (shown.length - 1));
       shown.forEach((s, i) => {
         const a = out + (shown.length > 1 ? -spread / 2 + (spread * i) / (shown.length - 1) : 0);
-        const d = 78 + (i % 2) * 16;
+        const d = 95 + (i % 2) * 16;
         const x = p.x + d * Math.cos(a), y = p.y + d * Math.sin(a);
         const g = svg("g", { class: "reader", "data-session": s.id, "data-node": s.node, "data-route": s.route });
         g.appendChild(svg("line", { x1: p.x.toFixed(1), y1: p.y.toFixed(1), x2: x.toFixed(1), y2: y.toFixed(1), class: "reader-line" }));
         g.appendChild(svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 6, class: "reader-dot" }));
         const right = Math.cos(a) >= 0;
         g.appendChild(svg("text", { x: (x + (right ? 9 : -9)).toFixed(1), y: (y + 3).toFixed(1), class: "reader-label",
-          "text-anchor": right ? "start" : "end" }, `${s.route} ${s.transport} ${s.remote}`));
+          "text-anchor": right ? "start" : "end" }, `${s.transport} ${s.remote}`));
         g.appendChild(svg("title", {}, `session ${s.id}: ${s.route} over ${s.transport} from ${s.remote}` +
           (s.user ? ` (${s.user})` : "") + (s.reception ? `, loss ${pct(s.reception.fraction_lost)}, jitter ${ms(s.reception.jitter_seconds)}` : "")));
         readerLayer.appendChild(g);
@@ -283,6 +283,7 @@
   let polls = 0;
 
   async function poll() {
+    const began = performance.now();
     try {
       const [info, routes, streams, sessions, nodes, relays] = await Promise.all(
         ["info", "routes", "streams", "sessions", "nodes", "relays"].map((p) => get("v1/" + p)));
@@ -299,6 +300,7 @@
       $("#problem").hidden = true;
       polls++;
       document.body.dataset.polls = String(polls);
+      document.body.dataset.pollMs = String(Math.round(performance.now() - began));
       delete document.body.dataset.error;
     } catch (e) {
       // Keep the last picture, say it is stale.
