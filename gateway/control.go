@@ -73,6 +73,8 @@ type core struct {
 	started bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+	// tally keeps the counters of sessions and sources that ended, per route (opsview.go).
+	tally tally
 }
 
 // New builds the control over a local node. Start sources with Start.
@@ -162,8 +164,12 @@ func (c *Control) remoteSourceReady(name, streamID string, sdp []byte, tracks []
 func (c *Control) SourceDown(streamID string, err error) {
 	c.mu.Lock()
 	s := c.streams.byIDLocked(streamID)
+	if s != nil {
+		s.sourceDown = true
+	}
 	c.mu.Unlock()
 	if s != nil {
+		c.tally.sourceDown(routeName(s))
 		c.log.Warn("source down; retrying", "route", s.path, "err", err)
 	}
 }

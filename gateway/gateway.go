@@ -36,6 +36,7 @@ type Gateway struct {
 	ops     *ops.Server
 	role    string
 	started time.Time
+	bans    *access.Bans
 
 	// cluster role only
 	ident   *identity.Source
@@ -228,6 +229,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		ctl.SetLocalLiveLive(cfg.Node.LiveLiveAddress, p.RTPPort(), p.RTCPPort())
 	}
 	ev.c = ctl
+	bans := access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil)
 	srv, err := rtsp.NewServer(rtsp.ServerConfig{
 		Listen:            cfg.RTSP.Listen,
 		TLSListen:         cfg.RTSPS.Listen,
@@ -244,7 +246,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Handler:           ctl,
 		Logger:            log,
 		Auth:              authPolicy(cfg),
-		Bans:              access.NewBans(access.BanConfig{MaxFailures: cfg.Auth.MaxFailures, Window: cfg.Auth.FailureWindow, BanTime: cfg.Auth.BanTime}, nil),
+		Bans:              bans,
 		BanTime:           cfg.Auth.BanTime,
 		NonceLifetime:     cfg.Auth.NonceLifetime,
 		Hashing:           access.VerifierConfig{Slots: cfg.Auth.MaxConcurrentHashes, Wait: cfg.Auth.HashWait},
@@ -258,7 +260,7 @@ func open(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		n.Close()
 		return nil, err
 	}
-	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log}, nil
+	return &Gateway{Control: ctl, Node: n, RTSP: srv, log: log, bans: bans}, nil
 }
 
 // authPolicy is the front door's rule set: nil (everyone may do everything) for a config without

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/node"
@@ -31,8 +32,9 @@ func (g *Gateway) Ops() *ops.Server { return g.ops }
 // Snapshot implements ops.Source.
 func (g *Gateway) Snapshot() ops.Snapshot {
 	snap := g.Control.Snapshot()
-	snap.Node, snap.Role, snap.Started = g.Node.Name(), g.role, g.started
+	snap.Node, snap.Role, snap.Started, snap.Now = g.Node.Name(), g.role, g.started, time.Now()
 	snap.Flows = flowKinds(g.Node)
+	snap.Auth.Failures, snap.Auth.Bans, snap.Auth.Banned = g.bans.Counts()
 	return snap
 }
 
@@ -45,7 +47,7 @@ func (p *NodeProcess) Ops() *ops.Server { return p.ops }
 
 // Snapshot implements ops.Source: the node's own flows and the relay hops that end on it.
 func (p *NodeProcess) Snapshot() ops.Snapshot {
-	snap := ops.Snapshot{Node: p.Node.Name(), Role: "node", Started: p.started, Flows: flowKinds(p.Node)}
+	snap := ops.Snapshot{Node: p.Node.Name(), Role: "node", Started: p.started, Now: time.Now(), Flows: flowKinds(p.Node)}
 	for _, f := range p.Node.Flows() {
 		if f.Kind() != node.SourceRelay {
 			continue
@@ -58,7 +60,7 @@ func (p *NodeProcess) Snapshot() ops.Snapshot {
 		if rs, err := p.Node.RepairStats(f.ID); err == nil {
 			rx = &rs
 		}
-		snap.Relays = append(snap.Relays, relayHops(f.Stream, f.Meta[metaPeer], p.Node.Name(), st, rx, nil)...)
+		snap.Relays = append(snap.Relays, relayHops(f.Meta[metaRoute], f.Meta[metaPeer], p.Node.Name(), st, rx, nil)...)
 	}
 	since, attached := p.agent.AttachedSince()
 	snap.Nodes = []ops.Node{{Name: p.Node.Name(), Local: true, Data: p.cfg.DataAddress, RTPPort: p.Node.UDP().RTPPort(),

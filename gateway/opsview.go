@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"sync"
 
+	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/node"
 	"github.com/meshgw/meshgw/gateway/ops"
 	"github.com/meshgw/meshgw/rtp"
@@ -17,12 +19,101 @@ import (
 // and core.mu alone), plus flow counters read from the nodes (atomics on a local node, the last
 // Stats report of a remote one). Nothing here touches the packet path.
 
+// tally keeps, per route, the counters of readers and sources that ended, so that the route's
+// counters on /metrics (live flows plus these) never go down when a session leaves. Its lock is
+// a leaf: nothing else is locked while it is held, and it is never taken on the packet path.
+type tally struct {
+	mu     sync.Mutex
+	routes map[string]*routeTally
+}
+
+type routeTally struct {
+	in, out          ops.Counters
+	downs            uint64
+	fecRec, fecUnrec uint64
+}
+
+func (t *tally) route(name string) *routeTally {
+	if t.routes == nil {
+		t.routes = map[string]*routeTally{}
+	}
+	r := t.routes[name]
+	if r == nil {
+		r = &routeTally{}
+		t.routes[name] = r
+	}
+	return r
+}
+
+// retireReader adds the last counters of a leaving reader's flows on node via (read before they
+// are deleted; a remote node's are its last report, up to a second old).
+func (t *tally) retireReader(route string, via *member, flows map[int]*readerFlow) {
+	var sum ops.Counters
+	for _, rf := range flows {
+		if rf.id == "" || rf.multicast || rf.tcp {
+			continue
+		}
+		if st, err := via.n.Stats(rf.id); err == nil {
+			addCounters(&sum, counters(st))
+		}
+	}
+	t.mu.Lock()
+	addCounters(&t.route(route).out, sum)
+	t.mu.Unlock()
+}
+
+// retireSource adds the last counters of a source or ingress flow about to be deleted.
+func (t *tally) retireSource(route string, m *member, id string) {
+	st, err := m.n.Stats(id)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.route(route)
+	addCounters(&r.in, counters(st))
+	if rs := st.RTPSource; rs != nil {
+		r.fecRec += rs.Recovered
+		r.fecUnrec += rs.Unrecoverable
+	}
+}
+
+func (t *tally) sourceDown(route string) {
+	t.mu.Lock()
+	t.route(route).downs++
+	t.mu.Unlock()
+}
+
+// addTo adds the ended counters of each route to the routes of snap.
+func (t *tally) addTo(routes []ops.Route) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range routes {
+		r := t.routes[routes[i].Name]
+		if r == nil {
+			continue
+		}
+		addCounters(&routes[i].In, r.in)
+		addCounters(&routes[i].Out, r.out)
+		routes[i].SourceRestarts += r.downs
+		routes[i].FECRecovered += r.fecRec
+		routes[i].FECUnrecoverable += r.fecUnrec
+	}
+}
+
+func addCounters(dst *ops.Counters, c ops.Counters) {
+	dst.Packets += c.Packets
+	dst.Bytes += c.Bytes
+	dst.Dropped += c.Dropped
+	dst.Errors += c.Errors
+}
+
 // streamView is what Snapshot copies of a stream under the control's lock.
 type streamView struct {
 	s          *stream
 	ingest     *member
 	sourceFlow string
-	up         bool
+	up, down   bool
 	tracks     []rtp.Track
 	sdp        []byte
 	readers    []*reader
@@ -32,15 +123,11 @@ type streamView struct {
 // Snapshot implements ops.Source: the control's routes, streams, sessions, nodes and relays now.
 func (c *Control) Snapshot() ops.Snapshot {
 	var snap ops.Snapshot
-	for _, r := range c.cfg.Routes {
-		name := r.Name
-		snap.Routes = append(snap.Routes, ops.Route{Name: name, Source: r.Source, Regex: r.Regexp != nil, OnDemand: r.OnDemand})
-	}
-
 	c.mu.Lock()
 	views := make([]streamView, 0, len(c.streams.table))
 	for _, s := range c.streams.table {
-		v := streamView{s: s, ingest: s.ingest, sourceFlow: s.sourceFlow, up: s.isUp, tracks: s.tracks, sdp: s.sdp, publisher: s.publisher}
+		v := streamView{s: s, ingest: s.ingest, sourceFlow: s.sourceFlow, up: s.isUp, down: s.sourceDown,
+			tracks: s.tracks, sdp: s.sdp, publisher: s.publisher}
 		for rd := range s.rdrs {
 			v.readers = append(v.readers, rd)
 		}
@@ -60,17 +147,47 @@ func (c *Control) Snapshot() ops.Snapshot {
 	flowsOn := map[*member]int{}
 	for _, v := range views {
 		snap.Streams = append(snap.Streams, c.streamSnapshot(v, &snap, flowsOn))
-		snap.Relays = append(snap.Relays, c.relaySnapshot(v.s)...)
+		snap.Relays = append(snap.Relays, c.relaySnapshot(v.s, flowsOn)...)
 	}
+	snap.Routes = c.routeSnapshot(snap.Streams)
 	for i, m := range members {
 		info := infos[i]
-		snap.Nodes = append(snap.Nodes, ops.Node{Name: m.name, Local: m.local, Data: info.Data, RTPPort: info.RTPPort,
-			LiveLive: info.LiveLive, Networks: info.ClientNetworks, Flows: flowsOn[m], Up: m.isAlive()})
+		n := ops.Node{Name: m.name, Local: m.local, Data: info.Data, RTPPort: info.RTPPort,
+			LiveLive: info.LiveLive, Networks: info.ClientNetworks, Flows: flowsOn[m], Up: m.isAlive()}
+		if r, ok := m.n.get().(*cluster.Remote); ok {
+			n.Capabilities = r.Capabilities()
+			n.AttachedAt, n.LastReport = r.Attached(), r.LastReport()
+			n.Commands, n.CommandSeconds = r.CommandLatency()
+		}
+		snap.Nodes = append(snap.Nodes, n)
 	}
 	slices.SortFunc(snap.Streams, func(a, b ops.Stream) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(snap.Nodes, func(a, b ops.Node) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(snap.Sessions, func(a, b ops.Session) int { return cmp.Compare(a.ID, b.ID) })
 	return snap
+}
+
+// routeSnapshot lists the config's routes with the counters of their live streams and of what
+// ended (the tally).
+func (c *Control) routeSnapshot(streams []ops.Stream) []ops.Route {
+	routes := make([]ops.Route, 0, len(c.cfg.Routes))
+	idx := map[string]int{}
+	for _, r := range c.cfg.Routes {
+		idx[r.Name] = len(routes)
+		routes = append(routes, ops.Route{Name: r.Name, Source: r.Source, Regex: r.Regexp != nil, OnDemand: r.OnDemand})
+	}
+	for _, st := range streams {
+		i, ok := idx[st.Route]
+		if !ok {
+			continue
+		}
+		addCounters(&routes[i].In, st.In)
+		addCounters(&routes[i].Out, st.Out)
+		routes[i].FECRecovered += st.FECRecovered
+		routes[i].FECUnrecoverable += st.FECUnrecoverable
+	}
+	c.tally.addTo(routes)
+	return routes
 }
 
 // streamSnapshot fills one stream and appends its sessions to snap; it counts the reader and
@@ -79,10 +196,10 @@ func (c *Control) streamSnapshot(v streamView, snap *ops.Snapshot, flowsOn map[*
 	s := v.s
 	out := ops.Stream{Name: s.path, Route: routeName(s), Source: s.route.Source, State: "starting", Readers: map[string]int{}}
 	switch {
+	case v.down:
+		out.State = "down"
 	case v.up:
 		out.State = "live"
-	case v.sourceFlow != "" && isClosed(s.sourceUp):
-		out.State = "down"
 	}
 	if v.ingest != nil {
 		out.IngestNode = v.ingest.name
@@ -90,6 +207,9 @@ func (c *Control) streamSnapshot(v streamView, snap *ops.Snapshot, flowsOn map[*
 			flowsOn[v.ingest]++
 			if st, err := v.ingest.n.Stats(v.sourceFlow); err == nil {
 				out.In = counters(st)
+				if rs := st.RTPSource; rs != nil {
+					out.FECRecovered, out.FECUnrecoverable = rs.Recovered, rs.Unrecoverable
+				}
 			}
 		}
 	}
@@ -109,19 +229,32 @@ func (c *Control) streamSnapshot(v streamView, snap *ops.Snapshot, flowsOn map[*
 		if via != nil {
 			flowsOn[via] += nflows
 		}
-		out.Readers[sess.Transport]++
-		out.Out.Packets += sess.Counters.Packets
-		out.Out.Bytes += sess.Counters.Bytes
-		out.Out.Dropped += sess.Counters.Dropped
-		out.Out.Errors += sess.Counters.Errors
-		if rd.output == nil {
-			snap.Sessions = append(snap.Sessions, sess)
+		addCounters(&out.Out, sess.Counters)
+		if rd.output != nil {
+			out.Outputs++
+			continue
 		}
+		out.Readers[sess.Transport]++
+		snap.Sessions = append(snap.Sessions, sess)
 	}
 	if p := v.publisher; p != nil {
 		out.Publishers = 1
-		snap.Sessions = append(snap.Sessions, ops.Session{ID: p.conn.Remote.String(), Kind: "publisher", Route: s.path,
-			Transport: "rtsp", Node: c.place.local.name, Remote: p.conn.Remote, User: p.conn.User, Started: p.started, Counters: out.In})
+		sess := ops.Session{ID: "pub-" + s.id, Kind: "publisher", Route: s.path, Transport: "tcp", Node: c.place.local.name,
+			Remote: p.conn.Remote, User: p.conn.User, Started: p.started}
+		p.mu.Lock()
+		ids := slices.Clone(p.flows)
+		p.mu.Unlock()
+		if len(ids) > 0 {
+			sess.Transport = "udp"
+		}
+		for _, id := range ids {
+			if st, err := c.node.Stats(id); err == nil {
+				addCounters(&sess.Counters, counters(st))
+			}
+		}
+		flowsOn[c.place.local] += len(ids)
+		addCounters(&out.In, sess.Counters)
+		snap.Sessions = append(snap.Sessions, sess)
 	}
 	return out
 }
@@ -181,14 +314,21 @@ func (rd *reader) snapshot() (sess ops.Session, via *member, nflows int, ok bool
 }
 
 // relaySnapshot lists the hops of stream s, read under its relayMu: one per leg.
-func (c *Control) relaySnapshot(s *stream) []ops.Relay {
+func (c *Control) relaySnapshot(s *stream, flowsOn map[*member]int) []ops.Relay {
 	s.relayMu.Lock()
 	defer s.relayMu.Unlock()
 	var out []ops.Relay
 	for _, r := range s.relays {
+		flowsOn[r.to]++
+		flowsOn[r.from] += len(r.sinks)
 		var sinks []string
+		var rr *rtp.ReceptionStats
 		for _, f := range r.sinks {
 			sinks = append(sinks, f.ID)
+			// the far node's receiver reports about the relayed line, as the ingest node heard them
+			if st, err := r.from.n.Stats(f.ID); err == nil && st.Reception != nil && (rr == nil || st.Reception.Reports > rr.Reports) {
+				rr = st.Reception
+			}
 		}
 		st, err := r.to.n.Stats(r.source.ID)
 		if err != nil {
@@ -201,7 +341,13 @@ func (c *Control) relaySnapshot(s *stream) []ops.Relay {
 		if r.from.local {
 			tx = c.repairStats(sinks...)
 		}
-		out = append(out, relayHops(s.path, r.from.name, r.to.name, st, rx, tx)...)
+		hops := relayHops(routeName(s), r.from.name, r.to.name, st, rx, tx)
+		if rr != nil {
+			for i := range hops {
+				hops[i].Reception = reception(rr)
+			}
+		}
+		out = append(out, hops...)
 	}
 	slices.SortFunc(out, func(a, b ops.Relay) int { return cmp.Or(cmp.Compare(a.To, b.To), cmp.Compare(a.Leg, b.Leg)) })
 	return out
@@ -240,8 +386,8 @@ func (c *Control) repairStats(ids ...string) *nack.Stats {
 
 // relayHops turns one relay's counters into its hops: the relay source's stats st on the far
 // node, its repair counters rx (nil when unknown) and the ingest side's tx (resends).
-func relayHops(stream, from, to string, st node.FlowStats, rx, tx *nack.Stats) []ops.Relay {
-	base := ops.Relay{Stream: stream, From: from, To: to, Leg: "a", Packets: st.Packets}
+func relayHops(route, from, to string, st node.FlowStats, rx, tx *nack.Stats) []ops.Relay {
+	base := ops.Relay{Route: route, From: from, To: to, Leg: "a", Packets: st.Packets}
 	if rx != nil {
 		base.NACKs = rx.NACKs
 		base.LostBefore = rx.Filled + rx.Lost
@@ -280,15 +426,6 @@ func routeName(s *stream) string {
 		return s.route.Pattern
 	}
 	return s.route.Name
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // Ready implements ops.Source: nil once the control serves (after the startup grace in a

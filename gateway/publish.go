@@ -167,6 +167,7 @@ func (p *publication) Close() {
 	p.flows = nil
 	p.mu.Unlock()
 	for _, id := range flows {
+		p.ss.tally.retireSource(routeName(p.s), p.ss.place.local, id)
 		_ = p.ss.node.Delete(context.Background(), id)
 	}
 	ss := p.ss

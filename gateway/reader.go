@@ -246,6 +246,7 @@ func (r *reader) Close() {
 	ctx := context.Background()
 	if via != nil && !keep {
 		r.logReception(via, flows)
+		r.ss.tally.retireReader(routeName(r.s), via, flows)
 	}
 	for track, rf := range flows {
 		switch {

@@ -172,6 +172,7 @@ func (ss *sessions) moveReader(ctx context.Context, r *reader, from, to *member)
 	}
 	r.via = to
 	if from.isAlive() {
+		ss.tally.retireReader(routeName(r.s), from, r.flows)
 		for _, rf := range r.flows {
 			if err := from.n.Delete(ctx, rf.id); err != nil && !errors.Is(err, node.ErrNotFound) {
 				ss.log.Error("move reader: delete old sink", "node", from.name, "err", err)

@@ -29,6 +29,8 @@ type stream struct {
 	gone chan struct{}
 
 	sourceFlow string
+	// sourceDown: the source reported it lost its upstream and has not been ready since.
+	sourceDown bool
 	// ingest is the node carrying the source; sourceUp is closed when it reported ready.
 	ingest   *member
 	sourceUp chan struct{}
@@ -278,6 +280,7 @@ func (st *streams) ready(m *member, streamID string, sdp []byte, tracks []rtp.Tr
 	if sdp != nil {
 		s.sdp = sdp
 	}
+	s.sourceDown = false
 	s.tracks = tracks
 	if !s.isUp && s.sdp != nil {
 		s.isUp = true
@@ -343,6 +346,7 @@ func (st *streams) stopIdle(s *stream) {
 	st.mu.Unlock()
 	st.log.Info("on-demand source idle; stopping", "route", s.path)
 	if flowID != "" && m != nil {
+		st.tally.retireSource(routeName(s), m, flowID)
 		if err := m.n.Delete(context.Background(), flowID); err != nil {
 			st.log.Error("stop idle source", "route", s.path, "err", err)
 		}
@@ -364,8 +368,10 @@ func (st *streams) dropLocked(s *stream) {
 		id, m := s.sourceFlow, s.ingest
 		s.sourceFlow = ""
 		st.wg.Add(1)
+		route := routeName(s)
 		go func() {
 			defer st.wg.Done()
+			st.tally.retireSource(route, m, id)
 			_ = m.n.Delete(context.Background(), id)
 		}()
 	}

@@ -31,6 +31,13 @@ type Remote struct {
 	out      chan *api.ControlMessage
 	lastSeen atomic.Int64 // unix nanos of the last message from the node
 
+	// for the operations view: when the stream came, the last Stats report (unix nanos), and
+	// the commands answered with their summed round trip (nanoseconds)
+	attached   time.Time
+	lastReport atomic.Int64
+	cmds       atomic.Uint64
+	cmdNanos   atomic.Int64
+
 	ready  chan struct{} // closed once registered: the receive loop may handle messages
 	done   chan struct{} // closed when the stream is dead
 	downed chan struct{} // closed once NodeDown returned (or when NodeUp never came)
@@ -53,7 +60,7 @@ var _ node.Node = (*Remote)(nil)
 
 func newRemote(s *Server, name string, stream api.Control_AttachServer) *Remote {
 	return &Remote{
-		s: s, name: name, stream: stream, log: s.log.With("node", name),
+		s: s, name: name, stream: stream, log: s.log.With("node", name), attached: time.Now(),
 		out:   make(chan *api.ControlMessage, outQueue),
 		ready: make(chan struct{}), done: make(chan struct{}), downed: make(chan struct{}),
 		endCh: make(chan struct{}), pending: map[uint64]chan *api.Ack{}, evSig: make(chan struct{}, 1),
@@ -119,6 +126,26 @@ func (r *Remote) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// Capabilities are what the node said it can do in its Hello.
+func (r *Remote) Capabilities() []string { return append([]string(nil), r.hello.Capabilities...) }
+
+// Attached is when the node's stream (this Remote) came.
+func (r *Remote) Attached() time.Time { return r.attached }
+
+// LastReport is when the node's last Stats report arrived; zero before the first.
+func (r *Remote) LastReport() time.Time {
+	if n := r.lastReport.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// CommandLatency is the number of commands the node answered and their summed round trip in
+// seconds, from handing each to the send loop to its ack.
+func (r *Remote) CommandLatency() (n uint64, seconds float64) {
+	return r.cmds.Load(), time.Duration(r.cmdNanos.Load()).Seconds()
+}
+
 // Stats implements node.Node with the node's last report (nodes push one every second).
 func (r *Remote) Stats(id string) (node.FlowStats, error) {
 	r.mu.Lock()
@@ -164,8 +191,11 @@ func (r *Remote) command(ctx context.Context, op, id string, cmd *api.Command) (
 	case <-timer.C:
 		return fail(fmt.Errorf("%w in %v (command not even sent)", ErrCommandTimeout, timeout))
 	}
+	sent := time.Now()
 	select {
 	case a := <-ch:
+		r.cmds.Add(1)
+		r.cmdNanos.Add(int64(time.Since(sent)))
 		return a, nil
 	case <-r.done:
 		return fail(r.downError())
@@ -384,6 +414,7 @@ func (r *Remote) handle(m *api.NodeMessage) {
 		}
 		ch <- a
 	case *api.NodeMessage_Stats:
+		r.lastReport.Store(time.Now().UnixNano())
 		stats := make(map[string]node.FlowStats, len(msg.Stats.Flows))
 		for _, f := range msg.Stats.Flows {
 			stats[f.FlowId] = statsFromProto(f)

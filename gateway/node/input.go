@@ -76,6 +76,7 @@ func (in *streamInput) WriteRTP(track int, pkt []byte) {
 	}
 	if hub := in.s.liveHub(track); hub != nil {
 		in.f.pkts.Add(1)
+		in.f.bytes.Add(uint64(len(pkt)))
 		_ = hub.WriteRTP(pkt) // invalid packets are counted by the hub
 	}
 }

@@ -118,7 +118,8 @@ type flow struct {
 	llmu  sync.Mutex
 	// ingress / RTCP liveness: unix nanos of the last packet from the peer
 	last atomic.Int64
-	// pkts counts ingress packets; bytes are counted for relays; errs are packets refused
+	// pkts and bytes count ingress packets (RTP payload and header; SRTP after unprotect); errs
+	// are packets refused
 	// (malformed relay packets, SRTP that failed, replays of an rtsps:// pull)
 	pkts, bytes, errs atomic.Uint64
 	// repair.go: a NACK relay sink's history; a NACK relay source's per-track repair and its

@@ -113,6 +113,7 @@ func (p *peer) handleRTP(b []byte) {
 			}
 		}
 		in.fl.pkts.Add(1)
+		in.fl.bytes.Add(uint64(len(b)))
 		_ = in.hub.WriteRTP(b) // invalid packets are counted by the hub
 		return
 	}

@@ -142,7 +142,7 @@ func keepSpec(fl *flow, f Flow) {
 // counts are the counters every source and ingress keeps on its flow: packets taken, packets
 // refused before the hub (SRTP that failed, replays of an rtsps:// pull), the last activity.
 func (fl *flow) counts() FlowStats {
-	st := FlowStats{Packets: fl.pkts.Load(), Errors: fl.errs.Load()}
+	st := FlowStats{Packets: fl.pkts.Load(), Bytes: fl.bytes.Load(), Errors: fl.errs.Load()}
 	fl.lastActivity(&st)
 	return st
 }

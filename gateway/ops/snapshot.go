@@ -21,10 +21,10 @@ type Snapshot struct {
 	Node string
 	// Role is "run", "control" or "node".
 	Role string
-	// Started is when the process started serving.
-	Started time.Time
-	Routes  []Route
-	Streams []Stream
+	// Started is when the process started serving; Now when the snapshot was taken.
+	Started, Now time.Time
+	Routes       []Route
+	Streams      []Stream
 	// Sessions are the front door's readers and publishers (none on a node).
 	Sessions []Session
 	// Nodes are the nodes the control knows, the local node included.
@@ -37,13 +37,22 @@ type Snapshot struct {
 	Auth AuthStats
 }
 
-// Route is one routes: entry of the config.
+// Route is one routes: entry of the config, with counters since the process started: its live
+// streams' plus those of the readers, publishers and sources that ended.
 type Route struct {
 	Name   string
 	Source string
 	// Regex: the name is a pattern ("~...") and streams carry the matched paths.
 	Regex    bool
 	OnDemand bool
+	// In: packets taken from the source (publisher ingress or pull/demo/rtp:// source); Out:
+	// packets sent by UDP and SRTP reader sinks and outputs (Dropped: queue full; Errors: send
+	// errors). Interleaved (TCP) readers and publishers are not counted here.
+	In, Out Counters
+	// SourceRestarts counts the times a source of the route lost its upstream (each is retried).
+	SourceRestarts uint64
+	// FECRecovered and FECUnrecoverable come from rtp:// sources with SMPTE 2022-1 FEC.
+	FECRecovered, FECUnrecoverable uint64
 }
 
 // Stream is a live (or starting) instance of a route.
@@ -54,17 +63,17 @@ type Stream struct {
 	Source string
 	// IngestNode carries the source ("" before placement).
 	IngestNode string
-	// State is "starting", "live" or "down".
-	State string
-	// Restarts counts the times the source came back after going down.
-	Restarts uint64
-	Tracks   []Track
-	// Readers by transport ("udp", "srtp", "tcp", "multicast"), Publishers 0 or 1.
-	Readers    map[string]int
-	Publishers int
+	// State is "starting", "live" or "down" (the source lost its upstream and retries).
+	State  string
+	Tracks []Track
+	// Readers by transport ("udp", "srtp", "tcp", "multicast"), Publishers 0 or 1, Outputs the
+	// route's rtp:// outputs running.
+	Readers             map[string]int
+	Publishers, Outputs int
 	// In are the packets taken into the stream's hubs on its ingest node, Out the packets its
-	// reader and output sinks sent, both summed over tracks.
-	In, Out Counters
+	// UDP reader and output sinks sent, both summed over tracks (see Route).
+	In, Out                        Counters
+	FECRecovered, FECUnrecoverable uint64
 }
 
 // Track is one media of a stream.
@@ -125,13 +134,18 @@ type Node struct {
 	AttachedAt time.Time
 	// LastReport is when the node last sent its stats (remote nodes).
 	LastReport time.Time
+	// Commands is the number of commands the control sent the node and had answered, and
+	// CommandSeconds their summed round trips (remote nodes).
+	Commands       uint64
+	CommandSeconds float64
 }
 
-// Relay is one hop of a stream between two nodes, on one leg.
+// Relay is one hop of a route's stream between two nodes, on one leg.
 type Relay struct {
-	Stream string
-	From   string
-	To     string
+	// Route is the config route (its pattern for a regex route).
+	Route string
+	From  string
+	To    string
 	// Leg is "a" for a one-leg relay or the first leg of a 2022-7 relay, "b" for its second.
 	Leg string
 	// Packets are the RTP packets the far end took in on this leg (into its hubs for one leg).

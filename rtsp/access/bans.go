@@ -3,6 +3,7 @@ package access
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,9 @@ type Bans struct {
 
 	mu    sync.Mutex
 	addrs map[netip.Addr]*banRecord
+
+	// failures and bans count every failed login and every ban since the start, for metrics.
+	failures, bans atomic.Uint64
 }
 
 type banRecord struct {
@@ -79,7 +83,11 @@ func (b *Bans) Banned(addr netip.Addr) (time.Time, bool) {
 // Fail records a failed attempt from addr. It returns the number of failures inside the window
 // and whether this one banned the address.
 func (b *Bans) Fail(addr netip.Addr) (int, bool) {
-	if b == nil || b.cfg.MaxFailures <= 0 {
+	if b == nil {
+		return 0, false
+	}
+	if b.cfg.MaxFailures <= 0 {
+		b.failures.Add(1)
 		return 0, false
 	}
 	addr = ClientKey(addr)
@@ -97,16 +105,21 @@ type Attempt struct {
 	b    *Bans
 	addr netip.Addr
 	done bool
+	// countOnly: the Bans never bans (MaxFailures 0); Fail only counts the failure.
+	countOnly bool
 }
 
 // Reserve takes a place for one password check from addr. It refuses (nil, false) when the
 // address's failures in the window plus its checks in flight already reach MaxFailures, or it is
 // banned: then at most MaxFailures guesses per address are ever verified in a window, however
-// many arrive at once. A nil Bans, or one that never bans, always grants (a nil *Attempt, whose
-// methods do nothing).
+// many arrive at once. A nil Bans always grants a nil *Attempt, whose methods do nothing; one
+// that never bans grants an Attempt that only counts a failure (Counts).
 func (b *Bans) Reserve(addr netip.Addr) (*Attempt, bool) {
-	if b == nil || b.cfg.MaxFailures <= 0 {
+	if b == nil {
 		return nil, true
+	}
+	if b.cfg.MaxFailures <= 0 {
+		return &Attempt{b: b, countOnly: true}, true
 	}
 	addr = ClientKey(addr)
 	now := b.now()
@@ -132,6 +145,10 @@ func (a *Attempt) Fail() (int, bool) {
 		return 0, false
 	}
 	a.done = true
+	if a.countOnly {
+		a.b.failures.Add(1)
+		return 0, false
+	}
 	now := a.b.now()
 	a.b.mu.Lock()
 	defer a.b.mu.Unlock()
@@ -147,6 +164,9 @@ func (a *Attempt) Release() {
 		return
 	}
 	a.done = true
+	if a.countOnly {
+		return
+	}
 	a.b.mu.Lock()
 	defer a.b.mu.Unlock()
 	if r := a.b.addrs[a.addr]; r != nil {
@@ -180,6 +200,7 @@ func (b *Bans) recentLocked(r *banRecord, now time.Time) int {
 }
 
 func (b *Bans) failLocked(r *banRecord, now time.Time) (int, bool) {
+	b.failures.Add(1)
 	r.latest = now
 	b.recentLocked(r, now)
 	r.fails = append(r.fails, now)
@@ -189,6 +210,7 @@ func (b *Bans) failLocked(r *banRecord, now time.Time) (int, bool) {
 	n := len(r.fails)
 	if n >= b.cfg.MaxFailures && r.until.IsZero() {
 		r.until = now.Add(b.cfg.BanTime)
+		b.bans.Add(1)
 		return n, true
 	}
 	return n, false
@@ -214,6 +236,23 @@ func (b *Bans) evictLocked(now time.Time) {
 	if len(b.addrs) >= b.cfg.MaxTracked && oldest.IsValid() {
 		delete(b.addrs, oldest)
 	}
+}
+
+// Counts are the failed logins and the bans since the Bans was made, and the addresses banned
+// now. A nil Bans counts nothing.
+func (b *Bans) Counts() (failures, bans uint64, banned int) {
+	if b == nil {
+		return 0, 0, 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for _, r := range b.addrs {
+		if !r.until.IsZero() && now.Before(r.until) {
+			banned++
+		}
+	}
+	return b.failures.Load(), b.bans.Load(), banned
 }
 
 // Tracked is the number of addresses remembered (for tests and metrics).
