@@ -24,8 +24,8 @@ func (g *Gateway) Kick(id string) error {
 	return nil
 }
 
-// sessionHandle is the stream handle (what OpenRead or OpenPublish returned) of the reader with
-// this id or the publisher with this remote address, nil when there is none.
+// sessionHandle is the stream handle (what OpenRead or OpenPublish returned) of the reader or
+// publisher with this ops.Session ID, nil when there is none.
 func (c *Control) sessionHandle(id string) any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -35,7 +35,8 @@ func (c *Control) sessionHandle(id string) any {
 				return rd
 			}
 		}
-		if p := s.publisher; p != nil && p.conn.Remote.IsValid() && p.conn.Remote.String() == id {
+		// opsview.go names a publisher's session after its stream.
+		if p := s.publisher; p != nil && "pub-"+s.id == id {
 			return p
 		}
 	}

@@ -207,14 +207,19 @@ func (a *api) info(*http.Request) (any, error) {
 }
 
 type routeJSON struct {
-	Name       string   `json:"name"`
-	Source     string   `json:"source"`
-	Regex      bool     `json:"regex"`
-	OnDemand   bool     `json:"on_demand"`
-	State      string   `json:"state"`
-	Streams    []string `json:"streams"`
-	Readers    int      `json:"readers"`
-	Publishers int      `json:"publishers"`
+	Name             string       `json:"name"`
+	Source           string       `json:"source"`
+	Regex            bool         `json:"regex"`
+	OnDemand         bool         `json:"on_demand"`
+	State            string       `json:"state"`
+	Streams          []string     `json:"streams"`
+	Readers          int          `json:"readers"`
+	Publishers       int          `json:"publishers"`
+	In               countersJSON `json:"in"`
+	Out              countersJSON `json:"out"`
+	SourceRestarts   uint64       `json:"source_restarts"`
+	FECRecovered     uint64       `json:"fec_recovered"`
+	FECUnrecoverable uint64       `json:"fec_unrecoverable"`
 }
 
 // stateRank orders stream states for a route's summary: the best of its streams wins.
@@ -224,7 +229,9 @@ func (a *api) routes(*http.Request) (any, error) {
 	snap := a.s.cfg.Source.Snapshot()
 	out := make([]routeJSON, 0, len(snap.Routes))
 	for _, r := range snap.Routes {
-		v := routeJSON{Name: r.Name, Source: redact(r.Source), Regex: r.Regex, OnDemand: r.OnDemand, State: "idle", Streams: []string{}}
+		v := routeJSON{Name: r.Name, Source: redact(r.Source), Regex: r.Regex, OnDemand: r.OnDemand, State: "idle", Streams: []string{},
+			In: counters(r.In), Out: counters(r.Out), SourceRestarts: r.SourceRestarts,
+			FECRecovered: r.FECRecovered, FECUnrecoverable: r.FECUnrecoverable}
 		for _, st := range snap.Streams {
 			if st.Route != r.Name {
 				continue
@@ -267,17 +274,19 @@ type streamJSON struct {
 	Route      string         `json:"route"`
 	Source     string         `json:"source"`
 	IngestNode string         `json:"ingest_node"`
-	State      string         `json:"state"`
-	Restarts   uint64         `json:"restarts"`
-	Tracks     []trackJSON    `json:"tracks"`
-	Readers    map[string]int `json:"readers"`
-	Publishers int            `json:"publishers"`
-	In         countersJSON   `json:"in"`
-	Out        countersJSON   `json:"out"`
-	BitrateIn  *float64       `json:"bitrate_in_bps"`
-	BitrateOut *float64       `json:"bitrate_out_bps"`
-	PacketsIn  *float64       `json:"packet_rate_in"`
-	PacketsOut *float64       `json:"packet_rate_out"`
+	State            string         `json:"state"`
+	Tracks           []trackJSON    `json:"tracks"`
+	Readers          map[string]int `json:"readers"`
+	Publishers       int            `json:"publishers"`
+	Outputs          int            `json:"outputs"`
+	In               countersJSON   `json:"in"`
+	Out              countersJSON   `json:"out"`
+	FECRecovered     uint64         `json:"fec_recovered"`
+	FECUnrecoverable uint64         `json:"fec_unrecoverable"`
+	BitrateIn        *float64       `json:"bitrate_in_bps"`
+	BitrateOut       *float64       `json:"bitrate_out_bps"`
+	PacketsIn        *float64       `json:"packet_rate_in"`
+	PacketsOut       *float64       `json:"packet_rate_out"`
 }
 
 func (a *api) streams(r *http.Request) (any, error) {
@@ -288,8 +297,9 @@ func (a *api) streams(r *http.Request) (any, error) {
 	out := make([]streamJSON, 0, len(snap.Streams))
 	for _, st := range snap.Streams {
 		v := streamJSON{Name: st.Name, Route: st.Route, Source: redact(st.Source), IngestNode: st.IngestNode, State: st.State,
-			Restarts: st.Restarts, Tracks: make([]trackJSON, 0, len(st.Tracks)), Readers: map[string]int{},
-			Publishers: st.Publishers, In: counters(st.In), Out: counters(st.Out)}
+			Tracks: make([]trackJSON, 0, len(st.Tracks)), Readers: map[string]int{}, Publishers: st.Publishers,
+			Outputs: st.Outputs, In: counters(st.In), Out: counters(st.Out),
+			FECRecovered: st.FECRecovered, FECUnrecoverable: st.FECUnrecoverable}
 		for _, t := range st.Tracks {
 			v.Tracks = append(v.Tracks, trackJSON(t))
 		}
@@ -408,7 +418,7 @@ type legJSON struct {
 }
 
 type relayJSON struct {
-	Stream          string         `json:"stream"`
+	Route           string         `json:"route"`
 	From            string         `json:"from"`
 	To              string         `json:"to"`
 	Leg             string         `json:"leg"`
@@ -431,7 +441,7 @@ func (a *api) relays(*http.Request) (any, error) {
 	}
 	out := make([]relayJSON, 0, len(snap.Relays))
 	for _, r := range snap.Relays {
-		v := relayJSON{Stream: r.Stream, From: r.From, To: r.To, Leg: r.Leg, Packets: r.Packets, Reception: reception(r.Reception)}
+		v := relayJSON{Route: r.Route, From: r.From, To: r.To, Leg: r.Leg, Packets: r.Packets, Reception: reception(r.Reception)}
 		if v.Leg == "" {
 			v.Leg = "a"
 		}
@@ -573,6 +583,9 @@ type snapshotAt struct {
 
 func takeSample(src Source) (snapshotAt, sample) {
 	snap := snapshotAt{Snapshot: src.Snapshot(), at: time.Now()}
+	if !snap.Now.IsZero() {
+		snap.at = snap.Now
+	}
 	smp := sample{at: snap.at, counts: make(map[string]struct{ In, Out Counters }, len(snap.Streams))}
 	for _, st := range snap.Streams {
 		smp.counts[st.Name] = struct{ In, Out Counters }{st.In, st.Out}

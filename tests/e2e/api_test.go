@@ -172,11 +172,11 @@ routes:
 		for _, s := range sess.Sessions {
 			kinds[s.Kind+"/"+s.Transport]++
 		}
-		if kinds["reader/tcp"] == 1 && kinds["reader/udp"] == 1 && kinds["publisher/rtsp"] == 1 {
+		if kinds["reader/tcp"] == 1 && kinds["reader/udp"] == 1 && kinds["publisher/tcp"] == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sessions after 30 s: %+v, want a TCP and a UDP reader and a publisher\nffmpeg tcp: %s\nffmpeg udp: %s\npublisher: %s",
+			t.Fatalf("sessions after 30 s: %+v, want a TCP and a UDP reader and a TCP publisher\nffmpeg tcp: %s\nffmpeg udp: %s\npublisher: %s",
 				sess.Sessions, ffTCP.Tail(10), ffUDP.Tail(10), pub.Tail(10))
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -196,6 +196,8 @@ routes:
 			}
 		} else if s.Route != "pub" {
 			t.Errorf("publisher %+v: want route pub", s)
+		} else {
+			ids["publisher"] = s.ID
 		}
 	}
 
@@ -209,12 +211,16 @@ routes:
 			Name, State string
 			Readers     int
 			Publishers  int
+			In          struct{ Packets uint64 }
 		}
 	}
 	c.get("/v1/routes", &routes)
 	got := map[string]string{}
 	for _, r := range routes.Routes {
 		got[r.Name] = fmt.Sprintf("%s/%d/%d", r.State, r.Readers, r.Publishers)
+		if r.Name == "demo" && r.In.Packets == 0 {
+			t.Errorf("route demo: no packets counted in") // (interleaved publishers are not counted)
+		}
 	}
 	if got["demo"] != "live/2/0" || got["pub"] != "live/0/1" {
 		t.Errorf("routes state/readers/publishers %v, want demo live/2/0 and pub live/0/1", got)
@@ -289,20 +295,21 @@ routes:
 		t.Fatalf("a reader ended before the kick: tcp %s / udp %s", ffTCP.Tail(5), ffUDP.Tail(5))
 	}
 
-	// Kick both readers: each ffmpeg sees its connection close and exits, long before -t 60.
+	// Kick both readers and the publisher: each ffmpeg sees its connection close and exits,
+	// long before -t 60.
 	for _, r := range []struct {
 		transport string
 		p         *peertest.Proc
-	}{{"tcp", ffTCP}, {"udp", ffUDP}} {
+	}{{"tcp", ffTCP}, {"udp", ffUDP}, {"publisher", pub}} {
 		var ans struct{ Kicked string }
 		kicked := time.Now()
 		if err := json.Unmarshal(c.call(http.MethodPost, "/v1/sessions/"+ids[r.transport]+"/kick", "ops", "ops-pw", http.StatusOK), &ans); err != nil || ans.Kicked != ids[r.transport] {
 			t.Fatalf("kick answer %+v (%v), want kicked %q", ans, err, ids[r.transport])
 		}
 		if err := r.p.Wait(15 * time.Second); r.p.Exited() {
-			t.Logf("ffmpeg %s reader exited %v after the kick (exit code %d, %v)", r.transport, time.Since(kicked).Round(time.Millisecond), r.p.ExitCode(), err)
+			t.Logf("ffmpeg %s exited %v after the kick (exit code %d, %v)", r.transport, time.Since(kicked).Round(time.Millisecond), r.p.ExitCode(), err)
 		} else {
-			t.Errorf("ffmpeg %s reader still running 15 s after its session was kicked", r.transport)
+			t.Errorf("ffmpeg %s still running 15 s after its session was kicked", r.transport)
 		}
 		re := `level=INFO msg="api request" component=api method=POST path=/v1/sessions/` + ids[r.transport] + `/kick user=ops`
 		if !regexp.MustCompile(re).MatchString(logs.String()) {
@@ -311,7 +318,7 @@ routes:
 	}
 	c.get("/v1/sessions", &sess)
 	for _, s := range sess.Sessions {
-		if s.ID == ids["tcp"] || s.ID == ids["udp"] {
+		if s.ID == ids["tcp"] || s.ID == ids["udp"] || s.ID == ids["publisher"] {
 			t.Errorf("kicked session %s still listed", s.ID)
 		}
 	}

@@ -80,8 +80,8 @@
     return pos;
   }
 
-  // linkGroups merges the relays of all streams on one hop and leg: the
-  // picture shows one arc per hop, coloured by its worst stream.
+  // linkGroups merges the relays of all routes on one hop and leg: the
+  // picture shows one arc per hop, coloured by its worst route.
   function linkGroups(relays) {
     const groups = new Map();
     for (const r of relays) {
@@ -91,7 +91,7 @@
         g = { from: r.from, to: r.to, leg: r.leg, streams: [], health: "unknown", loss: null, jitter: null, rtt: null };
         groups.set(key, g);
       }
-      g.streams.push(r.stream);
+      g.streams.push(r.route);
       if (RANK[r.health] > RANK[g.health]) g.health = r.health;
       const loss = r.reception ? r.reception.fraction_lost : r.loss_ratio;
       if (loss !== null) g.loss = Math.max(g.loss || 0, loss);
@@ -139,7 +139,7 @@
         d: `M${sx.toFixed(1)},${sy.toFixed(1)} Q${mx.toFixed(1)},${my.toFixed(1)} ${ex.toFixed(1)},${ey.toFixed(1)}`,
         class: "link " + g.health, "marker-end": `url(#arrow-${g.health})`,
         "data-from": g.from, "data-to": g.to, "data-leg": g.leg, "data-health": g.health,
-        "data-streams": g.streams.join(" "),
+        "data-routes": g.streams.join(" "),
       });
       path.appendChild(svg("title", {}, `${g.from} → ${g.to} leg ${g.leg}: ${g.streams.join(", ")}`));
       linkLayer.appendChild(path);
@@ -260,7 +260,7 @@
 
   function drawRelays(data) {
     $("#relays tbody").replaceChildren(...data.relays.map((r) => row([
-      r.stream, `${r.from} → ${r.to}`, r.leg,
+      r.route, `${r.from} → ${r.to}`, r.leg,
       { text: String(r.packets), cls: "num" },
       { text: `${num(r.lost_before)} / ${num(r.lost_after)}`, cls: "num" },
       { text: `${num(r.nacks)} / ${num(r.retransmissions)}`, cls: "num" },
