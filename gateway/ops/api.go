@@ -270,10 +270,10 @@ type trackJSON struct {
 }
 
 type streamJSON struct {
-	Name       string         `json:"name"`
-	Route      string         `json:"route"`
-	Source     string         `json:"source"`
-	IngestNode string         `json:"ingest_node"`
+	Name             string         `json:"name"`
+	Route            string         `json:"route"`
+	Source           string         `json:"source"`
+	IngestNode       string         `json:"ingest_node"`
 	State            string         `json:"state"`
 	Tracks           []trackJSON    `json:"tracks"`
 	Readers          map[string]int `json:"readers"`
