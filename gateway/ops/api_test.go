@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +172,29 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 			t.Errorf("GET %s: %d, CSP %q, body lacks %q", path, res.StatusCode, res.Header.Get("Content-Security-Policy"), want)
 		}
 	}
+}
+
+// FuzzRedact: any source string is answered without a panic, and a password the URL parser
+// finds never comes out.
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{"demo", "rtsp://u:secret@cam:554/s", "rtsp://u@cam/s", "rtsp://[::1]:554/x", "a@b", "rtsp://u:p@@h/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := redact(s)
+		u, err := url.Parse(s)
+		if err != nil || u.User == nil {
+			if out != s {
+				t.Fatalf("redact(%q) = %q, want it unchanged", s, out)
+			}
+			return
+		}
+		if pw, ok := u.User.Password(); ok && pw != "" && pw != "xxxxx" {
+			if ru, err := url.Parse(out); err != nil || ru.User == nil {
+				t.Fatalf("redact(%q) = %q, not a URL with its user", s, out)
+			} else if got, _ := ru.User.Password(); got != "xxxxx" {
+				t.Fatalf("redact(%q) = %q keeps password %q", s, out, got)
+			}
+		}
+	})
 }
