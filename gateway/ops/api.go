@@ -481,8 +481,8 @@ const (
 	badRTT         = 300 * time.Millisecond
 )
 
-// relayHealth rates a hop "good", "degraded", "bad" or "unknown" (nothing received and nothing
-// reported yet). A hop touching a node that is down is bad whatever its counters say.
+// relayHealth rates a hop "good", "degraded", "bad" or "unknown" (no receiver report and no
+// loss count: the answering process does not measure this hop). A hop touching a node that is down is bad whatever its counters say.
 func relayHealth(r Relay, lossRatio *float64, nodesUp bool) string {
 	if !nodesUp {
 		return "bad"
@@ -495,9 +495,8 @@ func relayHealth(r Relay, lossRatio *float64, nodesUp bool) string {
 	case lossRatio != nil && r.Packets > 0:
 		loss = *lossRatio
 	default:
-		if r.Packets == 0 {
-			return "unknown"
-		}
+		// Packets may flow, but nothing says how well: a green link would be a guess.
+		return "unknown"
 	}
 	switch {
 	case loss >= badLoss || jitter >= badJitter || rtt >= badRTT:

@@ -46,7 +46,8 @@ func TestRelayHealth(t *testing.T) {
 		want  string
 	}{
 		{"nothing yet", Relay{}, nil, true, "unknown"},
-		{"packets, nothing measured", Relay{Packets: 10}, nil, true, "good"},
+		{"packets, nothing measured", Relay{Packets: 10}, nil, true, "unknown"},
+		{"counted, no loss", Relay{Packets: 10, Repair: true}, ratio(0), true, "good"},
 		{"clean report", Relay{Packets: 10, Reception: rx(0, 0.002, 10*time.Millisecond)}, nil, true, "good"},
 		{"1% loss", Relay{Packets: 10, Reception: rx(0.01, 0, 0)}, nil, true, "degraded"},
 		{"6% loss", Relay{Packets: 10, Reception: rx(0.06, 0, 0)}, nil, true, "bad"},

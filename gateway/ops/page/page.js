@@ -144,8 +144,10 @@
       path.appendChild(svg("title", {}, `${g.from} → ${g.to} leg ${g.leg}: ${g.streams.join(", ")}`));
       linkLayer.appendChild(path);
       const label = `loss ${pct(g.loss)} · jitter ${ms(g.jitter)} · RTT ${ms(g.rtt)}`;
-      linkLayer.appendChild(svg("text", { x: ((a.x + b.x) / 2 + nx * bend * 0.55).toFixed(1),
-        y: ((a.y + b.y) / 2 + ny * bend * 0.55).toFixed(1), class: "link-label" }, label));
+      // The curve passes half the bend out from the chord's middle; the label sits beyond it.
+      const off = bend * 0.5 + Math.sign(bend) * 14;
+      linkLayer.appendChild(svg("text", { x: ((a.x + b.x) / 2 + nx * off).toFixed(1),
+        y: ((a.y + b.y) / 2 + ny * off + 4).toFixed(1), class: "link-label" }, label));
     }
     fresh.appendChild(linkLayer);
 
