@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/legacy"
 )
 
 // TestOpenAPIDocumentIsValid: the embedded document is a valid OpenAPI 3 document (the e2e test
@@ -198,4 +201,55 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReloadAnswersMatchDocument: the reload endpoint's 204 and 422 (a hook refusing the new
+// file) match the OpenAPI document; the e2e test covers the other answers on a live gateway.
+func TestReloadAnswersMatchDocument(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	s, _ := start(t, Config{Source: &fixedSource{}, Reload: func(context.Context) error {
+		calls++
+		if calls > 1 {
+			return errors.New("t.yaml:3: bad key")
+		}
+		return nil
+	}})
+	doc.Servers = openapi3.Servers{{URL: s.URL()}}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, want := range []int{http.StatusNoContent, http.StatusUnprocessableEntity} {
+		req, _ := http.NewRequest("POST", s.URL()+"/v1/reload", nil)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("reload: %d %s, want %d", res.StatusCode, body, want)
+		}
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+			Status:                 res.StatusCode, Header: res.Header,
+			Options: &openapi3filter.Options{IncludeResponseStatus: true},
+		}
+		in.SetBodyBytes(body)
+		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+			t.Errorf("reload %d: %v (body %s)", res.StatusCode, err, body)
+		}
+		if want == http.StatusUnprocessableEntity && !strings.Contains(string(body), "t.yaml:3: bad key") {
+			t.Errorf("422 body %s lacks the hook's error", body)
+		}
+	}
 }
