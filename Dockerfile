@@ -34,8 +34,8 @@ COPY --from=build /out/meshgw /meshgw
 # runAsNonRoot on an image whose USER is numeric.
 USER 65532:65532
 # RTSP (control), RTP/RTCP (a node, and the control's embedded local node),
-# gRPC between nodes and the control.
-EXPOSE 8554/tcp 8000/udp 8001/udp 8443/tcp
+# gRPC between nodes and the control, the api: listener (probes, metrics).
+EXPOSE 8554/tcp 8000/udp 8001/udp 8443/tcp 9997/tcp
 ENTRYPOINT ["/meshgw"]
 # `run` is the all-in-one gateway on the embedded demo config; the
 # manifests replace it with `control ...` or `node ...`.

@@ -60,6 +60,7 @@ var kinds = map[string]struct {
 	"apps/v1/Deployment": {func() object { return new(appsv1.Deployment) }, true},
 	"apps/v1/DaemonSet":  {func() object { return new(appsv1.DaemonSet) }, true},
 	"spire.spiffe.io/v1alpha1/ClusterSPIFFEID": {func() object { return new(clusterSPIFFEID) }, false},
+	"monitoring.coreos.com/v1/ServiceMonitor":  {func() object { return new(serviceMonitor) }, true},
 }
 
 // clusterSPIFFEID mirrors spire-controller-manager's ClusterSPIFFEID

@@ -48,7 +48,14 @@ func (p *NodeProcess) Ops() *ops.Server { return p.ops }
 // Snapshot implements ops.Source: the node's own flows and the relay hops that end on it.
 func (p *NodeProcess) Snapshot() ops.Snapshot {
 	snap := ops.Snapshot{Node: p.Node.Name(), Role: "node", Started: p.started, Now: time.Now(), Flows: flowKinds(p.Node)}
+	resent := map[[2]string]uint64{} // by route and far node: packets resent on NACKs
 	for _, f := range p.Node.Flows() {
+		if f.Meta[metaRole] == roleRelayOut {
+			if rs, err := p.Node.RepairStats(f.ID); err == nil {
+				resent[[2]string{f.Meta[metaRoute], f.Meta[metaPeer]}] += rs.Resent
+			}
+			continue
+		}
 		if f.Kind() != node.SourceRelay {
 			continue
 		}
@@ -61,6 +68,10 @@ func (p *NodeProcess) Snapshot() ops.Snapshot {
 			rx = &rs
 		}
 		snap.Relays = append(snap.Relays, relayHops(f.Meta[metaRoute], f.Meta[metaPeer], p.Node.Name(), st, rx, nil)...)
+	}
+	// the hops that leave this node: only what the sending end knows
+	for k, n := range resent {
+		snap.Relays = append(snap.Relays, ops.Relay{Route: k[0], From: p.Node.Name(), To: k[1], Leg: "a", SendingEnd: true, Retransmissions: n, ResendsKnown: true})
 	}
 	since, attached := p.agent.AttachedSince()
 	snap.Nodes = []ops.Node{{Name: p.Node.Name(), Local: true, Data: p.cfg.DataAddress, RTPPort: p.Node.UDP().RTPPort(),

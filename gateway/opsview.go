@@ -322,13 +322,8 @@ func (c *Control) relaySnapshot(s *stream, flowsOn map[*member]int) []ops.Relay 
 		flowsOn[r.to]++
 		flowsOn[r.from] += len(r.sinks)
 		var sinks []string
-		var rr *rtp.ReceptionStats
 		for _, f := range r.sinks {
 			sinks = append(sinks, f.ID)
-			// the far node's receiver reports about the relayed line, as the ingest node heard them
-			if st, err := r.from.n.Stats(f.ID); err == nil && st.Reception != nil && (rr == nil || st.Reception.Reports > rr.Reports) {
-				rr = st.Reception
-			}
 		}
 		st, err := r.to.n.Stats(r.source.ID)
 		if err != nil {
@@ -341,13 +336,7 @@ func (c *Control) relaySnapshot(s *stream, flowsOn map[*member]int) []ops.Relay 
 		if r.from.local {
 			tx = c.repairStats(sinks...)
 		}
-		hops := relayHops(routeName(s), r.from.name, r.to.name, st, rx, tx)
-		if rr != nil {
-			for i := range hops {
-				hops[i].Reception = reception(rr)
-			}
-		}
-		out = append(out, hops...)
+		out = append(out, relayHops(routeName(s), r.from.name, r.to.name, st, rx, tx)...)
 	}
 	slices.SortFunc(out, func(a, b ops.Relay) int { return cmp.Or(cmp.Compare(a.To, b.To), cmp.Compare(a.Leg, b.Leg)) })
 	return out
@@ -395,7 +384,7 @@ func relayHops(route, from, to string, st node.FlowStats, rx, tx *nack.Stats) []
 		base.Repair = true
 	}
 	if tx != nil {
-		base.Retransmissions = tx.Resent
+		base.Retransmissions, base.ResendsKnown = tx.Resent, true
 	}
 	l := st.RelayLegs
 	if l == nil || len(l.Legs) < 2 {

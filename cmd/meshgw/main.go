@@ -12,12 +12,12 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/meshgw/meshgw/gateway"
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/identity"
+	"github.com/meshgw/meshgw/gateway/ops"
 )
 
 const usage = `meshgw - media mesh gateway (RTSP control proxy and RTP forwarders)
@@ -72,22 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func versionString() string {
-	v := "devel"
-	goVer := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		goVer = bi.GoVersion
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
-		}
-	}
-	return fmt.Sprintf("meshgw %s (%s)", v, goVer)
-}
+// versionString is the module version and VCS revision the toolchain recorded in the binary.
+func versionString() string { return ops.Build().String() }
 
 func flags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)

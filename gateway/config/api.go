@@ -76,10 +76,10 @@ func (p *parser) api(c *Config, k, v *yaml.Node) {
 }
 
 // checkAPI applies the rules that need the whole file: a listener reachable from other hosts
-// must ask for credentials.
+// serves the API only to authenticated clients.
 func (p *parser) checkAPI(c *Config, k *yaml.Node) {
 	a := c.API
-	if k == nil || loopbackListen(a.Listen) || a.ClientCA != "" {
+	if k == nil || a.Loopback() || a.ClientCA != "" {
 		return
 	}
 	if c.Auth.HasAPIUsers() {
@@ -88,26 +88,26 @@ func (p *parser) checkAPI(c *Config, k *yaml.Node) {
 		}
 		return
 	}
-	// A node serves no API, only probes and metrics: with metrics_auth: false it has nothing to
-	// protect (pprof stays behind credentials).
-	if c.Node.IsNodeOnly() && !a.MetricsAuth && !a.Pprof {
+	// Without credentials such a listener serves only the probes and, when the file says so with
+	// metrics_auth: false, /metrics; the API itself stays off (ops answers 403).
+	if !a.MetricsAuth && !a.Pprof {
 		return
 	}
-	p.errorf(k, "api.listen %q is reachable from other hosts but nobody would need credentials; give an auth.users entry an api: role (read or admin) with HTTPS (api.cert, api.key), set api.client_ca, or listen on 127.0.0.1", a.Listen)
+	p.errorf(k, "api.listen %q is reachable from other hosts but no client would authenticate; give an auth.users entry an api: role (read or admin) with HTTPS (api.cert, api.key), set api.client_ca, listen on 127.0.0.1, or serve only probes and public metrics there (api.metrics_auth: false, no pprof)", a.Listen)
 }
 
-// loopbackListen reports whether host:port is bound to a loopback address only ("localhost"
+// Loopback reports whether the listener is bound to a loopback address only ("localhost"
 // counts; an empty host means every interface).
-func loopbackListen(s string) bool {
-	host, _, err := net.SplitHostPort(s)
+func (a API) Loopback() bool {
+	host, _, err := net.SplitHostPort(a.Listen)
 	if err != nil {
 		return false
 	}
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // HasAPIUsers reports whether some auth.users entry holds an api: role.

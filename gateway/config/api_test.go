@@ -41,17 +41,24 @@ routes:
 	}
 	// mTLS alone may open a non-loopback listener
 	mustParse(t, "api:\n  listen: :9997\n  cert: c\n  key: k\n  client_ca: ca\nroutes:\n  x:\n")
-	// a node with public metrics and no pprof serves nothing that needs credentials
+	// a node or control with public metrics and no pprof: probes and metrics, the API off
 	mustParse(t, "node:\n  control: ctl:8443\napi:\n  listen: :9997\n  metrics_auth: false\n")
+	mustParse(t, "api:\n  listen: :9997\n  metrics_auth: false\nroutes:\n  x:\n")
+	for listen, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, ":1": false, "0.0.0.0:1": false, "10.0.0.1:1": false} {
+		if got := (API{Listen: listen}).Loopback(); got != want {
+			t.Errorf("%s: loopback %v", listen, got)
+		}
+	}
 	// a token-only user
 	mustParse(t, "auth:\n  users:\n    bot:\n      api: read\n      api_token_sha256: "+strings.Repeat("ab", 32)+"\nroutes:\n  x:\n")
 }
 
 func TestAPIErrors(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"api:\n  listen: :9997\nroutes:\n  x:\n":                                                             `t.yaml:1: api.listen ":9997" is reachable from other hosts but nobody would need credentials`,
+		"api:\n  listen: :9997\nroutes:\n  x:\n":                                                             `t.yaml:1: api.listen ":9997" is reachable from other hosts but no client would authenticate`,
 		"api:\n  listen: 10.0.0.1:9997\nroutes:\n  x:\n":                                                     `t.yaml:1: api.listen "10.0.0.1:9997" is reachable`,
 		apiUser + "api:\n  listen: :9997\nroutes:\n  x:\n":                                                   `t.yaml:8: api.listen ":9997" is reachable from other hosts and API users send passwords`,
+		"api:\n  listen: :9997\n  metrics_auth: false\n  pprof: true\nroutes:\n  x:\n":                       `t.yaml:1: api.listen ":9997" is reachable`,
 		"api:\n  cert: c\nroutes:\n  x:\n":                                                                   "t.yaml:1: api: cert and key go together",
 		"api:\n  client_ca: ca\nroutes:\n  x:\n":                                                             "t.yaml:1: api.client_ca: client certificates need HTTPS",
 		"api:\n  pprof: maybe\nroutes:\n  x:\n":                                                              "t.yaml:2: api.pprof:",

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -186,6 +185,7 @@ func (e *errorJSONWriter) Write(b []byte) (int, error) {
 type infoJSON struct {
 	Version   string     `json:"version"`
 	Revision  string     `json:"revision"`
+	Modified  bool       `json:"modified"`
 	Role      string     `json:"role"`
 	Node      string     `json:"node"`
 	Started   *time.Time `json:"started"`
@@ -194,14 +194,11 @@ type infoJSON struct {
 
 func (a *api) info(*http.Request) (any, error) {
 	snap := a.s.cfg.Source.Snapshot()
-	v := infoJSON{Version: "(unknown)", Role: snap.Role, Node: snap.Node, Started: timePtr(snap.Started), GoVersion: runtime.Version()}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v.Version = bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v.Revision = s.Value
-			}
-		}
+	b := Build()
+	v := infoJSON{Version: b.Version, Revision: b.Revision, Modified: b.Modified, Role: snap.Role, Node: snap.Node,
+		Started: timePtr(snap.Started), GoVersion: b.GoVersion}
+	if v.GoVersion == "" {
+		v.GoVersion = runtime.Version()
 	}
 	return v, nil
 }
@@ -418,19 +415,18 @@ type legJSON struct {
 }
 
 type relayJSON struct {
-	Route           string         `json:"route"`
-	From            string         `json:"from"`
-	To              string         `json:"to"`
-	Leg             string         `json:"leg"`
-	Packets         uint64         `json:"packets"`
-	LostBefore      *uint64        `json:"lost_before"`
-	LostAfter       *uint64        `json:"lost_after"`
-	NACKs           *uint64        `json:"nacks"`
-	Retransmissions *uint64        `json:"retransmissions"`
-	LossRatio       *float64       `json:"loss_ratio"`
-	Legs            *legJSON       `json:"legs"`
-	Reception       *receptionJSON `json:"reception"`
-	Health          string         `json:"health"`
+	Route           string   `json:"route"`
+	From            string   `json:"from"`
+	To              string   `json:"to"`
+	Leg             string   `json:"leg"`
+	Packets         uint64   `json:"packets"`
+	LostBefore      *uint64  `json:"lost_before"`
+	LostAfter       *uint64  `json:"lost_after"`
+	NACKs           *uint64  `json:"nacks"`
+	Retransmissions *uint64  `json:"retransmissions"`
+	LossRatio       *float64 `json:"loss_ratio"`
+	Legs            *legJSON `json:"legs"`
+	Health          string   `json:"health"`
 }
 
 func (a *api) relays(*http.Request) (any, error) {
@@ -439,69 +435,73 @@ func (a *api) relays(*http.Request) (any, error) {
 	for _, n := range snap.Nodes {
 		up[n.Name] = n.Up
 	}
+	// A node the snapshot does not list (a node process answering about its own hops) is taken
+	// as up: only the control knows when a node is down.
+	nodeUp := func(name string) bool {
+		u, ok := up[name]
+		return u || !ok
+	}
 	out := make([]relayJSON, 0, len(snap.Relays))
 	for _, r := range snap.Relays {
-		v := relayJSON{Route: r.Route, From: r.From, To: r.To, Leg: r.Leg, Packets: r.Packets, Reception: reception(r.Reception)}
+		v := relayJSON{Route: r.Route, From: r.From, To: r.To, Leg: r.Leg, Packets: r.Packets}
 		if v.Leg == "" {
 			v.Leg = "a"
 		}
 		if r.Repair {
-			v.LostBefore, v.LostAfter, v.NACKs, v.Retransmissions = &r.LostBefore, &r.LostAfter, &r.NACKs, &r.Retransmissions
-			ratio := 0.0
-			if seen := r.Packets + r.LostBefore; seen > 0 {
-				ratio = float64(r.LostBefore) / float64(seen)
-			}
-			v.LossRatio = &ratio
+			v.LostBefore, v.LostAfter, v.NACKs = &r.LostBefore, &r.LostAfter, &r.NACKs
+		}
+		if r.ResendsKnown {
+			v.Retransmissions = &r.Retransmissions
 		}
 		if l := r.Legs; l != nil {
 			v.Legs = &legJSON{Received: l.Received, First: l.First, Duplicates: l.Duplicates, Late: l.Late, Lost: l.Lost}
 		}
-		// A node the snapshot does not list (a node process answering about its own hops) is
-		// taken as up: only the control knows when a node is down.
-		nodeUp := func(name string) bool {
-			u, ok := up[name]
-			return u || !ok
-		}
-		v.Health = relayHealth(r, v.LossRatio, nodeUp(r.From) && nodeUp(r.To))
+		v.LossRatio = lossRatio(r)
+		v.Health = relayHealth(r.Packets, v.LossRatio, nodeUp(r.From) && nodeUp(r.To))
 		out = append(out, v)
 	}
 	return map[string]any{"relays": out}, nil
 }
 
-// Health thresholds of a relay hop. Loss is what the far end's receiver reports said last (the
-// recent figure) or, without reports, the ratio since the relay started. The limits are those
-// of a contribution link carrying live video: under 0.5 % loss NACK repair keeps up, from 5 %
-// it no longer does; 20 ms of jitter fits the relay's receive buffer, 50 ms does not.
+// lossRatio is the share of a hop's packets lost on the way, nil when the answering process
+// does not know: from the NACK repairer's count before repair when the far end is local, else
+// from a 2022-7 leg's own count of what it never delivered.
+func lossRatio(r Relay) *float64 {
+	var lost, got uint64
+	switch {
+	case r.Repair:
+		lost, got = r.LostBefore, r.Packets
+	case r.Legs != nil:
+		lost, got = r.Legs.Lost, r.Legs.Received
+	default:
+		return nil
+	}
+	v := 0.0
+	if lost+got > 0 {
+		v = float64(lost) / float64(lost+got)
+	}
+	return &v
+}
+
+// Health thresholds of a relay hop's loss (since it started): under 0.5 % NACK repair keeps up
+// with live video; from 5 % it no longer does.
 const (
-	degradedLoss   = 0.005
-	badLoss        = 0.05
-	degradedJitter = 0.020
-	badJitter      = 0.050
-	degradedRTT    = 150 * time.Millisecond
-	badRTT         = 300 * time.Millisecond
+	degradedLoss = 0.005
+	badLoss      = 0.05
 )
 
-// relayHealth rates a hop "good", "degraded", "bad" or "unknown" (no receiver report and no
-// loss count: the answering process does not measure this hop). A hop touching a node that is down is bad whatever its counters say.
-func relayHealth(r Relay, lossRatio *float64, nodesUp bool) string {
-	if !nodesUp {
+// relayHealth rates a hop "good", "degraded", "bad" or "unknown" (no loss figure, or no packet
+// yet). A hop touching a node that is down is bad whatever its counters say.
+func relayHealth(packets uint64, loss *float64, nodesUp bool) string {
+	switch {
+	case !nodesUp:
 		return "bad"
-	}
-	var loss, jitter float64
-	var rtt time.Duration
-	switch rx := r.Reception; {
-	case rx != nil && rx.Reports > 0:
-		loss, jitter, rtt = rx.FractionLost, rx.Jitter, rx.RTT
-	case lossRatio != nil && r.Packets > 0:
-		loss = *lossRatio
-	default:
+	case loss == nil || packets == 0:
 		// Packets may flow, but nothing says how well: a green link would be a guess.
 		return "unknown"
-	}
-	switch {
-	case loss >= badLoss || jitter >= badJitter || rtt >= badRTT:
+	case *loss >= badLoss:
 		return "bad"
-	case loss >= degradedLoss || jitter >= degradedJitter || rtt >= degradedRTT:
+	case *loss >= degradedLoss:
 		return "degraded"
 	}
 	return "good"

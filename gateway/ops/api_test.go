@@ -37,34 +37,28 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 }
 
 func TestRelayHealth(t *testing.T) {
-	ratio := func(f float64) *float64 { return &f }
-	rx := func(loss, jitter float64, rtt time.Duration) *Reception {
-		return &Reception{FractionLost: loss, Jitter: jitter, RTT: rtt, Reports: 3}
-	}
 	for _, c := range []struct {
-		name  string
-		r     Relay
-		ratio *float64
-		up    bool
-		want  string
+		name string
+		r    Relay
+		up   bool
+		want string
 	}{
-		{"nothing yet", Relay{}, nil, true, "unknown"},
-		{"packets, nothing measured", Relay{Packets: 10}, nil, true, "unknown"},
-		{"counted, no loss", Relay{Packets: 10, Repair: true}, ratio(0), true, "good"},
-		{"clean report", Relay{Packets: 10, Reception: rx(0, 0.002, 10*time.Millisecond)}, nil, true, "good"},
-		{"1% loss", Relay{Packets: 10, Reception: rx(0.01, 0, 0)}, nil, true, "degraded"},
-		{"6% loss", Relay{Packets: 10, Reception: rx(0.06, 0, 0)}, nil, true, "bad"},
-		{"jitter 30 ms", Relay{Packets: 10, Reception: rx(0, 0.03, 0)}, nil, true, "degraded"},
-		{"jitter 60 ms", Relay{Packets: 10, Reception: rx(0, 0.06, 0)}, nil, true, "bad"},
-		{"rtt 200 ms", Relay{Packets: 10, Reception: rx(0, 0, 200*time.Millisecond)}, nil, true, "degraded"},
-		{"rtt 400 ms", Relay{Packets: 10, Reception: rx(0, 0, 400*time.Millisecond)}, nil, true, "bad"},
-		{"counted loss without reports", Relay{Packets: 90, Repair: true, LostBefore: 10}, ratio(0.1), true, "bad"},
-		{"report wins over old counts", Relay{Packets: 90, Repair: true, LostBefore: 10, Reception: rx(0, 0, 0)}, ratio(0.1), true, "good"},
-		{"node down", Relay{Packets: 10, Reception: rx(0, 0, 0)}, nil, false, "bad"},
+		{"nothing yet", Relay{}, true, "unknown"},
+		{"packets, nothing measured", Relay{Packets: 10}, true, "unknown"},
+		{"repair counts, no loss", Relay{Packets: 1000, Repair: true}, true, "good"},
+		{"0.4% lost before repair", Relay{Packets: 996, Repair: true, LostBefore: 4}, true, "good"},
+		{"1% lost before repair", Relay{Packets: 990, Repair: true, LostBefore: 10, LostAfter: 0}, true, "degraded"},
+		{"6% lost before repair", Relay{Packets: 940, Repair: true, LostBefore: 60}, true, "bad"},
+		{"2022-7 leg losing 10%", Relay{Packets: 900, Legs: &LegCounters{Received: 900, Lost: 100}}, true, "bad"},
+		{"clean 2022-7 leg", Relay{Packets: 900, Legs: &LegCounters{Received: 900}}, true, "good"},
+		{"node down", Relay{Packets: 1000, Repair: true}, false, "bad"},
 	} {
-		if got := relayHealth(c.r, c.ratio, c.up); got != c.want {
+		if got := relayHealth(c.r.Packets, lossRatio(c.r), c.up); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
+	}
+	if r := lossRatio(Relay{Packets: 90, Repair: true, LostBefore: 10}); r == nil || *r != 0.1 {
+		t.Errorf("loss ratio of 10 lost in 100: %v", r)
 	}
 }
 

@@ -53,6 +53,9 @@ type authenticator struct {
 	users       map[string]*access.User
 	tokens      map[[sha256.Size]byte]*access.User
 	clientCerts bool
+	// apiOff: the listener is reachable from other hosts and no client can authenticate, so only
+	// the public endpoints serve (config.checkAPI allows this only with public metrics).
+	apiOff      bool
 	metricsAuth bool
 	realm       string
 	verifier    *access.Verifier
@@ -74,6 +77,7 @@ func newAuthenticator(cfg Config, clientCerts bool, log *slog.Logger) *authentic
 	if a.realm == "" {
 		a.realm = "meshgw"
 	}
+	defer func() { a.apiOff = !a.required() && !cfg.API.Loopback() }()
 	for _, u := range cfg.Users {
 		if u.API == "" {
 			continue
@@ -101,6 +105,12 @@ func (a *authenticator) require(need role, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.apiOff {
+			a.log.Warn("api request refused", "status", http.StatusForbidden, "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "reason", "API off: listener not on loopback and no credentials configured")
+			http.Error(w, "403 forbidden: the API is off on this listener: it is reachable from other hosts and no credentials are configured (auth.users with api:, or api.client_ca)", http.StatusForbidden)
+			return
+		}
 		p, reason := a.identify(r)
 		if reason != "" {
 			a.log.Warn("api request refused", "status", http.StatusUnauthorized, "method", r.Method, "path", r.URL.Path,

@@ -3,7 +3,6 @@ package ops
 import (
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,7 +23,6 @@ type collector struct {
 
 	relayPackets, relayLostBefore, relayLostAfter, relayNACKs, relayResent *prometheus.Desc
 	legFirst, legDuplicates, legLate, legLost                              *prometheus.Desc
-	relayJitter, relayRTT, relayLoss                                       *prometheus.Desc
 
 	nodeUp, nodeFlows, nodeCmds, nodeReportAge                 *prometheus.Desc
 	flowKinds, flowPackets, flowBytes, flowDropped, flowErrors *prometheus.Desc
@@ -77,9 +75,6 @@ func newCollector(src Source) *collector {
 	c.legDuplicates = d("meshgw_relay_leg_duplicate_packets_total", "2022-7: copies on the leg that the other leg had already brought.", hop...)
 	c.legLate = d("meshgw_relay_leg_late_packets_total", "2022-7: copies on the leg that came later than the skew allows.", hop...)
 	c.legLost = d("meshgw_relay_leg_lost_packets_total", "2022-7: sequence numbers the leg never delivered while the other did (path loss the merge hid).", hop...)
-	c.relayJitter = d("meshgw_relay_jitter_seconds", "Interarrival jitter of the hop in the far node's last receiver report.", hop...)
-	c.relayRTT = d("meshgw_relay_rtt_seconds", "Round trip of the hop from the far node's receiver reports.", hop...)
-	c.relayLoss = d("meshgw_relay_loss_ratio", "Fraction lost in the far node's last receiver report about the hop (before repair).", hop...)
 
 	c.nodeUp = d("meshgw_node_up", "1 while the node is attached to the control (remote) or running (local, and a node's own view of its attachment).", "node")
 	c.nodeFlows = d("meshgw_node_flows", "Flows the control runs on the node (sources, sinks, relays, ingresses).", "node")
@@ -113,19 +108,27 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	v, rev, gov := buildInfo()
-	gauge(c.buildInfo, 1, v, rev, gov, snap.Role, snap.Node)
+	b := Build()
+	rev := b.Revision
+	if b.Modified {
+		rev += "-modified"
+	}
+	gauge(c.buildInfo, 1, b.Version, rev, b.GoVersion, snap.Role, snap.Node)
 
 	c.collectRoutes(ch, snap, gauge, counter)
 	for _, r := range snap.Relays {
 		l := []string{r.Route, r.From, r.To, r.Leg}
+		if r.SendingEnd {
+			counter(c.relayResent, r.Retransmissions, l...)
+			continue
+		}
 		counter(c.relayPackets, r.Packets, l...)
 		if r.Repair {
 			counter(c.relayLostBefore, r.LostBefore, l...)
 			counter(c.relayLostAfter, r.LostAfter, l...)
 			counter(c.relayNACKs, r.NACKs, l...)
 		}
-		if r.Retransmissions > 0 {
+		if r.ResendsKnown {
 			counter(c.relayResent, r.Retransmissions, l...)
 		}
 		if g := r.Legs; g != nil {
@@ -133,13 +136,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.legDuplicates, g.Duplicates, l...)
 			counter(c.legLate, g.Late, l...)
 			counter(c.legLost, g.Lost, l...)
-		}
-		if rr := r.Reception; rr != nil {
-			gauge(c.relayJitter, rr.Jitter, l...)
-			gauge(c.relayLoss, rr.FractionLost, l...)
-			if rr.RTT > 0 {
-				gauge(c.relayRTT, rr.RTT.Seconds(), l...)
-			}
 		}
 	}
 	for _, n := range snap.Nodes {
@@ -253,24 +249,6 @@ func histogram(d *prometheus.Desc, vs, buckets []float64, labels ...string) prom
 		}
 	}
 	return prometheus.MustNewConstHistogram(d, uint64(len(vs)), sum, counts, labels...)
-}
-
-// buildInfo is the module version, VCS revision and Go version of the running binary.
-func buildInfo() (version, revision, goVersion string) {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown", "", ""
-	}
-	version = bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			revision = s.Value
-		}
-		if s.Key == "vcs.modified" && s.Value == "true" {
-			revision += "-dirty"
-		}
-	}
-	return version, revision, bi.GoVersion
 }
 
 // promLog hands promhttp's errors to slog.

@@ -28,9 +28,10 @@ func clusterSnapshot(readers int) Snapshot {
 			{Name: "live/b", Route: "~^live/(.+)$", State: "down", Readers: map[string]int{}},
 		},
 		Relays: []Relay{
-			{Route: "cam", From: "ingest", To: "edge", Leg: "a", Packets: 900, Repair: true, LostBefore: 20, LostAfter: 2, NACKs: 5, Retransmissions: 18,
-				Legs: &LegCounters{Received: 900, First: 880, Duplicates: 10, Lost: 20}, Reception: &Reception{Jitter: 0.002, RTT: 3 * time.Millisecond, Reports: 4}},
+			{Route: "cam", From: "ingest", To: "edge", Leg: "a", Packets: 900, Repair: true, LostBefore: 20, LostAfter: 2, NACKs: 5, Retransmissions: 18, ResendsKnown: true,
+				Legs: &LegCounters{Received: 900, First: 880, Duplicates: 10, Lost: 20}},
 			{Route: "cam", From: "ingest", To: "edge", Leg: "b", Packets: 905, Legs: &LegCounters{Received: 905, First: 20, Duplicates: 885}},
+			{Route: "cam", From: "ctl", To: "other", Leg: "a", SendingEnd: true, Retransmissions: 6, ResendsKnown: true},
 		},
 		Nodes: []Node{
 			{Name: "ctl", Local: true, Up: true, Flows: 3},
@@ -109,8 +110,7 @@ func TestCollectorSeries(t *testing.T) {
 		"meshgw_relay_retransmitted_packets_total{from=ingest,leg=a,route=cam,to=edge} 18",
 		"meshgw_relay_leg_lost_packets_total{from=ingest,leg=a,route=cam,to=edge} 20",
 		"meshgw_relay_leg_duplicate_packets_total{from=ingest,leg=b,route=cam,to=edge} 885",
-		"meshgw_relay_jitter_seconds{from=ingest,leg=a,route=cam,to=edge} 0.002",
-		"meshgw_relay_rtt_seconds{from=ingest,leg=a,route=cam,to=edge} 0.003",
+		"meshgw_relay_retransmitted_packets_total{from=ctl,leg=a,route=cam,to=other} 6",
 		"meshgw_node_up{node=edge} 1",
 		"meshgw_node_flows{node=edge} 6",
 		"meshgw_node_command_duration_seconds{node=edge} 10",
@@ -125,6 +125,10 @@ func TestCollectorSeries(t *testing.T) {
 	}
 	if !strings.Contains(out, "meshgw_build_info{goversion=go") || !strings.Contains(out, "role=control") {
 		t.Errorf("build info missing:\n%s", out)
+	}
+	// the sending end's own view of a hop has only its resends
+	if strings.Contains(out, "meshgw_relay_received_packets_total{from=ctl") {
+		t.Error("packets series for the sending end of a hop")
 	}
 	// no NACK series for a hop whose repair figures are unknown
 	if strings.Contains(out, "meshgw_relay_nacks_total{from=ingest,leg=b") {

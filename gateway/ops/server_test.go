@@ -290,3 +290,24 @@ func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey
 	write(name+".key", "EC PRIVATE KEY", kb)
 	return cert, key
 }
+
+// TestAPIOffBeyondLoopback: a listener reachable from other hosts without credentials configured
+// serves the probes and public metrics, and nothing else.
+func TestAPIOffBeyondLoopback(t *testing.T) {
+	s, logs := start(t, Config{Source: &fixedSource{}, Reload: func(context.Context) error { return nil },
+		API: config.API{Listen: ":0", MetricsAuth: false}})
+	_, port, _ := net.SplitHostPort(s.Addr().String())
+	base := "http://127.0.0.1:" + port
+	c := &http.Client{}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
+		if code, _ := do(t, c, "GET", base+path); code != want {
+			t.Errorf("GET %s: %d, want %d", path, code, want)
+		}
+	}
+	if code, body := do(t, c, "POST", base+"/v1/reload"); code != 403 || !strings.Contains(body, "the API is off") {
+		t.Errorf("reload: %d %q", code, body)
+	}
+	if !strings.Contains(logs.String(), "API off") {
+		t.Errorf("refusal not logged:\n%s", logs)
+	}
+}

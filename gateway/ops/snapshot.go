@@ -104,7 +104,8 @@ type Session struct {
 	Reception *Reception
 }
 
-// Reception is what a reader's RTCP receiver reports said, or what a relay's far end measured.
+// Reception is what a reader's RTCP receiver reports said. (Relays carry no receiver reports
+// between nodes, so there is no such figure per hop.)
 type Reception struct {
 	// FractionLost is the last report's fraction lost, 0..1.
 	FractionLost float64
@@ -148,6 +149,9 @@ type Relay struct {
 	To    string
 	// Leg is "a" for a one-leg relay or the first leg of a 2022-7 relay, "b" for its second.
 	Leg string
+	// SendingEnd: the answering node is the hop's sending end (a node's own view), so only
+	// Retransmissions is known.
+	SendingEnd bool
 	// Packets are the RTP packets the far end took in on this leg (into its hubs for one leg).
 	Packets uint64
 	// Repair: the NACK figures below are known (the far end is the answering node). A remote
@@ -159,10 +163,10 @@ type Relay struct {
 	// NACKs are the NACK packets the far end sent; Retransmissions the packets the near end
 	// resent (known when the near end is the answering node).
 	NACKs, Retransmissions uint64
+	// ResendsKnown: Retransmissions is known (the sending end is the answering node).
+	ResendsKnown bool
 	// Legs are this leg's 2022-7 merge counters, nil for a one-leg relay.
 	Legs *LegCounters
-	// Reception is what the far end measured of the link (jitter, RTT), nil when unknown.
-	Reception *Reception
 }
 
 // LegCounters are one leg's counters in a 2022-7 merge (merge.LegStats).

@@ -51,8 +51,9 @@ type clusterOpts struct {
 	// nodeTimeout, when set, replaces control.node_timeout (5s): tests that do not kill nodes
 	// take a longer one, so that a shared machine's stall of a few seconds does not move work.
 	nodeTimeout string
-	// controlYAML, when set, is appended to the control's config (top-level sections).
-	controlYAML string
+	// api, when set, gives the control and each node an api: listener on 127.0.0.1:9997 in its
+	// own namespace (reach it with Host.Command, e.g. curl).
+	api bool
 }
 
 // newClusterOpts is newCluster with opts.
@@ -95,6 +96,10 @@ func newClusterOpts(t *testing.T, opts clusterOpts, extraRoutes ...func(*cluster
 	if opts.relayNACK != "" {
 		ctlExtra += ", relay_nack: " + opts.relayNACK
 	}
+	apiLine := ""
+	if opts.api {
+		apiLine = "api: {listen: \"127.0.0.1:9997\"}\n"
+	}
 	bin := meshgwBinary(t)
 	peertest.Run(context.Background(), t, bin, "certs", "-dir", c.dir, "-td", "meshgw.test", "node-a", "node-b").MustSucceed(30 * time.Second)
 	idn := func(base string) string {
@@ -104,9 +109,9 @@ func newClusterOpts(t *testing.T, opts clusterOpts, extraRoutes ...func(*cluster
 	c.controlCfgPath = c.write("control.yaml", fmt.Sprintf(`control: {listen: "%[1]s:8443", node_timeout: %[6]s, startup_grace: 2s%[4]s}
 node: {name: control, data_address: %[1]s%[5]s}
 rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
-%[2]sroutes:
+%[2]s%[7]sroutes:
   demo: {source: demo, node: node-a}
-%[3]s%[7]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl), nodeTimeout, opts.controlYAML))
+%[3]s`, c.ctl.Addr, idn("control"), extra(c, extraRoutes), ctlExtra, nodeExtra(c.ctl), nodeTimeout, apiLine))
 	for _, n := range []struct {
 		name   string
 		h      *peertest.Host
@@ -114,7 +119,7 @@ rtsp: {listen: "%[1]s:8554", rtp_port: 8000}
 	}{{"node-a", c.a, c.p1}, {"node-b", c.b, c.p2}} {
 		c.write(n.name+".yaml", fmt.Sprintf(`node: {name: %s, control: "%s:8443", data_address: %s, client_networks: [%s/32]%s}
 rtsp: {rtp_port: 8000}
-%s`, n.name, c.ctl.Addr, n.h.Addr, n.player.Addr, nodeExtra(n.h), idn(n.name)))
+%s%s`, n.name, c.ctl.Addr, n.h.Addr, n.player.Addr, nodeExtra(n.h), idn(n.name), apiLine))
 	}
 	c.url = fmt.Sprintf("rtsp://%s:8554/demo", c.ctl.Addr)
 	c.ctlP = c.startControl()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -230,4 +231,79 @@ func TestOpsMetricsCardinality(t *testing.T) {
 	if few != many {
 		t.Errorf("series count grew with readers: %d with 5, %d with 50", few, many)
 	}
+}
+
+// scrapeIn fetches /metrics from the api: listener on 127.0.0.1:9997 inside h's namespace.
+func scrapeIn(t testing.TB, h *peertest.Host) map[string]*dto.MetricFamily {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := h.Command(ctx, "curl", "-sS", "-f", "http://127.0.0.1:9997/metrics").Output()
+	if err != nil {
+		t.Fatalf("curl /metrics in %s: %v", h, err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(out)))
+	if err != nil {
+		t.Fatalf("parse /metrics of %s: %v", h, err)
+	}
+	return mfs
+}
+
+// TestOpsMetricsRelayLoss: a relay hop that loses a known share of its packets shows that share
+// on /metrics. In the netns cluster, nftables drops 5 % of the packets node-a relays to node-b
+// (NACK repair on, one leg); an ffmpeg reader on player 2 pulls the stream over that hop. While
+// it plays, node-b's own /metrics counts as missing before repair 80-100 % of what nftables
+// dropped (the rest are resends it dropped too), a rate of 2.5-7.5 % (three sigmas around 5 % for
+// the ~800 packets of 10 s), and almost none left after repair; node-a's /metrics counts the
+// resends and the control's shows the hop and node-b up.
+func TestOpsMetricsRelayLoss(t *testing.T) {
+	peertest.Require(t, "ffmpeg", "tshark", "nft", "curl")
+	c := newClusterOpts(t, clusterOpts{liveLive: []string{"node-a", "node-b"}, nodeTimeout: llNodeTimeout, api: true})
+	loss := newLegLoss(t, c)
+	loss.set(legA, "numgen random mod 20 0")
+	ff := c.p2.Run(context.Background(), t, "ffmpeg", playFFmpegArgs("udp", c.url, 14)...)
+	c.waitLog(c.ctlP, `msg="relay up".*to=node-b`, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := c.b.Command(ctx, "curl", "-sS", "-f", "http://127.0.0.1:9997/readyz").CombinedOutput(); err != nil || string(out) != "ready\n" {
+		t.Errorf("node-b /readyz: %v %q", err, out)
+	}
+	time.Sleep(10 * time.Second)
+	hop := []string{"route", "demo", "from", "node-a", "to", "node-b", "leg", "a"}
+	b := scrapeIn(t, c.b)
+	dropped := loss.dropped(legA)
+	a := scrapeIn(t, c.a)
+	ctl := scrapeIn(t, c.ctl)
+	pkts, ok1 := value(b, "meshgw_relay_received_packets_total", hop...)
+	before, ok2 := value(b, "meshgw_relay_lost_before_repair_packets_total", hop...)
+	after, ok3 := value(b, "meshgw_relay_lost_packets_total", hop...)
+	nacks, _ := value(b, "meshgw_relay_nacks_total", hop...)
+	resent, ok4 := value(a, "meshgw_relay_retransmitted_packets_total", hop...)
+	ctlPkts, ok5 := value(ctl, "meshgw_relay_received_packets_total", hop...)
+	up, _ := value(ctl, "meshgw_node_up", "node", "node-b")
+	t.Logf("node-b: %v packets, %v missing before repair, %v after, %v NACKs; node-a resent %v; nft dropped %d; control sees %v packets, node-b up %v",
+		pkts, before, after, nacks, resent, dropped, ctlPkts, up)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		t.Fatalf("hop series missing: node-b %v %v %v, node-a %v, control %v", ok1, ok2, ok3, ok4, ok5)
+	}
+	// every gap is a drop (node-b was read first, so nftables' count can only be ahead); the drops
+	// that are not gaps are resends nftables dropped too (5 % of them)
+	if fd := float64(dropped); before > fd+2 || before < 0.8*fd {
+		t.Errorf("missing before repair %v, nftables dropped %d: want 80-100 %% of it", before, dropped)
+	}
+	// ~800 packets: 5 % is 40 ± 6 (one sigma); 2.5-7.5 % is three sigmas
+	if rate := before / (pkts + after); rate < 0.025 || rate > 0.075 {
+		t.Errorf("per-hop loss before repair %.2f %%, induced 5 %%", 100*rate)
+	}
+	if after > 0.01*pkts {
+		t.Errorf("%v packets still missing after repair of %v", after, pkts)
+	}
+	if resent < 0.8*before {
+		t.Errorf("node-a resent %v for %v gaps", resent, before)
+	}
+	if ctlPkts < 0.8*pkts || up != 1 {
+		t.Errorf("control's view: %v packets (node-b counts %v), node-b up %v", ctlPkts, pkts, up)
+	}
+	_ = ff.Wait(30 * time.Second)
 }

@@ -30,7 +30,7 @@ func pageNode(name string) string {
 // Screenshots of each step are saved as artifacts ($MESHGW_ARTIFACTS).
 func TestStatusPageShowsMesh(t *testing.T) {
 	peertest.RequireChromium(t)
-	c := newClusterOpts(t, clusterOpts{controlYAML: "api: {listen: \"127.0.0.1:9997\"}\n"})
+	c := newClusterOpts(t, clusterOpts{api: true})
 	const nodeTimeout = 5 * time.Second // newClusterOpts' control.node_timeout
 	b := peertest.NewBrowserOn(t, c.ctl)
 	opened := time.Now()

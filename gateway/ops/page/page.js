@@ -88,17 +88,13 @@
       const key = r.from + "\u0000" + r.to + "\u0000" + r.leg;
       let g = groups.get(key);
       if (!g) {
-        g = { from: r.from, to: r.to, leg: r.leg, streams: [], health: "unknown", loss: null, jitter: null, rtt: null };
+        g = { from: r.from, to: r.to, leg: r.leg, streams: [], health: "unknown", loss: null, packets: 0 };
         groups.set(key, g);
       }
       g.streams.push(r.route);
       if (RANK[r.health] > RANK[g.health]) g.health = r.health;
-      const loss = r.reception ? r.reception.fraction_lost : r.loss_ratio;
-      if (loss !== null) g.loss = Math.max(g.loss || 0, loss);
-      if (r.reception) {
-        g.jitter = Math.max(g.jitter || 0, r.reception.jitter_seconds);
-        if (r.reception.rtt_seconds !== null) g.rtt = Math.max(g.rtt || 0, r.reception.rtt_seconds);
-      }
+      if (r.loss_ratio !== null) g.loss = Math.max(g.loss || 0, r.loss_ratio);
+      g.packets += r.packets;
     }
     return Array.from(groups.values());
   }
@@ -143,7 +139,7 @@
       });
       path.appendChild(svg("title", {}, `${g.from} → ${g.to} leg ${g.leg}: ${g.streams.join(", ")}`));
       linkLayer.appendChild(path);
-      const label = `loss ${pct(g.loss)} · jitter ${ms(g.jitter)} · RTT ${ms(g.rtt)}`;
+      const label = `${g.packets} packets · loss ${pct(g.loss)}`;
       // The curve passes half the bend out from the chord's middle; the label sits beyond it.
       const off = bend * 0.5 + Math.sign(bend) * 14;
       linkLayer.appendChild(svg("text", { x: ((a.x + b.x) / 2 + nx * off).toFixed(1),
@@ -266,8 +262,7 @@
       { text: String(r.packets), cls: "num" },
       { text: `${num(r.lost_before)} / ${num(r.lost_after)}`, cls: "num" },
       { text: `${num(r.nacks)} / ${num(r.retransmissions)}`, cls: "num" },
-      { text: r.reception ? ms(r.reception.jitter_seconds) : "–", cls: "num" },
-      { text: r.reception ? ms(r.reception.rtt_seconds) : "–", cls: "num" },
+      { text: pct(r.loss_ratio), cls: "num" },
       pill(r.health),
     ], { "data-from": r.from, "data-to": r.to })));
   }
