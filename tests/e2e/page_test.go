@@ -94,3 +94,35 @@ func TestStatusPageShowsMesh(t *testing.T) {
 		t.Errorf("page refreshed %d times in %v (%v), want at least %d (every second)", n, open, err, want)
 	}
 }
+
+// pageLink is a JavaScript expression: "HEALTH STROKE" of the relay arc from → to on leg, ""
+// when the picture has no such arc.
+func pageLink(from, to, leg string) string {
+	return fmt.Sprintf(`(() => { const p = document.querySelector('#mesh path.link[data-from=%q][data-to=%q][data-leg=%q]'); return p ? p.dataset.health + " " + getComputedStyle(p).stroke : ""; })()`, from, to, leg)
+}
+
+// TestStatusPageColoursLossyLeg: on a 2022-7 relay between node-a and node-b whose leg A loses
+// 10 % of its packets (nftables on the link), the page draws leg a red and leg b green, from
+// the legs' own loss counts that the nodes report to the control.
+func TestStatusPageColoursLossyLeg(t *testing.T) {
+	peertest.RequireChromium(t)
+	peertest.Require(t, "nft")
+	c := newClusterOpts(t, clusterOpts{liveLive: []string{"node-a", "node-b"}, relayLiveLive: "B", nodeTimeout: llNodeTimeout, api: true})
+	loss := newLegLoss(t, c)
+	loss.set(legA, "numgen random mod 10 0")
+	ff := c.p2.Run(context.Background(), t, "ffmpeg", playFFmpegArgs("udp", c.url, 60)...)
+	b := peertest.NewBrowserOn(t, c.ctl)
+	if err := b.Navigate("http://127.0.0.1:9997/"); err != nil {
+		t.Fatal(err)
+	}
+	arcA, arcB := pageLink("node-a", "node-b", "a"), pageLink("node-a", "node-b", "b")
+	if err := b.WaitJS(arcA+` === "bad `+pageRed+`" && `+arcB+` === "good `+pageGreen+`"`, 30*time.Second); err != nil {
+		b.Screenshot("failed")
+		a, _ := peertest.Eval[string](b, arcA)
+		bb, _ := peertest.Eval[string](b, arcB)
+		t.Fatalf("legs drawn %q and %q, want leg a bad (red) and leg b good (green): %v\nffmpeg: %s", a, bb, err, ff.Tail(5))
+	}
+	ratio, _ := peertest.Eval[string](b, `Array.from(document.querySelectorAll('#relays tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent).join(' ')).join(' | ')`)
+	t.Logf("relays table: %s (nft dropped %d on leg A)", ratio, loss.dropped(legA))
+	b.Screenshot("lossy-leg-a")
+}
