@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,17 +51,34 @@ func newAPIClient(t *testing.T, base string) *apiClient {
 	return &apiClient{t: t, base: base, doc: doc, router: router, hc: &http.Client{Timeout: 30 * time.Second}}
 }
 
+// viewerToken is the viewer's bearer token; the config holds its SHA-256.
+const viewerToken = "kZ3u0Yq1c9wE4rT7pX2mVb8nL5sA6dFh"
+
 // call sends method path with Basic credentials (none when user is ""), fails the test unless
 // the status is want, validates the answer against the document and returns the body.
 func (c *apiClient) call(method, path, user, pw string, want int) []byte {
+	c.t.Helper()
+	return c.send(method, path, want, func(req *http.Request) {
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+	})
+}
+
+// callBearer is call with a bearer token.
+func (c *apiClient) callBearer(method, path, token string, want int) []byte {
+	c.t.Helper()
+	return c.send(method, path, want, func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+token) })
+}
+
+func (c *apiClient) send(method, path string, want int, auth func(*http.Request)) []byte {
 	c.t.Helper()
 	req, err := http.NewRequest(method, c.base+path, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if user != "" {
-		req.SetBasicAuth(user, pw)
-	}
+	auth(req)
+	user, _, _ := req.BasicAuth()
 	res, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -142,7 +160,7 @@ auth:
   anonymous: {read: [demo], publish: [pub]}
   users:
 `+authUser(t, "ops", "ops-pw", "argon2id", false, "      api: admin\n")+
-		authUser(t, "viewer", "view-pw", "argon2id", false, "      api: read\n")+`api:
+		authUser(t, "viewer", "view-pw", "argon2id", false, "      api: read\n      api_token_sha256: "+fmt.Sprintf("%x", sha256.Sum256([]byte(viewerToken)))+"\n")+`api:
   listen: "`+apiAddr+`"
 routes:
   demo: {source: demo}
@@ -273,6 +291,43 @@ routes:
 	if string(doc) != string(ops.OpenAPI) {
 		t.Errorf("/v1/openapi.yaml is not the embedded document")
 	}
+
+	// The UDP reader's RTCP receiver reports reach its session.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var rx struct {
+			Sessions []struct {
+				ID        string
+				Reception *struct {
+					Reports uint64
+					Jitter  float64 `json:"jitter_seconds"`
+				}
+			}
+		}
+		c.get("/v1/sessions", &rx)
+		var got *struct {
+			Reports uint64
+			Jitter  float64 `json:"jitter_seconds"`
+		}
+		for _, s := range rx.Sessions {
+			if s.ID == ids["udp"] {
+				got = s.Reception
+			}
+		}
+		if got != nil && got.Reports > 0 {
+			t.Logf("UDP reader's receiver reports: %d, jitter %.1f ms", got.Reports, got.Jitter*1000)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no receiver report figures for the UDP reader %s after 20 s", ids["udp"])
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	// A bearer token works like the viewer's password: reads, no actions.
+	c.callBearer(http.MethodGet, "/v1/routes", viewerToken, http.StatusOK)
+	c.callBearer(http.MethodPost, "/v1/sessions/"+ids["udp"]+"/kick", viewerToken, http.StatusForbidden)
+	c.callBearer(http.MethodGet, "/v1/routes", "not-the-token", http.StatusUnauthorized)
 
 	// Refusals: no or wrong credentials 401, a read-only user's action 403; each logged.
 	c.call(http.MethodGet, "/v1/sessions", "", "", http.StatusUnauthorized)
