@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -301,6 +302,39 @@ func (s *Server) session(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions[id]
+}
+
+// EndSession ends the session whose stream handle is h (the ReadStream or PublishStream the
+// Handler returned for it) and closes the connection that created it, so that the client sees
+// the end at once rather than silence: an operator's kick. It reports whether such a session
+// existed.
+func (s *Server) EndSession(h any, reason string) bool {
+	if h == nil {
+		return false
+	}
+	var found *session
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		if (ss.read != nil && sameHandle(ss.read, h)) || (ss.pub != nil && sameHandle(ss.pub, h)) {
+			found = ss
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	found.c.log.Info("rtsp session ended", "session", found.id, "path", found.path, "remote", found.remote, "reason", reason)
+	found.close(reason)
+	found.c.nc.Close()
+	return true
+}
+
+// sameHandle compares two stream handles without the panic == has for equal non-comparable
+// dynamic types.
+func sameHandle(a, b any) bool {
+	ta := reflect.TypeOf(a)
+	return ta == reflect.TypeOf(b) && ta.Comparable() && a == b
 }
 
 // SessionCount is the number of live sessions.

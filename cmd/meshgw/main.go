@@ -210,6 +210,10 @@ func serve(cfg *config.Config, file string, prepare func(*config.Config) error, 
 			log.Warn("config file not watched; reload it with SIGHUP", "err", err)
 		}
 	}
+	opsSrv := opsOf(gw)
+	if opsSrv != nil && rl != nil {
+		opsSrv.SetReload(rl.Reload) // the API's POST /v1/reload
+	}
 wait:
 	for {
 		select {
@@ -217,6 +221,9 @@ wait:
 			break wait
 		case <-handed:
 			if rl != nil { // the successor reloads from now on
+				if opsSrv != nil {
+					opsSrv.SetReload(nil)
+				}
 				_ = rl.Close()
 				rl = nil
 			}
@@ -248,6 +255,14 @@ wait:
 		return 1
 	}
 	return 0
+}
+
+// opsOf is the operations listener of what serve started, nil without an api: section.
+func opsOf(gw service) *ops.Server {
+	if o, ok := gw.(interface{ Ops() *ops.Server }); ok {
+		return o.Ops()
+	}
+	return nil
 }
 
 // loadRequired parses the flags and loads the -c file, which the cluster roles require.

@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.mountProbes()
 	s.mountMetrics()
-	s.handle("POST /v1/reload", adminRole, http.HandlerFunc(s.serveReload))
+	s.mountAPI() // api.go: the REST API (with serveReload) and the status page
 	if s.cfg.API.Pprof {
 		s.mountPprof()
 	}

@@ -30,6 +30,12 @@ type Gateway struct {
 // gateway is closed when the test ends.
 func Start(t testing.TB, yaml string) *Gateway {
 	t.Helper()
+	return StartLogged(t, yaml, Logger(t))
+}
+
+// StartLogged is Start with the gateway logging to log, for tests that assert on log lines.
+func StartLogged(t testing.TB, yaml string, log *slog.Logger) *Gateway {
+	t.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
 	yaml = strings.ReplaceAll(yaml, "LISTEN", listen)
 	if !strings.Contains(yaml, "rtp_port") {
@@ -39,7 +45,7 @@ func Start(t testing.TB, yaml string) *Gateway {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	g, err := gateway.Open(context.Background(), cfg, Logger(t))
+	g, err := gateway.Open(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}

@@ -52,6 +52,19 @@ type Browser struct {
 // closed network and it stalls.  The browser is closed in t.Cleanup.
 func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
+	return newBrowser(t, nil)
+}
+
+// NewBrowserOn is NewBrowser with the browser running inside h's network
+// namespace (through `ip netns exec`), so it reaches what listens there,
+// loopback included.
+func NewBrowserOn(t testing.TB, h *Host) *Browser {
+	t.Helper()
+	return newBrowser(t, h)
+}
+
+func newBrowser(t testing.TB, h *Host) *Browser {
+	t.Helper()
 	path := RequireChromium(t)
 	out := newOutput()
 	profile, err := os.MkdirTemp("", "meshgw-chromium-")
@@ -69,8 +82,25 @@ func NewBrowser(t testing.TB) *Browser {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// A headless tab counts as hidden: without these its timers fire
+		// once every few seconds, and a page that polls would look stuck.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(out),
+	}
+	if h != nil {
+		ip, err := exec.LookPath("ip")
+		if err != nil {
+			t.Fatalf("chromium in netns %s: %v", h.Name, err)
+		}
+		// chromedp talks to the browser over a pipe on file descriptors 3
+		// and 4; ip netns exec keeps them open across its exec.
+		opts = append(opts, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{"ip", "netns", "exec", h.Name}, cmd.Args...)
+			cmd.Path = ip
+		}))
 	}
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)

@@ -1,10 +1,12 @@
 package peertest
 
 import (
+	"context"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -66,5 +68,30 @@ fetch('/data').then(r => r.json()).then(j => { document.getElementById('a').text
 	}
 	if img.Bounds().Dx() < 100 || img.Bounds().Dy() < 100 {
 		t.Fatalf("screenshot is %v", img.Bounds())
+	}
+}
+
+// TestBrowserInNetns runs the browser inside a namespace and loads a page
+// served on that namespace's loopback, which the host's loopback does not
+// have.
+func TestBrowserInNetns(t *testing.T) {
+	RequireChromium(t)
+	Require(t, SystemPython)
+	nn := NewNetns(t, "mgwcr")
+	h := nn.Hosts[0]
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/index.html", []byte(`<!doctype html><p id="here">inside</p>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := h.Run(context.Background(), t, SystemPython, "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, "18473")
+	if _, err := srv.WaitForOutput(regexp.MustCompile(`Serving HTTP`), 20*time.Second); err != nil {
+		t.Fatalf("http.server in %s: %v", h, err)
+	}
+	b := NewBrowserOn(t, h)
+	if err := b.Navigate("http://127.0.0.1:18473/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitJS(`document.getElementById('here') && document.getElementById('here').textContent === 'inside'`, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
