@@ -1,0 +1,342 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// sampleRow is one line of a sample CSV.
+type sampleRow struct {
+	elapsed float64 // seconds since the sampler started
+	phase   string
+	pid     int
+	vals    [4]float64 // rss_kib, goroutines, fds, udp_sockets
+}
+
+// The series of a sample row, in CSV order.
+var seriesNames = [4]string{"rss_kib", "goroutines", "fds", "udp_sockets"}
+
+// leakLimits is the flatness criterion (see docs/TESTING.md, "Churn soak").
+type leakLimits struct {
+	warmup   time.Duration // churn time left out of the slopes
+	rssSlope float64       // KiB per minute
+	slack    [4]float64    // allowed excess of a quiet end over the quiet start; index 0 unused
+}
+
+// procVerdict is what the samples of one process show.
+type procVerdict struct {
+	name      string
+	pids      int // distinct PIDs during the churn: >1 means the script restarted it
+	fitted    int // samples in the fit
+	slope     [4]float64
+	start     *sampleRow // last sample of the quiet start
+	end       *sampleRow // last sample of the quiet end
+	problems  []string
+	notJudged string
+}
+
+func verdictMain(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("meshload verdict", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: meshload verdict [flags] CSV...\n\n"+
+			"Judges sample CSVs (meshload sample) of a soak: least-squares slopes over the churn phase after\n"+
+			"-warmup, and the quiet end against the quiet start. Processes the script restarted (several\n"+
+			"PIDs) are listed but not judged. With -reader, also judges a reader that stayed connected.\n"+
+			"Exits non-zero (an error) on a leak or a gap.\n\n")
+		fs.PrintDefaults()
+	}
+	var lim leakLimits
+	fs.DurationVar(&lim.warmup, "warmup", 3*time.Minute, "churn time before the slopes are fitted")
+	fs.Float64Var(&lim.rssSlope, "rss-slope", 256, "largest RSS slope after the warm-up, KiB per minute")
+	fs.Float64Var(&lim.slack[1], "goroutine-slack", 10, "goroutines the quiet end may have above the quiet start")
+	fs.Float64Var(&lim.slack[2], "fd-slack", 4, "open fds the quiet end may have above the quiet start")
+	fs.Float64Var(&lim.slack[3], "udp-slack", 2, "UDP sockets the quiet end may have above the quiet start")
+	readerJSON := fs.String("reader", "", "meshload -json report of the reader that stayed connected")
+	events := fs.String("events", "", "file of 'UNIX_MS WHAT' lines: kills, whose silences are excused")
+	excuse := fs.Duration("excuse", 15*time.Second, "silence allowed to start within this long after an event")
+	maxSilence := fs.Duration("max-silence", time.Second, "longest silence the staying reader may see outside events")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("verdict: no CSV given")
+	}
+	failed := false
+	var vs []*procVerdict
+	for _, path := range fs.Args() {
+		rows, err := readSamples(path)
+		if err != nil {
+			return fmt.Errorf("verdict: %w", err)
+		}
+		v := judge(strings.TrimSuffix(filepath.Base(path), ".csv"), rows, &lim)
+		vs = append(vs, v)
+		failed = failed || len(v.problems) > 0
+	}
+	writeVerdicts(stdout, vs, &lim)
+	if *readerJSON != "" {
+		ok, err := judgeReader(stdout, *readerJSON, *events, *excuse, *maxSilence)
+		if err != nil {
+			return fmt.Errorf("verdict: %w", err)
+		}
+		failed = failed || !ok
+	}
+	if failed {
+		return errors.New("verdict: LEAK or gap (see above)")
+	}
+	fmt.Fprintln(stdout, "verdict: flat")
+	return nil
+}
+
+// readSamples reads a sample CSV.
+func readSamples(path string) ([]sampleRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 || strings.Join(recs[0], ",") != sampleHeader {
+		return nil, fmt.Errorf("%s: not a sample CSV (header %q)", path, sampleHeader)
+	}
+	var rows []sampleRow
+	for i, r := range recs[1:] {
+		row, err := parseSampleRow(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+2, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func parseSampleRow(r []string) (sampleRow, error) {
+	var row sampleRow
+	if len(r) != 8 {
+		return row, fmt.Errorf("%d fields, want 8", len(r))
+	}
+	var err error
+	if row.elapsed, err = strconv.ParseFloat(r[1], 64); err != nil {
+		return row, fmt.Errorf("elapsed_s: %w", err)
+	}
+	row.phase = r[2]
+	if row.pid, err = strconv.Atoi(r[3]); err != nil {
+		return row, fmt.Errorf("pid: %w", err)
+	}
+	for k := range row.vals {
+		if row.vals[k], err = strconv.ParseFloat(r[4+k], 64); err != nil {
+			return row, fmt.Errorf("%s: %w", seriesNames[k], err)
+		}
+	}
+	return row, nil
+}
+
+// judge applies the criterion to one process's samples.
+func judge(name string, rows []sampleRow, lim *leakLimits) *procVerdict {
+	v := &procVerdict{name: name}
+	pids := map[int]bool{}
+	churnStart := math.NaN()
+	for i := range rows {
+		r := &rows[i]
+		switch r.phase {
+		case "start":
+			v.start = r
+		case "quiet":
+			v.end = r
+		case "churn":
+			pids[r.pid] = true
+			if math.IsNaN(churnStart) {
+				churnStart = r.elapsed
+			}
+		}
+	}
+	v.pids = len(pids)
+	if v.pids > 1 {
+		v.notJudged = fmt.Sprintf("restarted by the soak (%d PIDs)", v.pids)
+		return v
+	}
+	var xs []float64
+	var ys [4][]float64
+	for _, r := range rows {
+		if r.phase != "churn" || r.elapsed < churnStart+lim.warmup.Seconds() {
+			continue
+		}
+		xs = append(xs, r.elapsed/60)
+		for k := range ys {
+			ys[k] = append(ys[k], r.vals[k])
+		}
+	}
+	v.fitted = len(xs)
+	if v.fitted < 3 {
+		v.problems = append(v.problems, fmt.Sprintf("%d churn samples after the warm-up: too few to fit", v.fitted))
+	} else {
+		for k := range ys {
+			v.slope[k] = slope(xs, ys[k])
+		}
+		if v.slope[0] > lim.rssSlope {
+			v.problems = append(v.problems, fmt.Sprintf("RSS grows %.0f KiB/min (limit %.0f)", v.slope[0], lim.rssSlope))
+		}
+	}
+	if v.start == nil || v.end == nil {
+		v.problems = append(v.problems, "no quiet start or quiet end sample")
+		return v
+	}
+	if v.start.pid != v.end.pid {
+		v.problems = append(v.problems, fmt.Sprintf("PID changed from %d to %d", v.start.pid, v.end.pid))
+	}
+	for k := 1; k < len(seriesNames); k++ {
+		a, b := v.start.vals[k], v.end.vals[k]
+		if a < 0 || b < 0 {
+			continue // not measured (no goroutine endpoint)
+		}
+		if b > a+lim.slack[k] {
+			v.problems = append(v.problems, fmt.Sprintf("%s %.0f at the quiet end, %.0f at the start (slack %.0f)", seriesNames[k], b, a, lim.slack[k]))
+		}
+	}
+	return v
+}
+
+// slope is the least-squares slope of y over x.
+func slope(x, y []float64) float64 {
+	n := float64(len(x))
+	var sx, sy float64
+	for i := range x {
+		sx += x[i]
+		sy += y[i]
+	}
+	mx, my := sx/n, sy/n
+	var num, den float64
+	for i := range x {
+		num += (x[i] - mx) * (y[i] - my)
+		den += (x[i] - mx) * (x[i] - mx)
+	}
+	if den == 0 {
+		return 0
+	}
+	return num / den
+}
+
+func writeVerdicts(w io.Writer, vs []*procVerdict, lim *leakLimits) {
+	fmt.Fprintf(w, "soak verdict: slopes per minute over the churn after a %s warm-up; start/end are the quiet samples before and after the churn\n", lim.warmup)
+	fmt.Fprintf(w, "%-12s %-7s %-22s %-22s %-22s %-22s %s\n", "process", "fitted", "rss KiB start→end", "goroutines", "fds", "udp sockets", "verdict")
+	for _, v := range vs {
+		cells := [4]string{}
+		for k := range cells {
+			a, b := "?", "?"
+			if v.start != nil {
+				a = strconv.FormatFloat(v.start.vals[k], 'f', 0, 64)
+			}
+			if v.end != nil {
+				b = strconv.FormatFloat(v.end.vals[k], 'f', 0, 64)
+			}
+			cells[k] = fmt.Sprintf("%s→%s %+.1f/m", a, b, v.slope[k])
+		}
+		verdict := "flat"
+		switch {
+		case v.notJudged != "":
+			verdict = "not judged: " + v.notJudged
+		case len(v.problems) > 0:
+			verdict = "LEAK: " + strings.Join(v.problems, "; ")
+		}
+		fmt.Fprintf(w, "%-12s %-7d %-22s %-22s %-22s %-22s %s\n", v.name, v.fitted, cells[0], cells[1], cells[2], cells[3], verdict)
+	}
+}
+
+// judgeReader checks the report of the reader that stayed connected: it
+// played, kept its connection, and every silence of more than maxSilence
+// began within excuse after an event (a node kill).
+func judgeReader(w io.Writer, reportPath, eventsPath string, excuse, maxSilence time.Duration) (bool, error) {
+	b, err := os.ReadFile(reportPath)
+	if err != nil {
+		return false, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return false, fmt.Errorf("%s: %w", reportPath, err)
+	}
+	var evs []int64
+	if eventsPath != "" {
+		if evs, err = readEvents(eventsPath); err != nil {
+			return false, err
+		}
+	}
+	ok := true
+	fail := func(format string, args ...any) {
+		ok = false
+		fmt.Fprintf(w, "staying reader: FAIL: "+format+"\n", args...)
+	}
+	if rep.ReadersOK == 0 {
+		fail("did not play (%s)", rep.FirstError)
+	}
+	if rep.Disconnected > 0 {
+		fail("lost its connection")
+	}
+	excused, longest := 0, 0.0
+	for _, s := range rep.Silences {
+		if s.MS <= float64(maxSilence.Milliseconds()) {
+			continue
+		}
+		began := s.EndUnixMS - int64(s.MS)
+		if eventBefore(evs, began, excuse) {
+			excused++
+			continue
+		}
+		longest = max(longest, s.MS)
+		fail("%.0f ms without packets ending %s, after no kill", s.MS, time.UnixMilli(s.EndUnixMS).UTC().Format(time.TimeOnly))
+	}
+	if rep.SilencesDropped > 0 && rep.MaxSilenceMS > float64(maxSilence.Milliseconds()) {
+		fail("%d silences not listed, the longest %.0f ms", rep.SilencesDropped, rep.MaxSilenceMS)
+	}
+	fmt.Fprintf(w, "staying reader: %.0f s, %d packets, %d lost, %d silences of 250 ms or more (longest %.0f ms), %d beyond %s excused by %d kills\n",
+		rep.WindowSeconds, rep.Delivered.Packets, rep.Loss.Lost, len(rep.Silences), rep.MaxSilenceMS, excused, maxSilence, len(evs))
+	return ok, nil
+}
+
+// readEvents reads the times (unix ms, the first field) of an events file.
+func readEvents(path string) ([]int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for i, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		t, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// eventBefore says whether an event happened at most excuse before (or
+// just, 1 s, after) the unix-ms time t.
+func eventBefore(evs []int64, t int64, excuse time.Duration) bool {
+	for _, e := range evs {
+		if t >= e-1000 && t <= e+excuse.Milliseconds() {
+			return true
+		}
+	}
+	return false
+}
