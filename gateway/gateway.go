@@ -18,6 +18,7 @@ import (
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/identity"
 	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/gateway/ops"
 	"github.com/meshgw/meshgw/rtp"
 	"github.com/meshgw/meshgw/rtsp"
 	"github.com/meshgw/meshgw/rtsp/access"
@@ -31,6 +32,10 @@ type Gateway struct {
 	Node    *node.Local
 	RTSP    *rtsp.Server
 	log     *slog.Logger
+	// ops is the api: listener (opsserver.go), nil without; role and started are what it reports.
+	ops     *ops.Server
+	role    string
+	started time.Time
 
 	// cluster role only
 	ident   *identity.Source
@@ -76,7 +81,22 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 	}
 	g.RTSP.Start()
 	g.listening()
+	if err := g.startOps(cfg, "run"); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
+}
+
+// startOps starts the api: listener once the gateway serves.
+func (g *Gateway) startOps(cfg *config.Config, role string) error {
+	g.role, g.started = role, time.Now()
+	s, err := openOps(cfg, g, g.log)
+	if err != nil {
+		return err
+	}
+	g.ops = s
+	return nil
 }
 
 // OpenControl builds and starts the control of a cluster: Open's gateway plus the mTLS gRPC
@@ -142,6 +162,10 @@ func OpenControl(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ga
 	g.RTSP.Start()
 	log.Info("control listening for nodes", "addr", ln.Addr().String(), "trust_domain", td.String(), "startup_grace", cfg.Control.StartupGrace)
 	g.listening()
+	if err := g.startOps(cfg, "control"); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -312,6 +336,9 @@ func (g *Gateway) closeParts() {
 // Close stops the front door, then the control's flows, then the node. A cluster control leaves
 // every flow on remote nodes running for the next control to adopt.
 func (g *Gateway) Close() error {
+	if g.ops != nil {
+		g.ops.Close()
+	}
 	if g.cluster != nil {
 		close(g.stop)
 		g.Control.Detach()

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/meshgw/meshgw/gateway/cluster"
 	"github.com/meshgw/meshgw/gateway/config"
 	"github.com/meshgw/meshgw/gateway/identity"
 	"github.com/meshgw/meshgw/gateway/node"
+	"github.com/meshgw/meshgw/gateway/ops"
 	"github.com/meshgw/meshgw/rtp"
 )
 
@@ -23,6 +25,12 @@ type NodeProcess struct {
 	ident *identity.Source
 	log   *slog.Logger
 	wg    sync.WaitGroup
+	// ops is the api: listener (opsserver.go), nil without; cfg, caps and started are what it
+	// reports.
+	ops     *ops.Server
+	cfg     config.Node
+	caps    []string
+	started time.Time
 }
 
 // nodeEvents forwards the node's source reports to the agent, which is built after the node.
@@ -106,7 +114,7 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 	ev.mu.Lock()
 	ev.to = agent.Events()
 	ev.mu.Unlock()
-	p := &NodeProcess{Node: n, agent: agent, ident: src, log: log}
+	p := &NodeProcess{Node: n, agent: agent, ident: src, log: log, cfg: nc, caps: hello.Capabilities, started: time.Now()}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -114,6 +122,10 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 			log.Error("node agent stopped", "err", err)
 		}
 	}()
+	if p.ops, err = openOps(cfg, p, log); err != nil {
+		p.Close()
+		return nil, err
+	}
 	log.Info("meshgw node running", "node", nc.Name, "control", nc.Control, "data", nc.DataAddress,
 		"rtp_port", n.UDP().RTPPort(), "client_networks", nc.ClientNetworks, "spiffe_id", src.ID().String())
 	return p, nil
@@ -121,6 +133,9 @@ func OpenNode(ctx context.Context, cfg *config.Config, log *slog.Logger) (*NodeP
 
 // Close detaches from the control and stops the node's data plane.
 func (p *NodeProcess) Close() error {
+	if p.ops != nil {
+		p.ops.Close()
+	}
 	err := p.agent.Close()
 	p.wg.Wait()
 	if nerr := p.Node.Close(); err == nil {

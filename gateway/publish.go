@@ -19,6 +19,9 @@ type publication struct {
 	sdp    []byte
 	tracks []rtp.Track
 	kicked chan struct{}
+	// conn is the publisher's RTSP connection and started when, for the operations view.
+	conn    rtsp.ConnInfo
+	started time.Time
 
 	mu     sync.Mutex
 	flows  []string
@@ -49,7 +52,7 @@ func (ss *sessions) openPublish(ctx context.Context, ci rtsp.ConnInfo, path stri
 		}
 		old = s.publisher
 	}
-	p := &publication{ss: ss, s: s, sdp: sdp, tracks: tracks, kicked: make(chan struct{})}
+	p := &publication{ss: ss, s: s, sdp: sdp, tracks: tracks, kicked: make(chan struct{}), conn: ci, started: time.Now()}
 	s.publisher = p
 	flowID := s.sourceFlow
 	if flowID == "" {

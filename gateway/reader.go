@@ -35,6 +35,10 @@ type reader struct {
 	adopted bool
 	// output is the route output this reader is (output.go), nil for RTSP readers.
 	output *config.Output
+	// conn is the RTSP connection the reader came on (zero for outputs and adopted readers) and
+	// started when, for the operations view (opsview.go).
+	conn    rtsp.ConnInfo
+	started time.Time
 }
 
 type readerFlow struct {

@@ -71,7 +71,7 @@ func (ss *sessions) openRead(ctx context.Context, ci rtsp.ConnInfo, path string)
 		return nil, &rtsp.Error{Status: rtsp.StatusServiceUnavailable, Msg: "gave up waiting for the source", Err: ctx.Err()}
 	}
 	ss.mu.Lock()
-	rs := &reader{ss: ss, s: s, id: newID("rs"), remote: ci.Remote.Addr().Unmap(), sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
+	rs := &reader{ss: ss, s: s, id: newID("rs"), remote: ci.Remote.Addr().Unmap(), conn: ci, started: time.Now(), sdp: s.sdp, tracks: s.tracks, gone: s.gone, flows: map[int]*readerFlow{}}
 	s.rdrs[rs] = struct{}{}
 	ss.mu.Unlock()
 	return rs, nil

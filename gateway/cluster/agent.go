@@ -68,6 +68,8 @@ type Agent struct {
 	sources map[string]SourceState
 	// attached says whether events are queued for the current stream.
 	attached bool
+	// welcomed is when the control accepted the current stream, zero while detached.
+	welcomed time.Time
 	queue    []*api.SourceEvent
 	evSig    chan struct{}
 }
@@ -103,6 +105,14 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		closed: make(chan struct{}), frozen: make(chan struct{}),
 		sources: map[string]SourceState{}, evSig: make(chan struct{}, 1),
 	}, nil
+}
+
+// AttachedSince is when the control accepted the node's current attach; ok is false while the
+// node is not attached.
+func (a *Agent) AttachedSince() (since time.Time, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.welcomed, !a.welcomed.IsZero()
 }
 
 // BootID is this agent's boot ID, random per process start unless configured.
@@ -249,6 +259,7 @@ func (a *Agent) hello() *api.Hello {
 func (a *Agent) detach() {
 	a.mu.Lock()
 	a.attached = false
+	a.welcomed = time.Time{}
 	a.queue = nil
 	a.mu.Unlock()
 }
@@ -295,6 +306,9 @@ func (a *Agent) session(ctx context.Context) (attached bool, err error) {
 	if timeout <= 0 {
 		timeout = defaultControlTimeout
 	}
+	a.mu.Lock()
+	a.welcomed = time.Now()
+	a.mu.Unlock()
 	a.log.Info("attached to control", "control_boot_id", w.BootId, "flows", len(hello.Flows), "sources", len(hello.Sources))
 
 	s := &agentSession{

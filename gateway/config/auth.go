@@ -140,8 +140,13 @@ func (p *parser) users(a *Auth, v *yaml.Node) {
 			{"digest_ha1_sha256", func(_, v *yaml.Node) { p.ha1(&u.HA1SHA256, access.SHA256, upath+".digest_ha1_sha256", v) }},
 			{"read", func(_, v *yaml.Node) { u.Read = p.patterns(upath+".read", v) }},
 			{"publish", func(_, v *yaml.Node) { u.Publish = p.patterns(upath+".publish", v) }},
+			{"api", func(_, v *yaml.Node) { p.enum(&u.API, upath+".api", v, APIRead, APIAdmin) }},
+			{"api_token_sha256", func(_, v *yaml.Node) { p.apiToken(&u.APITokenSHA256, upath+".api_token_sha256", v) }},
 		})
-		if u.Password == nil && u.HA1MD5 == "" && u.HA1SHA256 == "" {
+		if u.APITokenSHA256 != "" && u.API == "" {
+			p.errorf(e.key, "%s: api_token_sha256 without an api: role (read or admin) opens nothing", upath)
+		}
+		if u.Password == nil && u.HA1MD5 == "" && u.HA1SHA256 == "" && u.APITokenSHA256 == "" {
 			p.errorf(e.key, "%s: a user needs password_hash and/or digest_ha1_md5/digest_ha1_sha256 (make them with `meshgw passwd -realm %s %s`)", upath, a.Realm, name)
 			continue
 		}

@@ -85,6 +85,8 @@ type Config struct {
 	Identity Identity
 	// Auth is the auth: section: users, permissions, bans (auth.go).
 	Auth Auth
+	// API is the api: section: the HTTP operations listener (api.go).
+	API API
 	// Routes are the routes: entries in file order. File order matters
 	// because regex routes are tried in it.
 	Routes []Route

@@ -110,7 +110,7 @@ func (p *parser) parse(data []byte) *Config {
 		p.errorf(doc.Content[0], "expected a mapping of settings (log_level:, rtsp:, routes:), got %s", describe(top))
 		return nil
 	}
-	var routes, authKey *yaml.Node
+	var routes, authKey, apiKey *yaml.Node
 	p.fields(top, "", []field{
 		{"log_level", func(_, v *yaml.Node) {
 			p.enum(&c.LogLevel, "log_level", v, LogDebug, LogInfo, LogWarn, LogError)
@@ -122,8 +122,10 @@ func (p *parser) parse(data []byte) *Config {
 		{"node", func(_, v *yaml.Node) { p.node(&c.Node, v) }},
 		{"identity", func(_, v *yaml.Node) { p.identity(&c.Identity, v) }},
 		{"auth", func(k, v *yaml.Node) { authKey = k; p.auth(&c.Auth, v) }},
+		{"api", func(k, v *yaml.Node) { apiKey = k; p.api(c, k, v) }},
 		{"routes", func(k, v *yaml.Node) { routes = k; p.routes(c, k, v) }},
 	})
+	p.checkAPI(c, apiKey)
 	if c.RTSP.Listen == "" && !c.RTSPS.Enabled() && !c.Node.IsNodeOnly() {
 		p.errorf(nil, "rtsp.listen is empty and there is no rtsps: section; nothing would accept readers")
 	}

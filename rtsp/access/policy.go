@@ -36,6 +36,12 @@ type User struct {
 	// in which case that Digest algorithm cannot authenticate the user.
 	HA1MD5, HA1SHA256 string
 	Permissions
+	// API is the user's role on the operations listener (auth.users.*.api): "" none, "read" or
+	// "admin".
+	API string
+	// APITokenSHA256 is the hex SHA-256 of the user's bearer token for that listener, "" when
+	// the user has none.
+	APITokenSHA256 string
 }
 
 // HA1 is the user's stored HA1 for a Digest algorithm, "" when absent.
