@@ -10,19 +10,20 @@
 # plus the nodes "far" and "edge"), then:
 #   start   a reader that stays connected all along (meshload, UDP, route demo) joins; the sampler
 #           writes SOAK_QUIET of quiet samples (the baseline)
-#   churn   for DURATION, each loop again and again (SOAK_CYCLE seconds per round):
+#   churn   for DURATION, each loop again and again (SOAK_CYCLE seconds per round, 15):
 #             meshload: a publisher (re)connects to load with UDP readers; TCP readers of pull;
 #                       SRTP readers (rtsps://, keyed DESCRIBE) of demo
-#             ffmpeg -c copy -f null: UDP of pull, TCP of load, RTSPS+SRTP of demo, multicast
-#                       of demo (SOAK_MULTICAST=0 leaves it out)
+#             ffmpeg:   a publisher (re)connects to load1 over TCP (-c copy of a clip made with
+#                       libx264 at the start); readers with -c copy -f null: UDP of pull, TCP of
+#                       load1, RTSPS+SRTP of demo, multicast of demo (SOAK_MULTICAST=0: none)
 #             meshload guess: a wrong password every 2 s from 127.0.0.2 on route secure
 #                       (max_failures 3, ban_time 20s: bans come and go)
 #           the origin (the pull route's camera) is SIGKILLed and restarted every 60 s; with
 #           SOAK_CLUSTER=1 node edge (where the pulled streams are ingested) every 120 s
 #   quiet   the churn stops, the killed processes are back; samples for SOAK_QUIET more
 # The sampler (meshload sample) writes SOAK_DIR/NAME.csv every SOAK_INTERVAL seconds (10) for
-# each meshgw process: VmRSS, goroutines (from the ops endpoint's /metrics when the gateway has
-# one, else -1), open fds, UDP sockets. meshload verdict then prints the table and exits 1 on a
+# each meshgw process: VmRSS, goroutines (from the ops listener's /debug/pprof/goroutine, api.pprof;
+# -1 for the origin, which has none), open fds, UDP sockets. meshload verdict then prints the table and exits 1 on a
 # leak: RSS slope after the warm-up (SOAK_WARMUP, default 3m or a fifth of DURATION, whichever is
 # less) above SOAK_RSS_SLOPE KiB/min (256), or goroutines / fds / UDP sockets at the quiet end above
 # the quiet start (slack 10 / 4 / 2), or the staying reader went silent for more than 1 s other
@@ -30,6 +31,9 @@
 # See docs/TESTING.md, "Churn soak". Ports: SOAK_PORT (19554; RTSPS +1, origin +2, control +3)
 # and SOAK_RTP_PORT (19000; the origin, nodes and multicast take blocks above it).
 set -euo pipefail
+# everything in main, so that bash has read the whole file before it runs: editing the script
+# during a run does not change the run
+main() {
 cd "$(dirname "$0")/.."
 
 if [ $# -ne 1 ]; then
@@ -95,6 +99,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   cat "$dir/openssl.log" >&2
   exit 1
 }
+# the clip ffmpeg publishes (meshload's synthetic stream has no SPS ffmpeg could read)
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=320x240:rate=25 -t 10 -c:v libx264 -preset ultrafast \
+  -g 25 -bf 0 -pix_fmt yuv420p -y "$dir/clip.mp4"
 hash=$(echo right-password | "$dir/meshgw" passwd -digest=false soak | sed -n 's/.*password_hash: //p')
 
 # The origin: a camera the gateway pulls (its demo stream), restarted every minute.
@@ -118,6 +125,7 @@ rtsp:
   session_timeout: 20s
 ${mcastcfg}
 rtsps: {listen: 127.0.0.1:${sport}, cert: ${dir}/cert.pem, key: ${dir}/key.pem}
+api: {listen: "127.0.0.1:$((port + 4))", pprof: true}
 auth:
   max_failures: 3
   failure_window: 1m
@@ -143,11 +151,11 @@ if [ -n "$cluster" ]; then
     printf 'control: {listen: "127.0.0.1:%s", startup_grace: 0s, node_timeout: 2s}\nnode: {name: control, data_address: 127.0.0.1}\n' "$cport"
   } >>"$dir/meshgw.yaml"
   { idn far
-    printf 'log_level: warn\nrtsp: {rtp_port: %s}\n' "$((rtpport + 300))"
+    printf 'log_level: warn\nrtsp: {rtp_port: %s}\napi: {listen: "127.0.0.1:%s", pprof: true}\n' "$((rtpport + 300))" "$((port + 5))"
     printf 'node: {name: far, control: "127.0.0.1:%s", data_address: 127.0.0.1, client_networks: [127.0.0.0/8]}\n' "$cport"
   } >"$dir/far.yaml"
   { idn edge
-    printf 'log_level: warn\nrtsp: {rtp_port: %s}\n' "$((rtpport + 600))"
+    printf 'log_level: warn\nrtsp: {rtp_port: %s}\napi: {listen: "127.0.0.1:%s", pprof: true}\n' "$((rtpport + 600))" "$((port + 6))"
     printf 'node: {name: edge, control: "127.0.0.1:%s", data_address: 127.0.0.1}\n' "$cport"
   } >"$dir/edge.yaml"
 fi
@@ -199,12 +207,13 @@ else
   procs+=(gw)
 fi
 
-# goroutines: from the gateway's ops endpoint when it has one (SOAK_METRICS_URL), else -1
+# goroutines: from the ops listener's goroutine profile (api.pprof); the origin has none (-1)
+declare -A apiport=([gw]=$((port + 4)) [far]=$((port + 5)) [edge]=$((port + 6)))
 specs=()
 for n in "${procs[@]}"; do
   spec="$n=$dir/pids/$n.pid"
-  if [ "$n" = gw ] && [ -n "${SOAK_METRICS_URL:-}" ]; then
-    spec+=",$SOAK_METRICS_URL"
+  if [ -n "${apiport[$n]:-}" ]; then
+    spec+=",http://127.0.0.1:${apiport[$n]}/debug/pprof/"
   fi
   specs+=("$spec")
 done
@@ -216,7 +225,7 @@ bg+=("$sampler")
 # The reader that stays: long enough to cover start, churn, the stop and the quiet end.
 url=rtsp://127.0.0.1:$port
 surl=rtsps://127.0.0.1:$sport
-stay=$((quiet + dur + 60 + quiet))
+stay=$((quiet + dur + cycle + 40 + quiet)) # a round ends within cycle+35 s of the stop
 "$ml" -url "$url/demo" -readers 1 -tracks all -warmup 0 -floor=false -duration "${stay}s" -json \
   >"$dir/staying.json" 2>"$dir/staying.log" &
 staying=$!
@@ -247,7 +256,8 @@ churn ml-publish-udp "$ml" -url "$url/load" -publish -readers 4 "${mlr[@]}"
 churn ml-tcp-pull "$ml" -url "$url/pull" -transport tcp -readers 4 "${mlr[@]}"
 churn ml-srtp-demo "$ml" -url "$surl/demo" -tls-ca "$dir/cert.pem" -srtp -readers 3 "${mlr[@]}"
 churn ff-udp-pull "${ff[@]}" -rtsp_transport udp -i "$url/pull" "${ffout[@]}"
-churn ff-tcp-load "${ff[@]}" -rtsp_transport tcp -i "$url/load" "${ffout[@]}"
+churn ff-publish-tcp ffmpeg -nostdin -hide_banner -loglevel error -re -stream_loop -1 -i "$dir/clip.mp4" -t "$cycle" -c copy -f rtsp -rtsp_transport tcp "$url/load1"
+churn ff-tcp-load1 "${ff[@]}" -rtsp_transport tcp -i "$url/load1" "${ffout[@]}"
 churn ff-srtp-demo "${ff[@]}" -i "$surl/demo" "${ffout[@]}"
 if [ "$mcast" = 1 ]; then
   churn ff-mcast-demo "${ff[@]}" -rtsp_transport udp_multicast -i "$url/demo" "${ffout[@]}"
@@ -317,7 +327,9 @@ csvs=()
 for n in "${procs[@]}"; do
   csvs+=("$dir/$n.csv")
 done
-"$ml" verdict -warmup "$warmup" -rss-slope "${SOAK_RSS_SLOPE:-256}" -reader "$dir/staying.json" \
+"$ml" verdict -warmup "$warmup" -rss-slope "${SOAK_RSS_SLOPE:-1024}" -heap-slope "${SOAK_HEAP_SLOPE:-64}" -reader "$dir/staying.json" \
   -events <(grep -E ' (kill|restart) ' "$dir/events.log" || true) "${csvs[@]}" | tee "$dir/verdict.txt" || status=1
 echo "soak.sh: CSVs, logs and verdict.txt in $dir" >&2
 exit "$status"
+}
+main "$@"

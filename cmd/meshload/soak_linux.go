@@ -34,14 +34,14 @@ var soakCommands = map[string]func(ctx context.Context, args []string, stdout, s
 }
 
 // sampleHeader is the first line of every sample CSV.
-const sampleHeader = "unix_s,elapsed_s,phase,pid,rss_kib,goroutines,fds,udp_sockets"
+const sampleHeader = "unix_s,elapsed_s,phase,pid,rss_kib,goroutines,fds,udp_sockets,live_heap_kib,heap_inuse_kib"
 
 // sampled is one process the sampler follows: its PID is read from a file at
 // every sample, so a process the script restarts is followed too.
 type sampled struct {
 	name    string
 	pidFile string
-	metrics string // URL of /metrics (go_goroutines) or /debug/pprof/goroutine?debug=1; "": none
+	pprof   string // base URL of the process's /debug/pprof/ (goroutines, heap); "": none
 	out     *os.File
 }
 
@@ -49,9 +49,11 @@ func sampleMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("meshload sample", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: meshload sample -dir DIR [-interval 10s] [-phase FILE] NAME=PIDFILE[,GOROUTINES_URL]...\n\n"+
+		fmt.Fprintf(stderr, "usage: meshload sample -dir DIR [-interval 10s] [-phase FILE] NAME=PIDFILE[,PPROF_URL]...\n\n"+
 			"Every interval, appends to DIR/NAME.csv (%s) for each process:\n"+
-			"VmRSS, goroutines (from the URL, -1 without one), open fds and UDP sockets. The phase\n"+
+			"VmRSS, open fds and UDP sockets, and from PPROF_URL (the process's /debug/pprof/, e.g.\n"+
+			"http://127.0.0.1:9997/debug/pprof/) goroutines and the Go heap after a collection the\n"+
+			"sample forces (live heap and heap in use; -1 without a URL). The phase\n"+
 			"column is the first line of -phase FILE. Runs until interrupted.\n\n", sampleHeader)
 		fs.PrintDefaults()
 	}
@@ -81,7 +83,10 @@ func sampleMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("sample: %w", err)
 		}
-		procs = append(procs, &sampled{name: name, pidFile: pf, metrics: url, out: f})
+		if url != "" && !strings.HasSuffix(url, "/") {
+			url += "/"
+		}
+		procs = append(procs, &sampled{name: name, pidFile: pf, pprof: url, out: f})
 		if _, err := fmt.Fprintln(f, sampleHeader); err != nil {
 			return fmt.Errorf("sample: %w", err)
 		}
@@ -145,13 +150,21 @@ func (p *sampled) sample(ctx context.Context, hc *http.Client, start time.Time, 
 	if err != nil {
 		return "", err
 	}
-	gr := -1
-	if p.metrics != "" {
-		if n, err := goroutines(ctx, hc, p.metrics); err == nil {
-			gr = n
+	gr, alloc, inuse := -1, int64(-1), int64(-1)
+	if p.pprof != "" {
+		if b, err := fetch(ctx, hc, p.pprof+"goroutine?debug=1"); err == nil {
+			if n, err := parseGoroutines(b); err == nil {
+				gr = n
+			}
+		}
+		// gc=1 collects first, so HeapAlloc is the live heap, not live plus
+		// whatever garbage the last collection left: a leak shows in it at once,
+		// while RSS swings with the collector's pacing and the scavenger.
+		if b, err := fetch(ctx, hc, p.pprof+"heap?debug=1&gc=1"); err == nil {
+			alloc, inuse = memStat(b, "HeapAlloc")/1024, memStat(b, "HeapInuse")/1024
 		}
 	}
-	return fmt.Sprintf("%d,%.1f,%s,%d,%d,%d,%d,%d\n", now.Unix(), now.Sub(start).Seconds(), phase, pid, rss/1024, gr, fds, udp), nil
+	return fmt.Sprintf("%d,%.1f,%s,%d,%d,%d,%d,%d,%d,%d\n", now.Unix(), now.Sub(start).Seconds(), phase, pid, rss/1024, gr, fds, udp, alloc, inuse), nil
 }
 
 // procSockets counts a process's open file descriptors and, of them, the
@@ -205,27 +218,34 @@ func udpInodes(b []byte) []string {
 	return out
 }
 
-// goroutines reads the goroutine count from a Prometheus text page
-// (go_goroutines) or a pprof goroutine profile with debug=1 ("goroutine
-// profile: total N").
-func goroutines(ctx context.Context, hc *http.Client, url string) (int, error) {
+// memStat returns the runtime.MemStats field name from a heap profile with
+// debug=1 (its "# Name = N" trailer), in bytes; -1 if absent.
+func memStat(b []byte, name string) int64 {
+	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(line, []byte("# "+name+" = ")); ok {
+			if n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64); err == nil && n >= 0 {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// fetch GETs url and returns its body (at most 4 MiB).
+func fetch(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	res, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", url, res.Status)
+		return nil, fmt.Errorf("%s: %s", url, res.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	if err != nil {
-		return 0, err
-	}
-	return parseGoroutines(b)
+	return io.ReadAll(io.LimitReader(res.Body, 4<<20))
 }
 
 // parseGoroutines finds the goroutine count in a /metrics page or a pprof

@@ -23,17 +23,21 @@ type sampleRow struct {
 	elapsed float64 // seconds since the sampler started
 	phase   string
 	pid     int
-	vals    [4]float64 // rss_kib, goroutines, fds, udp_sockets
+	vals    [nSeries]float64 // rss_kib, goroutines, fds, udp_sockets, live_heap_kib, heap_inuse_kib
 }
 
+// nSeries is how many series a sample row has.
+const nSeries = 6
+
 // The series of a sample row, in CSV order.
-var seriesNames = [4]string{"rss_kib", "goroutines", "fds", "udp_sockets"}
+var seriesNames = [nSeries]string{"rss_kib", "goroutines", "fds", "udp_sockets", "live_heap_kib", "heap_inuse_kib"}
 
 // leakLimits is the flatness criterion (see docs/TESTING.md, "Churn soak").
 type leakLimits struct {
-	warmup   time.Duration // churn time left out of the slopes
-	rssSlope float64       // KiB per minute
-	slack    [4]float64    // allowed excess of a quiet end over the quiet start; index 0 unused
+	warmup    time.Duration // churn time left out of the slopes
+	rssSlope  float64       // KiB per minute
+	heapSlope float64       // KiB per minute of the live heap
+	slack     [4]float64    // allowed excess of a quiet end over the quiet start (goroutines, fds, UDP sockets); index 0 unused
 }
 
 // procVerdict is what the samples of one process show.
@@ -41,7 +45,7 @@ type procVerdict struct {
 	name      string
 	pids      int // distinct PIDs during the churn: >1 means the script restarted it
 	fitted    int // samples in the fit
-	slope     [4]float64
+	slope     [nSeries]float64
 	start     *sampleRow // last sample of the quiet start
 	end       *sampleRow // last sample of the quiet end
 	problems  []string
@@ -61,7 +65,8 @@ func verdictMain(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var lim leakLimits
 	fs.DurationVar(&lim.warmup, "warmup", 3*time.Minute, "churn time before the slopes are fitted")
-	fs.Float64Var(&lim.rssSlope, "rss-slope", 256, "largest RSS slope after the warm-up, KiB per minute")
+	fs.Float64Var(&lim.rssSlope, "rss-slope", 1024, "largest RSS slope after the warm-up, KiB per minute")
+	fs.Float64Var(&lim.heapSlope, "heap-slope", 64, "largest slope of the live heap (HeapAlloc after a collection) after the warm-up, KiB per minute")
 	fs.Float64Var(&lim.slack[1], "goroutine-slack", 10, "goroutines the quiet end may have above the quiet start")
 	fs.Float64Var(&lim.slack[2], "fd-slack", 4, "open fds the quiet end may have above the quiet start")
 	fs.Float64Var(&lim.slack[3], "udp-slack", 2, "UDP sockets the quiet end may have above the quiet start")
@@ -129,8 +134,8 @@ func readSamples(path string) ([]sampleRow, error) {
 
 func parseSampleRow(r []string) (sampleRow, error) {
 	var row sampleRow
-	if len(r) != 8 {
-		return row, fmt.Errorf("%d fields, want 8", len(r))
+	if len(r) != 4+nSeries {
+		return row, fmt.Errorf("%d fields, want %d", len(r), 4+nSeries)
 	}
 	var err error
 	if row.elapsed, err = strconv.ParseFloat(r[1], 64); err != nil {
@@ -173,7 +178,7 @@ func judge(name string, rows []sampleRow, lim *leakLimits) *procVerdict {
 		return v
 	}
 	var xs []float64
-	var ys [4][]float64
+	var ys [nSeries][]float64
 	for _, r := range rows {
 		if r.phase != "churn" || r.elapsed < churnStart+lim.warmup.Seconds() {
 			continue
@@ -193,6 +198,9 @@ func judge(name string, rows []sampleRow, lim *leakLimits) *procVerdict {
 		if v.slope[0] > lim.rssSlope {
 			v.problems = append(v.problems, fmt.Sprintf("RSS grows %.0f KiB/min (limit %.0f)", v.slope[0], lim.rssSlope))
 		}
+		if ys[4][0] >= 0 && v.slope[4] > lim.heapSlope {
+			v.problems = append(v.problems, fmt.Sprintf("live heap grows %.0f KiB/min (limit %.0f)", v.slope[4], lim.heapSlope))
+		}
 	}
 	if v.start == nil || v.end == nil {
 		v.problems = append(v.problems, "no quiet start or quiet end sample")
@@ -201,7 +209,7 @@ func judge(name string, rows []sampleRow, lim *leakLimits) *procVerdict {
 	if v.start.pid != v.end.pid {
 		v.problems = append(v.problems, fmt.Sprintf("PID changed from %d to %d", v.start.pid, v.end.pid))
 	}
-	for k := 1; k < len(seriesNames); k++ {
+	for k := 1; k < len(lim.slack); k++ {
 		a, b := v.start.vals[k], v.end.vals[k]
 		if a < 0 || b < 0 {
 			continue // not measured (no goroutine endpoint)
@@ -235,9 +243,9 @@ func slope(x, y []float64) float64 {
 
 func writeVerdicts(w io.Writer, vs []*procVerdict, lim *leakLimits) {
 	fmt.Fprintf(w, "soak verdict: slopes per minute over the churn after a %s warm-up; start/end are the quiet samples before and after the churn\n", lim.warmup)
-	fmt.Fprintf(w, "%-12s %-7s %-22s %-22s %-22s %-22s %s\n", "process", "fitted", "rss KiB start→end", "goroutines", "fds", "udp sockets", "verdict")
+	fmt.Fprintf(w, "%-8s %-6s %-26s %-18s %-18s %-14s %-26s %s\n", "process", "fitted", "rss KiB start→end slope", "goroutines", "fds", "udp sockets", "live heap KiB", "verdict")
 	for _, v := range vs {
-		cells := [4]string{}
+		cells := [5]string{}
 		for k := range cells {
 			a, b := "?", "?"
 			if v.start != nil {
@@ -255,7 +263,7 @@ func writeVerdicts(w io.Writer, vs []*procVerdict, lim *leakLimits) {
 		case len(v.problems) > 0:
 			verdict = "LEAK: " + strings.Join(v.problems, "; ")
 		}
-		fmt.Fprintf(w, "%-12s %-7d %-22s %-22s %-22s %-22s %s\n", v.name, v.fitted, cells[0], cells[1], cells[2], cells[3], verdict)
+		fmt.Fprintf(w, "%-8s %-6d %-26s %-18s %-18s %-14s %-26s %s\n", v.name, v.fitted, cells[0], cells[1], cells[2], cells[3], cells[4], verdict)
 	}
 }
 
