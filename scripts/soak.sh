@@ -22,13 +22,16 @@
 #           SOAK_CLUSTER=1 node edge (where the pulled streams are ingested) every 120 s
 #   quiet   the churn stops, the killed processes are back; samples for SOAK_QUIET more
 # The sampler (meshload sample) writes SOAK_DIR/NAME.csv every SOAK_INTERVAL seconds (10) for
-# each meshgw process: VmRSS, goroutines (from the ops listener's /debug/pprof/goroutine, api.pprof;
-# -1 for the origin, which has none), open fds, UDP sockets. meshload verdict then prints the table and exits 1 on a
-# leak: RSS slope after the warm-up (SOAK_WARMUP, default 3m or a fifth of DURATION, whichever is
-# less) above SOAK_RSS_SLOPE KiB/min (256), or goroutines / fds / UDP sockets at the quiet end above
-# the quiet start (slack 10 / 4 / 2), or the staying reader went silent for more than 1 s other
-# than within 15 s of a kill. Processes the soak restarts are sampled but not judged.
-# See docs/TESTING.md, "Churn soak". Ports: SOAK_PORT (19554; RTSPS +1, origin +2, control +3)
+# each meshgw process: VmRSS, open fds, UDP sockets, and from the ops listener's /debug/pprof/
+# (api.pprof) goroutines and the live heap after a forced collection (-1 for the origin, which
+# has no ops listener). meshload verdict then prints the table and exits 1 on a leak: after the
+# warm-up (SOAK_WARMUP, default a fifth of DURATION, at most 3m) a least-squares slope of the live
+# heap above SOAK_HEAP_SLOPE KiB/min (64) or of RSS above SOAK_RSS_SLOPE KiB/min (1024); or
+# goroutines / fds / UDP sockets at the quiet end above the quiet start (slack 10 / 4 / 2); or the
+# staying reader went without packets for more than SOAK_MAX_SILENCE (2s) other than within 15 s
+# of a kill or restart of edge. Processes the soak restarts are sampled but not judged.
+# See docs/TESTING.md, "Churn soak". Ports: SOAK_PORT (19554; RTSPS +1, origin +2, control +3,
+# ops listeners +4..+6)
 # and SOAK_RTP_PORT (19000; the origin, nodes and multicast take blocks above it).
 set -euo pipefail
 # everything in main, so that bash has read the whole file before it runs: editing the script
@@ -148,7 +151,7 @@ if [ -n "$cluster" ]; then
   "$dir/meshgw" certs -dir "$dir/pki" -td soak.test far edge >/dev/null
   idn() { printf 'identity: {trust_domain: soak.test, cert: %s/%s.pem, key: %s/%s.key, bundle: %s/ca.pem}\n' "$dir/pki" "$1" "$dir/pki" "$1" "$dir/pki"; }
   { idn control
-    printf 'control: {listen: "127.0.0.1:%s", startup_grace: 0s, node_timeout: 2s}\nnode: {name: control, data_address: 127.0.0.1}\n' "$cport"
+    printf 'control: {listen: "127.0.0.1:%s", startup_grace: 3s, node_timeout: 2s}\nnode: {name: control, data_address: 127.0.0.1}\n' "$cport"
   } >>"$dir/meshgw.yaml"
   { idn far
     printf 'log_level: warn\nrtsp: {rtp_port: %s}\napi: {listen: "127.0.0.1:%s", pprof: true}\n' "$((rtpport + 300))" "$((port + 5))"
@@ -196,10 +199,11 @@ start origin run -c "$dir/origin.yaml"
 waitport "$oport" origin
 procs=(origin)
 if [ -n "$cluster" ]; then
+  # the nodes attach within the control's startup_grace, so demo and pull start on edge
   start gw control -c "$dir/meshgw.yaml"
-  waitport "$port" gw
   start far node -c "$dir/far.yaml"
   start edge node -c "$dir/edge.yaml"
+  waitport "$port" gw
   procs+=(gw far edge)
 else
   start gw run -c "$dir/meshgw.yaml"
@@ -327,7 +331,7 @@ csvs=()
 for n in "${procs[@]}"; do
   csvs+=("$dir/$n.csv")
 done
-"$ml" verdict -warmup "$warmup" -rss-slope "${SOAK_RSS_SLOPE:-1024}" -heap-slope "${SOAK_HEAP_SLOPE:-64}" -reader "$dir/staying.json" \
+"$ml" verdict -warmup "$warmup" -max-silence "${SOAK_MAX_SILENCE:-2s}" -rss-slope "${SOAK_RSS_SLOPE:-1024}" -heap-slope "${SOAK_HEAP_SLOPE:-64}" -reader "$dir/staying.json" \
   -events <(grep -E ' (kill|restart) ' "$dir/events.log" || true) "${csvs[@]}" | tee "$dir/verdict.txt" || status=1
 echo "soak.sh: CSVs, logs and verdict.txt in $dir" >&2
 exit "$status"
