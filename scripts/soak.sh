@@ -113,7 +113,7 @@ printf 'log_level: warn\nrtsp: {listen: 127.0.0.1:%s, rtp_port: %s}\nroutes:\n  
 
 mcastcfg=""
 if [ "$mcast" = 1 ]; then
-  mcastcfg="  multicast: {range: 239.255.77.0/24, port: $((rtpport + 900)), ttl: 1}"
+  mcastcfg=", multicast: {range: 239.255.77.0/24, port: $((rtpport + 900)), ttl: 1}"
 fi
 # demo pinned to edge in the cluster, so a kill of edge moves the staying reader's stream
 pin=""
@@ -122,11 +122,7 @@ if [ -n "$cluster" ]; then
 fi
 cat >"$dir/meshgw.yaml" <<YAML
 log_level: warn
-rtsp:
-  listen: 127.0.0.1:${port}
-  rtp_port: ${rtpport}
-  session_timeout: 20s
-${mcastcfg}
+rtsp: {listen: "127.0.0.1:${port}", rtp_port: ${rtpport}, session_timeout: 20s${mcastcfg}}
 rtsps: {listen: 127.0.0.1:${sport}, cert: ${dir}/cert.pem, key: ${dir}/key.pem}
 api: {listen: "127.0.0.1:$((port + 4))", pprof: true}
 auth:

@@ -46,17 +46,12 @@ type sampled struct {
 }
 
 func sampleMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meshload sample", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: meshload sample -dir DIR [-interval 10s] [-phase FILE] NAME=PIDFILE[,PPROF_URL]...\n\n"+
-			"Every interval, appends to DIR/NAME.csv (%s) for each process:\n"+
-			"VmRSS, open fds and UDP sockets, and from PPROF_URL (the process's /debug/pprof/, e.g.\n"+
-			"http://127.0.0.1:9997/debug/pprof/) goroutines and the Go heap after a collection the\n"+
-			"sample forces (live heap and heap in use; -1 without a URL). The phase\n"+
-			"column is the first line of -phase FILE. Runs until interrupted.\n\n", sampleHeader)
-		fs.PrintDefaults()
-	}
+	fs := subFlags("sample", stderr, "-dir DIR [-interval 10s] [-phase FILE] NAME=PIDFILE[,PPROF_URL]...\n\n"+
+		"Every interval, appends to DIR/NAME.csv ("+sampleHeader+") for each process:\n"+
+		"VmRSS, open fds and UDP sockets, and from PPROF_URL (the process's /debug/pprof/, e.g.\n"+
+		"http://127.0.0.1:9997/debug/pprof/) goroutines and the Go heap after a collection the\n"+
+		"sample forces (live heap and heap in use; -1 without a URL). The phase\n"+
+		"column is the first line of -phase FILE. Runs until interrupted.")
 	dir := fs.String("dir", "", "directory of the CSV files (required)")
 	every := fs.Duration("interval", 10*time.Second, "time between samples")
 	phase := fs.String("phase", "", "file whose first line names the current phase")
@@ -113,6 +108,18 @@ func sampleMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case <-t.C:
 		}
 	}
+}
+
+// subFlags is the flag set of the subcommand name, whose usage line goes on
+// with usage.
+func subFlags(name string, stderr io.Writer, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("meshload "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: meshload %s %s\n\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 // readPhase is the first line of file, "-" when there is none.
@@ -274,8 +281,9 @@ func parseGoroutines(b []byte) (int, error) {
 // sends DESCRIBE with Basic credentials that are wrong, counting the answers
 // (401 wrong password, 403 banned, 503 hashing busy), until interrupted.
 func guessMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meshload guess", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := subFlags("guess", stderr, "-url rtsps://HOST:PORT/ROUTE [-from IP] [flags]\n\n"+
+		"Makes a failed login (DESCRIBE with wrong Basic credentials) every -every until interrupted,\n"+
+		"then prints how the gateway answered: 401, 403 (banned), 503 (hashing busy), closed, error.")
 	rawURL := fs.String("url", "", "route with authentication (rtsps:// for Basic without allow_basic_plain)")
 	from := fs.String("from", "", "local IP address to connect from (e.g. 127.0.0.2, so a ban hits only it)")
 	user := fs.String("user", "soak", "user name to send")

@@ -7,7 +7,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -53,16 +52,11 @@ type procVerdict struct {
 }
 
 func verdictMain(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meshload verdict", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: meshload verdict [flags] CSV...\n\n"+
-			"Judges sample CSVs (meshload sample) of a soak: least-squares slopes over the churn phase after\n"+
-			"-warmup, and the quiet end against the quiet start. Processes the script restarted (several\n"+
-			"PIDs) are listed but not judged. With -reader, also judges a reader that stayed connected.\n"+
-			"Exits non-zero (an error) on a leak or a gap.\n\n")
-		fs.PrintDefaults()
-	}
+	fs := subFlags("verdict", stderr, "[flags] CSV...\n\n"+
+		"Judges sample CSVs (meshload sample) of a soak: least-squares slopes over the churn phase after\n"+
+		"-warmup, and the quiet end against the quiet start. Processes the script restarted (several\n"+
+		"PIDs) are listed but not judged. With -reader, also judges a reader that stayed connected.\n"+
+		"Exits non-zero (an error) on a leak or a gap.")
 	var lim leakLimits
 	fs.DurationVar(&lim.warmup, "warmup", 3*time.Minute, "churn time before the slopes are fitted")
 	fs.Float64Var(&lim.rssSlope, "rss-slope", 1024, "largest RSS slope after the warm-up, KiB per minute")
@@ -138,7 +132,7 @@ func parseSampleRow(r []string) (sampleRow, error) {
 		return row, fmt.Errorf("%d fields, want %d", len(r), 4+nSeries)
 	}
 	var err error
-	if row.elapsed, err = strconv.ParseFloat(r[1], 64); err != nil {
+	if row.elapsed, err = finite(r[1]); err != nil {
 		return row, fmt.Errorf("elapsed_s: %w", err)
 	}
 	row.phase = r[2]
@@ -146,11 +140,21 @@ func parseSampleRow(r []string) (sampleRow, error) {
 		return row, fmt.Errorf("pid: %w", err)
 	}
 	for k := range row.vals {
-		if row.vals[k], err = strconv.ParseFloat(r[4+k], 64); err != nil {
+		if row.vals[k], err = finite(r[4+k]); err != nil {
 			return row, fmt.Errorf("%s: %w", seriesNames[k], err)
 		}
 	}
 	return row, nil
+}
+
+// finite parses a number that is neither NaN nor infinite (ParseFloat
+// accepts both, and one of them would make every slope NaN).
+func finite(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		err = fmt.Errorf("%q is not a finite number", s)
+	}
+	return f, err
 }
 
 // judge applies the criterion to one process's samples.
