@@ -22,7 +22,7 @@ import (
 //	MESHGW_SOAK=20s go test -count=1 -run TestSoak -v ./tests/e2e                 # self-test, ≈75 s
 //
 // MESHGW_SOAK=1 means 10m; any other value is the duration. A run of under 5 minutes is the
-// self-test of the machinery: it samples every 2 s and does not judge the RSS slope (a few
+// self-test of the machinery: it samples every 2 s and does not judge the RSS and heap slopes (a few
 // seconds after start-up cannot tell a leak from warm-up), but still judges goroutines, fds and
 // UDP sockets at the quiet end against the quiet start, and the reader that stays.
 func TestSoak(t *testing.T) {
@@ -46,7 +46,7 @@ func TestSoak(t *testing.T) {
 	env := append(os.Environ(), "SOAK_DIR="+dir)
 	short := d < 5*time.Minute
 	if short {
-		env = append(env, "SOAK_INTERVAL=2", "SOAK_QUIET=6", "SOAK_CYCLE=6", "SOAK_RSS_SLOPE=1000000000")
+		env = append(env, "SOAK_INTERVAL=2", "SOAK_QUIET=6", "SOAK_CYCLE=6", "SOAK_RSS_SLOPE=1000000000", "SOAK_HEAP_SLOPE=1000000000")
 	}
 	if os.Getenv("MESHGW_SOAK_CLUSTER") != "" {
 		env = append(env, "SOAK_CLUSTER=1")
