@@ -65,7 +65,7 @@ type Report struct {
 	// Silences are the stretches of at least 250 ms without packets, per
 	// reader line; a long run (scripts/soak.sh) matches them with its events.
 	Silences []SilenceReport `json:"silences,omitempty"`
-	// SilencesDropped counts silences beyond the 32 each line records.
+	// SilencesDropped counts silences beyond the 256 each line records.
 	SilencesDropped int `json:"silences_dropped,omitempty"`
 }
 

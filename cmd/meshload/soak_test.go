@@ -207,3 +207,58 @@ func TestSilenceLog(t *testing.T) {
 		t.Errorf("%d silences counted, want %d", q.n, 2+maxSilences+5)
 	}
 }
+
+// TestVerdictSum: a stream that moves from one node to another moves its sockets and heap with
+// it; judged one by one, the receiving node looks leaky, judged as a sum nothing grew. A leak in
+// one of them still shows in the sum.
+func TestVerdictSum(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, udp func(i int) int, heap func(i int) int, skip int) string {
+		var b strings.Builder
+		b.WriteString(sampleHeader + "\n")
+		for i := range 80 {
+			if i == skip {
+				continue // being restarted: no sample
+			}
+			phase := "churn"
+			switch {
+			case i < 3:
+				phase = "start"
+			case i >= 77:
+				phase = "quiet"
+			}
+			fmt.Fprintf(&b, "0,%d.%d,%s,7,30000,20,12,%d,%d,8000\n", i*10, i%3, phase, udp(i), heap(i))
+		}
+		path := filepath.Join(dir, name+".csv")
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	moved := func(before, after int) func(int) int {
+		return func(i int) int {
+			if i < 40 {
+				return before
+			}
+			return after
+		}
+	}
+	a := write("control", moved(2, 6), moved(2000, 6000), -1)
+	b := write("edge", moved(6, 2), moved(6000, 2000), 50)
+	var out, errs bytes.Buffer
+	if err := verdictMain(context.Background(), []string{"-warmup", "1m", a, b}, &out, &errs); err == nil {
+		t.Errorf("judged one by one, the moved stream was not taken for a leak:\n%s", out.String())
+	}
+	out.Reset()
+	if err := verdictMain(context.Background(), []string{"-warmup", "1m", "-sum", "control,edge", a, b}, &out, &errs); err != nil {
+		t.Errorf("judged as a sum: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "\nsum ") {
+		t.Errorf("no sum line:\n%s", out.String())
+	}
+	c := write("leaky", moved(2, 2), func(i int) int { return 2000 + 20*i }, -1)
+	out.Reset()
+	if err := verdictMain(context.Background(), []string{"-warmup", "1m", "-sum", "control,edge,leaky", a, b, c}, &out, &errs); err == nil || !strings.Contains(out.String(), "live heap grows") {
+		t.Errorf("a leak in one process did not show in the sum: %v\n%s", err, out.String())
+	}
+}

@@ -64,6 +64,7 @@ func verdictMain(_ context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Float64Var(&lim.slack[1], "goroutine-slack", 10, "goroutines the quiet end may have above the quiet start")
 	fs.Float64Var(&lim.slack[2], "fd-slack", 4, "open fds the quiet end may have above the quiet start")
 	fs.Float64Var(&lim.slack[3], "udp-slack", 2, "UDP sockets the quiet end may have above the quiet start")
+	sum := fs.String("sum", "", "comma-separated CSV names (without .csv) judged as one process, the sum of their series: the processes of a cluster, between which work moves")
 	readerJSON := fs.String("reader", "", "meshload -json report of the reader that stayed connected")
 	events := fs.String("events", "", "file of 'UNIX_MS WHAT' lines: kills, whose silences are excused")
 	excuse := fs.Duration("excuse", 15*time.Second, "silence allowed to start within this long after an event")
@@ -77,12 +78,33 @@ func verdictMain(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	failed := false
 	var vs []*procVerdict
+	inSum := map[string]bool{}
+	if *sum != "" {
+		for _, n := range strings.Split(*sum, ",") {
+			inSum[n] = true
+		}
+	}
+	var summed [][]sampleRow
 	for _, path := range fs.Args() {
 		rows, err := readSamples(path)
 		if err != nil {
 			return fmt.Errorf("verdict: %w", err)
 		}
-		v := judge(strings.TrimSuffix(filepath.Base(path), ".csv"), rows, &lim)
+		name := strings.TrimSuffix(filepath.Base(path), ".csv")
+		v := judge(name, rows, &lim)
+		if inSum[name] {
+			summed = append(summed, rows)
+			delete(inSum, name)
+			v.problems, v.notJudged = nil, "judged in the sum"
+		}
+		vs = append(vs, v)
+		failed = failed || len(v.problems) > 0
+	}
+	if *sum != "" {
+		if len(inSum) > 0 {
+			return fmt.Errorf("verdict: -sum names processes without a CSV: %v", inSum)
+		}
+		v := judge("sum", sumSamples(summed), &lim)
 		vs = append(vs, v)
 		failed = failed || len(v.problems) > 0
 	}
@@ -145,6 +167,43 @@ func parseSampleRow(r []string) (sampleRow, error) {
 		}
 	}
 	return row, nil
+}
+
+// sumSamples adds up the series of several processes sampled at the same
+// ticks (rows whose elapsed times are within a second of the first
+// process's), keeping only ticks every process has a sample of (a process
+// being restarted has none). A process restarted during the churn (several
+// PIDs) then makes the sum's PIDs differ too, which judge does not count:
+// the sum carries the first process's PID.
+func sumSamples(procs [][]sampleRow) []sampleRow {
+	if len(procs) == 0 {
+		return nil
+	}
+	next := make([]int, len(procs))
+	var out []sampleRow
+ticks:
+	for _, ref := range procs[0] {
+		row := ref
+		for p := 1; p < len(procs); p++ {
+			rows := procs[p]
+			for next[p] < len(rows) && rows[next[p]].elapsed < ref.elapsed-1 {
+				next[p]++
+			}
+			if next[p] == len(rows) || rows[next[p]].elapsed > ref.elapsed+1 {
+				continue ticks
+			}
+			r := rows[next[p]]
+			for k := range row.vals {
+				if row.vals[k] < 0 || r.vals[k] < 0 {
+					row.vals[k] = -1 // not measured in one of them
+				} else {
+					row.vals[k] += r.vals[k]
+				}
+			}
+		}
+		out = append(out, row)
+	}
+	return out
 }
 
 // finite parses a number that is neither NaN nor infinite (ParseFloat
