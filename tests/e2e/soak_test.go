@@ -19,7 +19,7 @@ import (
 //
 //	MESHGW_SOAK=1 go test -count=1 -timeout 30m -run TestSoak -v ./tests/e2e      # 10 minutes
 //	MESHGW_SOAK=1 MESHGW_SOAK_CLUSTER=1 go test ...                               # control + 2 nodes
-//	MESHGW_SOAK=20s go test -count=1 -run TestSoak -v ./tests/e2e                 # self-test, ≈75 s
+//	MESHGW_SOAK=20s go test -count=1 -run TestSoak -v ./tests/e2e                 # self-test, ≈85 s
 //
 // MESHGW_SOAK=1 means 10m; any other value is the duration. A run of under 5 minutes is the
 // self-test of the machinery: it samples every 2 s and does not judge the RSS and heap slopes (a few
