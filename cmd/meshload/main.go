@@ -12,6 +12,12 @@
 //	meshload -url rtsp://127.0.0.1:8554/load -routes 10 -publish -readers 100 -pid ...
 //	meshload -url rtsp://127.0.0.1:8554/pull -routes 100 -publish-url rtsp://origin/clip -wait-routes 30s ...
 //
+// Three subcommands serve scripts/soak.sh, the churn soak: "meshload
+// sample" writes a CSV of a process's RSS, goroutines, fds and UDP sockets
+// every few seconds, "meshload guess" makes failed logins from an address of
+// its own, and "meshload verdict" fits the samples' slopes and says whether
+// anything leaked.
+//
 // With -routes N the readers are dealt over N routes (the URL path with
 // suffix 0..N-1), each published by its own publisher (-publish) or pulled by
 // the gateway from an origin meshload publishes one stream to (-publish-url);
@@ -48,6 +54,21 @@ func main() {
 
 // realMain is main without the process around it, so tests can drive it.
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if cmd, ok := soakCommands[args[0]]; ok {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err := cmd(ctx, args[1:], stdout, stderr)
+			switch {
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case err != nil:
+				fmt.Fprintf(stderr, "meshload: %v\n", err)
+				return 1
+			}
+			return 0
+		}
+	}
 	cfg, asJSON, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -90,6 +90,7 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 			rep.StrayPackets += b.Stray - a.Stray
 			rep.ClearSRTPPayloads += b.Clear - a.Clear
 			bestLine = max(bestLine, w.Received)
+			rn.addSilences(r.idx, rl.track, &b.Quiet, m0.at, m1.at)
 		}
 		d.Packets += recv
 		l.Expected += exp
@@ -157,6 +158,33 @@ func (rn *runner) window(ctx context.Context) (*reader, error) {
 		rn.note("no media packet was delivered in the window")
 	}
 	return best, nil
+}
+
+// addSilences reports the silences of one reader line that ended inside
+// the window [from, to] (clock nanoseconds), the one still going at its end
+// included, as wall-clock times.
+func (rn *runner) addSilences(reader, track int, q *silenceLog, from, to int64) {
+	rep := rn.rep
+	add := func(s silence) {
+		rep.MaxSilenceMS = max(rep.MaxSilenceMS, float64(s.dur)/1e6)
+		rep.Silences = append(rep.Silences, SilenceReport{Reader: reader, Track: track,
+			EndUnixMS: rn.clock.base.Add(time.Duration(s.end)).UnixMilli(), MS: float64(s.dur) / 1e6})
+	}
+	for _, s := range q.e[:min(q.n, maxSilences)] {
+		if s.end > from {
+			add(s)
+		}
+	}
+	if q.n > maxSilences {
+		rep.SilencesDropped += q.n - maxSilences
+		rep.MaxSilenceMS = max(rep.MaxSilenceMS, float64(q.longest)/1e6)
+	}
+	switch {
+	case q.last == 0:
+		add(silence{end: to, dur: to - from}) // nothing ever arrived
+	case to-q.last >= silenceMin:
+		add(silence{end: to, dur: to - q.last})
+	}
 }
 
 // latencyReport summarises a histogram; nil when it holds no sample (no

@@ -58,6 +58,23 @@ type Report struct {
 	RxErrors        uint64   `json:"rx_errors"`
 	Truncated       uint64   `json:"truncated_packets"`
 	Notes           []string `json:"notes,omitempty"`
+
+	// MaxSilenceMS is the longest time any reader line went without an RTP
+	// packet in the window (a line's trailing silence at the end included).
+	MaxSilenceMS float64 `json:"max_silence_ms"`
+	// Silences are the stretches of at least 250 ms without packets, per
+	// reader line; a long run (scripts/soak.sh) matches them with its events.
+	Silences []SilenceReport `json:"silences,omitempty"`
+	// SilencesDropped counts silences beyond the 256 each line records.
+	SilencesDropped int `json:"silences_dropped,omitempty"`
+}
+
+// SilenceReport is one stretch without packets on one reader's track.
+type SilenceReport struct {
+	Reader    int     `json:"reader"`
+	Track     int     `json:"track"`
+	EndUnixMS int64   `json:"end_unix_ms"` // when the next packet came (or the window ended)
+	MS        float64 `json:"ms"`
 }
 
 // RoutesReport is delivery and loss per route over the window, and how
@@ -241,6 +258,10 @@ func (r *Report) writeTable(w io.Writer) error {
 	if r.Disconnected > 0 || r.KeepaliveErrors > 0 || r.RxErrors > 0 || r.Truncated > 0 {
 		fmt.Fprintf(&b, "trouble     %d readers disconnected, %d keepalive errors, %d receive errors, %d truncated packets\n",
 			r.Disconnected, r.KeepaliveErrors, r.RxErrors, r.Truncated)
+	}
+	if len(r.Silences) > 0 {
+		fmt.Fprintf(&b, "silence     %d stretches of 250 ms or more without packets (+%d not listed), longest %.0f ms\n",
+			len(r.Silences), r.SilencesDropped, r.MaxSilenceMS)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note        %s\n", n)

@@ -60,6 +60,12 @@ type rtspConn struct {
 // dialRTSP opens a connection to the host:port of u: TCP for rtsp://, TLS
 // with tc for rtsps:// (tc nil: the system roots verify the server).
 func dialRTSP(ctx context.Context, u *base.URL, tc *tls.Config, timeout time.Duration, bufSize int) (*rtspConn, error) {
+	return dialRTSPFrom(ctx, u, tc, timeout, bufSize, nil)
+}
+
+// dialRTSPFrom is dialRTSP from the local address from (nil: the kernel's
+// choice), so that one process can appear as several clients (127.0.0.x).
+func dialRTSPFrom(ctx context.Context, u *base.URL, tc *tls.Config, timeout time.Duration, bufSize int, from *net.TCPAddr) (*rtspConn, error) {
 	secure := u.Scheme == "rtsps"
 	host := u.Host
 	if u.Port() == "" {
@@ -70,6 +76,9 @@ func dialRTSP(ctx context.Context, u *base.URL, tc *tls.Config, timeout time.Dur
 		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	d := net.Dialer{Timeout: timeout}
+	if from != nil {
+		d.LocalAddr = from
+	}
 	var nc net.Conn
 	var err error
 	if secure {

@@ -134,6 +134,7 @@ type lineSnap struct {
 	RTCP     uint64
 	Stray    uint64 // RTP that is not the stream being measured (wrong SSRC in the floor, malformed, SSRCs beyond maxSSRCs)
 	Clear    uint64 // packets of an SRTP line whose payload was not encrypted
+	Quiet    silenceLog
 }
 
 // lineWindow is what one line did between two snapshots.
