@@ -123,11 +123,20 @@ func (fo *failover) reingestLocked(ctx context.Context, s *stream, dead *member)
 			f = f.WithContinue(st.Lines)
 		}
 	}
+	former := s.sourceFlow
 	s.sourceFlow, s.ingest = f.ID, to
 	s.sourceUp = make(chan struct{})
 	up := s.sourceUp
 	wait := startTimeout(s.route)
 	fo.mu.Unlock()
+	// A node declared dead may have re-attached (it was only silent) before its streams were
+	// moved: its reconcile then still counted the old source flow as wanted, so nothing else
+	// deletes it, and it would refuse this stream's source if the stream ever came back to it.
+	if dead != nil && former != "" && dead.isAlive() {
+		if err := dead.n.Delete(ctx, former); err != nil && !errors.Is(err, node.ErrNotFound) {
+			fo.log.Warn("delete the moved source on its former node", "route", s.path, "node", dead.name, "flow", former, "err", err)
+		}
+	}
 	fo.relays.yieldLocked(ctx, s, to)
 	if _, err := to.n.Apply(ctx, f); err != nil {
 		fo.log.Error("re-ingest failed", "route", s.path, "node", to.name, "err", err)
