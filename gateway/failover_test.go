@@ -17,7 +17,9 @@ import (
 func TestReingestDeletesSourceOnReattachedNode(t *testing.T) {
 	c, _ := graceControl(t)
 	a, b := &recNode{name: "node-a"}, &recNode{name: "node-b"}
-	info := func(ip string) NodeInfo { return NodeInfo{Data: netip.MustParseAddr(ip), RTPPort: 8000, RTCPPort: 8001} }
+	info := func(ip string) NodeInfo {
+		return NodeInfo{Data: netip.MustParseAddr(ip), RTPPort: 8000, RTCPPort: 8001}
+	}
 	c.NodeUp("node-a", a, info("10.0.0.1"), nil, nil)
 	c.NodeUp("node-b", b, info("10.0.0.2"), nil, nil)
 	if err := c.Start(context.Background()); err != nil {
