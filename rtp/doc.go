@@ -16,10 +16,10 @@
 // created, to the stage after it; Chain composes a track's stages (SRTP
 // Unprotect, the 2022-7 Merge, nack.Repairer) ending in the hub (HubInput).
 //
-// The rules it is built around (DESIGN.md §4): a hub has one active source;
-// each sink gets each packet once; a slow sink drops and counts instead of
-// blocking anyone; packet buffers are pooled, reference counted and shared
-// read-only; nothing on the per-packet path allocates in steady state.
+// The rules it is built around (docs/ARCHITECTURE.md, "Data path rules"): a hub has one active
+// source; each sink gets each packet once; a slow sink drops and counts instead of blocking anyone;
+// packet buffers are pooled, reference counted and shared read-only; nothing on the per-packet path
+// allocates in steady state.
 //
 // UDP egress is where the CPU goes, so it is shaped around the kernel's
 // cost per call: one egress worker per core owns a share of the readers and

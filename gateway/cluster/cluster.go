@@ -1,7 +1,7 @@
 // Package cluster connects the control to its nodes over the control↔node API (package api,
-// DESIGN.md §6): Server is the control's end, where every attached node becomes a *Remote that
-// implements node.Node; Agent is the node's end, which dials the control, registers, applies the
-// control's commands to the local data plane and reports back.
+// docs/ARCHITECTURE.md, "Control ↔ node protocol"): Server is the control's end, where every
+// attached node becomes a *Remote that implements node.Node; Agent is the node's end, which dials
+// the control, registers, applies the control's commands to the local data plane and reports back.
 //
 // The nodes dial, over mutual TLS with SPIFFE IDs (package identity), and a node keeps all its
 // flows running while it is detached: a control that restarts rebuilds its state from the flows

@@ -286,9 +286,9 @@ type RelaySource struct {
 	// SRTPKey is the relay's key, shared with the upstream's relay sinks, so node-to-node links
 	// carry SRTP. Never logged.
 	SRTPKey []byte
-	// NACK turns on loss repair (PROTOCOLS.md §7.4): the node asks for missing packets with RTCP
-	// NACKs to the upstream's RTCP address and holds later packets for up to NACKWait (0:
-	// 200 ms) so its hubs see the line in order.
+	// NACK turns on loss repair (RFC 4585; docs/ARCHITECTURE.md, "On edge-a" step 9): the node asks
+	// for missing packets with RTCP NACKs to the upstream's RTCP address and holds later packets
+	// for up to NACKWait (0: 200 ms) so its hubs see the line in order.
 	NACK     bool
 	NACKWait time.Duration
 	// RTP2 and RTCP2 are the upstream's live-live pair addresses a second SMPTE 2022-7 leg comes

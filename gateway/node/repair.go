@@ -8,11 +8,11 @@ import (
 	"github.com/meshgw/meshgw/rtp/nack"
 )
 
-// NACK and retransmission on relay links (PROTOCOLS.md §7.4): the per-packet halves are
-// package rtp/nack; here they are wired to relay flows. A NACK relay sink sends through a
-// nack.History (udpSink, sink_udp.go), a NACK relay source repairs each track with a nack.Repairer
-// in the track's chain (flow.setRelayChains) and sends its NACKs through the flow's nack.Feedback
-// (setRepairLocked, setLiveLiveLocked).
+// NACK and retransmission on relay links (RFC 4585; docs/ARCHITECTURE.md, "On edge-a" step 9): the
+// per-packet halves are package rtp/nack; here they are wired to relay flows. A NACK relay sink
+// sends through a nack.History (udpSink, sink_udp.go), a NACK relay source repairs each track with
+// a nack.Repairer in the track's chain (flow.setRelayChains) and sends its NACKs through the flow's
+// nack.Feedback (setRepairLocked, setLiveLiveLocked).
 
 // newRepairer is the loss repair of one track of relay source fl: its NACKs go to the flow's
 // feedback sinks; it is a stage of the track's chain (flow.setRelayChains), in front of the hub's

@@ -1,10 +1,9 @@
-// Package nack is loss repair on relay links between meshgw nodes by RTCP
-// generic NACK (RFC 4585 §6.2.1; PROTOCOLS.md §7.4): on the sending side a
-// History keeps the last packets a relay sink sent and sends again those a
-// NACK asks for; on the receiving side a Repairer passes a relayed track's
-// packets to its hub in sequence order, holds those behind a gap, asks the
-// upstream for the missing ones and gives a gap up after its wait. Reader
-// and Append read and write the NACKs without allocating.
+// Package nack is loss repair on relay links between meshgw nodes by RTCP generic NACK (RFC 4585
+// §6.2.1; docs/ARCHITECTURE.md, "On edge-a" step 9): on the sending side a History keeps the last
+// packets a relay sink sent and sends again those a NACK asks for; on the receiving side a Repairer
+// passes a relayed track's packets to its hub in sequence order, holds those behind a gap, asks the
+// upstream for the missing ones and gives a gap up after its wait. Reader and Append read and write
+// the NACKs without allocating.
 //
 // Retransmissions go on the original SSRC with the original sequence number, not as RFC 4588
 // RTX (own payload type, SSRC and sequence space, OSN prefix). RFC 4588 keeps retransmissions
